@@ -1,0 +1,339 @@
+//! REST request and response bodies of the HTTP API under `/v1`.
+
+use crate::credits::Credits;
+use crate::ids::{JobId, UserName, WorkerId};
+use crate::job::{FailureReason, JobStatus};
+use crate::language::Language;
+use crate::metrics::HostMetrics;
+use crate::protocol::ExecutorKind;
+use crate::time_fmt::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use utoipa::ToSchema;
+
+/// `POST /v1/jobs`. Unknown fields are refused so a typo is an error, not a default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJobRequest {
+    pub language: Language,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+}
+
+/// A job as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    pub job_id: JobId,
+    pub user: UserName,
+    pub status: JobStatus,
+    pub language: Language,
+    pub priority: i32,
+    pub timeout_s: u32,
+    pub memory_mb: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub submitted_at: Timestamp,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<WorkerId>,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<FailureReason>,
+    /// A human sentence accompanying `reason`, when the platform has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub cost: Credits,
+}
+
+/// `GET /v1/jobs`: own jobs, newest first; pass `next` as `before` for the next page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobListResponse {
+    pub jobs: Vec<JobView>,
+    pub next: Option<JobId>,
+}
+
+/// Query of `GET /v1/jobs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobListQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<JobStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<JobId>,
+}
+
+/// `GET /v1/balance`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BalanceResponse {
+    pub user: UserName,
+    pub balance: Credits,
+}
+
+/// The kind of a ledger movement, as in the contract's credit rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerKind {
+    Grant,
+    Hold,
+    Reward,
+    Fee,
+    Refund,
+}
+
+impl LedgerKind {
+    pub const ALL: [LedgerKind; 5] = [
+        LedgerKind::Grant,
+        LedgerKind::Hold,
+        LedgerKind::Reward,
+        LedgerKind::Fee,
+        LedgerKind::Refund,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Grant => "grant",
+            LedgerKind::Hold => "hold",
+            LedgerKind::Reward => "reward",
+            LedgerKind::Fee => "fee",
+            LedgerKind::Refund => "refund",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LedgerKind> {
+        LedgerKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for LedgerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One ledger row as a user sees it on their own account: `amount` is signed from
+/// that account's side (a hold is negative, a reward positive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LedgerEntryView {
+    pub id: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    pub kind: LedgerKind,
+    pub amount: Credits,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<JobId>,
+    pub balance_after: Credits,
+}
+
+/// `GET /v1/ledger`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LedgerResponse {
+    pub entries: Vec<LedgerEntryView>,
+}
+
+/// A worker's connection state as the coordinator sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerStatus {
+    /// Connected and taking jobs.
+    Online,
+    /// Connected, finishing its jobs, taking no new ones.
+    Draining,
+    /// Not connected.
+    Offline,
+    /// Its token was revoked; it can never connect again.
+    Revoked,
+}
+
+impl WorkerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerStatus::Online => "online",
+            WorkerStatus::Draining => "draining",
+            WorkerStatus::Offline => "offline",
+            WorkerStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl fmt::Display for WorkerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One worker in `GET /v1/workers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkerView {
+    pub worker_id: WorkerId,
+    pub name: String,
+    pub owner: UserName,
+    pub status: WorkerStatus,
+    pub languages: Vec<Language>,
+    pub slots: u32,
+    pub running: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<HostMetrics>,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_seen: Option<Timestamp>,
+}
+
+/// `GET /v1/workers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkersResponse {
+    pub workers: Vec<WorkerView>,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HealthResponse {
+    /// `ok`, or `unavailable` with a 503.
+    pub status: String,
+    pub version: String,
+    pub protocol: u32,
+    pub uptime_s: u64,
+    pub workers_online: u32,
+    pub jobs_queued: u64,
+}
+
+/// The machine-readable error codes of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    Unauthorized,
+    InsufficientCredits,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    QueueFull,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status each code is sent with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::InsufficientCredits => 402,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::QueueFull => 503,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::InsufficientCredits => "insufficient_credits",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::QueueFull => "queue_full",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// `{"error": {"code": "...", "message": "..."}}`, the body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_submit_fields_are_rejected() {
+        let err = serde_json::from_str::<SubmitJobRequest>(
+            r#"{"language":"python","code":"print(1)","timeout":5}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field `timeout`"), "{err}");
+    }
+
+    #[test]
+    fn submit_accepts_the_javascript_alias() {
+        let r: SubmitJobRequest =
+            serde_json::from_str(r#"{"language":"javascript","code":"1"}"#).unwrap();
+        assert_eq!(r.language, Language::Node);
+    }
+
+    #[test]
+    fn submit_rejects_wrong_types_and_missing_fields() {
+        for bad in [
+            r#"{"code":"x"}"#,
+            r#"{"language":"python"}"#,
+            r#"{"language":"python","code":5}"#,
+            r#"{"language":"python","code":"x","timeout_s":-1}"#,
+            r#"{"language":"python","code":"x","memory_mb":1.5}"#,
+            r#"[]"#,
+            r#""#,
+        ] {
+            assert!(serde_json::from_str::<SubmitJobRequest>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_codes_map_to_the_contract_statuses() {
+        assert_eq!(ErrorCode::InsufficientCredits.http_status(), 402);
+        assert_eq!(ErrorCode::QueueFull.http_status(), 503);
+        assert_eq!(ErrorCode::RateLimited.http_status(), 429);
+        let body = serde_json::to_string(&ErrorBody::new(ErrorCode::NotFound, "no such job")).unwrap();
+        assert_eq!(body, r#"{"error":{"code":"not_found","message":"no such job"}}"#);
+    }
+}

@@ -1,0 +1,385 @@
+//! The configuration file (`gridx.toml`) shared by the server, the worker host and the
+//! dashboard, and its layering: defaults, then the TOML file, then `GRIDX_*`
+//! environment variables. Command-line flags are applied last, by each binary.
+//!
+//! This module only parses text it is given; reading the file and the environment is
+//! the binaries' job, which keeps every rule here testable without I/O.
+
+use crate::credits::Credits;
+use crate::limits::JobLimits;
+use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GridxConfig {
+    pub server: ServerConfig,
+    pub client: ClientConfig,
+    pub worker: WorkerConfig,
+    pub dashboard: DashboardConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[server]`: the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// Where the SQLite store lives; unset means the platform data directory.
+    pub data_dir: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub heartbeat_s: u32,
+    pub hello_timeout_s: u32,
+    pub max_attempts: u32,
+    pub job_cost: Credits,
+    /// The worker owner's share of a job's cost, in per-mille; the rest is the fee.
+    pub reward_permille: u16,
+    pub new_user_credits: Credits,
+    pub queue_capacity: u64,
+    pub max_queued_per_user: u64,
+    pub rate_limit_per_s: u32,
+    pub rate_limit_burst: u32,
+    pub max_request_bytes: usize,
+    pub max_ws_frame_bytes: usize,
+    pub request_timeout_s: u32,
+    pub retention_days: u32,
+    pub cors_allowed_origins: Vec<String>,
+    pub shutdown_grace_s: u32,
+    pub limits: JobLimits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8420".into(),
+            data_dir: None,
+            log_format: LogFormat::Text,
+            heartbeat_s: 5,
+            hello_timeout_s: 5,
+            max_attempts: 3,
+            job_cost: Credits::from_whole(1),
+            reward_permille: 800,
+            new_user_credits: Credits::from_whole(100),
+            queue_capacity: 100_000,
+            max_queued_per_user: 10_000,
+            rate_limit_per_s: 200,
+            rate_limit_burst: 400,
+            max_request_bytes: 2 * 1024 * 1024,
+            max_ws_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            request_timeout_s: 30,
+            retention_days: 7,
+            cors_allowed_origins: Vec::new(),
+            shutdown_grace_s: 10,
+            limits: JobLimits::default(),
+        }
+    }
+}
+
+/// `[client]`: where the dashboard, REPL and one-shot commands connect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientConfig {
+    pub server: String,
+    pub token: Option<String>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            server: "http://127.0.0.1:8420".into(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorChoice {
+    /// Docker if an engine answers, else bubblewrap, else refuse to start.
+    #[default]
+    Auto,
+    Docker,
+    Bubblewrap,
+    /// Runs jobs as plain processes. Needs `allow_unsandboxed = true` as well.
+    Unsandboxed,
+}
+
+/// `[worker]`: the worker host run by `gridx-tui worker`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    pub server: String,
+    pub token: Option<String>,
+    pub name: Option<String>,
+    /// Jobs run at once; unset means one per CPU core.
+    pub slots: Option<u32>,
+    pub executor: ExecutorChoice,
+    pub allow_unsandboxed: bool,
+    /// Base directory of job workspaces; unset means the platform cache directory.
+    pub work_dir: Option<PathBuf>,
+    /// CPU share of one job in thousandths of a core (1000 = one core); an integer so
+    /// no float reaches a container limit.
+    pub cpu_millicores: u32,
+    pub pids_limit: u32,
+    pub tmpfs_mb: u32,
+    pub nofile_limit: u32,
+    pub fsize_mb: u32,
+    pub shutdown_grace_s: u32,
+    pub reconnect_max_backoff_s: u32,
+    pub docker_connect_timeout_ms: u32,
+    pub images: RuntimeImages,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            server: "http://127.0.0.1:8420".into(),
+            token: None,
+            name: None,
+            slots: None,
+            executor: ExecutorChoice::Auto,
+            allow_unsandboxed: false,
+            work_dir: None,
+            cpu_millicores: 1000,
+            pids_limit: 128,
+            tmpfs_mb: 64,
+            nofile_limit: 256,
+            fsize_mb: 64,
+            shutdown_grace_s: 10,
+            reconnect_max_backoff_s: 30,
+            docker_connect_timeout_ms: 2000,
+            images: RuntimeImages::default(),
+        }
+    }
+}
+
+/// `[worker.images]`: the runtime image for each language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeImages {
+    pub python: String,
+    pub node: String,
+    pub bash: String,
+}
+
+impl Default for RuntimeImages {
+    fn default() -> Self {
+        Self {
+            python: "gridx-runtime/python:local".into(),
+            node: "gridx-runtime/node:local".into(),
+            bash: "gridx-runtime/bash:local".into(),
+        }
+    }
+}
+
+/// `[dashboard]`: the full-screen UI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    pub theme: String,
+    /// Extra directory searched for `<name>.toml` themes before the built-in ones.
+    pub themes_dir: Option<PathBuf>,
+    pub ascii: bool,
+    pub mouse: bool,
+    pub read_only: bool,
+    pub keymap: Option<PathBuf>,
+    /// Jobs kept in the job pane.
+    pub max_jobs: u32,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            theme: "dark".into(),
+            themes_dir: None,
+            ascii: false,
+            mouse: false,
+            read_only: false,
+            keymap: None,
+            max_jobs: 10_000,
+        }
+    }
+}
+
+/// Why a configuration was refused. Each names where the bad value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("config file: {0}")]
+    Toml(String),
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl GridxConfig {
+    /// Parses a whole file; every key is optional, unknown keys are errors.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let config: GridxConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies `GRIDX_*` variables over what the file said.
+    pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<(), ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        for (key, value) in vars {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            let bad = |message: String| ConfigError::Env {
+                var: key.to_owned(),
+                message,
+            };
+            match key {
+                "GRIDX_LISTEN" => self.server.listen = value.to_owned(),
+                "GRIDX_DATA_DIR" => self.server.data_dir = Some(PathBuf::from(value)),
+                "GRIDX_LOG_FORMAT" => {
+                    self.server.log_format = match value {
+                        "text" => LogFormat::Text,
+                        "json" => LogFormat::Json,
+                        other => return Err(bad(format!("{other:?} is not text or json"))),
+                    }
+                }
+                "GRIDX_SERVER" => {
+                    self.client.server = value.to_owned();
+                    self.worker.server = value.to_owned();
+                }
+                "GRIDX_TOKEN" => self.client.token = Some(value.to_owned()),
+                "GRIDX_WORKER_TOKEN" => self.worker.token = Some(value.to_owned()),
+                "GRIDX_WORKER_NAME" => self.worker.name = Some(value.to_owned()),
+                "GRIDX_WORK_DIR" => self.worker.work_dir = Some(PathBuf::from(value)),
+                "GRIDX_THEME" => self.dashboard.theme = value.to_owned(),
+                "GRIDX_SLOTS" => {
+                    let slots = value
+                        .parse::<u32>()
+                        .map_err(|_| bad(format!("{value:?} is not a whole number")))?;
+                    self.worker.slots = Some(slots);
+                }
+                _ => {}
+            }
+        }
+        self.validate()
+    }
+
+    /// Cross-field checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if s.heartbeat_s == 0 {
+            return invalid("server.heartbeat_s must be at least 1");
+        }
+        if s.hello_timeout_s == 0 {
+            return invalid("server.hello_timeout_s must be at least 1");
+        }
+        if s.max_attempts == 0 {
+            return invalid("server.max_attempts must be at least 1");
+        }
+        if s.reward_permille > 1000 {
+            return invalid("server.reward_permille must be at most 1000");
+        }
+        if s.job_cost.is_negative() || s.new_user_credits.is_negative() {
+            return invalid("server.job_cost and server.new_user_credits must not be negative");
+        }
+        if s.rate_limit_per_s == 0 || s.rate_limit_burst == 0 {
+            return invalid("server.rate_limit_per_s and rate_limit_burst must be at least 1");
+        }
+        if s.queue_capacity == 0 || s.max_queued_per_user == 0 {
+            return invalid("server.queue_capacity and max_queued_per_user must be at least 1");
+        }
+        if s.max_ws_frame_bytes < 1024 {
+            return invalid("server.max_ws_frame_bytes must be at least 1024");
+        }
+        s.limits
+            .check()
+            .map_err(|m| ConfigError::Invalid(format!("server.limits.{m}")))?;
+        let w = &self.worker;
+        if w.slots == Some(0) {
+            return invalid("worker.slots must be at least 1");
+        }
+        if w.cpu_millicores == 0 {
+            return invalid("worker.cpu_millicores must be at least 1");
+        }
+        if w.pids_limit < 8 {
+            return invalid("worker.pids_limit must be at least 8");
+        }
+        if w.executor == ExecutorChoice::Unsandboxed && !w.allow_unsandboxed {
+            return invalid(
+                "worker.executor = \"unsandboxed\" also needs worker.allow_unsandboxed = true",
+            );
+        }
+        if let Some(name) = &w.name {
+            crate::ids::UserName::new(name)
+                .map_err(|e| ConfigError::Invalid(format!("worker.name: {e}")))?;
+        }
+        if self.dashboard.max_jobs == 0 {
+            return invalid("dashboard.max_jobs must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(GridxConfig::from_toml_str("").unwrap(), GridxConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = GridxConfig::from_toml_str("[server]\nlisten_addr = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("listen_addr"), "{err}");
+        assert!(GridxConfig::from_toml_str("[servr]").is_err());
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let mut c = GridxConfig::from_toml_str("[server]\nlisten = \"0.0.0.0:1\"").unwrap();
+        c.apply_env([("GRIDX_LISTEN", "127.0.0.1:9"), ("GRIDX_SERVER", "http://h:1"), ("HOME", "/x")])
+            .unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9");
+        assert_eq!(c.client.server, "http://h:1");
+        assert_eq!(c.worker.server, "http://h:1");
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        let mut c = GridxConfig::default();
+        let err = c.apply_env([("GRIDX_SLOTS", "many")]).unwrap_err();
+        assert!(err.to_string().contains("GRIDX_SLOTS"), "{err}");
+    }
+
+    #[test]
+    fn unsandboxed_needs_the_explicit_flag() {
+        let err = GridxConfig::from_toml_str("[worker]\nexecutor = \"unsandboxed\"").unwrap_err();
+        assert!(err.to_string().contains("allow_unsandboxed"), "{err}");
+        assert!(GridxConfig::from_toml_str(
+            "[worker]\nexecutor = \"unsandboxed\"\nallow_unsandboxed = true"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn credits_in_config_are_exact_decimals() {
+        let c = GridxConfig::from_toml_str("[server]\njob_cost = 0.25\nnew_user_credits = 10").unwrap();
+        assert_eq!(c.server.job_cost.millis(), 250);
+        assert_eq!(c.server.new_user_credits.millis(), 10_000);
+        assert!(GridxConfig::from_toml_str("[server]\njob_cost = 0.0001").is_err());
+        assert!(GridxConfig::from_toml_str("[server]\njob_cost = -1").is_err());
+    }
+}

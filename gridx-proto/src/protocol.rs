@@ -1,0 +1,311 @@
+//! The worker protocol: JSON objects over a WebSocket, one per text frame, tagged by
+//! `type`. `docs/protocol.md` describes it for implementers in other languages.
+//!
+//! Unknown *fields* are ignored so that a newer peer may add optional fields; unknown
+//! *types* are an error, and anything incompatible bumps [`PROTOCOL_VERSION`].
+
+use crate::ids::{JobId, WorkerId};
+use crate::job::RunOutcome;
+use crate::language::Language;
+use crate::limits::JobSpec;
+use crate::metrics::HostMetrics;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use thiserror::Error;
+use utoipa::ToSchema;
+
+/// Version of the worker protocol spoken by this build. A `hello` with another
+/// version is refused with `reject {code: "protocol_mismatch"}`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side accepts by default. A `finished` carries up to
+/// 1 MiB each of stdout and stderr, which JSON escaping can grow up to sixfold.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// A job together with the attempt number that fences it: every message about a job
+/// names its attempt, and one about a superseded attempt is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub struct JobAttempt {
+    pub job_id: JobId,
+    pub attempt: u32,
+}
+
+/// Which sandbox a worker runs jobs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorKind {
+    Docker,
+    Bubblewrap,
+    /// No sandbox at all: only with the operator's explicit flag, for trusted jobs.
+    Unsandboxed,
+    /// Finishes every job at once without running it (tests and benchmarks).
+    Noop,
+}
+
+impl ExecutorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutorKind::Docker => "docker",
+            ExecutorKind::Bubblewrap => "bubblewrap",
+            ExecutorKind::Unsandboxed => "unsandboxed",
+            ExecutorKind::Noop => "noop",
+        }
+    }
+
+    pub fn is_sandboxed(self) -> bool {
+        matches!(self, ExecutorKind::Docker | ExecutorKind::Bubblewrap)
+    }
+}
+
+impl fmt::Display for ExecutorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a worker can do, sent once in `hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Capabilities {
+    /// Only the languages the executor can really run right now.
+    pub languages: Vec<Language>,
+    /// How many jobs it runs at once.
+    pub slots: u32,
+    pub executor: ExecutorKind,
+    pub cpu_cores: u32,
+    pub memory_mb: u64,
+    /// Number of GPUs found through NVML (0 when none or no library).
+    pub gpus: u32,
+}
+
+/// Messages from a worker to the coordinator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WorkerMessage {
+    /// First frame, within the coordinator's hello timeout (5 s by default).
+    Hello {
+        protocol: u32,
+        token: String,
+        name: String,
+        capabilities: Capabilities,
+        /// Jobs this worker is still running from before a reconnect.
+        #[serde(default)]
+        running: Vec<JobAttempt>,
+    },
+    /// Every `heartbeat_s` seconds. Three missed heartbeats and the worker is lost.
+    Heartbeat {
+        metrics: HostMetrics,
+        #[serde(default)]
+        running: Vec<JobAttempt>,
+    },
+    /// The sandbox is up and the job's code has started.
+    Started { job_id: JobId, attempt: u32 },
+    /// The run ended, however it ended.
+    Finished {
+        job_id: JobId,
+        attempt: u32,
+        outcome: RunOutcome,
+    },
+}
+
+/// Why the coordinator refused or dropped a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    /// The token is unknown.
+    BadToken,
+    /// The token was revoked by an operator.
+    Revoked,
+    /// The worker speaks another protocol version.
+    ProtocolMismatch,
+    /// No `hello` arrived in time.
+    HelloTimeout,
+    /// The first frame was not a valid `hello`.
+    Malformed,
+    /// A newer connection with the same token replaced this one.
+    Replaced,
+    /// The coordinator is shutting down.
+    ShuttingDown,
+}
+
+impl RejectCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::BadToken => "bad_token",
+            RejectCode::Revoked => "revoked",
+            RejectCode::ProtocolMismatch => "protocol_mismatch",
+            RejectCode::HelloTimeout => "hello_timeout",
+            RejectCode::Malformed => "malformed",
+            RejectCode::Replaced => "replaced",
+            RejectCode::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// Whether a worker should try again later (with backoff) or give up.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, RejectCode::Replaced | RejectCode::ShuttingDown)
+    }
+}
+
+impl fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job handed to a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AssignedJob {
+    pub job_id: JobId,
+    pub spec: JobSpec,
+}
+
+/// Messages from the coordinator to a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CoordinatorMessage {
+    Welcome { worker_id: WorkerId, heartbeat_s: u32 },
+    /// Followed by the close of the connection.
+    Reject { code: RejectCode, message: String },
+    Assign { job: AssignedJob, attempt: u32 },
+    /// Stop this attempt: kill it and report `finished` with `end: "cancelled"`.
+    Cancel { job_id: JobId, attempt: u32 },
+    /// Take no new jobs; finish the running ones, then disconnect.
+    Drain {},
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("message has no `type` field")]
+    MissingType,
+    #[error("message is missing field `{0}`")]
+    MissingField(String),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Decodes a worker's frame, enforcing `max_bytes` before parsing anything.
+pub fn decode_worker_message(text: &str, max_bytes: usize) -> Result<WorkerMessage, DecodeError> {
+    decode(text, max_bytes)
+}
+
+/// Decodes a coordinator's frame, enforcing `max_bytes` before parsing anything.
+pub fn decode_coordinator_message(
+    text: &str,
+    max_bytes: usize,
+) -> Result<CoordinatorMessage, DecodeError> {
+    decode(text, max_bytes)
+}
+
+/// Encodes a message as one text frame. Serialising these types cannot fail (no maps
+/// with non-string keys, no non-finite floats reach here), but the error is kept typed.
+pub fn encode<T: Serialize>(message: &T) -> Result<String, DecodeError> {
+    serde_json::to_string(message).map_err(|e| DecodeError::Malformed(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(text: &str, max_bytes: usize) -> Result<T, DecodeError> {
+    if text.len() > max_bytes {
+        return Err(DecodeError::TooLarge {
+            len: text.len(),
+            max: max_bytes,
+        });
+    }
+    match serde_json::from_str::<T>(text) {
+        Ok(message) => Ok(message),
+        Err(err) => Err(classify(text, &err)),
+    }
+}
+
+/// Turns serde's error into a typed one. Only runs on the failure path, so the
+/// second, shallow parse costs nothing on the hot path.
+fn classify(text: &str, err: &serde_json::Error) -> DecodeError {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(rename = "type")]
+        kind: Option<serde_json::Value>,
+    }
+    if let Ok(envelope) = serde_json::from_str::<Envelope>(text) {
+        match envelope.kind {
+            None => return DecodeError::MissingType,
+            Some(serde_json::Value::String(kind)) => {
+                let msg = err.to_string();
+                if msg.starts_with("unknown variant") {
+                    return DecodeError::UnknownType(crate::ids::truncate_for_message(&kind));
+                }
+                if let Some(rest) = msg.strip_prefix("missing field `") {
+                    let field = rest.split('`').next().unwrap_or_default();
+                    return DecodeError::MissingField(field.to_owned());
+                }
+            }
+            Some(_) => return DecodeError::Malformed("`type` must be a string".into()),
+        }
+    }
+    DecodeError::Malformed(err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_frames_are_refused_before_parsing() {
+        let big = format!("{{\"type\":\"drain\",\"pad\":\"{}\"}}", "x".repeat(100));
+        assert!(matches!(
+            decode_coordinator_message(&big, 64),
+            Err(DecodeError::TooLarge { max: 64, .. })
+        ));
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let max = DEFAULT_MAX_FRAME_BYTES;
+        assert_eq!(
+            decode_worker_message(r#"{"type":"explode"}"#, max),
+            Err(DecodeError::UnknownType("explode".into()))
+        );
+        assert_eq!(
+            decode_worker_message(r#"{"job_id":1}"#, max),
+            Err(DecodeError::MissingType)
+        );
+        assert_eq!(
+            decode_worker_message(r#"{"type":"started","job_id":1}"#, max),
+            Err(DecodeError::MissingField("attempt".into()))
+        );
+        assert!(matches!(
+            decode_worker_message("{not json", max),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_worker_message(r#"{"type":7}"#, max),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_worker_message(r#"{"type":"started","job_id":"x","attempt":1}"#, max),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated_for_forward_compatibility() {
+        let m = decode_worker_message(
+            r#"{"type":"started","job_id":3,"attempt":1,"future":"field"}"#,
+            DEFAULT_MAX_FRAME_BYTES,
+        )
+        .unwrap();
+        assert_eq!(m, WorkerMessage::Started { job_id: JobId(3), attempt: 1 });
+    }
+
+    #[test]
+    fn drain_is_an_empty_object() {
+        assert_eq!(encode(&CoordinatorMessage::Drain {}).unwrap(), r#"{"type":"drain"}"#);
+        assert_eq!(
+            decode_coordinator_message(r#"{"type":"drain"}"#, 100),
+            Ok(CoordinatorMessage::Drain {})
+        );
+    }
+}
