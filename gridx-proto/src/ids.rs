@@ -148,6 +148,22 @@ mod tests {
         assert!(err.to_string().contains("not a valid name"), "{err}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_name_is_valid_exactly_when_it_matches_the_pattern(s in "[A-Za-z0-9_\\- ./é']{0,70}") {
+            let expected = (1..=64).contains(&s.len())
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            proptest::prop_assert_eq!(UserName::new(&s).is_ok(), expected);
+        }
+
+        #[test]
+        fn valid_names_round_trip(s in "[A-Za-z0-9_-]{1,64}") {
+            let name = UserName::new(&s).unwrap();
+            let json = serde_json::to_string(&name).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<UserName>(&json).unwrap(), name);
+        }
+    }
+
     #[test]
     fn long_inputs_are_cut_in_messages() {
         let err = UserName::new(&"é".repeat(1000)).unwrap_err();

@@ -300,6 +300,23 @@ mod tests {
         assert_eq!(m, WorkerMessage::Started { job_id: JobId(3), attempt: 1 });
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_text_never_panics(s in ".{0,200}") {
+            let _ = decode_worker_message(&s, 128);
+            let _ = decode_coordinator_message(&s, DEFAULT_MAX_FRAME_BYTES);
+        }
+
+        #[test]
+        fn decoding_json_shaped_text_never_panics(kind in "[a-z_]{0,12}", id in proptest::num::i64::ANY, attempt in proptest::num::i64::ANY) {
+            let text = format!(r#"{{"type":"{kind}","job_id":{id},"attempt":{attempt}}}"#);
+            if let Ok(WorkerMessage::Started { job_id, attempt: a }) = decode_worker_message(&text, DEFAULT_MAX_FRAME_BYTES) {
+                proptest::prop_assert_eq!(job_id.0 as i64, id);
+                proptest::prop_assert_eq!(i64::from(a), attempt);
+            }
+        }
+    }
+
     #[test]
     fn drain_is_an_empty_object() {
         assert_eq!(encode(&CoordinatorMessage::Drain {}).unwrap(), r#"{"type":"drain"}"#);

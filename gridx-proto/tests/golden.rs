@@ -1,0 +1,275 @@
+//! Golden JSON fixtures for every wire message and REST body.
+//!
+//! Each value below is serialised and compared with `fixtures/<name>.json`, and the
+//! fixture is decoded back and compared with the value. A change to the wire format
+//! therefore shows up as a changed fixture in review. To accept an intended change,
+//! run `GRIDX_BLESS=1 cargo test -p gridx-proto --test golden` and commit the files.
+
+use gridx_proto::api::*;
+use gridx_proto::events::ServerEvent;
+use gridx_proto::job::{RunEnd, RunOutcome};
+use gridx_proto::protocol::*;
+use gridx_proto::time_fmt::from_unix_millis;
+use gridx_proto::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::path::PathBuf;
+
+fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{name}.json"))
+}
+
+fn golden<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str, value: &T) {
+    let path = fixture_path(name);
+    let actual = serde_json::to_string_pretty(value).unwrap() + "\n";
+    if std::env::var_os("GRIDX_BLESS").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("missing fixture {}: {e}; run with GRIDX_BLESS=1 to create it", path.display())
+    });
+    assert_eq!(actual, expected, "wire format of {name} changed");
+    let decoded: T = serde_json::from_str(&expected).unwrap();
+    assert_eq!(&decoded, value, "fixture {name} does not decode to the value");
+}
+
+fn worker_message(name: &str, m: WorkerMessage) {
+    golden(name, &m);
+    let text = std::fs::read_to_string(fixture_path(name)).unwrap();
+    assert_eq!(decode_worker_message(&text, DEFAULT_MAX_FRAME_BYTES).unwrap(), m);
+}
+
+fn coordinator_message(name: &str, m: CoordinatorMessage) {
+    golden(name, &m);
+    let text = std::fs::read_to_string(fixture_path(name)).unwrap();
+    assert_eq!(decode_coordinator_message(&text, DEFAULT_MAX_FRAME_BYTES).unwrap(), m);
+}
+
+fn metrics() -> HostMetrics {
+    HostMetrics {
+        cpu_percent: 37.5,
+        cpu_per_core: vec![50.0, 25.0],
+        memory_used_mb: 2048,
+        memory_total_mb: 8192,
+        gpus: vec![GpuMetrics {
+            index: 0,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            utilization_percent: Some(87),
+            memory_used_mb: Some(40960),
+            memory_total_mb: Some(81559),
+            temperature_c: Some(61),
+            power_w: Some(312.5),
+            power_limit_w: Some(700.0),
+        }],
+        gpu_note: None,
+    }
+}
+
+fn spec() -> JobSpec {
+    JobSpec {
+        language: Language::Python,
+        code: "print(input())".into(),
+        stdin: "hello\n".into(),
+        timeout_s: 30,
+        memory_mb: 256,
+        priority: 0,
+        max_output_bytes: 1048576,
+    }
+}
+
+fn outcome() -> RunOutcome {
+    RunOutcome {
+        end: RunEnd::Exited,
+        exit_code: Some(0),
+        stdout: "hello\n".into(),
+        stderr: String::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        duration_ms: 41,
+        message: None,
+    }
+}
+
+fn job_view() -> JobView {
+    JobView {
+        job_id: JobId(42),
+        user: UserName::new("alice").unwrap(),
+        status: JobStatus::Succeeded,
+        language: Language::Python,
+        priority: 0,
+        timeout_s: 30,
+        memory_mb: 256,
+        submitted_at: from_unix_millis(1_780_000_000_000),
+        started_at: Some(from_unix_millis(1_780_000_000_012)),
+        finished_at: Some(from_unix_millis(1_780_000_000_061)),
+        worker_id: Some(WorkerId(7)),
+        attempts: 1,
+        exit_code: Some(0),
+        stdout: "hello\n".into(),
+        stderr: String::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        duration_ms: Some(41),
+        reason: None,
+        message: None,
+        cost: Credits::from_millis(1000),
+    }
+}
+
+#[test]
+fn worker_messages() {
+    worker_message(
+        "hello",
+        WorkerMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            token: "gxw_0123456789abcdef".into(),
+            name: "lab-box-1".into(),
+            capabilities: Capabilities {
+                languages: vec![Language::Python, Language::Node, Language::Bash],
+                slots: 4,
+                executor: ExecutorKind::Docker,
+                cpu_cores: 8,
+                memory_mb: 32768,
+                gpus: 1,
+            },
+            running: vec![JobAttempt { job_id: JobId(41), attempt: 2 }],
+        },
+    );
+    worker_message(
+        "heartbeat",
+        WorkerMessage::Heartbeat {
+            metrics: metrics(),
+            running: vec![JobAttempt { job_id: JobId(42), attempt: 1 }],
+        },
+    );
+    worker_message("started", WorkerMessage::Started { job_id: JobId(42), attempt: 1 });
+    worker_message(
+        "finished",
+        WorkerMessage::Finished { job_id: JobId(42), attempt: 1, outcome: outcome() },
+    );
+    worker_message(
+        "finished_oom",
+        WorkerMessage::Finished {
+            job_id: JobId(43),
+            attempt: 1,
+            outcome: RunOutcome {
+                end: RunEnd::Oom,
+                exit_code: Some(137),
+                stdout: String::new(),
+                stderr: "Killed\n".into(),
+                stdout_truncated: false,
+                stderr_truncated: true,
+                duration_ms: 812,
+                message: Some("memory limit of 64 MB reached".into()),
+            },
+        },
+    );
+}
+
+#[test]
+fn coordinator_messages() {
+    coordinator_message(
+        "welcome",
+        CoordinatorMessage::Welcome { worker_id: WorkerId(7), heartbeat_s: 5 },
+    );
+    coordinator_message(
+        "reject",
+        CoordinatorMessage::Reject {
+            code: RejectCode::BadToken,
+            message: "unknown worker token".into(),
+        },
+    );
+    coordinator_message(
+        "assign",
+        CoordinatorMessage::Assign {
+            job: AssignedJob { job_id: JobId(42), spec: spec() },
+            attempt: 1,
+        },
+    );
+    coordinator_message("cancel", CoordinatorMessage::Cancel { job_id: JobId(42), attempt: 1 });
+    coordinator_message("drain", CoordinatorMessage::Drain {});
+}
+
+#[test]
+fn rest_bodies() {
+    golden(
+        "submit_request",
+        &SubmitJobRequest {
+            language: Language::Node,
+            code: "console.log(1)".into(),
+            stdin: Some("".into()),
+            timeout_s: Some(10),
+            memory_mb: Some(128),
+            priority: Some(5),
+        },
+    );
+    golden("job_view", &job_view());
+    golden(
+        "job_list",
+        &JobListResponse { jobs: vec![job_view()], next: Some(JobId(41)) },
+    );
+    golden(
+        "balance",
+        &BalanceResponse { user: UserName::new("alice").unwrap(), balance: Credits::from_millis(98_200) },
+    );
+    golden(
+        "ledger",
+        &LedgerResponse {
+            entries: vec![
+                LedgerEntryView {
+                    id: 3,
+                    at: from_unix_millis(1_780_000_000_000),
+                    kind: LedgerKind::Hold,
+                    amount: Credits::from_millis(-1000),
+                    job_id: Some(JobId(42)),
+                    balance_after: Credits::from_millis(99_000),
+                },
+                LedgerEntryView {
+                    id: 1,
+                    at: from_unix_millis(1_779_999_000_000),
+                    kind: LedgerKind::Grant,
+                    amount: Credits::from_millis(100_000),
+                    job_id: None,
+                    balance_after: Credits::from_millis(100_000),
+                },
+            ],
+        },
+    );
+    golden(
+        "workers",
+        &WorkersResponse {
+            workers: vec![WorkerView {
+                worker_id: WorkerId(7),
+                name: "lab-box-1".into(),
+                owner: UserName::new("bob").unwrap(),
+                status: WorkerStatus::Online,
+                languages: vec![Language::Python, Language::Bash],
+                slots: 4,
+                running: 1,
+                executor: Some(ExecutorKind::Docker),
+                metrics: Some(metrics()),
+                last_seen: Some(from_unix_millis(1_780_000_000_000)),
+            }],
+        },
+    );
+    golden(
+        "health",
+        &HealthResponse {
+            status: "ok".into(),
+            version: "0.1.0".into(),
+            protocol: PROTOCOL_VERSION,
+            uptime_s: 12,
+            workers_online: 3,
+            jobs_queued: 0,
+        },
+    );
+    golden(
+        "error",
+        &ErrorBody::new(ErrorCode::InsufficientCredits, "balance 0.5 is below the job cost 1"),
+    );
+    golden("event_job", &ServerEvent::Job { job: job_view() });
+    golden("event_lagged", &ServerEvent::Lagged { missed: 12 });
+}
