@@ -40,10 +40,18 @@ pub struct JobView {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub submitted_at: Timestamp,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<Timestamp>,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,7 +206,11 @@ pub struct WorkerView {
     pub executor: Option<ExecutorKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<HostMetrics>,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen: Option<Timestamp>,
 }
@@ -324,7 +336,10 @@ mod tests {
             r#"[]"#,
             r#""#,
         ] {
-            assert!(serde_json::from_str::<SubmitJobRequest>(bad).is_err(), "{bad}");
+            assert!(
+                serde_json::from_str::<SubmitJobRequest>(bad).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -333,7 +348,11 @@ mod tests {
         assert_eq!(ErrorCode::InsufficientCredits.http_status(), 402);
         assert_eq!(ErrorCode::QueueFull.http_status(), 503);
         assert_eq!(ErrorCode::RateLimited.http_status(), 429);
-        let body = serde_json::to_string(&ErrorBody::new(ErrorCode::NotFound, "no such job")).unwrap();
-        assert_eq!(body, r#"{"error":{"code":"not_found","message":"no such job"}}"#);
+        let body =
+            serde_json::to_string(&ErrorBody::new(ErrorCode::NotFound, "no such job")).unwrap();
+        assert_eq!(
+            body,
+            r#"{"error":{"code":"not_found","message":"no such job"}}"#
+        );
     }
 }

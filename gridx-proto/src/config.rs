@@ -337,7 +337,10 @@ mod tests {
 
     #[test]
     fn empty_file_is_all_defaults() {
-        assert_eq!(GridxConfig::from_toml_str("").unwrap(), GridxConfig::default());
+        assert_eq!(
+            GridxConfig::from_toml_str("").unwrap(),
+            GridxConfig::default()
+        );
     }
 
     #[test]
@@ -350,8 +353,12 @@ mod tests {
     #[test]
     fn env_overrides_file() {
         let mut c = GridxConfig::from_toml_str("[server]\nlisten = \"0.0.0.0:1\"").unwrap();
-        c.apply_env([("GRIDX_LISTEN", "127.0.0.1:9"), ("GRIDX_SERVER", "http://h:1"), ("HOME", "/x")])
-            .unwrap();
+        c.apply_env([
+            ("GRIDX_LISTEN", "127.0.0.1:9"),
+            ("GRIDX_SERVER", "http://h:1"),
+            ("HOME", "/x"),
+        ])
+        .unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:9");
         assert_eq!(c.client.server, "http://h:1");
         assert_eq!(c.worker.server, "http://h:1");
@@ -368,15 +375,18 @@ mod tests {
     fn unsandboxed_needs_the_explicit_flag() {
         let err = GridxConfig::from_toml_str("[worker]\nexecutor = \"unsandboxed\"").unwrap_err();
         assert!(err.to_string().contains("allow_unsandboxed"), "{err}");
-        assert!(GridxConfig::from_toml_str(
-            "[worker]\nexecutor = \"unsandboxed\"\nallow_unsandboxed = true"
-        )
-        .is_ok());
+        assert!(
+            GridxConfig::from_toml_str(
+                "[worker]\nexecutor = \"unsandboxed\"\nallow_unsandboxed = true"
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn credits_in_config_are_exact_decimals() {
-        let c = GridxConfig::from_toml_str("[server]\njob_cost = 0.25\nnew_user_credits = 10").unwrap();
+        let c =
+            GridxConfig::from_toml_str("[server]\njob_cost = 0.25\nnew_user_credits = 10").unwrap();
         assert_eq!(c.server.job_cost.millis(), 250);
         assert_eq!(c.server.new_user_credits.millis(), 10_000);
         assert!(GridxConfig::from_toml_str("[server]\njob_cost = 0.0001").is_err());

@@ -29,7 +29,9 @@ pub const MAX_ABS_MILLIS: i64 = 1_000_000_000_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CreditsError {
-    #[error("{0:?} is not an amount of credits (expected a number with at most 3 decimals, like 1.5)")]
+    #[error(
+        "{0:?} is not an amount of credits (expected a number with at most 3 decimals, like 1.5)"
+    )]
     Malformed(String),
     #[error("{0:?} has more than 3 decimals; credits are counted in thousandths")]
     TooPrecise(String),
@@ -231,7 +233,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_text() {
-        for bad in ["", ".", "1.", ".5", "1e3", "abc", "1.0001", "--1", "1,5", " - 1", "NaN", "inf"] {
+        for bad in [
+            "", ".", "1.", ".5", "1e3", "abc", "1.0001", "--1", "1,5", " - 1", "NaN", "inf",
+        ] {
             assert!(bad.parse::<Credits>().is_err(), "{bad:?} was accepted");
         }
         assert!(matches!(
@@ -242,9 +246,18 @@ mod tests {
 
     #[test]
     fn json_numbers_are_exact() {
-        assert_eq!(serde_json::to_string(&Credits::from_millis(800)).unwrap(), "0.8");
-        assert_eq!(serde_json::to_string(&Credits::from_millis(100_000)).unwrap(), "100");
-        assert_eq!(serde_json::to_string(&Credits::from_millis(200)).unwrap(), "0.2");
+        assert_eq!(
+            serde_json::to_string(&Credits::from_millis(800)).unwrap(),
+            "0.8"
+        );
+        assert_eq!(
+            serde_json::to_string(&Credits::from_millis(100_000)).unwrap(),
+            "100"
+        );
+        assert_eq!(
+            serde_json::to_string(&Credits::from_millis(200)).unwrap(),
+            "0.2"
+        );
         let c: Credits = serde_json::from_str("0.1").unwrap();
         assert_eq!(c.millis(), 100);
         assert!(serde_json::from_str::<Credits>("0.0001").is_err());

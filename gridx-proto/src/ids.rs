@@ -11,7 +11,17 @@ macro_rules! numeric_id {
     ($name:ident, $what:literal) => {
         #[doc = concat!("Identifier of a ", $what, ": a positive integer assigned by the coordinator.")]
         #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            PartialOrd,
+            Ord,
+            Hash,
+            Serialize,
+            Deserialize,
+            ToSchema,
         )]
         #[serde(transparent)]
         pub struct $name(pub u64);
@@ -45,9 +55,7 @@ numeric_id!(WorkerId, "worker");
 pub enum IdError {
     #[error("{input:?} is not a {what} id (a positive whole number)")]
     NotAnId { what: &'static str, input: String },
-    #[error(
-        "{input:?} is not a valid name: use 1 to 64 letters, digits, '_' or '-'"
-    )]
+    #[error("{input:?} is not a valid name: use 1 to 64 letters, digits, '_' or '-'")]
     BadName { input: String },
 }
 

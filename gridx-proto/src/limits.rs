@@ -228,7 +228,13 @@ mod tests {
         let limits = JobLimits::default();
         let mut r = req("x");
         r.timeout_s = Some(0);
-        assert!(matches!(limits.validate(&r), Err(SpecError::OutOfBounds { field: "timeout_s", .. })));
+        assert!(matches!(
+            limits.validate(&r),
+            Err(SpecError::OutOfBounds {
+                field: "timeout_s",
+                ..
+            })
+        ));
         r.timeout_s = Some(301);
         assert!(limits.validate(&r).is_err());
         r.timeout_s = Some(300);
@@ -243,7 +249,9 @@ mod tests {
     #[test]
     fn sizes_are_enforced_as_too_large() {
         let limits = JobLimits::default();
-        let err = limits.validate(&req(&"x".repeat(256 * 1024 + 1))).unwrap_err();
+        let err = limits
+            .validate(&req(&"x".repeat(256 * 1024 + 1)))
+            .unwrap_err();
         assert!(err.is_too_large());
         let mut r = req("x");
         r.stdin = Some("y".repeat(1024 * 1024 + 1));

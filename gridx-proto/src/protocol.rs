@@ -164,12 +164,24 @@ pub struct AssignedJob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CoordinatorMessage {
-    Welcome { worker_id: WorkerId, heartbeat_s: u32 },
+    Welcome {
+        worker_id: WorkerId,
+        heartbeat_s: u32,
+    },
     /// Followed by the close of the connection.
-    Reject { code: RejectCode, message: String },
-    Assign { job: AssignedJob, attempt: u32 },
+    Reject {
+        code: RejectCode,
+        message: String,
+    },
+    Assign {
+        job: AssignedJob,
+        attempt: u32,
+    },
     /// Stop this attempt: kill it and report `finished` with `end: "cancelled"`.
-    Cancel { job_id: JobId, attempt: u32 },
+    Cancel {
+        job_id: JobId,
+        attempt: u32,
+    },
     /// Take no new jobs; finish the running ones, then disconnect.
     Drain {},
 }
@@ -297,7 +309,13 @@ mod tests {
             DEFAULT_MAX_FRAME_BYTES,
         )
         .unwrap();
-        assert_eq!(m, WorkerMessage::Started { job_id: JobId(3), attempt: 1 });
+        assert_eq!(
+            m,
+            WorkerMessage::Started {
+                job_id: JobId(3),
+                attempt: 1
+            }
+        );
     }
 
     proptest::proptest! {
@@ -319,7 +337,10 @@ mod tests {
 
     #[test]
     fn drain_is_an_empty_object() {
-        assert_eq!(encode(&CoordinatorMessage::Drain {}).unwrap(), r#"{"type":"drain"}"#);
+        assert_eq!(
+            encode(&CoordinatorMessage::Drain {}).unwrap(),
+            r#"{"type":"drain"}"#
+        );
         assert_eq!(
             decode_coordinator_message(r#"{"type":"drain"}"#, 100),
             Ok(CoordinatorMessage::Drain {})

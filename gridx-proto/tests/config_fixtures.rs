@@ -6,7 +6,9 @@ use gridx_proto::config::GridxConfig;
 use std::path::PathBuf;
 
 fn files(kind: &str) -> Vec<(PathBuf, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/config").join(kind);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/config")
+        .join(kind);
     let mut out: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -29,7 +29,9 @@ fn every_option_is_in_the_example_file() {
             assert!(text.contains(line), "section [{section}] is missing");
             continue;
         }
-        let Some((key, _)) = line.split_once(" = ") else { continue };
+        let Some((key, _)) = line.split_once(" = ") else {
+            continue;
+        };
         let set = format!("\n{key} = ");
         let commented = format!("\n# {key} = ");
         assert!(
@@ -38,8 +40,19 @@ fn every_option_is_in_the_example_file() {
         );
     }
     // Options that default to unset are not serialised; check those by name.
-    for key in ["data_dir", "token", "name", "slots", "work_dir", "themes_dir", "keymap"] {
-        assert!(text.contains(&format!("# {key} = ")), "{key} is not documented");
+    for key in [
+        "data_dir",
+        "token",
+        "name",
+        "slots",
+        "work_dir",
+        "themes_dir",
+        "keymap",
+    ] {
+        assert!(
+            text.contains(&format!("# {key} = ")),
+            "{key} is not documented"
+        );
     }
 }
 
@@ -47,10 +60,14 @@ fn every_option_is_in_the_example_file() {
 fn commented_examples_parse_too() {
     let uncommented: String = example_text()
         .lines()
-        .map(|l| match l.strip_prefix("# ").and_then(|r| r.split_once(" = ")) {
-            Some((key, _)) if key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => &l[2..],
-            _ => l,
-        })
+        .map(
+            |l| match l.strip_prefix("# ").and_then(|r| r.split_once(" = ")) {
+                Some((key, _)) if key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => {
+                    &l[2..]
+                }
+                _ => l,
+            },
+        )
         .collect::<Vec<_>>()
         .join("\n");
     let parsed = GridxConfig::from_toml_str(&uncommented).unwrap();

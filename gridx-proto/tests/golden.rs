@@ -29,23 +29,35 @@ fn golden<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str, value
         std::fs::write(&path, &actual).unwrap();
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("missing fixture {}: {e}; run with GRIDX_BLESS=1 to create it", path.display())
+        panic!(
+            "missing fixture {}: {e}; run with GRIDX_BLESS=1 to create it",
+            path.display()
+        )
     });
     assert_eq!(actual, expected, "wire format of {name} changed");
     let decoded: T = serde_json::from_str(&expected).unwrap();
-    assert_eq!(&decoded, value, "fixture {name} does not decode to the value");
+    assert_eq!(
+        &decoded, value,
+        "fixture {name} does not decode to the value"
+    );
 }
 
 fn worker_message(name: &str, m: WorkerMessage) {
     golden(name, &m);
     let text = std::fs::read_to_string(fixture_path(name)).unwrap();
-    assert_eq!(decode_worker_message(&text, DEFAULT_MAX_FRAME_BYTES).unwrap(), m);
+    assert_eq!(
+        decode_worker_message(&text, DEFAULT_MAX_FRAME_BYTES).unwrap(),
+        m
+    );
 }
 
 fn coordinator_message(name: &str, m: CoordinatorMessage) {
     golden(name, &m);
     let text = std::fs::read_to_string(fixture_path(name)).unwrap();
-    assert_eq!(decode_coordinator_message(&text, DEFAULT_MAX_FRAME_BYTES).unwrap(), m);
+    assert_eq!(
+        decode_coordinator_message(&text, DEFAULT_MAX_FRAME_BYTES).unwrap(),
+        m
+    );
 }
 
 fn metrics() -> HostMetrics {
@@ -135,20 +147,36 @@ fn worker_messages() {
                 memory_mb: 32768,
                 gpus: 1,
             },
-            running: vec![JobAttempt { job_id: JobId(41), attempt: 2 }],
+            running: vec![JobAttempt {
+                job_id: JobId(41),
+                attempt: 2,
+            }],
         },
     );
     worker_message(
         "heartbeat",
         WorkerMessage::Heartbeat {
             metrics: metrics(),
-            running: vec![JobAttempt { job_id: JobId(42), attempt: 1 }],
+            running: vec![JobAttempt {
+                job_id: JobId(42),
+                attempt: 1,
+            }],
         },
     );
-    worker_message("started", WorkerMessage::Started { job_id: JobId(42), attempt: 1 });
+    worker_message(
+        "started",
+        WorkerMessage::Started {
+            job_id: JobId(42),
+            attempt: 1,
+        },
+    );
     worker_message(
         "finished",
-        WorkerMessage::Finished { job_id: JobId(42), attempt: 1, outcome: outcome() },
+        WorkerMessage::Finished {
+            job_id: JobId(42),
+            attempt: 1,
+            outcome: outcome(),
+        },
     );
     worker_message(
         "finished_oom",
@@ -173,7 +201,10 @@ fn worker_messages() {
 fn coordinator_messages() {
     coordinator_message(
         "welcome",
-        CoordinatorMessage::Welcome { worker_id: WorkerId(7), heartbeat_s: 5 },
+        CoordinatorMessage::Welcome {
+            worker_id: WorkerId(7),
+            heartbeat_s: 5,
+        },
     );
     coordinator_message(
         "reject",
@@ -185,11 +216,20 @@ fn coordinator_messages() {
     coordinator_message(
         "assign",
         CoordinatorMessage::Assign {
-            job: AssignedJob { job_id: JobId(42), spec: spec() },
+            job: AssignedJob {
+                job_id: JobId(42),
+                spec: spec(),
+            },
             attempt: 1,
         },
     );
-    coordinator_message("cancel", CoordinatorMessage::Cancel { job_id: JobId(42), attempt: 1 });
+    coordinator_message(
+        "cancel",
+        CoordinatorMessage::Cancel {
+            job_id: JobId(42),
+            attempt: 1,
+        },
+    );
     coordinator_message("drain", CoordinatorMessage::Drain {});
 }
 
@@ -209,11 +249,17 @@ fn rest_bodies() {
     golden("job_view", &job_view());
     golden(
         "job_list",
-        &JobListResponse { jobs: vec![job_view()], next: Some(JobId(41)) },
+        &JobListResponse {
+            jobs: vec![job_view()],
+            next: Some(JobId(41)),
+        },
     );
     golden(
         "balance",
-        &BalanceResponse { user: UserName::new("alice").unwrap(), balance: Credits::from_millis(98_200) },
+        &BalanceResponse {
+            user: UserName::new("alice").unwrap(),
+            balance: Credits::from_millis(98_200),
+        },
     );
     golden(
         "ledger",
@@ -268,7 +314,10 @@ fn rest_bodies() {
     );
     golden(
         "error",
-        &ErrorBody::new(ErrorCode::InsufficientCredits, "balance 0.5 is below the job cost 1"),
+        &ErrorBody::new(
+            ErrorCode::InsufficientCredits,
+            "balance 0.5 is below the job cost 1",
+        ),
     );
     golden("event_job", &ServerEvent::Job { job: job_view() });
     golden("event_lagged", &ServerEvent::Lagged { missed: 12 });
