@@ -1,4 +1,3 @@
-fn main() {
-    eprintln!("gridx-server: not built yet (issue 3)");
-    std::process::exit(2)
+fn main() -> std::process::ExitCode {
+    gridx_server::cli::main()
 }

@@ -1,0 +1,135 @@
+//! `/v1/jobs`: submit, list, inspect, cancel.
+
+use super::{ApiJson, ApiQuery};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::store::jobs as store_jobs;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use gridx_proto::JobId;
+use gridx_proto::api::{
+    ErrorBody, ErrorCode, JobListQuery, JobListResponse, JobView, SubmitJobRequest,
+};
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+/// Submit a job. Its cost is held from your balance in the same transaction that
+/// stores it.
+#[utoipa::path(
+    post, path = "/v1/jobs", tag = "jobs",
+    request_body = SubmitJobRequest,
+    responses(
+        (status = 201, description = "Queued", body = JobView),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 402, description = "Insufficient credits", body = ErrorBody),
+        (status = 413, description = "Code, stdin or body too large", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Queue full", body = ErrorBody),
+    )
+)]
+pub async fn submit(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(request): ApiJson<SubmitJobRequest>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let spec = state.config.limits.validate(&request).map_err(|e| {
+        let code = if e.is_too_large() {
+            ErrorCode::PayloadTooLarge
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        ApiError::new(code, e.to_string())
+    })?;
+    let view = state.queue.submit(user.name, spec).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Your jobs, newest first. Pass `next` as `before` for the following page.
+#[utoipa::path(
+    get, path = "/v1/jobs", tag = "jobs",
+    params(
+        ("status" = Option<String>, Query, description = "Only jobs in this state"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1..=500 (default 50)"),
+        ("before" = Option<u64>, Query, description = "Only jobs with a smaller id"),
+        ("all" = Option<bool>, Query, description = "Admins: everyone's jobs"),
+    ),
+    responses(
+        (status = 200, body = JobListResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<JobListQuery>,
+) -> Result<Json<JobListResponse>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    if query.all == Some(true) && !user.is_admin {
+        return Err(ApiError::invalid("only admins may list everyone's jobs"));
+    }
+    let owner = (query.all != Some(true)).then_some(user.name);
+    let (jobs, next) = state
+        .reader
+        .read(move |conn| {
+            store_jobs::list_jobs(conn, owner.as_ref(), query.status, limit, query.before)
+        })
+        .await?;
+    Ok(Json(JobListResponse { jobs, next }))
+}
+
+fn parse_id(raw: &str) -> Result<JobId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("job"))
+}
+
+/// One job with its output. Another user's job is 404, as if it did not exist.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = u64, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn get_one(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let id = parse_id(&id)?;
+    let view = state
+        .reader
+        .read(move |conn| store_jobs::job_view(conn, id))
+        .await?
+        .filter(|v| user.is_admin || v.user == user.name)
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    Ok(Json(view))
+}
+
+/// Cancel a job. A queued job ends `cancelled` at once and is refunded; a running one
+/// is stopped on its worker and ends `cancelled` when the worker confirms.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = u64, Path, description = "Job id")),
+    responses(
+        (status = 200, body = JobView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Already finished", body = ErrorBody),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let id = parse_id(&id)?;
+    let view = state.queue.cancel(user.name, user.is_admin, id).await?;
+    Ok(Json(view))
+}

@@ -1,0 +1,144 @@
+//! The coordinator as a library: [`launch`] runs it on a listener until a shutdown
+//! signal, so tests bind port 0 and the binary stays thin.
+
+use crate::auth::Limits;
+use crate::events::{EventBus, WorkerBoard};
+use crate::metrics::Metrics;
+use crate::queue::{self, QueueHandle, QueueSettings};
+use crate::store::{self, StoreError, reader::Reader};
+use gridx_proto::config::ServerConfig;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Everything a handler or session can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<ServerConfig>,
+    pub queue: QueueHandle,
+    pub reader: Reader,
+    pub events: EventBus,
+    pub board: WorkerBoard,
+    pub metrics: Arc<Metrics>,
+    pub limits: Arc<Limits>,
+    pub started: Instant,
+    pub next_session: Arc<AtomicU64>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    pub fn new_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the coordinator on `listener` until `shutdown` turns true: then it stops
+/// taking work, sends `drain` to every worker, waits up to `shutdown_grace_s` for
+/// running jobs, flushes and returns. Jobs still running then stay `running` in the
+/// store and are recovered at the next start.
+pub async fn launch(
+    config: ServerConfig,
+    data_dir: PathBuf,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), LaunchError> {
+    let conn = tokio::task::spawn_blocking({
+        let data_dir = data_dir.clone();
+        move || store::open_writer(&data_dir)
+    })
+    .await
+    .map_err(|_| StoreError::Unavailable)??;
+    let metrics = Metrics::new();
+    let events = EventBus::new(4096);
+    let board = WorkerBoard::default();
+    let (queue, queue_thread) = queue::start(
+        conn,
+        QueueSettings::from_config(&config),
+        events.clone(),
+        board.clone(),
+        metrics.clone(),
+    )?;
+    let state = AppState {
+        limits: Limits::new(config.rate_limit_per_s, config.rate_limit_burst),
+        config: Arc::new(config.clone()),
+        queue: queue.clone(),
+        reader: Reader::new(data_dir, 8),
+        events,
+        board,
+        metrics,
+        started: Instant::now(),
+        next_session: Arc::new(AtomicU64::new(1)),
+        shutdown: shutdown.clone(),
+    };
+    let router = crate::api::router(state.clone());
+
+    // Ticks drive leases and housekeeping; dispatch itself is event-driven.
+    let ticker = tokio::spawn({
+        let queue = queue.clone();
+        let limits = state.limits.clone();
+        let mut shutdown = shutdown.clone();
+        async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(500));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n = 0u64;
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {
+                        if !queue.tick().await { break; }
+                        n += 1;
+                        if n % 120 == 0 { limits.shrink(); }
+                    }
+                    _ = signalled(&mut shutdown) => break,
+                }
+            }
+        }
+    });
+
+    let (stop_http_tx, stop_http_rx) = watch::channel(false);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "coordinator listening");
+    let server = tokio::spawn(crate::http::serve(
+        listener,
+        router,
+        Duration::from_secs(u64::from(config.request_timeout_s)),
+        stop_http_rx,
+    ));
+
+    signalled(&mut shutdown).await;
+    tracing::info!("shutting down: draining workers");
+    queue.drain().await;
+    let grace = Duration::from_secs(u64::from(config.shutdown_grace_s));
+    let mut stats = queue.watch_stats();
+    let drained = tokio::time::timeout(grace, stats.wait_for(|s| s.running == 0)).await;
+    match drained {
+        Ok(_) => tracing::info!("all running jobs finished"),
+        Err(_) => tracing::warn!(
+            running = queue.stats().running,
+            "grace period over; running jobs stay leased and are recovered at the next start"
+        ),
+    }
+    ticker.abort();
+    queue.stop().await;
+    let _ = stop_http_tx.send(true);
+    let _ = server.await;
+    let _ = tokio::task::spawn_blocking(move || queue_thread.join()).await;
+    tracing::info!("coordinator stopped");
+    Ok(())
+}
+
+/// Resolves once a shutdown flag turns true (or its sender is gone). Returns `()` so
+/// no watch guard is held across an await in a `select!`.
+pub async fn signalled(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|s| *s).await;
+}

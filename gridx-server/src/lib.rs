@@ -1,0 +1,17 @@
+//! Grid-X coordinator. [`app::launch`] runs it; `main.rs` is a thin CLI over it.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod metrics;
+pub mod queue;
+pub mod settings;
+pub mod store;
+pub mod tokens;
+pub mod worker_session;
+
+pub use app::{AppState, launch};

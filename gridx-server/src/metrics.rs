@@ -1,0 +1,127 @@
+//! Prometheus metrics, exposed as text at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AccountLabel {
+    pub account: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub jobs_submitted: Counter,
+    pub jobs_finished: Family<StatusLabel, Counter>,
+    pub jobs_by_state: Family<StatusLabel, Gauge>,
+    pub queue_depth: Gauge,
+    pub workers_by_state: Family<StatusLabel, Gauge>,
+    pub dispatch_latency: Histogram,
+    pub ledger_millicredits: Family<AccountLabel, Gauge>,
+    pub store_errors: Counter,
+    pub dispatch_errors: Counter,
+    pub fenced_reports: Counter,
+    pub requeued_jobs: Counter,
+    pub rate_limited: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("gridx");
+        let m = Metrics {
+            jobs_submitted: Counter::default(),
+            jobs_finished: Family::default(),
+            jobs_by_state: Family::default(),
+            queue_depth: Gauge::default(),
+            workers_by_state: Family::default(),
+            // 50 µs .. ~1.6 s
+            dispatch_latency: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 16),
+            ),
+            ledger_millicredits: Family::default(),
+            store_errors: Counter::default(),
+            dispatch_errors: Counter::default(),
+            fenced_reports: Counter::default(),
+            requeued_jobs: Counter::default(),
+            rate_limited: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("jobs_submitted", "Jobs accepted", m.jobs_submitted.clone());
+        registry.register(
+            "jobs_finished",
+            "Jobs that reached a terminal state",
+            m.jobs_finished.clone(),
+        );
+        registry.register(
+            "jobs",
+            "Jobs by state (live states only)",
+            m.jobs_by_state.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Jobs waiting for a worker",
+            m.queue_depth.clone(),
+        );
+        registry.register("workers", "Workers by state", m.workers_by_state.clone());
+        registry.register(
+            "dispatch_latency_seconds",
+            "Time from submit (or requeue) to assignment",
+            m.dispatch_latency.clone(),
+        );
+        registry.register(
+            "ledger_millicredits",
+            "Ledger totals in milli-credits (granted, escrow, platform, users)",
+            m.ledger_millicredits.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Failed store writes",
+            m.store_errors.clone(),
+        );
+        registry.register(
+            "dispatch_errors",
+            "Failed dispatches",
+            m.dispatch_errors.clone(),
+        );
+        registry.register(
+            "fenced_reports",
+            "Worker reports refused because their attempt was superseded",
+            m.fenced_reports.clone(),
+        );
+        registry.register(
+            "requeued_jobs",
+            "Jobs put back after a lost worker",
+            m.requeued_jobs.clone(),
+        );
+        registry.register(
+            "rate_limited_requests",
+            "Requests refused with 429",
+            m.rate_limited.clone(),
+        );
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn set_status_gauge(family: &Family<StatusLabel, Gauge>, status: &str, value: i64) {
+        family
+            .get_or_create(&StatusLabel {
+                status: status.to_owned(),
+            })
+            .set(value);
+    }
+}

@@ -1,0 +1,272 @@
+//! The queue: the only writer of job state.
+//!
+//! One OS thread owns the write connection and all scheduling state. API handlers and
+//! worker sessions send it [`Command`]s; it takes every command waiting, applies them
+//! in one transaction (each behind its own savepoint, so one failure cannot spoil the
+//! others), dispatches queued jobs to free slots, commits once (group commit), and only
+//! then answers callers, sends messages to workers and publishes events. Nothing is
+//! promised to anyone before it is on disk.
+
+pub mod scheduler;
+mod state;
+
+use crate::events::{EventBus, WorkerBoard};
+use crate::metrics::Metrics;
+use gridx_proto::api::JobView;
+use gridx_proto::config::ServerConfig;
+use gridx_proto::protocol::{
+    Capabilities, CoordinatorMessage, JobAttempt, RejectCode, WorkerMessage,
+};
+use gridx_proto::{Credits, JobId, JobSpec, UserName, WorkerId};
+use rusqlite::Connection;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use state::QueueStats;
+
+/// What the queue says back when it refuses something.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum QueueError {
+    #[error("balance {balance} is below the job cost {cost}")]
+    InsufficientCredits { balance: Credits, cost: Credits },
+    #[error("{0}")]
+    QueueFull(String),
+    #[error("no such job")]
+    NotFound,
+    #[error("job {0} already finished ({1})")]
+    AlreadyFinished(JobId, String),
+    #[error("{1}")]
+    Rejected(RejectCode, String),
+    #[error("the coordinator is shutting down")]
+    ShuttingDown,
+    #[error("the store failed: {0}")]
+    Store(String),
+}
+
+/// An open worker session's outbox.
+pub type SessionTx = mpsc::UnboundedSender<Outbound>;
+
+/// What the queue asks a worker session to do.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Send(CoordinatorMessage),
+    /// Send `reject` with this code (if any), then close the connection.
+    Close(Option<(RejectCode, String)>),
+}
+
+/// A worker connection that passed token checks and waits for `welcome`.
+#[derive(Debug)]
+pub struct HelloRequest {
+    pub worker_id: WorkerId,
+    pub name: String,
+    pub owner: UserName,
+    pub capabilities: Capabilities,
+    pub running: Vec<JobAttempt>,
+    pub session_id: u64,
+    pub outbox: SessionTx,
+}
+
+pub enum Command {
+    Submit {
+        user: UserName,
+        spec: JobSpec,
+        reply: oneshot::Sender<Result<JobView, QueueError>>,
+    },
+    Cancel {
+        user: UserName,
+        is_admin: bool,
+        job_id: JobId,
+        reply: oneshot::Sender<Result<JobView, QueueError>>,
+    },
+    Hello {
+        hello: Box<HelloRequest>,
+        reply: oneshot::Sender<Result<u32, QueueError>>,
+    },
+    FromWorker {
+        worker_id: WorkerId,
+        session_id: u64,
+        message: WorkerMessage,
+    },
+    SessionClosed {
+        worker_id: WorkerId,
+        session_id: u64,
+    },
+    Tick,
+    /// Stop dispatching, send `drain` to every worker.
+    Drain {
+        reply: oneshot::Sender<()>,
+    },
+    /// Close every session and end the thread.
+    Stop,
+}
+
+/// The cloneable sending side used by the API and sessions.
+#[derive(Clone)]
+pub struct QueueHandle {
+    tx: mpsc::Sender<Command>,
+    stats: watch::Receiver<QueueStats>,
+}
+
+impl QueueHandle {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Command,
+    ) -> Result<T, QueueError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| QueueError::ShuttingDown)?;
+        rx.await.map_err(|_| QueueError::ShuttingDown)?
+    }
+
+    pub async fn submit(&self, user: UserName, spec: JobSpec) -> Result<JobView, QueueError> {
+        self.call(|reply| Command::Submit { user, spec, reply })
+            .await
+    }
+
+    pub async fn cancel(
+        &self,
+        user: UserName,
+        is_admin: bool,
+        job_id: JobId,
+    ) -> Result<JobView, QueueError> {
+        self.call(|reply| Command::Cancel {
+            user,
+            is_admin,
+            job_id,
+            reply,
+        })
+        .await
+    }
+
+    /// Returns the heartbeat interval to put in `welcome`.
+    pub async fn hello(&self, hello: HelloRequest) -> Result<u32, QueueError> {
+        self.call(|reply| Command::Hello {
+            hello: Box::new(hello),
+            reply,
+        })
+        .await
+    }
+
+    pub async fn from_worker(&self, worker_id: WorkerId, session_id: u64, message: WorkerMessage) {
+        let _ = self
+            .tx
+            .send(Command::FromWorker {
+                worker_id,
+                session_id,
+                message,
+            })
+            .await;
+    }
+
+    pub async fn session_closed(&self, worker_id: WorkerId, session_id: u64) {
+        let _ = self
+            .tx
+            .send(Command::SessionClosed {
+                worker_id,
+                session_id,
+            })
+            .await;
+    }
+
+    pub async fn tick(&self) -> bool {
+        self.tx.send(Command::Tick).await.is_ok()
+    }
+
+    pub async fn drain(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Drain { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub async fn stop(&self) {
+        let _ = self.tx.send(Command::Stop).await;
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        self.stats.borrow().clone()
+    }
+
+    pub fn watch_stats(&self) -> watch::Receiver<QueueStats> {
+        self.stats.clone()
+    }
+}
+
+/// Settings the queue needs from the server config.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    pub heartbeat: Duration,
+    pub heartbeat_s: u32,
+    pub max_attempts: u32,
+    pub job_cost: Credits,
+    pub reward_permille: u16,
+    pub queue_capacity: u64,
+    pub max_queued_per_user: u64,
+    pub max_output_bytes: usize,
+    pub retention: Duration,
+}
+
+impl QueueSettings {
+    pub fn from_config(c: &ServerConfig) -> Self {
+        Self {
+            heartbeat: Duration::from_secs(u64::from(c.heartbeat_s)),
+            heartbeat_s: c.heartbeat_s,
+            max_attempts: c.max_attempts,
+            job_cost: c.job_cost,
+            reward_permille: c.reward_permille,
+            queue_capacity: c.queue_capacity,
+            max_queued_per_user: c.max_queued_per_user,
+            max_output_bytes: c.limits.max_output_bytes,
+            retention: Duration::from_secs(u64::from(c.retention_days) * 86_400),
+        }
+    }
+}
+
+/// Most commands folded into one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// Starts the queue thread over an open write connection.
+pub fn start(
+    conn: Connection,
+    settings: QueueSettings,
+    events: EventBus,
+    board: WorkerBoard,
+    metrics: Arc<Metrics>,
+) -> Result<(QueueHandle, std::thread::JoinHandle<()>), crate::store::StoreError> {
+    let (tx, mut rx) = mpsc::channel::<Command>(65_536);
+    let (stats_tx, stats_rx) = watch::channel(QueueStats::default());
+    let mut state = state::State::load(&conn, settings, events, board, metrics, stats_tx)?;
+    let handle = std::thread::Builder::new()
+        .name("gridx-queue".into())
+        .spawn(move || {
+            let mut conn = conn;
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while let Some(first) = rx.blocking_recv() {
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(cmd) => batch.push(cmd),
+                        Err(_) => break,
+                    }
+                }
+                let stop = state.run_batch(&mut conn, &mut batch);
+                batch.clear();
+                if stop {
+                    break;
+                }
+            }
+            state.close_all_sessions();
+        })
+        .map_err(|_| crate::store::StoreError::Unavailable)?;
+    Ok((
+        QueueHandle {
+            tx,
+            stats: stats_rx,
+        },
+        handle,
+    ))
+}

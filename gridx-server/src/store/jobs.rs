@@ -1,0 +1,310 @@
+//! Job rows. Only the queue (`crate::queue`) calls the writing functions here, inside
+//! its transactions; the API reads through [`job_view`] and [`list_jobs`].
+
+use super::{StoreError, StoreResult};
+use gridx_proto::api::JobView;
+use gridx_proto::job::FailureReason;
+use gridx_proto::time_fmt::from_unix_millis;
+use gridx_proto::{Credits, JobId, JobSpec, JobStatus, Language, UserName, WorkerId};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+const VIEW_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
+    submitted_at, started_at, finished_at, worker_id, attempts, exit_code, stdout, stderr,
+    stdout_truncated, stderr_truncated, duration_ms, reason, message, cost";
+
+fn corrupt(what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("bad {what} {value:?}").into(),
+    )
+}
+
+fn view_from_row(r: &Row<'_>) -> rusqlite::Result<JobView> {
+    let user: String = r.get(1)?;
+    let status: String = r.get(2)?;
+    let language: String = r.get(3)?;
+    let reason: Option<String> = r.get(18)?;
+    Ok(JobView {
+        job_id: JobId(r.get::<_, i64>(0)? as u64),
+        user: UserName::new(&user).map_err(|_| corrupt("user", &user))?,
+        status: status.parse().map_err(|_| corrupt("status", &status))?,
+        language: language
+            .parse()
+            .map_err(|_| corrupt("language", &language))?,
+        priority: r.get(4)?,
+        timeout_s: r.get(5)?,
+        memory_mb: r.get(6)?,
+        submitted_at: from_unix_millis(r.get(7)?),
+        started_at: r.get::<_, Option<i64>>(8)?.map(from_unix_millis),
+        finished_at: r.get::<_, Option<i64>>(9)?.map(from_unix_millis),
+        worker_id: r.get::<_, Option<i64>>(10)?.map(|w| WorkerId(w as u64)),
+        attempts: r.get(11)?,
+        exit_code: r.get(12)?,
+        stdout: r.get(13)?,
+        stderr: r.get(14)?,
+        stdout_truncated: r.get(15)?,
+        stderr_truncated: r.get(16)?,
+        duration_ms: r.get::<_, Option<i64>>(17)?.map(|d| d.max(0) as u64),
+        reason: match reason {
+            None => None,
+            Some(text) => Some(parse_reason(&text).ok_or_else(|| corrupt("reason", &text))?),
+        },
+        message: r.get(19)?,
+        cost: Credits::from_millis(r.get(20)?),
+    })
+}
+
+fn parse_reason(text: &str) -> Option<FailureReason> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+}
+
+/// Stores a new queued job and returns its id. The caller holds its cost in the same
+/// transaction.
+pub fn insert_job(
+    conn: &Connection,
+    user: &UserName,
+    spec: &JobSpec,
+    cost: Credits,
+    now: i64,
+) -> StoreResult<JobId> {
+    conn.prepare_cached(
+        "INSERT INTO jobs (user, status, language, code, stdin, timeout_s, memory_mb, priority,
+                           max_output_bytes, cost, submitted_at)
+         VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        user.as_str(),
+        spec.language.as_str(),
+        spec.code,
+        spec.stdin,
+        spec.timeout_s,
+        spec.memory_mb,
+        spec.priority,
+        spec.max_output_bytes as i64,
+        cost.millis(),
+        now
+    ])?;
+    Ok(JobId(conn.last_insert_rowid() as u64))
+}
+
+pub fn job_view(conn: &Connection, id: JobId) -> StoreResult<Option<JobView>> {
+    let sql = format!("SELECT {VIEW_COLUMNS} FROM jobs WHERE id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id.0 as i64], view_from_row)
+        .optional()?)
+}
+
+/// Jobs newest first, optionally only one user's and one status, before a cursor.
+/// Returns the page and the cursor of the next page.
+pub fn list_jobs(
+    conn: &Connection,
+    user: Option<&UserName>,
+    status: Option<JobStatus>,
+    limit: u32,
+    before: Option<JobId>,
+) -> StoreResult<(Vec<JobView>, Option<JobId>)> {
+    let sql = format!(
+        "SELECT {VIEW_COLUMNS} FROM jobs
+         WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR status = ?2) AND id < ?3
+         ORDER BY id DESC LIMIT ?4"
+    );
+    let before = before.map_or(i64::MAX, |b| b.0 as i64);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![
+            user.map(|u| u.as_str()),
+            status.map(|s| s.as_str()),
+            before,
+            i64::from(limit) + 1
+        ],
+        view_from_row,
+    )?;
+    let mut jobs = rows.collect::<Result<Vec<_>, _>>()?;
+    let next = if jobs.len() > limit as usize {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|j| j.job_id)
+    } else {
+        None
+    };
+    Ok((jobs, next))
+}
+
+/// What the worker needs to run a job.
+pub fn load_spec(conn: &Connection, id: JobId) -> StoreResult<JobSpec> {
+    conn.prepare_cached(
+        "SELECT language, code, stdin, timeout_s, memory_mb, priority, max_output_bytes
+         FROM jobs WHERE id = ?1",
+    )?
+    .query_row([id.0 as i64], |r| {
+        let language: String = r.get(0)?;
+        Ok(JobSpec {
+            language: language
+                .parse()
+                .map_err(|_| corrupt("language", &language))?,
+            code: r.get(1)?,
+            stdin: r.get(2)?,
+            timeout_s: r.get(3)?,
+            memory_mb: r.get(4)?,
+            priority: r.get(5)?,
+            max_output_bytes: r.get::<_, i64>(6)?.max(0) as usize,
+        })
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("no job {id}")))
+}
+
+fn expect_one(changed: usize, id: JobId, what: &str) -> StoreResult<()> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "job {id}: {what} matched {changed} rows"
+        )))
+    }
+}
+
+/// queued -> running, with the attempt it now runs as.
+pub fn mark_assigned(
+    conn: &Connection,
+    id: JobId,
+    worker: WorkerId,
+    attempt: u32,
+    now: i64,
+) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE jobs SET status = 'running', worker_id = ?2, attempts = ?3, assigned_at = ?4,
+                             started_at = NULL
+             WHERE id = ?1 AND status = 'queued'",
+        )?
+        .execute(params![id.0 as i64, worker.0 as i64, attempt, now])?;
+    expect_one(changed, id, "assign")
+}
+
+pub fn mark_started(conn: &Connection, id: JobId, now: i64) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached("UPDATE jobs SET started_at = ?2 WHERE id = ?1 AND status = 'running'")?
+        .execute(params![id.0 as i64, now])?;
+    expect_one(changed, id, "start")
+}
+
+/// running -> queued after its worker was lost; the attempt count stays, the next
+/// assignment increments it.
+pub fn mark_requeued(conn: &Connection, id: JobId) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE jobs SET status = 'queued', worker_id = NULL, started_at = NULL,
+                             assigned_at = NULL
+             WHERE id = ?1 AND status = 'running'",
+        )?
+        .execute([id.0 as i64])?;
+    expect_one(changed, id, "requeue")
+}
+
+pub fn mark_cancel_requested(conn: &Connection, id: JobId) -> StoreResult<()> {
+    conn.prepare_cached("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1")?
+        .execute([id.0 as i64])?;
+    Ok(())
+}
+
+/// The facts written when a job reaches a terminal state.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub duration_ms: Option<u64>,
+    pub reason: Option<FailureReason>,
+    pub message: Option<String>,
+}
+
+/// Moves a live job to a terminal state. `from` is the state the queue believes it is
+/// in; the row must agree, so a lost race can never overwrite a result.
+pub fn mark_finished(
+    conn: &Connection,
+    id: JobId,
+    from: JobStatus,
+    to: JobStatus,
+    done: &Completion,
+    now: i64,
+) -> StoreResult<()> {
+    from.transition(to)
+        .map_err(|e| StoreError::Conflict(format!("job {id}: {e}")))?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE jobs SET status = ?3, finished_at = ?4, exit_code = ?5, stdout = ?6,
+                             stderr = ?7, stdout_truncated = ?8, stderr_truncated = ?9,
+                             duration_ms = ?10, reason = ?11, message = ?12
+             WHERE id = ?1 AND status = ?2",
+        )?
+        .execute(params![
+            id.0 as i64,
+            from.as_str(),
+            to.as_str(),
+            now,
+            done.exit_code,
+            done.stdout,
+            done.stderr,
+            done.stdout_truncated,
+            done.stderr_truncated,
+            done.duration_ms.map(|d| d.min(i64::MAX as u64) as i64),
+            done.reason.map(|r| r.as_str()),
+            done.message,
+        ])?;
+    expect_one(changed, id, "finish")
+}
+
+/// A queued or running job as the queue keeps it in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveJob {
+    pub id: JobId,
+    pub user: UserName,
+    pub language: Language,
+    pub priority: i32,
+    pub status: JobStatus,
+    pub worker: Option<WorkerId>,
+    pub attempts: u32,
+    pub cancel_requested: bool,
+    pub cost: Credits,
+}
+
+/// Every queued and running job, oldest first, for rebuilding the queue at start-up.
+pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, user, language, priority, status, worker_id, attempts, cancel_requested, cost
+         FROM jobs WHERE status IN ('queued', 'running') ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let user: String = r.get(1)?;
+        let language: String = r.get(2)?;
+        let status: String = r.get(4)?;
+        Ok(LiveJob {
+            id: JobId(r.get::<_, i64>(0)? as u64),
+            user: UserName::new(&user).map_err(|_| corrupt("user", &user))?,
+            language: language
+                .parse()
+                .map_err(|_| corrupt("language", &language))?,
+            priority: r.get(3)?,
+            status: status.parse().map_err(|_| corrupt("status", &status))?,
+            worker: r.get::<_, Option<i64>>(5)?.map(|w| WorkerId(w as u64)),
+            attempts: r.get(6)?,
+            cancel_requested: r.get(7)?,
+            cost: Credits::from_millis(r.get(8)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Drops the code, stdin and output of jobs that finished before `cutoff`; the row
+/// and its ledger entries stay. Returns how many jobs were pruned.
+pub fn prune_output(conn: &Connection, cutoff: i64) -> StoreResult<usize> {
+    Ok(conn.execute(
+        "UPDATE jobs SET code = '', stdin = '', stdout = '', stderr = '', output_pruned = 1
+         WHERE output_pruned = 0 AND finished_at IS NOT NULL AND finished_at < ?1",
+        [cutoff],
+    )?)
+}

@@ -1,0 +1,348 @@
+//! The double-entry credit ledger. Money moves only through [`post`], which updates
+//! both balances and appends the entry in the caller's transaction; [`verify`] checks
+//! every invariant of the contract.
+
+use super::{StoreError, StoreResult};
+use gridx_proto::api::{LedgerEntryView, LedgerKind};
+use gridx_proto::time_fmt::from_unix_millis;
+use gridx_proto::{Credits, JobId, UserName};
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub const MINT: &str = "mint";
+pub const ESCROW: &str = "escrow";
+pub const PLATFORM: &str = "platform";
+
+/// The ledger account of a user.
+pub fn user_account(user: &str) -> String {
+    format!("user:{user}")
+}
+
+/// Why a movement could not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    #[error("balance {balance} is below {needed}")]
+    Insufficient { balance: Credits, needed: Credits },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for PostError {
+    fn from(e: rusqlite::Error) -> Self {
+        PostError::Store(StoreError::Sqlite(e))
+    }
+}
+
+/// An entry as written, for the live events of the accounts it touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub id: u64,
+    pub at: i64,
+    pub kind: LedgerKind,
+    pub from: String,
+    pub to: String,
+    pub amount: Credits,
+    pub job_id: Option<JobId>,
+    pub from_after: Credits,
+    pub to_after: Credits,
+}
+
+impl Posted {
+    /// The entry as the owner of `account` sees it, if it touches that account.
+    pub fn view_for(&self, account: &str) -> Option<LedgerEntryView> {
+        let (amount, balance_after) = if self.from == account {
+            (Credits::from_millis(-self.amount.millis()), self.from_after)
+        } else if self.to == account {
+            (self.amount, self.to_after)
+        } else {
+            return None;
+        };
+        Some(LedgerEntryView {
+            id: self.id,
+            at: from_unix_millis(self.at),
+            kind: self.kind,
+            amount,
+            job_id: self.job_id,
+            balance_after,
+        })
+    }
+}
+
+/// Moves `amount` from one account to another and appends the entry. Must run inside a
+/// transaction; a balance that would go negative (other than the mint's) is refused.
+/// A zero amount (a free job) moves nothing and writes nothing.
+pub fn post(
+    conn: &Connection,
+    kind: LedgerKind,
+    from: &str,
+    to: &str,
+    amount: Credits,
+    job_id: Option<JobId>,
+    at: i64,
+) -> Result<Option<Posted>, PostError> {
+    if amount.millis() <= 0 {
+        return Ok(None);
+    }
+    let from_balance = balance(conn, from)?;
+    let from_after = from_balance
+        .checked_sub(amount)
+        .map_err(|_| StoreError::Conflict("balance overflow".into()))?;
+    if from != MINT && from_after.is_negative() {
+        return Err(PostError::Insufficient {
+            balance: from_balance,
+            needed: amount,
+        });
+    }
+    let to_after = balance(conn, to)?
+        .checked_add(amount)
+        .map_err(|_| StoreError::Conflict("balance overflow".into()))?;
+    let mut update = conn.prepare_cached("UPDATE accounts SET balance = ?2 WHERE id = ?1")?;
+    update.execute(params![from, from_after.millis()])?;
+    update.execute(params![to, to_after.millis()])?;
+    conn.prepare_cached(
+        "INSERT INTO ledger (at, kind, from_account, to_account, amount, job_id,
+                             from_balance_after, to_balance_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        at,
+        kind.as_str(),
+        from,
+        to,
+        amount.millis(),
+        job_id.map(|j| j.0 as i64),
+        from_after.millis(),
+        to_after.millis()
+    ])?;
+    Ok(Some(Posted {
+        id: conn.last_insert_rowid() as u64,
+        at,
+        kind,
+        from: from.to_owned(),
+        to: to.to_owned(),
+        amount,
+        job_id,
+        from_after,
+        to_after,
+    }))
+}
+
+/// An account's balance; an unknown account is an error, never an implicit zero.
+pub fn balance(conn: &Connection, account: &str) -> StoreResult<Credits> {
+    conn.prepare_cached("SELECT balance FROM accounts WHERE id = ?1")?
+        .query_row([account], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(Credits::from_millis)
+        .ok_or_else(|| StoreError::NotFound(format!("no ledger account {account}")))
+}
+
+/// The newest `limit` entries touching a user's account, signed from their side.
+pub fn entries_for_user(
+    conn: &Connection,
+    user: &UserName,
+    limit: u32,
+) -> StoreResult<Vec<LedgerEntryView>> {
+    let account = user_account(user.as_str());
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at, kind, from_account, amount, job_id, from_balance_after, to_balance_after
+         FROM ledger WHERE id IN (
+             SELECT id FROM ledger WHERE from_account = ?1
+             UNION SELECT id FROM ledger WHERE to_account = ?1)
+         ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![account, limit], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, Option<i64>>(5)?,
+            r.get::<_, i64>(6)?,
+            r.get::<_, i64>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, at, kind, from, amount, job_id, from_after, to_after) = row?;
+        let kind = LedgerKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("ledger kind {kind}")))?;
+        let outgoing = from == account;
+        out.push(LedgerEntryView {
+            id: id as u64,
+            at: from_unix_millis(at),
+            kind,
+            amount: Credits::from_millis(if outgoing { -amount } else { amount }),
+            job_id: job_id.map(|j| JobId(j as u64)),
+            balance_after: Credits::from_millis(if outgoing { from_after } else { to_after }),
+        });
+    }
+    Ok(out)
+}
+
+/// Sums for `/metrics` and the verify summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerTotals {
+    pub granted: Credits,
+    pub escrow: Credits,
+    pub platform: Credits,
+    pub users: Credits,
+    pub entries: u64,
+}
+
+pub fn totals(conn: &Connection) -> StoreResult<LedgerTotals> {
+    let granted: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE kind = 'grant'",
+        [],
+        |r| r.get(0),
+    )?;
+    let users: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(balance), 0) FROM accounts WHERE id LIKE 'user:%'",
+        [],
+        |r| r.get(0),
+    )?;
+    let entries: i64 = conn.query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0))?;
+    Ok(LedgerTotals {
+        granted: Credits::from_millis(granted),
+        escrow: balance(conn, ESCROW)?,
+        platform: balance(conn, PLATFORM)?,
+        users: Credits::from_millis(users),
+        entries: entries as u64,
+    })
+}
+
+/// The result of `ledger verify`: empty `violations` means every invariant holds.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    pub totals: LedgerTotals,
+    pub jobs: u64,
+    pub violations: Vec<String>,
+}
+
+/// Checks every ledger invariant of the contract:
+/// per-account sums equal stored balances; no negative balance (but the mint's); every
+/// job holds exactly once and settles at most once (exactly once when terminal, never
+/// when live); escrow equals the unsettled holds; the total equals what was granted.
+pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
+    let mut violations = Vec::new();
+
+    let mut stmt = conn.prepare(
+        "SELECT a.id, a.balance,
+                COALESCE((SELECT SUM(amount) FROM ledger WHERE to_account = a.id), 0)
+              - COALESCE((SELECT SUM(amount) FROM ledger WHERE from_account = a.id), 0)
+         FROM accounts a",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (account, stored, summed) = row?;
+        if stored != summed {
+            violations.push(format!(
+                "account {account}: stored balance {} but entries sum to {}",
+                Credits::from_millis(stored),
+                Credits::from_millis(summed)
+            ));
+        }
+        if account != MINT && stored < 0 {
+            violations.push(format!(
+                "account {account}: negative balance {}",
+                Credits::from_millis(stored)
+            ));
+        }
+    }
+
+    let mut stmt = conn.prepare(
+        "SELECT j.id, j.status, j.cost,
+                (SELECT COUNT(*) FROM ledger WHERE job_id = j.id AND kind = 'hold'),
+                (SELECT COUNT(*) FROM ledger WHERE job_id = j.id AND kind = 'reward'),
+                (SELECT COUNT(*) FROM ledger WHERE job_id = j.id AND kind = 'fee'),
+                (SELECT COUNT(*) FROM ledger WHERE job_id = j.id AND kind = 'refund'),
+                (SELECT COALESCE(SUM(amount), 0) FROM ledger
+                   WHERE job_id = j.id AND kind IN ('reward', 'fee', 'refund'))
+         FROM jobs j",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, i64>(6)?,
+            r.get::<_, i64>(7)?,
+        ))
+    })?;
+    let mut jobs = 0u64;
+    let mut unsettled_holds = 0i64;
+    for row in rows {
+        let (id, status, cost, holds, rewards, fees, refunds, settled_amount) = row?;
+        jobs += 1;
+        let live = status == "queued" || status == "running";
+        let expected_holds = if cost > 0 { 1 } else { 0 };
+        if holds != expected_holds {
+            violations.push(format!(
+                "job {id}: {holds} holds, expected {expected_holds}"
+            ));
+        }
+        let settlements = refunds + rewards.max(fees);
+        if rewards > 1 || fees > 1 || refunds > 1 || (refunds > 0 && rewards + fees > 0) {
+            violations.push(format!(
+                "job {id}: settled more than once ({rewards} rewards, {fees} fees, {refunds} refunds)"
+            ));
+        }
+        if cost > 0 && live && settlements > 0 {
+            violations.push(format!("job {id}: is {status} but already settled"));
+        }
+        if cost > 0 && !live && settlements == 0 {
+            violations.push(format!("job {id}: is {status} but was never settled"));
+        }
+        if cost > 0 && !live && settled_amount != cost {
+            violations.push(format!(
+                "job {id}: settled {} of a hold of {}",
+                Credits::from_millis(settled_amount),
+                Credits::from_millis(cost)
+            ));
+        }
+        if live {
+            unsettled_holds += cost;
+        }
+    }
+
+    let totals = totals(conn)?;
+    if totals.escrow.millis() != unsettled_holds {
+        violations.push(format!(
+            "escrow holds {} but unsettled jobs hold {}",
+            totals.escrow,
+            Credits::from_millis(unsettled_holds)
+        ));
+    }
+    let total: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(balance), 0) FROM accounts WHERE id != 'mint'",
+        [],
+        |r| r.get(0),
+    )?;
+    if total != totals.granted.millis() {
+        violations.push(format!(
+            "accounts hold {} in all but {} was granted",
+            Credits::from_millis(total),
+            totals.granted
+        ));
+    }
+    let mint = balance(conn, MINT)?;
+    if mint.millis() != -totals.granted.millis() {
+        violations.push(format!(
+            "mint is at {mint} but {} was granted",
+            totals.granted
+        ));
+    }
+    Ok(VerifyReport {
+        totals,
+        jobs,
+        violations,
+    })
+}

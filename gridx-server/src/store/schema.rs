@@ -1,0 +1,100 @@
+//! Schema migrations, versioned in the code (SQLite's `user_version` holds the level).
+//! Never edit a released migration: append a new one.
+
+use rusqlite_migration::{M, Migrations};
+
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        r#"
+CREATE TABLE users (
+    name        TEXT PRIMARY KEY,
+    token_hash  BLOB NOT NULL UNIQUE,
+    is_admin    INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL
+) STRICT;
+
+-- Balances in milli-credits. 'mint' is the source of every grant and the only
+-- account allowed below zero; 'escrow' holds the cost of unsettled jobs.
+CREATE TABLE accounts (
+    id       TEXT PRIMARY KEY,
+    balance  INTEGER NOT NULL DEFAULT 0,
+    CHECK (id = 'mint' OR balance >= 0)
+) STRICT;
+INSERT INTO accounts (id, balance) VALUES ('mint', 0), ('escrow', 0), ('platform', 0);
+
+CREATE TABLE workers (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    owner       TEXT NOT NULL REFERENCES users(name),
+    token_hash  BLOB NOT NULL UNIQUE,
+    revoked     INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL,
+    last_seen   INTEGER
+) STRICT;
+
+CREATE TABLE jobs (
+    id                INTEGER PRIMARY KEY,
+    user              TEXT NOT NULL REFERENCES users(name),
+    status            TEXT NOT NULL CHECK (status IN
+                        ('queued','running','succeeded','failed','timed_out','cancelled','error')),
+    language          TEXT NOT NULL,
+    code              TEXT NOT NULL,
+    stdin             TEXT NOT NULL,
+    timeout_s         INTEGER NOT NULL,
+    memory_mb         INTEGER NOT NULL,
+    priority          INTEGER NOT NULL,
+    max_output_bytes  INTEGER NOT NULL,
+    cost              INTEGER NOT NULL,
+    submitted_at      INTEGER NOT NULL,
+    assigned_at       INTEGER,
+    started_at        INTEGER,
+    finished_at       INTEGER,
+    worker_id         INTEGER REFERENCES workers(id),
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    cancel_requested  INTEGER NOT NULL DEFAULT 0,
+    exit_code         INTEGER,
+    stdout            TEXT NOT NULL DEFAULT '',
+    stderr            TEXT NOT NULL DEFAULT '',
+    stdout_truncated  INTEGER NOT NULL DEFAULT 0,
+    stderr_truncated  INTEGER NOT NULL DEFAULT 0,
+    duration_ms       INTEGER,
+    reason            TEXT,
+    message           TEXT,
+    output_pruned     INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX jobs_by_user ON jobs(user, id);
+CREATE INDEX jobs_live ON jobs(status) WHERE status IN ('queued', 'running');
+CREATE INDEX jobs_finished ON jobs(finished_at) WHERE output_pruned = 0;
+
+-- Double-entry, append-only: every movement names the account it leaves and the
+-- account it enters, with both balances after it.
+CREATE TABLE ledger (
+    id                  INTEGER PRIMARY KEY,
+    at                  INTEGER NOT NULL,
+    kind                TEXT NOT NULL CHECK (kind IN ('grant','hold','reward','fee','refund')),
+    from_account        TEXT NOT NULL REFERENCES accounts(id),
+    to_account          TEXT NOT NULL REFERENCES accounts(id),
+    amount              INTEGER NOT NULL CHECK (amount > 0),
+    job_id              INTEGER REFERENCES jobs(id),
+    from_balance_after  INTEGER NOT NULL,
+    to_balance_after    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX ledger_from ON ledger(from_account, id);
+CREATE INDEX ledger_to ON ledger(to_account, id);
+CREATE INDEX ledger_job ON ledger(job_id);
+
+CREATE TRIGGER ledger_is_append_only_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER ledger_is_append_only_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"#,
+    )])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        assert!(super::migrations().validate().is_ok());
+    }
+}

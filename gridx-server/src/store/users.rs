@@ -1,0 +1,262 @@
+//! Users, workers and their tokens: the admin commands' side of the store.
+
+use super::ledger::{self, MINT, PostError};
+use super::{StoreError, StoreResult, now_millis};
+use crate::tokens;
+use gridx_proto::api::LedgerKind;
+use gridx_proto::{Credits, UserName, WorkerId};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A user as the API's auth layer knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub name: UserName,
+    pub is_admin: bool,
+}
+
+/// A worker as the session layer knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerRecord {
+    pub id: WorkerId,
+    pub name: String,
+    pub owner: UserName,
+    pub revoked: bool,
+}
+
+/// One line of `user list`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UserSummary {
+    pub user: UserName,
+    pub admin: bool,
+    pub balance: Credits,
+    pub jobs: u64,
+}
+
+fn token() -> StoreResult<String> {
+    // An OS without a random source cannot issue tokens; say so instead of panicking.
+    tokens::generate(tokens::USER_PREFIX).map_err(|_| StoreError::Unavailable)
+}
+
+/// Creates a user, opens their account and grants `credits` from the mint, all in one
+/// transaction. Returns the API token, which is never stored.
+pub fn create_user(
+    conn: &mut Connection,
+    name: &UserName,
+    credits: Credits,
+    admin: bool,
+) -> StoreResult<String> {
+    if credits.is_negative() {
+        return Err(StoreError::Conflict("credits must not be negative".into()));
+    }
+    let token = token()?;
+    let tx = conn.transaction()?;
+    let exists: bool = tx
+        .query_row(
+            "SELECT 1 FROM users WHERE name = ?1",
+            [name.as_str()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if exists {
+        return Err(StoreError::Conflict(format!("user {name} already exists")));
+    }
+    let now = now_millis();
+    tx.execute(
+        "INSERT INTO users (name, token_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![name.as_str(), tokens::hash(&token).as_slice(), admin, now],
+    )?;
+    let account = ledger::user_account(name.as_str());
+    tx.execute(
+        "INSERT INTO accounts (id, balance) VALUES (?1, 0)",
+        [&account],
+    )?;
+    ledger::post(&tx, LedgerKind::Grant, MINT, &account, credits, None, now).map_err(
+        |e| match e {
+            PostError::Store(s) => s,
+            other => StoreError::Conflict(other.to_string()),
+        },
+    )?;
+    tx.commit()?;
+    Ok(token)
+}
+
+/// Replaces a user's token; the old one stops working at once.
+pub fn rotate_user_token(conn: &Connection, name: &UserName) -> StoreResult<String> {
+    let token = token()?;
+    let changed = conn.execute(
+        "UPDATE users SET token_hash = ?2 WHERE name = ?1",
+        params![name.as_str(), tokens::hash(&token).as_slice()],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("no user {name}")));
+    }
+    Ok(token)
+}
+
+pub fn list_users(conn: &Connection) -> StoreResult<Vec<UserSummary>> {
+    let mut stmt = conn.prepare(
+        "SELECT u.name, u.is_admin, a.balance,
+                (SELECT COUNT(*) FROM jobs j WHERE j.user = u.name)
+         FROM users u JOIN accounts a ON a.id = 'user:' || u.name ORDER BY u.name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, bool>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, admin, balance, jobs) = row?;
+        out.push(UserSummary {
+            user: UserName::new(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            admin,
+            balance: Credits::from_millis(balance),
+            jobs: jobs as u64,
+        });
+    }
+    Ok(out)
+}
+
+/// Finds the user a presented API token belongs to.
+pub fn user_by_token(conn: &Connection, token: &str) -> StoreResult<Option<UserRecord>> {
+    let presented = tokens::hash(token);
+    let row = conn
+        .prepare_cached("SELECT name, is_admin, token_hash FROM users WHERE token_hash = ?1")?
+        .query_row([presented.as_slice()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })
+        .optional()?;
+    let Some((name, is_admin, stored)) = row else {
+        return Ok(None);
+    };
+    if !tokens::matches(&stored, &presented) {
+        return Ok(None);
+    }
+    let name = UserName::new(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some(UserRecord { name, is_admin }))
+}
+
+/// Registers a worker owned by `owner`; returns its id and token.
+pub fn add_worker(
+    conn: &Connection,
+    owner: &UserName,
+    label: &str,
+) -> StoreResult<(WorkerId, String)> {
+    let exists = conn
+        .query_row(
+            "SELECT 1 FROM users WHERE name = ?1",
+            [owner.as_str()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if !exists {
+        return Err(StoreError::NotFound(format!("no user {owner}")));
+    }
+    let token = tokens::generate(tokens::WORKER_PREFIX).map_err(|_| StoreError::Unavailable)?;
+    conn.execute(
+        "INSERT INTO workers (name, owner, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            label,
+            owner.as_str(),
+            tokens::hash(&token).as_slice(),
+            now_millis()
+        ],
+    )?;
+    Ok((WorkerId(conn.last_insert_rowid() as u64), token))
+}
+
+/// Revokes a worker's token for good. The running coordinator notices within a second
+/// and drops the worker's session.
+pub fn revoke_worker(conn: &Connection, id: WorkerId) -> StoreResult<()> {
+    let changed = conn.execute(
+        "UPDATE workers SET revoked = 1 WHERE id = ?1",
+        [id.0 as i64],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("no worker {id}")));
+    }
+    Ok(())
+}
+
+/// Finds the worker a presented worker token belongs to (revoked ones included, so the
+/// caller can say "revoked" rather than "unknown").
+pub fn worker_by_token(conn: &Connection, token: &str) -> StoreResult<Option<WorkerRecord>> {
+    let presented = tokens::hash(token);
+    let row = conn
+        .prepare_cached(
+            "SELECT id, name, owner, revoked, token_hash FROM workers WHERE token_hash = ?1",
+        )?
+        .query_row([presented.as_slice()], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((id, name, owner, revoked, stored)) = row else {
+        return Ok(None);
+    };
+    if !tokens::matches(&stored, &presented) {
+        return Ok(None);
+    }
+    Ok(Some(WorkerRecord {
+        id: WorkerId(id as u64),
+        name,
+        owner: UserName::new(&owner).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        revoked,
+    }))
+}
+
+/// Every registered worker, for the coordinator's start-up and the workers list.
+pub fn all_workers(conn: &Connection) -> StoreResult<Vec<(WorkerRecord, Option<i64>)>> {
+    let mut stmt =
+        conn.prepare("SELECT id, name, owner, revoked, last_seen FROM workers ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, bool>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, name, owner, revoked, last_seen) = row?;
+        out.push((
+            WorkerRecord {
+                id: WorkerId(id as u64),
+                name,
+                owner: UserName::new(&owner).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                revoked,
+            },
+            last_seen,
+        ));
+    }
+    Ok(out)
+}
+
+/// Ids of revoked workers among `ids`.
+pub fn revoked_among(conn: &Connection, ids: &[WorkerId]) -> StoreResult<Vec<WorkerId>> {
+    let mut stmt = conn.prepare_cached("SELECT revoked FROM workers WHERE id = ?1")?;
+    let mut out = Vec::new();
+    for id in ids {
+        let revoked: Option<bool> = stmt.query_row([id.0 as i64], |r| r.get(0)).optional()?;
+        if revoked != Some(false) {
+            out.push(*id);
+        }
+    }
+    Ok(out)
+}
