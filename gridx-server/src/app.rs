@@ -97,7 +97,7 @@ pub async fn launch(
                     _ = interval.tick() => {
                         if !queue.tick().await { break; }
                         n += 1;
-                        if n % 120 == 0 { limits.shrink(); }
+                        if n.is_multiple_of(120) { limits.shrink(); }
                     }
                     _ = signalled(&mut shutdown) => break,
                 }
@@ -120,7 +120,10 @@ pub async fn launch(
     queue.drain().await;
     let grace = Duration::from_secs(u64::from(config.shutdown_grace_s));
     let mut stats = queue.watch_stats();
-    let drained = tokio::time::timeout(grace, stats.wait_for(|s| s.running == 0)).await;
+    let drained = tokio::time::timeout(grace, async {
+        let _ = stats.wait_for(|s| s.running == 0).await;
+    })
+    .await;
     match drained {
         Ok(_) => tracing::info!("all running jobs finished"),
         Err(_) => tracing::warn!(

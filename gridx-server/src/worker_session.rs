@@ -194,7 +194,7 @@ async fn session(mut socket: WebSocket, state: AppState) {
                 };
                 match message {
                     Message::Text(text) => match decode_worker_message(&text, max) {
-                        Ok(message) => state.queue.from_worker(worker_id, session_id, message).await,
+                        Ok(message) => state.queue.worker_message(worker_id, session_id, message).await,
                         Err(e) => {
                             tracing::warn!(worker = %worker_id, error = %e, "protocol error; dropping the connection");
                             let _ = send(&mut socket, &CoordinatorMessage::Reject {

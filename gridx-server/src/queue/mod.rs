@@ -151,7 +151,12 @@ impl QueueHandle {
         .await
     }
 
-    pub async fn from_worker(&self, worker_id: WorkerId, session_id: u64, message: WorkerMessage) {
+    pub async fn worker_message(
+        &self,
+        worker_id: WorkerId,
+        session_id: u64,
+        message: WorkerMessage,
+    ) {
         let _ = self
             .tx
             .send(Command::FromWorker {

@@ -276,7 +276,11 @@ impl State {
         let mut fx = Effects::default();
         let mut stop = false;
         let result = (|| -> Result<(), StoreError> {
-            let mut tx = conn.transaction()?;
+            // IMMEDIATE: take the write lock up front. A deferred transaction that reads
+            // first could not upgrade (SQLITE_BUSY, no retry) after an admin command
+            // wrote from another process.
+            let mut tx =
+                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for command in batch.drain(..) {
                 if matches!(command, Command::Stop) {
                     stop = true;
@@ -362,7 +366,7 @@ impl State {
                 session_id,
                 message,
             } => {
-                let result = self.from_worker(conn, worker_id, session_id, message, fx);
+                let result = self.on_worker_message(conn, worker_id, session_id, message, fx);
                 self.log_failure(result)
             }
             Command::SessionClosed {
@@ -863,7 +867,7 @@ impl State {
         Ok(())
     }
 
-    fn from_worker(
+    fn on_worker_message(
         &mut self,
         conn: &Connection,
         worker_id: WorkerId,
@@ -874,7 +878,7 @@ impl State {
         let Some(worker) = self.workers.get_mut(&worker_id) else {
             return Ok(());
         };
-        if !worker.session.as_ref().is_some_and(|s| s.id == session_id) {
+        if worker.session.as_ref().is_none_or(|s| s.id != session_id) {
             // A replaced or closed session: its words no longer count.
             return Ok(());
         }

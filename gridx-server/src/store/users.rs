@@ -49,7 +49,7 @@ pub fn create_user(
         return Err(StoreError::Conflict("credits must not be negative".into()));
     }
     let token = token()?;
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let exists: bool = tx
         .query_row(
             "SELECT 1 FROM users WHERE name = ?1",

@@ -1,0 +1,386 @@
+//! An in-process coordinator on an ephemeral port, and a scripted fake worker that
+//! speaks the real protocol over a real WebSocket.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use gridx_proto::config::ServerConfig;
+use gridx_proto::job::{RunEnd, RunOutcome};
+use gridx_proto::protocol::{
+    Capabilities, CoordinatorMessage, ExecutorKind, JobAttempt, PROTOCOL_VERSION, RejectCode,
+    WorkerMessage, decode_coordinator_message, encode,
+};
+use gridx_proto::{Credits, JobId, JobSpec, Language, UserName, WorkerId};
+use gridx_server::store::{self, ledger, users};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub struct TestServer {
+    pub base: String,
+    pub ws_base: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    shutdown: watch::Sender<bool>,
+    handle: JoinHandle<Result<(), gridx_server::app::LaunchError>>,
+    pub http: reqwest::Client,
+    pub config: ServerConfig,
+}
+
+pub fn fast_config() -> ServerConfig {
+    ServerConfig {
+        heartbeat_s: 1,
+        hello_timeout_s: 1,
+        shutdown_grace_s: 0,
+        ..ServerConfig::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut config = fast_config();
+        tweak(&mut config);
+        let dir = tmp.path().to_owned();
+        let mut server = Self::start_in(dir, config).await;
+        server._tmp = Some(tmp);
+        server
+    }
+
+    async fn start_in(data_dir: PathBuf, config: ServerConfig) -> Self {
+        // Create the store before launch so tests can add users straight away.
+        drop(store::open_writer(&data_dir).expect("store"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (shutdown, rx) = watch::channel(false);
+        let handle = tokio::spawn(gridx_server::launch(
+            config.clone(),
+            data_dir.clone(),
+            listener,
+            rx,
+        ));
+        let server = TestServer {
+            base: format!("http://{addr}"),
+            ws_base: format!("ws://{addr}"),
+            data_dir,
+            _tmp: None,
+            shutdown,
+            handle,
+            http: reqwest::Client::new(),
+            config,
+        };
+        for _ in 0..100 {
+            if server.http.get(server.url("/healthz")).send().await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("test server did not come up");
+    }
+
+    /// Stops the coordinator (grace as configured) and starts a new one on the same
+    /// store, as after a restart.
+    pub async fn restart(mut self) -> Self {
+        let tmp = self._tmp.take();
+        self.stop().await;
+        let mut server = Self::start_in(self.data_dir.clone(), self.config.clone()).await;
+        server._tmp = tmp;
+        server
+    }
+
+    pub async fn stop(&mut self) {
+        let _ = self.shutdown.send(true);
+        let handle = std::mem::replace(&mut self.handle, tokio::spawn(async { Ok(()) }));
+        tokio::time::timeout(Duration::from_secs(20), handle)
+            .await
+            .expect("server stopped in time")
+            .expect("server task")
+            .expect("server ran cleanly");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn add_user(&self, name: &str, credits: i64) -> String {
+        let mut conn = store::open_writer(&self.data_dir).expect("store");
+        users::create_user(
+            &mut conn,
+            &UserName::new(name).unwrap(),
+            Credits::from_whole(credits),
+            false,
+        )
+        .expect("create user")
+    }
+
+    pub fn add_admin(&self, name: &str) -> String {
+        let mut conn = store::open_writer(&self.data_dir).expect("store");
+        users::create_user(
+            &mut conn,
+            &UserName::new(name).unwrap(),
+            Credits::from_whole(100),
+            true,
+        )
+        .expect("create admin")
+    }
+
+    pub fn add_worker(&self, owner: &str) -> (WorkerId, String) {
+        let conn = store::open_writer(&self.data_dir).expect("store");
+        users::add_worker(&conn, &UserName::new(owner).unwrap(), "w").expect("add worker")
+    }
+
+    pub fn revoke_worker(&self, id: WorkerId) {
+        let conn = store::open_writer(&self.data_dir).expect("store");
+        users::revoke_worker(&conn, id).expect("revoke");
+    }
+
+    pub fn verify_ledger(&self) -> ledger::VerifyReport {
+        let conn = store::open_reader(&self.data_dir).expect("store");
+        ledger::verify(&conn).expect("verify")
+    }
+
+    pub fn assert_ledger_ok(&self) {
+        let report = self.verify_ledger();
+        assert!(
+            report.violations.is_empty(),
+            "ledger violations: {:#?}",
+            report.violations
+        );
+    }
+
+    pub async fn submit(&self, token: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/jobs"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn submit_ok(&self, token: &str, code: &str) -> JobId {
+        let response = self
+            .submit(
+                token,
+                serde_json::json!({"language": "python", "code": code}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let view: serde_json::Value = response.json().await.unwrap();
+        JobId(view["job_id"].as_u64().unwrap())
+    }
+
+    pub async fn get_json(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn post_json(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn job(&self, token: &str, id: JobId) -> serde_json::Value {
+        let (status, body) = self.get_json(token, &format!("/v1/jobs/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Polls a job until its status is `want`, or panics after `secs`.
+    pub async fn wait_status(
+        &self,
+        token: &str,
+        id: JobId,
+        want: &str,
+        secs: u64,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let job = self.job(token, id).await;
+            if job["status"] == want {
+                return job;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "job {id} is {} not {want} after {secs} s: {job}",
+                    job["status"]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn balance(&self, token: &str) -> Credits {
+        let (status, body) = self.get_json(token, "/v1/balance").await;
+        assert_eq!(status, 200);
+        serde_json::from_value(body["balance"].clone()).unwrap()
+    }
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct FakeWorker {
+    pub socket: Socket,
+    pub worker_id: WorkerId,
+    pub token: String,
+}
+
+pub fn hello(token: &str, slots: u32, running: Vec<JobAttempt>) -> WorkerMessage {
+    WorkerMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        token: token.into(),
+        name: "fake".into(),
+        capabilities: Capabilities {
+            languages: vec![Language::Python, Language::Node, Language::Bash],
+            slots,
+            executor: ExecutorKind::Noop,
+            cpu_cores: 2,
+            memory_mb: 1024,
+            gpus: 0,
+        },
+        running,
+    }
+}
+
+pub async fn raw_socket(server: &TestServer) -> Socket {
+    let (socket, _) =
+        tokio_tungstenite::connect_async(format!("{}/v1/worker/connect", server.ws_base))
+            .await
+            .expect("ws connect");
+    socket
+}
+
+pub async fn send(socket: &mut Socket, message: &WorkerMessage) {
+    socket
+        .send(Message::Text(encode(message).unwrap().into()))
+        .await
+        .expect("send");
+}
+
+/// The next coordinator message, or None when the connection closed.
+pub async fn recv(socket: &mut Socket, secs: u64) -> Option<CoordinatorMessage> {
+    let deadline = Duration::from_secs(secs);
+    loop {
+        let frame = tokio::time::timeout(deadline, socket.next())
+            .await
+            .expect("a coordinator message in time");
+        match frame {
+            None | Some(Err(_)) => return None,
+            Some(Ok(Message::Text(text))) => {
+                return Some(decode_coordinator_message(&text, usize::MAX).expect("valid frame"));
+            }
+            Some(Ok(Message::Close(_))) => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+impl FakeWorker {
+    pub async fn connect(server: &TestServer, token: &str, slots: u32) -> FakeWorker {
+        Self::connect_with(server, token, slots, vec![])
+            .await
+            .expect("welcome")
+    }
+
+    pub async fn connect_with(
+        server: &TestServer,
+        token: &str,
+        slots: u32,
+        running: Vec<JobAttempt>,
+    ) -> Result<FakeWorker, (RejectCode, String)> {
+        let mut socket = raw_socket(server).await;
+        send(&mut socket, &hello(token, slots, running)).await;
+        match recv(&mut socket, 5).await {
+            Some(CoordinatorMessage::Welcome { worker_id, .. }) => Ok(FakeWorker {
+                socket,
+                worker_id,
+                token: token.into(),
+            }),
+            Some(CoordinatorMessage::Reject { code, message }) => Err((code, message)),
+            other => panic!("expected welcome or reject, got {other:?}"),
+        }
+    }
+
+    pub async fn recv(&mut self, secs: u64) -> Option<CoordinatorMessage> {
+        recv(&mut self.socket, secs).await
+    }
+
+    pub async fn send(&mut self, message: WorkerMessage) {
+        send(&mut self.socket, &message).await;
+    }
+
+    pub async fn expect_assign(&mut self) -> (JobId, u32, JobSpec) {
+        match self.recv(10).await {
+            Some(CoordinatorMessage::Assign { job, attempt }) => (job.job_id, attempt, job.spec),
+            other => panic!("expected assign, got {other:?}"),
+        }
+    }
+
+    pub async fn heartbeat(&mut self, running: Vec<JobAttempt>) {
+        self.send(WorkerMessage::Heartbeat {
+            metrics: Default::default(),
+            running,
+        })
+        .await;
+    }
+
+    pub async fn finish(
+        &mut self,
+        job_id: JobId,
+        attempt: u32,
+        end: RunEnd,
+        exit_code: Option<i32>,
+        stdout: &str,
+    ) {
+        self.send(WorkerMessage::Finished {
+            job_id,
+            attempt,
+            outcome: RunOutcome {
+                end,
+                exit_code,
+                stdout: stdout.into(),
+                stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                duration_ms: 5,
+                message: None,
+            },
+        })
+        .await;
+    }
+
+    pub async fn run_ok(&mut self, job_id: JobId, attempt: u32, stdout: &str) {
+        self.send(WorkerMessage::Started { job_id, attempt }).await;
+        self.finish(job_id, attempt, RunEnd::Exited, Some(0), stdout)
+            .await;
+    }
+}
