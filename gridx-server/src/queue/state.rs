@@ -425,6 +425,21 @@ impl State {
 
     /// After commit: answer callers, message workers, publish events and stats.
     fn deliver(&mut self, conn: &Connection, fx: Effects) {
+        // Counters first, so whoever hears back sees them already counted.
+        self.metrics.jobs_submitted.inc_by(fx.submitted);
+        for latency in fx.dispatch_latencies {
+            self.metrics.dispatch_latency.observe(latency);
+        }
+        for status in fx.finished {
+            self.metrics
+                .jobs_finished
+                .get_or_create(&crate::metrics::StatusLabel {
+                    status: status.as_str().into(),
+                })
+                .inc();
+        }
+        self.publish_stats();
+
         for reply in fx.replies {
             match reply {
                 Reply::Job(tx, result) => {
@@ -442,18 +457,6 @@ impl State {
             // A session that just closed has dropped its inbox; its jobs are covered by
             // the lease rules.
             let _ = outbox.send(message);
-        }
-        self.metrics.jobs_submitted.inc_by(fx.submitted);
-        for latency in fx.dispatch_latencies {
-            self.metrics.dispatch_latency.observe(latency);
-        }
-        for status in fx.finished {
-            self.metrics
-                .jobs_finished
-                .get_or_create(&crate::metrics::StatusLabel {
-                    status: status.as_str().into(),
-                })
-                .inc();
         }
         let mut workers = fx.changed_workers;
         workers.sort_unstable();
@@ -489,7 +492,6 @@ impl State {
                 }
             }
         }
-        self.publish_stats();
     }
 
     fn publish_worker(&self, id: WorkerId) {
