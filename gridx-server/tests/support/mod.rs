@@ -87,6 +87,21 @@ impl TestServer {
         panic!("test server did not come up");
     }
 
+    /// A handle on a coordinator running in another process (no shutdown control).
+    pub fn remote(addr: &str, data_dir: &std::path::Path) -> Self {
+        let (shutdown, _) = watch::channel(false);
+        TestServer {
+            base: format!("http://{addr}"),
+            ws_base: format!("ws://{addr}"),
+            data_dir: data_dir.to_owned(),
+            _tmp: None,
+            shutdown,
+            handle: tokio::spawn(async { Ok(()) }),
+            http: reqwest::Client::new(),
+            config: fast_config(),
+        }
+    }
+
     /// Stops the coordinator (grace as configured) and starts a new one on the same
     /// store, as after a restart.
     pub async fn restart(mut self) -> Self {
