@@ -215,6 +215,13 @@ impl Default for DashboardConfig {
 pub enum ConfigError {
     #[error("config file: {0}")]
     Toml(String),
+    #[error("cannot read config file {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    InFile {
+        path: PathBuf,
+        source: Box<ConfigError>,
+    },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
     #[error("config: {0}")]
@@ -222,6 +229,47 @@ pub enum ConfigError {
 }
 
 impl GridxConfig {
+    /// The layered load shared by every binary: defaults, then the file, then the
+    /// environment. An explicit `path` must be readable; the `default_path` may be
+    /// missing. The caller passes the file reader and the environment, so this stays
+    /// free of I/O and testable.
+    pub fn load<I, K, V>(
+        path: Option<&std::path::Path>,
+        default_path: Option<PathBuf>,
+        read: impl Fn(&std::path::Path) -> std::io::Result<String>,
+        env: I,
+    ) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let (path, required) = match path {
+            Some(p) => (Some(p.to_owned()), true),
+            None => (default_path, false),
+        };
+        let mut config = match path {
+            None => GridxConfig::default(),
+            Some(path) => match read(&path) {
+                Ok(text) => GridxConfig::from_toml_str(&text).map_err(|e| ConfigError::InFile {
+                    path: path.clone(),
+                    source: Box::new(e),
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                    GridxConfig::default()
+                }
+                Err(e) => {
+                    return Err(ConfigError::Read {
+                        path,
+                        message: e.to_string(),
+                    });
+                }
+            },
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
     /// Parses a whole file; every key is optional, unknown keys are errors.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let config: GridxConfig =
@@ -334,6 +382,26 @@ impl GridxConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layered_load_reads_the_file_then_the_environment() {
+        let read = |_: &std::path::Path| Ok("[server]\nheartbeat_s = 9\nlisten = \"a:1\"".to_owned());
+        let c = GridxConfig::load(
+            Some(std::path::Path::new("x.toml")),
+            None,
+            read,
+            [("GRIDX_LISTEN", "b:2")],
+        )
+        .unwrap();
+        assert_eq!((c.server.heartbeat_s, c.server.listen.as_str()), (9, "b:2"));
+        let missing = |_: &std::path::Path| Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(GridxConfig::load(Some(std::path::Path::new("x")), None, missing, Vec::<(String, String)>::new()).is_err());
+        let default = GridxConfig::load(None, Some("y".into()), missing, Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(default, GridxConfig::default());
+        let bad = |_: &std::path::Path| Ok("[server]\nbogus = 1".to_owned());
+        let err = GridxConfig::load(Some(std::path::Path::new("f.toml")), None, bad, Vec::<(String, String)>::new()).unwrap_err();
+        assert!(err.to_string().starts_with("f.toml: "), "{err}");
+    }
 
     #[test]
     fn empty_file_is_all_defaults() {

@@ -6,15 +6,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: ConfigError },
     #[error(transparent)]
-    Invalid(#[from] ConfigError),
+    Config(#[from] ConfigError),
     #[error("no data directory: pass --data-dir or set GRIDX_DATA_DIR (no home directory found)")]
     NoDataDir,
 }
@@ -26,27 +19,12 @@ pub fn default_config_path() -> Option<PathBuf> {
 
 /// Loads the layered config. An explicit `path` must exist; the default one may not.
 pub fn load(path: Option<&Path>) -> Result<GridxConfig, SettingsError> {
-    let (path, required) = match path {
-        Some(p) => (Some(p.to_owned()), true),
-        None => (default_config_path(), false),
-    };
-    let mut config = match path {
-        Some(path) => match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                GridxConfig::from_toml_str(&text).map_err(|source| SettingsError::Parse {
-                    path: path.clone(),
-                    source,
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-                GridxConfig::default()
-            }
-            Err(source) => return Err(SettingsError::Read { path, source }),
-        },
-        None => GridxConfig::default(),
-    };
-    config.apply_env(std::env::vars())?;
-    Ok(config)
+    Ok(GridxConfig::load(
+        path,
+        default_config_path(),
+        |p| std::fs::read_to_string(p),
+        std::env::vars(),
+    )?)
 }
 
 /// The data directory: the configured one, else the platform's data directory.

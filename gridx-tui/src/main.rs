@@ -1,4 +1,3 @@
-fn main() {
-    eprintln!("gridx-tui: not built yet (issues 4 and 5)");
-    std::process::exit(2)
+fn main() -> std::process::ExitCode {
+    gridx_tui::cli::main()
 }

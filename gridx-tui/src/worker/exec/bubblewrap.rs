@@ -1,0 +1,237 @@
+//! The bubblewrap (`bwrap`) sandbox, used when no Docker engine answers: every
+//! namespace unshared (so no network), the host's /usr mounted read-only, a private
+//! size-limited tmpfs for /tmp and the workspace, the job's source mounted read-only at
+//! /job, no capabilities, uid 65534, rlimits, and the whole process group killed on
+//! timeout or cancel.
+
+use super::process::{self, ProcessPlan, Rlimits};
+use super::{Executor, JobRun, SandboxLimits, StopToken, interpreter_command, write_source};
+use futures_util::future::BoxFuture;
+use gridx_proto::job::RunOutcome;
+use gridx_proto::protocol::ExecutorKind;
+use gridx_proto::Language;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub struct BubblewrapExecutor {
+    bwrap: PathBuf,
+    limits: SandboxLimits,
+    languages: Vec<Language>,
+}
+
+/// Where system interpreters live. Only these are mounted into the sandbox, so a
+/// language is offered only when its interpreter is under /usr.
+fn interpreter_path(language: Language) -> &'static str {
+    match language {
+        Language::Python => "/usr/bin/python3",
+        Language::Node => "/usr/bin/node",
+        Language::Bash => "/usr/bin/bash",
+    }
+}
+
+impl BubblewrapExecutor {
+    /// Finds `bwrap` and checks that it can really create its namespaces here.
+    pub async fn detect(limits: SandboxLimits) -> Result<Self, String> {
+        let bwrap = ["/usr/bin/bwrap", "/usr/local/bin/bwrap"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .ok_or("bwrap is not installed (apt-get install bubblewrap)")?;
+        let languages: Vec<Language> = Language::ALL
+            .into_iter()
+            .filter(|l| Path::new(interpreter_path(*l)).exists())
+            .collect();
+        let executor = Self {
+            bwrap,
+            limits,
+            languages,
+        };
+        let probe = tokio::process::Command::new(&executor.bwrap)
+            .args(executor.sandbox_args(Path::new("/nonexistent-gridx-probe"), 1))
+            .arg("/usr/bin/true")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output();
+        match tokio::time::timeout(Duration::from_secs(5), probe).await {
+            Ok(Ok(out)) if out.status.success() => Ok(executor),
+            Ok(Ok(out)) => Err(format!(
+                "bwrap cannot create namespaces here: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Ok(Err(e)) => Err(format!("bwrap did not start: {e}")),
+            Err(_) => Err("bwrap did not answer within 5 s".into()),
+        }
+    }
+
+    fn sandbox_args(&self, job_dir: &Path, memory_mb: u32) -> Vec<String> {
+        let tmpfs_bytes = (u64::from(self.limits.tmpfs_mb) * 1024 * 1024).to_string();
+        let mut args: Vec<String> = [
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+        ]
+        .map(String::from)
+        .to_vec();
+        for dir in ["bin", "lib", "lib64", "sbin"] {
+            let host = Path::new("/").join(dir);
+            if host.is_symlink() {
+                args.extend(["--symlink".into(), format!("usr/{dir}"), format!("/{dir}")]);
+            } else if host.exists() {
+                args.extend(["--ro-bind".into(), host.display().to_string(), format!("/{dir}")]);
+            }
+        }
+        args.extend(
+            [
+                "--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
+                "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+                "--proc", "/proc",
+                "--dev", "/dev",
+                "--size", &tmpfs_bytes, "--tmpfs", "/tmp",
+                "--size", &tmpfs_bytes, "--tmpfs", "/workspace",
+            ]
+            .map(String::from),
+        );
+        if job_dir.exists() {
+            args.extend(["--ro-bind".into(), job_dir.display().to_string(), "/job".into()]);
+        }
+        args.extend(
+            [
+                "--chdir", "/workspace",
+                "--uid", "65534",
+                "--gid", "65534",
+                "--clearenv",
+                "--setenv", "PATH", "/usr/bin:/bin",
+                "--setenv", "HOME", "/workspace",
+                "--setenv", "LANG", "C.UTF-8",
+                "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+                "--setenv", "NODE_OPTIONS",
+            ]
+            .map(String::from),
+        );
+        args.push(format!("--max-old-space-size={}", memory_mb.max(16)));
+        args.push("--".into());
+        args
+    }
+}
+
+impl Executor for BubblewrapExecutor {
+    fn kind(&self) -> ExecutorKind {
+        ExecutorKind::Bubblewrap
+    }
+
+    fn languages(&self) -> Vec<Language> {
+        self.languages.clone()
+    }
+
+    fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome> {
+        Box::pin(async move {
+            if let Err(e) = write_source(&job) {
+                return super::sandbox_error(format!("could not write the job's source: {e}"), 0);
+            }
+            let spec = &job.spec;
+            let source = format!("/job/{}", spec.language.source_file_name());
+            let mut args = self.sandbox_args(&job.workspace, spec.memory_mb);
+            let mut command = interpreter_command(spec.language, &source);
+            command[0] = interpreter_path(spec.language).into();
+            args.extend(command);
+            let memory = u64::from(spec.memory_mb) * 1024 * 1024;
+            let plan = ProcessPlan {
+                program: self.bwrap.clone(),
+                args,
+                env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+                cwd: job.workspace.clone(),
+                rlimits: Rlimits {
+                    data_bytes: memory,
+                    cpu_seconds: u64::from(spec.timeout_s) + 1,
+                    file_bytes: u64::from(self.limits.fsize_mb) * 1024 * 1024,
+                    open_files: u64::from(self.limits.nofile),
+                    processes: u64::from(self.limits.pids),
+                },
+                drop_to_nobody: true,
+                stdin: spec.stdin.clone(),
+                timeout: Duration::from_secs(u64::from(spec.timeout_s)),
+                max_output_bytes: spec.max_output_bytes,
+            };
+            process::run(plan, stop).await
+        })
+    }
+}
+
+/// Runs jobs as plain processes with rlimits and nothing else. Only with the
+/// operator's explicit `allow_unsandboxed`, for trusted jobs (the demo on a machine
+/// with neither Docker nor bubblewrap).
+pub struct UnsandboxedExecutor {
+    limits: SandboxLimits,
+    languages: Vec<(Language, PathBuf)>,
+}
+
+impl UnsandboxedExecutor {
+    pub fn detect(limits: SandboxLimits) -> Self {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let languages = Language::ALL
+            .into_iter()
+            .filter_map(|l| {
+                let name = interpreter_command(l, "")[0].clone();
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(&name))
+                    .find(|p| p.is_file())
+                    .map(|p| (l, p))
+            })
+            .collect();
+        Self { limits, languages }
+    }
+}
+
+impl Executor for UnsandboxedExecutor {
+    fn kind(&self) -> ExecutorKind {
+        ExecutorKind::Unsandboxed
+    }
+
+    fn languages(&self) -> Vec<Language> {
+        self.languages.iter().map(|(l, _)| *l).collect()
+    }
+
+    fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome> {
+        Box::pin(async move {
+            let source = match write_source(&job) {
+                Ok(path) => path,
+                Err(e) => return super::sandbox_error(format!("could not write the job's source: {e}"), 0),
+            };
+            let spec = &job.spec;
+            let Some((_, program)) = self.languages.iter().find(|(l, _)| *l == spec.language) else {
+                return super::sandbox_error(format!("no {} interpreter on this host", spec.language), 0);
+            };
+            let mut command = interpreter_command(spec.language, &source.display().to_string());
+            command.remove(0);
+            let memory = u64::from(spec.memory_mb) * 1024 * 1024;
+            let plan = ProcessPlan {
+                program: program.clone(),
+                args: command,
+                env: vec![
+                    ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+                    ("HOME".into(), job.workspace.display().to_string()),
+                    ("LANG".into(), "C.UTF-8".into()),
+                ],
+                cwd: job.workspace.clone(),
+                rlimits: Rlimits {
+                    data_bytes: memory,
+                    cpu_seconds: u64::from(spec.timeout_s) + 1,
+                    file_bytes: u64::from(self.limits.fsize_mb) * 1024 * 1024,
+                    open_files: u64::from(self.limits.nofile),
+                    processes: u64::from(self.limits.pids),
+                },
+                drop_to_nobody: true,
+                stdin: spec.stdin.clone(),
+                timeout: Duration::from_secs(u64::from(spec.timeout_s)),
+                max_output_bytes: spec.max_output_bytes,
+            };
+            process::run(plan, stop).await
+        })
+    }
+}

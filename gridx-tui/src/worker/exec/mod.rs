@@ -1,0 +1,154 @@
+//! Executors: how a worker runs one job attempt. One trait, several sandboxes; the
+//! rest of the worker does not care which one runs.
+//!
+//! In bacalhau's terms (start, wait, cancel, logs), [`Executor::run`] is start and wait
+//! in one call, the cancellation token is cancel, and the returned outcome carries the
+//! logs (stdout and stderr, each capped).
+
+pub mod bubblewrap;
+pub mod docker;
+pub mod noop;
+pub mod output;
+pub mod process;
+pub mod select;
+
+use futures_util::future::BoxFuture;
+use gridx_proto::job::RunOutcome;
+use gridx_proto::protocol::ExecutorKind;
+use gridx_proto::{JobId, JobSpec, Language};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+pub use select::{SelectError, select_executor};
+
+/// One attempt to run.
+#[derive(Debug, Clone)]
+pub struct JobRun {
+    pub job_id: JobId,
+    pub attempt: u32,
+    pub spec: JobSpec,
+    /// A fresh, empty directory for this attempt on the host, removed afterwards by
+    /// the caller. Executors write the job's source file into it.
+    pub workspace: PathBuf,
+}
+
+/// Why cancellation happened, so the outcome can say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The coordinator sent `cancel`.
+    Cancelled,
+    /// The worker is shutting down and the grace period ran out.
+    Shutdown,
+}
+
+/// Resource limits every executor applies to a job, from `[worker]` config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxLimits {
+    pub cpu_millicores: u32,
+    pub pids: u32,
+    pub tmpfs_mb: u32,
+    pub nofile: u32,
+    pub fsize_mb: u32,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        let c = gridx_proto::config::WorkerConfig::default();
+        SandboxLimits::from_config(&c)
+    }
+}
+
+impl SandboxLimits {
+    pub fn from_config(c: &gridx_proto::config::WorkerConfig) -> Self {
+        Self {
+            cpu_millicores: c.cpu_millicores,
+            pids: c.pids_limit,
+            tmpfs_mb: c.tmpfs_mb,
+            nofile: c.nofile_limit,
+            fsize_mb: c.fsize_mb,
+        }
+    }
+}
+
+/// A sandbox that can run jobs.
+pub trait Executor: Send + Sync + 'static {
+    fn kind(&self) -> ExecutorKind;
+
+    /// The languages this executor can really run right now (image present,
+    /// interpreter found). A worker advertises exactly these.
+    fn languages(&self) -> Vec<Language>;
+
+    /// Runs one attempt to its end: exit, timeout, OOM, cancellation or sandbox
+    /// failure. Never panics on the job's behaviour; every ending is an outcome.
+    /// The token carries why it was cancelled via [`StopToken`].
+    fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome>;
+
+    /// Removes what a previous, crashed instance of this worker left behind.
+    fn remove_orphans(&self) -> BoxFuture<'_, usize> {
+        Box::pin(async { 0 })
+    }
+}
+
+/// A cancellation token that remembers why it was cancelled.
+#[derive(Debug, Clone, Default)]
+pub struct StopToken {
+    token: CancellationToken,
+    reason: std::sync::Arc<std::sync::OnceLock<StopReason>>,
+}
+
+impl StopToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn stop(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason.get().copied()
+    }
+
+    pub async fn stopped(&self) {
+        self.token.cancelled().await
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.token.is_cancelled()
+    }
+}
+
+/// The command line that runs a language's source file inside a sandbox.
+pub fn interpreter_command(language: Language, source: &str) -> Vec<String> {
+    match language {
+        Language::Python => vec!["python3".into(), "-u".into(), source.into()],
+        Language::Node => vec!["node".into(), source.into()],
+        Language::Bash => vec!["bash".into(), source.into()],
+    }
+}
+
+/// Writes the job's code where the sandbox will find it: `<workspace>/<main.ext>`,
+/// readable by the unprivileged user the job runs as.
+pub fn write_source(job: &JobRun) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = job.workspace.join(job.spec.language.source_file_name());
+    std::fs::write(&path, &job.spec.code)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
+    std::fs::set_permissions(&job.workspace, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
+}
+
+/// An outcome for a sandbox that failed before or around the job.
+pub fn sandbox_error(message: impl Into<String>, duration_ms: u64) -> RunOutcome {
+    RunOutcome {
+        end: gridx_proto::job::RunEnd::SandboxError,
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        duration_ms,
+        message: Some(message.into()),
+    }
+}

@@ -1,0 +1,205 @@
+//! Runs a job as a child process in its own process group, with rlimits, capped
+//! output, a wall-clock timeout and cancellation that kill the whole group. Shared by
+//! the bubblewrap sandbox and the explicitly unsandboxed mode.
+
+use super::output::CappedBuffer;
+use super::{StopReason, StopToken};
+use gridx_proto::job::{RunEnd, RunOutcome};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+/// Resource limits applied with setrlimit in the child before it execs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimits {
+    /// RLIMIT_DATA: private writable memory. (Not RLIMIT_AS: V8 reserves gigabytes of
+    /// address space it never touches, which RLIMIT_AS would refuse.)
+    pub data_bytes: u64,
+    /// RLIMIT_CPU, a backstop behind the wall-clock timeout.
+    pub cpu_seconds: u64,
+    pub file_bytes: u64,
+    pub open_files: u64,
+    /// RLIMIT_NPROC; only meaningful for an unprivileged uid (see `drop_to_nobody`).
+    pub processes: u64,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ProcessPlan {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub rlimits: Rlimits,
+    /// When the worker runs as root, switch the child to uid/gid 65534 before exec,
+    /// so RLIMIT_NPROC applies and nothing runs as root.
+    pub drop_to_nobody: bool,
+    pub stdin: String,
+    pub timeout: Duration,
+    pub max_output_bytes: usize,
+}
+
+const NOBODY: u32 = 65534;
+
+/// Runs the plan to its end and reports how it ended.
+pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
+    let started = Instant::now();
+    let mut command = Command::new(&plan.program);
+    command
+        .args(&plan.args)
+        .env_clear()
+        .envs(plan.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&plan.cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        // A new process group: the timeout kills the job and everything it forked.
+        .process_group(0);
+    let limits = plan.rlimits;
+    let drop_privileges = plan.drop_to_nobody && unsafe { libc::geteuid() } == 0;
+    // SAFETY: between fork and exec only async-signal-safe calls are made
+    // (setrlimit, setgroups, setgid, setuid), with no allocation.
+    unsafe {
+        command.pre_exec(move || {
+            set_limit(libc::RLIMIT_DATA, limits.data_bytes)?;
+            set_limit(libc::RLIMIT_CPU, limits.cpu_seconds)?;
+            set_limit(libc::RLIMIT_FSIZE, limits.file_bytes)?;
+            set_limit(libc::RLIMIT_NOFILE, limits.open_files)?;
+            set_limit(libc::RLIMIT_CORE, 0)?;
+            if drop_privileges {
+                set_limit(libc::RLIMIT_NPROC, limits.processes)?;
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(NOBODY) != 0
+                    || libc::setuid(NOBODY) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return super::sandbox_error(
+                format!("could not start {}: {e}", plan.program.display()),
+                elapsed_ms(started),
+            );
+        }
+    };
+    let pgid = child.id().map(|id| id as i32);
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = plan.stdin.into_bytes();
+        // A job that never reads its stdin must not block us: write in the background.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    let stdout = child.stdout.take().map(|s| tokio::spawn(drain(s, plan.max_output_bytes)));
+    let stderr = child.stderr.take().map(|s| tokio::spawn(drain(s, plan.max_output_bytes)));
+
+    let mut killed_for: Option<RunEnd> = None;
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = tokio::time::sleep(plan.timeout) => {
+            killed_for = Some(RunEnd::TimedOut);
+            kill_group(pgid);
+            child.wait().await
+        }
+        _ = stop.stopped() => {
+            killed_for = Some(match stop.reason() {
+                Some(StopReason::Shutdown) => RunEnd::WorkerShutdown,
+                _ => RunEnd::Cancelled,
+            });
+            kill_group(pgid);
+            child.wait().await
+        }
+    };
+    // The leader is gone; make sure nothing it forked outlives it.
+    kill_group(pgid);
+    let (stdout, stdout_truncated) = collect(stdout).await;
+    let (stderr, stderr_truncated) = collect(stderr).await;
+    let duration_ms = elapsed_ms(started);
+    let status = match status {
+        Ok(status) => status,
+        Err(e) => return super::sandbox_error(format!("waiting for the job failed: {e}"), duration_ms),
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+    let end = match killed_for {
+        Some(end) => end,
+        None if status.code() != Some(0) && looks_out_of_memory(&stderr) => RunEnd::Oom,
+        None if status.signal() == Some(libc::SIGXCPU) => RunEnd::TimedOut,
+        None => RunEnd::Exited,
+    };
+    RunOutcome {
+        end,
+        exit_code,
+        stdout,
+        stderr,
+        stdout_truncated,
+        stderr_truncated,
+        duration_ms,
+        message: None,
+    }
+}
+
+/// Without a memory cgroup the kernel does not kill an over-limit process: its
+/// allocations fail and the runtime reports it. These are the runtimes' own words.
+fn looks_out_of_memory(stderr: &str) -> bool {
+    let tail = &stderr[stderr.len().saturating_sub(4096)..];
+    ["MemoryError", "JavaScript heap out of memory", "Cannot allocate memory", "out of memory"]
+        .iter()
+        .any(|needle| tail.contains(needle))
+}
+
+fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: setrlimit reads a valid, initialised struct.
+    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn kill_group(pgid: Option<i32>) {
+    if let Some(pgid) = pgid.filter(|p| *p > 0) {
+        // SAFETY: signalling a process group we created; failure (already gone) is fine.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+    }
+}
+
+async fn drain(mut pipe: impl AsyncRead + Unpin, cap: usize) -> CappedBuffer {
+    let mut buffer = CappedBuffer::new(cap);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buffer.push(&chunk[..n]),
+        }
+    }
+    buffer
+}
+
+async fn collect(task: Option<tokio::task::JoinHandle<CappedBuffer>>) -> (String, bool) {
+    match task {
+        Some(task) => match task.await {
+            Ok(buffer) => buffer.into_text(),
+            Err(_) => (String::new(), false),
+        },
+        None => (String::new(), false),
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

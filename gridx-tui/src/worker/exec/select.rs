@@ -1,0 +1,68 @@
+//! Choosing the executor: Docker if an engine answers, else bubblewrap if namespaces
+//! work, else refuse, unless the operator explicitly accepted running unsandboxed.
+
+use super::bubblewrap::{BubblewrapExecutor, UnsandboxedExecutor};
+use super::docker::{self, DockerExecutor};
+use super::{Executor, SandboxLimits};
+use gridx_proto::config::{ExecutorChoice, WorkerConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error(
+        "no sandbox is available: {docker}; {bubblewrap}. Install Docker or bubblewrap, or pass \
+         --allow-unsandboxed to run trusted jobs without a sandbox"
+    )]
+    NoSandbox { docker: String, bubblewrap: String },
+    #[error("the Docker executor was asked for but is not usable: {0}")]
+    Docker(String),
+    #[error("the bubblewrap executor was asked for but is not usable: {0}")]
+    Bubblewrap(String),
+    #[error("the unsandboxed executor needs allow_unsandboxed = true (or --allow-unsandboxed)")]
+    UnsandboxedNotAllowed,
+}
+
+/// Picks and prepares the executor `config` asks for. `name` labels containers so a
+/// restarted worker can find its orphans.
+pub async fn select_executor(
+    config: &WorkerConfig,
+    name: &str,
+) -> Result<Arc<dyn Executor>, SelectError> {
+    let limits = SandboxLimits::from_config(config);
+    let timeout = Duration::from_millis(u64::from(config.docker_connect_timeout_ms));
+    let docker = || async {
+        let engine = docker::connect(timeout).await?;
+        Ok::<_, String>(DockerExecutor::new(engine, config.images.clone(), limits.clone(), name.to_owned()).await)
+    };
+    match config.executor {
+        ExecutorChoice::Docker => Ok(Arc::new(docker().await.map_err(SelectError::Docker)?)),
+        ExecutorChoice::Bubblewrap => Ok(Arc::new(
+            BubblewrapExecutor::detect(limits.clone()).await.map_err(SelectError::Bubblewrap)?,
+        )),
+        ExecutorChoice::Unsandboxed if config.allow_unsandboxed => {
+            Ok(Arc::new(UnsandboxedExecutor::detect(limits)))
+        }
+        ExecutorChoice::Unsandboxed => Err(SelectError::UnsandboxedNotAllowed),
+        ExecutorChoice::Auto => {
+            let docker_error = match docker().await {
+                Ok(executor) if !executor.languages().is_empty() => return Ok(Arc::new(executor)),
+                Ok(_) => "the Docker engine has no runtime images (run `gridx-tui images build`)".to_owned(),
+                Err(e) => e,
+            };
+            let bwrap_error = match BubblewrapExecutor::detect(limits.clone()).await {
+                Ok(executor) if !executor.languages().is_empty() => return Ok(Arc::new(executor)),
+                Ok(_) => "bubblewrap found no interpreter under /usr".to_owned(),
+                Err(e) => e,
+            };
+            if config.allow_unsandboxed {
+                tracing::warn!(%docker_error, %bwrap_error, "no sandbox available; running jobs UNSANDBOXED as allowed");
+                return Ok(Arc::new(UnsandboxedExecutor::detect(limits)));
+            }
+            Err(SelectError::NoSandbox {
+                docker: docker_error,
+                bubblewrap: bwrap_error,
+            })
+        }
+    }
+}

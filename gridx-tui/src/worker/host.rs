@@ -1,0 +1,452 @@
+//! The worker host engine: authenticate, then take jobs, run them in the executor,
+//! report, heartbeat, reconnect with backoff, and shut down gracefully. It knows
+//! nothing of the terminal: it reports what happens as [`WorkerEvent`]s.
+
+use super::backoff::Backoff;
+use super::exec::{Executor, JobRun, StopReason, StopToken};
+use super::link::{self, LinkError, Socket};
+use super::monitor::Monitor;
+use super::workspace::Workspace;
+use gridx_proto::job::{RunEnd, RunOutcome};
+use gridx_proto::metrics::HostMetrics;
+use gridx_proto::protocol::{
+    AssignedJob, Capabilities, CoordinatorMessage, ExecutorKind, JobAttempt, PROTOCOL_VERSION,
+    WorkerMessage,
+};
+use gridx_proto::{JobId, Language, WorkerId};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// What the worker host tells its face (the dashboard or the log).
+#[derive(Debug, Clone)]
+pub enum WorkerEvent {
+    Connected { worker_id: WorkerId, heartbeat_s: u32 },
+    Disconnected { reason: String, retry_in: Option<Duration> },
+    JobStarted { job_id: JobId, attempt: u32, language: Language },
+    JobFinished { job_id: JobId, attempt: u32, outcome: Box<RunOutcome> },
+    Metrics(Box<HostMetrics>),
+    Draining { reason: String },
+    Stopped,
+}
+
+/// How the worker host is set up.
+#[derive(Clone)]
+pub struct HostOptions {
+    pub server: String,
+    pub token: String,
+    pub name: String,
+    pub slots: u32,
+    pub work_dir: PathBuf,
+    pub grace: Duration,
+    pub max_backoff: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Link(#[from] LinkError),
+}
+
+/// Why the host stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostExit {
+    /// The coordinator asked it to drain, and it did.
+    Drained,
+    /// A shutdown signal, handled gracefully.
+    Shutdown,
+}
+
+enum JobUpdate {
+    Started(JobAttempt),
+    Finished(JobAttempt, RunOutcome),
+}
+
+struct Running {
+    stop: StopToken,
+    task: JoinHandle<()>,
+}
+
+pub struct WorkerHost {
+    options: HostOptions,
+    executor: Arc<dyn Executor>,
+    events: mpsc::UnboundedSender<WorkerEvent>,
+    monitor: Monitor,
+    running: HashMap<JobAttempt, Running>,
+    /// Reports not yet delivered (bounded by the slots: no job starts while offline).
+    unsent: Vec<WorkerMessage>,
+    updates_tx: mpsc::UnboundedSender<JobUpdate>,
+    updates_rx: mpsc::UnboundedReceiver<JobUpdate>,
+    draining: bool,
+}
+
+impl WorkerHost {
+    pub fn new(
+        options: HostOptions,
+        executor: Arc<dyn Executor>,
+        events: mpsc::UnboundedSender<WorkerEvent>,
+    ) -> Self {
+        let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+        Self {
+            options,
+            executor,
+            events,
+            monitor: Monitor::new(),
+            running: HashMap::new(),
+            unsent: Vec::new(),
+            updates_tx,
+            updates_rx,
+            draining: false,
+        }
+    }
+
+    fn emit(&self, event: WorkerEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn hello(&self) -> WorkerMessage {
+        let mut running: Vec<JobAttempt> = self.running.keys().copied().collect();
+        for message in &self.unsent {
+            if let WorkerMessage::Finished { job_id, attempt, .. } = message {
+                running.push(JobAttempt { job_id: *job_id, attempt: *attempt });
+            }
+        }
+        WorkerMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            token: self.options.token.clone(),
+            name: self.options.name.clone(),
+            capabilities: Capabilities {
+                languages: self.executor.languages(),
+                slots: self.options.slots,
+                executor: self.executor.kind(),
+                cpu_cores: self.monitor.cpu_cores(),
+                memory_mb: self.monitor.memory_total_mb(),
+                gpus: self.monitor.gpu_count(),
+            },
+            running,
+        }
+    }
+
+    /// Authenticates once: the caller starts its face only after this succeeded.
+    pub async fn authenticate(&mut self) -> Result<(Socket, WorkerId, u32), HostError> {
+        Ok(link::handshake(&self.options.server, &self.hello()).await?)
+    }
+
+    /// Runs until drained or shut down, starting from an authenticated socket.
+    pub async fn run(
+        mut self,
+        first: (Socket, WorkerId, u32),
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<HostExit, HostError> {
+        let removed = self.executor.remove_orphans().await;
+        let leftovers = super::workspace::remove_leftovers(&self.options.work_dir);
+        if removed + leftovers > 0 {
+            tracing::info!(containers = removed, workspaces = leftovers, "removed what a previous run left behind");
+        }
+        let mut backoff = Backoff::new(Duration::from_millis(500), self.options.max_backoff);
+        let mut connection = Some(first);
+        let mut shutdown_at: Option<tokio::time::Instant> = None;
+        loop {
+            let (socket, worker_id, heartbeat_s) = match connection.take() {
+                Some(c) => c,
+                None => {
+                    if self.finished_draining() {
+                        return Ok(self.exit(shutdown_at.is_some()).await);
+                    }
+                    match link::handshake(&self.options.server, &self.hello()).await {
+                        Ok(c) => c,
+                        Err(e) if !e.is_retryable() => {
+                            self.stop_all(StopReason::Shutdown).await;
+                            return Err(e.into());
+                        }
+                        Err(e) => {
+                            let delay = backoff.next_delay();
+                            self.emit(WorkerEvent::Disconnected {
+                                reason: e.to_string(),
+                                retry_in: Some(delay),
+                            });
+                            self.wait_offline(delay, &mut shutdown, &mut shutdown_at).await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            backoff.reset();
+            self.emit(WorkerEvent::Connected { worker_id, heartbeat_s });
+            tracing::info!(worker = %worker_id, executor = %self.executor.kind(), "connected to the coordinator");
+            match self.session(socket, heartbeat_s, &mut shutdown, &mut shutdown_at).await {
+                SessionEnd::Done => return Ok(self.exit(shutdown_at.is_some()).await),
+                SessionEnd::Fatal(e) => {
+                    self.stop_all(StopReason::Shutdown).await;
+                    return Err(e.into());
+                }
+                SessionEnd::Lost(reason) => {
+                    tracing::warn!(%reason, "lost the coordinator; reconnecting");
+                    self.emit(WorkerEvent::Disconnected { reason, retry_in: None });
+                }
+            }
+        }
+    }
+
+    fn finished_draining(&self) -> bool {
+        self.draining && self.running.is_empty() && self.unsent.is_empty()
+    }
+
+    async fn exit(&mut self, by_signal: bool) -> HostExit {
+        self.stop_all(StopReason::Shutdown).await;
+        self.emit(WorkerEvent::Stopped);
+        if by_signal { HostExit::Shutdown } else { HostExit::Drained }
+    }
+
+    /// While disconnected: keep collecting finished jobs and honour shutdown.
+    async fn wait_offline(
+        &mut self,
+        delay: Duration,
+        shutdown: &mut watch::Receiver<bool>,
+        shutdown_at: &mut Option<tokio::time::Instant>,
+    ) {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return,
+                Some(update) = self.updates_rx.recv() => self.record_offline(update),
+                _ = signalled(shutdown), if shutdown_at.is_none() => {
+                    self.begin_drain("shutdown signal", shutdown_at);
+                }
+                _ = grace_over(*shutdown_at) => {
+                    self.stop_all(StopReason::Shutdown).await;
+                    // Results of killed jobs cannot be delivered offline; give up on them.
+                    self.unsent.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn record_offline(&mut self, update: JobUpdate) {
+        if let JobUpdate::Finished(attempt, outcome) = update {
+            self.running.remove(&attempt);
+            self.emit(WorkerEvent::JobFinished {
+                job_id: attempt.job_id,
+                attempt: attempt.attempt,
+                outcome: Box::new(outcome.clone()),
+            });
+            self.unsent.push(WorkerMessage::Finished {
+                job_id: attempt.job_id,
+                attempt: attempt.attempt,
+                outcome,
+            });
+        }
+    }
+
+    fn begin_drain(&mut self, reason: &str, shutdown_at: &mut Option<tokio::time::Instant>) {
+        self.draining = true;
+        *shutdown_at = Some(tokio::time::Instant::now() + self.options.grace);
+        tracing::info!(reason, running = self.running.len(), grace_s = self.options.grace.as_secs(), "draining");
+        self.emit(WorkerEvent::Draining { reason: reason.into() });
+    }
+
+    async fn session(
+        &mut self,
+        mut socket: Socket,
+        heartbeat_s: u32,
+        shutdown: &mut watch::Receiver<bool>,
+        shutdown_at: &mut Option<tokio::time::Instant>,
+    ) -> SessionEnd {
+        for message in std::mem::take(&mut self.unsent) {
+            if link::send(&mut socket, &message).await.is_err() {
+                self.unsent.push(message);
+                return SessionEnd::Lost("the connection broke while resending results".into());
+            }
+        }
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(u64::from(heartbeat_s)));
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if self.finished_draining() {
+                let _ = socket.close(None).await;
+                return SessionEnd::Done;
+            }
+            tokio::select! {
+                frame = link::recv(&mut socket) => match frame {
+                    None => return SessionEnd::Lost("the coordinator closed the connection".into()),
+                    Some(Err(e)) => return SessionEnd::Lost(e.to_string()),
+                    Some(Ok(message)) => {
+                        if let Some(end) = self.on_message(message, &mut socket, shutdown_at).await {
+                            return end;
+                        }
+                    }
+                },
+                Some(update) = self.updates_rx.recv() => {
+                    let message = match update {
+                        JobUpdate::Started(a) => WorkerMessage::Started { job_id: a.job_id, attempt: a.attempt },
+                        JobUpdate::Finished(a, outcome) => {
+                            self.running.remove(&a);
+                            self.emit(WorkerEvent::JobFinished { job_id: a.job_id, attempt: a.attempt, outcome: Box::new(outcome.clone()) });
+                            WorkerMessage::Finished { job_id: a.job_id, attempt: a.attempt, outcome }
+                        }
+                    };
+                    if let Err(e) = link::send(&mut socket, &message).await {
+                        if matches!(message, WorkerMessage::Finished { .. }) {
+                            self.unsent.push(message);
+                        }
+                        return SessionEnd::Lost(e.to_string());
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let metrics = self.monitor.sample();
+                    self.emit(WorkerEvent::Metrics(Box::new(metrics.clone())));
+                    let running = self.running.keys().copied().collect();
+                    if let Err(e) = link::send(&mut socket, &WorkerMessage::Heartbeat { metrics, running }).await {
+                        return SessionEnd::Lost(e.to_string());
+                    }
+                }
+                _ = signalled(shutdown), if shutdown_at.is_none() => {
+                    self.begin_drain("shutdown signal", shutdown_at);
+                }
+                _ = grace_over(*shutdown_at) => {
+                    tracing::warn!(running = self.running.len(), "grace period over; stopping the remaining jobs");
+                    for job in self.running.values() {
+                        job.stop.stop(StopReason::Shutdown);
+                    }
+                    // Their `finished` reports arrive through the update channel.
+                    *shutdown_at = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+                }
+            }
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        message: CoordinatorMessage,
+        socket: &mut Socket,
+        shutdown_at: &mut Option<tokio::time::Instant>,
+    ) -> Option<SessionEnd> {
+        match message {
+            CoordinatorMessage::Assign { job, attempt } => {
+                if self.draining {
+                    // Raced with our drain: hand it straight back, refunded.
+                    let outcome = shutdown_outcome("the worker is shutting down");
+                    let reply = WorkerMessage::Finished { job_id: job.job_id, attempt, outcome };
+                    if let Err(e) = link::send(socket, &reply).await {
+                        return Some(SessionEnd::Lost(e.to_string()));
+                    }
+                } else {
+                    self.start_job(job, attempt);
+                }
+                None
+            }
+            CoordinatorMessage::Cancel { job_id, attempt } => {
+                match self.running.get(&JobAttempt { job_id, attempt }) {
+                    Some(job) => job.stop.stop(StopReason::Cancelled),
+                    None => tracing::debug!(job = %job_id, attempt, "cancel for an attempt not running here"),
+                }
+                None
+            }
+            CoordinatorMessage::Drain {} => {
+                if !self.draining {
+                    self.begin_drain("the coordinator asked to drain", shutdown_at);
+                }
+                None
+            }
+            CoordinatorMessage::Reject { code, message } => {
+                let error = LinkError::Rejected { code, message };
+                if error.is_retryable() {
+                    Some(SessionEnd::Lost(error.to_string()))
+                } else {
+                    Some(SessionEnd::Fatal(error))
+                }
+            }
+            CoordinatorMessage::Welcome { .. } => None,
+        }
+    }
+
+    fn start_job(&mut self, job: AssignedJob, attempt: u32) {
+        let key = JobAttempt { job_id: job.job_id, attempt };
+        if self.running.contains_key(&key) {
+            return;
+        }
+        let stop = StopToken::new();
+        let executor = self.executor.clone();
+        let updates = self.updates_tx.clone();
+        let work_dir = self.options.work_dir.clone();
+        let events = self.events.clone();
+        let language = job.spec.language;
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let workspace = match Workspace::create(&work_dir, job.job_id.0, attempt) {
+                Ok(ws) => ws,
+                Err(e) => {
+                    let outcome = super::exec::sandbox_error(format!("could not create the job's workspace: {e}"), 0);
+                    let _ = updates.send(JobUpdate::Finished(key, outcome));
+                    return;
+                }
+            };
+            let _ = updates.send(JobUpdate::Started(key));
+            let _ = events.send(WorkerEvent::JobStarted { job_id: key.job_id, attempt, language });
+            let run = JobRun {
+                job_id: job.job_id,
+                attempt,
+                spec: job.spec,
+                workspace: workspace.path().to_owned(),
+            };
+            let outcome = executor.run(run, token).await;
+            drop(workspace);
+            let _ = updates.send(JobUpdate::Finished(key, outcome));
+        });
+        self.running.insert(key, Running { stop, task });
+    }
+
+    /// Stops every job and waits for each to clean up (containers, workspaces).
+    async fn stop_all(&mut self, reason: StopReason) {
+        for job in self.running.values() {
+            job.stop.stop(reason);
+        }
+        for (_, job) in self.running.drain() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), job.task).await;
+        }
+    }
+}
+
+enum SessionEnd {
+    Done,
+    Lost(String),
+    Fatal(LinkError),
+}
+
+fn shutdown_outcome(message: &str) -> RunOutcome {
+    RunOutcome {
+        end: RunEnd::WorkerShutdown,
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        duration_ms: 0,
+        message: Some(message.into()),
+    }
+}
+
+async fn signalled(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|s| *s).await;
+}
+
+async fn grace_over(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The executor kind a hello will advertise, for the dashboard before connecting.
+pub fn describe(kind: ExecutorKind) -> &'static str {
+    match kind {
+        ExecutorKind::Docker => "Docker (hardened containers)",
+        ExecutorKind::Bubblewrap => "bubblewrap (namespaces, no Docker)",
+        ExecutorKind::Unsandboxed => "UNSANDBOXED: trusted jobs only",
+        ExecutorKind::Noop => "noop (test executor)",
+    }
+}

@@ -1,0 +1,140 @@
+//! The worker's WebSocket link to the coordinator: connect, send `hello`, and wait
+//! for `welcome` or `reject`.
+
+use futures_util::{SinkExt, StreamExt};
+use gridx_proto::protocol::{
+    CoordinatorMessage, RejectCode, WorkerMessage, decode_coordinator_message, encode,
+};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Largest frame accepted from the coordinator.
+pub const MAX_FRAME: usize = gridx_proto::protocol::DEFAULT_MAX_FRAME_BYTES;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("invalid coordinator address {0:?}: use http://host:port")]
+    BadUrl(String),
+    #[error("cannot reach the coordinator at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("the coordinator refused this worker ({code}): {message}")]
+    Rejected { code: RejectCode, message: String },
+    #[error("the coordinator did not answer the hello within {0} s")]
+    NoWelcome(u64),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl LinkError {
+    /// Whether trying again later could help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LinkError::Rejected { code, .. } => code.is_retryable(),
+            LinkError::BadUrl(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// `http://host:port` (or `ws://`) to the worker endpoint's WebSocket URL.
+pub fn worker_url(server: &str) -> Result<String, LinkError> {
+    let server = server.trim().trim_end_matches('/');
+    let rest = if let Some(rest) = server.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = server.strip_prefix("ws://") {
+        format!("ws://{rest}")
+    } else if server.starts_with("https://") || server.starts_with("wss://") {
+        return Err(LinkError::BadUrl(format!(
+            "{server} (TLS is not built into this worker yet; terminate TLS in front of the coordinator and use a private http:// address, or tunnel)"
+        )));
+    } else if !server.contains("://") && !server.is_empty() {
+        format!("ws://{server}")
+    } else {
+        return Err(LinkError::BadUrl(server.to_owned()));
+    };
+    Ok(format!("{rest}/v1/worker/connect"))
+}
+
+pub async fn send(socket: &mut Socket, message: &WorkerMessage) -> Result<(), LinkError> {
+    let text = encode(message).map_err(|e| LinkError::Protocol(e.to_string()))?;
+    socket
+        .send(Message::Text(text.into()))
+        .await
+        .map_err(|e| LinkError::Protocol(e.to_string()))
+}
+
+/// Reads the next coordinator message; `None` when the connection is gone.
+pub async fn recv(socket: &mut Socket) -> Option<Result<CoordinatorMessage, LinkError>> {
+    loop {
+        match socket.next().await? {
+            Ok(Message::Text(text)) => {
+                return Some(
+                    decode_coordinator_message(&text, MAX_FRAME).map_err(|e| LinkError::Protocol(e.to_string())),
+                );
+            }
+            Ok(Message::Close(_)) => return None,
+            Ok(Message::Binary(_)) => {
+                return Some(Err(LinkError::Protocol("unexpected binary frame".into())));
+            }
+            Ok(_) => continue,
+            Err(e) => return Some(Err(LinkError::Protocol(e.to_string()))),
+        }
+    }
+}
+
+/// Connects and completes the handshake. Returns the socket with the worker id and
+/// heartbeat interval from `welcome`.
+pub async fn handshake(
+    server: &str,
+    hello: &WorkerMessage,
+) -> Result<(Socket, gridx_proto::WorkerId, u32), LinkError> {
+    let url = worker_url(server)?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME))
+        .max_frame_size(Some(MAX_FRAME));
+    let connect = tokio_tungstenite::connect_async_with_config(&url, Some(config), true);
+    let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .map_err(|_| LinkError::Unreachable {
+            url: url.clone(),
+            message: "timed out after 10 s".into(),
+        })?
+        .map_err(|e| LinkError::Unreachable {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+    send(&mut socket, hello).await?;
+    let answer = tokio::time::timeout(Duration::from_secs(10), recv(&mut socket))
+        .await
+        .map_err(|_| LinkError::NoWelcome(10))?;
+    match answer {
+        Some(Ok(CoordinatorMessage::Welcome { worker_id, heartbeat_s })) => Ok((socket, worker_id, heartbeat_s.max(1))),
+        Some(Ok(CoordinatorMessage::Reject { code, message })) => Err(LinkError::Rejected { code, message }),
+        Some(Ok(other)) => Err(LinkError::Protocol(format!("expected welcome, got {other:?}"))),
+        Some(Err(e)) => Err(e),
+        None => Err(LinkError::Unreachable {
+            url,
+            message: "the connection closed during the handshake".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_map_to_the_worker_endpoint() {
+        assert_eq!(worker_url("http://127.0.0.1:8420").unwrap(), "ws://127.0.0.1:8420/v1/worker/connect");
+        assert_eq!(worker_url("http://h:1/").unwrap(), "ws://h:1/v1/worker/connect");
+        assert_eq!(worker_url("h:1").unwrap(), "ws://h:1/v1/worker/connect");
+        assert!(worker_url("https://h").is_err());
+        assert!(worker_url("").is_err());
+        assert!(worker_url("ftp://x").is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! The worker host: what `gridx-tui worker` runs. Executors, the link to the
+//! coordinator, monitoring and workspaces; no terminal drawing here.
+
+pub mod backoff;
+pub mod exec;
+pub mod host;
+pub mod images;
+pub mod link;
+pub mod monitor;
+pub mod workspace;
