@@ -252,6 +252,8 @@ pub enum ErrorCode {
     Unauthorized,
     InsufficientCredits,
     NotFound,
+    MethodNotAllowed,
+    Timeout,
     Conflict,
     PayloadTooLarge,
     RateLimited,
@@ -268,6 +270,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::InsufficientCredits => 402,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::Timeout => 408,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimited => 429,
@@ -277,12 +281,31 @@ impl ErrorCode {
         }
     }
 
+    /// The code an HTTP error status stands for, for errors made outside our handlers.
+    pub fn for_status(status: u16) -> ErrorCode {
+        match status {
+            401 => ErrorCode::Unauthorized,
+            402 => ErrorCode::InsufficientCredits,
+            404 => ErrorCode::NotFound,
+            405 => ErrorCode::MethodNotAllowed,
+            408 => ErrorCode::Timeout,
+            409 => ErrorCode::Conflict,
+            413 => ErrorCode::PayloadTooLarge,
+            429 => ErrorCode::RateLimited,
+            503 => ErrorCode::Unavailable,
+            500..=599 => ErrorCode::Internal,
+            _ => ErrorCode::InvalidRequest,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::InsufficientCredits => "insufficient_credits",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Timeout => "timeout",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::RateLimited => "rate_limited",

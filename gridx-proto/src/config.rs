@@ -347,6 +347,9 @@ impl GridxConfig {
         if s.queue_capacity == 0 || s.max_queued_per_user == 0 {
             return invalid("server.queue_capacity and max_queued_per_user must be at least 1");
         }
+        if s.request_timeout_s == 0 {
+            return invalid("server.request_timeout_s must be at least 1");
+        }
         if s.max_ws_frame_bytes < 1024 {
             return invalid("server.max_ws_frame_bytes must be at least 1024");
         }
@@ -385,7 +388,8 @@ mod tests {
 
     #[test]
     fn layered_load_reads_the_file_then_the_environment() {
-        let read = |_: &std::path::Path| Ok("[server]\nheartbeat_s = 9\nlisten = \"a:1\"".to_owned());
+        let read =
+            |_: &std::path::Path| Ok("[server]\nheartbeat_s = 9\nlisten = \"a:1\"".to_owned());
         let c = GridxConfig::load(
             Some(std::path::Path::new("x.toml")),
             None,
@@ -395,11 +399,31 @@ mod tests {
         .unwrap();
         assert_eq!((c.server.heartbeat_s, c.server.listen.as_str()), (9, "b:2"));
         let missing = |_: &std::path::Path| Err(std::io::Error::from(std::io::ErrorKind::NotFound));
-        assert!(GridxConfig::load(Some(std::path::Path::new("x")), None, missing, Vec::<(String, String)>::new()).is_err());
-        let default = GridxConfig::load(None, Some("y".into()), missing, Vec::<(String, String)>::new()).unwrap();
+        assert!(
+            GridxConfig::load(
+                Some(std::path::Path::new("x")),
+                None,
+                missing,
+                Vec::<(String, String)>::new()
+            )
+            .is_err()
+        );
+        let default = GridxConfig::load(
+            None,
+            Some("y".into()),
+            missing,
+            Vec::<(String, String)>::new(),
+        )
+        .unwrap();
         assert_eq!(default, GridxConfig::default());
         let bad = |_: &std::path::Path| Ok("[server]\nbogus = 1".to_owned());
-        let err = GridxConfig::load(Some(std::path::Path::new("f.toml")), None, bad, Vec::<(String, String)>::new()).unwrap_err();
+        let err = GridxConfig::load(
+            Some(std::path::Path::new("f.toml")),
+            None,
+            bad,
+            Vec::<(String, String)>::new(),
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("f.toml: "), "{err}");
     }
 

@@ -79,7 +79,7 @@ impl Metrics {
         );
         registry.register(
             "ledger_millicredits",
-            "Ledger totals in milli-credits (granted, escrow, platform, users)",
+            "Ledger totals in milli-credits (granted, escrow, platform)",
             m.ledger_millicredits.clone(),
         );
         registry.register(

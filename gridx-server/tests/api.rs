@@ -309,6 +309,26 @@ async fn bad_queries_are_400() {
     }
     let (status, body) = server.get_json(&alice, "/v2/nothing").await;
     assert_eq!((status, code(&body)), (404, "not_found"));
+    // Errors made by the framework carry the same body.
+    let response = server
+        .http
+        .delete(server.url("/v1/jobs"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "method_not_allowed");
+    let response = server
+        .http
+        .get(server.url("/v1/worker/connect"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error());
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].is_string(), "{body}");
 }
 
 #[tokio::test]

@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "gridx-tui", version, about = "Grid-X: dashboard, console, worker host and demo")]
+#[command(
+    name = "gridx-tui",
+    version,
+    about = "Grid-X: dashboard, console, worker host and demo"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -72,7 +76,9 @@ fn parse_executor(text: &str) -> Result<ExecutorChoice, String> {
         "docker" => Ok(ExecutorChoice::Docker),
         "bubblewrap" | "bwrap" => Ok(ExecutorChoice::Bubblewrap),
         "unsandboxed" => Ok(ExecutorChoice::Unsandboxed),
-        other => Err(format!("unknown executor {other:?}: use auto, docker, bubblewrap or unsandboxed")),
+        other => Err(format!(
+            "unknown executor {other:?}: use auto, docker, bubblewrap or unsandboxed"
+        )),
     }
 }
 
@@ -90,7 +96,10 @@ pub enum ImagesCommand {
 pub fn main() -> ExitCode {
     let _ = color_eyre::install();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -110,7 +119,8 @@ pub fn main() -> ExitCode {
 }
 
 pub fn load_config(global: &Global) -> Result<GridxConfig> {
-    let default = directories::ProjectDirs::from("", "", "gridx").map(|d| d.config_dir().join("gridx.toml"));
+    let default =
+        directories::ProjectDirs::from("", "", "gridx").map(|d| d.config_dir().join("gridx.toml"));
     let mut config = GridxConfig::load(
         global.config.as_deref(),
         default,
@@ -129,7 +139,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::Worker(args)) => worker(config, &cli.global, args).await,
         Some(Command::Images(ImagesCommand::Build { force })) => images_build(&config, force).await,
-        None => bail!("the dashboard is not built yet (issue 5); `gridx-tui worker --headless` and `gridx-tui images build` work"),
+        None => bail!(
+            "the dashboard is not built yet (issue 5); `gridx-tui worker --headless` and `gridx-tui images build` work"
+        ),
     }
 }
 
@@ -150,10 +162,20 @@ fn default_worker_name() -> String {
     let name: String = raw
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect();
-    if name.is_empty() { "worker".into() } else { name }
+    if name.is_empty() {
+        "worker".into()
+    } else {
+        name
+    }
 }
 
 async fn worker(mut config: GridxConfig, global: &Global, args: WorkerArgs) -> Result<ExitCode> {
@@ -163,7 +185,11 @@ async fn worker(mut config: GridxConfig, global: &Global, args: WorkerArgs) -> R
         w.token = Some(token.clone());
     }
     if let Some(name) = args.name {
-        w.name = Some(gridx_proto::UserName::new(&name).map_err(|e| eyre!("--name: {e}"))?.to_string());
+        w.name = Some(
+            gridx_proto::UserName::new(&name)
+                .map_err(|e| eyre!("--name: {e}"))?
+                .to_string(),
+        );
     }
     if let Some(slots) = args.slots {
         if slots == 0 {
@@ -179,7 +205,9 @@ async fn worker(mut config: GridxConfig, global: &Global, args: WorkerArgs) -> R
         w.work_dir = Some(dir);
     }
     let Some(token) = w.token.clone() else {
-        bail!("no worker token: pass --token or set GRIDX_WORKER_TOKEN (an operator issues one with `gridx-server worker add --owner YOU`)");
+        bail!(
+            "no worker token: pass --token or set GRIDX_WORKER_TOKEN (an operator issues one with `gridx-server worker add --owner YOU`)"
+        );
     };
     let name = w.name.clone().unwrap_or_else(default_worker_name);
     let work_dir = match &w.work_dir {
@@ -191,10 +219,15 @@ async fn worker(mut config: GridxConfig, global: &Global, args: WorkerArgs) -> R
     let executor = select_executor(w, &name).await?;
     let languages: Vec<String> = executor.languages().iter().map(|l| l.to_string()).collect();
     if languages.is_empty() {
-        bail!("the {} executor can run no language here (for Docker, run `gridx-tui images build`)", executor.kind());
+        bail!(
+            "the {} executor can run no language here (for Docker, run `gridx-tui images build`)",
+            executor.kind()
+        );
     }
     tracing::info!(executor = describe(executor.kind()), languages = %languages.join(","), "sandbox ready");
-    let slots = w.slots.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let slots = w
+        .slots
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
     let options = HostOptions {
         server: w.server.clone(),
         token,
@@ -207,7 +240,10 @@ async fn worker(mut config: GridxConfig, global: &Global, args: WorkerArgs) -> R
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut host = WorkerHost::new(options, executor, events_tx);
     // Nothing starts before the coordinator accepted us.
-    let first = host.authenticate().await.context("worker authentication failed")?;
+    let first = host
+        .authenticate()
+        .await
+        .context("worker authentication failed")?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -233,16 +269,27 @@ async fn worker(mut config: GridxConfig, global: &Global, args: WorkerArgs) -> R
 
 fn log_event(event: &WorkerEvent) {
     match event {
-        WorkerEvent::Connected { worker_id, heartbeat_s } => {
+        WorkerEvent::Connected {
+            worker_id,
+            heartbeat_s,
+        } => {
             tracing::info!(worker = %worker_id, heartbeat_s, "authenticated; taking jobs")
         }
         WorkerEvent::Disconnected { reason, retry_in } => {
             tracing::warn!(%reason, retry_in_ms = retry_in.map(|d| d.as_millis() as u64), "disconnected")
         }
-        WorkerEvent::JobStarted { job_id, attempt, language } => {
+        WorkerEvent::JobStarted {
+            job_id,
+            attempt,
+            language,
+        } => {
             tracing::info!(job = %job_id, attempt, %language, "job started")
         }
-        WorkerEvent::JobFinished { job_id, attempt, outcome } => tracing::info!(
+        WorkerEvent::JobFinished {
+            job_id,
+            attempt,
+            outcome,
+        } => tracing::info!(
             job = %job_id, attempt, end = ?outcome.end, exit_code = ?outcome.exit_code,
             duration_ms = outcome.duration_ms, "job finished"
         ),
@@ -267,7 +314,10 @@ async fn images_build(config: &GridxConfig, force: bool) -> Result<ExitCode> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

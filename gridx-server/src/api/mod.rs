@@ -70,6 +70,40 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system::health))
 }
 
+/// Errors made outside our handlers (405, 408, a bad WebSocket upgrade) arrive with
+/// an empty or plain-text body; give them the API's error body like every other.
+async fn errors_as_json(response: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text.trim().to_owned()
+    };
+    let mut error = ApiError::new(
+        gridx_proto::api::ErrorCode::for_status(status.as_u16()),
+        message,
+    )
+    .into_response();
+    *error.status_mut() = status;
+    for (name, value) in parts.headers.iter() {
+        if name == axum::http::header::RETRY_AFTER || name == axum::http::header::ALLOW {
+            error.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    error
+}
+
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc);
@@ -93,7 +127,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", get(live::events))
         .route("/v1/worker/connect", get(crate::worker_session::connect))
         .fallback(|| async { ApiError::not_found("route") })
-        .layer(DefaultBodyLimit::max(state.config.max_request_bytes));
+        .layer(DefaultBodyLimit::max(state.config.max_request_bytes))
+        .layer(axum::middleware::map_response(errors_as_json));
     let origins: Vec<HeaderValue> = state
         .config
         .cors_allowed_origins

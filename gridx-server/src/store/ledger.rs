@@ -223,6 +223,10 @@ pub struct VerifyReport {
 /// job holds exactly once and settles at most once (exactly once when terminal, never
 /// when live); escrow equals the unsettled holds; the total equals what was granted.
 pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
+    // One read transaction: every query sees the same snapshot, so a coordinator
+    // writing meanwhile cannot make consistent data look inconsistent.
+    let snapshot = conn.unchecked_transaction()?;
+    let conn: &Connection = &snapshot;
     let mut violations = Vec::new();
 
     let mut stmt = conn.prepare(

@@ -24,12 +24,28 @@ use tokio::task::JoinHandle;
 /// What the worker host tells its face (the dashboard or the log).
 #[derive(Debug, Clone)]
 pub enum WorkerEvent {
-    Connected { worker_id: WorkerId, heartbeat_s: u32 },
-    Disconnected { reason: String, retry_in: Option<Duration> },
-    JobStarted { job_id: JobId, attempt: u32, language: Language },
-    JobFinished { job_id: JobId, attempt: u32, outcome: Box<RunOutcome> },
+    Connected {
+        worker_id: WorkerId,
+        heartbeat_s: u32,
+    },
+    Disconnected {
+        reason: String,
+        retry_in: Option<Duration>,
+    },
+    JobStarted {
+        job_id: JobId,
+        attempt: u32,
+        language: Language,
+    },
+    JobFinished {
+        job_id: JobId,
+        attempt: u32,
+        outcome: Box<RunOutcome>,
+    },
     Metrics(Box<HostMetrics>),
-    Draining { reason: String },
+    Draining {
+        reason: String,
+    },
     Stopped,
 }
 
@@ -110,8 +126,14 @@ impl WorkerHost {
     fn hello(&self) -> WorkerMessage {
         let mut running: Vec<JobAttempt> = self.running.keys().copied().collect();
         for message in &self.unsent {
-            if let WorkerMessage::Finished { job_id, attempt, .. } = message {
-                running.push(JobAttempt { job_id: *job_id, attempt: *attempt });
+            if let WorkerMessage::Finished {
+                job_id, attempt, ..
+            } = message
+            {
+                running.push(JobAttempt {
+                    job_id: *job_id,
+                    attempt: *attempt,
+                });
             }
         }
         WorkerMessage::Hello {
@@ -144,7 +166,11 @@ impl WorkerHost {
         let removed = self.executor.remove_orphans().await;
         let leftovers = super::workspace::remove_leftovers(&self.options.work_dir);
         if removed + leftovers > 0 {
-            tracing::info!(containers = removed, workspaces = leftovers, "removed what a previous run left behind");
+            tracing::info!(
+                containers = removed,
+                workspaces = leftovers,
+                "removed what a previous run left behind"
+            );
         }
         let mut backoff = Backoff::new(Duration::from_millis(500), self.options.max_backoff);
         let mut connection = Some(first);
@@ -168,16 +194,23 @@ impl WorkerHost {
                                 reason: e.to_string(),
                                 retry_in: Some(delay),
                             });
-                            self.wait_offline(delay, &mut shutdown, &mut shutdown_at).await;
+                            self.wait_offline(delay, &mut shutdown, &mut shutdown_at)
+                                .await;
                             continue;
                         }
                     }
                 }
             };
             backoff.reset();
-            self.emit(WorkerEvent::Connected { worker_id, heartbeat_s });
+            self.emit(WorkerEvent::Connected {
+                worker_id,
+                heartbeat_s,
+            });
             tracing::info!(worker = %worker_id, executor = %self.executor.kind(), "connected to the coordinator");
-            match self.session(socket, heartbeat_s, &mut shutdown, &mut shutdown_at).await {
+            match self
+                .session(socket, heartbeat_s, &mut shutdown, &mut shutdown_at)
+                .await
+            {
                 SessionEnd::Done => return Ok(self.exit(shutdown_at.is_some()).await),
                 SessionEnd::Fatal(e) => {
                     self.stop_all(StopReason::Shutdown).await;
@@ -185,7 +218,10 @@ impl WorkerHost {
                 }
                 SessionEnd::Lost(reason) => {
                     tracing::warn!(%reason, "lost the coordinator; reconnecting");
-                    self.emit(WorkerEvent::Disconnected { reason, retry_in: None });
+                    self.emit(WorkerEvent::Disconnected {
+                        reason,
+                        retry_in: None,
+                    });
                 }
             }
         }
@@ -198,7 +234,11 @@ impl WorkerHost {
     async fn exit(&mut self, by_signal: bool) -> HostExit {
         self.stop_all(StopReason::Shutdown).await;
         self.emit(WorkerEvent::Stopped);
-        if by_signal { HostExit::Shutdown } else { HostExit::Drained }
+        if by_signal {
+            HostExit::Shutdown
+        } else {
+            HostExit::Drained
+        }
     }
 
     /// While disconnected: keep collecting finished jobs and honour shutdown.
@@ -246,8 +286,15 @@ impl WorkerHost {
     fn begin_drain(&mut self, reason: &str, shutdown_at: &mut Option<tokio::time::Instant>) {
         self.draining = true;
         *shutdown_at = Some(tokio::time::Instant::now() + self.options.grace);
-        tracing::info!(reason, running = self.running.len(), grace_s = self.options.grace.as_secs(), "draining");
-        self.emit(WorkerEvent::Draining { reason: reason.into() });
+        tracing::info!(
+            reason,
+            running = self.running.len(),
+            grace_s = self.options.grace.as_secs(),
+            "draining"
+        );
+        self.emit(WorkerEvent::Draining {
+            reason: reason.into(),
+        });
     }
 
     async fn session(
@@ -330,7 +377,11 @@ impl WorkerHost {
                 if self.draining {
                     // Raced with our drain: hand it straight back, refunded.
                     let outcome = shutdown_outcome("the worker is shutting down");
-                    let reply = WorkerMessage::Finished { job_id: job.job_id, attempt, outcome };
+                    let reply = WorkerMessage::Finished {
+                        job_id: job.job_id,
+                        attempt,
+                        outcome,
+                    };
                     if let Err(e) = link::send(socket, &reply).await {
                         return Some(SessionEnd::Lost(e.to_string()));
                     }
@@ -342,7 +393,9 @@ impl WorkerHost {
             CoordinatorMessage::Cancel { job_id, attempt } => {
                 match self.running.get(&JobAttempt { job_id, attempt }) {
                     Some(job) => job.stop.stop(StopReason::Cancelled),
-                    None => tracing::debug!(job = %job_id, attempt, "cancel for an attempt not running here"),
+                    None => {
+                        tracing::debug!(job = %job_id, attempt, "cancel for an attempt not running here")
+                    }
                 }
                 None
             }
@@ -365,7 +418,10 @@ impl WorkerHost {
     }
 
     fn start_job(&mut self, job: AssignedJob, attempt: u32) {
-        let key = JobAttempt { job_id: job.job_id, attempt };
+        let key = JobAttempt {
+            job_id: job.job_id,
+            attempt,
+        };
         if self.running.contains_key(&key) {
             return;
         }
@@ -380,13 +436,20 @@ impl WorkerHost {
             let workspace = match Workspace::create(&work_dir, job.job_id.0, attempt) {
                 Ok(ws) => ws,
                 Err(e) => {
-                    let outcome = super::exec::sandbox_error(format!("could not create the job's workspace: {e}"), 0);
+                    let outcome = super::exec::sandbox_error(
+                        format!("could not create the job's workspace: {e}"),
+                        0,
+                    );
                     let _ = updates.send(JobUpdate::Finished(key, outcome));
                     return;
                 }
             };
             let _ = updates.send(JobUpdate::Started(key));
-            let _ = events.send(WorkerEvent::JobStarted { job_id: key.job_id, attempt, language });
+            let _ = events.send(WorkerEvent::JobStarted {
+                job_id: key.job_id,
+                attempt,
+                language,
+            });
             let run = JobRun {
                 job_id: job.job_id,
                 attempt,

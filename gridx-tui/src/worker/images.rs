@@ -91,7 +91,9 @@ pub async fn build_all(
             results.push(BuildResult::UpToDate { image });
             continue;
         }
-        progress(&format!("{image}: building from Debian {SUITE} packages..."));
+        progress(&format!(
+            "{image}: building from Debian {SUITE} packages..."
+        ));
         let started = std::time::Instant::now();
         build_one(docker, &recipe, &image).await?;
         let seconds = started.elapsed().as_secs();
@@ -119,7 +121,10 @@ async fn build_one(docker: &Docker, recipe: &Recipe, image: &str) -> Result<(), 
         SUITE,
         "-",
     ]);
-    command.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut child = command.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ImageError::NoMmdebstrap,
         _ => ImageError::Mmdebstrap {

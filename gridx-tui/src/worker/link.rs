@@ -74,7 +74,8 @@ pub async fn recv(socket: &mut Socket) -> Option<Result<CoordinatorMessage, Link
         match socket.next().await? {
             Ok(Message::Text(text)) => {
                 return Some(
-                    decode_coordinator_message(&text, MAX_FRAME).map_err(|e| LinkError::Protocol(e.to_string())),
+                    decode_coordinator_message(&text, MAX_FRAME)
+                        .map_err(|e| LinkError::Protocol(e.to_string())),
                 );
             }
             Ok(Message::Close(_)) => return None,
@@ -113,9 +114,16 @@ pub async fn handshake(
         .await
         .map_err(|_| LinkError::NoWelcome(10))?;
     match answer {
-        Some(Ok(CoordinatorMessage::Welcome { worker_id, heartbeat_s })) => Ok((socket, worker_id, heartbeat_s.max(1))),
-        Some(Ok(CoordinatorMessage::Reject { code, message })) => Err(LinkError::Rejected { code, message }),
-        Some(Ok(other)) => Err(LinkError::Protocol(format!("expected welcome, got {other:?}"))),
+        Some(Ok(CoordinatorMessage::Welcome {
+            worker_id,
+            heartbeat_s,
+        })) => Ok((socket, worker_id, heartbeat_s.max(1))),
+        Some(Ok(CoordinatorMessage::Reject { code, message })) => {
+            Err(LinkError::Rejected { code, message })
+        }
+        Some(Ok(other)) => Err(LinkError::Protocol(format!(
+            "expected welcome, got {other:?}"
+        ))),
         Some(Err(e)) => Err(e),
         None => Err(LinkError::Unreachable {
             url,
@@ -130,8 +138,14 @@ mod tests {
 
     #[test]
     fn urls_map_to_the_worker_endpoint() {
-        assert_eq!(worker_url("http://127.0.0.1:8420").unwrap(), "ws://127.0.0.1:8420/v1/worker/connect");
-        assert_eq!(worker_url("http://h:1/").unwrap(), "ws://h:1/v1/worker/connect");
+        assert_eq!(
+            worker_url("http://127.0.0.1:8420").unwrap(),
+            "ws://127.0.0.1:8420/v1/worker/connect"
+        );
+        assert_eq!(
+            worker_url("http://h:1/").unwrap(),
+            "ws://h:1/v1/worker/connect"
+        );
         assert_eq!(worker_url("h:1").unwrap(), "ws://h:1/v1/worker/connect");
         assert!(worker_url("https://h").is_err());
         assert!(worker_url("").is_err());

@@ -32,15 +32,23 @@ impl Monitor {
     }
 
     pub fn cpu_cores(&self) -> u32 {
-        self.system.as_ref().map_or(1, |s| s.cpus().len().max(1) as u32)
+        self.system
+            .as_ref()
+            .map_or(1, |s| s.cpus().len().max(1) as u32)
     }
 
     pub fn memory_total_mb(&self) -> u64 {
-        self.system.as_ref().map_or(0, |s| s.total_memory() / (1024 * 1024))
+        self.system
+            .as_ref()
+            .map_or(0, |s| s.total_memory() / (1024 * 1024))
     }
 
     pub fn gpu_count(&self) -> u32 {
-        self.nvml.as_ref().ok().and_then(|n| n.device_count().ok()).unwrap_or(0)
+        self.nvml
+            .as_ref()
+            .ok()
+            .and_then(|n| n.device_count().ok())
+            .unwrap_or(0)
     }
 
     /// One sample. CPU usage is measured since the previous call, so call this on a
@@ -51,7 +59,11 @@ impl Monitor {
             system.refresh_cpu_usage();
             system.refresh_memory();
             metrics.cpu_percent = system.global_cpu_usage().clamp(0.0, 100.0);
-            metrics.cpu_per_core = system.cpus().iter().map(|c| c.usage().clamp(0.0, 100.0)).collect();
+            metrics.cpu_per_core = system
+                .cpus()
+                .iter()
+                .map(|c| c.usage().clamp(0.0, 100.0))
+                .collect();
             metrics.memory_total_mb = system.total_memory() / (1024 * 1024);
             metrics.memory_used_mb = system.used_memory() / (1024 * 1024);
         }
@@ -68,16 +80,25 @@ impl Monitor {
                                 metrics.gpus.push(GpuMetrics {
                                     index,
                                     name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
-                                    utilization_percent: device.utilization_rates().ok().map(|u| u.gpu),
+                                    utilization_percent: device
+                                        .utilization_rates()
+                                        .ok()
+                                        .map(|u| u.gpu),
                                     memory_used_mb: memory.as_ref().map(|m| m.used / (1024 * 1024)),
-                                    memory_total_mb: memory.as_ref().map(|m| m.total / (1024 * 1024)),
+                                    memory_total_mb: memory
+                                        .as_ref()
+                                        .map(|m| m.total / (1024 * 1024)),
                                     temperature_c: device.temperature(TemperatureSensor::Gpu).ok(),
                                     power_w: device.power_usage().ok().map(|mw| mw as f32 / 1000.0),
-                                    power_limit_w: device.enforced_power_limit().ok().map(|mw| mw as f32 / 1000.0),
+                                    power_limit_w: device
+                                        .enforced_power_limit()
+                                        .ok()
+                                        .map(|mw| mw as f32 / 1000.0),
                                 });
                             }
                             Err(e) => {
-                                metrics.gpu_note = Some(format!("GPU {index}: {}", describe_nvml_error(&e)));
+                                metrics.gpu_note =
+                                    Some(format!("GPU {index}: {}", describe_nvml_error(&e)));
                             }
                         }
                     }
@@ -91,7 +112,9 @@ impl Monitor {
 fn describe_nvml_error(e: &nvml_wrapper::error::NvmlError) -> String {
     use nvml_wrapper::error::NvmlError;
     match e {
-        NvmlError::LibloadingError(_) => "no GPU: the NVIDIA management library (libnvidia-ml) is not installed".into(),
+        NvmlError::LibloadingError(_) => {
+            "no GPU: the NVIDIA management library (libnvidia-ml) is not installed".into()
+        }
         NvmlError::DriverNotLoaded => "no GPU: the NVIDIA driver is not loaded".into(),
         NvmlError::NoPermission => "no GPU: no permission to query NVML".into(),
         other => format!("no GPU: {other}"),

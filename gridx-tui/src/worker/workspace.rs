@@ -44,7 +44,9 @@ pub fn remove_leftovers(base: &Path) -> usize {
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with("job-") && std::fs::remove_dir_all(entry.path()).is_ok() {
+        if name.to_string_lossy().starts_with("job-")
+            && std::fs::remove_dir_all(entry.path()).is_ok()
+        {
             removed += 1;
         }
     }

@@ -7,9 +7,9 @@
 use super::process::{self, ProcessPlan, Rlimits};
 use super::{Executor, JobRun, SandboxLimits, StopToken, interpreter_command, write_source};
 use futures_util::future::BoxFuture;
+use gridx_proto::Language;
 use gridx_proto::job::RunOutcome;
 use gridx_proto::protocol::ExecutorKind;
-use gridx_proto::Language;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -83,34 +83,66 @@ impl BubblewrapExecutor {
             if host.is_symlink() {
                 args.extend(["--symlink".into(), format!("usr/{dir}"), format!("/{dir}")]);
             } else if host.exists() {
-                args.extend(["--ro-bind".into(), host.display().to_string(), format!("/{dir}")]);
+                args.extend([
+                    "--ro-bind".into(),
+                    host.display().to_string(),
+                    format!("/{dir}"),
+                ]);
             }
         }
         args.extend(
             [
-                "--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
-                "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
-                "--proc", "/proc",
-                "--dev", "/dev",
-                "--size", &tmpfs_bytes, "--tmpfs", "/tmp",
-                "--size", &tmpfs_bytes, "--tmpfs", "/workspace",
+                "--ro-bind-try",
+                "/etc/alternatives",
+                "/etc/alternatives",
+                "--ro-bind-try",
+                "/etc/ld.so.cache",
+                "/etc/ld.so.cache",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "--size",
+                &tmpfs_bytes,
+                "--tmpfs",
+                "/tmp",
+                "--size",
+                &tmpfs_bytes,
+                "--tmpfs",
+                "/workspace",
             ]
             .map(String::from),
         );
         if job_dir.exists() {
-            args.extend(["--ro-bind".into(), job_dir.display().to_string(), "/job".into()]);
+            args.extend([
+                "--ro-bind".into(),
+                job_dir.display().to_string(),
+                "/job".into(),
+            ]);
         }
         args.extend(
             [
-                "--chdir", "/workspace",
-                "--uid", "65534",
-                "--gid", "65534",
+                "--chdir",
+                "/workspace",
+                "--uid",
+                "65534",
+                "--gid",
+                "65534",
                 "--clearenv",
-                "--setenv", "PATH", "/usr/bin:/bin",
-                "--setenv", "HOME", "/workspace",
-                "--setenv", "LANG", "C.UTF-8",
-                "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
-                "--setenv", "NODE_OPTIONS",
+                "--setenv",
+                "PATH",
+                "/usr/bin:/bin",
+                "--setenv",
+                "HOME",
+                "/workspace",
+                "--setenv",
+                "LANG",
+                "C.UTF-8",
+                "--setenv",
+                "PYTHONDONTWRITEBYTECODE",
+                "1",
+                "--setenv",
+                "NODE_OPTIONS",
             ]
             .map(String::from),
         );
@@ -201,11 +233,20 @@ impl Executor for UnsandboxedExecutor {
         Box::pin(async move {
             let source = match write_source(&job) {
                 Ok(path) => path,
-                Err(e) => return super::sandbox_error(format!("could not write the job's source: {e}"), 0),
+                Err(e) => {
+                    return super::sandbox_error(
+                        format!("could not write the job's source: {e}"),
+                        0,
+                    );
+                }
             };
             let spec = &job.spec;
-            let Some((_, program)) = self.languages.iter().find(|(l, _)| *l == spec.language) else {
-                return super::sandbox_error(format!("no {} interpreter on this host", spec.language), 0);
+            let Some((_, program)) = self.languages.iter().find(|(l, _)| *l == spec.language)
+            else {
+                return super::sandbox_error(
+                    format!("no {} interpreter on this host", spec.language),
+                    0,
+                );
             };
             let mut command = interpreter_command(spec.language, &source.display().to_string());
             command.remove(0);

@@ -20,10 +20,10 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use gridx_proto::Language;
 use gridx_proto::config::RuntimeImages;
 use gridx_proto::job::{RunEnd, RunOutcome};
 use gridx_proto::protocol::ExecutorKind;
-use gridx_proto::Language;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -42,11 +42,15 @@ pub struct DockerExecutor {
 
 /// Connects to the local engine and pings it within `timeout`.
 pub async fn connect(timeout: Duration) -> Result<Docker, String> {
-    let docker = Docker::connect_with_local_defaults().map_err(|e| format!("no Docker engine: {e}"))?;
+    let docker =
+        Docker::connect_with_local_defaults().map_err(|e| format!("no Docker engine: {e}"))?;
     match tokio::time::timeout(timeout, docker.ping()).await {
         Ok(Ok(_)) => Ok(docker),
         Ok(Err(e)) => Err(format!("the Docker engine did not answer: {e}")),
-        Err(_) => Err(format!("the Docker engine did not answer within {} ms", timeout.as_millis())),
+        Err(_) => Err(format!(
+            "the Docker engine did not answer within {} ms",
+            timeout.as_millis()
+        )),
     }
 }
 
@@ -68,7 +72,11 @@ impl DockerExecutor {
     ) -> Self {
         let mut languages = Vec::new();
         for language in Language::ALL {
-            if docker.inspect_image(image_for(&images, language)).await.is_ok() {
+            if docker
+                .inspect_image(image_for(&images, language))
+                .await
+                .is_ok()
+            {
                 languages.push(language);
             }
         }
@@ -88,14 +96,20 @@ impl DockerExecutor {
         let source = format!("/workspace/{}", spec.language.source_file_name());
         let run = interpreter_command(spec.language, &source).join(" ");
         let mut tmpfs = HashMap::new();
-        tmpfs.insert("/tmp".to_owned(), format!("rw,nosuid,nodev,size={tmpfs_mb}m,mode=1777"));
+        tmpfs.insert(
+            "/tmp".to_owned(),
+            format!("rw,nosuid,nodev,size={tmpfs_mb}m,mode=1777"),
+        );
         tmpfs.insert(
             "/workspace".to_owned(),
             format!("rw,nosuid,nodev,size={tmpfs_mb}m,uid=65534,gid=65534,mode=0700"),
         );
         let mut labels = HashMap::new();
         labels.insert(WORKER_LABEL.to_owned(), self.worker_name.clone());
-        labels.insert(JOB_LABEL.to_owned(), format!("{}.{}", job.job_id, job.attempt));
+        labels.insert(
+            JOB_LABEL.to_owned(),
+            format!("{}.{}", job.job_id, job.attempt),
+        );
         let fsize = i64::from(self.limits.fsize_mb) * 1024 * 1024;
         let nofile = i64::from(self.limits.nofile);
         ContainerCreateBody {
@@ -111,7 +125,10 @@ impl DockerExecutor {
                 "LANG=C.UTF-8".into(),
                 "PATH=/usr/local/bin:/usr/bin:/bin".into(),
                 "PYTHONDONTWRITEBYTECODE=1".into(),
-                format!("NODE_OPTIONS=--max-old-space-size={}", spec.memory_mb.max(16)),
+                format!(
+                    "NODE_OPTIONS=--max-old-space-size={}",
+                    spec.memory_mb.max(16)
+                ),
             ]),
             user: Some("65534:65534".into()),
             working_dir: Some("/workspace".into()),
@@ -159,7 +176,10 @@ impl DockerExecutor {
     }
 
     async fn remove(&self, id: &str) {
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
         if let Err(e) = self.docker.remove_container(id, Some(options)).await {
             tracing::warn!(container = id, error = %e, "could not remove a job container");
         }
@@ -168,12 +188,21 @@ impl DockerExecutor {
     async fn run_attempt(&self, job: JobRun, stop: StopToken) -> RunOutcome {
         let name = format!(
             "gridx-{}-{}-{}-{}",
-            self.worker_name, job.job_id, job.attempt, std::process::id()
+            self.worker_name,
+            job.job_id,
+            job.attempt,
+            std::process::id()
         );
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
-        let created = match self.docker.create_container(Some(options), self.container_config(&job)).await {
+        let created = match self
+            .docker
+            .create_container(Some(options), self.container_config(&job))
+            .await
+        {
             Ok(created) => created,
-            Err(e) => return super::sandbox_error(format!("could not create the container: {e}"), 0),
+            Err(e) => {
+                return super::sandbox_error(format!("could not create the container: {e}"), 0);
+            }
         };
         let id = created.id;
         let outcome = self.attach_and_wait(&id, &job, &stop).await;
@@ -191,7 +220,9 @@ impl DockerExecutor {
             .build();
         let attached = match self.docker.attach_container(id, Some(attach)).await {
             Ok(attached) => attached,
-            Err(e) => return super::sandbox_error(format!("could not attach to the container: {e}"), 0),
+            Err(e) => {
+                return super::sandbox_error(format!("could not attach to the container: {e}"), 0);
+            }
         };
         let mut input = attached.input;
         let mut output = attached.output;
@@ -242,7 +273,9 @@ impl DockerExecutor {
         };
         let exit_code = match (killed_for, exit) {
             (None, Some(Ok(response))) => Some(response.status_code),
-            (None, Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => Some(code),
+            (None, Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => {
+                Some(code)
+            }
             (None, other) => {
                 writer.abort();
                 reader.abort();
@@ -250,7 +283,10 @@ impl DockerExecutor {
                     Some(Err(e)) => e.to_string(),
                     _ => "the engine ended the wait without a status".into(),
                 };
-                return super::sandbox_error(format!("waiting for the container failed: {why}"), elapsed_ms(started));
+                return super::sandbox_error(
+                    format!("waiting for the container failed: {why}"),
+                    elapsed_ms(started),
+                );
             }
             (Some(_), _) => {
                 let kill = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
@@ -316,8 +352,14 @@ impl Executor for DockerExecutor {
     fn remove_orphans(&self) -> BoxFuture<'_, usize> {
         Box::pin(async move {
             let mut filters = HashMap::new();
-            filters.insert("label", vec![format!("{WORKER_LABEL}={}", self.worker_name)]);
-            let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+            filters.insert(
+                "label",
+                vec![format!("{WORKER_LABEL}={}", self.worker_name)],
+            );
+            let options = ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build();
             let containers = match self.docker.list_containers(Some(options)).await {
                 Ok(list) => list,
                 Err(e) => {

@@ -3,9 +3,9 @@
 
 use super::{Executor, JobRun, StopToken};
 use futures_util::future::BoxFuture;
+use gridx_proto::Language;
 use gridx_proto::job::{RunEnd, RunOutcome};
 use gridx_proto::protocol::ExecutorKind;
-use gridx_proto::Language;
 
 pub struct NoopExecutor;
 

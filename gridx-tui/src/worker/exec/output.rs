@@ -24,7 +24,8 @@ impl CappedBuffer {
         if chunk.len() > room {
             self.truncated = true;
         }
-        self.bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.bytes
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
     }
 
     pub fn is_truncated(&self) -> bool {
@@ -34,7 +35,10 @@ impl CappedBuffer {
     /// The text, with invalid UTF-8 replaced; a cut in the middle of a character
     /// becomes one replacement character rather than an error.
     pub fn into_text(self) -> (String, bool) {
-        (String::from_utf8_lossy(&self.bytes).into_owned(), self.truncated)
+        (
+            String::from_utf8_lossy(&self.bytes).into_owned(),
+            self.truncated,
+        )
     }
 }
 

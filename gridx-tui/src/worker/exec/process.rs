@@ -99,8 +99,14 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
             let _ = stdin.shutdown().await;
         });
     }
-    let stdout = child.stdout.take().map(|s| tokio::spawn(drain(s, plan.max_output_bytes)));
-    let stderr = child.stderr.take().map(|s| tokio::spawn(drain(s, plan.max_output_bytes)));
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(drain(s, plan.max_output_bytes)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(drain(s, plan.max_output_bytes)));
 
     let mut killed_for: Option<RunEnd> = None;
     let status = tokio::select! {
@@ -126,7 +132,9 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
     let duration_ms = elapsed_ms(started);
     let status = match status {
         Ok(status) => status,
-        Err(e) => return super::sandbox_error(format!("waiting for the job failed: {e}"), duration_ms),
+        Err(e) => {
+            return super::sandbox_error(format!("waiting for the job failed: {e}"), duration_ms);
+        }
     };
     use std::os::unix::process::ExitStatusExt;
     let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));
@@ -152,9 +160,14 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
 /// allocations fail and the runtime reports it. These are the runtimes' own words.
 fn looks_out_of_memory(stderr: &str) -> bool {
     let tail = &stderr[stderr.len().saturating_sub(4096)..];
-    ["MemoryError", "JavaScript heap out of memory", "Cannot allocate memory", "out of memory"]
-        .iter()
-        .any(|needle| tail.contains(needle))
+    [
+        "MemoryError",
+        "JavaScript heap out of memory",
+        "Cannot allocate memory",
+        "out of memory",
+    ]
+    .iter()
+    .any(|needle| tail.contains(needle))
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {

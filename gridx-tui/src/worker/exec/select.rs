@@ -33,12 +33,22 @@ pub async fn select_executor(
     let timeout = Duration::from_millis(u64::from(config.docker_connect_timeout_ms));
     let docker = || async {
         let engine = docker::connect(timeout).await?;
-        Ok::<_, String>(DockerExecutor::new(engine, config.images.clone(), limits.clone(), name.to_owned()).await)
+        Ok::<_, String>(
+            DockerExecutor::new(
+                engine,
+                config.images.clone(),
+                limits.clone(),
+                name.to_owned(),
+            )
+            .await,
+        )
     };
     match config.executor {
         ExecutorChoice::Docker => Ok(Arc::new(docker().await.map_err(SelectError::Docker)?)),
         ExecutorChoice::Bubblewrap => Ok(Arc::new(
-            BubblewrapExecutor::detect(limits.clone()).await.map_err(SelectError::Bubblewrap)?,
+            BubblewrapExecutor::detect(limits.clone())
+                .await
+                .map_err(SelectError::Bubblewrap)?,
         )),
         ExecutorChoice::Unsandboxed if config.allow_unsandboxed => {
             Ok(Arc::new(UnsandboxedExecutor::detect(limits)))
@@ -47,7 +57,8 @@ pub async fn select_executor(
         ExecutorChoice::Auto => {
             let docker_error = match docker().await {
                 Ok(executor) if !executor.languages().is_empty() => return Ok(Arc::new(executor)),
-                Ok(_) => "the Docker engine has no runtime images (run `gridx-tui images build`)".to_owned(),
+                Ok(_) => "the Docker engine has no runtime images (run `gridx-tui images build`)"
+                    .to_owned(),
                 Err(e) => e,
             };
             let bwrap_error = match BubblewrapExecutor::detect(limits.clone()).await {
