@@ -122,6 +122,9 @@ impl BubblewrapExecutor {
         }
         args.extend(
             [
+                // Everything outside /tmp and /workspace is read-only, the root too.
+                "--remount-ro",
+                "/",
                 "--chdir",
                 "/workspace",
                 "--uid",
@@ -185,7 +188,7 @@ impl Executor for BubblewrapExecutor {
                     open_files: u64::from(self.limits.nofile),
                     processes: u64::from(self.limits.pids),
                 },
-                drop_to_nobody: true,
+                drop_privileges: true,
                 stdin: spec.stdin.clone(),
                 timeout: Duration::from_secs(u64::from(spec.timeout_s)),
                 max_output_bytes: spec.max_output_bytes,
@@ -267,7 +270,7 @@ impl Executor for UnsandboxedExecutor {
                     open_files: u64::from(self.limits.nofile),
                     processes: u64::from(self.limits.pids),
                 },
-                drop_to_nobody: true,
+                drop_privileges: true,
                 stdin: spec.stdin.clone(),
                 timeout: Duration::from_secs(u64::from(spec.timeout_s)),
                 max_output_bytes: spec.max_output_bytes,

@@ -33,15 +33,28 @@ pub struct ProcessPlan {
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
     pub rlimits: Rlimits,
-    /// When the worker runs as root, switch the child to uid/gid 65534 before exec,
-    /// so RLIMIT_NPROC applies and nothing runs as root.
-    pub drop_to_nobody: bool,
+    /// When the worker runs as root, switch the child to an unprivileged uid of its
+    /// own before exec (see [`job_uid`]), so RLIMIT_NPROC applies to this job alone and
+    /// nothing runs as root.
+    pub drop_privileges: bool,
     pub stdin: String,
     pub timeout: Duration,
     pub max_output_bytes: usize,
 }
 
-const NOBODY: u32 = 65534;
+/// First host uid handed to process jobs, and how many there are. Each job gets the
+/// next one in turn, so one job's processes never count against another's
+/// RLIMIT_NPROC (a fork bomb exhausts only its own uid). With at most `UID_RANGE`
+/// jobs running at once, no two share a uid.
+const UID_BASE: u32 = 200_000;
+const UID_RANGE: u32 = 10_000;
+
+static NEXT_UID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The uid the next process job runs as on the host.
+pub fn job_uid() -> u32 {
+    UID_BASE + NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % UID_RANGE
+}
 
 /// Runs the plan to its end and reports how it ended.
 pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
@@ -59,7 +72,9 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
         // A new process group: the timeout kills the job and everything it forked.
         .process_group(0);
     let limits = plan.rlimits;
-    let drop_privileges = plan.drop_to_nobody && unsafe { libc::geteuid() } == 0;
+    // SAFETY: geteuid cannot fail.
+    let drop_privileges = plan.drop_privileges && unsafe { libc::geteuid() } == 0;
+    let uid = job_uid();
     // SAFETY: between fork and exec only async-signal-safe calls are made
     // (setrlimit, setgroups, setgid, setuid), with no allocation.
     unsafe {
@@ -72,8 +87,8 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
             if drop_privileges {
                 set_limit(libc::RLIMIT_NPROC, limits.processes)?;
                 if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(NOBODY) != 0
-                    || libc::setuid(NOBODY) != 0
+                    || libc::setgid(uid) != 0
+                    || libc::setuid(uid) != 0
                 {
                     return Err(std::io::Error::last_os_error());
                 }

@@ -1,0 +1,317 @@
+//! The sandboxes, against hostile and ordinary jobs, with the real Docker engine and
+//! the real bubblewrap. Each scenario runs once per executor as its own test. When an
+//! executor cannot run here the test says why on stderr and returns; CI has both.
+
+use gridx_proto::job::{RunEnd, RunOutcome};
+use gridx_proto::{JobId, JobSpec, Language};
+use gridx_tui::worker::exec::bubblewrap::BubblewrapExecutor;
+use gridx_tui::worker::exec::docker::{self, DockerExecutor};
+use gridx_tui::worker::exec::{Executor, JobRun, SandboxLimits, StopReason, StopToken};
+use gridx_tui::worker::images;
+use gridx_tui::worker::workspace::Workspace;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
+
+const TEST_WORKER: &str = "gridx-executor-tests";
+
+static IMAGES: OnceCell<Result<(), String>> = OnceCell::const_new();
+
+async fn docker_executor() -> Option<Arc<dyn Executor>> {
+    let engine = match docker::connect(Duration::from_secs(2)).await {
+        Ok(engine) => engine,
+        Err(why) => {
+            eprintln!("SKIPPED: no Docker engine here ({why})");
+            return None;
+        }
+    };
+    let images = gridx_proto::config::RuntimeImages::default();
+    let built = IMAGES
+        .get_or_init(|| async {
+            images::build_all(&engine, &images, false, |line| eprintln!("{line}"))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    if let Err(e) = built {
+        panic!("the Docker engine is here but the runtime images could not be built: {e}");
+    }
+    Some(Arc::new(
+        DockerExecutor::new(engine, images, SandboxLimits::default(), TEST_WORKER.into()).await,
+    ))
+}
+
+async fn bwrap_executor() -> Option<Arc<dyn Executor>> {
+    match BubblewrapExecutor::detect(SandboxLimits::default()).await {
+        Ok(executor) => Some(Arc::new(executor)),
+        Err(why) => {
+            eprintln!("SKIPPED: bubblewrap cannot run here ({why})");
+            None
+        }
+    }
+}
+
+fn spec(language: Language, code: &str) -> JobSpec {
+    JobSpec {
+        language,
+        code: code.into(),
+        stdin: String::new(),
+        timeout_s: 20,
+        memory_mb: 256,
+        priority: 0,
+        max_output_bytes: 1024 * 1024,
+    }
+}
+
+/// Runs a job in a fresh workspace and checks that nothing is left behind.
+async fn run(executor: &Arc<dyn Executor>, spec: JobSpec) -> RunOutcome {
+    run_with(executor, spec, StopToken::new()).await
+}
+
+async fn run_with(executor: &Arc<dyn Executor>, spec: JobSpec, stop: StopToken) -> RunOutcome {
+    let base = tempfile::tempdir().unwrap();
+    let id = {
+        let mut b = [0u8; 4];
+        getrandom::fill(&mut b).unwrap();
+        u64::from(u32::from_le_bytes(b))
+    };
+    let workspace = Workspace::create(base.path(), id, 1).unwrap();
+    let job = JobRun {
+        job_id: JobId(id),
+        attempt: 1,
+        spec,
+        workspace: workspace.path().to_owned(),
+    };
+    let outcome = executor.run(job, stop).await;
+    drop(workspace);
+    assert_eq!(
+        std::fs::read_dir(base.path()).unwrap().count(),
+        0,
+        "a workspace was left behind"
+    );
+    assert_no_leftover_container(id).await;
+    outcome
+}
+
+/// No container of this job may exist once `run` returned (the executor removes it
+/// on every path). Checked by the job's own label, so parallel tests do not interfere.
+async fn assert_no_leftover_container(job: u64) {
+    let out = tokio::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.gridx.job={job}.1"),
+        ])
+        .output()
+        .await;
+    if let Ok(out) = out
+        && out.status.success()
+    {
+        let left = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(
+            left.is_empty(),
+            "job {job} left container(s) behind: {left}"
+        );
+    }
+}
+
+async fn hello_world_in_every_language(executor: Arc<dyn Executor>) {
+    for (language, code) in [
+        (
+            Language::Python,
+            "import sys\nprint('hello ' + sys.stdin.read().strip())",
+        ),
+        (
+            Language::Node,
+            "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>console.log('hello '+d.trim()))",
+        ),
+        (
+            Language::Bash,
+            "read name; echo \"hello $name\"; echo oops >&2",
+        ),
+    ] {
+        assert!(
+            executor.languages().contains(&language),
+            "{language} not offered"
+        );
+        let mut s = spec(language, code);
+        s.stdin = "grid\n".into();
+        let outcome = run(&executor, s).await;
+        assert_eq!(outcome.end, RunEnd::Exited, "{language}: {outcome:?}");
+        assert_eq!(outcome.exit_code, Some(0), "{language}: {outcome:?}");
+        assert_eq!(outcome.stdout, "hello grid\n", "{language}: {outcome:?}");
+        if language == Language::Bash {
+            assert_eq!(outcome.stderr, "oops\n");
+        }
+    }
+}
+
+async fn exit_codes_are_reported(executor: Arc<dyn Executor>) {
+    let outcome = run(&executor, spec(Language::Bash, "exit 3")).await;
+    assert_eq!((outcome.end, outcome.exit_code), (RunEnd::Exited, Some(3)));
+    let outcome = run(&executor, spec(Language::Python, "raise SystemExit(7)")).await;
+    assert_eq!(outcome.exit_code, Some(7));
+}
+
+async fn the_network_is_unreachable(executor: Arc<dyn Executor>) {
+    // A listener on the host's loopback: a sandbox sharing the host's network would
+    // reach it. Only loopback is ever targeted.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let code = format!(
+        "import socket\nprint(sorted(n for _, n in socket.if_nameindex()))\n\
+         try:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n    print('REACHED HOST')\n\
+         except OSError as e:\n    print('unreachable')\n"
+    );
+    let outcome = run(&executor, spec(Language::Python, &code)).await;
+    assert_eq!(outcome.stdout, "['lo']\nunreachable\n", "{outcome:?}");
+}
+
+async fn a_fork_bomb_is_contained(executor: Arc<dyn Executor>) {
+    let mut s = spec(
+        Language::Bash,
+        "bomb() { bomb | bomb & }; bomb; sleep 2; echo survived",
+    );
+    s.timeout_s = 5;
+    let started = Instant::now();
+    let outcome = run(&executor, s).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(outcome.end, RunEnd::Exited | RunEnd::TimedOut),
+        "{outcome:?}"
+    );
+    // The host is fine: another job runs normally right after.
+    let outcome = run(&executor, spec(Language::Bash, "echo fine")).await;
+    assert_eq!(outcome.stdout, "fine\n");
+}
+
+async fn a_memory_bomb_ends_as_oom(executor: Arc<dyn Executor>) {
+    let mut s = spec(
+        Language::Python,
+        "a = []\nwhile True:\n    a.append(bytearray(8 * 1024 * 1024))\n",
+    );
+    s.memory_mb = 64;
+    let outcome = run(&executor, s).await;
+    assert_eq!(outcome.end, RunEnd::Oom, "{outcome:?}");
+}
+
+async fn an_infinite_loop_times_out(executor: Arc<dyn Executor>) {
+    let mut s = spec(Language::Python, "while True:\n    pass\n");
+    s.timeout_s = 2;
+    let started = Instant::now();
+    let outcome = run(&executor, s).await;
+    assert_eq!(outcome.end, RunEnd::TimedOut, "{outcome:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "timed out after {:?}",
+        started.elapsed()
+    );
+}
+
+async fn an_output_flood_is_cut(executor: Arc<dyn Executor>) {
+    let code = "import sys\nchunk = 'x' * (1024 * 1024)\nfor _ in range(100):\n    sys.stdout.write(chunk)\nsys.stdout.flush()\nprint('done', file=sys.stderr)\n";
+    let outcome = run(&executor, spec(Language::Python, code)).await;
+    assert_eq!(outcome.end, RunEnd::Exited, "{:?}", outcome.message);
+    assert!(outcome.stdout_truncated);
+    assert_eq!(outcome.stdout.len(), 1024 * 1024);
+    assert_eq!(outcome.stderr, "done\n");
+    let outcome = run(&executor, spec(Language::Bash, "echo still-healthy")).await;
+    assert_eq!(outcome.stdout, "still-healthy\n");
+}
+
+async fn writes_outside_the_workspace_fail(executor: Arc<dyn Executor>) {
+    let code = "for path in ['/etc/gridx-escape', '/usr/gridx-escape', '/gridx-escape']:\n\
+        \x20   try:\n        open(path, 'w').write('x')\n        print('WROTE', path)\n\
+        \x20   except OSError:\n        print('denied')\n\
+        open('/workspace/ok', 'w').write('x')\nopen('/tmp/ok', 'w').write('x')\nprint('workspace ok')\n";
+    let outcome = run(&executor, spec(Language::Python, code)).await;
+    assert_eq!(
+        outcome.stdout, "denied\ndenied\ndenied\nworkspace ok\n",
+        "{outcome:?}"
+    );
+    assert!(!std::path::Path::new("/etc/gridx-escape").exists());
+}
+
+async fn the_job_runs_unprivileged(executor: Arc<dyn Executor>) {
+    let outcome = run(
+        &executor,
+        spec(
+            Language::Bash,
+            "id -u; cat /proc/self/status | grep ^CapEff",
+        ),
+    )
+    .await;
+    assert_eq!(
+        outcome.stdout, "65534\nCapEff:\t0000000000000000\n",
+        "{outcome:?}"
+    );
+}
+
+async fn cancel_stops_the_job_quickly(executor: Arc<dyn Executor>) {
+    let stop = StopToken::new();
+    let trigger = stop.clone();
+    let stopped_at = Arc::new(std::sync::Mutex::new(None));
+    let mark = stopped_at.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        *mark.lock().unwrap() = Some(Instant::now());
+        trigger.stop(StopReason::Cancelled);
+    });
+    let outcome = run_with(
+        &executor,
+        spec(Language::Bash, "while true; do :; done"),
+        stop,
+    )
+    .await;
+    assert_eq!(outcome.end, RunEnd::Cancelled, "{outcome:?}");
+    let at = stopped_at.lock().unwrap().expect("stop was sent");
+    assert!(
+        at.elapsed() < Duration::from_secs(4),
+        "cleanup took {:?} after cancel",
+        at.elapsed()
+    );
+}
+
+macro_rules! for_each_executor {
+    ($($scenario:ident),* $(,)?) => {
+        mod on_docker {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    if let Some(executor) = super::docker_executor().await {
+                        super::$scenario(executor).await;
+                    }
+                }
+            )*
+        }
+        mod on_bubblewrap {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    if let Some(executor) = super::bwrap_executor().await {
+                        super::$scenario(executor).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+for_each_executor!(
+    hello_world_in_every_language,
+    exit_codes_are_reported,
+    the_network_is_unreachable,
+    a_fork_bomb_is_contained,
+    a_memory_bomb_ends_as_oom,
+    an_infinite_loop_times_out,
+    an_output_flood_is_cut,
+    writes_outside_the_workspace_fail,
+    the_job_runs_unprivileged,
+    cancel_stops_the_job_quickly,
+);
