@@ -1,0 +1,159 @@
+//! The worker host end to end: the real `gridx-server` and `gridx-tui worker`
+//! processes, real sandboxes, jobs in every language, authentication failures,
+//! graceful shutdown and the coordinator's drain.
+
+use gridx_e2e::{Grid, executor_available, terminate};
+use serde_json::json;
+use std::io::Read;
+use std::time::Duration;
+
+async fn jobs_run_end_to_end(executor: &str) {
+    if let Err(why) = executor_available(executor) {
+        eprintln!("SKIPPED: the {executor} executor cannot run here: {why}");
+        return;
+    }
+    let grid = Grid::start().await;
+    let alice = grid.user("alice", "10");
+    let bob = grid.user("bob", "0");
+    let token = grid.worker_token("bob", "box-1");
+    let work_dir = tempfile::tempdir().unwrap();
+    let mut worker = grid.spawn_worker(&token, "box-1", executor, work_dir.path(), &["--slots", "2"]);
+    grid.wait_online(&alice, "box-1").await;
+    let listed = grid.workers(&alice).await;
+    assert_eq!(listed[0]["executor"], executor);
+    assert_eq!(listed[0]["slots"], 2);
+    assert_eq!(listed[0]["languages"], json!(["python", "node", "bash"]));
+
+    let py = grid
+        .submit(&alice, json!({"language": "python", "code": "print(input()[::-1])", "stdin": "dlrow\n"}))
+        .await;
+    let js = grid.submit(&alice, json!({"language": "javascript", "code": "console.log(6*7)"})).await;
+    let sh = grid.submit(&alice, json!({"language": "bash", "code": "echo out; echo err >&2; exit 4"})).await;
+    let slow = grid.submit(&alice, json!({"language": "bash", "code": "sleep 30", "timeout_s": 1})).await;
+    let py = grid.wait_terminal(&alice, py["job_id"].as_u64().unwrap(), 60).await;
+    assert_eq!((py["status"].as_str(), py["stdout"].as_str()), (Some("succeeded"), Some("world\n")), "{py}");
+    let js = grid.wait_terminal(&alice, js["job_id"].as_u64().unwrap(), 60).await;
+    assert_eq!(js["stdout"], "42\n", "{js}");
+    let sh = grid.wait_terminal(&alice, sh["job_id"].as_u64().unwrap(), 60).await;
+    assert_eq!((sh["status"].as_str(), sh["exit_code"].as_i64()), (Some("failed"), Some(4)), "{sh}");
+    assert_eq!(sh["stderr"], "err\n");
+    let slow = grid.wait_terminal(&alice, slow["job_id"].as_u64().unwrap(), 60).await;
+    assert_eq!(slow["status"], "timed_out", "{slow}");
+
+    // Four runs paid to the worker's owner: 4 x 0.8.
+    let balance = grid.get(&bob, "/v1/balance").await;
+    assert_eq!(balance["balance"], json!(3.2));
+    let metrics = &grid.workers(&alice).await[0]["metrics"];
+    assert!(!metrics["cpu_per_core"].as_array().unwrap().is_empty(), "{metrics}");
+
+    let status = terminate(&mut worker, 20).expect("the worker exits on SIGTERM");
+    assert!(status.success(), "worker exit status {status:?}");
+    assert_eq!(std::fs::read_dir(work_dir.path()).map(|d| d.count()).unwrap_or(0), 0, "workspaces left behind");
+    let (ok, report) = grid.verify_ledger();
+    assert!(ok, "{report}");
+}
+
+#[tokio::test]
+async fn jobs_run_end_to_end_on_bubblewrap() {
+    jobs_run_end_to_end("bubblewrap").await;
+}
+
+#[tokio::test]
+async fn jobs_run_end_to_end_on_docker() {
+    jobs_run_end_to_end("docker").await;
+}
+
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut text = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut text);
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_rejected_token_exits_non_zero_with_the_reason() {
+    if let Err(why) = executor_available("bubblewrap") {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let grid = Grid::start().await;
+    let alice = grid.user("alice", "1");
+    let work_dir = tempfile::tempdir().unwrap();
+    for (token, needle) in [("gxw_wrong", "unknown worker token"), (alice.as_str(), "user API token")] {
+        let mut worker = grid.spawn_worker(token, "w", "bubblewrap", work_dir.path(), &[]);
+        let status = tokio::task::spawn_blocking(move || {
+            let status = worker.wait();
+            (status, stderr_of(&mut worker))
+        })
+        .await
+        .unwrap();
+        let (status, stderr) = status;
+        assert!(!status.unwrap().success());
+        assert!(stderr.contains(needle) && stderr.contains("bad_token"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_coordinator_is_a_clear_error() {
+    let grid = Grid::start().await;
+    let token = {
+        grid.user("alice", "1");
+        grid.worker_token("alice", "w")
+    };
+    let mut grid = grid;
+    grid.kill_server();
+    let work_dir = tempfile::tempdir().unwrap();
+    let mut worker = grid.spawn_worker(&token, "w", "bubblewrap", work_dir.path(), &[]);
+    let (status, stderr) = tokio::task::spawn_blocking(move || {
+        let status = worker.wait();
+        (status, stderr_of(&mut worker))
+    })
+    .await
+    .unwrap();
+    if stderr.contains("bubblewrap cannot") {
+        eprintln!("SKIPPED: {stderr}");
+        return;
+    }
+    assert!(!status.unwrap().success());
+    assert!(stderr.contains("cannot reach the coordinator"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_coordinators_drain_stops_the_worker_cleanly() {
+    if let Err(why) = executor_available("bubblewrap") {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let mut grid = Grid::start().await;
+    let alice = grid.user("alice", "10");
+    let token = grid.worker_token("alice", "drainee");
+    let work_dir = tempfile::tempdir().unwrap();
+    let mut worker = grid.spawn_worker(&token, "drainee", "bubblewrap", work_dir.path(), &[]);
+    grid.wait_online(&alice, "drainee").await;
+    let job = grid.submit(&alice, json!({"language": "bash", "code": "sleep 2; echo finished"})).await;
+    // Let it start, then stop the coordinator: it drains the worker, which finishes
+    // the job, reports it, and exits 0.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let server = grid.stop_server(30).expect("coordinator exits");
+    assert!(server.success(), "coordinator exit {server:?}");
+    let worker_status = tokio::task::spawn_blocking(move || terminate_after(&mut worker, 20)).await.unwrap();
+    assert!(worker_status.is_some_and(|s| s.success()), "worker exit {worker_status:?}");
+    grid.start_server().await;
+    let job = grid.get(&alice, &format!("/v1/jobs/{}", job["job_id"])).await;
+    assert_eq!((job["status"].as_str(), job["stdout"].as_str()), (Some("succeeded"), Some("finished\n")), "{job}");
+    let (ok, report) = grid.verify_ledger();
+    assert!(ok, "{report}");
+}
+
+/// Waits for a child to exit by itself for `secs`, then kills it.
+fn terminate_after(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    terminate(child, 5)
+}
