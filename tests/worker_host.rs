@@ -17,7 +17,13 @@ async fn jobs_run_end_to_end(executor: &str) {
     let bob = grid.user("bob", "0");
     let token = grid.worker_token("bob", "box-1");
     let work_dir = tempfile::tempdir().unwrap();
-    let mut worker = grid.spawn_worker(&token, "box-1", executor, work_dir.path(), &["--slots", "2"]);
+    let mut worker = grid.spawn_worker(
+        &token,
+        "box-1",
+        executor,
+        work_dir.path(),
+        &["--slots", "2"],
+    );
     grid.wait_online(&alice, "box-1").await;
     let listed = grid.workers(&alice).await;
     assert_eq!(listed[0]["executor"], executor);
@@ -25,30 +31,73 @@ async fn jobs_run_end_to_end(executor: &str) {
     assert_eq!(listed[0]["languages"], json!(["python", "node", "bash"]));
 
     let py = grid
-        .submit(&alice, json!({"language": "python", "code": "print(input()[::-1])", "stdin": "dlrow\n"}))
+        .submit(
+            &alice,
+            json!({"language": "python", "code": "print(input()[::-1])", "stdin": "dlrow\n"}),
+        )
         .await;
-    let js = grid.submit(&alice, json!({"language": "javascript", "code": "console.log(6*7)"})).await;
-    let sh = grid.submit(&alice, json!({"language": "bash", "code": "echo out; echo err >&2; exit 4"})).await;
-    let slow = grid.submit(&alice, json!({"language": "bash", "code": "sleep 30", "timeout_s": 1})).await;
-    let py = grid.wait_terminal(&alice, py["job_id"].as_u64().unwrap(), 60).await;
-    assert_eq!((py["status"].as_str(), py["stdout"].as_str()), (Some("succeeded"), Some("world\n")), "{py}");
-    let js = grid.wait_terminal(&alice, js["job_id"].as_u64().unwrap(), 60).await;
+    let js = grid
+        .submit(
+            &alice,
+            json!({"language": "javascript", "code": "console.log(6*7)"}),
+        )
+        .await;
+    let sh = grid
+        .submit(
+            &alice,
+            json!({"language": "bash", "code": "echo out; echo err >&2; exit 4"}),
+        )
+        .await;
+    let slow = grid
+        .submit(
+            &alice,
+            json!({"language": "bash", "code": "sleep 30", "timeout_s": 1}),
+        )
+        .await;
+    let py = grid
+        .wait_terminal(&alice, py["job_id"].as_u64().unwrap(), 60)
+        .await;
+    assert_eq!(
+        (py["status"].as_str(), py["stdout"].as_str()),
+        (Some("succeeded"), Some("world\n")),
+        "{py}"
+    );
+    let js = grid
+        .wait_terminal(&alice, js["job_id"].as_u64().unwrap(), 60)
+        .await;
     assert_eq!(js["stdout"], "42\n", "{js}");
-    let sh = grid.wait_terminal(&alice, sh["job_id"].as_u64().unwrap(), 60).await;
-    assert_eq!((sh["status"].as_str(), sh["exit_code"].as_i64()), (Some("failed"), Some(4)), "{sh}");
+    let sh = grid
+        .wait_terminal(&alice, sh["job_id"].as_u64().unwrap(), 60)
+        .await;
+    assert_eq!(
+        (sh["status"].as_str(), sh["exit_code"].as_i64()),
+        (Some("failed"), Some(4)),
+        "{sh}"
+    );
     assert_eq!(sh["stderr"], "err\n");
-    let slow = grid.wait_terminal(&alice, slow["job_id"].as_u64().unwrap(), 60).await;
+    let slow = grid
+        .wait_terminal(&alice, slow["job_id"].as_u64().unwrap(), 60)
+        .await;
     assert_eq!(slow["status"], "timed_out", "{slow}");
 
     // Four runs paid to the worker's owner: 4 x 0.8.
     let balance = grid.get(&bob, "/v1/balance").await;
     assert_eq!(balance["balance"], json!(3.2));
     let metrics = &grid.workers(&alice).await[0]["metrics"];
-    assert!(!metrics["cpu_per_core"].as_array().unwrap().is_empty(), "{metrics}");
+    assert!(
+        !metrics["cpu_per_core"].as_array().unwrap().is_empty(),
+        "{metrics}"
+    );
 
     let status = terminate(&mut worker, 20).expect("the worker exits on SIGTERM");
     assert!(status.success(), "worker exit status {status:?}");
-    assert_eq!(std::fs::read_dir(work_dir.path()).map(|d| d.count()).unwrap_or(0), 0, "workspaces left behind");
+    assert_eq!(
+        std::fs::read_dir(work_dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0,
+        "workspaces left behind"
+    );
     let (ok, report) = grid.verify_ledger();
     assert!(ok, "{report}");
 }
@@ -80,7 +129,10 @@ async fn a_rejected_token_exits_non_zero_with_the_reason() {
     let grid = Grid::start().await;
     let alice = grid.user("alice", "1");
     let work_dir = tempfile::tempdir().unwrap();
-    for (token, needle) in [("gxw_wrong", "unknown worker token"), (alice.as_str(), "user API token")] {
+    for (token, needle) in [
+        ("gxw_wrong", "unknown worker token"),
+        (alice.as_str(), "user API token"),
+    ] {
         let mut worker = grid.spawn_worker(token, "w", "bubblewrap", work_dir.path(), &[]);
         let status = tokio::task::spawn_blocking(move || {
             let status = worker.wait();
@@ -90,7 +142,10 @@ async fn a_rejected_token_exits_non_zero_with_the_reason() {
         .unwrap();
         let (status, stderr) = status;
         assert!(!status.unwrap().success());
-        assert!(stderr.contains(needle) && stderr.contains("bad_token"), "{stderr}");
+        assert!(
+            stderr.contains(needle) && stderr.contains("bad_token"),
+            "{stderr}"
+        );
     }
 }
 
@@ -131,17 +186,33 @@ async fn the_coordinators_drain_stops_the_worker_cleanly() {
     let work_dir = tempfile::tempdir().unwrap();
     let mut worker = grid.spawn_worker(&token, "drainee", "bubblewrap", work_dir.path(), &[]);
     grid.wait_online(&alice, "drainee").await;
-    let job = grid.submit(&alice, json!({"language": "bash", "code": "sleep 2; echo finished"})).await;
+    let job = grid
+        .submit(
+            &alice,
+            json!({"language": "bash", "code": "sleep 2; echo finished"}),
+        )
+        .await;
     // Let it start, then stop the coordinator: it drains the worker, which finishes
     // the job, reports it, and exits 0.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let server = grid.stop_server(30).expect("coordinator exits");
     assert!(server.success(), "coordinator exit {server:?}");
-    let worker_status = tokio::task::spawn_blocking(move || terminate_after(&mut worker, 20)).await.unwrap();
-    assert!(worker_status.is_some_and(|s| s.success()), "worker exit {worker_status:?}");
+    let worker_status = tokio::task::spawn_blocking(move || terminate_after(&mut worker, 20))
+        .await
+        .unwrap();
+    assert!(
+        worker_status.is_some_and(|s| s.success()),
+        "worker exit {worker_status:?}"
+    );
     grid.start_server().await;
-    let job = grid.get(&alice, &format!("/v1/jobs/{}", job["job_id"])).await;
-    assert_eq!((job["status"].as_str(), job["stdout"].as_str()), (Some("succeeded"), Some("finished\n")), "{job}");
+    let job = grid
+        .get(&alice, &format!("/v1/jobs/{}", job["job_id"]))
+        .await;
+    assert_eq!(
+        (job["status"].as_str(), job["stdout"].as_str()),
+        (Some("succeeded"), Some("finished\n")),
+        "{job}"
+    );
     let (ok, report) = grid.verify_ledger();
     assert!(ok, "{report}");
 }

@@ -46,6 +46,9 @@ pub enum Command {
     /// Runtime images for the Docker executor.
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// What this machine would offer as a worker: metrics (CPU, memory, GPUs through
+    /// NVML) and which sandbox would run jobs.
+    HostInfo,
 }
 
 #[derive(Args, Debug)]
@@ -139,6 +142,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::Worker(args)) => worker(config, &cli.global, args).await,
         Some(Command::Images(ImagesCommand::Build { force })) => images_build(&config, force).await,
+        Some(Command::HostInfo) => host_info(&config, cli.global.json).await,
         None => bail!(
             "the dashboard is not built yet (issue 5); `gridx-tui worker --headless` and `gridx-tui images build` work"
         ),
@@ -297,6 +301,75 @@ fn log_event(event: &WorkerEvent) {
         WorkerEvent::Draining { reason } => tracing::info!(%reason, "draining"),
         WorkerEvent::Stopped => tracing::info!("stopped"),
     }
+}
+
+async fn host_info(config: &GridxConfig, json: bool) -> Result<ExitCode> {
+    let mut monitor = crate::worker::monitor::Monitor::new();
+    // CPU usage is measured between two samples.
+    let _ = monitor.sample();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = monitor.sample();
+    let name = config
+        .worker
+        .name
+        .clone()
+        .unwrap_or_else(default_worker_name);
+    let (executor, languages, problem) = match select_executor(&config.worker, &name).await {
+        Ok(e) => (
+            Some(e.kind().to_string()),
+            e.languages().iter().map(|l| l.to_string()).collect(),
+            None,
+        ),
+        Err(e) => (None, Vec::new(), Some(e.to_string())),
+    };
+    if json {
+        let value = serde_json::json!({
+            "name": name,
+            "executor": executor,
+            "languages": languages,
+            "executor_problem": problem,
+            "cpu_cores": monitor.cpu_cores(),
+            "metrics": metrics,
+        });
+        println!("{value}");
+    } else {
+        println!("worker name   {name}");
+        match (&executor, &problem) {
+            (Some(kind), _) => println!("executor      {kind} ({})", languages.join(", ")),
+            (None, Some(p)) => println!("executor      none: {p}"),
+            _ => {}
+        }
+        println!(
+            "cpu           {:.1}% over {} cores",
+            metrics.cpu_percent,
+            monitor.cpu_cores()
+        );
+        println!(
+            "memory        {} / {} MB",
+            metrics.memory_used_mb, metrics.memory_total_mb
+        );
+        if metrics.gpus.is_empty() {
+            println!(
+                "gpus          {}",
+                metrics.gpu_note.as_deref().unwrap_or("none")
+            );
+        }
+        for gpu in &metrics.gpus {
+            let opt = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
+            println!(
+                "gpu {}         {}: util {}%, memory {}/{} MB, {} C, {} W (limit {} W)",
+                gpu.index,
+                gpu.name,
+                opt(gpu.utilization_percent.map(|v| v.to_string())),
+                opt(gpu.memory_used_mb.map(|v| v.to_string())),
+                opt(gpu.memory_total_mb.map(|v| v.to_string())),
+                opt(gpu.temperature_c.map(|v| v.to_string())),
+                opt(gpu.power_w.map(|v| format!("{v:.1}"))),
+                opt(gpu.power_limit_w.map(|v| format!("{v:.0}"))),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn images_build(config: &GridxConfig, force: bool) -> Result<ExitCode> {

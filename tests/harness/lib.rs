@@ -18,7 +18,11 @@ pub fn binary(name: &str) -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("test binaries live in target/<profile>/deps");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is not built; run `cargo test --workspace`", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo test --workspace`",
+        path.display()
+    );
     path
 }
 
@@ -56,7 +60,8 @@ impl Grid {
     pub async fn start_server(&mut self) {
         // Short heartbeats so lost workers are noticed within seconds in tests.
         let config = self.dir.path().join("gridx.toml");
-        std::fs::write(&config, "[server]\nheartbeat_s = 1\nshutdown_grace_s = 5\n").expect("write config");
+        std::fs::write(&config, "[server]\nheartbeat_s = 1\nshutdown_grace_s = 5\n")
+            .expect("write config");
         let child = Command::new(binary("gridx-server"))
             .arg("--data-dir")
             .arg(self.dir.path())
@@ -88,7 +93,11 @@ impl Grid {
             .args(args)
             .output()
             .expect("run gridx-server");
-        assert!(out.status.success(), "gridx-server {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "gridx-server {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
@@ -107,13 +116,30 @@ impl Grid {
             .args(["ledger", "verify"])
             .output()
             .expect("run gridx-server");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     }
 
     /// Starts `gridx-tui worker --headless` against this grid.
-    pub fn spawn_worker(&self, token: &str, name: &str, executor: &str, work_dir: &Path, extra: &[&str]) -> Child {
+    pub fn spawn_worker(
+        &self,
+        token: &str,
+        name: &str,
+        executor: &str,
+        work_dir: &Path,
+        extra: &[&str],
+    ) -> Child {
         Command::new(binary("gridx-tui"))
-            .args(["worker", "--headless", "--server", &self.url, "--token", token])
+            .args([
+                "worker",
+                "--headless",
+                "--server",
+                &self.url,
+                "--token",
+                token,
+            ])
             .args(["--name", name, "--executor", executor])
             .arg("--work-dir")
             .arg(work_dir)
@@ -158,7 +184,9 @@ impl Grid {
         loop {
             let job = self.get(token, &format!("/v1/jobs/{id}")).await;
             let status = job["status"].as_str().unwrap_or_default().to_owned();
-            if !matches!(status.as_str(), "queued" | "running") || tokio::time::Instant::now() > deadline {
+            if !matches!(status.as_str(), "queued" | "running")
+                || tokio::time::Instant::now() > deadline
+            {
                 return job;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -166,13 +194,21 @@ impl Grid {
     }
 
     pub async fn workers(&self, token: &str) -> Vec<serde_json::Value> {
-        self.get(token, "/v1/workers").await["workers"].as_array().cloned().unwrap_or_default()
+        self.get(token, "/v1/workers").await["workers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Waits until a worker with this name is online.
     pub async fn wait_online(&self, token: &str, name: &str) {
         for _ in 0..200 {
-            if self.workers(token).await.iter().any(|w| w["name"] == name && w["status"] == "online") {
+            if self
+                .workers(token)
+                .await
+                .iter()
+                .any(|w| w["name"] == name && w["status"] == "online")
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -206,7 +242,9 @@ impl Drop for Grid {
 
 /// Sends SIGTERM to a child and waits for it, up to `secs`.
 pub fn terminate(child: &mut Child, secs: u64) -> Option<std::process::ExitStatus> {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -225,14 +263,23 @@ pub fn terminate(child: &mut Child, secs: u64) -> Option<std::process::ExitStatu
 pub fn executor_available(executor: &str) -> Result<(), String> {
     match executor {
         "docker" => {
-            let engine = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output();
+            let engine = Command::new("docker")
+                .args(["version", "--format", "{{.Server.Version}}"])
+                .output();
             match engine {
                 Ok(o) if o.status.success() => {}
-                Ok(o) => return Err(format!("no Docker engine: {}", String::from_utf8_lossy(&o.stderr).trim())),
+                Ok(o) => {
+                    return Err(format!(
+                        "no Docker engine: {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    ));
+                }
                 Err(e) => return Err(format!("no docker CLI: {e}")),
             }
             // Builds the runtime images if missing; a no-op when their recipes match.
-            let built = Command::new(binary("gridx-tui")).args(["images", "build"]).output();
+            let built = Command::new(binary("gridx-tui"))
+                .args(["images", "build"])
+                .output();
             match built {
                 Ok(o) if o.status.success() => Ok(()),
                 Ok(o) => panic!(
