@@ -228,3 +228,39 @@ fn terminate_after(child: &mut std::process::Child, secs: u64) -> Option<std::pr
     }
     terminate(child, 5)
 }
+
+#[tokio::test]
+async fn a_running_job_survives_a_coordinator_crash() {
+    if let Err(why) = executor_available("bubblewrap") {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let mut grid = Grid::start().await;
+    let alice = grid.user("alice", "10");
+    let token = grid.worker_token("alice", "survivor");
+    let work_dir = tempfile::tempdir().unwrap();
+    let mut worker = grid.spawn_worker(&token, "survivor", "bubblewrap", work_dir.path(), &[]);
+    grid.wait_online(&alice, "survivor").await;
+    let job = grid
+        .submit(
+            &alice,
+            json!({"language": "bash", "code": "sleep 3; echo done"}),
+        )
+        .await;
+    let id = job["job_id"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    grid.kill_server(); // SIGKILL: no drain, no goodbye
+    grid.start_server().await;
+    // The worker reconnects, reports the job it still runs, keeps it, and finishes it.
+    let job = grid.wait_terminal(&alice, id, 30).await;
+    assert_eq!(
+        (job["status"].as_str(), job["stdout"].as_str()),
+        (Some("succeeded"), Some("done\n")),
+        "{job}"
+    );
+    assert_eq!(job["attempts"], 1, "the job ran twice: {job}");
+    let status = terminate(&mut worker, 20).expect("worker exits");
+    assert!(status.success());
+    let (ok, report) = grid.verify_ledger();
+    assert!(ok, "{report}");
+}

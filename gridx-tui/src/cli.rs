@@ -1,14 +1,12 @@
 //! The `gridx-tui` command line. Global flags, then one subcommand; no subcommand
-//! opens the dashboard.
+//! opens the dashboard. The console's commands are also one-shot subcommands.
 
-use crate::worker::exec::select_executor;
-use crate::worker::host::{HostExit, HostOptions, WorkerEvent, WorkerHost, describe};
+use crate::commands::ConsoleCommand;
 use clap::{Args, Parser, Subcommand};
-use color_eyre::eyre::{Context, Result, bail, eyre};
+use color_eyre::eyre::Result;
 use gridx_proto::config::{ExecutorChoice, GridxConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,18 +35,36 @@ pub struct Global {
     /// Machine-readable output for one-shot commands.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Dashboard theme: dark, light, high-contrast, ansi, or a file in themes_dir.
+    #[arg(long, global = true)]
+    pub theme: Option<String>,
+    /// Disable every action that changes anything (submit, cancel).
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    /// Plain ASCII borders and gauges.
+    #[arg(long, global = true)]
+    pub ascii: bool,
+    /// Capture the mouse (off by default so terminal selection keeps working).
+    #[arg(long, global = true)]
+    pub mouse: bool,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a worker host: lend this machine to the grid.
     Worker(WorkerArgs),
+    /// The console as a line editor, with history and completion.
+    Repl,
+    /// A coordinator, a local worker, sample jobs and the dashboard, in one process.
+    Demo,
     /// Runtime images for the Docker executor.
     #[command(subcommand)]
     Images(ImagesCommand),
     /// What this machine would offer as a worker: metrics (CPU, memory, GPUs through
     /// NVML) and which sandbox would run jobs.
     HostInfo,
+    #[command(flatten)]
+    Console(ConsoleCommand),
 }
 
 #[derive(Args, Debug)]
@@ -121,6 +137,7 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The layered config with the global flags applied.
 pub fn load_config(global: &Global) -> Result<GridxConfig> {
     let default =
         directories::ProjectDirs::from("", "", "gridx").map(|d| d.config_dir().join("gridx.toml"));
@@ -134,271 +151,30 @@ pub fn load_config(global: &Global) -> Result<GridxConfig> {
         config.client.server = server.clone();
         config.worker.server = server.clone();
     }
+    if let Some(token) = &global.token {
+        config.client.token = Some(token.clone());
+    }
+    if let Some(theme) = &global.theme {
+        config.dashboard.theme = theme.clone();
+    }
+    config.dashboard.read_only |= global.read_only;
+    config.dashboard.ascii |= global.ascii;
+    config.dashboard.mouse |= global.mouse;
     Ok(config)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
+    use crate::launch;
     let config = load_config(&cli.global)?;
     match cli.command {
-        Some(Command::Worker(args)) => worker(config, &cli.global, args).await,
-        Some(Command::Images(ImagesCommand::Build { force })) => images_build(&config, force).await,
-        Some(Command::HostInfo) => host_info(&config, cli.global.json).await,
-        None => bail!(
-            "the dashboard is not built yet (issue 5); `gridx-tui worker --headless` and `gridx-tui images build` work"
-        ),
-    }
-}
-
-fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-/// This host's name as a worker label: `[A-Za-z0-9_-]`, at most 64 characters.
-fn default_worker_name() -> String {
-    let raw = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let name: String = raw
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(64)
-        .collect();
-    if name.is_empty() {
-        "worker".into()
-    } else {
-        name
-    }
-}
-
-async fn worker(mut config: GridxConfig, global: &Global, args: WorkerArgs) -> Result<ExitCode> {
-    init_logging();
-    let w = &mut config.worker;
-    if let Some(token) = &global.token {
-        w.token = Some(token.clone());
-    }
-    if let Some(name) = args.name {
-        w.name = Some(
-            gridx_proto::UserName::new(&name)
-                .map_err(|e| eyre!("--name: {e}"))?
-                .to_string(),
-        );
-    }
-    if let Some(slots) = args.slots {
-        if slots == 0 {
-            bail!("--slots must be at least 1");
+        None => launch::dashboard(config).await,
+        Some(Command::Worker(args)) => launch::worker(config, &cli.global, args).await,
+        Some(Command::Repl) => launch::repl(config).await,
+        Some(Command::Demo) => launch::demo(config).await,
+        Some(Command::Images(ImagesCommand::Build { force })) => {
+            launch::images_build(&config, force).await
         }
-        w.slots = Some(slots);
-    }
-    if let Some(executor) = args.executor {
-        w.executor = executor;
-    }
-    w.allow_unsandboxed |= args.allow_unsandboxed;
-    if let Some(dir) = args.work_dir {
-        w.work_dir = Some(dir);
-    }
-    let Some(token) = w.token.clone() else {
-        bail!(
-            "no worker token: pass --token or set GRIDX_WORKER_TOKEN (an operator issues one with `gridx-server worker add --owner YOU`)"
-        );
-    };
-    let name = w.name.clone().unwrap_or_else(default_worker_name);
-    let work_dir = match &w.work_dir {
-        Some(dir) => dir.clone(),
-        None => directories::ProjectDirs::from("", "", "gridx")
-            .map(|d| d.cache_dir().join("workspaces"))
-            .ok_or_else(|| eyre!("no cache directory; pass --work-dir"))?,
-    };
-    let executor = select_executor(w, &name).await?;
-    let languages: Vec<String> = executor.languages().iter().map(|l| l.to_string()).collect();
-    if languages.is_empty() {
-        bail!(
-            "the {} executor can run no language here (for Docker, run `gridx-tui images build`)",
-            executor.kind()
-        );
-    }
-    tracing::info!(executor = describe(executor.kind()), languages = %languages.join(","), "sandbox ready");
-    let slots = w
-        .slots
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
-    let options = HostOptions {
-        server: w.server.clone(),
-        token,
-        name,
-        slots,
-        work_dir,
-        grace: Duration::from_secs(u64::from(w.shutdown_grace_s)),
-        max_backoff: Duration::from_secs(u64::from(w.reconnect_max_backoff_s.max(1))),
-    };
-    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut host = WorkerHost::new(options, executor, events_tx);
-    // Nothing starts before the coordinator accepted us.
-    let first = host
-        .authenticate()
-        .await
-        .context("worker authentication failed")?;
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        let _ = shutdown_tx.send(true);
-    });
-    if !args.headless {
-        tracing::warn!("the worker dashboard is not built yet (issue 5); logging to stderr");
-    }
-    let logger = tokio::spawn(async move {
-        while let Some(event) = events_rx.recv().await {
-            log_event(&event);
-        }
-    });
-    let exit = host.run(first, shutdown_rx).await;
-    logger.abort();
-    match exit {
-        Ok(HostExit::Drained) => tracing::info!("drained by the coordinator; exiting"),
-        Ok(HostExit::Shutdown) => tracing::info!("shut down gracefully"),
-        Err(e) => return Err(e).context("the worker stopped"),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn log_event(event: &WorkerEvent) {
-    match event {
-        WorkerEvent::Connected {
-            worker_id,
-            heartbeat_s,
-        } => {
-            tracing::info!(worker = %worker_id, heartbeat_s, "authenticated; taking jobs")
-        }
-        WorkerEvent::Disconnected { reason, retry_in } => {
-            tracing::warn!(%reason, retry_in_ms = retry_in.map(|d| d.as_millis() as u64), "disconnected")
-        }
-        WorkerEvent::JobStarted {
-            job_id,
-            attempt,
-            language,
-        } => {
-            tracing::info!(job = %job_id, attempt, %language, "job started")
-        }
-        WorkerEvent::JobFinished {
-            job_id,
-            attempt,
-            outcome,
-        } => tracing::info!(
-            job = %job_id, attempt, end = ?outcome.end, exit_code = ?outcome.exit_code,
-            duration_ms = outcome.duration_ms, "job finished"
-        ),
-        WorkerEvent::Metrics(_) => {}
-        WorkerEvent::Draining { reason } => tracing::info!(%reason, "draining"),
-        WorkerEvent::Stopped => tracing::info!("stopped"),
-    }
-}
-
-async fn host_info(config: &GridxConfig, json: bool) -> Result<ExitCode> {
-    let mut monitor = crate::worker::monitor::Monitor::new();
-    // CPU usage is measured between two samples.
-    let _ = monitor.sample();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let metrics = monitor.sample();
-    let name = config
-        .worker
-        .name
-        .clone()
-        .unwrap_or_else(default_worker_name);
-    let (executor, languages, problem) = match select_executor(&config.worker, &name).await {
-        Ok(e) => (
-            Some(e.kind().to_string()),
-            e.languages().iter().map(|l| l.to_string()).collect(),
-            None,
-        ),
-        Err(e) => (None, Vec::new(), Some(e.to_string())),
-    };
-    if json {
-        let value = serde_json::json!({
-            "name": name,
-            "executor": executor,
-            "languages": languages,
-            "executor_problem": problem,
-            "cpu_cores": monitor.cpu_cores(),
-            "metrics": metrics,
-        });
-        println!("{value}");
-    } else {
-        println!("worker name   {name}");
-        match (&executor, &problem) {
-            (Some(kind), _) => println!("executor      {kind} ({})", languages.join(", ")),
-            (None, Some(p)) => println!("executor      none: {p}"),
-            _ => {}
-        }
-        println!(
-            "cpu           {:.1}% over {} cores",
-            metrics.cpu_percent,
-            monitor.cpu_cores()
-        );
-        println!(
-            "memory        {} / {} MB",
-            metrics.memory_used_mb, metrics.memory_total_mb
-        );
-        if metrics.gpus.is_empty() {
-            println!(
-                "gpus          {}",
-                metrics.gpu_note.as_deref().unwrap_or("none")
-            );
-        }
-        for gpu in &metrics.gpus {
-            let opt = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
-            println!(
-                "gpu {}         {}: util {}%, memory {}/{} MB, {} C, {} W (limit {} W)",
-                gpu.index,
-                gpu.name,
-                opt(gpu.utilization_percent.map(|v| v.to_string())),
-                opt(gpu.memory_used_mb.map(|v| v.to_string())),
-                opt(gpu.memory_total_mb.map(|v| v.to_string())),
-                opt(gpu.temperature_c.map(|v| v.to_string())),
-                opt(gpu.power_w.map(|v| format!("{v:.1}"))),
-                opt(gpu.power_limit_w.map(|v| format!("{v:.0}"))),
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn images_build(config: &GridxConfig, force: bool) -> Result<ExitCode> {
-    let timeout = Duration::from_millis(u64::from(config.worker.docker_connect_timeout_ms));
-    let docker = crate::worker::exec::docker::connect(timeout)
-        .await
-        .map_err(|e| eyre!("{e}; `images build` needs a running Docker engine"))?;
-    let results = crate::worker::images::build_all(&docker, &config.worker.images, force, |line| {
-        eprintln!("{line}");
-    })
-    .await?;
-    eprintln!("{} images ready", results.len());
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        Some(Command::HostInfo) => launch::host_info(&config, cli.global.json).await,
+        Some(Command::Console(command)) => launch::one_shot(config, command, cli.global.json).await,
     }
 }

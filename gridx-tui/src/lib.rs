@@ -1,5 +1,12 @@
-//! Grid-X for people: the worker host, and (as they land) the dashboard, console,
-//! REPL, one-shot commands and demo.
+//! Grid-X for people: the dashboard, console, REPL, one-shot commands, the worker host
+//! and the demo. The worker, client and command layers know nothing of the terminal;
+//! `ui` draws and dispatches.
 
 pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod demo;
+pub mod launch;
+pub mod repl;
+pub mod ui;
 pub mod worker;

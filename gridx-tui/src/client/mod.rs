@@ -1,0 +1,7 @@
+//! The coordinator's client side: the REST API and the live event stream. Knows
+//! nothing of terminals; the dashboard, the REPL and the one-shot commands share it.
+
+pub mod api;
+pub mod live;
+
+pub use api::{ApiClient, ClientError};

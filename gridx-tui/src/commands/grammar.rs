@@ -1,0 +1,223 @@
+//! The commands and their arguments, parsed by clap from a console line (split like a
+//! shell would) or from the process's own arguments.
+
+use clap::{Args, Parser, Subcommand};
+use gridx_proto::{JobId, JobStatus, Language};
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleCommand {
+    /// Submit a job: from FILE, from - (stdin), or inline with --code.
+    Submit(SubmitArgs),
+    /// Cancel a job.
+    Cancel {
+        /// Job id.
+        id: JobId,
+    },
+    /// Show one job with its output.
+    Job {
+        /// Job id.
+        id: JobId,
+    },
+    /// List your jobs, newest first.
+    Jobs {
+        /// Only jobs in this state (queued, running, succeeded, failed, timed_out, cancelled, error).
+        #[arg(long)]
+        status: Option<JobStatus>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Everyone's jobs (admins only).
+        #[arg(long)]
+        all: bool,
+    },
+    /// List the grid's workers.
+    Workers,
+    /// Show your balance.
+    Balance,
+    /// Show your newest ledger entries.
+    Ledger {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Switch the dashboard's theme, or list themes.
+    Theme {
+        /// dark, light, high-contrast, ansi, or a file in the themes directory.
+        name: Option<String>,
+    },
+    /// List commands, or explain one.
+    Help { command: Option<String> },
+    /// Leave the console (and the dashboard or REPL).
+    #[command(alias = "exit")]
+    Quit,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq, Default)]
+pub struct SubmitArgs {
+    /// File with the job's code, or - for standard input.
+    pub file: Option<String>,
+    /// python, node (javascript) or bash; guessed from the file's extension if absent.
+    #[arg(long, short = 'l')]
+    pub lang: Option<Language>,
+    /// The code itself, instead of a file.
+    #[arg(long, short = 'c', conflicts_with = "file")]
+    pub code: Option<String>,
+    /// Wall-clock limit in seconds.
+    #[arg(long)]
+    pub timeout: Option<u32>,
+    /// Memory limit in MB.
+    #[arg(long)]
+    pub memory: Option<u32>,
+    /// Priority; higher runs first.
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    /// File whose contents are the job's standard input.
+    #[arg(long)]
+    pub stdin: Option<String>,
+    /// Wait for the job, print its output, and exit with its exit code.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// A console line is parsed as if it followed the program name.
+#[derive(Parser, Debug)]
+#[command(
+    name = "",
+    no_binary_name = true,
+    disable_version_flag = true,
+    disable_help_subcommand = true
+)]
+struct ConsoleLine {
+    #[command(subcommand)]
+    command: ConsoleCommand,
+}
+
+/// Why a console line could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("unbalanced quotes")]
+    Quotes,
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Parses one console line. An empty line is `Ok(None)`.
+pub fn parse_line(line: &str) -> Result<Option<ConsoleCommand>, ParseError> {
+    let words = shlex::split(line).ok_or(ParseError::Quotes)?;
+    if words.is_empty() {
+        return Ok(None);
+    }
+    ConsoleLine::try_parse_from(words)
+        .map(|l| Some(l.command))
+        .map_err(|e| ParseError::Usage(e.render().to_string().trim_end().to_owned()))
+}
+
+/// Every command name, for completion and highlighting.
+pub fn command_names() -> Vec<String> {
+    use clap::CommandFactory;
+    ConsoleLine::command()
+        .get_subcommands()
+        .flat_map(|c| {
+            std::iter::once(c.get_name().to_owned()).chain(c.get_all_aliases().map(str::to_owned))
+        })
+        .collect()
+}
+
+/// The flags of one command, for completion.
+pub fn flags_of(command: &str) -> Vec<String> {
+    use clap::CommandFactory;
+    ConsoleLine::command()
+        .find_subcommand(command)
+        .map(|c| {
+            c.get_arguments()
+                .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+                .filter(|f| f != "--help")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Help text: the command list, or one command's usage.
+pub fn help_text(command: Option<&str>) -> String {
+    use clap::CommandFactory;
+    let mut root = ConsoleLine::command();
+    match command.and_then(|name| root.find_subcommand_mut(name)) {
+        Some(sub) => sub.render_long_help().to_string(),
+        None => {
+            let mut out = String::from("commands:\n");
+            for sub in ConsoleLine::command().get_subcommands() {
+                let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+                out.push_str(&format!("  {:<8} {about}\n", sub.get_name()));
+            }
+            out.push_str("`help COMMAND` explains one.");
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_command() {
+        assert_eq!(
+            parse_line("balance").unwrap(),
+            Some(ConsoleCommand::Balance)
+        );
+        assert_eq!(parse_line("  ").unwrap(), None);
+        assert_eq!(
+            parse_line("cancel 42").unwrap(),
+            Some(ConsoleCommand::Cancel { id: JobId(42) })
+        );
+        assert_eq!(
+            parse_line("jobs --status running --limit 5").unwrap(),
+            Some(ConsoleCommand::Jobs {
+                status: Some(JobStatus::Running),
+                limit: 5,
+                all: false
+            })
+        );
+        assert_eq!(parse_line("exit").unwrap(), Some(ConsoleCommand::Quit));
+        let Some(ConsoleCommand::Submit(args)) =
+            parse_line("submit --lang javascript --code 'console.log(\"hi there\")' --priority -3")
+                .unwrap()
+        else {
+            panic!("not a submit");
+        };
+        assert_eq!(args.lang, Some(Language::Node));
+        assert_eq!(args.code.as_deref(), Some("console.log(\"hi there\")"));
+        assert_eq!(args.priority, Some(-3));
+    }
+
+    #[test]
+    fn mistakes_get_clear_errors() {
+        assert_eq!(parse_line("submit 'unclosed"), Err(ParseError::Quotes));
+        let err = parse_line("cancel abc").unwrap_err().to_string();
+        assert!(err.contains("not a job id"), "{err}");
+        let err = parse_line("frobnicate").unwrap_err().to_string();
+        assert!(err.contains("frobnicate"), "{err}");
+        let err = parse_line("jobs --status finished")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown job status"), "{err}");
+        assert!(parse_line("submit a.py --code x").is_err());
+    }
+
+    #[test]
+    fn completion_data_comes_from_the_grammar() {
+        let names = command_names();
+        for expected in [
+            "submit", "cancel", "job", "jobs", "workers", "balance", "ledger", "theme", "help",
+            "quit",
+        ] {
+            assert!(
+                names.contains(&expected.to_owned()),
+                "{expected} missing from {names:?}"
+            );
+        }
+        assert!(flags_of("submit").contains(&"--lang".to_owned()));
+        assert!(help_text(None).contains("submit"));
+        assert!(help_text(Some("jobs")).contains("--status"));
+    }
+}

@@ -1,0 +1,9 @@
+//! The console grammar: one set of commands, one parser, for the dashboard's console,
+//! the REPL and the one-shot commands (`gridx-tui jobs`, ...).
+
+pub mod grammar;
+pub mod render;
+pub mod run;
+
+pub use grammar::{ConsoleCommand, parse_line};
+pub use run::{CommandError, Outcome, run};

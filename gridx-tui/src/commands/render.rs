@@ -1,0 +1,153 @@
+//! Outcomes as text lines (console, REPL, one-shot) and as JSON (`--json`).
+
+use super::run::Outcome;
+use gridx_proto::api::JobView;
+use gridx_proto::time_fmt::to_rfc3339;
+
+pub fn job_line(job: &JobView) -> String {
+    let mut line = format!(
+        "job {} {} {} attempts={}",
+        job.job_id, job.status, job.language, job.attempts
+    );
+    if let Some(code) = job.exit_code {
+        line.push_str(&format!(" exit={code}"));
+    }
+    if let Some(ms) = job.duration_ms {
+        line.push_str(&format!(" {ms}ms"));
+    }
+    if let Some(reason) = job.reason {
+        line.push_str(&format!(" reason={reason}"));
+    }
+    line
+}
+
+/// Text lines for a person.
+pub fn to_lines(outcome: &Outcome) -> Vec<String> {
+    match outcome {
+        Outcome::Submitted(job) => vec![format!(
+            "submitted job {} ({}, {})",
+            job.job_id, job.language, job.status
+        )],
+        Outcome::Cancelled(job) => vec![format!(
+            "job {}: {}",
+            job.job_id,
+            if job.status.is_terminal() {
+                job.status.to_string()
+            } else {
+                "cancel requested".into()
+            }
+        )],
+        Outcome::Job(job) => {
+            let mut lines = vec![job_line(job)];
+            if let Some(message) = &job.message {
+                lines.push(format!("  {message}"));
+            }
+            if !job.stdout.is_empty() {
+                lines.push("--- stdout".into());
+                lines.extend(job.stdout.lines().map(str::to_owned));
+                if job.stdout_truncated {
+                    lines.push("[stdout truncated]".into());
+                }
+            }
+            if !job.stderr.is_empty() {
+                lines.push("--- stderr".into());
+                lines.extend(job.stderr.lines().map(str::to_owned));
+                if job.stderr_truncated {
+                    lines.push("[stderr truncated]".into());
+                }
+            }
+            lines
+        }
+        Outcome::Jobs(list) => {
+            let mut lines = vec![format!(
+                "{:>8}  {:<10} {:<7} {:>3}  {}",
+                "ID", "STATUS", "LANG", "TRY", "SUBMITTED"
+            )];
+            for job in &list.jobs {
+                lines.push(format!(
+                    "{:>8}  {:<10} {:<7} {:>3}  {}",
+                    job.job_id.to_string(),
+                    job.status.to_string(),
+                    job.language.to_string(),
+                    job.attempts,
+                    to_rfc3339(job.submitted_at)
+                ));
+            }
+            if list.jobs.is_empty() {
+                lines.push("(no jobs)".into());
+            }
+            if let Some(next) = list.next {
+                lines.push(format!("more before job {next}"));
+            }
+            lines
+        }
+        Outcome::Workers(workers) => {
+            let mut lines = vec![format!(
+                "{:>5}  {:<16} {:<12} {:<9} {:<11} {:>5}  {}",
+                "ID", "NAME", "OWNER", "STATUS", "EXECUTOR", "SLOTS", "LANGUAGES"
+            )];
+            for w in &workers.workers {
+                let langs: Vec<String> = w.languages.iter().map(|l| l.to_string()).collect();
+                lines.push(format!(
+                    "{:>5}  {:<16} {:<12} {:<9} {:<11} {:>2}/{:<2}  {}",
+                    w.worker_id.to_string(),
+                    w.name,
+                    w.owner.to_string(),
+                    w.status.to_string(),
+                    w.executor
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    w.running,
+                    w.slots,
+                    langs.join(",")
+                ));
+            }
+            if workers.workers.is_empty() {
+                lines.push("(no workers)".into());
+            }
+            lines
+        }
+        Outcome::Balance(b) => vec![format!("{}: {} credits", b.user, b.balance)],
+        Outcome::Ledger(l) => {
+            let mut lines = vec![format!(
+                "{:>6}  {:<24} {:<7} {:>10} {:>8} {:>12}",
+                "ID", "AT", "KIND", "AMOUNT", "JOB", "BALANCE"
+            )];
+            for e in &l.entries {
+                lines.push(format!(
+                    "{:>6}  {:<24} {:<7} {:>10} {:>8} {:>12}",
+                    e.id,
+                    to_rfc3339(e.at),
+                    e.kind.to_string(),
+                    e.amount.to_string(),
+                    e.job_id
+                        .map(|j| j.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    e.balance_after.to_string()
+                ));
+            }
+            lines
+        }
+        Outcome::Theme(Some(name)) => vec![format!("theme: {name}")],
+        Outcome::Theme(None) => vec![format!("themes: {}", crate::ui::theme::BUILT_IN.join(", "))],
+        Outcome::Help(text) => text.lines().map(str::to_owned).collect(),
+        Outcome::Quit => vec![],
+    }
+}
+
+/// Machine-readable output: the API's own JSON shapes.
+pub fn to_json(outcome: &Outcome) -> serde_json::Value {
+    let value = match outcome {
+        Outcome::Submitted(job) | Outcome::Job(job) | Outcome::Cancelled(job) => {
+            serde_json::to_value(job)
+        }
+        Outcome::Jobs(list) => serde_json::to_value(list),
+        Outcome::Workers(w) => serde_json::to_value(w),
+        Outcome::Balance(b) => serde_json::to_value(b),
+        Outcome::Ledger(l) => serde_json::to_value(l),
+        Outcome::Theme(name) => Ok(serde_json::json!({ "theme": name })),
+        Outcome::Help(text) => Ok(serde_json::json!({ "help": text })),
+        Outcome::Quit => Ok(serde_json::Value::Null),
+    };
+    value.unwrap_or(serde_json::Value::Null)
+}

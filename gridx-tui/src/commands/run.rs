@@ -1,0 +1,158 @@
+//! Running a console command against the coordinator. The outcome is data; each face
+//! renders it (text lines for the console and REPL, JSON for `--json`).
+
+use super::grammar::{ConsoleCommand, SubmitArgs, help_text};
+use crate::client::{ApiClient, ClientError};
+use gridx_proto::Language;
+use gridx_proto::api::{
+    BalanceResponse, JobListResponse, JobView, LedgerResponse, SubmitJobRequest, WorkersResponse,
+};
+
+/// What a command produced.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Submitted(Box<JobView>),
+    /// `submit --wait` and `job`: the job as it is (terminal after a wait).
+    Job(Box<JobView>),
+    Cancelled(Box<JobView>),
+    Jobs(JobListResponse),
+    Workers(WorkersResponse),
+    Balance(BalanceResponse),
+    Ledger(LedgerResponse),
+    /// `theme NAME`: the face switches; `theme` alone lists.
+    Theme(Option<String>),
+    Help(String),
+    Quit,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Input(String),
+    #[error("this dashboard is read-only; `{0}` would change something")]
+    ReadOnly(&'static str),
+}
+
+/// Where `submit -` reads from: the process's stdin in one-shot mode only.
+pub enum StdinSource {
+    Process,
+    Unavailable,
+}
+
+fn read_file(path: &str) -> Result<String, CommandError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CommandError::Input(format!("cannot read {path}: {e}")))
+}
+
+/// Turns submit arguments into a request (reads the files it names).
+pub fn submit_request(
+    args: &SubmitArgs,
+    stdin: StdinSource,
+) -> Result<SubmitJobRequest, CommandError> {
+    let (code, from_file) = match (&args.code, args.file.as_deref()) {
+        (Some(code), _) => (code.clone(), None),
+        (None, Some("-")) => match stdin {
+            StdinSource::Process => {
+                let mut code = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut code)
+                    .map_err(|e| CommandError::Input(format!("cannot read standard input: {e}")))?;
+                (code, None)
+            }
+            StdinSource::Unavailable => {
+                return Err(CommandError::Input(
+                    "`submit -` reads standard input, which only works as a one-shot command"
+                        .into(),
+                ));
+            }
+        },
+        (None, Some(path)) => (read_file(path)?, Some(path.to_owned())),
+        (None, None) => {
+            return Err(CommandError::Input(
+                "submit what? give a FILE, - for stdin, or --code".into(),
+            ));
+        }
+    };
+    let language = match (args.lang, &from_file) {
+        (Some(l), _) => l,
+        (None, Some(path)) => std::path::Path::new(path)
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(Language::from_extension)
+            .ok_or_else(|| {
+                CommandError::Input(format!("cannot tell the language of {path}; pass --lang"))
+            })?,
+        (None, None) => {
+            return Err(CommandError::Input(
+                "pass --lang (python, node or bash)".into(),
+            ));
+        }
+    };
+    let stdin = match &args.stdin {
+        Some(path) => Some(read_file(path)?),
+        None => None,
+    };
+    Ok(SubmitJobRequest {
+        language,
+        code,
+        stdin,
+        timeout_s: args.timeout,
+        memory_mb: args.memory,
+        priority: args.priority,
+    })
+}
+
+/// Runs one command. `read_only` refuses anything that changes state.
+pub async fn run(
+    command: ConsoleCommand,
+    client: &ApiClient,
+    read_only: bool,
+    stdin: StdinSource,
+) -> Result<Outcome, CommandError> {
+    match command {
+        ConsoleCommand::Submit(args) => {
+            if read_only {
+                return Err(CommandError::ReadOnly("submit"));
+            }
+            let request = submit_request(&args, stdin)?;
+            let view = client.submit(&request).await?;
+            if args.wait {
+                let done = client.wait(view.job_id).await?;
+                Ok(Outcome::Job(Box::new(done)))
+            } else {
+                Ok(Outcome::Submitted(Box::new(view)))
+            }
+        }
+        ConsoleCommand::Cancel { id } => {
+            if read_only {
+                return Err(CommandError::ReadOnly("cancel"));
+            }
+            Ok(Outcome::Cancelled(Box::new(client.cancel(id).await?)))
+        }
+        ConsoleCommand::Job { id } => Ok(Outcome::Job(Box::new(client.job(id).await?))),
+        ConsoleCommand::Jobs { status, limit, all } => {
+            Ok(Outcome::Jobs(client.jobs(status, limit, None, all).await?))
+        }
+        ConsoleCommand::Workers => Ok(Outcome::Workers(client.workers().await?)),
+        ConsoleCommand::Balance => Ok(Outcome::Balance(client.balance().await?)),
+        ConsoleCommand::Ledger { limit } => Ok(Outcome::Ledger(client.ledger(limit).await?)),
+        ConsoleCommand::Theme { name } => Ok(Outcome::Theme(name)),
+        ConsoleCommand::Help { command } => Ok(Outcome::Help(help_text(command.as_deref()))),
+        ConsoleCommand::Quit => Ok(Outcome::Quit),
+    }
+}
+
+/// The process exit code of `submit --wait`: the job's own code when it exited,
+/// else a conventional one (124 timeout, 130 cancelled, 125 platform error).
+pub fn exit_code_of(job: &JobView) -> i32 {
+    use gridx_proto::JobStatus::*;
+    match job.status {
+        Succeeded => 0,
+        Failed => job.exit_code.unwrap_or(1),
+        TimedOut => 124,
+        Cancelled => 130,
+        Error => 125,
+        Queued | Running => 1,
+    }
+}

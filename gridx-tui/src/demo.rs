@@ -1,0 +1,176 @@
+//! `gridx-tui demo`: the whole grid in one process. A coordinator on a temporary
+//! store, a local worker with the best sandbox available, a demo user with credits,
+//! a few sample jobs in each language, and the dashboard.
+
+use crate::client::ApiClient;
+use crate::worker::exec::select_executor;
+use crate::worker::host::{HostOptions, WorkerHost, describe};
+use color_eyre::eyre::{Context, Result, eyre};
+use gridx_proto::api::SubmitJobRequest;
+use gridx_proto::config::{GridxConfig, ServerConfig};
+use gridx_proto::protocol::ExecutorKind;
+use gridx_proto::{Credits, Language, UserName};
+use gridx_server::store::{self, users};
+use std::time::Duration;
+
+/// A running demo grid.
+pub struct DemoGrid {
+    pub url: String,
+    pub token: String,
+    pub executor: ExecutorKind,
+    pub languages: Vec<Language>,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<Result<(), gridx_server::app::LaunchError>>,
+    worker: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// The sample jobs: one or more per language, a failure, a slow one and stdin.
+pub fn samples() -> Vec<SubmitJobRequest> {
+    let job = |language, code: &str, stdin: Option<&str>| SubmitJobRequest {
+        language,
+        code: code.into(),
+        stdin: stdin.map(str::to_owned),
+        timeout_s: Some(20),
+        memory_mb: None,
+        priority: None,
+    };
+    vec![
+        job(
+            Language::Python,
+            "import platform\nprint('hello from python', platform.python_version())",
+            None,
+        ),
+        job(
+            Language::Node,
+            "console.log('hello from node', process.version)",
+            None,
+        ),
+        job(
+            Language::Bash,
+            "echo \"hello from bash $BASH_VERSION\"; uname -s",
+            None,
+        ),
+        job(
+            Language::Python,
+            "import sys\nname = sys.stdin.read().strip()\nprint(f'hello, {name}!')",
+            Some("grid\n"),
+        ),
+        job(
+            Language::Python,
+            "print(sum(i * i for i in range(10**6)))",
+            None,
+        ),
+        job(Language::Bash, "echo working...; sleep 4; echo done", None),
+        job(
+            Language::Node,
+            "throw new Error('this sample fails on purpose')",
+            None,
+        ),
+    ]
+}
+
+impl DemoGrid {
+    pub async fn start(config: &GridxConfig) -> Result<DemoGrid> {
+        let dir = tempfile::tempdir().context("creating the demo's temporary store")?;
+        let data = dir.path().to_owned();
+        let (token, worker_token) = {
+            let mut conn = store::open_writer(&data)?;
+            let demo = UserName::new("demo").map_err(|e| eyre!("{e}"))?;
+            let lender = UserName::new("lender").map_err(|e| eyre!("{e}"))?;
+            let token = users::create_user(&mut conn, &demo, Credits::from_whole(100), true)?;
+            users::create_user(&mut conn, &lender, Credits::ZERO, false)?;
+            let (_, worker_token) = users::add_worker(&conn, &lender, "demo-worker")?;
+            (token, worker_token)
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let server_config = ServerConfig {
+            heartbeat_s: 2,
+            shutdown_grace_s: 3,
+            ..config.server.clone()
+        };
+        let server = tokio::spawn(gridx_server::launch(
+            server_config,
+            data.clone(),
+            listener,
+            stop_rx.clone(),
+        ));
+
+        let mut worker_config = config.worker.clone();
+        worker_config.server = url.clone();
+        let executor = match select_executor(&worker_config, "demo-worker").await {
+            Ok(e) => e,
+            Err(_) => {
+                // The demo's own sample jobs are trusted; say so loudly in the UI.
+                worker_config.allow_unsandboxed = true;
+                select_executor(&worker_config, "demo-worker").await?
+            }
+        };
+        let kind = executor.kind();
+        let languages = executor.languages();
+        let options = HostOptions {
+            server: url.clone(),
+            token: worker_token,
+            name: "demo-worker".into(),
+            slots: 2,
+            work_dir: data.join("workspaces"),
+            grace: Duration::from_secs(3),
+            max_backoff: Duration::from_secs(5),
+        };
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+        // The dashboard shows the worker through the coordinator; its local events
+        // are not needed here.
+        tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
+        let mut host = WorkerHost::new(options, executor, events_tx);
+        let first = host
+            .authenticate()
+            .await
+            .context("the demo worker could not join")?;
+        let worker = tokio::spawn(async move {
+            if let Err(e) = host.run(first, stop_rx).await {
+                tracing::error!(error = %e, "demo worker stopped");
+            }
+        });
+        Ok(DemoGrid {
+            url,
+            token,
+            executor: kind,
+            languages,
+            stop,
+            server,
+            worker,
+            _dir: dir,
+        })
+    }
+
+    /// Submits the sample jobs the worker can run.
+    pub async fn submit_samples(&self) -> Result<usize> {
+        let client = ApiClient::new(&self.url, Some(self.token.clone()));
+        let mut n = 0;
+        for sample in samples()
+            .into_iter()
+            .filter(|s| self.languages.contains(&s.language))
+        {
+            client.submit(&sample).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "demo grid at {} · worker demo-worker · {}",
+            self.url,
+            describe(self.executor)
+        )
+    }
+
+    /// Stops the worker and the coordinator.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.worker).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+    }
+}

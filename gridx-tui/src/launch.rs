@@ -1,0 +1,491 @@
+//! What each subcommand does: the dashboard, the worker host (with or without its
+//! dashboard), the REPL, the demo, one-shot commands, images and host info.
+
+use crate::cli::{Global, WorkerArgs};
+use crate::client::ApiClient;
+use crate::commands::{self, ConsoleCommand, Outcome, run::StdinSource};
+use crate::ui::keymap::Keymap;
+use crate::ui::runtime::Sources;
+use crate::ui::state::{AppState, LogLevel, Mode, Msg};
+use crate::ui::theme::Theme;
+use crate::worker::exec::select_executor;
+use crate::worker::host::{HostExit, HostOptions, WorkerEvent, WorkerHost, describe};
+use color_eyre::eyre::{Context, Result, bail, eyre};
+use gridx_proto::config::GridxConfig;
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// The dashboard's state from the config: theme (NO_COLOR honoured), keymap file,
+/// ASCII mode, read-only.
+pub fn dashboard_state(config: &GridxConfig, mode: Mode) -> Result<AppState> {
+    let d = &config.dashboard;
+    let theme = Theme::load(&d.theme, d.themes_dir.as_deref())?;
+    let theme = if no_color() {
+        theme.without_color()
+    } else {
+        theme
+    };
+    let keymap = match &d.keymap {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading keymap {}", path.display()))?;
+            Keymap::default().with_overrides(&text)?
+        }
+        None => Keymap::default(),
+    };
+    let mut state = AppState::new(mode, theme, keymap, config.client.server.clone());
+    state.ascii = d.ascii;
+    state.read_only = d.read_only;
+    state.max_jobs = d.max_jobs as usize;
+    Ok(state)
+}
+
+fn client(config: &GridxConfig) -> Result<ApiClient> {
+    let token = config
+        .client
+        .token
+        .clone()
+        .ok_or_else(|| eyre!(crate::client::ClientError::NoToken))?;
+    Ok(ApiClient::new(&config.client.server, Some(token)))
+}
+
+pub async fn dashboard(config: GridxConfig) -> Result<ExitCode> {
+    let client = client(&config)?;
+    // Fail early, before the full screen, when the coordinator or token is wrong.
+    let balance = client
+        .balance()
+        .await
+        .context("checking the coordinator and token")?;
+    init_file_logging();
+    let mut state = dashboard_state(&config, Mode::Client)?;
+    state.user = Some(balance.user.to_string());
+    state.balance = Some(balance.balance);
+    let sources = Sources {
+        client: Some(client),
+        live: true,
+        worker: None,
+        mouse: config.dashboard.mouse,
+        themes_dir: config.dashboard.themes_dir.clone(),
+        no_color: no_color(),
+    };
+    crate::ui::runtime::run(state, sources).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn repl(config: GridxConfig) -> Result<ExitCode> {
+    let client = client(&config)?;
+    let read_only = config.dashboard.read_only;
+    tokio::task::spawn_blocking(move || crate::repl::run_blocking(client, read_only, false))
+        .await
+        .map_err(|e| eyre!("the REPL failed: {e}"))??;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn demo(config: GridxConfig) -> Result<ExitCode> {
+    init_file_logging();
+    eprintln!("starting the demo grid (coordinator, worker, sample jobs)...");
+    let grid = crate::demo::DemoGrid::start(&config).await?;
+    let submitted = grid.submit_samples().await?;
+    let mut config = config;
+    config.client.server = grid.url.clone();
+    let client = ApiClient::new(&grid.url, Some(grid.token.clone()));
+    let mut state = dashboard_state(&config, Mode::Client)?;
+    state.log(LogLevel::Info, grid.describe());
+    if grid.executor == gridx_proto::protocol::ExecutorKind::Unsandboxed {
+        state.log(LogLevel::Error, "no sandbox (Docker or bubblewrap) here: the demo worker runs its own sample jobs UNSANDBOXED");
+    }
+    state.log(LogLevel::Info, format!("submitted {submitted} sample jobs as user demo; press : and try `submit --lang python --code 'print(6*7)'`"));
+    let sources = Sources {
+        client: Some(client),
+        live: true,
+        worker: None,
+        mouse: config.dashboard.mouse,
+        themes_dir: config.dashboard.themes_dir.clone(),
+        no_color: no_color(),
+    };
+    let result = crate::ui::runtime::run(state, sources).await;
+    grid.stop().await;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gridx-tui jobs`, `submit`, ...: the console's commands, once.
+pub async fn one_shot(
+    config: GridxConfig,
+    command: ConsoleCommand,
+    json: bool,
+) -> Result<ExitCode> {
+    if let ConsoleCommand::Help { command } = &command {
+        println!("{}", commands::grammar::help_text(command.as_deref()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = client(&config)?;
+    let wait = matches!(&command, ConsoleCommand::Submit(args) if args.wait);
+    let outcome = commands::run(
+        command,
+        &client,
+        config.dashboard.read_only,
+        StdinSource::Process,
+    )
+    .await?;
+    if json {
+        println!("{}", commands::render::to_json(&outcome));
+    } else {
+        match &outcome {
+            // The id alone, so scripts can capture it.
+            Outcome::Submitted(job) => println!("{}", job.job_id),
+            Outcome::Job(job) if wait => {
+                use std::io::Write;
+                print!("{}", job.stdout);
+                eprint!("{}", job.stderr);
+                let _ = std::io::stdout().flush();
+                if let Some(message) = &job.message {
+                    eprintln!("[{}: {message}]", job.status);
+                }
+            }
+            other => {
+                for line in commands::render::to_lines(other) {
+                    println!("{line}");
+                }
+            }
+        }
+    }
+    if let Outcome::Job(job) = &outcome
+        && wait
+    {
+        let code = commands::run::exit_code_of(job);
+        return Ok(ExitCode::from(
+            u8::try_from(code.rem_euclid(256)).unwrap_or(1),
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs of full-screen modes go to a file: nothing may print over the dashboard.
+fn init_file_logging() {
+    let Some(dirs) = directories::ProjectDirs::from("", "", "gridx") else {
+        return;
+    };
+    let dir = dirs.cache_dir().to_owned();
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("gridx-tui.log"))
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// This host's name as a worker label: `[A-Za-z0-9_-]`, at most 64 characters.
+fn default_worker_name() -> String {
+    let raw = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "worker".into()
+    } else {
+        name
+    }
+}
+
+pub async fn worker(
+    mut config: GridxConfig,
+    global: &Global,
+    args: WorkerArgs,
+) -> Result<ExitCode> {
+    if args.headless {
+        init_logging();
+    } else {
+        init_file_logging();
+    }
+    let w = &mut config.worker;
+    if let Some(token) = &global.token {
+        w.token = Some(token.clone());
+    }
+    if let Some(name) = args.name {
+        w.name = Some(
+            gridx_proto::UserName::new(&name)
+                .map_err(|e| eyre!("--name: {e}"))?
+                .to_string(),
+        );
+    }
+    if let Some(slots) = args.slots {
+        if slots == 0 {
+            bail!("--slots must be at least 1");
+        }
+        w.slots = Some(slots);
+    }
+    if let Some(executor) = args.executor {
+        w.executor = executor;
+    }
+    w.allow_unsandboxed |= args.allow_unsandboxed;
+    if let Some(dir) = args.work_dir {
+        w.work_dir = Some(dir);
+    }
+    let Some(token) = w.token.clone() else {
+        bail!(
+            "no worker token: pass --token or set GRIDX_WORKER_TOKEN (an operator issues one with `gridx-server worker add --owner YOU`)"
+        );
+    };
+    let name = w.name.clone().unwrap_or_else(default_worker_name);
+    let work_dir = match &w.work_dir {
+        Some(dir) => dir.clone(),
+        None => directories::ProjectDirs::from("", "", "gridx")
+            .map(|d| d.cache_dir().join("workspaces"))
+            .ok_or_else(|| eyre!("no cache directory; pass --work-dir"))?,
+    };
+    let executor = select_executor(w, &name).await?;
+    let kind = executor.kind();
+    let host_name = name.clone();
+    let languages: Vec<String> = executor.languages().iter().map(|l| l.to_string()).collect();
+    if languages.is_empty() {
+        bail!(
+            "the {} executor can run no language here (for Docker, run `gridx-tui images build`)",
+            executor.kind()
+        );
+    }
+    tracing::info!(executor = describe(executor.kind()), languages = %languages.join(","), "sandbox ready");
+    let slots = w
+        .slots
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let options = HostOptions {
+        server: w.server.clone(),
+        token,
+        name,
+        slots,
+        work_dir,
+        grace: Duration::from_secs(u64::from(w.shutdown_grace_s)),
+        max_backoff: Duration::from_secs(u64::from(w.reconnect_max_backoff_s.max(1))),
+    };
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut host = WorkerHost::new(options, executor, events_tx);
+    // Nothing starts before the coordinator accepted us.
+    let first = host
+        .authenticate()
+        .await
+        .context("worker authentication failed")?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let shutdown_trigger = shutdown_tx.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = shutdown_tx.send(true);
+    });
+    if !args.headless {
+        // The dashboard appears only now, after the coordinator accepted us.
+        let worker_id = first.1;
+        let heartbeat_s = first.2;
+        let host_task = tokio::spawn(host.run(first, shutdown_rx));
+        let mut state = dashboard_state(
+            &config,
+            Mode::WorkerHost {
+                executor: kind,
+                name: host_name.clone(),
+            },
+        )?;
+        state.update(Msg::Worker(WorkerEvent::Connected {
+            worker_id,
+            heartbeat_s,
+        }));
+        let client = config
+            .client
+            .token
+            .clone()
+            .map(|t| ApiClient::new(&config.client.server, Some(t)));
+        let sources = Sources {
+            client,
+            live: false,
+            worker: Some(events_rx),
+            mouse: config.dashboard.mouse,
+            themes_dir: config.dashboard.themes_dir.clone(),
+            no_color: no_color(),
+        };
+        crate::ui::runtime::run(state, sources).await?;
+        // Leaving the dashboard shuts the worker down gracefully.
+        let _ = shutdown_trigger.send(true);
+        return match host_task.await {
+            Ok(Ok(_)) => Ok(ExitCode::SUCCESS),
+            Ok(Err(e)) => Err(e).context("the worker stopped"),
+            Err(e) => Err(eyre!("the worker task failed: {e}")),
+        };
+    }
+    let logger = tokio::spawn(async move {
+        while let Some(event) = events_rx.recv().await {
+            log_event(&event);
+        }
+    });
+    let exit = host.run(first, shutdown_rx).await;
+    logger.abort();
+    match exit {
+        Ok(HostExit::Drained) => tracing::info!("drained by the coordinator; exiting"),
+        Ok(HostExit::Shutdown) => tracing::info!("shut down gracefully"),
+        Err(e) => return Err(e).context("the worker stopped"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_event(event: &WorkerEvent) {
+    match event {
+        WorkerEvent::Connected {
+            worker_id,
+            heartbeat_s,
+        } => {
+            tracing::info!(worker = %worker_id, heartbeat_s, "authenticated; taking jobs")
+        }
+        WorkerEvent::Disconnected { reason, retry_in } => {
+            tracing::warn!(%reason, retry_in_ms = retry_in.map(|d| d.as_millis() as u64), "disconnected")
+        }
+        WorkerEvent::JobStarted {
+            job_id,
+            attempt,
+            language,
+        } => {
+            tracing::info!(job = %job_id, attempt, %language, "job started")
+        }
+        WorkerEvent::JobFinished {
+            job_id,
+            attempt,
+            outcome,
+        } => tracing::info!(
+            job = %job_id, attempt, end = ?outcome.end, exit_code = ?outcome.exit_code,
+            duration_ms = outcome.duration_ms, "job finished"
+        ),
+        WorkerEvent::Metrics(_) => {}
+        WorkerEvent::Draining { reason } => tracing::info!(%reason, "draining"),
+        WorkerEvent::Stopped => tracing::info!("stopped"),
+    }
+}
+
+pub async fn host_info(config: &GridxConfig, json: bool) -> Result<ExitCode> {
+    let mut monitor = crate::worker::monitor::Monitor::new();
+    // CPU usage is measured between two samples.
+    let _ = monitor.sample();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = monitor.sample();
+    let name = config
+        .worker
+        .name
+        .clone()
+        .unwrap_or_else(default_worker_name);
+    let (executor, languages, problem) = match select_executor(&config.worker, &name).await {
+        Ok(e) => (
+            Some(e.kind().to_string()),
+            e.languages().iter().map(|l| l.to_string()).collect(),
+            None,
+        ),
+        Err(e) => (None, Vec::new(), Some(e.to_string())),
+    };
+    if json {
+        let value = serde_json::json!({
+            "name": name,
+            "executor": executor,
+            "languages": languages,
+            "executor_problem": problem,
+            "cpu_cores": monitor.cpu_cores(),
+            "metrics": metrics,
+        });
+        println!("{value}");
+    } else {
+        println!("worker name   {name}");
+        match (&executor, &problem) {
+            (Some(kind), _) => println!("executor      {kind} ({})", languages.join(", ")),
+            (None, Some(p)) => println!("executor      none: {p}"),
+            _ => {}
+        }
+        println!(
+            "cpu           {:.1}% over {} cores",
+            metrics.cpu_percent,
+            monitor.cpu_cores()
+        );
+        println!(
+            "memory        {} / {} MB",
+            metrics.memory_used_mb, metrics.memory_total_mb
+        );
+        if metrics.gpus.is_empty() {
+            println!(
+                "gpus          {}",
+                metrics.gpu_note.as_deref().unwrap_or("none")
+            );
+        }
+        for gpu in &metrics.gpus {
+            let opt = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
+            println!(
+                "gpu {}         {}: util {}%, memory {}/{} MB, {} C, {} W (limit {} W)",
+                gpu.index,
+                gpu.name,
+                opt(gpu.utilization_percent.map(|v| v.to_string())),
+                opt(gpu.memory_used_mb.map(|v| v.to_string())),
+                opt(gpu.memory_total_mb.map(|v| v.to_string())),
+                opt(gpu.temperature_c.map(|v| v.to_string())),
+                opt(gpu.power_w.map(|v| format!("{v:.1}"))),
+                opt(gpu.power_limit_w.map(|v| format!("{v:.0}"))),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn images_build(config: &GridxConfig, force: bool) -> Result<ExitCode> {
+    let timeout = Duration::from_millis(u64::from(config.worker.docker_connect_timeout_ms));
+    let docker = crate::worker::exec::docker::connect(timeout)
+        .await
+        .map_err(|e| eyre!("{e}; `images build` needs a running Docker engine"))?;
+    let results = crate::worker::images::build_all(&docker, &config.worker.images, force, |line| {
+        eprintln!("{line}");
+    })
+    .await?;
+    eprintln!("{} images ready", results.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

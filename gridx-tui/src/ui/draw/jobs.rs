@@ -1,0 +1,83 @@
+//! The Job queue pane.
+
+use super::{human_ms, pane_block, row_style, since_ms, window};
+use crate::ui::state::{AppState, Mode, Pane};
+use gridx_proto::JobStatus;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Span;
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
+    let t = &state.theme;
+    let jobs = state.visible_jobs();
+    let running = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Running)
+        .count();
+    let queued = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Queued)
+        .count();
+    let title = match state.mode {
+        Mode::Client => format!(
+            "Jobs {} · {running} running · {queued} queued · sort {}",
+            jobs.len(),
+            state.sort.label()
+        ),
+        Mode::WorkerHost { .. } => format!("This worker's jobs · {running} running"),
+    };
+    let block = pane_block(state, Pane::Jobs, title);
+    if jobs.is_empty() {
+        let hint = if state.filter.is_empty() {
+            "no jobs yet: press : and type `submit --lang python --code 'print(1)'`"
+        } else {
+            "no job matches the filter"
+        };
+        frame.render_widget(
+            Paragraph::new(Span::styled(hint, t.dim())).block(block),
+            area,
+        );
+        return;
+    }
+    let height = area.height.saturating_sub(3) as usize;
+    let (start, end) = window(jobs.len(), state.selected[1], height);
+    let rows = jobs[start..end].iter().enumerate().map(|(i, j)| {
+        let time = match (j.status, j.duration_ms, j.started_at) {
+            (_, Some(ms), _) => human_ms(ms),
+            (JobStatus::Running, None, Some(started)) => human_ms(since_ms(state, started)),
+            _ => format!("{} ago", human_ms(since_ms(state, j.submitted_at))),
+        };
+        Row::new(vec![
+            Cell::from(j.job_id.to_string()),
+            Cell::from(j.user.to_string()),
+            Cell::from(j.language.to_string()),
+            Cell::from(Span::styled(j.status.to_string(), t.status(j.status))),
+            Cell::from(j.attempts.to_string()),
+            Cell::from(time),
+            Cell::from(
+                j.worker_id
+                    .map(|w| w.to_string())
+                    .unwrap_or_else(|| "-".into()),
+            ),
+        ])
+        .style(row_style(state, Pane::Jobs, start + i))
+    });
+    let header = Row::new(["ID", "USER", "LANG", "STATUS", "TRY", "TIME", "WORKER"]).style(t.dim());
+    let widths = [
+        Constraint::Length(7),
+        Constraint::Min(6),
+        Constraint::Length(6),
+        Constraint::Length(9),
+        Constraint::Length(3),
+        Constraint::Length(10),
+        Constraint::Length(6),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(block)
+            .column_spacing(1),
+        area,
+    );
+}

@@ -1,0 +1,69 @@
+//! The Credit ledger pane.
+
+use super::{pane_block, row_style, window};
+use crate::ui::state::{AppState, Pane};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Span;
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
+    let t = &state.theme;
+    let title = match state.balance {
+        Some(b) => format!("Ledger · balance {b}"),
+        None => "Ledger".into(),
+    };
+    let block = pane_block(state, Pane::Ledger, title);
+    if state.ledger.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Span::styled("no ledger entries", t.dim())).block(block),
+            area,
+        );
+        return;
+    }
+    let height = area.height.saturating_sub(3) as usize;
+    let (start, end) = window(state.ledger.len(), state.selected[3], height);
+    let rows = state
+        .ledger
+        .iter()
+        .skip(start)
+        .take(end - start)
+        .enumerate()
+        .map(|(i, e)| {
+            let amount_style = if e.amount.is_negative() {
+                t.warn()
+            } else {
+                t.ok()
+            };
+            let amount = if e.amount.is_negative() {
+                e.amount.to_string()
+            } else {
+                format!("+{}", e.amount)
+            };
+            Row::new(vec![
+                Cell::from(e.kind.to_string()),
+                Cell::from(Span::styled(amount, amount_style)),
+                Cell::from(
+                    e.job_id
+                        .map(|j| j.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ),
+                Cell::from(e.balance_after.to_string()),
+            ])
+            .style(row_style(state, Pane::Ledger, start + i))
+        });
+    let header = Row::new(["KIND", "AMOUNT", "JOB", "AFTER"]).style(t.dim());
+    let widths = [
+        Constraint::Length(6),
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Min(6),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(block)
+            .column_spacing(1),
+        area,
+    );
+}

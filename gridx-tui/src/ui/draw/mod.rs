@@ -1,0 +1,226 @@
+//! Drawing: the whole screen from the state, nothing else. Pure functions of
+//! `AppState` into a ratatui `Frame`, so snapshot tests render them headless.
+
+mod console;
+mod gauges;
+mod jobs;
+mod ledger;
+mod overlays;
+mod workers;
+
+use super::state::{AppState, Connection, Mode, Pane};
+use gridx_proto::protocol::ExecutorKind;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::symbols::border;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
+
+/// ASCII borders for terminals without box-drawing glyphs.
+const ASCII_BORDER: border::Set = border::Set {
+    top_left: "+",
+    top_right: "+",
+    bottom_left: "+",
+    bottom_right: "+",
+    vertical_left: "|",
+    vertical_right: "|",
+    horizontal_top: "-",
+    horizontal_bottom: "-",
+};
+
+/// A pane's frame, focused or not, in the state's theme and glyph set.
+pub(crate) fn pane_block<'a>(state: &AppState, pane: Pane, title: String) -> Block<'a> {
+    let focused = state.focus == pane;
+    let number = Pane::ALL
+        .iter()
+        .position(|p| *p == pane)
+        .map_or(0, |i| i + 1);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(state.theme.border(focused))
+        .title(Span::styled(
+            format!(" {number} {title} "),
+            state.theme.title(focused),
+        ));
+    if state.ascii {
+        block.border_set(ASCII_BORDER)
+    } else if focused {
+        block.border_type(BorderType::Thick)
+    } else {
+        block.border_type(BorderType::Rounded)
+    }
+}
+
+/// Rows `[start, end)` of `total` to show in `height` lines so that `selected` is
+/// visible (kept near the middle when scrolling).
+pub(crate) fn window(total: usize, selected: usize, height: usize) -> (usize, usize) {
+    if total <= height || height == 0 {
+        return (0, total.min(height.max(total)));
+    }
+    let half = height / 2;
+    let start = selected.saturating_sub(half).min(total - height);
+    (start, start + height)
+}
+
+/// 850ms, 12s, 3m04s, 2h05m, 3d04h.
+pub(crate) fn human_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0 => format!("{ms}ms"),
+        1..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+pub(crate) fn since_ms(state: &AppState, at: gridx_proto::time_fmt::Timestamp) -> u64 {
+    let diff = state.now - at;
+    u64::try_from(diff.whole_milliseconds()).unwrap_or(0)
+}
+
+/// Draws the whole dashboard.
+pub fn draw(frame: &mut Frame, state: &AppState) {
+    let area = frame.area();
+    if area.width < 30 || area.height < 8 {
+        let text = Paragraph::new("terminal too small for the dashboard; enlarge it or press q");
+        frame.render_widget(text, area);
+        return;
+    }
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(frame, header, state);
+    let console_height = if body.height >= 30 {
+        10
+    } else {
+        (body.height / 4).max(4)
+    };
+    let [top, middle, bottom] = Layout::vertical([
+        Constraint::Percentage(35),
+        Constraint::Min(4),
+        Constraint::Length(console_height),
+    ])
+    .areas(body);
+    let [workers, gauges] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
+    let [jobs, ledger] =
+        Layout::horizontal([Constraint::Percentage(64), Constraint::Percentage(36)]).areas(middle);
+    workers::draw(frame, workers, state);
+    gauges::draw(frame, gauges, state);
+    jobs::draw(frame, jobs, state);
+    ledger::draw(frame, ledger, state);
+    console::draw(frame, bottom, state);
+    draw_footer(frame, footer, state);
+    overlays::draw(frame, area, state);
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
+    let t = &state.theme;
+    let mut spans = vec![
+        Span::styled(" Grid-X ", t.accent().add_modifier(Modifier::REVERSED)),
+        Span::raw(" "),
+    ];
+    match &state.mode {
+        Mode::Client => {
+            spans.push(Span::styled(state.server.clone(), t.dim()));
+            if let Some(user) = &state.user {
+                spans.push(Span::raw("  user "));
+                spans.push(Span::styled(user.clone(), t.text()));
+            }
+            if let Some(balance) = state.balance {
+                spans.push(Span::raw("  balance "));
+                spans.push(Span::styled(balance.to_string(), t.accent()));
+            }
+        }
+        Mode::WorkerHost { executor, name } => {
+            spans.push(Span::raw("worker "));
+            spans.push(Span::styled(name.clone(), t.text()));
+            spans.push(Span::raw("  sandbox "));
+            let style = if executor.is_sandboxed() {
+                t.ok()
+            } else {
+                t.error().add_modifier(Modifier::REVERSED)
+            };
+            let label = match executor {
+                ExecutorKind::Unsandboxed => "UNSANDBOXED (trusted jobs only)".to_owned(),
+                other => other.to_string(),
+            };
+            spans.push(Span::styled(label, style));
+        }
+    }
+    spans.push(Span::raw("  "));
+    match &state.connection {
+        Connection::Connecting => spans.push(Span::styled("connecting…", t.warn())),
+        Connection::Online => spans.push(Span::styled("● live", t.ok())),
+        Connection::Offline { reason, retry_in_s } => {
+            let retry = retry_in_s
+                .map(|s| format!(", retrying in {s}s"))
+                .unwrap_or_default();
+            spans.push(Span::styled(
+                format!("○ offline{retry}: {reason}"),
+                t.error(),
+            ));
+        }
+    }
+    if state.read_only {
+        spans.push(Span::styled("  read-only", t.warn()));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_footer(frame: &mut Frame, area: Rect, state: &AppState) {
+    let t = &state.theme;
+    let hint = if state.console.editing {
+        "Enter run · Tab complete · ↑↓ history · Esc leave".to_owned()
+    } else if state.filter_editing {
+        format!("filter: {}▏ Enter keep · Esc clear", state.filter)
+    } else {
+        let filter = if state.filter.is_empty() {
+            String::new()
+        } else {
+            format!(" · filter \"{}\"", state.filter)
+        };
+        format!(
+            "? help · Tab pane · j/k move · Enter details · c cancel · / filter · s sort ({}) · : console · q quit{filter}",
+            state.sort.label()
+        )
+    };
+    frame.render_widget(Paragraph::new(Span::styled(hint, t.dim())), area);
+}
+
+/// The style of a selected row, or none.
+pub(crate) fn row_style(state: &AppState, pane: Pane, index: usize) -> Style {
+    let selected = state.selected[Pane::ALL.iter().position(|p| *p == pane).unwrap_or(0)];
+    if index == selected && (state.focus == pane || pane == Pane::Jobs) {
+        state.theme.selected()
+    } else {
+        Style::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_person_would_write_them() {
+        assert_eq!(human_ms(850), "850ms");
+        assert_eq!(human_ms(12_400), "12s");
+        assert_eq!(human_ms(184_000), "3m04s");
+        assert_eq!(human_ms(7_500_000), "2h05m");
+        assert_eq!(human_ms(100 * 3600 * 1000), "4d04h");
+    }
+
+    #[test]
+    fn the_window_keeps_the_selection_visible() {
+        assert_eq!(window(5, 4, 10), (0, 5));
+        assert_eq!(window(100, 0, 10), (0, 10));
+        assert_eq!(window(100, 50, 10), (45, 55));
+        assert_eq!(window(100, 99, 10), (90, 100));
+    }
+}

@@ -1,0 +1,183 @@
+//! What draws over the panes: the help (generated from the keymap), a job's details,
+//! and the cancel confirmation.
+
+use super::human_ms;
+use crate::ui::state::{AppState, Overlay};
+use gridx_proto::time_fmt::to_rfc3339;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+fn centered(area: Rect, width_pct: u16, height_pct: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Percentage(height_pct)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Percentage(width_pct)])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
+}
+
+fn popup<'a>(state: &AppState, title: &str) -> Block<'a> {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(state.theme.border(true))
+        .title(Span::styled(format!(" {title} "), state.theme.title(true)));
+    if state.ascii {
+        block.border_set(super::ASCII_BORDER)
+    } else {
+        block
+    }
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
+    match &state.overlay {
+        Overlay::None => {}
+        Overlay::Help => help(frame, area, state),
+        Overlay::Detail(id) => detail(frame, area, state, *id),
+        Overlay::ConfirmCancel(id) => {
+            let rect = centered(area, 50, 20);
+            frame.render_widget(Clear, rect);
+            let text = vec![
+                Line::from(format!("Cancel job {id}?")),
+                Line::from(""),
+                Line::from(Span::styled(
+                    "y: cancel it   any other key: keep it",
+                    state.theme.dim(),
+                )),
+            ];
+            frame.render_widget(Paragraph::new(text).block(popup(state, "Confirm")), rect);
+        }
+    }
+}
+
+fn help(frame: &mut Frame, area: Rect, state: &AppState) {
+    let rect = centered(area, 70, 80);
+    frame.render_widget(Clear, rect);
+    let t = &state.theme;
+    let mut lines: Vec<Line> = state
+        .keymap
+        .help_rows()
+        .into_iter()
+        .map(|(keys, what)| {
+            Line::from(vec![
+                Span::styled(format!("{keys:>18}  "), t.accent()),
+                Span::styled(what, t.text()),
+            ])
+        })
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "Console: submit, cancel, job, jobs, workers, balance, ledger, theme, help, quit",
+        t.dim(),
+    )));
+    lines.push(Line::from(Span::styled(
+        "Esc, Enter or ? closes this help",
+        t.dim(),
+    )));
+    frame.render_widget(Paragraph::new(lines).block(popup(state, "Keys")), rect);
+}
+
+fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobId) {
+    let rect = centered(area, 90, 90);
+    frame.render_widget(Clear, rect);
+    let t = &state.theme;
+    let Some(job) = state.jobs.get(&id) else {
+        frame.render_widget(
+            Paragraph::new("this job is no longer loaded").block(popup(state, "Job")),
+            rect,
+        );
+        return;
+    };
+    let field = |name: &str, value: String| {
+        Line::from(vec![
+            Span::styled(format!("{name:>10} "), t.dim()),
+            Span::styled(value, t.text()),
+        ])
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(format!("job {} ", job.job_id), t.accent()),
+            Span::styled(job.status.to_string(), t.status(job.status)),
+        ]),
+        field("user", job.user.to_string()),
+        field(
+            "spec",
+            format!(
+                "{} · timeout {}s · memory {} MB · priority {}",
+                job.language, job.timeout_s, job.memory_mb, job.priority
+            ),
+        ),
+        field("submitted", to_rfc3339(job.submitted_at)),
+        field(
+            "started",
+            job.started_at.map(to_rfc3339).unwrap_or_else(|| "-".into()),
+        ),
+        field(
+            "finished",
+            job.finished_at
+                .map(to_rfc3339)
+                .unwrap_or_else(|| "-".into()),
+        ),
+        field(
+            "ran",
+            job.duration_ms.map(human_ms).unwrap_or_else(|| "-".into()),
+        ),
+        field(
+            "worker",
+            job.worker_id
+                .map(|w| w.to_string())
+                .unwrap_or_else(|| "-".into()),
+        ),
+        field("attempts", job.attempts.to_string()),
+        field(
+            "exit",
+            job.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+        ),
+        field(
+            "reason",
+            job.reason
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "-".into()),
+        ),
+        field("cost", job.cost.to_string()),
+    ];
+    if let Some(message) = &job.message {
+        lines.push(field("message", message.clone()));
+    }
+    let ledger: Vec<String> = state
+        .ledger
+        .iter()
+        .filter(|e| e.job_id == Some(id))
+        .map(|e| format!("{} {} (balance {})", e.kind, e.amount, e.balance_after))
+        .collect();
+    lines.push(field(
+        "ledger",
+        if ledger.is_empty() {
+            "-".into()
+        } else {
+            ledger.join(" · ")
+        },
+    ));
+    for (name, text, cut) in [
+        ("stdout", &job.stdout, job.stdout_truncated),
+        ("stderr", &job.stderr, job.stderr_truncated),
+    ] {
+        lines.push(Line::from(Span::styled(
+            format!("── {name}{}", if cut { " (truncated)" } else { "" }),
+            t.dim(),
+        )));
+        for l in text.lines().take(200) {
+            lines.push(Line::from(Span::styled(l.to_owned(), t.text())));
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(popup(state, "Job details · Esc closes")),
+        rect,
+    );
+}

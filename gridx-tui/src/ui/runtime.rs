@@ -1,0 +1,215 @@
+//! The terminal runtime: raw mode and the alternate screen (restored on every exit
+//! path, panics included), one reader of terminal events at a time, and a loop that
+//! redraws only when something changed.
+
+use super::draw;
+use super::state::{AppState, Effect, Msg};
+use super::theme::Theme;
+use crate::client::ApiClient;
+use crate::client::live::{self, LiveEvent};
+use crate::commands::{self, run::StdinSource};
+use crate::worker::host::WorkerEvent;
+use crossterm::event::{Event, EventStream};
+use futures_util::StreamExt;
+use gridx_proto::time_fmt;
+use ratatui::DefaultTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Where the dashboard's data comes from.
+pub struct Sources {
+    /// The coordinator, as a client (both modes use it for console commands).
+    pub client: Option<ApiClient>,
+    /// Follow `/v1/events` (client mode).
+    pub live: bool,
+    /// The worker host's events (worker-host mode).
+    pub worker: Option<mpsc::UnboundedReceiver<WorkerEvent>>,
+    pub mouse: bool,
+    pub themes_dir: Option<PathBuf>,
+    pub no_color: bool,
+}
+
+fn enter(mouse: bool) -> std::io::Result<DefaultTerminal> {
+    // ratatui::init enables raw mode and the alternate screen, and installs a panic
+    // hook that restores the terminal before the panic message is printed.
+    let terminal = ratatui::try_init()?;
+    if mouse {
+        crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
+    }
+    Ok(terminal)
+}
+
+fn leave(mouse: bool) {
+    if mouse {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    }
+    ratatui::restore();
+}
+
+/// Runs the dashboard until the user quits (or the worker host stops).
+pub async fn run(mut state: AppState, mut sources: Sources) -> std::io::Result<()> {
+    let mut terminal = enter(sources.mouse)?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    if let (Some(client), true) = (&sources.client, sources.live)
+        && let Some(token) = client.token()
+    {
+        let (live_tx, mut live_rx) = mpsc::unbounded_channel::<LiveEvent>();
+        tokio::spawn(live::follow(
+            client.base_url().to_owned(),
+            token.to_owned(),
+            live_tx,
+            stop_rx.clone(),
+        ));
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = live_rx.recv().await {
+                if tx.send(Msg::Live(event)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut events = EventStream::new();
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    state.now = time_fmt::now();
+    terminal.draw(|f| draw::draw(f, &state))?;
+    loop {
+        let msg = tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(Event::Key(key))) => Msg::Key(key),
+                Some(Ok(Event::Resize(..))) => Msg::Resize,
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => break,
+            },
+            Some(msg) = rx.recv() => msg,
+            Some(event) = recv_worker(&mut sources.worker) => Msg::Worker(event),
+            // The clock only matters while jobs run (their durations tick).
+            _ = clock.tick(), if state.jobs.values().any(|j| j.status == gridx_proto::JobStatus::Running) => Msg::Now(time_fmt::now()),
+        };
+        state.now = time_fmt::now();
+        let (effects, mut changed) = state.update(msg);
+        for effect in effects {
+            match effect {
+                Effect::Quit => state.should_quit = true,
+                Effect::Refresh => {
+                    if let Some(client) = &sources.client {
+                        spawn_refresh(client.clone(), tx.clone());
+                    }
+                }
+                Effect::RunCommand(command) => match &sources.client {
+                    Some(client) => {
+                        let client = client.clone();
+                        let tx = tx.clone();
+                        let read_only = state.read_only;
+                        tokio::spawn(async move {
+                            let result = commands::run(
+                                command,
+                                &client,
+                                read_only,
+                                StdinSource::Unavailable,
+                            )
+                            .await
+                            .map_err(|e| e.to_string());
+                            let _ = tx.send(Msg::CommandDone(result));
+                        });
+                    }
+                    None => state.log(super::state::LogLevel::Error, "no coordinator client here"),
+                },
+                Effect::SetTheme(name) => {
+                    match Theme::load(&name, sources.themes_dir.as_deref()) {
+                        Ok(theme) => {
+                            state.theme = if sources.no_color {
+                                theme.without_color()
+                            } else {
+                                theme
+                            };
+                            state.log(super::state::LogLevel::Info, format!("theme {name}"));
+                        }
+                        Err(e) => state.log(super::state::LogLevel::Error, e.to_string()),
+                    }
+                    changed = true;
+                }
+                Effect::Suspend => {
+                    // Stop reading the terminal, give it back, stop ourselves; on `fg`
+                    // take it again and redraw everything.
+                    drop(events);
+                    leave(sources.mouse);
+                    // SAFETY: raising a signal on our own process.
+                    unsafe {
+                        libc::raise(libc::SIGTSTP);
+                    }
+                    terminal = enter(sources.mouse)?;
+                    terminal.clear()?;
+                    events = EventStream::new();
+                    changed = true;
+                }
+                Effect::OpenRepl => {
+                    // Exactly one reader of terminal events: the dashboard's stream is
+                    // dropped before reedline starts, and made anew after it returns.
+                    drop(events);
+                    leave(sources.mouse);
+                    if let Some(client) = sources.client.clone() {
+                        let read_only = state.read_only;
+                        let _ = tokio::task::spawn_blocking(move || {
+                            crate::repl::run_blocking(client, read_only, true)
+                        })
+                        .await;
+                    } else {
+                        println!("no coordinator client here; press Enter");
+                    }
+                    terminal = enter(sources.mouse)?;
+                    terminal.clear()?;
+                    events = EventStream::new();
+                    changed = true;
+                    if let Some(client) = &sources.client {
+                        spawn_refresh(client.clone(), tx.clone());
+                    }
+                }
+            }
+        }
+        if changed {
+            terminal.draw(|f| draw::draw(f, &state))?;
+        }
+        if state.should_quit {
+            break;
+        }
+    }
+    let _ = stop_tx.send(true);
+    leave(sources.mouse);
+    Ok(())
+}
+
+async fn recv_worker(rx: &mut Option<mpsc::UnboundedReceiver<WorkerEvent>>) -> Option<WorkerEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Fetches everything the panes show and sends it as one snapshot.
+fn spawn_refresh(client: ApiClient, tx: mpsc::UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        let (jobs, workers, ledger, balance) = tokio::join!(
+            client.jobs(None, 200, None, false),
+            client.workers(),
+            client.ledger(100),
+            client.balance()
+        );
+        match (jobs, workers, ledger) {
+            (Ok(jobs), Ok(workers), Ok(ledger)) => {
+                let _ = tx.send(Msg::Snapshot {
+                    jobs: jobs.jobs,
+                    workers: workers.workers,
+                    ledger: ledger.entries,
+                    balance: balance.ok().map(|b| (b.user.to_string(), b.balance)),
+                });
+            }
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                let _ = tx.send(Msg::CommandDone(Err(format!("reload failed: {e}"))));
+            }
+        }
+    });
+}
