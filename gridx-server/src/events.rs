@@ -10,8 +10,11 @@ use tokio::sync::broadcast;
 /// Who may see an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Audience {
-    /// The job's or ledger account's owner (and admins).
+    /// The job's owner (and admins).
     User(UserName),
+    /// The account's owner alone: a ledger is personal, even to admins, so a
+    /// client can trust that every ledger event is its own account's.
+    OwnerOnly(UserName),
     /// Everyone: worker events.
     Everyone,
 }
@@ -27,6 +30,7 @@ impl Envelope {
         match &self.audience {
             Audience::Everyone => true,
             Audience::User(owner) => is_admin || owner == user,
+            Audience::OwnerOnly(owner) => owner == user,
         }
     }
 }

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 #[command(
     name = "gridx-tui",
     version,
-    about = "Grid-X: dashboard, console, worker host and demo"
+    about = "Grid-X: dashboard, console, worker host and demo",
+    disable_help_subcommand = true
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -176,5 +177,33 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::HostInfo) => launch::host_info(&config, cli.global.json).await,
         Some(Command::Console(command)) => launch::one_shot(config, command, cli.global.json).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn console_commands_are_one_shot_commands_too() {
+        let cli =
+            Cli::try_parse_from(["gridx-tui", "--json", "jobs", "--status", "running"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Console(ConsoleCommand::Jobs { .. }))
+        ));
+        let cli =
+            Cli::try_parse_from(["gridx-tui", "submit", "-", "--lang", "bash", "--wait"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Console(ConsoleCommand::Submit(_)))
+        ));
+        assert!(Cli::try_parse_from(["gridx-tui", "worker", "--executor", "podman"]).is_err());
     }
 }

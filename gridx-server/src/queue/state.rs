@@ -487,7 +487,7 @@ impl State {
                             (UserName::new(user), posted.view_for(account))
                     {
                         self.events
-                            .publish(Audience::User(user), ServerEvent::Ledger { entry });
+                            .publish(Audience::OwnerOnly(user), ServerEvent::Ledger { entry });
                     }
                 }
             }

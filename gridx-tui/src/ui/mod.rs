@@ -2,7 +2,11 @@
 //! key bindings, and the terminal runtime that ties them to crossterm.
 
 pub mod draw;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod keymap;
 pub mod runtime;
+#[cfg(test)]
+mod snapshot_tests;
 pub mod state;
 pub mod theme;

@@ -451,8 +451,15 @@ impl AppState {
                     self.workers.remove(&worker_id).is_some()
                 }
                 ServerEvent::Ledger { entry } => {
-                    // Only the caller's own account reaches here (admins see others'
-                    // entries too, so the balance comes from refreshes, not entries).
+                    // Ledger events are the caller's own account only, so the newest
+                    // entry's balance is the balance.
+                    if self
+                        .ledger
+                        .front()
+                        .is_none_or(|newest| entry.id > newest.id)
+                    {
+                        self.balance = Some(entry.balance_after);
+                    }
                     self.ledger.push_front(entry);
                     self.ledger.truncate(500);
                     true

@@ -66,12 +66,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let header = Row::new(["ID", "USER", "LANG", "STATUS", "TRY", "TIME", "WORKER"]).style(t.dim());
     let widths = [
         Constraint::Length(7),
-        Constraint::Min(6),
+        Constraint::Length(12),
         Constraint::Length(6),
         Constraint::Length(9),
         Constraint::Length(3),
         Constraint::Length(10),
-        Constraint::Length(6),
+        Constraint::Fill(1),
     ];
     frame.render_widget(
         Table::new(rows, widths)

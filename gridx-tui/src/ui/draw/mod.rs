@@ -29,8 +29,26 @@ const ASCII_BORDER: border::Set = border::Set {
     horizontal_bottom: "-",
 };
 
+/// Text with the few non-ASCII glyphs the dashboard uses replaced in ASCII mode.
+pub(crate) fn ascii_safe(state: &AppState, text: String) -> String {
+    if !state.ascii {
+        return text;
+    }
+    text.replace('·', "-")
+        .replace('●', "*")
+        .replace('○', "o")
+        .replace('…', "...")
+        .replace('↑', "up")
+        .replace('↓', "down")
+        .replace('▏', "|")
+        .replace('←', "left")
+        .replace('→', "right")
+        .replace('─', "-")
+}
+
 /// A pane's frame, focused or not, in the state's theme and glyph set.
 pub(crate) fn pane_block<'a>(state: &AppState, pane: Pane, title: String) -> Block<'a> {
+    let title = ascii_safe(state, title);
     let focused = state.focus == pane;
     let number = Pane::ALL
         .iter()
@@ -170,6 +188,12 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
     if state.read_only {
         spans.push(Span::styled("  read-only", t.warn()));
     }
+    if state.ascii {
+        spans = spans
+            .into_iter()
+            .map(|s| Span::styled(ascii_safe(state, s.content.into_owned()), s.style))
+            .collect();
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
@@ -190,7 +214,10 @@ fn draw_footer(frame: &mut Frame, area: Rect, state: &AppState) {
             state.sort.label()
         )
     };
-    frame.render_widget(Paragraph::new(Span::styled(hint, t.dim())), area);
+    frame.render_widget(
+        Paragraph::new(Span::styled(ascii_safe(state, hint), t.dim())),
+        area,
+    );
 }
 
 /// The style of a selected row, or none.

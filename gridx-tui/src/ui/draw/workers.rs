@@ -1,14 +1,24 @@
-//! The Workers pane.
+//! The Workers pane: the grid's workers (client), or this worker (worker host).
 
-use super::{human_ms, pane_block, row_style, since_ms, window};
-use crate::ui::state::{AppState, Pane, worker_is_down};
+use super::{ascii_safe, human_ms, pane_block, row_style, since_ms, window};
+use crate::ui::state::{AppState, Connection, Mode, Pane, worker_is_down};
 use gridx_proto::api::WorkerStatus;
+use gridx_proto::protocol::ExecutorKind;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
+/// Columns kept when the pane is narrow: name, status, sandbox, slots, CPU, memory.
+const NARROW: [usize; 6] = [0, 2, 3, 5, 6, 7];
+const TITLES: [&str; 9] = [
+    "NAME", "OWNER", "STATUS", "SANDBOX", "LANGS", "SLOTS", "CPU", "MEM", "SEEN",
+];
+
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
+    if let Mode::WorkerHost { executor, name } = &state.mode {
+        return this_worker(frame, area, state, *executor, name);
+    }
     let t = &state.theme;
     let workers = state.visible_workers();
     let online = workers
@@ -29,6 +39,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         frame.render_widget(text, area);
         return;
     }
+    // Narrow panes keep what an operator scans for first.
+    let wide = area.width >= 72;
+    let keep = |c: usize| wide || NARROW.contains(&c);
     let height = area.height.saturating_sub(3) as usize;
     let (start, end) = window(workers.len(), state.selected[0], height);
     let rows = workers[start..end].iter().enumerate().map(|(i, w)| {
@@ -36,6 +49,13 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
             WorkerStatus::Online => t.ok(),
             WorkerStatus::Draining => t.warn(),
             _ => t.error(),
+        };
+        let (sandbox, sandbox_style) = match w.executor {
+            Some(ExecutorKind::Docker) => ("docker", t.text()),
+            Some(ExecutorKind::Bubblewrap) => ("bwrap", t.text()),
+            Some(ExecutorKind::Unsandboxed) => ("UNSAFE", t.error()),
+            Some(ExecutorKind::Noop) => ("noop", t.dim()),
+            None => ("-", t.dim()),
         };
         let cpu = w
             .metrics
@@ -47,10 +67,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
             .as_ref()
             .map(|m| format!("{:.0}%", m.memory_percent()))
             .unwrap_or_else(|| "-".into());
-        let seen = w
-            .last_seen
-            .map(|at| human_ms(since_ms(state, at)))
-            .unwrap_or_else(|| "never".into());
+        let seen = match w.last_seen.map(|at| since_ms(state, at)) {
+            Some(ms) if ms < 1000 => "now".to_owned(),
+            Some(ms) => human_ms(ms),
+            None => "never".into(),
+        };
         let langs: Vec<&str> = w
             .languages
             .iter()
@@ -61,32 +82,50 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
             })
             .collect();
         let name_style = if worker_is_down(w) { t.dim() } else { t.text() };
-        Row::new(vec![
+        let cells = [
             Cell::from(Span::styled(w.name.clone(), name_style)),
             Cell::from(w.owner.to_string()),
             Cell::from(Span::styled(w.status.to_string(), status_style)),
+            Cell::from(Span::styled(sandbox, sandbox_style)),
             Cell::from(langs.join(",")),
             Cell::from(format!("{}/{}", w.running, w.slots)),
             Cell::from(cpu),
             Cell::from(mem),
             Cell::from(seen),
-        ])
-        .style(row_style(state, Pane::Workers, start + i))
+        ];
+        let cells: Vec<Cell> = cells
+            .into_iter()
+            .enumerate()
+            .filter(|(c, _)| keep(*c))
+            .map(|(_, c)| c)
+            .collect();
+        Row::new(cells).style(row_style(state, Pane::Workers, start + i))
     });
-    let header = Row::new([
-        "NAME", "OWNER", "STATUS", "LANGS", "SLOTS", "CPU", "MEM", "SEEN",
-    ])
-    .style(t.dim());
     let widths = [
-        Constraint::Min(8),
-        Constraint::Min(6),
+        Constraint::Fill(2),
+        Constraint::Fill(1),
         Constraint::Length(8),
+        Constraint::Length(7),
         Constraint::Length(8),
         Constraint::Length(5),
         Constraint::Length(4),
         Constraint::Length(4),
         Constraint::Length(6),
     ];
+    let widths: Vec<Constraint> = widths
+        .into_iter()
+        .enumerate()
+        .filter(|(c, _)| keep(*c))
+        .map(|(_, w)| w)
+        .collect();
+    let header = Row::new(
+        TITLES
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| keep(*c))
+            .map(|(_, t)| *t),
+    )
+    .style(t.dim());
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)
@@ -94,4 +133,58 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
             .column_spacing(1),
         area,
     );
+}
+
+/// The worker host's own card: who it is, how it sandboxes, how busy it is.
+fn this_worker(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    executor: ExecutorKind,
+    name: &str,
+) {
+    let t = &state.theme;
+    let block = pane_block(state, Pane::Workers, "This worker".into());
+    let running = state
+        .jobs
+        .values()
+        .filter(|j| j.status == gridx_proto::JobStatus::Running)
+        .count();
+    let finished = state
+        .jobs
+        .values()
+        .filter(|j| j.status.is_terminal())
+        .count();
+    let sandbox_style = if executor.is_sandboxed() {
+        t.ok()
+    } else {
+        t.error()
+    };
+    let (link, link_style) = match &state.connection {
+        Connection::Online => ("connected".to_owned(), t.ok()),
+        Connection::Connecting => ("connecting".to_owned(), t.warn()),
+        Connection::Offline { reason, .. } => (format!("offline: {reason}"), t.error()),
+    };
+    let field = |label: &str, value: String, style| {
+        Line::from(vec![
+            Span::styled(format!("{label:>12} "), t.dim()),
+            Span::styled(ascii_safe(state, value), style),
+        ])
+    };
+    let lines = vec![
+        field("name", name.to_owned(), t.text()),
+        field("coordinator", state.server.clone(), t.text()),
+        field("link", link, link_style),
+        field(
+            "sandbox",
+            crate::worker::host::describe(executor).to_owned(),
+            sandbox_style,
+        ),
+        field(
+            "jobs",
+            format!("{running} running, {finished} finished here"),
+            t.text(),
+        ),
+    ];
+    frame.render_widget(Paragraph::new(lines).block(block), area);
 }

@@ -1,0 +1,107 @@
+//! Snapshots of the whole screen and of every pane, at 80x24 and 160x48, rendered
+//! with ratatui's TestBackend from fixed fixtures (ids and times are constants). A
+//! change in drawing shows up as a snapshot diff in review (`cargo insta review`).
+
+use super::draw;
+use super::fixtures::{client_state, worker_state};
+use super::state::{AppState, Overlay, Pane};
+use gridx_proto::JobId;
+use gridx_proto::protocol::ExecutorKind;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn render(state: &AppState, width: u16, height: u16) -> String {
+    let mut terminal =
+        Terminal::new(TestBackend::new(width, height)).unwrap_or_else(|e| panic!("{e}"));
+    terminal
+        .draw(|f| draw::draw(f, state))
+        .unwrap_or_else(|e| panic!("{e}"));
+    terminal.backend().to_string()
+}
+
+macro_rules! screen {
+    ($name:ident, $state:expr) => {
+        #[test]
+        fn $name() {
+            let state = $state;
+            insta::assert_snapshot!(concat!(stringify!($name), "_80x24"), render(&state, 80, 24));
+            insta::assert_snapshot!(
+                concat!(stringify!($name), "_160x48"),
+                render(&state, 160, 48)
+            );
+        }
+    };
+}
+
+screen!(client_dashboard, client_state());
+screen!(every_pane_focused, {
+    // Each focus shows its pane's thick border and selection; one screen per pane.
+    let mut s = client_state();
+    s.focus = Pane::Workers;
+    s.selected[0] = 1;
+    s
+});
+screen!(help_overlay, {
+    let mut s = client_state();
+    s.overlay = Overlay::Help;
+    s
+});
+screen!(job_detail, {
+    let mut s = client_state();
+    s.overlay = Overlay::Detail(JobId(4));
+    s
+});
+screen!(cancel_confirmation, {
+    let mut s = client_state();
+    s.overlay = Overlay::ConfirmCancel(JobId(2));
+    s
+});
+screen!(filtered_and_sorted, {
+    let mut s = client_state();
+    s.filter = "alice".into();
+    s.sort = super::state::JobSort::Status;
+    s
+});
+screen!(console_editing, {
+    let mut s = client_state();
+    s.focus = Pane::Console;
+    s.console.editing = true;
+    s.console.input = "jobs --status run".into();
+    s.console.cursor = 17;
+    s
+});
+screen!(offline_and_read_only, {
+    let mut s = client_state();
+    s.connection = super::state::Connection::Offline {
+        reason: "connection refused".into(),
+        retry_in_s: Some(4),
+    };
+    s.read_only = true;
+    s
+});
+screen!(worker_host_docker, worker_state(ExecutorKind::Docker));
+screen!(
+    worker_host_unsandboxed,
+    worker_state(ExecutorKind::Unsandboxed)
+);
+screen!(ascii_mode, {
+    let mut s = worker_state(ExecutorKind::Bubblewrap);
+    s.ascii = true;
+    s
+});
+screen!(empty_grid, {
+    let mut s = client_state();
+    s.jobs.clear();
+    s.workers.clear();
+    s.ledger.clear();
+    s
+});
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let state = client_state();
+    for (w, h) in [(1, 1), (20, 5), (40, 10), (79, 23), (60, 20), (200, 3)] {
+        let _ = render(&state, w, h);
+    }
+    insta::assert_snapshot!("too_small_20x5", render(&state, 20, 5));
+}
