@@ -10,3 +10,5 @@ pub mod runtime;
 mod snapshot_tests;
 pub mod state;
 pub mod theme;
+#[cfg(test)]
+mod reducer_tests;

@@ -1,0 +1,229 @@
+//! The reducer without a terminal: keys and events in, state and effects out.
+
+use super::fixtures::{NOW_MS, client_state, job};
+use super::state::{AppState, Connection, Effect, JobSort, LogLevel, Msg, Overlay, Pane};
+use crate::client::live::LiveEvent;
+use crate::commands::{ConsoleCommand, Outcome};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use gridx_proto::api::{LedgerEntryView, LedgerKind};
+use gridx_proto::events::ServerEvent;
+use gridx_proto::time_fmt::from_unix_millis;
+use gridx_proto::{Credits, JobId, JobStatus, Language};
+use std::time::Duration;
+
+fn key(state: &mut AppState, code: KeyCode) -> Vec<Effect> {
+    state.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))).0
+}
+
+fn ctrl(state: &mut AppState, c: char) -> Vec<Effect> {
+    state.update(Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))).0
+}
+
+fn type_text(state: &mut AppState, text: &str) {
+    for c in text.chars() {
+        key(state, KeyCode::Char(c));
+    }
+}
+
+#[test]
+fn tab_number_keys_and_shift_tab_move_between_panes() {
+    let mut s = client_state();
+    assert_eq!(s.focus, Pane::Jobs);
+    key(&mut s, KeyCode::Tab);
+    assert_eq!(s.focus, Pane::Gauges);
+    key(&mut s, KeyCode::BackTab);
+    key(&mut s, KeyCode::BackTab);
+    assert_eq!(s.focus, Pane::Workers);
+    key(&mut s, KeyCode::Char('4'));
+    assert_eq!(s.focus, Pane::Ledger);
+    key(&mut s, KeyCode::Char('5'));
+    assert_eq!(s.focus, Pane::Console);
+}
+
+#[test]
+fn j_k_and_arrows_move_within_bounds() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char('k'));
+    assert_eq!(s.selected[1], 0);
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Down);
+    assert_eq!(s.selected[1], 2);
+    key(&mut s, KeyCode::Char('G'));
+    assert_eq!(s.selected[1], s.jobs.len() - 1, "clamped to the last row");
+    key(&mut s, KeyCode::Up);
+    assert_eq!(s.selected[1], s.jobs.len() - 2);
+    key(&mut s, KeyCode::Char('g'));
+    assert_eq!(s.selected[1], 0);
+}
+
+#[test]
+fn enter_opens_the_selected_jobs_details_and_esc_closes() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Enter);
+    assert_eq!(s.overlay, Overlay::Detail(JobId(12)), "newest first");
+    key(&mut s, KeyCode::Esc);
+    assert_eq!(s.overlay, Overlay::None);
+}
+
+#[test]
+fn cancel_asks_first_and_only_yes_cancels() {
+    let mut s = client_state();
+    // Select job 11 (queued) and cancel it.
+    key(&mut s, KeyCode::Char('j'));
+    assert!(key(&mut s, KeyCode::Char('c')).is_empty());
+    assert_eq!(s.overlay, Overlay::ConfirmCancel(JobId(11)));
+    assert!(key(&mut s, KeyCode::Char('n')).is_empty());
+    assert_eq!(s.overlay, Overlay::None);
+    key(&mut s, KeyCode::Char('c'));
+    let effects = key(&mut s, KeyCode::Char('y'));
+    assert_eq!(effects, vec![Effect::RunCommand(ConsoleCommand::Cancel { id: JobId(11) })]);
+    // A finished job cannot be cancelled: no confirmation, an error line.
+    key(&mut s, KeyCode::Char('g'));
+    key(&mut s, KeyCode::Char('c'));
+    assert_eq!(s.overlay, Overlay::None);
+    assert_eq!(s.console.log.back().map(|l| l.0), Some(LogLevel::Error));
+}
+
+#[test]
+fn read_only_refuses_cancel_and_submit() {
+    let mut s = client_state();
+    s.read_only = true;
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Char('c'));
+    assert_eq!(s.overlay, Overlay::None);
+    key(&mut s, KeyCode::Char(':'));
+    type_text(&mut s, "submit --lang bash --code 'echo hi'");
+    assert!(key(&mut s, KeyCode::Enter).is_empty());
+    assert!(s.console.log.back().is_some_and(|(l, t)| *l == LogLevel::Error && t.contains("read-only")));
+    // Reading is fine.
+    type_text(&mut s, "jobs");
+    assert_eq!(
+        key(&mut s, KeyCode::Enter),
+        vec![Effect::RunCommand(ConsoleCommand::Jobs { status: None, limit: 20, all: false })]
+    );
+}
+
+#[test]
+fn filter_and_sort_change_what_the_jobs_pane_shows() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char('/'));
+    type_text(&mut s, "bob");
+    key(&mut s, KeyCode::Enter);
+    assert!(s.visible_jobs().iter().all(|j| j.user.as_str() == "bob"));
+    assert_eq!(s.visible_jobs().len(), 3);
+    key(&mut s, KeyCode::Esc);
+    assert_eq!(s.visible_jobs().len(), 12);
+    key(&mut s, KeyCode::Char('s'));
+    assert_eq!(s.sort, JobSort::Status);
+    assert_eq!(s.visible_jobs()[0].status, JobStatus::Running);
+}
+
+#[test]
+fn the_console_edits_completes_runs_and_remembers() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char(':'));
+    assert!(s.console.editing);
+    type_text(&mut s, "bal");
+    key(&mut s, KeyCode::Tab);
+    assert_eq!(s.console.input, "balance");
+    let effects = key(&mut s, KeyCode::Enter);
+    assert_eq!(effects, vec![Effect::RunCommand(ConsoleCommand::Balance)]);
+    assert_eq!(s.console.input, "");
+    type_text(&mut s, "jobs --sta");
+    key(&mut s, KeyCode::Tab);
+    assert_eq!(s.console.input, "jobs --status");
+    ctrl(&mut s, 'u');
+    key(&mut s, KeyCode::Up);
+    assert_eq!(s.console.input, "balance", "history");
+    // Editing in the middle of the line.
+    key(&mut s, KeyCode::Home);
+    key(&mut s, KeyCode::Delete);
+    assert_eq!(s.console.input, "alance");
+    // Typing `q` in the console types; it does not quit.
+    type_text(&mut s, "q");
+    assert!(!s.should_quit);
+    key(&mut s, KeyCode::Esc);
+    assert!(!s.console.editing);
+}
+
+#[test]
+fn parse_errors_are_printed_not_run() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char(':'));
+    type_text(&mut s, "cancel banana");
+    assert!(key(&mut s, KeyCode::Enter).is_empty());
+    assert!(s.console.log.iter().any(|(l, t)| *l == LogLevel::Error && t.contains("not a job id")));
+}
+
+#[test]
+fn q_and_ctrl_c_quit_and_ctrl_z_suspends() {
+    let mut s = client_state();
+    assert_eq!(ctrl(&mut s, 'z'), vec![Effect::Suspend]);
+    assert_eq!(key(&mut s, KeyCode::Char('r')), vec![Effect::OpenRepl]);
+    assert_eq!(key(&mut s, KeyCode::Char('q')), vec![Effect::Quit]);
+    assert!(s.should_quit);
+    let mut s = client_state();
+    assert_eq!(ctrl(&mut s, 'c'), vec![Effect::Quit]);
+}
+
+#[test]
+fn live_events_update_jobs_ledger_and_the_connection() {
+    let mut s = client_state();
+    let (effects, _) = s.update(Msg::Live(LiveEvent::Connected));
+    assert_eq!(effects, vec![Effect::Refresh], "reload after (re)connecting");
+    let mut updated = job(11, "alice", Language::Node, JobStatus::Running);
+    updated.attempts = 1;
+    s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job { job: updated }))));
+    assert_eq!(s.jobs[&JobId(11)].status, JobStatus::Running);
+    let entry = LedgerEntryView {
+        id: 100,
+        at: from_unix_millis(NOW_MS),
+        kind: LedgerKind::Hold,
+        amount: Credits::from_millis(-1000),
+        job_id: Some(JobId(13)),
+        balance_after: Credits::from_millis(86_400),
+    };
+    s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Ledger { entry }))));
+    assert_eq!(s.balance, Some(Credits::from_millis(86_400)));
+    assert_eq!(s.ledger.front().map(|e| e.id), Some(100));
+    s.update(Msg::Live(LiveEvent::Disconnected { reason: "refused".into(), retry_in: Duration::from_secs(3) }));
+    assert_eq!(s.connection, Connection::Offline { reason: "refused".into(), retry_in_s: Some(3) });
+    let (effects, _) = s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Lagged { missed: 5 }))));
+    assert_eq!(effects, vec![Effect::Refresh]);
+}
+
+#[test]
+fn command_results_land_in_the_console_and_the_panes() {
+    let mut s = client_state();
+    let submitted = job(13, "alice", Language::Python, JobStatus::Queued);
+    s.update(Msg::CommandDone(Ok(Outcome::Submitted(Box::new(submitted)))));
+    assert!(s.jobs.contains_key(&JobId(13)));
+    assert!(s.console.log.back().is_some_and(|(_, t)| t.contains("submitted job 13")));
+    s.update(Msg::CommandDone(Err("cannot reach the coordinator".into())));
+    assert!(s.console.log.back().is_some_and(|(l, _)| *l == LogLevel::Error));
+    let (effects, _) = s.update(Msg::CommandDone(Ok(Outcome::Theme(Some("light".into())))));
+    assert_eq!(effects, vec![Effect::SetTheme("light".into())]);
+}
+
+#[test]
+fn the_job_list_is_bounded() {
+    let mut s = client_state();
+    s.max_jobs = 5;
+    for i in 100..110 {
+        s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job { job: job(i, "alice", Language::Bash, JobStatus::Queued) }))));
+    }
+    assert_eq!(s.jobs.len(), 5);
+}
+
+#[test]
+fn help_lists_every_bound_key() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char('?'));
+    assert_eq!(s.overlay, Overlay::Help);
+    let rows = s.keymap.help_rows();
+    for what in ["quit", "job details", "cancel the selected job", "filter rows", "type a command"] {
+        assert!(rows.iter().any(|(_, d)| *d == what), "{what} missing from help");
+    }
+    key(&mut s, KeyCode::Char('?'));
+    assert_eq!(s.overlay, Overlay::None);
+}
