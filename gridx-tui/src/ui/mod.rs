@@ -5,10 +5,10 @@ pub mod draw;
 #[doc(hidden)]
 pub mod fixtures;
 pub mod keymap;
+#[cfg(test)]
+mod reducer_tests;
 pub mod runtime;
 #[cfg(test)]
 mod snapshot_tests;
 pub mod state;
 pub mod theme;
-#[cfg(test)]
-mod reducer_tests;

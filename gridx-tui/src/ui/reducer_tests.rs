@@ -12,11 +12,18 @@ use gridx_proto::{Credits, JobId, JobStatus, Language};
 use std::time::Duration;
 
 fn key(state: &mut AppState, code: KeyCode) -> Vec<Effect> {
-    state.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))).0
+    state
+        .update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+        .0
 }
 
 fn ctrl(state: &mut AppState, c: char) -> Vec<Effect> {
-    state.update(Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))).0
+    state
+        .update(Msg::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::CONTROL,
+        )))
+        .0
 }
 
 fn type_text(state: &mut AppState, text: &str) {
@@ -76,7 +83,10 @@ fn cancel_asks_first_and_only_yes_cancels() {
     assert_eq!(s.overlay, Overlay::None);
     key(&mut s, KeyCode::Char('c'));
     let effects = key(&mut s, KeyCode::Char('y'));
-    assert_eq!(effects, vec![Effect::RunCommand(ConsoleCommand::Cancel { id: JobId(11) })]);
+    assert_eq!(
+        effects,
+        vec![Effect::RunCommand(ConsoleCommand::Cancel { id: JobId(11) })]
+    );
     // A finished job cannot be cancelled: no confirmation, an error line.
     key(&mut s, KeyCode::Char('g'));
     key(&mut s, KeyCode::Char('c'));
@@ -94,12 +104,21 @@ fn read_only_refuses_cancel_and_submit() {
     key(&mut s, KeyCode::Char(':'));
     type_text(&mut s, "submit --lang bash --code 'echo hi'");
     assert!(key(&mut s, KeyCode::Enter).is_empty());
-    assert!(s.console.log.back().is_some_and(|(l, t)| *l == LogLevel::Error && t.contains("read-only")));
+    assert!(
+        s.console
+            .log
+            .back()
+            .is_some_and(|(l, t)| *l == LogLevel::Error && t.contains("read-only"))
+    );
     // Reading is fine.
     type_text(&mut s, "jobs");
     assert_eq!(
         key(&mut s, KeyCode::Enter),
-        vec![Effect::RunCommand(ConsoleCommand::Jobs { status: None, limit: 20, all: false })]
+        vec![Effect::RunCommand(ConsoleCommand::Jobs {
+            status: None,
+            limit: 20,
+            all: false
+        })]
     );
 }
 
@@ -152,7 +171,12 @@ fn parse_errors_are_printed_not_run() {
     key(&mut s, KeyCode::Char(':'));
     type_text(&mut s, "cancel banana");
     assert!(key(&mut s, KeyCode::Enter).is_empty());
-    assert!(s.console.log.iter().any(|(l, t)| *l == LogLevel::Error && t.contains("not a job id")));
+    assert!(
+        s.console
+            .log
+            .iter()
+            .any(|(l, t)| *l == LogLevel::Error && t.contains("not a job id"))
+    );
 }
 
 #[test]
@@ -170,10 +194,16 @@ fn q_and_ctrl_c_quit_and_ctrl_z_suspends() {
 fn live_events_update_jobs_ledger_and_the_connection() {
     let mut s = client_state();
     let (effects, _) = s.update(Msg::Live(LiveEvent::Connected));
-    assert_eq!(effects, vec![Effect::Refresh], "reload after (re)connecting");
+    assert_eq!(
+        effects,
+        vec![Effect::Refresh],
+        "reload after (re)connecting"
+    );
     let mut updated = job(11, "alice", Language::Node, JobStatus::Running);
     updated.attempts = 1;
-    s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job { job: updated }))));
+    s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job {
+        job: updated,
+    }))));
     assert_eq!(s.jobs[&JobId(11)].status, JobStatus::Running);
     let entry = LedgerEntryView {
         id: 100,
@@ -183,12 +213,25 @@ fn live_events_update_jobs_ledger_and_the_connection() {
         job_id: Some(JobId(13)),
         balance_after: Credits::from_millis(86_400),
     };
-    s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Ledger { entry }))));
+    s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Ledger {
+        entry,
+    }))));
     assert_eq!(s.balance, Some(Credits::from_millis(86_400)));
     assert_eq!(s.ledger.front().map(|e| e.id), Some(100));
-    s.update(Msg::Live(LiveEvent::Disconnected { reason: "refused".into(), retry_in: Duration::from_secs(3) }));
-    assert_eq!(s.connection, Connection::Offline { reason: "refused".into(), retry_in_s: Some(3) });
-    let (effects, _) = s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Lagged { missed: 5 }))));
+    s.update(Msg::Live(LiveEvent::Disconnected {
+        reason: "refused".into(),
+        retry_in: Duration::from_secs(3),
+    }));
+    assert_eq!(
+        s.connection,
+        Connection::Offline {
+            reason: "refused".into(),
+            retry_in_s: Some(3)
+        }
+    );
+    let (effects, _) = s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Lagged {
+        missed: 5,
+    }))));
     assert_eq!(effects, vec![Effect::Refresh]);
 }
 
@@ -196,11 +239,23 @@ fn live_events_update_jobs_ledger_and_the_connection() {
 fn command_results_land_in_the_console_and_the_panes() {
     let mut s = client_state();
     let submitted = job(13, "alice", Language::Python, JobStatus::Queued);
-    s.update(Msg::CommandDone(Ok(Outcome::Submitted(Box::new(submitted)))));
+    s.update(Msg::CommandDone(Ok(Outcome::Submitted(Box::new(
+        submitted,
+    )))));
     assert!(s.jobs.contains_key(&JobId(13)));
-    assert!(s.console.log.back().is_some_and(|(_, t)| t.contains("submitted job 13")));
+    assert!(
+        s.console
+            .log
+            .back()
+            .is_some_and(|(_, t)| t.contains("submitted job 13"))
+    );
     s.update(Msg::CommandDone(Err("cannot reach the coordinator".into())));
-    assert!(s.console.log.back().is_some_and(|(l, _)| *l == LogLevel::Error));
+    assert!(
+        s.console
+            .log
+            .back()
+            .is_some_and(|(l, _)| *l == LogLevel::Error)
+    );
     let (effects, _) = s.update(Msg::CommandDone(Ok(Outcome::Theme(Some("light".into())))));
     assert_eq!(effects, vec![Effect::SetTheme("light".into())]);
 }
@@ -210,7 +265,9 @@ fn the_job_list_is_bounded() {
     let mut s = client_state();
     s.max_jobs = 5;
     for i in 100..110 {
-        s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job { job: job(i, "alice", Language::Bash, JobStatus::Queued) }))));
+        s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job {
+            job: job(i, "alice", Language::Bash, JobStatus::Queued),
+        }))));
     }
     assert_eq!(s.jobs.len(), 5);
 }
@@ -221,8 +278,17 @@ fn help_lists_every_bound_key() {
     key(&mut s, KeyCode::Char('?'));
     assert_eq!(s.overlay, Overlay::Help);
     let rows = s.keymap.help_rows();
-    for what in ["quit", "job details", "cancel the selected job", "filter rows", "type a command"] {
-        assert!(rows.iter().any(|(_, d)| *d == what), "{what} missing from help");
+    for what in [
+        "quit",
+        "job details",
+        "cancel the selected job",
+        "filter rows",
+        "type a command",
+    ] {
+        assert!(
+            rows.iter().any(|(_, d)| *d == what),
+            "{what} missing from help"
+        );
     }
     key(&mut s, KeyCode::Char('?'));
     assert_eq!(s.overlay, Overlay::None);

@@ -1,0 +1,189 @@
+//! The dashboard as a person sees it: the real `gridx-tui` binary inside tmux against
+//! a real coordinator and worker. Types a `submit` into the console and watches the
+//! job reach `succeeded` in the job pane.
+
+use gridx_e2e::{Grid, binary, executor_available, terminate};
+use std::process::Command;
+use std::time::Duration;
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn start(session: &str, width: u16, height: u16, command: &str) -> Tmux {
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+                command,
+            ])
+            .status()
+            .expect("tmux runs");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux {
+            session: session.into(),
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.session];
+        args.extend_from_slice(keys);
+        let _ = Command::new("tmux").args(&args).status();
+    }
+
+    fn literal(&self, text: &str) {
+        let _ = Command::new("tmux")
+            .args(["send-keys", "-t", &self.session, "-l", text])
+            .status();
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    async fn wait_for(&self, what: &str, secs: u64, check: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("the dashboard never showed {what}; last screen:\n{screen}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_submit_typed_in_the_console_reaches_succeeded() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/install-deps installs it)");
+        return;
+    }
+    if let Err(why) = executor_available("bubblewrap") {
+        eprintln!("SKIPPED: no sandbox for the worker: {why}");
+        return;
+    }
+    let grid = Grid::start().await;
+    let alice = grid.user("alice", "10");
+    let token = grid.worker_token("alice", "tmux-worker");
+    let work_dir = tempfile::tempdir().unwrap();
+    let mut worker = grid.spawn_worker(&token, "tmux-worker", "bubblewrap", work_dir.path(), &[]);
+    grid.wait_online(&alice, "tmux-worker").await;
+
+    let session = format!("gridx-e2e-{}", std::process::id());
+    let command = format!(
+        "NO_COLOR=1 {} --server {} --token {} --theme ansi",
+        binary("gridx-tui").display(),
+        grid.url,
+        alice
+    );
+    let tmux = Tmux::start(&session, 120, 36, &command);
+    tmux.wait_for("the live connection", 20, |s| {
+        s.contains("● live") && s.contains("tmux-worker")
+    })
+    .await;
+    tmux.keys(&[":"]);
+    tmux.literal("submit --lang python --code 'print(6*7)'");
+    tmux.keys(&["Enter"]);
+    let screen = tmux
+        .wait_for("the job succeeding", 60, |s| {
+            s.lines()
+                .any(|l| l.contains("python") && l.contains("succeeded") && l.contains("alice"))
+        })
+        .await;
+    assert!(screen.contains("submitted job 1"), "{screen}");
+    // The details show the job's output.
+    // Separate keys with a pause: Esc followed at once by a key reads as Alt-key.
+    for k in ["Escape", "2", "Enter"] {
+        tmux.keys(&[k]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tmux.wait_for("the job's stdout in its details", 10, |s| {
+        s.contains("stdout") && s.contains("42")
+    })
+    .await;
+    tmux.keys(&["Escape"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tmux.keys(&["q"]);
+    tmux.wait_for("the dashboard to exit", 10, |s| !s.contains("Grid-X"))
+        .await;
+    let _ = terminate(&mut worker, 20);
+}
+
+#[tokio::test]
+async fn the_repl_runs_commands_and_announces_finished_jobs() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/install-deps installs it)");
+        return;
+    }
+    if let Err(why) = executor_available("bubblewrap") {
+        eprintln!("SKIPPED: no sandbox for the worker: {why}");
+        return;
+    }
+    let grid = Grid::start().await;
+    let alice = grid.user("alice", "10");
+    let token = grid.worker_token("alice", "repl-worker");
+    let work_dir = tempfile::tempdir().unwrap();
+    let mut worker = grid.spawn_worker(&token, "repl-worker", "bubblewrap", work_dir.path(), &[]);
+    grid.wait_online(&alice, "repl-worker").await;
+    let home = tempfile::tempdir().unwrap();
+    let session = format!("gridx-repl-{}", std::process::id());
+    let command = format!(
+        "HOME={} {} --server {} --token {} repl",
+        home.path().display(),
+        binary("gridx-tui").display(),
+        grid.url,
+        alice
+    );
+    let tmux = Tmux::start(&session, 120, 30, &command);
+    tmux.wait_for("the prompt", 20, |s| s.contains("Grid-X console"))
+        .await;
+    tmux.literal("balance");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the balance", 10, |s| s.contains("alice: 10 credits"))
+        .await;
+    tmux.literal("submit --lang bash --code 'sleep 1; echo hi'");
+    tmux.keys(&["Enter"]);
+    // Announced by the external printer while the prompt waits.
+    tmux.wait_for("the finished job's announcement", 30, |s| {
+        s.contains("⟫ job 1 succeeded")
+    })
+    .await;
+    tmux.literal("quit");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the REPL to exit", 10, |s| {
+        !s.contains("gridx〉") || s.trim().is_empty()
+    })
+    .await;
+    // History was written to the platform data directory.
+    let history = home.path().join(".local/share/gridx/repl_history");
+    let text = std::fs::read_to_string(&history).unwrap_or_default();
+    assert!(
+        text.contains("balance"),
+        "history at {}: {text:?}",
+        history.display()
+    );
+    let _ = terminate(&mut worker, 20);
+}

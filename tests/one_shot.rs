@@ -1,0 +1,156 @@
+//! One-shot commands: the console's grammar as `gridx-tui <command>`, against a real
+//! coordinator and worker, with `--json` output and `submit --wait` exit codes.
+
+use gridx_e2e::{Grid, binary, executor_available, terminate};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn gridx(grid: &Grid, token: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(binary("gridx-tui"))
+        .args(["--server", &grid.url, "--token", token])
+        .args(args)
+        .env_remove("GRIDX_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gridx-tui runs");
+    if let Some(mut pipe) = child.stdin.take() {
+        let _ = pipe.write_all(stdin.unwrap_or_default().as_bytes());
+    }
+    child.wait_with_output().expect("gridx-tui exits")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shot_commands_work_end_to_end() {
+    if let Err(why) = executor_available("bubblewrap") {
+        eprintln!("SKIPPED: no sandbox for the worker: {why}");
+        return;
+    }
+    let grid = Grid::start().await;
+    let alice = grid.user("alice", "10");
+    let token = grid.worker_token("alice", "w1");
+    let work_dir = tempfile::tempdir().unwrap();
+    let mut worker = grid.spawn_worker(&token, "w1", "bubblewrap", work_dir.path(), &[]);
+    grid.wait_online(&alice, "w1").await;
+
+    let grid_ref = &grid;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("hello.py");
+    std::fs::write(
+        &script,
+        "import sys\nprint('hi', sys.stdin.read().strip())\n",
+    )
+    .unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "there\n").unwrap();
+
+    let out = tokio::task::block_in_place(|| {
+        gridx(
+            grid_ref,
+            &alice,
+            &[
+                "submit",
+                script.to_str().unwrap(),
+                "--stdin",
+                input.to_str().unwrap(),
+                "--wait",
+            ],
+            None,
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hi there\n");
+
+    // The job's own exit code becomes ours; code from stdin with `-`.
+    let out = tokio::task::block_in_place(|| {
+        gridx(
+            grid_ref,
+            &alice,
+            &["submit", "-", "--lang", "bash", "--wait"],
+            Some("echo oops >&2; exit 3"),
+        )
+    });
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(text(&out.stderr), "oops\n");
+
+    // Without --wait: the id alone on stdout.
+    let out = tokio::task::block_in_place(|| {
+        gridx(
+            grid_ref,
+            &alice,
+            &["submit", "--lang", "node", "--code", "console.log(1)"],
+            None,
+        )
+    });
+    let id: u64 = text(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a job id alone on stdout");
+    let out = tokio::task::block_in_place(|| {
+        gridx(grid_ref, &alice, &["--json", "job", &id.to_string()], None)
+    });
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(job["job_id"], id);
+
+    let out = tokio::task::block_in_place(|| {
+        gridx(grid_ref, &alice, &["--json", "jobs", "--limit", "2"], None)
+    });
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(list["jobs"].as_array().map(Vec::len), Some(2));
+    let out = tokio::task::block_in_place(|| gridx(grid_ref, &alice, &["balance"], None));
+    assert!(
+        text(&out.stdout).starts_with("alice: "),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = tokio::task::block_in_place(|| gridx(grid_ref, &alice, &["--json", "workers"], None));
+    let workers: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(workers["workers"][0]["name"], "w1");
+    let out = tokio::task::block_in_place(|| {
+        gridx(
+            grid_ref,
+            &alice,
+            &["--json", "ledger", "--limit", "3"],
+            None,
+        )
+    });
+    let ledger: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(ledger["entries"].as_array().map(Vec::len), Some(3));
+
+    // Clear errors: bad token, no such job, unreadable file, read-only.
+    let out = tokio::task::block_in_place(|| gridx(grid_ref, "gxu_nope", &["balance"], None));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown or rotated API token"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tokio::task::block_in_place(|| gridx(grid_ref, &alice, &["job", "999"], None));
+    assert!(
+        text(&out.stderr).contains("no such job"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tokio::task::block_in_place(|| {
+        gridx(grid_ref, &alice, &["submit", "/nonexistent.py"], None)
+    });
+    assert!(
+        text(&out.stderr).contains("cannot read /nonexistent.py"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tokio::task::block_in_place(|| {
+        gridx(grid_ref, &alice, &["--read-only", "cancel", "1"], None)
+    });
+    assert!(
+        text(&out.stderr).contains("read-only"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = terminate(&mut worker, 20);
+}
