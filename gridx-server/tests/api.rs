@@ -462,3 +462,52 @@ async fn health_metrics_and_openapi() {
     }
     assert!(doc["paths"]["/v1/jobs"]["post"]["responses"]["402"].is_object());
 }
+
+#[tokio::test]
+async fn cors_is_off_unless_origins_are_configured() {
+    let server = TestServer::start().await;
+    let response = server
+        .http
+        .get(server.url("/healthz"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    let server =
+        TestServer::start_with(|c| c.cors_allowed_origins = vec!["https://ops.example".into()])
+            .await;
+    let response = server
+        .http
+        .get(server.url("/healthz"))
+        .header("Origin", "https://ops.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://ops.example")
+    );
+    let response = server
+        .http
+        .get(server.url("/healthz"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}

@@ -308,3 +308,126 @@ pub fn prune_output(conn: &Connection, cutoff: i64) -> StoreResult<usize> {
         [cutoff],
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ledger, schema};
+    use gridx_proto::api::LedgerKind;
+
+    fn store() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrations().to_latest(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO users (name, token_hash, created_at) VALUES ('a', x'00', 0)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO accounts (id, balance) VALUES ('user:a', 0)",
+            [],
+        )
+        .unwrap();
+        conn
+    }
+
+    fn spec() -> JobSpec {
+        JobSpec {
+            language: Language::Bash,
+            code: "echo secret".into(),
+            stdin: "input".into(),
+            timeout_s: 5,
+            memory_mb: 64,
+            priority: 0,
+            max_output_bytes: 1024,
+        }
+    }
+
+    #[test]
+    fn retention_drops_old_output_but_keeps_the_row_and_ledger() {
+        let conn = store();
+        let user = UserName::new("a").unwrap();
+        ledger::post(
+            &conn,
+            LedgerKind::Grant,
+            ledger::MINT,
+            "user:a",
+            Credits::from_whole(5),
+            None,
+            0,
+        )
+        .unwrap();
+        let old = insert_job(&conn, &user, &spec(), Credits::from_whole(1), 0).unwrap();
+        let new = insert_job(&conn, &user, &spec(), Credits::from_whole(1), 0).unwrap();
+        for (id, finished) in [(old, 1_000), (new, 9_000)] {
+            conn.execute("INSERT OR IGNORE INTO workers (id, name, owner, token_hash, created_at) VALUES (1, 'w', 'a', x'01', 0)", []).unwrap();
+            mark_assigned(&conn, id, WorkerId(1), 1, 0).unwrap();
+            let done = Completion {
+                stdout: "out".into(),
+                stderr: "err".into(),
+                exit_code: Some(0),
+                ..Completion::default()
+            };
+            mark_finished(
+                &conn,
+                id,
+                JobStatus::Running,
+                JobStatus::Succeeded,
+                &done,
+                finished,
+            )
+            .unwrap();
+        }
+        assert_eq!(prune_output(&conn, 5_000).unwrap(), 1);
+        assert_eq!(
+            prune_output(&conn, 5_000).unwrap(),
+            0,
+            "pruning is idempotent"
+        );
+        let old_view = job_view(&conn, old).unwrap().unwrap();
+        assert_eq!(
+            (old_view.stdout.as_str(), old_view.status),
+            ("", JobStatus::Succeeded)
+        );
+        assert_eq!(load_spec(&conn, old).unwrap().code, "");
+        assert_eq!(job_view(&conn, new).unwrap().unwrap().stdout, "out");
+    }
+
+    #[test]
+    fn a_finished_job_cannot_be_finished_again() {
+        let conn = store();
+        let user = UserName::new("a").unwrap();
+        let id = insert_job(&conn, &user, &spec(), Credits::ZERO, 0).unwrap();
+        mark_finished(
+            &conn,
+            id,
+            JobStatus::Queued,
+            JobStatus::Cancelled,
+            &Completion::default(),
+            1,
+        )
+        .unwrap();
+        assert!(
+            mark_finished(
+                &conn,
+                id,
+                JobStatus::Queued,
+                JobStatus::Cancelled,
+                &Completion::default(),
+                2
+            )
+            .is_err()
+        );
+        assert!(
+            mark_finished(
+                &conn,
+                id,
+                JobStatus::Cancelled,
+                JobStatus::Succeeded,
+                &Completion::default(),
+                2
+            )
+            .is_err()
+        );
+    }
+}
