@@ -212,3 +212,33 @@ pub fn worker_state(executor: ExecutorKind) -> AppState {
     state.log(LogLevel::Info, "job 42 attempt 1 started (python)");
     state
 }
+
+/// A large grid for the render benchmark: `jobs` jobs and `workers` workers.
+pub fn large_state(jobs: u64, workers: u64) -> AppState {
+    let mut state = client_state();
+    state.jobs.clear();
+    state.workers.clear();
+    state.max_jobs = jobs as usize + 1;
+    let statuses = JobStatus::ALL;
+    for i in 1..=jobs {
+        let j = job(
+            i,
+            if i % 3 == 0 { "bob" } else { "alice" },
+            Language::ALL[(i % 3) as usize],
+            statuses[(i % 7) as usize],
+        );
+        state.jobs.insert(j.job_id, j);
+    }
+    for i in 1..=workers {
+        let w = worker(
+            i,
+            &format!("w{i}"),
+            "bob",
+            WorkerStatus::Online,
+            ExecutorKind::Docker,
+            (i % 4) as u32,
+        );
+        state.workers.insert(w.worker_id, w);
+    }
+    state
+}

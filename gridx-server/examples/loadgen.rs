@@ -1,0 +1,458 @@
+//! Coordinator load generator.
+//!
+//! Starts the real `gridx-server` binary on a temporary store, connects N simulated
+//! workers over real WebSockets (their "executor" finishes a job at once), submits M
+//! jobs from U users over HTTP with C requests in flight, and reports jobs/s end to end
+//! (first submit to last settlement), submit-to-assign latency (p50/p99/max, measured
+//! from the 201 answer to the worker receiving `assign`), and the coordinator process's
+//! CPU time and peak RSS (from /proc). Then `ledger verify` must pass.
+//!
+//! ```sh
+//! cargo build --release -p gridx-server --bins --examples
+//! target/release/examples/loadgen --workers 1000 --jobs 50000 --users 10 --concurrency 64
+//! target/release/examples/loadgen --idle-workers 10000      # RSS with idle workers
+//! ```
+
+use futures_util::{SinkExt, StreamExt};
+use gridx_proto::Language;
+use gridx_proto::job::{RunEnd, RunOutcome};
+use gridx_proto::protocol::{
+    Capabilities, CoordinatorMessage, ExecutorKind, PROTOCOL_VERSION, WorkerMessage,
+    decode_coordinator_message, encode,
+};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Options {
+    workers: usize,
+    slots: u32,
+    jobs: usize,
+    users: usize,
+    concurrency: usize,
+    idle_workers: usize,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        workers: 100,
+        slots: 4,
+        jobs: 5_000,
+        users: 4,
+        concurrency: 32,
+        idle_workers: 0,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let n: usize = value
+            .parse()
+            .map_err(|_| format!("{flag}: {value:?} is not a number"))?;
+        match flag.as_str() {
+            "--workers" => o.workers = n,
+            "--slots" => o.slots = n as u32,
+            "--jobs" => o.jobs = n,
+            "--users" => o.users = n.max(1),
+            "--concurrency" => o.concurrency = n.max(1),
+            "--idle-workers" => o.idle_workers = n,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(o)
+}
+
+fn server_binary() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe.parent().and_then(Path::parent).ok_or("no target dir")?;
+    let bin = dir.join("gridx-server");
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} is missing: run `cargo build --release -p gridx-server --bins --examples`",
+            bin.display()
+        ))
+    }
+}
+
+fn admin(bin: &Path, dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("gridx-server runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// CPU seconds (user + system) and peak RSS (MiB) of a process, from /proc.
+fn usage(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc_sysconf_clk_tck() };
+    let cpu = (ticks(11) + ticks(12)) / hz;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (cpu, hwm / 1024.0)
+}
+
+unsafe fn libc_sysconf_clk_tck() -> f64 {
+    // _SC_CLK_TCK is 2 on Linux; avoid a libc dependency for one call.
+    unsafe extern "C" {
+        fn sysconf(name: i32) -> i64;
+    }
+    let v = unsafe { sysconf(2) };
+    if v > 0 { v as f64 } else { 100.0 }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// When each request was sent, by request number (carried in the job's code, so the
+/// worker can tell which request an `assign` answers).
+type Submitted = Arc<Mutex<HashMap<u64, Instant>>>;
+
+async fn worker(
+    url: String,
+    token: String,
+    slots: u32,
+    submitted: Submitted,
+    latencies: Arc<Mutex<Vec<f64>>>,
+    done: Arc<AtomicU64>,
+    busy: bool,
+) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}/v1/worker/connect"))
+        .await
+        .expect("connect");
+    let hello = WorkerMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        token,
+        name: "sim".into(),
+        capabilities: Capabilities {
+            languages: vec![Language::Python, Language::Node, Language::Bash],
+            slots,
+            executor: ExecutorKind::Noop,
+            cpu_cores: 1,
+            memory_mb: 1024,
+            gpus: 0,
+        },
+        running: vec![],
+    };
+    socket
+        .send(Message::Text(encode(&hello).unwrap_or_default().into()))
+        .await
+        .expect("hello");
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            frame = socket.next() => {
+                let Some(Ok(Message::Text(text))) = frame else { return };
+                let Ok(message) = decode_coordinator_message(&text, usize::MAX) else { return };
+                match message {
+                    CoordinatorMessage::Assign { job, attempt } if busy => {
+                        let request = job.spec.code.rsplit('#').next().and_then(|n| n.trim().parse::<u64>().ok());
+                        if let Some(t0) = request.and_then(|n| submitted.lock().ok().and_then(|m| m.get(&n).copied()))
+                            && let Ok(mut l) = latencies.lock()
+                        {
+                            l.push(t0.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        let finished = WorkerMessage::Finished {
+                            job_id: job.job_id,
+                            attempt,
+                            outcome: RunOutcome { end: RunEnd::Exited, exit_code: Some(0), stdout: String::new(), stderr: String::new(), stdout_truncated: false, stderr_truncated: false, duration_ms: 0, message: None },
+                        };
+                        if socket.send(Message::Text(encode(&finished).unwrap_or_default().into())).await.is_err() { return; }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    CoordinatorMessage::Reject { message, .. } => { eprintln!("worker rejected: {message}"); return; }
+                    _ => {}
+                }
+            }
+            _ = heartbeat.tick() => {
+                let hb = WorkerMessage::Heartbeat { metrics: Default::default(), running: vec![] };
+                if socket.send(Message::Text(encode(&hb).unwrap_or_default().into())).await.is_err() { return; }
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let bin = match server_binary() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("gridx.toml");
+    std::fs::write(
+        &config,
+        "[server]\nheartbeat_s = 5\nqueue_capacity = 10000000\nmax_queued_per_user = 10000000\nrate_limit_per_s = 1000000\nrate_limit_burst = 1000000\n",
+    )
+    .expect("config");
+    let per_user_credits = (options.jobs / options.users + 10).to_string();
+    let tokens: Vec<String> = (0..options.users)
+        .map(|i| {
+            admin(
+                &bin,
+                dir.path(),
+                &[
+                    "user",
+                    "add",
+                    &format!("u{i}"),
+                    "--credits",
+                    &per_user_credits,
+                ],
+            )
+        })
+        .collect();
+    admin(
+        &bin,
+        dir.path(),
+        &["user", "add", "owner", "--credits", "0"],
+    );
+    let total_workers = options.workers + options.idle_workers;
+    let started = Instant::now();
+    let worker_tokens: Vec<String> = {
+        // One admin process per token is slow for thousands; register in bulk.
+        let mut conn = gridx_server::store::open_writer(dir.path()).expect("store");
+        let owner = gridx_proto::UserName::new("owner").expect("name");
+        let tx = conn.transaction().expect("tx");
+        let tokens = (0..total_workers)
+            .map(|_| {
+                gridx_server::store::users::add_worker(&tx, &owner, "sim")
+                    .expect("worker")
+                    .1
+            })
+            .collect();
+        tx.commit().expect("commit");
+        tokens
+    };
+    eprintln!(
+        "registered {total_workers} workers in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut server = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("GRIDX_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("gridx-server starts");
+    let http_url = format!("http://127.0.0.1:{port}");
+    let ws_url = format!("ws://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.concurrency)
+        .build()
+        .expect("client");
+    for _ in 0..200 {
+        if http.get(format!("{http_url}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let submitted: Submitted = Arc::new(Mutex::new(HashMap::with_capacity(options.jobs)));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(options.jobs)));
+    let done = Arc::new(AtomicU64::new(0));
+    for (i, token) in worker_tokens.into_iter().enumerate() {
+        let busy = i < options.workers;
+        tokio::spawn(worker(
+            ws_url.clone(),
+            token,
+            options.slots,
+            submitted.clone(),
+            latencies.clone(),
+            done.clone(),
+            busy,
+        ));
+        if i % 500 == 499 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Wait until every worker is online.
+    loop {
+        let health: serde_json::Value = http
+            .get(format!("{http_url}/healthz"))
+            .send()
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("json");
+        if health["workers_online"].as_u64().unwrap_or(0) as usize >= total_workers {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (cpu_before, _) = usage(server.id());
+    eprintln!(
+        "{total_workers} workers online; coordinator RSS {:.1} MiB",
+        usage(server.id()).1
+    );
+    if options.jobs == 0 {
+        let (_, rss) = usage(server.id());
+        println!("idle: {total_workers} workers connected, coordinator peak RSS {rss:.1} MiB");
+        let _ = server.kill();
+        let _ = server.wait();
+        return;
+    }
+
+    let t0 = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut submitters = Vec::new();
+    for c in 0..options.concurrency {
+        let http = http.clone();
+        let url = format!("{http_url}/v1/jobs");
+        let token = tokens[c % tokens.len()].clone();
+        let next = next.clone();
+        let submitted = submitted.clone();
+        let jobs = options.jobs as u64;
+        submitters.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= jobs {
+                    break;
+                }
+                if let Ok(mut m) = submitted.lock() {
+                    m.insert(n, Instant::now());
+                }
+                let response = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"language": "bash", "code": format!("true #{n}")}))
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status() == 201 => {}
+                    Ok(r) => eprintln!("submit refused: {}", r.status()),
+                    Err(e) => eprintln!("submit failed: {e}"),
+                }
+            }
+        }));
+    }
+    for s in submitters {
+        let _ = s.await;
+    }
+    let submit_time = t0.elapsed();
+    while (done.load(Ordering::Relaxed) as usize) < options.jobs {
+        if t0.elapsed() > Duration::from_secs(600) {
+            eprintln!(
+                "gave up waiting: {} of {} finished",
+                done.load(Ordering::Relaxed),
+                options.jobs
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Settlement is the coordinator's commit of `finished`: wait until nothing runs.
+    loop {
+        let health: serde_json::Value = http
+            .get(format!("{http_url}/healthz"))
+            .send()
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("json");
+        let metrics = http
+            .get(format!("{http_url}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        let running = metrics
+            .lines()
+            .find(|l| l.starts_with("gridx_jobs{status=\"running\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1);
+        if health["jobs_queued"].as_u64() == Some(0) && running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = t0.elapsed();
+    let (cpu_after, rss) = usage(server.id());
+    let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let cpu = cpu_after - cpu_before;
+    println!(
+        "jobs {} · workers {} x {} slots · users {} · concurrency {}",
+        options.jobs, options.workers, options.slots, options.users, options.concurrency
+    );
+    println!(
+        "end to end      {:.0} jobs/s ({:.2} s; submits took {:.2} s)",
+        options.jobs as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        submit_time.as_secs_f64()
+    );
+    println!(
+        "submit->assign  p50 {:.2} ms · p99 {:.2} ms · max {:.2} ms ({} samples)",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(0.0),
+        lat.len()
+    );
+    println!(
+        "coordinator     {:.2} CPU-s ({:.0}% of one core) · peak RSS {:.1} MiB",
+        cpu,
+        cpu / elapsed.as_secs_f64() * 100.0,
+        rss
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    let verify = admin(&bin, dir.path(), &["ledger", "verify"]);
+    println!("{verify}");
+}

@@ -1,0 +1,32 @@
+//! Rendering the whole dashboard at 160x48 with 10,000 jobs and 1,000 workers.
+//! `cargo bench -p gridx-tui --bench render`; `cargo test` runs it once as a check.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gridx_tui::ui::draw;
+use gridx_tui::ui::fixtures::large_state;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use std::hint::black_box;
+
+fn render(c: &mut Criterion) {
+    let state = large_state(10_000, 1_000);
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap_or_else(|e| panic!("{e}"));
+    c.bench_function("full screen 160x48, 10k jobs, 1k workers", |b| {
+        b.iter(|| {
+            terminal
+                .draw(|f| draw::draw(f, black_box(&state)))
+                .unwrap_or_else(|e| panic!("{e}"));
+        })
+    });
+    let mut small = Terminal::new(TestBackend::new(80, 24)).unwrap_or_else(|e| panic!("{e}"));
+    c.bench_function("full screen 80x24, 10k jobs, 1k workers", |b| {
+        b.iter(|| {
+            small
+                .draw(|f| draw::draw(f, black_box(&state)))
+                .unwrap_or_else(|e| panic!("{e}"));
+        })
+    });
+}
+
+criterion_group!(benches, render);
+criterion_main!(benches);
