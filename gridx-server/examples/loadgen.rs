@@ -35,6 +35,8 @@ struct Options {
     users: usize,
     concurrency: usize,
     idle_workers: usize,
+    /// Submits per second in all (0: as fast as possible).
+    rate: usize,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -45,6 +47,7 @@ fn parse_args() -> Result<Options, String> {
         users: 4,
         concurrency: 32,
         idle_workers: 0,
+        rate: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -59,6 +62,7 @@ fn parse_args() -> Result<Options, String> {
             "--users" => o.users = n.max(1),
             "--concurrency" => o.concurrency = n.max(1),
             "--idle-workers" => o.idle_workers = n,
+            "--rate" => o.rate = n,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -129,6 +133,39 @@ unsafe fn libc_sysconf_clk_tck() -> f64 {
     }
     let v = unsafe { sysconf(2) };
     if v > 0 { v as f64 } else { 100.0 }
+}
+
+/// CPU seconds per thread name of a process, biggest first: where the time goes.
+fn threads(pid: u32) -> Vec<(String, f64)> {
+    let hz = unsafe { libc_sysconf_clk_tck() };
+    let mut by_name: HashMap<String, f64> = HashMap::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let name = stat
+                .split('(')
+                .nth(1)
+                .and_then(|r| r.split(')').next())
+                .unwrap_or("?")
+                .to_owned();
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            let ticks = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            *by_name.entry(name).or_default() += (ticks(11) + ticks(12)) / hz;
+        }
+    }
+    let mut v: Vec<_> = by_name.into_iter().collect();
+    v.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    v
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -229,7 +266,8 @@ async fn main() {
         "[server]\nheartbeat_s = 5\nqueue_capacity = 10000000\nmax_queued_per_user = 10000000\nrate_limit_per_s = 1000000\nrate_limit_burst = 1000000\n",
     )
     .expect("config");
-    let per_user_credits = (options.jobs / options.users + 10).to_string();
+    // Submitters share the job counter unevenly; let every user afford all of it.
+    let per_user_credits = (options.jobs + 10).to_string();
     let tokens: Vec<String> = (0..options.users)
         .map(|i| {
             admin(
@@ -354,8 +392,19 @@ async fn main() {
         let next = next.clone();
         let submitted = submitted.clone();
         let jobs = options.jobs as u64;
+        // Paced mode: each submitter sends on its own steady clock.
+        let pace = (options.rate > 0)
+            .then(|| Duration::from_secs_f64(options.concurrency as f64 / options.rate as f64));
         submitters.push(tokio::spawn(async move {
+            let mut clock = pace.map(|p| {
+                let mut i = tokio::time::interval(p);
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                i
+            });
             loop {
+                if let Some(clock) = clock.as_mut() {
+                    clock.tick().await;
+                }
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= jobs {
                     break;
@@ -437,7 +486,7 @@ async fn main() {
         submit_time.as_secs_f64()
     );
     println!(
-        "submit->assign  p50 {:.2} ms · p99 {:.2} ms · max {:.2} ms ({} samples)",
+        "submit->assign  p50 {:.2} ms · p99 {:.2} ms · max {:.2} ms ({} samples; from sending the request to the worker holding the job)",
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(0.0),
@@ -449,6 +498,12 @@ async fn main() {
         cpu / elapsed.as_secs_f64() * 100.0,
         rss
     );
+    let breakdown: Vec<String> = threads(server.id())
+        .into_iter()
+        .take(4)
+        .map(|(n, t)| format!("{n} {t:.2}s"))
+        .collect();
+    println!("                by thread: {}", breakdown.join(" · "));
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();

@@ -21,7 +21,11 @@ const MAX_SLOTS: u32 = 1024;
 
 pub async fn connect(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     let max = state.config.max_ws_frame_bytes;
-    ws.max_message_size(max)
+    // Small buffers: tungstenite reads into 128 KiB per connection by default, which
+    // is 1.3 GB for 10,000 idle workers; frames larger than the buffer still work.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| session(socket, state))
 }

@@ -278,6 +278,23 @@ async fn cancel_stops_the_job_quickly(executor: Arc<dyn Executor>) {
     );
 }
 
+/// A root-run worker's default work dir is under /root (mode 0700): the job's
+/// unprivileged uid must not need to reach it.
+async fn works_from_a_private_work_dir(executor: Arc<dyn Executor>) {
+    use std::os::unix::fs::PermissionsExt;
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let workspace = Workspace::create(&private.path().join("workspaces"), 7, 1).unwrap();
+    let job = JobRun {
+        job_id: JobId(7),
+        attempt: 1,
+        spec: spec(Language::Python, "print('private ok')"),
+        workspace: workspace.path().to_owned(),
+    };
+    let outcome = executor.run(job, StopToken::new()).await;
+    assert_eq!(outcome.stdout, "private ok\n", "{outcome:?}");
+}
+
 macro_rules! for_each_executor {
     ($($scenario:ident),* $(,)?) => {
         mod on_docker {
@@ -314,4 +331,5 @@ for_each_executor!(
     writes_outside_the_workspace_fail,
     the_job_runs_unprivileged,
     cancel_stops_the_job_quickly,
+    works_from_a_private_work_dir,
 );

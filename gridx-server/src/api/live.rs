@@ -14,7 +14,9 @@ pub async fn events(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Response {
-    ws.max_message_size(64 * 1024)
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(64 * 1024)
         .on_upgrade(move |socket| stream(socket, state, user))
 }
 

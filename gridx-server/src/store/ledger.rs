@@ -82,22 +82,34 @@ pub fn post(
     if amount.millis() <= 0 {
         return Ok(None);
     }
-    let from_balance = balance(conn, from)?;
-    let from_after = from_balance
-        .checked_sub(amount)
-        .map_err(|_| StoreError::Conflict("balance overflow".into()))?;
-    if from != MINT && from_after.is_negative() {
-        return Err(PostError::Insufficient {
-            balance: from_balance,
-            needed: amount,
-        });
-    }
-    let to_after = balance(conn, to)?
-        .checked_add(amount)
-        .map_err(|_| StoreError::Conflict("balance overflow".into()))?;
-    let mut update = conn.prepare_cached("UPDATE accounts SET balance = ?2 WHERE id = ?1")?;
-    update.execute(params![from, from_after.millis()])?;
-    update.execute(params![to, to_after.millis()])?;
+    // One statement per side: the debit only applies when the balance covers it (the
+    // mint may go negative), and RETURNING gives the balance after, so there is no
+    // read-then-write window and half the statements of SELECT + UPDATE.
+    let debited: Option<i64> = conn
+        .prepare_cached(
+            "UPDATE accounts SET balance = balance - ?2
+             WHERE id = ?1 AND (id = 'mint' OR balance >= ?2)
+             RETURNING balance",
+        )?
+        .query_row(params![from, amount.millis()], |r| r.get(0))
+        .optional()?;
+    let from_after = match debited {
+        Some(after) => Credits::from_millis(after),
+        None => {
+            return Err(PostError::Insufficient {
+                balance: balance(conn, from)?,
+                needed: amount,
+            });
+        }
+    };
+    let to_after: i64 = conn
+        .prepare_cached(
+            "UPDATE accounts SET balance = balance + ?2 WHERE id = ?1 RETURNING balance",
+        )?
+        .query_row(params![to, amount.millis()], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no ledger account {to}")))?;
+    let to_after = Credits::from_millis(to_after);
     conn.prepare_cached(
         "INSERT INTO ledger (at, kind, from_account, to_account, amount, job_id,
                              from_balance_after, to_balance_after)

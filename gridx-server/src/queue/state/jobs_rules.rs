@@ -27,8 +27,17 @@ impl State {
         }
         let cost = self.settings.job_cost;
         let now = now_millis();
-        let id = jobs::insert_job(conn, &user, &spec, cost, now)?;
         let account = ledger::user_account(user.as_str());
+        // Decide before writing (there is no savepoint to roll back to). Only this
+        // thread ever lowers a balance, so the check holds until the hold below.
+        let balance = ledger::balance(conn, &account)?;
+        if balance < cost {
+            return Err(StepError::Refused(QueueError::InsufficientCredits {
+                balance,
+                cost,
+            }));
+        }
+        let id = jobs::insert_job(conn, &user, &spec, cost, now)?;
         let posted = ledger::post(
             conn,
             LedgerKind::Hold,
@@ -37,7 +46,15 @@ impl State {
             cost,
             Some(id),
             now,
-        )?;
+        )
+        .map_err(|e| match e {
+            // Cannot happen after the check above; if it does, abort the batch
+            // rather than keep a job without its hold.
+            PostError::Insufficient { .. } => StepError::Store(StoreError::Conflict(format!(
+                "{account}: balance changed under the queue"
+            ))),
+            other => StepError::from(other),
+        })?;
         // Stored and held: now memory.
         fx.posted.extend(posted);
         fx.changed_jobs.push(id);

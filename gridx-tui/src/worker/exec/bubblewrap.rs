@@ -47,7 +47,7 @@ impl BubblewrapExecutor {
             languages,
         };
         let probe = tokio::process::Command::new(&executor.bwrap)
-            .args(executor.sandbox_args(Path::new("/nonexistent-gridx-probe"), 1))
+            .args(executor.sandbox_args(16, 0))
             .arg("/usr/bin/true")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -64,7 +64,7 @@ impl BubblewrapExecutor {
         }
     }
 
-    fn sandbox_args(&self, job_dir: &Path, memory_mb: u32) -> Vec<String> {
+    fn sandbox_args(&self, memory_mb: u32, code_bytes: usize) -> Vec<String> {
         let tmpfs_bytes = (u64::from(self.limits.tmpfs_mb) * 1024 * 1024).to_string();
         let mut args: Vec<String> = [
             "--unshare-all",
@@ -113,13 +113,6 @@ impl BubblewrapExecutor {
             ]
             .map(String::from),
         );
-        if job_dir.exists() {
-            args.extend([
-                "--ro-bind".into(),
-                job_dir.display().to_string(),
-                "/job".into(),
-            ]);
-        }
         args.extend(
             [
                 // Everything outside /tmp and /workspace is read-only, the root too.
@@ -150,6 +143,12 @@ impl BubblewrapExecutor {
             .map(String::from),
         );
         args.push(format!("--max-old-space-size={}", memory_mb.max(16)));
+        // After --clearenv, which would drop it.
+        args.extend([
+            "--setenv".into(),
+            "GRIDX_CODE_BYTES".into(),
+            code_bytes.to_string(),
+        ]);
         args.push("--".into());
         args
     }
@@ -166,21 +165,31 @@ impl Executor for BubblewrapExecutor {
 
     fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome> {
         Box::pin(async move {
-            if let Err(e) = write_source(&job) {
-                return super::sandbox_error(format!("could not write the job's source: {e}"), 0);
-            }
+            // Like the Docker executor, the code arrives on stdin ahead of the job's own
+            // stdin and is written into the private tmpfs, so nothing of the host's
+            // file system needs to be reachable by the job's unprivileged uid.
             let spec = &job.spec;
-            let source = format!("/job/{}", spec.language.source_file_name());
-            let mut args = self.sandbox_args(&job.workspace, spec.memory_mb);
+            let source = format!("/workspace/{}", spec.language.source_file_name());
+            let mut args = self.sandbox_args(spec.memory_mb, spec.code.len());
             let mut command = interpreter_command(spec.language, &source);
             command[0] = interpreter_path(spec.language).into();
-            args.extend(command);
+            args.extend([
+                "/usr/bin/sh".into(),
+                "-c".into(),
+                format!(
+                    "umask 077 && head -c \"$GRIDX_CODE_BYTES\" > {source} && exec {}",
+                    command.join(" ")
+                ),
+            ]);
+            let mut stdin = String::with_capacity(spec.code.len() + spec.stdin.len());
+            stdin.push_str(&spec.code);
+            stdin.push_str(&spec.stdin);
             let memory = u64::from(spec.memory_mb) * 1024 * 1024;
             let plan = ProcessPlan {
                 program: self.bwrap.clone(),
                 args,
                 env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-                cwd: job.workspace.clone(),
+                cwd: "/".into(),
                 rlimits: Rlimits {
                     data_bytes: memory,
                     cpu_seconds: u64::from(spec.timeout_s) + 1,
@@ -189,7 +198,7 @@ impl Executor for BubblewrapExecutor {
                     processes: u64::from(self.limits.pids),
                 },
                 drop_privileges: true,
-                stdin: spec.stdin.clone(),
+                stdin,
                 timeout: Duration::from_secs(u64::from(spec.timeout_s)),
                 max_output_bytes: spec.max_output_bytes,
             };
