@@ -176,7 +176,7 @@ fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            wait_for_signal().await;
+            crate::signals::shutdown_signal().await;
             tracing::info!("signal received");
             let _ = shutdown_tx.send(true);
         });
@@ -187,31 +187,6 @@ fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
         Ok::<_, color_eyre::Report>(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn print_stdout(line: &str) -> Result<()> {

@@ -302,7 +302,7 @@ pub async fn worker(
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let shutdown_trigger = shutdown_tx.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        gridx_server::signals::shutdown_signal().await;
         let _ = shutdown_tx.send(true);
     });
     if !args.headless {
@@ -470,22 +470,4 @@ pub async fn images_build(config: &GridxConfig, force: bool) -> Result<ExitCode>
     .await?;
     eprintln!("{} images ready", results.len());
     Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -529,15 +529,7 @@ impl AppState {
                 );
             }
             WorkerEvent::Metrics(metrics) => {
-                self.cpu_history.push(f64::from(metrics.cpu_percent));
-                self.memory_history
-                    .push(f64::from(metrics.memory_percent()));
-                for gpu in &metrics.gpus {
-                    self.gpu_history
-                        .entry(gpu.index)
-                        .or_default()
-                        .push(f64::from(gpu.utilization_percent.unwrap_or(0)));
-                }
+                self.push_history(&metrics);
                 self.local_metrics = Some(*metrics);
             }
             WorkerEvent::Draining { reason } => {
@@ -557,15 +549,19 @@ impl AppState {
             && let Some((_, metrics)) = self.gauge_metrics()
         {
             let metrics = metrics.clone();
-            self.cpu_history.push(f64::from(metrics.cpu_percent));
-            self.memory_history
-                .push(f64::from(metrics.memory_percent()));
-            for gpu in &metrics.gpus {
-                self.gpu_history
-                    .entry(gpu.index)
-                    .or_default()
-                    .push(f64::from(gpu.utilization_percent.unwrap_or(0)));
-            }
+            self.push_history(&metrics);
+        }
+    }
+
+    fn push_history(&mut self, metrics: &HostMetrics) {
+        self.cpu_history.push(f64::from(metrics.cpu_percent));
+        self.memory_history
+            .push(f64::from(metrics.memory_percent()));
+        for gpu in &metrics.gpus {
+            self.gpu_history
+                .entry(gpu.index)
+                .or_default()
+                .push(f64::from(gpu.utilization_percent.unwrap_or(0)));
         }
     }
 
