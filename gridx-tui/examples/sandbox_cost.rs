@@ -118,7 +118,32 @@ async fn main() {
                     let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
                     let _ = Command::new("docker").args(["rm", "-f", &id]).output();
                 }
+                // The pool experiment: the same jobs with containers created ahead.
+                let engine = docker::connect(Duration::from_secs(2))
+                    .await
+                    .expect("engine");
+                let pooled = DockerExecutor::new(
+                    engine,
+                    Default::default(),
+                    SandboxLimits::default(),
+                    "bench-pool".into(),
+                )
+                .await
+                .with_pool(2)
+                .await;
+                let mut with_pool = Vec::new();
+                for i in 1..=runs {
+                    with_pool.push(executor_ms(&pooled, base.path(), 500 + i).await);
+                    // Let the background refill finish, as it would between jobs.
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                let removed = pooled.remove_orphans().await;
+                let p = median(with_pool);
                 let (o, c, k) = (median(ours), median(cli), median(create));
+                println!(
+                    "docker pooled    median {p:.0} ms ({:.0}% of the unpooled executor; {removed} pooled containers removed)",
+                    100.0 * p / o
+                );
                 println!(
                     "docker executor  median {o:.0} ms · docker run --rm median {c:.0} ms · ratio {:.2} ({runs} pairs)",
                     o / c

@@ -47,7 +47,7 @@ impl BubblewrapExecutor {
             languages,
         };
         let probe = tokio::process::Command::new(&executor.bwrap)
-            .args(executor.sandbox_args(16, 0))
+            .args(executor.sandbox_args(16, None))
             .arg("/usr/bin/true")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -64,7 +64,7 @@ impl BubblewrapExecutor {
         }
     }
 
-    fn sandbox_args(&self, memory_mb: u32, code_bytes: usize) -> Vec<String> {
+    fn sandbox_args(&self, memory_mb: u32, source: Option<&str>) -> Vec<String> {
         let tmpfs_bytes = (u64::from(self.limits.tmpfs_mb) * 1024 * 1024).to_string();
         let mut args: Vec<String> = [
             "--unshare-all",
@@ -113,6 +113,15 @@ impl BubblewrapExecutor {
             ]
             .map(String::from),
         );
+        if let Some(source) = source {
+            args.extend([
+                "--perms".into(),
+                "0400".into(),
+                "--file".into(),
+                "3".into(),
+                source.to_owned(),
+            ]);
+        }
         args.extend(
             [
                 // Everything outside /tmp and /workspace is read-only, the root too.
@@ -143,12 +152,6 @@ impl BubblewrapExecutor {
             .map(String::from),
         );
         args.push(format!("--max-old-space-size={}", memory_mb.max(16)));
-        // After --clearenv, which would drop it.
-        args.extend([
-            "--setenv".into(),
-            "GRIDX_CODE_BYTES".into(),
-            code_bytes.to_string(),
-        ]);
         args.push("--".into());
         args
     }
@@ -165,25 +168,16 @@ impl Executor for BubblewrapExecutor {
 
     fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome> {
         Box::pin(async move {
-            // Like the Docker executor, the code arrives on stdin ahead of the job's own
-            // stdin and is written into the private tmpfs, so nothing of the host's
-            // file system needs to be reachable by the job's unprivileged uid.
+            // The code reaches the sandbox's private tmpfs through a pipe on fd 3
+            // (`--file 3`), so nothing of the host's file system needs to be reachable
+            // by the job's unprivileged uid, and no extra process runs before the job.
             let spec = &job.spec;
             let source = format!("/workspace/{}", spec.language.source_file_name());
-            let mut args = self.sandbox_args(spec.memory_mb, spec.code.len());
+            let mut args = self.sandbox_args(spec.memory_mb, Some(&source));
             let mut command = interpreter_command(spec.language, &source);
             command[0] = interpreter_path(spec.language).into();
-            args.extend([
-                "/usr/bin/sh".into(),
-                "-c".into(),
-                format!(
-                    "umask 077 && head -c \"$GRIDX_CODE_BYTES\" > {source} && exec {}",
-                    command.join(" ")
-                ),
-            ]);
-            let mut stdin = String::with_capacity(spec.code.len() + spec.stdin.len());
-            stdin.push_str(&spec.code);
-            stdin.push_str(&spec.stdin);
+            args.extend(command);
+            let stdin = spec.stdin.clone();
             let memory = u64::from(spec.memory_mb) * 1024 * 1024;
             let plan = ProcessPlan {
                 program: self.bwrap.clone(),
@@ -199,6 +193,7 @@ impl Executor for BubblewrapExecutor {
                 },
                 drop_privileges: true,
                 stdin,
+                fd3: Some(spec.code.clone().into_bytes()),
                 timeout: Duration::from_secs(u64::from(spec.timeout_s)),
                 max_output_bytes: spec.max_output_bytes,
             };
@@ -281,6 +276,7 @@ impl Executor for UnsandboxedExecutor {
                 },
                 drop_privileges: true,
                 stdin: spec.stdin.clone(),
+                fd3: None,
                 timeout: Duration::from_secs(u64::from(spec.timeout_s)),
                 max_output_bytes: spec.max_output_bytes,
             };

@@ -38,7 +38,18 @@ pub struct DockerExecutor {
     languages: Vec<Language>,
     limits: SandboxLimits,
     worker_name: String,
+    pool: Option<std::sync::Arc<Pool>>,
 }
+
+/// An experiment, used by the sandbox-cost benchmark: containers created ahead of
+/// time (never started, one per job, never reused) for jobs with the default memory
+/// limit, refilled in the background as they are taken.
+pub struct Pool {
+    ready: std::sync::Mutex<HashMap<Language, std::collections::VecDeque<String>>>,
+}
+
+/// The memory limit pooled containers are created with (the contract's default).
+const POOL_MEMORY_MB: u32 = 256;
 
 /// Connects to the local engine and pings it within `timeout`.
 pub async fn connect(timeout: Duration) -> Result<Docker, String> {
@@ -86,15 +97,61 @@ impl DockerExecutor {
             languages,
             limits,
             worker_name,
+            pool: None,
         }
     }
 
-    fn container_config(&self, job: &JobRun) -> ContainerCreateBody {
-        let spec = &job.spec;
-        let memory = i64::from(spec.memory_mb) * 1024 * 1024;
+    /// Pre-creates `size` containers per language (the pool experiment).
+    pub async fn with_pool(mut self, size: usize) -> Self {
+        let pool = std::sync::Arc::new(Pool {
+            ready: std::sync::Mutex::new(HashMap::new()),
+        });
+        for language in self.languages.clone() {
+            for _ in 0..size {
+                let config = self.container_config(language, POOL_MEMORY_MB, "pool".into());
+                if let Ok(created) = self.docker.create_container(None, config).await
+                    && let Ok(mut ready) = pool.ready.lock()
+                {
+                    ready.entry(language).or_default().push_back(created.id);
+                }
+            }
+        }
+        self.pool = Some(pool);
+        self
+    }
+
+    /// A pre-created container for this job, if the pool has one that fits; a
+    /// replacement is created in the background.
+    fn take_pooled(&self, job: &JobRun) -> Option<String> {
+        let pool = self.pool.as_ref()?;
+        if job.spec.memory_mb != POOL_MEMORY_MB {
+            return None;
+        }
+        let language = job.spec.language;
+        let id = pool.ready.lock().ok()?.get_mut(&language)?.pop_front()?;
+        let docker = self.docker.clone();
+        let config = self.container_config(language, POOL_MEMORY_MB, "pool".into());
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            if let Ok(created) = docker.create_container(None, config).await
+                && let Ok(mut ready) = pool.ready.lock()
+            {
+                ready.entry(language).or_default().push_back(created.id);
+            }
+        });
+        Some(id)
+    }
+
+    fn container_config(
+        &self,
+        language: Language,
+        memory_mb: u32,
+        label: String,
+    ) -> ContainerCreateBody {
+        let memory = i64::from(memory_mb) * 1024 * 1024;
         let tmpfs_mb = self.limits.tmpfs_mb;
-        let source = format!("/workspace/{}", spec.language.source_file_name());
-        let run = interpreter_command(spec.language, &source).join(" ");
+        let source = format!("/workspace/{}", language.source_file_name());
+        let run = interpreter_command(language, &source).join(" ");
         let mut tmpfs = HashMap::new();
         tmpfs.insert(
             "/tmp".to_owned(),
@@ -106,29 +163,25 @@ impl DockerExecutor {
         );
         let mut labels = HashMap::new();
         labels.insert(WORKER_LABEL.to_owned(), self.worker_name.clone());
-        labels.insert(
-            JOB_LABEL.to_owned(),
-            format!("{}.{}", job.job_id, job.attempt),
-        );
+        labels.insert(JOB_LABEL.to_owned(), label);
         let fsize = i64::from(self.limits.fsize_mb) * 1024 * 1024;
         let nofile = i64::from(self.limits.nofile);
         ContainerCreateBody {
-            image: Some(image_for(&self.images, spec.language).to_owned()),
+            image: Some(image_for(&self.images, language).to_owned()),
+            // The first line of stdin is the code's length, then the code, then the
+            // job's own stdin: so the same container works for any code (and can be
+            // created before the job is known). `read` takes exactly one line.
             cmd: Some(vec![
                 "/bin/sh".into(),
                 "-c".into(),
-                format!("umask 077 && head -c \"$GRIDX_CODE_BYTES\" > {source} && exec {run}"),
+                format!("umask 077 && read -r n && head -c \"$n\" > {source} && exec {run}"),
             ]),
             env: Some(vec![
-                format!("GRIDX_CODE_BYTES={}", spec.code.len()),
                 "HOME=/workspace".into(),
                 "LANG=C.UTF-8".into(),
                 "PATH=/usr/local/bin:/usr/bin:/bin".into(),
                 "PYTHONDONTWRITEBYTECODE=1".into(),
-                format!(
-                    "NODE_OPTIONS=--max-old-space-size={}",
-                    spec.memory_mb.max(16)
-                ),
+                format!("NODE_OPTIONS=--max-old-space-size={}", memory_mb.max(16)),
             ]),
             user: Some("65534:65534".into()),
             working_dir: Some("/workspace".into()),
@@ -186,6 +239,11 @@ impl DockerExecutor {
     }
 
     async fn run_attempt(&self, job: JobRun, stop: StopToken) -> RunOutcome {
+        if let Some(id) = self.take_pooled(&job) {
+            let outcome = self.attach_and_wait(&id, &job, &stop).await;
+            self.remove(&id).await;
+            return outcome;
+        }
         let name = format!(
             "gridx-{}-{}-{}-{}",
             self.worker_name,
@@ -196,7 +254,14 @@ impl DockerExecutor {
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = match self
             .docker
-            .create_container(Some(options), self.container_config(&job))
+            .create_container(
+                Some(options),
+                self.container_config(
+                    job.spec.language,
+                    job.spec.memory_mb,
+                    format!("{}.{}", job.job_id, job.attempt),
+                ),
+            )
             .await
         {
             Ok(created) => created,
@@ -249,7 +314,8 @@ impl DockerExecutor {
             reader.abort();
             return super::sandbox_error(format!("could not start the container: {e}"), 0);
         }
-        let mut payload = Vec::with_capacity(spec.code.len() + spec.stdin.len());
+        let mut payload = Vec::with_capacity(spec.code.len() + spec.stdin.len() + 12);
+        payload.extend_from_slice(format!("{}\n", spec.code.len()).as_bytes());
         payload.extend_from_slice(spec.code.as_bytes());
         payload.extend_from_slice(spec.stdin.as_bytes());
         let writer = tokio::spawn(async move {

@@ -38,6 +38,9 @@ pub struct ProcessPlan {
     /// nothing runs as root.
     pub drop_privileges: bool,
     pub stdin: String,
+    /// Bytes the child can read on file descriptor 3 (bubblewrap's `--file 3 PATH`
+    /// copies the job's source into the sandbox from there).
+    pub fd3: Option<Vec<u8>>,
     pub timeout: Duration,
     pub max_output_bytes: usize,
 }
@@ -75,10 +78,25 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
     // SAFETY: geteuid cannot fail.
     let drop_privileges = plan.drop_privileges && unsafe { libc::geteuid() } == 0;
     let uid = job_uid();
+    // A pipe for fd 3, made close-on-exec so only the dup2 below reaches the child.
+    let mut fds = [-1i32; 2];
+    // SAFETY: pipe2 writes two descriptors into a valid two-element array.
+    let fd3 =
+        if plan.fd3.is_some() && unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0 {
+            Some((fds[0], fds[1]))
+        } else {
+            None
+        };
+    let fd3_read = fd3.map(|(r, _)| r);
     // SAFETY: between fork and exec only async-signal-safe calls are made
     // (setrlimit, setgroups, setgid, setuid), with no allocation.
     unsafe {
         command.pre_exec(move || {
+            if let Some(read) = fd3_read
+                && libc::dup2(read, 3) != 3
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             set_limit(libc::RLIMIT_DATA, limits.data_bytes)?;
             set_limit(libc::RLIMIT_CPU, limits.cpu_seconds)?;
             set_limit(libc::RLIMIT_FSIZE, limits.file_bytes)?;
@@ -99,12 +117,35 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
+            if let Some((read, write)) = fd3 {
+                // SAFETY: closing pipe ends we own and nobody else uses.
+                unsafe {
+                    libc::close(read);
+                    libc::close(write);
+                }
+            }
             return super::sandbox_error(
                 format!("could not start {}: {e}", plan.program.display()),
                 elapsed_ms(started),
             );
         }
     };
+    if let Some((read, write)) = fd3 {
+        // SAFETY: closing our copy of the read end; the child has its own.
+        unsafe {
+            libc::close(read);
+        }
+        let bytes = plan.fd3.clone().unwrap_or_default();
+        // A blocking write on its own thread: the pipe buffer is smaller than a 256 KiB
+        // source, and the child reads it while we wait on other things.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            use std::os::fd::FromRawFd;
+            // SAFETY: `write` is a pipe end we own and hand over to this File.
+            let mut file = unsafe { std::fs::File::from_raw_fd(write) };
+            let _ = file.write_all(&bytes);
+        });
+    }
     let pgid = child.id().map(|id| id as i32);
     if let Some(mut stdin) = child.stdin.take() {
         let input = plan.stdin.into_bytes();
