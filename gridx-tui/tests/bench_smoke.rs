@@ -7,11 +7,28 @@ fn sandbox_cost_runs_on_one_pair() {
         panic!("unexpected target layout");
     };
     let example = profile_dir.join("examples").join("sandbox_cost");
-    assert!(example.exists(), "{} not built (cargo test builds examples)", example.display());
-    let out = std::process::Command::new(&example).arg("1").output().expect("sandbox_cost runs");
+    assert!(
+        example.exists(),
+        "{} not built (cargo test builds examples)",
+        example.display()
+    );
+    let out = std::process::Command::new(&example)
+        .arg("1")
+        .output()
+        .expect("sandbox_cost runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Each executor either measured or said why it skipped.
-    assert!(stdout.contains("docker executor") || stdout.contains("docker: skipped"), "{stdout}");
-    assert!(stdout.contains("bwrap executor") || stdout.contains("bubblewrap: skipped"), "{stdout}");
+    assert!(
+        stdout.contains("docker executor") || stdout.contains("docker: skipped"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bwrap executor") || stdout.contains("bubblewrap: skipped"),
+        "{stdout}"
+    );
 }
