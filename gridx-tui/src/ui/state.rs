@@ -265,26 +265,24 @@ impl AppState {
         self.console.push(level, line);
     }
 
+    fn job_matches(&self, j: &JobView) -> bool {
+        self.filter.is_empty() || {
+            let hay = format!(
+                "{} {} {} {} {}",
+                j.job_id,
+                j.user,
+                j.status,
+                j.language,
+                j.worker_id.map(|w| w.to_string()).unwrap_or_default()
+            );
+            hay.to_ascii_lowercase()
+                .contains(&self.filter.to_ascii_lowercase())
+        }
+    }
+
     /// Jobs as the jobs pane shows them: filtered and sorted.
     pub fn visible_jobs(&self) -> Vec<&JobView> {
-        let filter = self.filter.to_ascii_lowercase();
-        let mut jobs: Vec<&JobView> = self
-            .jobs
-            .values()
-            .filter(|j| {
-                filter.is_empty() || {
-                    let hay = format!(
-                        "{} {} {} {} {}",
-                        j.job_id,
-                        j.user,
-                        j.status,
-                        j.language,
-                        j.worker_id.map(|w| w.to_string()).unwrap_or_default()
-                    );
-                    hay.to_ascii_lowercase().contains(&filter)
-                }
-            })
-            .collect();
+        let mut jobs: Vec<&JobView> = self.jobs.values().filter(|j| self.job_matches(j)).collect();
         match self.sort {
             JobSort::Newest => jobs.sort_by_key(|j| std::cmp::Reverse(j.job_id)),
             JobSort::Status => {
@@ -341,7 +339,8 @@ impl AppState {
     fn rows_in(&self, pane: Pane) -> usize {
         match pane {
             Pane::Workers => self.visible_workers().len(),
-            Pane::Jobs => self.visible_jobs().len(),
+            // Counting needs no sort: this runs on every message.
+            Pane::Jobs => self.jobs.values().filter(|j| self.job_matches(j)).count(),
             Pane::Ledger => self.ledger.len(),
             Pane::Console => self.console.log.len(),
             Pane::Gauges => 0,
