@@ -168,6 +168,16 @@ fn threads(pid: u32) -> Vec<(String, f64)> {
     v
 }
 
+async fn health(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    http.get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json")
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -356,14 +366,7 @@ async fn main() {
     }
     // Wait until every worker is online.
     loop {
-        let health: serde_json::Value = http
-            .get(format!("{http_url}/healthz"))
-            .send()
-            .await
-            .expect("health")
-            .json()
-            .await
-            .expect("json");
+        let health = health(&http, &http_url).await;
         if health["workers_online"].as_u64().unwrap_or(0) as usize >= total_workers {
             break;
         }
@@ -443,14 +446,7 @@ async fn main() {
     }
     // Settlement is the coordinator's commit of `finished`: wait until nothing runs.
     loop {
-        let health: serde_json::Value = http
-            .get(format!("{http_url}/healthz"))
-            .send()
-            .await
-            .expect("health")
-            .json()
-            .await
-            .expect("json");
+        let health = health(&http, &http_url).await;
         let metrics = http
             .get(format!("{http_url}/metrics"))
             .send()

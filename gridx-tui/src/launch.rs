@@ -44,6 +44,23 @@ pub fn dashboard_state(config: &GridxConfig, mode: Mode) -> Result<AppState> {
     Ok(state)
 }
 
+/// Where a dashboard's data comes from: the live stream in client mode, the worker
+/// host's events in worker-host mode.
+fn sources(
+    config: &GridxConfig,
+    client: Option<ApiClient>,
+    worker: Option<tokio::sync::mpsc::UnboundedReceiver<WorkerEvent>>,
+) -> Sources {
+    Sources {
+        live: worker.is_none(),
+        client,
+        worker,
+        mouse: config.dashboard.mouse,
+        themes_dir: config.dashboard.themes_dir.clone(),
+        no_color: no_color(),
+    }
+}
+
 fn client(config: &GridxConfig) -> Result<ApiClient> {
     let token = config
         .client
@@ -64,14 +81,7 @@ pub async fn dashboard(config: GridxConfig) -> Result<ExitCode> {
     let mut state = dashboard_state(&config, Mode::Client)?;
     state.user = Some(balance.user.to_string());
     state.balance = Some(balance.balance);
-    let sources = Sources {
-        client: Some(client),
-        live: true,
-        worker: None,
-        mouse: config.dashboard.mouse,
-        themes_dir: config.dashboard.themes_dir.clone(),
-        no_color: no_color(),
-    };
+    let sources = sources(&config, Some(client), None);
     crate::ui::runtime::run(state, sources).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -99,14 +109,7 @@ pub async fn demo(config: GridxConfig) -> Result<ExitCode> {
         state.log(LogLevel::Error, "no sandbox (Docker or bubblewrap) here: the demo worker runs its own sample jobs UNSANDBOXED");
     }
     state.log(LogLevel::Info, format!("submitted {submitted} sample jobs as user demo; press : and try `submit --lang python --code 'print(6*7)'`"));
-    let sources = Sources {
-        client: Some(client),
-        live: true,
-        worker: None,
-        mouse: config.dashboard.mouse,
-        themes_dir: config.dashboard.themes_dir.clone(),
-        no_color: no_color(),
-    };
+    let sources = sources(&config, Some(client), None);
     let result = crate::ui::runtime::run(state, sources).await;
     grid.stop().await;
     result?;
@@ -326,14 +329,7 @@ pub async fn worker(
             .token
             .clone()
             .map(|t| ApiClient::new(&config.client.server, Some(t)));
-        let sources = Sources {
-            client,
-            live: false,
-            worker: Some(events_rx),
-            mouse: config.dashboard.mouse,
-            themes_dir: config.dashboard.themes_dir.clone(),
-            no_color: no_color(),
-        };
+        let sources = sources(&config, client, Some(events_rx));
         crate::ui::runtime::run(state, sources).await?;
         // Leaving the dashboard shuts the worker down gracefully.
         let _ = shutdown_trigger.send(true);

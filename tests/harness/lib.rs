@@ -11,19 +11,30 @@ use std::time::Duration;
 /// `cargo test --workspace` builds both binaries before any test runs, because the
 /// `gridx-server` and `gridx-tui` packages have integration tests of their own.
 pub fn binary(name: &str) -> PathBuf {
+    built(&profile_dir().join(name))
+}
+
+/// Path of a workspace example (benchmarks); `cargo test --workspace` builds them.
+pub fn example(name: &str) -> PathBuf {
+    built(&profile_dir().join("examples").join(name))
+}
+
+/// target/<profile>, from the test binary's own path (target/<profile>/deps/<test>).
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its own path");
-    // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
-    let dir = exe
-        .parent()
+    exe.parent()
         .and_then(|deps| deps.parent())
-        .expect("test binaries live in target/<profile>/deps");
-    let path = dir.join(name);
+        .expect("test binaries live in target/<profile>/deps")
+        .to_owned()
+}
+
+fn built(path: &Path) -> PathBuf {
     assert!(
         path.exists(),
         "{} is not built; run `cargo test --workspace`",
         path.display()
     );
-    path
+    path.to_owned()
 }
 
 pub fn free_port() -> u16 {

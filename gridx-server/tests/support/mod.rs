@@ -195,24 +195,22 @@ impl TestServer {
     }
 
     pub async fn get_json(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        self.request_json(reqwest::Method::GET, token, path).await
     }
 
     pub async fn post_json(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        self.request_json(reqwest::Method::POST, token, path).await
+    }
+
+    async fn request_json(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+    ) -> (u16, serde_json::Value) {
         let response = self
             .http
-            .post(self.url(path))
+            .request(method, self.url(path))
             .bearer_auth(token)
             .send()
             .await
