@@ -23,6 +23,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// 1 MiB each of stdout and stderr, which JSON escaping can grow up to sixfold.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
+/// How many heartbeat intervals of silence make a peer lost: the coordinator then
+/// re-queues the worker's jobs, and the worker drops the link and reconnects.
+pub const SILENT_HEARTBEATS: u32 = 3;
+
 /// A job together with the attempt number that fences it: every message about a job
 /// names its attempt, and one about a superseded attempt is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

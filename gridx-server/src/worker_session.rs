@@ -187,7 +187,9 @@ async fn session(mut socket: WebSocket, state: AppState) {
 
     // 4. Frames both ways. Silence is judged by the queue's lease; this read timeout
     //    only frees the socket of a peer that vanished without closing.
-    let idle = Duration::from_secs(u64::from(heartbeat_s) * 3 + 5);
+    let idle = Duration::from_secs(
+        u64::from(heartbeat_s) * u64::from(gridx_proto::protocol::SILENT_HEARTBEATS) + 5,
+    );
     loop {
         tokio::select! {
             incoming = tokio::time::timeout(idle, socket.recv()) => {

@@ -125,6 +125,34 @@ async fn a_lost_worker_is_replaced_and_its_late_result_refused() {
 }
 
 #[tokio::test]
+async fn a_job_handed_back_by_a_stopping_worker_runs_elsewhere() {
+    let server = TestServer::start().await;
+    let alice = server.add_user("alice", 10);
+    let bob = server.add_user("bob", 0);
+    let (_, token) = server.add_worker("bob");
+    let mut stopping = FakeWorker::connect(&server, &token, 1).await;
+    let id = server.submit_ok(&alice, "print(1)").await;
+    let (_, attempt, _) = stopping.expect_assign().await;
+    stopping
+        .finish(id, attempt, RunEnd::WorkerShutdown, None, "")
+        .await;
+    let job = server.wait_status(&alice, id, "queued", 5).await;
+    assert_eq!(job["attempts"], 1);
+    drop(stopping);
+    let (_, token) = server.add_worker("bob");
+    let mut next = FakeWorker::connect(&server, &token, 1).await;
+    let (job_id, attempt, _) = next.expect_assign().await;
+    assert_eq!((job_id, attempt), (id, 2));
+    next.run_ok(id, attempt, "1\n").await;
+    let job = server.wait_status(&alice, id, "succeeded", 5).await;
+    assert_eq!(job["attempts"], 2);
+    // Paid once, for the attempt that ran; nothing for the one handed back.
+    assert_eq!(server.balance(&alice).await.millis(), 9_000);
+    assert_eq!(server.balance(&bob).await.millis(), 800);
+    server.assert_ledger_ok();
+}
+
+#[tokio::test]
 async fn retries_run_out_into_error_and_a_refund() {
     let server = TestServer::start_with(|c| c.max_attempts = 1).await;
     let alice = server.add_user("alice", 10);

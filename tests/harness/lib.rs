@@ -1,6 +1,12 @@
 //! Shared helpers of the end-to-end tests in `tests/`: the built binaries, a
 //! coordinator process on a free port with its own data directory, worker processes,
-//! and a small HTTP client.
+//! and a small HTTP client. [`cluster`] adds a whole grid (a coordinator and several
+//! workers) either as processes on 127.0.0.1 or as containers on a Docker network,
+//! with the faults the reliability scenarios inject.
+
+pub mod cluster;
+mod docker_hosts;
+mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -98,18 +104,7 @@ impl Grid {
 
     /// Runs an admin command on this grid's data directory; returns stdout, trimmed.
     pub fn admin(&self, args: &[&str]) -> String {
-        let out = Command::new(binary("gridx-server"))
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .output()
-            .expect("run gridx-server");
-        assert!(
-            out.status.success(),
-            "gridx-server {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        admin_on(self.dir.path(), args)
     }
 
     pub fn user(&self, name: &str, credits: &str) -> String {
@@ -121,16 +116,7 @@ impl Grid {
     }
 
     pub fn verify_ledger(&self) -> (bool, String) {
-        let out = Command::new(binary("gridx-server"))
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .args(["ledger", "verify"])
-            .output()
-            .expect("run gridx-server");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        verify_ledger_of(self.dir.path())
     }
 
     /// Starts `gridx-tui worker --headless` against this grid.
@@ -249,6 +235,37 @@ impl Drop for Grid {
     fn drop(&mut self) {
         self.kill_server();
     }
+}
+
+/// Runs an admin command of `gridx-server` on a data directory (the coordinator may
+/// be running on it); returns stdout, trimmed, and panics with stderr on failure.
+pub fn admin_on(data_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(binary("gridx-server"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run gridx-server");
+    assert!(
+        out.status.success(),
+        "gridx-server {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `gridx-server ledger verify` on a data directory: whether it passed, and its report.
+pub fn verify_ledger_of(data_dir: &Path) -> (bool, String) {
+    let out = Command::new(binary("gridx-server"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["ledger", "verify"])
+        .output()
+        .expect("run gridx-server");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// Sends SIGTERM to a child and waits for it, up to `secs`.

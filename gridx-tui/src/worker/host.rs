@@ -4,7 +4,7 @@
 
 use super::backoff::Backoff;
 use super::exec::{Executor, JobRun, StopReason, StopToken};
-use super::link::{self, LinkError, Socket};
+use super::link::{self, Inbound, LinkError, Socket};
 use super::monitor::Monitor;
 use super::workspace::Workspace;
 use gridx_proto::job::{RunEnd, RunOutcome};
@@ -96,7 +96,12 @@ pub struct WorkerHost {
     unsent: Vec<WorkerMessage>,
     updates_tx: mpsc::UnboundedSender<JobUpdate>,
     updates_rx: mpsc::UnboundedReceiver<JobUpdate>,
+    /// This host is shutting down: no new jobs, exit once the running ones report.
     draining: bool,
+    /// The coordinator of the current session is shutting down: no new jobs, and once
+    /// the running ones have reported, close and reconnect with backoff. A volunteer's
+    /// worker must ride out a coordinator restart, not exit with it.
+    coordinator_draining: bool,
 }
 
 impl WorkerHost {
@@ -116,6 +121,7 @@ impl WorkerHost {
             updates_tx,
             updates_rx,
             draining: false,
+            coordinator_draining: false,
         }
     }
 
@@ -310,23 +316,44 @@ impl WorkerHost {
                 return SessionEnd::Lost("the connection broke while resending results".into());
             }
         }
-        let mut heartbeat = tokio::time::interval(Duration::from_secs(u64::from(heartbeat_s)));
+        let period = Duration::from_secs(u64::from(heartbeat_s));
+        let mut heartbeat = tokio::time::interval(period);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The coordinator answers every heartbeat's ping; silence for as long as it
+        // waits before calling a worker lost means the link is dead (a partition sends
+        // no FIN), so reconnect instead of waiting for TCP to give up.
+        let silence_limit = period * gridx_proto::protocol::SILENT_HEARTBEATS;
+        let mut last_heard = tokio::time::Instant::now();
+        self.coordinator_draining = false;
         loop {
             if self.finished_draining() {
                 let _ = socket.close(None).await;
                 return SessionEnd::Done;
             }
+            if self.coordinator_draining && self.running.is_empty() && self.unsent.is_empty() {
+                let _ = socket.close(None).await;
+                return SessionEnd::Lost(
+                    "the coordinator drained this worker for its shutdown".into(),
+                );
+            }
             tokio::select! {
-                frame = link::recv(&mut socket) => match frame {
+                frame = link::recv_inbound(&mut socket) => match frame {
                     None => return SessionEnd::Lost("the coordinator closed the connection".into()),
                     Some(Err(e)) => return SessionEnd::Lost(e.to_string()),
-                    Some(Ok(message)) => {
-                        if let Some(end) = self.on_message(message, &mut socket, shutdown_at).await {
+                    Some(Ok(Inbound::Alive)) => last_heard = tokio::time::Instant::now(),
+                    Some(Ok(Inbound::Message(message))) => {
+                        last_heard = tokio::time::Instant::now();
+                        if let Some(end) = self.on_message(message, &mut socket).await {
                             return end;
                         }
                     }
                 },
+                _ = tokio::time::sleep_until(last_heard + silence_limit) => {
+                    return SessionEnd::Lost(format!(
+                        "the coordinator was silent for {} s",
+                        silence_limit.as_secs()
+                    ));
+                }
                 Some(update) = self.updates_rx.recv() => {
                     let message = match update {
                         JobUpdate::Started(a) => WorkerMessage::Started { job_id: a.job_id, attempt: a.attempt },
@@ -350,6 +377,9 @@ impl WorkerHost {
                     if let Err(e) = link::send(&mut socket, &WorkerMessage::Heartbeat { metrics, running }).await {
                         return SessionEnd::Lost(e.to_string());
                     }
+                    if let Err(e) = link::ping(&mut socket).await {
+                        return SessionEnd::Lost(e.to_string());
+                    }
                 }
                 _ = signalled(shutdown), if shutdown_at.is_none() => {
                     self.begin_drain("shutdown signal", shutdown_at);
@@ -370,12 +400,11 @@ impl WorkerHost {
         &mut self,
         message: CoordinatorMessage,
         socket: &mut Socket,
-        shutdown_at: &mut Option<tokio::time::Instant>,
     ) -> Option<SessionEnd> {
         match message {
             CoordinatorMessage::Assign { job, attempt } => {
-                if self.draining {
-                    // Raced with our drain: hand it straight back, refunded.
+                if self.draining || self.coordinator_draining {
+                    // Raced with a drain: hand it straight back, refunded.
                     let outcome = shutdown_outcome("the worker is shutting down");
                     let reply = WorkerMessage::Finished {
                         job_id: job.job_id,
@@ -400,8 +429,15 @@ impl WorkerHost {
                 None
             }
             CoordinatorMessage::Drain {} => {
-                if !self.draining {
-                    self.begin_drain("the coordinator asked to drain", shutdown_at);
+                if !self.draining && !self.coordinator_draining {
+                    self.coordinator_draining = true;
+                    tracing::info!(
+                        running = self.running.len(),
+                        "the coordinator is draining; finishing running jobs, then reconnecting"
+                    );
+                    self.emit(WorkerEvent::Draining {
+                        reason: "the coordinator is shutting down".into(),
+                    });
                 }
                 None
             }

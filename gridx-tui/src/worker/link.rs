@@ -60,21 +60,58 @@ pub fn worker_url(server: &str) -> Result<String, LinkError> {
     Ok(format!("{rest}/v1/worker/connect"))
 }
 
+/// How long one frame may take to leave. A partitioned network does not fail a
+/// send until the kernel's buffer fills or TCP gives up (many minutes); a bound here
+/// turns that into a prompt reconnect.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub async fn send(socket: &mut Socket, message: &WorkerMessage) -> Result<(), LinkError> {
     let text = encode(message).map_err(|e| LinkError::Protocol(e.to_string()))?;
-    socket
-        .send(Message::Text(text.into()))
-        .await
-        .map_err(|e| LinkError::Protocol(e.to_string()))
+    send_frame(socket, Message::Text(text.into())).await
+}
+
+/// A WebSocket ping: the coordinator's answering pong is how a worker knows the
+/// link is alive even when no work arrives.
+pub async fn ping(socket: &mut Socket) -> Result<(), LinkError> {
+    send_frame(socket, Message::Ping(Vec::new().into())).await
+}
+
+async fn send_frame(socket: &mut Socket, frame: Message) -> Result<(), LinkError> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await {
+        Ok(sent) => sent.map_err(|e| LinkError::Protocol(e.to_string())),
+        Err(_) => Err(LinkError::Protocol(format!(
+            "a frame could not be sent within {} s",
+            SEND_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// What the coordinator sent: a message, or only a sign of life (a pong).
+#[derive(Debug)]
+pub enum Inbound {
+    Message(CoordinatorMessage),
+    Alive,
 }
 
 /// Reads the next coordinator message; `None` when the connection is gone.
 pub async fn recv(socket: &mut Socket) -> Option<Result<CoordinatorMessage, LinkError>> {
     loop {
+        match recv_inbound(socket).await? {
+            Ok(Inbound::Alive) => continue,
+            Ok(Inbound::Message(message)) => return Some(Ok(message)),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
+
+/// Like [`recv`], but also reports pongs, for the session's liveness check.
+pub async fn recv_inbound(socket: &mut Socket) -> Option<Result<Inbound, LinkError>> {
+    loop {
         match socket.next().await? {
             Ok(Message::Text(text)) => {
                 return Some(
                     decode_coordinator_message(&text, MAX_FRAME)
+                        .map(Inbound::Message)
                         .map_err(|e| LinkError::Protocol(e.to_string())),
                 );
             }
@@ -82,6 +119,7 @@ pub async fn recv(socket: &mut Socket) -> Option<Result<CoordinatorMessage, Link
             Ok(Message::Binary(_)) => {
                 return Some(Err(LinkError::Protocol("unexpected binary frame".into())));
             }
+            Ok(Message::Pong(_)) => return Some(Ok(Inbound::Alive)),
             Ok(_) => continue,
             Err(e) => return Some(Err(LinkError::Protocol(e.to_string()))),
         }

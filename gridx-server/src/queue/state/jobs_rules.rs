@@ -192,6 +192,19 @@ impl State {
         let Some(job) = self.running.get(&job_id) else {
             return Ok(());
         };
+        if outcome.end == RunEnd::WorkerShutdown {
+            // The job did nothing wrong: its worker stopped (an assignment that raced
+            // the worker's drain, or a job outliving its grace). Like a lost worker,
+            // that costs an attempt and pays nobody, but the job runs again elsewhere.
+            // The worker is draining, so it gets nothing more in this session (it
+            // would only hand it back again, burning the job's attempts).
+            let worker = job.worker;
+            if let Some(w) = self.workers.get_mut(&worker) {
+                w.draining = true;
+                fx.changed_workers.push(worker);
+            }
+            return self.lose_job(conn, job_id, "its worker shut down", fx);
+        }
         let (mut status, mut reason) = outcome.final_status();
         let mut message = outcome.message.clone();
         if outcome.end == RunEnd::Cancelled && !job.cancel_requested {

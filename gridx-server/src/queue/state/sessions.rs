@@ -186,7 +186,7 @@ impl State {
     }
 
     pub(super) fn tick(&mut self, conn: &Connection, fx: &mut Effects) -> Step<()> {
-        let lease = self.settings.heartbeat * 3;
+        let lease = self.settings.heartbeat * gridx_proto::protocol::SILENT_HEARTBEATS;
         let now = Instant::now();
         let expired: Vec<WorkerId> = self
             .workers
@@ -198,7 +198,7 @@ impl State {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            tracing::warn!(worker = %id, "worker lost: silent for 3 heartbeats");
+            tracing::warn!(worker = %id, "worker lost: silent for too many heartbeats");
             self.lose_worker(conn, id, "its worker was lost (no heartbeat)", None, fx)?;
         }
         if now.duration_since(self.last_housekeeping) >= Duration::from_secs(1) {

@@ -1,8 +1,8 @@
 //! The bubblewrap (`bwrap`) sandbox, used when no Docker engine answers: every
 //! namespace unshared (so no network), the host's /usr mounted read-only, a private
-//! size-limited tmpfs for /tmp and the workspace, the job's source mounted read-only at
-//! /job, no capabilities, uid 65534, rlimits, and the whole process group killed on
-//! timeout or cancel.
+//! size-limited tmpfs for /tmp, /dev/shm and the workspace, everything else read-only
+//! (/dev included), the job's source copied in through a pipe, no capabilities, uid
+//! 65534, rlimits, and the whole process group killed on timeout or cancel.
 
 use super::process::{self, ProcessPlan, Rlimits};
 use super::{Executor, JobRun, SandboxLimits, StopToken, interpreter_command, write_source};
@@ -102,6 +102,13 @@ impl BubblewrapExecutor {
                 "/proc",
                 "--dev",
                 "/dev",
+                // bwrap's /dev is a tmpfs of half the host's RAM, owned by the job's
+                // uid: /dev/shm gets a bounded tmpfs of its own and /dev itself is
+                // made read-only below, or a job could fill the host's memory there.
+                "--size",
+                &tmpfs_bytes,
+                "--tmpfs",
+                "/dev/shm",
                 "--size",
                 &tmpfs_bytes,
                 "--tmpfs",
@@ -124,9 +131,12 @@ impl BubblewrapExecutor {
         }
         args.extend(
             [
-                // Everything outside /tmp and /workspace is read-only, the root too.
+                // Everything outside /tmp, /workspace and /dev/shm is read-only, the
+                // root and /dev too (not recursive: /dev/null and the rest stay usable).
                 "--remount-ro",
                 "/",
+                "--remount-ro",
+                "/dev",
                 "--chdir",
                 "/workspace",
                 "--uid",
@@ -282,5 +292,62 @@ impl Executor for UnsandboxedExecutor {
             };
             process::run(plan, stop).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridx_proto::job::RunEnd;
+    use gridx_proto::{JobId, JobSpec};
+
+    /// Found by tests/hostile_jobs.rs: bwrap's own /dev is a tmpfs of half the host's
+    /// RAM owned by the job's uid, so a job could fill the host's memory through /dev
+    /// or /dev/shm. /dev must be read-only and /dev/shm bounded like /tmp.
+    #[tokio::test]
+    async fn dev_is_read_only_and_dev_shm_is_bounded() {
+        let limits = SandboxLimits {
+            tmpfs_mb: 4,
+            ..SandboxLimits::default()
+        };
+        let executor = match BubblewrapExecutor::detect(limits).await {
+            Ok(executor) => executor,
+            Err(why) => {
+                eprintln!("SKIPPED: bubblewrap cannot run here ({why})");
+                return;
+            }
+        };
+        let code = "echo x > /dev/gridx-escape 2> /dev/null && echo 'dev WRITABLE' || echo 'dev read-only'\n\
+                    head -c 64M /dev/zero > /dev/shm/fill 2> /dev/null\n\
+                    echo \"shm $(stat -c %s /dev/shm/fill)\"\n\
+                    echo x > /dev/null && echo 'null ok'\n";
+        let job = JobRun {
+            job_id: JobId(1),
+            attempt: 1,
+            spec: JobSpec {
+                language: Language::Bash,
+                code: code.into(),
+                stdin: String::new(),
+                timeout_s: 20,
+                memory_mb: 64,
+                priority: 0,
+                max_output_bytes: 64 * 1024,
+            },
+            workspace: std::env::temp_dir(),
+        };
+        let outcome = executor.run(job, StopToken::new()).await;
+        assert_eq!(outcome.end, RunEnd::Exited, "{outcome:?}");
+        let lines: Vec<&str> = outcome.stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{outcome:?}");
+        assert_eq!(lines[0], "dev read-only", "{outcome:?}");
+        let shm: u64 = lines[1]
+            .strip_prefix("shm ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{outcome:?}"));
+        assert!(
+            shm <= 4 * 1024 * 1024,
+            "/dev/shm took {shm} bytes: {outcome:?}"
+        );
+        assert_eq!(lines[2], "null ok", "{outcome:?}");
     }
 }

@@ -45,18 +45,81 @@ pub struct ProcessPlan {
     pub max_output_bytes: usize,
 }
 
-/// First host uid handed to process jobs, and how many there are. Each job gets the
-/// next one in turn, so one job's processes never count against another's
-/// RLIMIT_NPROC (a fork bomb exhausts only its own uid). With at most `UID_RANGE`
-/// jobs running at once, no two share a uid.
+/// First host uid handed to process jobs, and how many there are. Each job gets a uid
+/// that no process on the host runs as when the job starts, so one job's processes
+/// never count against another's RLIMIT_NPROC (a fork bomb exhausts only its own uid).
+/// That holds across worker processes too (two workers on one host, or a worker beside
+/// the demo): each process starts at a random point of the range and skips uids in use,
+/// where a fixed start gave every process's first job the same uid.
 const UID_BASE: u32 = 200_000;
 const UID_RANGE: u32 = 10_000;
 
-static NEXT_UID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static NEXT_UID: std::sync::OnceLock<std::sync::atomic::AtomicU32> = std::sync::OnceLock::new();
 
-/// The uid the next process job runs as on the host.
+/// The next uid of this process's turn through the range, whether in use or not.
+fn next_candidate() -> u32 {
+    let next = NEXT_UID.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        let start = match getrandom::fill(&mut bytes) {
+            Ok(()) => u32::from_le_bytes(bytes),
+            Err(_) => std::process::id().wrapping_mul(7919),
+        };
+        std::sync::atomic::AtomicU32::new(start % UID_RANGE)
+    });
+    UID_BASE + next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % UID_RANGE
+}
+
+/// The uid the next process job runs as on the host: the next one in turn that no
+/// process on the host runs as.
 pub fn job_uid() -> u32 {
-    UID_BASE + NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % UID_RANGE
+    pick_free_uid(&uids_in_use(), next_candidate)
+}
+
+/// The first candidate not in `busy`, trying at most the whole range; the first
+/// candidate when every uid is busy.
+fn pick_free_uid(busy: &std::collections::HashSet<u32>, mut next: impl FnMut() -> u32) -> u32 {
+    let first = next();
+    if !busy.contains(&first) {
+        return first;
+    }
+    for _ in 1..UID_RANGE {
+        let uid = next();
+        if !busy.contains(&uid) {
+            return uid;
+        }
+    }
+    first
+}
+
+/// Real uids within the job range of every process on this host (RLIMIT_NPROC counts
+/// by real uid), from /proc/<pid>/status.
+fn uids_in_use() -> std::collections::HashSet<u32> {
+    let mut busy = std::collections::HashSet::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return busy;
+    };
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .as_encoded_bytes()
+            .iter()
+            .all(u8::is_ascii_digit)
+        {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let real = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|uids| uids.split_whitespace().next())
+            .and_then(|uid| uid.parse::<u32>().ok());
+        if let Some(uid) = real.filter(|uid| (UID_BASE..UID_BASE + UID_RANGE).contains(uid)) {
+            busy.insert(uid);
+        }
+    }
+    busy
 }
 
 /// Runs the plan to its end and reports how it ended.
@@ -77,7 +140,9 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
     let limits = plan.rlimits;
     // SAFETY: geteuid cannot fail.
     let drop_privileges = plan.drop_privileges && unsafe { libc::geteuid() } == 0;
-    let uid = job_uid();
+    // Only a root worker switches uids, and only then is the choice worth a look at
+    // /proc.
+    let uid = if drop_privileges { job_uid() } else { 0 };
     // A pipe for fd 3, made close-on-exec so only the dup2 below reaches the child.
     let mut fds = [-1i32; 2];
     // SAFETY: pipe2 writes two descriptors into a valid two-element array.
@@ -271,4 +336,63 @@ async fn collect(task: Option<tokio::task::JoinHandle<CappedBuffer>>) -> (String
 
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn a_busy_uid_is_skipped() {
+        let busy: HashSet<u32> = [UID_BASE + 5, UID_BASE + 6].into();
+        let mut turn = UID_BASE + 5;
+        let uid = pick_free_uid(&busy, || {
+            turn += 1;
+            turn - 1
+        });
+        assert_eq!(uid, UID_BASE + 7);
+    }
+
+    #[test]
+    fn when_every_uid_is_busy_the_first_candidate_is_used() {
+        let busy: HashSet<u32> = (UID_BASE..UID_BASE + UID_RANGE).collect();
+        let mut turn = UID_BASE;
+        let uid = pick_free_uid(&busy, || {
+            turn += 1;
+            turn - 1
+        });
+        assert_eq!(uid, UID_BASE);
+    }
+
+    #[test]
+    fn job_uids_stay_in_the_range_and_differ_in_turn() {
+        let a = job_uid();
+        let b = job_uid();
+        assert!((UID_BASE..UID_BASE + UID_RANGE).contains(&a));
+        assert!((UID_BASE..UID_BASE + UID_RANGE).contains(&b));
+        assert_ne!(a, b);
+    }
+
+    /// A process of another worker running as a job uid makes that uid busy.
+    #[test]
+    fn a_uid_with_a_process_on_the_host_is_in_use() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: only root can start a process as another uid");
+            return;
+        }
+        use std::os::unix::process::CommandExt;
+        let uid = UID_BASE + UID_RANGE - 1;
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .uid(uid)
+            .gid(uid)
+            .spawn()
+            .expect("spawn sleep");
+        let seen = uids_in_use().contains(&uid);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(seen, "uid {uid} of a running process was not seen");
+    }
 }
