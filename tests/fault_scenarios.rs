@@ -350,28 +350,31 @@ async fn a_partitioned_workers_late_result_is_refused(mut c: Cluster) {
     );
 }
 
-/// What the load generator of scenario 4 learnt about each submission.
+/// What the load generator of scenario 4 learnt about its submissions.
 #[derive(Default)]
 struct LoadOutcome {
-    /// Answered 201: the job must exist, once.
+    /// Every submission's job id, by tag: each was answered 201 or, when an earlier
+    /// answer was lost, 200 for the job that earlier try made.
     acked: HashMap<u64, String>,
-    /// Sent, but the coordinator died before answering: the job may or may not exist.
-    uncertain: HashSet<String>,
+    /// Submits whose answer was lost (sent, then the coordinator died) and that were
+    /// sent again with the same Idempotency-Key.
+    resent_after_lost_answer: u64,
+    /// Of those, how many had in fact been stored (answered 200, not 201).
+    replayed: u64,
+    /// Submits refused at connect (coordinator down) and sent again.
     retried_refused_connections: u64,
 }
 
-/// Submits `per_user` jobs for each user through `lanes` concurrent lanes, retrying
-/// only what certainly never arrived (refused connections).
+/// Submits `per_user` jobs for each user through `lanes` concurrent lanes. Each
+/// submit carries its tag as Idempotency-Key, so it can be sent again whatever
+/// happened to the first try: exactly one job per tag is the expected result.
 async fn load(
     url: String,
     users: Vec<(String, String)>,
     per_user: usize,
     lanes: usize,
 ) -> LoadOutcome {
-    // No pooled connections: a request on a connection the dead coordinator left
-    // behind would fail after it was sent, and count as uncertain for no reason.
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client");
@@ -391,10 +394,12 @@ async fn load(
             loop {
                 let next = work.lock().map(|mut w| w.next()).unwrap_or(None);
                 let Some((tag, token)) = next else { return };
+                let mut answer_lost = false;
                 loop {
                     let sent = http
                         .post(format!("{url}/v1/jobs"))
                         .bearer_auth(&token)
+                        .header("Idempotency-Key", &tag)
                         .json(&json!({"language": "bash", "code": format!("echo {tag}")}))
                         .send()
                         .await;
@@ -405,23 +410,26 @@ async fn load(
                     let decided = {
                         let mut o = outcome.lock().unwrap_or_else(|p| p.into_inner());
                         match answer {
-                            Ok((201, Ok(text))) => {
+                            Ok((status @ (200 | 201), Ok(text))) => {
                                 let job: Value = serde_json::from_str(&text).expect("job view");
                                 o.acked.insert(id_of(&job), tag.clone());
+                                o.replayed += u64::from(status == 200);
+                                o.resent_after_lost_answer += u64::from(answer_lost);
                                 true
                             }
                             // Refused before storing (restarting, or shutting down).
                             Ok((503, _)) => false,
+                            Ok((status, body)) if status != 200 && status != 201 => {
+                                panic!("submit {tag}: {status} {body:?}")
+                            }
                             Err(e) if e.is_connect() => {
                                 o.retried_refused_connections += 1;
                                 false
                             }
-                            Ok((status, body)) if status != 201 => {
-                                panic!("submit {tag}: {status} {body:?}")
-                            }
+                            // Sent, but the answer never came: maybe stored, maybe not.
                             _ => {
-                                o.uncertain.insert(tag.clone());
-                                true
+                                answer_lost = true;
+                                false
                             }
                         }
                     };
@@ -508,40 +516,30 @@ async fn the_coordinator_killed_ten_times_under_load_loses_nothing(mut c: Cluste
         );
         all_jobs.extend(jobs);
     }
+    // Exactly one job per submission: none lost, none doubled by a resend.
+    assert_eq!(all_jobs.len(), 2 * PER_USER, "jobs stored");
+    assert_eq!(outcome.acked.len(), 2 * PER_USER, "submissions answered");
     let mut seen_tags = HashSet::new();
     for job in &all_jobs {
         assert_eq!(job["status"], "succeeded", "{job}");
         let tag = job["stdout"].as_str().unwrap_or_default().trim().to_owned();
         assert!(seen_tags.insert(tag.clone()), "tag {tag} stored twice");
-        match outcome.acked.get(&id_of(job)) {
-            Some(acked) => assert_eq!(acked, &tag, "job {} ran someone else's code", id_of(job)),
-            None => assert!(
-                outcome.uncertain.contains(&tag),
-                "job {tag} exists but was never submitted"
-            ),
-        }
-    }
-    let stored: HashSet<u64> = all_jobs.iter().map(id_of).collect();
-    for (id, tag) in &outcome.acked {
-        assert!(
-            stored.contains(id),
-            "acknowledged job {id} ({tag}) was lost"
+        assert_eq!(
+            outcome.acked.get(&id_of(job)),
+            Some(&tag),
+            "job {} is the one its submit was answered with",
+            id_of(job)
         );
     }
-    assert_eq!(
-        outcome.acked.len() + outcome.uncertain.len(),
-        2 * PER_USER,
-        "every submission was decided"
-    );
     let per_worker = assert_owners_paid(&c, &owners, &all_jobs).await;
     c.assert_ledger_verifies("after the load");
     println!(
-        "FIGURES scenario=4 kind={:?} kills=10 submissions={} acked={} uncertain={} uncertain_stored={} retried_refused={} wall_s={:.1} per_worker={per_worker:?}",
+        "FIGURES scenario=4 kind={:?} kills=10 submissions={} jobs={} answers_lost_and_resent={} of_which_already_stored={} retried_refused={} wall_s={:.1} per_worker={per_worker:?}",
         c.kind,
         2 * PER_USER,
-        outcome.acked.len(),
-        outcome.uncertain.len(),
-        all_jobs.len() - outcome.acked.len(),
+        all_jobs.len(),
+        outcome.resent_after_lost_answer,
+        outcome.replayed,
         outcome.retried_refused_connections,
         wall.as_secs_f64()
     );

@@ -68,6 +68,7 @@ impl From<QueueError> for ApiError {
             QueueError::AlreadyFinished(..) => ErrorCode::Conflict,
             QueueError::Rejected(..) => ErrorCode::InvalidRequest,
             QueueError::ShuttingDown => ErrorCode::Unavailable,
+            QueueError::KeyReused(_) => ErrorCode::Conflict,
             QueueError::Store(_) => {
                 tracing::error!(error = %e, "request failed in the store");
                 ErrorCode::Internal

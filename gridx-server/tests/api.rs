@@ -239,6 +239,111 @@ async fn concurrent_submits_never_overdraw() {
     server.assert_ledger_ok();
 }
 
+/// POST /v1/jobs with an Idempotency-Key: the status and body.
+async fn submit_keyed(
+    server: &TestServer,
+    token: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = server
+        .http
+        .post(server.url("/v1/jobs"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_resent_submit_return_the_same_job() {
+    let server = TestServer::start().await;
+    let alice = server.add_user("alice", 10);
+    let bob = server.add_user("bob", 10);
+    let job = json!({"language": "python", "code": "print(1)"});
+    let (status, first) = submit_keyed(&server, &alice, "order-7", job.clone()).await;
+    assert_eq!(status, 201, "{first}");
+    // The same request again (its answer was lost): the same job, charged once.
+    let (status, again) = submit_keyed(&server, &alice, "order-7", job.clone()).await;
+    assert_eq!(
+        (status, &again["job_id"]),
+        (200, &first["job_id"]),
+        "{again}"
+    );
+    // Spelling a default out is still the same request.
+    let spelled = json!({"language": "python", "code": "print(1)", "timeout_s": 30});
+    let (status, _) = submit_keyed(&server, &alice, "order-7", spelled).await;
+    assert_eq!(status, 200);
+    assert_eq!(server.balance(&alice).await.millis(), 9_000);
+    // The key with a different job is a client bug: refused, nothing changes.
+    let other = json!({"language": "python", "code": "print(2)"});
+    let (status, body) = submit_keyed(&server, &alice, "order-7", other).await;
+    assert_eq!((status, code(&body)), (409, "conflict"), "{body}");
+    // Keys belong to their user.
+    let (status, bobs) = submit_keyed(&server, &bob, "order-7", job.clone()).await;
+    assert_eq!(status, 201);
+    assert_ne!(bobs["job_id"], first["job_id"]);
+    for bad in ["", "has space", &"k".repeat(256), "caf\u{e9}"] {
+        let response = server
+            .http
+            .post(server.url("/v1/jobs"))
+            .bearer_auth(&alice)
+            .header("Idempotency-Key", bad.as_bytes())
+            .json(&job)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 400, "key {bad:?}");
+    }
+    // A replay still answers after a restart, and even with no credit left.
+    let server = server.restart().await;
+    for i in 0..9 {
+        server.submit_ok(&alice, &format!("print({i})")).await;
+    }
+    let (status, replay) = submit_keyed(&server, &alice, "order-7", job).await;
+    assert_eq!((status, &replay["job_id"]), (200, &first["job_id"]));
+    assert_eq!(server.balance(&alice).await.millis(), 0);
+    server.assert_ledger_ok();
+}
+
+#[tokio::test]
+async fn concurrent_submits_with_one_key_make_one_job() {
+    let server = TestServer::start().await;
+    let alice = server.add_user("alice", 10);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let (http, url, token) = (server.http.clone(), server.url("/v1/jobs"), alice.clone());
+        tasks.spawn(async move {
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "once")
+                .json(&json!({"language": "bash", "code": "echo once"}))
+                .send()
+                .await
+                .expect("request");
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            (status, body["job_id"].as_u64())
+        });
+    }
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    while let Some(result) = tasks.join_next().await {
+        let (status, id) = result.expect("task");
+        assert!(status == 201 || status == 200, "{status}");
+        created += usize::from(status == 201);
+        ids.insert(id);
+    }
+    assert_eq!((created, ids.len()), (1, 1));
+    assert_eq!(server.balance(&alice).await.millis(), 9_000);
+    server.assert_ledger_ok();
+}
+
 #[tokio::test]
 async fn other_users_jobs_are_invisible() {
     let server = TestServer::start().await;

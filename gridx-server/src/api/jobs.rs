@@ -4,25 +4,34 @@ use super::{ApiJson, ApiQuery};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::queue::SubmitKey;
 use crate::store::jobs as store_jobs;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use gridx_proto::JobId;
+use axum::http::{HeaderMap, StatusCode};
 use gridx_proto::api::{
     ErrorBody, ErrorCode, JobListQuery, JobListResponse, JobView, SubmitJobRequest,
 };
+use gridx_proto::{JobId, JobSpec};
+use sha2::{Digest, Sha256};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
 
 /// Submit a job. Its cost is held from your balance in the same transaction that
-/// stores it.
+/// stores it. With an `Idempotency-Key`, sending the same request again (after a
+/// lost answer) returns the job the first one made, with 200, instead of a new job.
 #[utoipa::path(
     post, path = "/v1/jobs", tag = "jobs",
     request_body = SubmitJobRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters, unique per request you mean once"),
+    ),
     responses(
         (status = 201, description = "Queued", body = JobView),
+        (status = 200, description = "Replayed: the job an earlier submit with this key made", body = JobView),
+        (status = 409, description = "The key was used for a different request", body = ErrorBody),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 402, description = "Insufficient credits", body = ErrorBody),
@@ -34,6 +43,7 @@ const MAX_PAGE: u32 = 500;
 pub async fn submit(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<SubmitJobRequest>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let spec = state.config.limits.validate(&request).map_err(|e| {
@@ -44,8 +54,36 @@ pub async fn submit(
         };
         ApiError::new(code, e.to_string())
     })?;
-    let view = state.queue.submit(user.name, spec).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    let key = submit_key(&headers, &spec)?;
+    let submitted = state.queue.submit(user.name, spec, key).await?;
+    let status = if submitted.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(submitted.view)))
+}
+
+/// The `Idempotency-Key` header, checked, with a hash of the job it asks for (after
+/// defaults are applied, so two spellings of the same job are the same request).
+fn submit_key(headers: &HeaderMap, spec: &JobSpec) -> Result<Option<SubmitKey>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::invalid("Idempotency-Key must be 1 to 255 visible ASCII characters")
+        })?;
+    let canonical = serde_json::to_vec(spec)
+        .map_err(|e| ApiError::invalid(format!("cannot hash the request: {e}")))?;
+    let digest = Sha256::digest(&canonical);
+    Ok(Some(SubmitKey {
+        key: key.to_owned(),
+        request_sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+    }))
 }
 
 /// Your jobs, newest first. Pass `next` as `before` for the following page.

@@ -41,8 +41,26 @@ pub enum QueueError {
     Rejected(RejectCode, String),
     #[error("the coordinator is shutting down")]
     ShuttingDown,
+    #[error("the Idempotency-Key {0:?} was already used for a different job request")]
+    KeyReused(String),
     #[error("the store failed: {0}")]
     Store(String),
+}
+
+/// A submit's idempotency key, with a hash of the job it asks for: a replay must ask
+/// for the same job.
+#[derive(Debug, Clone)]
+pub struct SubmitKey {
+    pub key: String,
+    pub request_sha256: String,
+}
+
+/// What a submit did: made a job, or found the one an earlier submit with the same
+/// key made (`replayed`).
+#[derive(Debug)]
+pub struct Submitted {
+    pub view: JobView,
+    pub replayed: bool,
 }
 
 /// An open worker session's outbox.
@@ -72,7 +90,8 @@ pub enum Command {
     Submit {
         user: UserName,
         spec: JobSpec,
-        reply: oneshot::Sender<Result<JobView, QueueError>>,
+        key: Option<SubmitKey>,
+        reply: oneshot::Sender<Result<Submitted, QueueError>>,
     },
     Cancel {
         user: UserName,
@@ -122,9 +141,19 @@ impl QueueHandle {
         rx.await.map_err(|_| QueueError::ShuttingDown)?
     }
 
-    pub async fn submit(&self, user: UserName, spec: JobSpec) -> Result<JobView, QueueError> {
-        self.call(|reply| Command::Submit { user, spec, reply })
-            .await
+    pub async fn submit(
+        &self,
+        user: UserName,
+        spec: JobSpec,
+        key: Option<SubmitKey>,
+    ) -> Result<Submitted, QueueError> {
+        self.call(|reply| Command::Submit {
+            user,
+            spec,
+            key,
+            reply,
+        })
+        .await
     }
 
     pub async fn cancel(

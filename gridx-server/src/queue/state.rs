@@ -3,7 +3,9 @@
 //! (rolled back to its savepoint) leaves memory as it was.
 
 use super::scheduler::{QueuedJob, Scheduler};
-use super::{Command, HelloRequest, Outbound, QueueError, QueueSettings, SessionTx};
+use super::{
+    Command, HelloRequest, Outbound, QueueError, QueueSettings, SessionTx, SubmitKey, Submitted,
+};
 use crate::events::{Audience, EventBus, WorkerBoard};
 use crate::metrics::{AccountLabel, Metrics};
 use crate::store::jobs::{self, Completion};
@@ -96,6 +98,10 @@ impl WorkerState {
 }
 
 enum Reply {
+    Submitted(
+        oneshot::Sender<Result<Submitted, QueueError>>,
+        Result<Submitted, QueueError>,
+    ),
     Job(
         oneshot::Sender<Result<JobView, QueueError>>,
         Result<JobView, QueueError>,
@@ -182,7 +188,10 @@ fn split<T>(result: Step<T>) -> (Result<T, QueueError>, Option<StoreError>) {
 fn refuse(command: Command, error: &StoreError) {
     let refusal = || QueueError::Store(format!("not applied: {error}"));
     match command {
-        Command::Submit { reply, .. } | Command::Cancel { reply, .. } => {
+        Command::Submit { reply, .. } => {
+            let _ = reply.send(Err(refusal()));
+        }
+        Command::Cancel { reply, .. } => {
             let _ = reply.send(Err(refusal()));
         }
         Command::Hello { reply, .. } => {
@@ -334,6 +343,9 @@ impl State {
                 self.metrics.store_errors.inc();
                 for reply in fx.replies {
                     match reply {
+                        Reply::Submitted(tx, _) => {
+                            let _ = tx.send(Err(QueueError::Store(e.to_string())));
+                        }
                         Reply::Job(tx, _) => {
                             let _ = tx.send(Err(QueueError::Store(e.to_string())));
                         }
@@ -362,9 +374,14 @@ impl State {
         fx: &mut Effects,
     ) -> Result<(), StoreError> {
         match command {
-            Command::Submit { user, spec, reply } => {
-                let (result, failure) = split(self.submit(conn, user, spec, fx));
-                fx.replies.push(Reply::Job(reply, result));
+            Command::Submit {
+                user,
+                spec,
+                key,
+                reply,
+            } => {
+                let (result, failure) = split(self.submit(conn, user, spec, key, fx));
+                fx.replies.push(Reply::Submitted(reply, result));
                 failure.map_or(Ok(()), Err)
             }
             Command::Cancel {
@@ -455,6 +472,9 @@ impl State {
 
         for reply in fx.replies {
             match reply {
+                Reply::Submitted(tx, result) => {
+                    let _ = tx.send(result);
+                }
                 Reply::Job(tx, result) => {
                     let _ = tx.send(result);
                 }

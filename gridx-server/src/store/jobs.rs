@@ -88,6 +88,38 @@ pub fn insert_job(
     Ok(JobId(conn.last_insert_rowid() as u64))
 }
 
+/// The job a user's earlier submit with this idempotency key made, with the hash of
+/// that request.
+pub fn find_submit_key(
+    conn: &Connection,
+    user: &UserName,
+    key: &str,
+) -> StoreResult<Option<(JobId, String)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT job_id, request_sha256 FROM submit_keys WHERE user = ?1 AND key = ?2",
+        )?
+        .query_row(params![user.as_str(), key], |row| {
+            Ok((JobId(row.get::<_, i64>(0)? as u64), row.get(1)?))
+        })
+        .optional()?)
+}
+
+/// Remembers which job a submit with this key made (same transaction as the job).
+pub fn insert_submit_key(
+    conn: &Connection,
+    user: &UserName,
+    key: &str,
+    request_sha256: &str,
+    job_id: JobId,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO submit_keys (user, key, request_sha256, job_id) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![user.as_str(), key, request_sha256, job_id.0 as i64])?;
+    Ok(())
+}
+
 pub fn job_view(conn: &Connection, id: JobId) -> StoreResult<Option<JobView>> {
     let sql = format!("SELECT {VIEW_COLUMNS} FROM jobs WHERE id = ?1");
     Ok(conn

@@ -4,8 +4,9 @@
 use rusqlite_migration::{M, Migrations};
 
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        r#"
+    Migrations::new(vec![
+        M::up(
+            r#"
 CREATE TABLE users (
     name        TEXT PRIMARY KEY,
     token_hash  BLOB NOT NULL UNIQUE,
@@ -88,7 +89,23 @@ BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER ledger_is_append_only_delete BEFORE DELETE ON ledger
 BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 "#,
-    )])
+        ),
+        // Idempotency keys of submits: a client that lost the answer to a submit
+        // (a dropped connection, a coordinator crash) sends it again with the same key
+        // and gets the job it already made, instead of a second job and a second hold.
+        // Written in the transaction that stores the job.
+        M::up(
+            r#"
+CREATE TABLE submit_keys (
+    user            TEXT NOT NULL REFERENCES users(name),
+    key             TEXT NOT NULL,
+    request_sha256  TEXT NOT NULL,
+    job_id          INTEGER NOT NULL REFERENCES jobs(id),
+    PRIMARY KEY (user, key)
+) WITHOUT ROWID;
+"#,
+        ),
+    ])
 }
 
 #[cfg(test)]

@@ -8,8 +8,27 @@ impl State {
         conn: &Connection,
         user: UserName,
         spec: gridx_proto::JobSpec,
+        key: Option<SubmitKey>,
         fx: &mut Effects,
-    ) -> Step<JobView> {
+    ) -> Step<Submitted> {
+        // A replay is answered from the store before anything else: it changes
+        // nothing, so it succeeds even when the queue is full or the balance spent.
+        if let Some(key) = &key
+            && let Some((job_id, request_sha256)) = jobs::find_submit_key(conn, &user, &key.key)?
+        {
+            if request_sha256 != key.request_sha256 {
+                return Err(StepError::Refused(QueueError::KeyReused(key.key.clone())));
+            }
+            let view = jobs::job_view(conn, job_id)?.ok_or_else(|| {
+                StepError::Store(StoreError::NotFound(format!(
+                    "job {job_id} of a submit key"
+                )))
+            })?;
+            return Ok(Submitted {
+                view,
+                replayed: true,
+            });
+        }
         if self.draining {
             return Err(StepError::Refused(QueueError::ShuttingDown));
         }
@@ -55,6 +74,9 @@ impl State {
             ))),
             other => StepError::from(other),
         })?;
+        if let Some(key) = &key {
+            jobs::insert_submit_key(conn, &user, &key.key, &key.request_sha256, id)?;
+        }
         // Stored and held: now memory.
         fx.posted.extend(posted);
         fx.changed_jobs.push(id);
@@ -68,7 +90,7 @@ impl State {
             attempts: 0,
             cost,
         });
-        Ok(JobView {
+        let view = JobView {
             job_id: id,
             user,
             status: JobStatus::Queued,
@@ -90,6 +112,10 @@ impl State {
             reason: None,
             message: None,
             cost,
+        };
+        Ok(Submitted {
+            view,
+            replayed: false,
         })
     }
 
