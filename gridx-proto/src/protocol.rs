@@ -268,6 +268,46 @@ fn classify(text: &str, err: &serde_json::Error) -> DecodeError {
 mod tests {
     use super::*;
 
+    /// The fuzzer's find: `1e39` narrowed to an infinite f32, which re-encoded as
+    /// `null` and could not be read back. Now refused at the door, in every float.
+    #[test]
+    fn metrics_past_f32_range_are_refused() {
+        let max = DEFAULT_MAX_FRAME_BYTES;
+        // fuzz/seeds/protocol_decoder/heartbeat_f32_overflow.json
+        let crash = r#"{"type":"heartbeat","metrics":{"cpu_percent":1e39,"memory_used_mb":0,"memory_total_mb":0}}"#;
+        assert!(matches!(
+            decode_worker_message(crash, max),
+            Err(DecodeError::Malformed(m)) if m.contains("finite")
+        ));
+        for frame in [
+            r#"{"type":"heartbeat","metrics":{"cpu_percent":1,"cpu_per_core":[1e39],"memory_used_mb":0,"memory_total_mb":0}}"#,
+            r#"{"type":"heartbeat","metrics":{"cpu_percent":1,"memory_used_mb":0,"memory_total_mb":0,"gpus":[{"index":0,"name":"g","power_w":-1e39}]}}"#,
+        ] {
+            assert!(decode_worker_message(frame, max).is_err(), "{frame}");
+        }
+        let fine = r#"{"type":"heartbeat","metrics":{"cpu_percent":3.4e38,"memory_used_mb":0,"memory_total_mb":0}}"#;
+        let decoded = decode_worker_message(fine, max).expect("in range");
+        let again = decode_worker_message(&encode(&decoded).expect("encode"), max);
+        assert_eq!(again, Ok(decoded));
+    }
+
+    #[test]
+    fn non_finite_samples_are_made_finite_before_sending() {
+        let mut sample = crate::metrics::HostMetrics {
+            cpu_percent: f32::NAN,
+            cpu_per_core: vec![1.0, f32::INFINITY],
+            ..Default::default()
+        };
+        sample.gpus.push(crate::metrics::GpuMetrics {
+            power_w: Some(f32::NAN),
+            ..Default::default()
+        });
+        let sample = sample.finite();
+        assert_eq!(sample.cpu_percent, 0.0);
+        assert_eq!(sample.cpu_per_core, vec![1.0, 0.0]);
+        assert_eq!(sample.gpus[0].power_w, None);
+    }
+
     #[test]
     fn oversized_frames_are_refused_before_parsing() {
         let big = format!("{{\"type\":\"drain\",\"pad\":\"{}\"}}", "x".repeat(100));

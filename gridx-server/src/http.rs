@@ -1,13 +1,17 @@
 //! The HTTP accept loop: hyper with a header-read timeout (slow clients cannot hold
 //! connections open forever), the peer address for rate limiting, WebSocket upgrades,
 //! and graceful shutdown.
+//!
+//! HTTP/1.1 only. With protocol sniffing (HTTP/1 or HTTP/2) a connection that sends
+//! nothing, or trickles the HTTP/2 preface, was held open forever: the header timeout
+//! only starts once HTTP/1 is detected. Every client of this API (reqwest, curl,
+//! WebSockets, a TLS-terminating proxy) speaks HTTP/1.1.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -19,15 +23,16 @@ pub async fn serve(
     header_timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    // Every connection task, so that shutdown can wait for in-flight requests. (hyper-
+    // util's GracefulShutdown cannot watch an HTTP/1-only upgradeable connection.)
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -45,10 +50,22 @@ pub async fn serve(
                     request.extensions_mut().insert(ConnectInfo(peer));
                     router.clone().oneshot(request)
                 });
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                let mut stop = stop.clone();
+                connections.spawn(async move {
+                    tokio::pin!(connection);
+                    let ended = tokio::select! {
+                        ended = connection.as_mut() => ended,
+                        _ = crate::app::signalled(&mut stop) => {
+                            // Finish the request in flight, then close; idle keep-alives
+                            // close at once.
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 });
@@ -57,6 +74,9 @@ pub async fn serve(
         }
     }
     drop(listener);
-    // Let in-flight requests finish, but do not wait on idle keep-alives forever.
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    // Let in-flight requests finish, for up to 5 s.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
 }

@@ -61,7 +61,17 @@ async fn session(mut socket: WebSocket, state: AppState) {
             )
             .await;
         }
-        Ok(None) | Ok(Some(Err(_))) => return,
+        Ok(None) => return,
+        // Too large, or not a WebSocket frame at all: say why before closing (the
+        // socket may be unusable; then the close is all the peer gets).
+        Ok(Some(Err(e))) => {
+            return reject(
+                socket,
+                RejectCode::Malformed,
+                format!("the first frame could not be read: {e}"),
+            )
+            .await;
+        }
         Ok(Some(Ok(message))) => message,
     };
     let text = match first {

@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::queue::SubmitKey;
 use crate::store::jobs as store_jobs;
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use gridx_proto::api::{
@@ -125,8 +126,12 @@ pub async fn list(
     Ok(Json(JobListResponse { jobs, next }))
 }
 
-fn parse_id(raw: &str) -> Result<JobId, ApiError> {
-    raw.parse().map_err(|_| ApiError::not_found("job"))
+/// Any id that is not a job number (including one that is not even UTF-8) is a job
+/// that does not exist: 404, like another user's.
+fn parse_id(raw: Result<Path<String>, PathRejection>) -> Result<JobId, ApiError> {
+    raw.ok()
+        .and_then(|Path(id)| id.parse().ok())
+        .ok_or_else(|| ApiError::not_found("job"))
 }
 
 /// One job with its output. Another user's job is 404, as if it did not exist.
@@ -138,9 +143,9 @@ fn parse_id(raw: &str) -> Result<JobId, ApiError> {
 pub async fn get_one(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobView>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(id)?;
     let view = state
         .reader
         .read(move |conn| store_jobs::job_view(conn, id))
@@ -165,9 +170,9 @@ pub async fn get_one(
 pub async fn cancel(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobView>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(id)?;
     let view = state.queue.cancel(user.name, user.is_admin, id).await?;
     Ok(Json(view))
 }

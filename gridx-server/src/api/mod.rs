@@ -70,6 +70,58 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system::health))
 }
 
+/// A declared body past the limit is refused from its header alone (the body limit
+/// otherwise waits for bytes that may never come). An error answered to a request with
+/// a body says `Connection: close`: the handler may not have read the body, and hyper
+/// then closes the connection, so a keep-alive client must not send its next request
+/// into it.
+async fn bounded_bodies(
+    axum::extract::State(max): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+    use axum::response::IntoResponse;
+    let close = || axum::http::HeaderValue::from_static("close");
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        // Read and drop what the client is already sending, bounded in bytes and in
+        // time, so that it gets the 413 rather than a reset from closing on unread data.
+        let mut body = request.into_body().into_data_stream();
+        let drain_limit = max.saturating_mul(4);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            use futures_util::StreamExt;
+            let mut drained = 0usize;
+            while let Some(Ok(chunk)) = body.next().await {
+                drained += chunk.len();
+                if drained > drain_limit {
+                    break;
+                }
+            }
+        })
+        .await;
+        let mut response = ApiError::new(
+            gridx_proto::api::ErrorCode::PayloadTooLarge,
+            format!("the request body is larger than the {max} bytes allowed"),
+        )
+        .into_response();
+        response.headers_mut().insert(CONNECTION, close());
+        return response;
+    }
+    let has_body =
+        declared.is_some_and(|n| n > 0) || request.headers().contains_key(TRANSFER_ENCODING);
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        response.headers_mut().insert(CONNECTION, close());
+    }
+    response
+}
+
 /// Errors made outside our handlers (405, 408, a bad WebSocket upgrade) arrive with
 /// an empty or plain-text body; give them the API's error body like every other.
 async fn errors_as_json(response: axum::response::Response) -> axum::response::Response {
@@ -128,6 +180,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/worker/connect", get(crate::worker_session::connect))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(state.config.max_request_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.max_request_bytes,
+            bounded_bodies,
+        ))
         .layer(axum::middleware::map_response(errors_as_json));
     let origins: Vec<HeaderValue> = state
         .config

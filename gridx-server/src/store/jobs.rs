@@ -142,7 +142,8 @@ pub fn list_jobs(
          WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR status = ?2) AND id < ?3
          ORDER BY id DESC LIMIT ?4"
     );
-    let before = before.map_or(i64::MAX, |b| b.0 as i64);
+    // Ids past i64::MAX cannot exist; such a cursor means "from the newest".
+    let before = before.map_or(i64::MAX, |b| i64::try_from(b.0).unwrap_or(i64::MAX));
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
         params![

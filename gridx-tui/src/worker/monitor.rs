@@ -105,7 +105,7 @@ impl Monitor {
                 }
             },
         }
-        metrics
+        metrics.finite()
     }
 }
 
