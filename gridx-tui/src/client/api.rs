@@ -41,6 +41,23 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// First pause before a submit is sent again; doubles each time.
+    resend_delay: Duration,
+}
+
+/// 128 random bits as hex: unique per submit without coordination.
+fn idempotency_key() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No entropy source: fall back to time and process, still unique enough
+        // for one client's own resends.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        bytes = (now ^ (u128::from(std::process::id()) << 96)).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl ApiClient {
@@ -54,6 +71,7 @@ impl ApiClient {
             http,
             base: server.trim().trim_end_matches('/').to_owned(),
             token,
+            resend_delay: Duration::from_millis(500),
         }
     }
 
@@ -108,12 +126,31 @@ impl ApiClient {
         }
     }
 
+    /// Submits a job. The request carries a fresh `Idempotency-Key`, so when the
+    /// answer is lost (a dropped link, a coordinator restart) it is sent again, up to
+    /// three more times: the coordinator answers a resend with the job the first try
+    /// made, never a second job or a second charge.
     pub async fn submit(&self, request: &SubmitJobRequest) -> Result<JobView, ClientError> {
-        self.send(
-            self.request(reqwest::Method::POST, "/v1/jobs")?
-                .json(request),
-        )
-        .await
+        let key = idempotency_key();
+        let mut delay = self.resend_delay;
+        let mut tries_left = 3;
+        loop {
+            let sent = self
+                .send(
+                    self.request(reqwest::Method::POST, "/v1/jobs")?
+                        .header("Idempotency-Key", &key)
+                        .json(request),
+                )
+                .await;
+            match sent {
+                Err(ClientError::Network { .. }) if tries_left > 0 => {
+                    tries_left -= 1;
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub async fn job(&self, id: JobId) -> Result<JobView, ClientError> {
@@ -189,4 +226,81 @@ fn root_cause(e: &reqwest::Error) -> String {
         source = next;
     }
     source.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads one HTTP request (headers and a Content-Length body); its
+    /// Idempotency-Key.
+    async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<String> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let Some(end) = text.find("\r\n\r\n") else {
+                continue;
+            };
+            let header = |name: &str| {
+                text[..end].lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                })
+            };
+            let length: usize = header("content-length")?.parse().ok()?;
+            if buf.len() >= end + 4 + length {
+                return header("idempotency-key");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_submit_whose_answer_was_lost_is_resent_with_the_same_key() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut keys = Vec::new();
+            // First try: read it all, then vanish without an answer.
+            let (mut first, _) = listener.accept().await.unwrap();
+            keys.push(read_request(&mut first).await);
+            drop(first);
+            // The resend: answer with the job.
+            let (mut second, _) = listener.accept().await.unwrap();
+            keys.push(read_request(&mut second).await);
+            let body = include_str!("../../../gridx-proto/tests/fixtures/job_view.json");
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            second.write_all(answer.as_bytes()).await.unwrap();
+            keys
+        });
+        let mut client = ApiClient::new(&format!("http://{addr}"), Some("gxu_x".into()));
+        client.resend_delay = Duration::from_millis(10);
+        let request: SubmitJobRequest =
+            serde_json::from_str(r#"{"language":"bash","code":"echo hi"}"#).unwrap();
+        let job = client.submit(&request).await.expect("the resend succeeds");
+        assert_eq!(job.job_id, JobId(42));
+        let keys = server.await.unwrap();
+        assert_eq!(keys.len(), 2);
+        let first = keys[0].clone().expect("the first try carries a key");
+        assert_eq!(first.len(), 32);
+        assert_eq!(
+            keys[1].as_deref(),
+            Some(first.as_str()),
+            "the resend reuses it"
+        );
+    }
+
+    #[test]
+    fn keys_differ_per_submit() {
+        assert_ne!(idempotency_key(), idempotency_key());
+    }
 }
