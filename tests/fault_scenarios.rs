@@ -6,6 +6,7 @@
 //! Each scenario prints one `FIGURES` line; docs/reliability.md records them.
 
 use gridx_e2e::cluster::{Cluster, Kind, credits_millis};
+use gridx_e2e::record_figures;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -191,12 +192,12 @@ async fn five_hundred_jobs_from_three_users_run_once_each(mut c: Cluster) {
         "every worker took a share: {per_worker:?}"
     );
     c.assert_ledger_verifies("after 500 jobs");
-    println!(
+    record_figures(&format!(
         "FIGURES scenario=1 kind={:?} jobs=500 wall_s={:.1} jobs_per_s={:.1} per_worker={per_worker:?}",
         c.kind,
         wall.as_secs_f64(),
         500.0 / wall.as_secs_f64()
-    );
+    ));
 }
 
 /// Polls the user's jobs until one runs on `worker_id`; the ids running there then.
@@ -263,12 +264,12 @@ async fn a_killed_workers_jobs_rerun_elsewhere_and_it_is_not_paid_for_them(mut c
     assert_eq!(c.balance_millis(&alice).await, 100 * CREDIT - 18 * COST);
     assert!(c.metric("gridx_requeued_jobs_total").await >= rerun.len() as f64);
     c.assert_ledger_verifies("after a worker was killed");
-    println!(
+    record_figures(&format!(
         "FIGURES scenario=2 kind={:?} jobs=18 lost_attempts={} rerun_elsewhere={} per_worker={per_worker:?}",
         c.kind,
         running_there.len(),
         rerun.len()
-    );
+    ));
 }
 
 /// Scenario 3: Cut a worker off the network while it runs a job, let the lease expire,
@@ -342,12 +343,12 @@ async fn a_partitioned_workers_late_result_is_refused(mut c: Cluster) {
     );
     assert_eq!(c.balance_millis(&alice).await, 100 * CREDIT - 3 * COST);
     c.assert_ledger_verifies("after the partition");
-    println!(
+    record_figures(&format!(
         "FIGURES scenario=3 kind={:?} lease_expired_after_s={:.1} refused_late_results={}",
         c.kind,
         lease_expired_after.as_secs_f64(),
         c.metric("gridx_fenced_reports_total").await - fenced_before
-    );
+    ));
 }
 
 /// What the load generator of scenario 4 learnt about its submissions.
@@ -533,7 +534,7 @@ async fn the_coordinator_killed_ten_times_under_load_loses_nothing(mut c: Cluste
     }
     let per_worker = assert_owners_paid(&c, &owners, &all_jobs).await;
     c.assert_ledger_verifies("after the load");
-    println!(
+    record_figures(&format!(
         "FIGURES scenario=4 kind={:?} kills=10 submissions={} jobs={} answers_lost_and_resent={} of_which_already_stored={} retried_refused={} wall_s={:.1} per_worker={per_worker:?}",
         c.kind,
         2 * PER_USER,
@@ -542,7 +543,7 @@ async fn the_coordinator_killed_ten_times_under_load_loses_nothing(mut c: Cluste
         outcome.replayed,
         outcome.retried_refused_connections,
         wall.as_secs_f64()
-    );
+    ));
 }
 
 /// Scenario 5: Graceful shutdown of coordinator and of workers under load: nothing lost,
@@ -609,10 +610,10 @@ async fn graceful_shutdowns_under_load_lose_nothing(mut c: Cluster) {
     assert_eq!(c.stop_worker(0, 60), Some(0), "{}", c.worker_log(0));
     assert_eq!(c.stop_coordinator(60), Some(0), "{}", c.coordinator_log());
     c.assert_ledger_verifies("after every graceful stop");
-    println!(
+    record_figures(&format!(
         "FIGURES scenario=5 kind={:?} jobs=50 graceful_stops=5 handed_back={handed_back} per_worker={per_worker:?}",
         c.kind
-    );
+    ));
 }
 
 /// Scenario 6: Double spend: 1,000 concurrent submits by a user who can afford 10: exactly
@@ -670,8 +671,8 @@ async fn a_thousand_concurrent_submits_cannot_overspend(c: Cluster) {
         .unwrap_or_default();
     assert_eq!(holds.len(), 10, "one hold per accepted job: {ledger}");
     c.assert_ledger_verifies("after the double-spend attempt");
-    println!(
+    record_figures(&format!(
         "FIGURES scenario=6 kind={:?} submits=1000 accepted=10 refused_402=990",
         c.kind
-    );
+    ));
 }

@@ -43,6 +43,26 @@ fn built(path: &Path) -> PathBuf {
     path.to_owned()
 }
 
+/// Appends one line of measured figures to `target/gridx-e2e-figures.txt` (and to the
+/// test's output): `cargo test` hides a passing test's output, and `.ci/run` prints
+/// this file at the end so every CI log carries the figures of its run.
+pub fn record_figures(line: &str) {
+    println!("{line}");
+    let path = profile_dir()
+        .parent()
+        .map(|target| target.join("gridx-e2e-figures.txt"));
+    if let Some(path) = path {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
