@@ -69,8 +69,15 @@ fn echo_job(tag: &str, n: usize) -> Value {
     }
 }
 
-fn sleep_job(tag: &str, secs: u32) -> Value {
-    json!({"language": "bash", "code": format!("sleep {secs}; echo {tag}")})
+/// `count` jobs that sleep `secs` and print their tag `prefix-N`, with their tags.
+fn sleep_jobs(prefix: &str, count: usize, secs: u32) -> Vec<(String, Value)> {
+    (0..count)
+        .map(|i| {
+            let tag = format!("{prefix}-{i}");
+            let body = json!({"language": "bash", "code": format!("sleep {secs}; echo {tag}")});
+            (tag, body)
+        })
+        .collect()
 }
 
 /// Submits every body in order; the job id of each, with its tag.
@@ -229,13 +236,7 @@ async fn a_killed_workers_jobs_rerun_elsewhere_and_it_is_not_paid_for_them(mut c
     let owners = three_workers(&mut c, 2).await;
     let victim = 1;
     let victim_id = owners[victim].1;
-    let jobs: Vec<(String, Value)> = (0..18)
-        .map(|i| {
-            let tag = format!("job-{i}");
-            let body = sleep_job(&tag, 2);
-            (tag, body)
-        })
-        .collect();
+    let jobs = sleep_jobs("job", 18, 2);
     let tags: HashMap<u64, String> = submit_each(&c, &alice, jobs).await.into_iter().collect();
     let running_there = wait_running_on(&c, &alice, victim_id, 60).await;
     c.kill_worker(victim);
@@ -280,13 +281,7 @@ async fn a_partitioned_workers_late_result_is_refused(mut c: Cluster) {
     let owners = three_workers(&mut c, 1).await;
     let victim = 2;
     let victim_id = owners[victim].1;
-    let jobs: Vec<(String, Value)> = (0..3)
-        .map(|i| {
-            let tag = format!("job-{i}");
-            let body = sleep_job(&tag, 6);
-            (tag, body)
-        })
-        .collect();
+    let jobs = sleep_jobs("job", 3, 6);
     let tags: HashMap<u64, String> = submit_each(&c, &alice, jobs).await.into_iter().collect();
     let cut_job = wait_running_on(&c, &alice, victim_id, 60).await[0];
     let fenced_before = c.metric("gridx_fenced_reports_total").await;
@@ -551,13 +546,7 @@ async fn the_coordinator_killed_ten_times_under_load_loses_nothing(mut c: Cluste
 async fn graceful_shutdowns_under_load_lose_nothing(mut c: Cluster) {
     let alice = c.user("alice", "100");
     let owners = three_workers(&mut c, 2).await;
-    let first: Vec<(String, Value)> = (0..40)
-        .map(|i| {
-            let tag = format!("first-{i}");
-            let body = sleep_job(&tag, 1);
-            (tag, body)
-        })
-        .collect();
+    let first = sleep_jobs("first", 40, 1);
     let mut tags: HashMap<u64, String> = submit_each(&c, &alice, first).await.into_iter().collect();
 
     // A worker stops while it runs jobs: it finishes them, reports, exits 0.
@@ -583,13 +572,7 @@ async fn graceful_shutdowns_under_load_lose_nothing(mut c: Cluster) {
     c.wait_all_settled(&[&alice], 300).await;
 
     // Then the other two stop under load, and the first comes back for the rest.
-    let second: Vec<(String, Value)> = (0..10)
-        .map(|i| {
-            let tag = format!("second-{i}");
-            let body = sleep_job(&tag, 1);
-            (tag, body)
-        })
-        .collect();
+    let second = sleep_jobs("second", 10, 1);
     tags.extend(submit_each(&c, &alice, second).await);
     wait_running_on(&c, &alice, owners[1].1, 60).await;
     assert_eq!(c.stop_worker(1, 60), Some(0), "{}", c.worker_log(1));

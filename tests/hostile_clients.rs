@@ -18,9 +18,8 @@
 //! token only when it is revoked (`gridx-server worker revoke ID`). Both are tested.
 
 use futures_util::{SinkExt, StreamExt};
-use gridx_e2e::{Grid, binary};
+use gridx_e2e::{Grid, admin_output};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
@@ -375,63 +374,9 @@ fn assert_ledger_ok(grid: &Grid) {
     assert!(ok, "ledger verify failed:\n{summary}");
 }
 
-/// A grid whose coordinator runs with extra `[server]` settings (the harness's own
-/// coordinator is replaced by one started here, on the same port and data directory).
-struct Tuned {
-    grid: Grid,
-    server: Child,
-}
-
-impl Tuned {
-    async fn start(extra: &str) -> Tuned {
-        let mut grid = Grid::start().await;
-        grid.kill_server();
-        let config = grid.dir.path().join("tuned.toml");
-        std::fs::write(
-            &config,
-            format!("[server]\nheartbeat_s = 1\nshutdown_grace_s = 5\n{extra}\n"),
-        )
-        .expect("write config");
-        let mut server = Command::new(binary("gridx-server"))
-            .arg("--data-dir")
-            .arg(grid.dir.path())
-            .arg("--config")
-            .arg(&config)
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", grid.port)])
-            .env("GRIDX_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn gridx-server");
-        for _ in 0..200 {
-            if let Ok(r) = grid.http.get(format!("{}/healthz", grid.url)).send().await
-                && r.status() == 200
-            {
-                return Tuned { grid, server };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let _ = server.kill();
-        let _ = server.wait();
-        panic!("the tuned gridx-server did not become healthy");
-    }
-}
-
-impl Drop for Tuned {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
-
 /// Runs an admin command on a data directory that must fail; returns its stderr.
 fn admin_fails(data_dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(binary("gridx-server"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run gridx-server");
+    let out = admin_output(data_dir, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !out.status.success(),
@@ -1376,8 +1321,8 @@ const HEADER_TIMEOUT_S: u64 = 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_loris_requests_are_closed_at_the_header_timeout_and_others_are_served() {
-    let tuned = Tuned::start(&format!("request_timeout_s = {HEADER_TIMEOUT_S}")).await;
-    let grid = &tuned.grid;
+    let tuned = Grid::start_with(&format!("request_timeout_s = {HEADER_TIMEOUT_S}")).await;
+    let grid = &tuned;
     let bystander = Bystander::start(grid);
     let give_up = Duration::from_secs(HEADER_TIMEOUT_S + 4);
     let every = Duration::from_millis(250);
@@ -1429,8 +1374,8 @@ async fn slow_loris_requests_are_closed_at_the_header_timeout_and_others_are_ser
 /// hold any number of sockets (file descriptors) open forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_send_nothing_or_a_slow_http2_preface_are_closed_too() {
-    let tuned = Tuned::start(&format!("request_timeout_s = {HEADER_TIMEOUT_S}")).await;
-    let grid = &tuned.grid;
+    let tuned = Grid::start_with(&format!("request_timeout_s = {HEADER_TIMEOUT_S}")).await;
+    let grid = &tuned;
     let bystander = Bystander::start(grid);
     let give_up = Duration::from_secs(HEADER_TIMEOUT_S + 4);
     let every = Duration::from_millis(250);
@@ -1776,8 +1721,8 @@ async fn oversized_frames_end_the_session_with_a_clear_error_and_frames_at_the_l
 /// "message too big"), not a silent drop that leaves the worker guessing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_first_frame_is_rejected_not_silently_dropped() {
-    let grid = Tuned::start("max_ws_frame_bytes = 65536").await;
-    let grid = &grid.grid;
+    let grid = Grid::start_with("max_ws_frame_bytes = 65536").await;
+    let grid = &grid;
     let bystander = Bystander::start(grid);
     let ws = ws_connect(grid).await;
     let (mut sink, mut stream) = ws.split();

@@ -77,10 +77,17 @@ pub struct Grid {
     pub url: String,
     server: Option<Child>,
     pub http: reqwest::Client,
+    /// Extra `[server]` settings of this grid's coordinator.
+    extra_server_config: String,
 }
 
 impl Grid {
     pub async fn start() -> Grid {
+        Grid::start_with("").await
+    }
+
+    /// A grid whose coordinator also has these `[server]` settings (TOML lines).
+    pub async fn start_with(extra_server_config: &str) -> Grid {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut grid = Grid {
@@ -89,6 +96,7 @@ impl Grid {
             url: format!("http://127.0.0.1:{port}"),
             server: None,
             http: reqwest::Client::new(),
+            extra_server_config: extra_server_config.to_owned(),
         };
         grid.start_server().await;
         grid
@@ -97,8 +105,14 @@ impl Grid {
     pub async fn start_server(&mut self) {
         // Short heartbeats so lost workers are noticed within seconds in tests.
         let config = self.dir.path().join("gridx.toml");
-        std::fs::write(&config, "[server]\nheartbeat_s = 1\nshutdown_grace_s = 5\n")
-            .expect("write config");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nheartbeat_s = 1\nshutdown_grace_s = 5\n{}\n",
+                self.extra_server_config
+            ),
+        )
+        .expect("write config");
         let child = Command::new(binary("gridx-server"))
             .arg("--data-dir")
             .arg(self.dir.path())
@@ -260,12 +274,7 @@ impl Drop for Grid {
 /// Runs an admin command of `gridx-server` on a data directory (the coordinator may
 /// be running on it); returns stdout, trimmed, and panics with stderr on failure.
 pub fn admin_on(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(binary("gridx-server"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run gridx-server");
+    let out = admin_output(data_dir, args);
     assert!(
         out.status.success(),
         "gridx-server {args:?}: {}",
@@ -274,14 +283,19 @@ pub fn admin_on(data_dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// `gridx-server ledger verify` on a data directory: whether it passed, and its report.
-pub fn verify_ledger_of(data_dir: &Path) -> (bool, String) {
-    let out = Command::new(binary("gridx-server"))
+/// Runs `gridx-server --data-dir DIR ARGS` to completion, whatever its outcome.
+pub fn admin_output(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary("gridx-server"))
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["ledger", "verify"])
+        .args(args)
         .output()
-        .expect("run gridx-server");
+        .expect("run gridx-server")
+}
+
+/// `gridx-server ledger verify` on a data directory: whether it passed, and its report.
+pub fn verify_ledger_of(data_dir: &Path) -> (bool, String) {
+    let out = admin_output(data_dir, &["ledger", "verify"]);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
