@@ -278,6 +278,34 @@ async fn cancel_stops_the_job_quickly(executor: Arc<dyn Executor>) {
     );
 }
 
+/// A job that writes what bwrap writes when its sandbox setup fails, and exits 1 as
+/// bwrap then does, is still a job that failed on its own: no `sandbox_error`, no
+/// refund. (bubblewrap's real setup failures are tested in exec/bubblewrap.rs.)
+async fn a_job_cannot_claim_a_sandbox_failure(executor: Arc<dyn Executor>) {
+    let code = "echo 'bwrap: Creating new namespace failed: Resource temporarily unavailable' >&2\n\
+                echo \"bwrap: Can't find source path /usr: No such file or directory\" >&2\n\
+                exit 1\n";
+    let outcome = run(&executor, spec(Language::Bash, code)).await;
+    assert_eq!(
+        (outcome.end, outcome.exit_code, outcome.message.as_deref()),
+        (RunEnd::Exited, Some(1), None),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        outcome.final_status(),
+        (
+            gridx_proto::JobStatus::Failed,
+            Some(gridx_proto::FailureReason::NonZeroExit)
+        )
+    );
+    assert!(
+        outcome
+            .stderr
+            .starts_with("bwrap: Creating new namespace failed"),
+        "{outcome:?}"
+    );
+}
+
 /// A root-run worker's default work dir is under /root (mode 0700): the job's
 /// unprivileged uid must not need to reach it.
 async fn works_from_a_private_work_dir(executor: Arc<dyn Executor>) {
@@ -332,4 +360,5 @@ for_each_executor!(
     the_job_runs_unprivileged,
     cancel_stops_the_job_quickly,
     works_from_a_private_work_dir,
+    a_job_cannot_claim_a_sandbox_failure,
 );

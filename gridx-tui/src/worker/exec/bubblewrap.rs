@@ -3,6 +3,10 @@
 //! size-limited tmpfs for /tmp, /dev/shm and the workspace, everything else read-only
 //! (/dev included), the job's source copied in through a pipe, no capabilities, uid
 //! 65534, rlimits, and the whole process group killed on timeout or cancel.
+//!
+//! bwrap reports on a status pipe (`--json-status-fd`) whether it started the job's
+//! program; when it ends without saying so, its setup failed and the outcome is
+//! `SandboxError`, never the job's own failure (see [`process::STATUS_FD`]).
 
 use super::process::{self, ProcessPlan, Rlimits};
 use super::{Executor, JobRun, SandboxLimits, StopToken, interpreter_command, write_source};
@@ -46,7 +50,11 @@ impl BubblewrapExecutor {
             limits,
             languages,
         };
+        // The probe asks for the status report too (on stdout, which goes nowhere), so
+        // a bwrap too old for `--json-status-fd` (before 0.5) is refused here, not on
+        // every job.
         let probe = tokio::process::Command::new(&executor.bwrap)
+            .args(["--json-status-fd", "1"])
             .args(executor.sandbox_args(16, None))
             .arg("/usr/bin/true")
             .stdin(std::process::Stdio::null())
@@ -165,6 +173,44 @@ impl BubblewrapExecutor {
         args.push("--".into());
         args
     }
+
+    /// The bwrap command line and limits of one job.
+    fn plan(&self, job: &JobRun) -> ProcessPlan {
+        // The code reaches the sandbox's private tmpfs through a pipe on fd 3
+        // (`--file 3`), so nothing of the host's file system needs to be reachable by
+        // the job's unprivileged uid, and no extra process runs before the job. bwrap
+        // reports on fd 4 whether it started the job's program (`bwrap_status`).
+        let spec = &job.spec;
+        let source = format!("/workspace/{}", spec.language.source_file_name());
+        let mut args = vec![
+            "--json-status-fd".to_owned(),
+            process::STATUS_FD.to_string(),
+        ];
+        args.extend(self.sandbox_args(spec.memory_mb, Some(&source)));
+        let mut command = interpreter_command(spec.language, &source);
+        command[0] = interpreter_path(spec.language).into();
+        args.extend(command);
+        let memory = u64::from(spec.memory_mb) * 1024 * 1024;
+        ProcessPlan {
+            program: self.bwrap.clone(),
+            args,
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            cwd: "/".into(),
+            rlimits: Rlimits {
+                data_bytes: memory,
+                cpu_seconds: u64::from(spec.timeout_s) + 1,
+                file_bytes: u64::from(self.limits.fsize_mb) * 1024 * 1024,
+                open_files: u64::from(self.limits.nofile),
+                processes: u64::from(self.limits.pids),
+            },
+            drop_privileges: true,
+            stdin: spec.stdin.clone(),
+            fd3: Some(spec.code.clone().into_bytes()),
+            bwrap_status: true,
+            timeout: Duration::from_secs(u64::from(spec.timeout_s)),
+            max_output_bytes: spec.max_output_bytes,
+        }
+    }
 }
 
 impl Executor for BubblewrapExecutor {
@@ -177,38 +223,7 @@ impl Executor for BubblewrapExecutor {
     }
 
     fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome> {
-        Box::pin(async move {
-            // The code reaches the sandbox's private tmpfs through a pipe on fd 3
-            // (`--file 3`), so nothing of the host's file system needs to be reachable
-            // by the job's unprivileged uid, and no extra process runs before the job.
-            let spec = &job.spec;
-            let source = format!("/workspace/{}", spec.language.source_file_name());
-            let mut args = self.sandbox_args(spec.memory_mb, Some(&source));
-            let mut command = interpreter_command(spec.language, &source);
-            command[0] = interpreter_path(spec.language).into();
-            args.extend(command);
-            let stdin = spec.stdin.clone();
-            let memory = u64::from(spec.memory_mb) * 1024 * 1024;
-            let plan = ProcessPlan {
-                program: self.bwrap.clone(),
-                args,
-                env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-                cwd: "/".into(),
-                rlimits: Rlimits {
-                    data_bytes: memory,
-                    cpu_seconds: u64::from(spec.timeout_s) + 1,
-                    file_bytes: u64::from(self.limits.fsize_mb) * 1024 * 1024,
-                    open_files: u64::from(self.limits.nofile),
-                    processes: u64::from(self.limits.pids),
-                },
-                drop_privileges: true,
-                stdin,
-                fd3: Some(spec.code.clone().into_bytes()),
-                timeout: Duration::from_secs(u64::from(spec.timeout_s)),
-                max_output_bytes: spec.max_output_bytes,
-            };
-            process::run(plan, stop).await
-        })
+        Box::pin(async move { process::run(self.plan(&job), stop).await })
     }
 }
 
@@ -287,6 +302,7 @@ impl Executor for UnsandboxedExecutor {
                 drop_privileges: true,
                 stdin: spec.stdin.clone(),
                 fd3: None,
+                bwrap_status: false,
                 timeout: Duration::from_secs(u64::from(spec.timeout_s)),
                 max_output_bytes: spec.max_output_bytes,
             };
@@ -300,6 +316,144 @@ mod tests {
     use super::*;
     use gridx_proto::job::RunEnd;
     use gridx_proto::{JobId, JobSpec};
+
+    async fn executor() -> Option<BubblewrapExecutor> {
+        match BubblewrapExecutor::detect(SandboxLimits::default()).await {
+            Ok(executor) => Some(executor),
+            Err(why) => {
+                eprintln!("SKIPPED: bubblewrap cannot run here ({why})");
+                None
+            }
+        }
+    }
+
+    fn bash_job(code: &str) -> JobRun {
+        JobRun {
+            job_id: JobId(1),
+            attempt: 1,
+            spec: JobSpec {
+                language: Language::Bash,
+                code: code.into(),
+                stdin: String::new(),
+                timeout_s: 20,
+                memory_mb: 64,
+                priority: 0,
+                max_output_bytes: 64 * 1024,
+            },
+            workspace: std::env::temp_dir(),
+        }
+    }
+
+    /// A job's plan with `extra` bwrap options added before the command.
+    fn plan_with(executor: &BubblewrapExecutor, code: &str, extra: &[&str]) -> ProcessPlan {
+        let mut plan = executor.plan(&bash_job(code));
+        let command = plan
+            .args
+            .iter()
+            .position(|arg| arg == "--")
+            .expect("the command follows --");
+        plan.args
+            .splice(command..command, extra.iter().map(|arg| arg.to_string()));
+        plan
+    }
+
+    fn assert_sandbox_error(outcome: &RunOutcome, says: &str) {
+        assert_eq!(outcome.end, RunEnd::SandboxError, "{outcome:?}");
+        assert_eq!(outcome.exit_code, None, "{outcome:?}");
+        assert_eq!(
+            outcome.final_status(),
+            (
+                gridx_proto::JobStatus::Error,
+                Some(gridx_proto::job::FailureReason::SandboxError)
+            )
+        );
+        let message = outcome.message.as_deref().unwrap_or_default();
+        assert!(
+            message.starts_with("the sandbox could not start: bwrap: ") && message.contains(says),
+            "{outcome:?}"
+        );
+    }
+
+    /// bwrap cannot clone its namespaces (here: the job's uid may run one process, bwrap
+    /// itself), the "Creating new namespace failed: Resource temporarily unavailable"
+    /// seen in production: bwrap never reports a child.
+    #[tokio::test]
+    async fn namespaces_that_cannot_be_created_are_a_sandbox_error() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: RLIMIT_NPROC is applied only by a root worker");
+            return;
+        }
+        let Some(executor) = executor().await else {
+            return;
+        };
+        let mut plan = plan_with(&executor, "echo ran; exit 0", &[]);
+        plan.rlimits.processes = 1;
+        let outcome = process::run(plan, StopToken::new()).await;
+        assert_sandbox_error(&outcome, "Creating new namespace failed");
+    }
+
+    /// A mount of the setup fails after bwrap reported its child, but before the job's
+    /// program: still the sandbox's failure.
+    #[tokio::test]
+    async fn a_failed_mount_is_a_sandbox_error() {
+        let Some(executor) = executor().await else {
+            return;
+        };
+        let plan = plan_with(
+            &executor,
+            "echo ran; exit 1",
+            &["--ro-bind", "/gridx-no-such-path", "/gridx"],
+        );
+        let outcome = process::run(plan, StopToken::new()).await;
+        assert_sandbox_error(&outcome, "/gridx-no-such-path");
+    }
+
+    /// The exec of the interpreter itself fails: the job's code never ran.
+    #[tokio::test]
+    async fn an_interpreter_that_cannot_run_is_a_sandbox_error() {
+        let Some(executor) = executor().await else {
+            return;
+        };
+        let mut plan = executor.plan(&bash_job("exit 1"));
+        let command = plan.args.iter().position(|arg| arg == "--").unwrap() + 1;
+        plan.args[command] = "/usr/bin/gridx-no-such-interpreter".into();
+        let outcome = process::run(plan, StopToken::new()).await;
+        assert_sandbox_error(&outcome, "execvp /usr/bin/gridx-no-such-interpreter");
+    }
+
+    /// Neither the source pipe (fd 3) nor the status pipe (fd 4) reaches the job, so it
+    /// can neither forge bwrap's report nor keep it from ending.
+    #[tokio::test]
+    async fn the_pipes_never_reach_the_job() {
+        let Some(executor) = executor().await else {
+            return;
+        };
+        let code =
+            "for fd in 3 4; do [ -e /proc/$$/fd/$fd ] && echo \"fd $fd open\"; done; echo checked";
+        let outcome = executor.run(bash_job(code), StopToken::new()).await;
+        assert_eq!(
+            (outcome.end, outcome.exit_code, outcome.stdout.as_str()),
+            (RunEnd::Exited, Some(0), "checked\n"),
+            "{outcome:?}"
+        );
+    }
+
+    /// A job's program killed by a signal (here by itself) is the job's own end, with
+    /// bwrap's 128 + signal as its exit code; that a job says what bwrap says on a setup
+    /// failure is checked in tests/executors.rs.
+    #[tokio::test]
+    async fn a_job_killed_by_a_signal_is_its_own_end() {
+        let Some(executor) = executor().await else {
+            return;
+        };
+        let outcome = executor.run(bash_job("kill -9 $$"), StopToken::new()).await;
+        assert_eq!(
+            (outcome.end, outcome.exit_code),
+            (RunEnd::Exited, Some(137)),
+            "{outcome:?}"
+        );
+    }
 
     /// Found by tests/hostile_jobs.rs: bwrap's own /dev is a tmpfs of half the host's
     /// RAM owned by the job's uid, so a job could fill the host's memory through /dev

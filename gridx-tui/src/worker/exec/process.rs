@@ -1,6 +1,10 @@
 //! Runs a job as a child process in its own process group, with rlimits, capped
 //! output, a wall-clock timeout and cancellation that kill the whole group. Shared by
 //! the bubblewrap sandbox and the explicitly unsandboxed mode.
+//!
+//! For bubblewrap it also reads bwrap's `--json-status-fd` report, bwrap's own word on
+//! whether the job's program was started, so that a sandbox which could not be set up
+//! is reported as `sandbox_error` and not as the job's own failure.
 
 use super::output::CappedBuffer;
 use super::{StopReason, StopToken};
@@ -41,9 +45,20 @@ pub struct ProcessPlan {
     /// Bytes the child can read on file descriptor 3 (bubblewrap's `--file 3 PATH`
     /// copies the job's source into the sandbox from there).
     pub fd3: Option<Vec<u8>>,
+    /// The program is bubblewrap, told `--json-status-fd` [`STATUS_FD`]: the child gets
+    /// a pipe there, and a run whose bwrap ends without reporting an `exit-code` (its
+    /// setup failed before the job's program was started) is a `SandboxError`.
+    pub bwrap_status: bool,
     pub timeout: Duration,
     pub max_output_bytes: usize,
 }
+
+/// The child's file descriptor bwrap writes its JSON status to, when
+/// [`ProcessPlan::bwrap_status`] asks for it (`--json-status-fd 4`).
+pub const STATUS_FD: i32 = 4;
+
+/// At most this much of bwrap's status report is kept (it writes two short lines).
+const STATUS_CAP: usize = 16 * 1024;
 
 /// First host uid handed to process jobs, and how many there are. Each job gets a uid
 /// that no process on the host runs as when the job starts, so one job's processes
@@ -153,15 +168,30 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
             None
         };
     let fd3_read = fd3.map(|(r, _)| r);
+    // A pipe for bwrap's status report on STATUS_FD, close-on-exec the same way.
+    let mut fds = [-1i32; 2];
+    // SAFETY: pipe2 writes two descriptors into a valid two-element array.
+    let status_pipe =
+        if plan.bwrap_status && unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0 {
+            Some((fds[0], fds[1]))
+        } else {
+            None
+        };
+    if plan.bwrap_status && status_pipe.is_none() {
+        let error = std::io::Error::last_os_error();
+        close_pipes(fd3, None);
+        return super::sandbox_error(
+            format!("could not make a pipe for bwrap's status: {error}"),
+            elapsed_ms(started),
+        );
+    }
+    let status_write = status_pipe.map(|(_, w)| w);
     // SAFETY: between fork and exec only async-signal-safe calls are made
-    // (setrlimit, setgroups, setgid, setuid), with no allocation.
+    // (fcntl, dup2, setrlimit, setgroups, setgid, setuid), with no allocation.
     unsafe {
         command.pre_exec(move || {
-            if let Some(read) = fd3_read
-                && libc::dup2(read, 3) != 3
-            {
-                return Err(std::io::Error::last_os_error());
-            }
+            // SAFETY: both sources are pipe ends made above for this child.
+            install_fds([(fd3_read, 3), (status_write, STATUS_FD)])?;
             set_limit(libc::RLIMIT_DATA, limits.data_bytes)?;
             set_limit(libc::RLIMIT_CPU, limits.cpu_seconds)?;
             set_limit(libc::RLIMIT_FSIZE, limits.file_bytes)?;
@@ -182,13 +212,7 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            if let Some((read, write)) = fd3 {
-                // SAFETY: closing pipe ends we own and nobody else uses.
-                unsafe {
-                    libc::close(read);
-                    libc::close(write);
-                }
-            }
+            close_pipes(fd3, status_pipe);
             return super::sandbox_error(
                 format!("could not start {}: {e}", plan.program.display()),
                 elapsed_ms(started),
@@ -211,6 +235,24 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
             let _ = file.write_all(&bytes);
         });
     }
+    // Our copy of the status pipe's write end goes at once: the report ends (EOF) when
+    // bwrap, its only other holder, exits. (The sandboxed child closes its copy first
+    // thing, so the job never holds it.)
+    let bwrap_report = status_pipe.map(|(read, write)| {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: closing our copy of the write end; the child has its own.
+        unsafe {
+            libc::close(write);
+        }
+        // SAFETY: `read` is a pipe end we own and hand over to this OwnedFd.
+        let read = unsafe { OwnedFd::from_raw_fd(read) };
+        tokio::spawn(async move {
+            match tokio::net::unix::pipe::Receiver::from_owned_fd(read) {
+                Ok(pipe) => read_status(pipe).await,
+                Err(_) => BwrapStatus::default(),
+            }
+        })
+    });
     let pgid = child.id().map(|id| id as i32);
     if let Some(mut stdin) = child.stdin.take() {
         let input = plan.stdin.into_bytes();
@@ -258,10 +300,31 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
         }
     };
     use std::os::unix::process::ExitStatusExt;
-    let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+    let mut exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+    if let Some(report) = bwrap_report {
+        // bwrap is gone, so the report has ended; a bound all the same, so that a
+        // stray holder of the pipe cannot hang the worker.
+        let report = tokio::time::timeout(Duration::from_secs(5), report)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        match report.exit_code {
+            // The job's program ran: bwrap's word on how it ended.
+            Some(code) => exit_code = Some(code),
+            // bwrap ended on its own without saying that the program ran: its setup
+            // (namespaces, mounts, the exec itself) failed, and the job's code never
+            // ran, so all of stderr is bwrap's. A job cannot fake this: the status
+            // pipe never reaches the sandbox, and no output of the job counts.
+            None if killed_for.is_none() => {
+                return super::sandbox_error(setup_failure(&stderr, status), duration_ms);
+            }
+            None => {}
+        }
+    }
     let end = match killed_for {
         Some(end) => end,
-        None if status.code() != Some(0) && looks_out_of_memory(&stderr) => RunEnd::Oom,
+        None if exit_code != Some(0) && looks_out_of_memory(&stderr) => RunEnd::Oom,
         None if status.signal() == Some(libc::SIGXCPU) => RunEnd::TimedOut,
         None => RunEnd::Exited,
     };
@@ -274,6 +337,108 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
         stderr_truncated,
         duration_ms,
         message: None,
+    }
+}
+
+/// What bwrap said on its `--json-status-fd`: `{ "child-pid": N, ... }` once it has
+/// cloned the sandbox's first process (before the mounts), and `{ "exit-code": N }` when
+/// the job's program, started by a successful exec, ended. No `exit-code` means the
+/// setup failed (bwrap reports none when its child dies before the exec or the exec
+/// fails), or bwrap was killed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct BwrapStatus {
+    child_pid: Option<i64>,
+    exit_code: Option<i32>,
+}
+
+impl BwrapStatus {
+    /// One JSON object a line; anything else is ignored.
+    fn parse(text: &str) -> Self {
+        let mut status = Self::default();
+        for line in text.lines() {
+            let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(line) else {
+                continue;
+            };
+            if let Some(pid) = fields.get("child-pid").and_then(serde_json::Value::as_i64) {
+                status.child_pid = Some(pid);
+            }
+            if let Some(code) = fields
+                .get("exit-code")
+                .and_then(serde_json::Value::as_i64)
+                .and_then(|code| i32::try_from(code).ok())
+            {
+                status.exit_code = Some(code);
+            }
+        }
+        status
+    }
+}
+
+/// Reads bwrap's status report to its end (bwrap's exit), keeping at most
+/// [`STATUS_CAP`] bytes.
+async fn read_status(mut pipe: impl AsyncRead + Unpin) -> BwrapStatus {
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = STATUS_CAP.saturating_sub(text.len());
+                text.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        }
+    }
+    BwrapStatus::parse(&String::from_utf8_lossy(&text))
+}
+
+/// The message of a sandbox that could not be set up: bwrap's own first words on
+/// stderr (the job's code never ran, so nothing there is the job's).
+fn setup_failure(stderr: &str, status: std::process::ExitStatus) -> String {
+    match stderr.lines().map(str::trim).find(|line| !line.is_empty()) {
+        Some(line) => format!(
+            "the sandbox could not start: {}",
+            line.chars().take(500).collect::<String>()
+        ),
+        None => format!("the sandbox could not start: bwrap ended ({status}) before the job ran"),
+    }
+}
+
+/// Makes each present `(source, target)` pair the child's descriptor `target`,
+/// inherited across exec. Every source is first copied above the targets, so one
+/// target never overwrites another pair's source. Only fcntl and dup2, no allocation.
+///
+/// # Safety
+///
+/// Only between fork and exec: it replaces whatever the targets were.
+unsafe fn install_fds<const N: usize>(pairs: [(Option<i32>, i32); N]) -> std::io::Result<()> {
+    let mut high = [-1i32; N];
+    for (slot, (source, _)) in high.iter_mut().zip(pairs) {
+        if let Some(source) = source {
+            // SAFETY: duplicating a descriptor we own; the copy is close-on-exec.
+            let copy = unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, 10) };
+            if copy < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            *slot = copy;
+        }
+    }
+    for (copy, (_, target)) in high.into_iter().zip(pairs) {
+        // SAFETY: dup2 onto a fixed number clears close-on-exec on the target.
+        if copy >= 0 && unsafe { libc::dup2(copy, target) } != target {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Closes the ends of pipes that were made for a child that never started.
+fn close_pipes(fd3: Option<(i32, i32)>, status: Option<(i32, i32)>) {
+    for (read, write) in fd3.into_iter().chain(status) {
+        // SAFETY: closing pipe ends we own and nobody else uses.
+        unsafe {
+            libc::close(read);
+            libc::close(write);
+        }
     }
 }
 
@@ -342,6 +507,50 @@ fn elapsed_ms(started: Instant) -> u64 {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn bwrap_status_reports_are_read() {
+        let started = "{ \"child-pid\": 16354, \"cgroup-namespace\": 4026532183, \"pid-namespace\": 4026532182 }\n";
+        assert_eq!(
+            BwrapStatus::parse(started),
+            BwrapStatus {
+                child_pid: Some(16354),
+                exit_code: None
+            }
+        );
+        let ended = format!("{started}{{ \"exit-code\": 3 }}\n");
+        assert_eq!(
+            BwrapStatus::parse(&ended),
+            BwrapStatus {
+                child_pid: Some(16354),
+                exit_code: Some(3)
+            }
+        );
+        assert_eq!(BwrapStatus::parse(""), BwrapStatus::default());
+        assert_eq!(
+            BwrapStatus::parse("{ \"exit-code\": \nnot json\n[1]\n{ \"exit-code\": \"0\" }\n"),
+            BwrapStatus::default()
+        );
+    }
+
+    #[test]
+    fn a_setup_failure_quotes_bwraps_first_line() {
+        use std::os::unix::process::ExitStatusExt;
+        let status = std::process::ExitStatus::from_raw(1 << 8);
+        assert_eq!(
+            setup_failure(
+                "\nbwrap: Creating new namespace failed: Resource temporarily unavailable\nmore\n",
+                status
+            ),
+            "the sandbox could not start: bwrap: Creating new namespace failed: Resource temporarily unavailable"
+        );
+        let quiet = setup_failure("", status);
+        assert!(
+            quiet.starts_with("the sandbox could not start: bwrap ended ("),
+            "{quiet}"
+        );
+        assert_eq!(setup_failure(&"x".repeat(2000), status).len(), 29 + 500);
+    }
 
     #[test]
     fn a_busy_uid_is_skipped() {
