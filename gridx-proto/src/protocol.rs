@@ -101,6 +101,11 @@ pub enum WorkerMessage {
         metrics: HostMetrics,
         #[serde(default)]
         running: Vec<JobAttempt>,
+        /// The worker is shutting down: assign it nothing more. Sent at once when its
+        /// drain begins, so the coordinator stops assigning before an assignment can
+        /// race the drain (and be handed back). Absent means false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        draining: bool,
     },
     /// The sandbox is up and the job's code has started.
     Started { job_id: JobId, attempt: u32 },

@@ -161,6 +161,7 @@ fn worker_messages() {
                 job_id: JobId(42),
                 attempt: 1,
             }],
+            draining: false,
         },
     );
     worker_message(

@@ -246,7 +246,7 @@ async fn worker(
                 }
             }
             _ = heartbeat.tick() => {
-                let hb = WorkerMessage::Heartbeat { metrics: Default::default(), running: vec![] };
+                let hb = WorkerMessage::Heartbeat { metrics: Default::default(), running: vec![], draining: false };
                 if socket.send(Message::Text(encode(&hb).unwrap_or_default().into())).await.is_err() { return; }
             }
         }

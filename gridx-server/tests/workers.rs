@@ -153,6 +153,43 @@ async fn a_job_handed_back_by_a_stopping_worker_runs_elsewhere() {
 }
 
 #[tokio::test]
+async fn a_worker_that_says_it_is_draining_gets_no_more_jobs() {
+    let server = TestServer::start().await;
+    let alice = server.add_user("alice", 10);
+    server.add_user("bob", 0);
+    let (_, token) = server.add_worker("bob");
+    let mut stopping = FakeWorker::connect(&server, &token, 4).await;
+    stopping
+        .send(WorkerMessage::Heartbeat {
+            metrics: Default::default(),
+            running: vec![],
+            draining: true,
+        })
+        .await;
+    let (_, workers) = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (status, workers) = server.get_json(&alice, "/v1/workers").await;
+            if workers["workers"][0]["status"] == "draining" || std::time::Instant::now() > deadline
+            {
+                break (status, workers);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert_eq!(workers["workers"][0]["status"], "draining", "{workers}");
+    let id = server.submit_ok(&alice, "print(1)").await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), stopping.recv(30))
+            .await
+            .is_err(),
+        "a draining worker was given a job"
+    );
+    assert_eq!(server.job(&alice, id).await["status"], "queued");
+    server.assert_ledger_ok();
+}
+
+#[tokio::test]
 async fn retries_run_out_into_error_and_a_refund() {
     let server = TestServer::start_with(|c| c.max_attempts = 1).await;
     let alice = server.add_user("alice", 10);

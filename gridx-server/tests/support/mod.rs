@@ -362,6 +362,7 @@ impl FakeWorker {
         self.send(WorkerMessage::Heartbeat {
             metrics: Default::default(),
             running,
+            draining: false,
         })
         .await;
     }

@@ -371,10 +371,7 @@ impl WorkerHost {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    let metrics = self.monitor.sample();
-                    self.emit(WorkerEvent::Metrics(Box::new(metrics.clone())));
-                    let running = self.running.keys().copied().collect();
-                    if let Err(e) = link::send(&mut socket, &WorkerMessage::Heartbeat { metrics, running }).await {
+                    if let Err(e) = self.send_heartbeat(&mut socket).await {
                         return SessionEnd::Lost(e.to_string());
                     }
                     if let Err(e) = link::ping(&mut socket).await {
@@ -383,6 +380,11 @@ impl WorkerHost {
                 }
                 _ = signalled(shutdown), if shutdown_at.is_none() => {
                     self.begin_drain("shutdown signal", shutdown_at);
+                    // Tell the coordinator now, not at the next tick, so that it stops
+                    // assigning before an assignment races the drain.
+                    if let Err(e) = self.send_heartbeat(&mut socket).await {
+                        return SessionEnd::Lost(e.to_string());
+                    }
                 }
                 _ = grace_over(*shutdown_at) => {
                     tracing::warn!(running = self.running.len(), "grace period over; stopping the remaining jobs");
@@ -394,6 +396,20 @@ impl WorkerHost {
                 }
             }
         }
+    }
+
+    /// A heartbeat with a fresh metrics sample, the attempts held, and whether this
+    /// host is draining.
+    async fn send_heartbeat(&mut self, socket: &mut Socket) -> Result<(), LinkError> {
+        let metrics = self.monitor.sample();
+        self.emit(WorkerEvent::Metrics(Box::new(metrics.clone())));
+        let running = self.running.keys().copied().collect();
+        let heartbeat = WorkerMessage::Heartbeat {
+            metrics,
+            running,
+            draining: self.draining,
+        };
+        link::send(socket, &heartbeat).await
     }
 
     async fn on_message(

@@ -121,8 +121,14 @@ impl State {
                 RejectCode::Malformed,
                 "hello sent twice".into(),
             ))),
-            WorkerMessage::Heartbeat { metrics, running } => {
+            WorkerMessage::Heartbeat {
+                metrics,
+                running,
+                draining,
+            } => {
                 worker.metrics = Some(metrics);
+                // A worker that says it is stopping gets nothing more this session.
+                worker.draining |= draining;
                 let outbox = worker.session.as_ref().map(|s| s.outbox.clone());
                 for attempt in running {
                     let current = self
