@@ -87,6 +87,7 @@ impl Cluster {
         if kind == Kind::Docker {
             executor_available("docker")?;
             docker_hosts::ensure_host_image()?;
+            docker_hosts::remove_abandoned_clusters();
         }
         let run = format!(
             "gx{}x{}",

@@ -130,6 +130,48 @@ pub fn log_tail(name: &str, lines: usize) -> String {
     }
 }
 
+/// Removes what clusters of test processes that no longer exist left behind (a run
+/// killed before its cleanup). A cluster's label value is `gx<pid>x<n>`.
+pub fn remove_abandoned_clusters() {
+    let Ok(labels) = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label={CLUSTER_LABEL}"),
+        "--format",
+        &format!("{{{{.Label \"{CLUSTER_LABEL}\"}}}}"),
+    ]) else {
+        return;
+    };
+    let mut runs: Vec<&str> = labels.lines().collect();
+    runs.sort_unstable();
+    runs.dedup();
+    for run in runs {
+        let pid = run
+            .strip_prefix("gx")
+            .and_then(|rest| rest.split('x').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            // Its workers were named `<run>-w<n>`; their job containers carry that.
+            let workers: Vec<String> = docker(&[
+                "ps",
+                "-a",
+                "--filter",
+                "label=io.gridx.worker",
+                "--format",
+                "{{.Label \"io.gridx.worker\"}}",
+            ])
+            .unwrap_or_default()
+            .lines()
+            .filter(|name| name.starts_with(&format!("{run}-")))
+            .map(str::to_owned)
+            .collect();
+            remove_cluster(run, &format!("{run}-net"), &workers);
+        }
+    }
+}
+
 /// Removes every container and the network of one cluster, and the job containers
 /// its workers left (labelled with their worker names).
 pub fn remove_cluster(cluster: &str, network: &str, worker_names: &[String]) {
