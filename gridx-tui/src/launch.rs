@@ -6,7 +6,7 @@ use crate::client::ApiClient;
 use crate::commands::{self, ConsoleCommand, Outcome, run::StdinSource};
 use crate::ui::keymap::Keymap;
 use crate::ui::runtime::Sources;
-use crate::ui::state::{AppState, LogLevel, Mode, Msg};
+use crate::ui::state::{AppState, LogLevel, Mode};
 use crate::ui::theme::Theme;
 use crate::worker::exec::select_executor;
 use crate::worker::host::{HostExit, HostOptions, WorkerEvent, WorkerHost, describe};
@@ -310,20 +310,16 @@ pub async fn worker(
     });
     if !args.headless {
         // The dashboard appears only now, after the coordinator accepted us.
-        let worker_id = first.1;
-        let heartbeat_s = first.2;
         let host_task = tokio::spawn(host.run(first, shutdown_rx));
-        let mut state = dashboard_state(
+        let state = dashboard_state(
             &config,
             Mode::WorkerHost {
                 executor: kind,
                 name: host_name.clone(),
             },
         )?;
-        state.update(Msg::Worker(WorkerEvent::Connected {
-            worker_id,
-            heartbeat_s,
-        }));
+        // The host reports the first connection itself (WorkerEvent::Connected), as it
+        // does every reconnect; logging it here as well printed it twice.
         let client = config
             .client
             .token

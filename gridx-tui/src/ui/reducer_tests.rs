@@ -236,6 +236,32 @@ fn live_events_update_jobs_ledger_and_the_connection() {
 }
 
 #[test]
+fn a_repeated_console_line_counts_up_instead_of_flooding() {
+    let mut s = client_state();
+    let before = s.console.log.len();
+    for _ in 0..4 {
+        s.log(LogLevel::Error, "disconnected: connection refused");
+    }
+    s.log(LogLevel::Info, "disconnected: connection refused");
+    s.log(LogLevel::Error, "connected");
+    let lines: Vec<&str> = s
+        .console
+        .log
+        .iter()
+        .skip(before)
+        .map(|(_, l)| l.as_str())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "disconnected: connection refused (x4)",
+            "disconnected: connection refused",
+            "connected"
+        ]
+    );
+}
+
+#[test]
 fn command_results_land_in_the_console_and_the_panes() {
     let mut s = client_state();
     let submitted = job(13, "alice", Language::Python, JobStatus::Queued);

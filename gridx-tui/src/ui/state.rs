@@ -177,11 +177,23 @@ pub struct Console {
 impl Console {
     const LOG_LEN: usize = 500;
 
+    /// Appends a line; the same line again only counts up on the last one ("(x3)"),
+    /// so a worker retrying an unreachable coordinator does not flood the console.
     fn push(&mut self, level: LogLevel, line: impl Into<String>) {
+        let line = line.into();
+        if let Some((last_level, last)) = self.log.back_mut()
+            && *last_level == level
+        {
+            let (base, count) = split_repeat(last);
+            if base == line {
+                *last = format!("{line} (x{})", count + 1);
+                return;
+            }
+        }
         if self.log.len() == Self::LOG_LEN {
             self.log.pop_front();
         }
-        self.log.push_back((level, line.into()));
+        self.log.push_back((level, line));
     }
 
     fn byte_at(&self, chars: usize) -> usize {
@@ -190,6 +202,14 @@ impl Console {
             .nth(chars)
             .map_or(self.input.len(), |(i, _)| i)
     }
+}
+
+/// A console line without its repeat count, and the count (1 when it has none).
+fn split_repeat(text: &str) -> (&str, u32) {
+    text.strip_suffix(')')
+        .and_then(|rest| rest.rsplit_once(" (x"))
+        .and_then(|(base, n)| Some((base, n.parse().ok()?)))
+        .unwrap_or((text, 1))
 }
 
 pub struct AppState {
