@@ -369,11 +369,6 @@ async fn bystander_loop(
     served
 }
 
-fn assert_ledger_ok(grid: &Grid) {
-    let (ok, summary) = grid.verify_ledger();
-    assert!(ok, "ledger verify failed:\n{summary}");
-}
-
 /// Runs an admin command on a data directory that must fail; returns its stderr.
 fn admin_fails(data_dir: &std::path::Path, args: &[&str]) -> String {
     let out = admin_output(data_dir, args);
@@ -669,7 +664,7 @@ async fn wrong_and_malformed_authorization_headers_get_401_with_a_clear_message(
         Err(e) => panic!("/v1/events with a wrong token: {e}"),
     }
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 /// Users have no revoke command: rotating the token (`user token NAME`) is how an
@@ -709,7 +704,7 @@ async fn a_rotated_user_token_stops_working_at_once_and_the_new_one_keeps_the_jo
     assert_eq!(job["status"], "queued");
     assert_eq!(grid.get(&new, "/v1/balance").await["balance"], 9);
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -791,7 +786,7 @@ async fn worker_tokens_do_not_open_the_api_and_user_tokens_do_not_open_the_worke
     .await;
 
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -880,7 +875,7 @@ async fn guessing_tokens_gets_429_with_retry_after_while_real_users_are_served()
     expect_error(response, 401, "unauthorized", "a guess after Retry-After").await;
 
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 // ---------------------------------------------------------------------------------
@@ -1039,7 +1034,7 @@ async fn malformed_json_wrong_types_unknown_fields_and_content_types_get_400_and
     assert_eq!(list["jobs"], json!([]), "a malformed submit stored a job");
     assert_eq!(grid.get(&alice, "/v1/balance").await["balance"], 10);
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1108,7 +1103,7 @@ async fn oversized_bodies_get_413_without_being_read() {
     assert_eq!(grid.get(&alice, "/v1/jobs").await["jobs"], json!([]));
     assert_eq!(grid.get(&alice, "/v1/balance").await["balance"], 10);
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 /// When the coordinator answers before reading a request's body (413 for a body over
@@ -1187,7 +1182,7 @@ async fn an_early_error_on_an_unread_body_says_connection_close() {
             "{failures} of 5 requests right after a 413, on the same client, failed"
         ));
     }
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
@@ -1214,7 +1209,7 @@ async fn a_huge_content_length_is_refused_from_the_header_alone() {
         .unwrap();
     let response = read_response(&mut stream, 5).await;
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
     let response = response.unwrap_or_else(|| {
         panic!(
             "no answer {:?} after a request announcing a 100 GB body: the server waits for the body",
@@ -1268,7 +1263,7 @@ async fn header_floods_are_refused_and_the_server_keeps_serving() {
     let response = raw_request(grid.port, b"GARBAGE\r\n\r\n").await;
     assert_eq!(response.status, 400, "not HTTP: {}", response.head);
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 // ---------------------------------------------------------------------------------
@@ -1366,7 +1361,7 @@ async fn slow_loris_requests_are_closed_at_the_header_timeout_and_others_are_ser
         );
     }
     bystander.finish().await;
-    assert_ledger_ok(grid);
+    grid.assert_ledger_verifies();
 }
 
 /// An idle connection that never sends a byte, or one that dribbles the start of the
@@ -1414,7 +1409,7 @@ async fn connections_that_send_nothing_or_a_slow_http2_preface_are_closed_too() 
         ),
     ];
     bystander.finish().await;
-    assert_ledger_ok(grid);
+    grid.assert_ledger_verifies();
     let open: Vec<&str> = results
         .iter()
         .filter(|(_, closed)| closed.is_none())
@@ -1521,7 +1516,7 @@ async fn garbage_before_hello_gets_reject_malformed_and_changes_no_job() {
     assert_eq!(job["stdout"], "real\n");
     assert_eq!(grid.get(&alice, "/v1/balance").await["balance"], 9.8);
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1599,7 +1594,7 @@ async fn garbage_after_welcome_drops_only_that_worker() {
     finish_job(&mut good, id, attempt, "ok\n", "").await;
     wait_status(&grid, &alice, id, "succeeded").await;
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1651,7 +1646,7 @@ async fn a_hello_never_sent_is_rejected_with_hello_timeout_after_5_s() {
         "a socket stalled inside its first frame did not get hello_timeout: {text:?}"
     );
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1712,7 +1707,7 @@ async fn oversized_frames_end_the_session_with_a_clear_error_and_frames_at_the_l
     let w = worker_status(&grid, &alice, good_id).await.expect("listed");
     assert_eq!(w["status"], "online", "{w}");
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 /// protocol.md §1: "a first frame that is not a valid hello gets reject {code:
@@ -1745,7 +1740,7 @@ async fn an_oversized_first_frame_is_rejected_not_silently_dropped() {
     .expect("no answer within 10 s");
     sender.abort();
     bystander.finish().await;
-    assert_ledger_ok(grid);
+    grid.assert_ledger_verifies();
     let clear = (answer.starts_with("text ") && answer.contains("\"malformed\""))
         || (answer.starts_with("close ") && answer.contains("Size"));
     assert!(
@@ -1828,7 +1823,7 @@ async fn sql_metacharacters_in_job_fields_and_results_round_trip_byte_for_byte()
     );
     drop(worker);
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1990,7 +1985,7 @@ async fn sql_metacharacters_in_language_queries_and_path_ids_are_refused() {
     assert_eq!(grid.get(&bob, "/v1/balance").await["balance"], 10);
     assert_eq!(grid.get(&bob, "/v1/jobs").await["jobs"], json!([]));
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
@@ -2094,7 +2089,7 @@ async fn sql_metacharacters_in_admin_cli_names_are_refused_and_change_nothing() 
         .expect("listed");
     assert_eq!(w["status"], "online", "{w}");
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }
 
 // ---------------------------------------------------------------------------------
@@ -2196,5 +2191,5 @@ async fn another_users_job_ids_are_404_exactly_like_missing_ones() {
     finish_job(&mut worker, running, attempt, "done\n", "").await;
     wait_status(&grid, &alice, running, "succeeded").await;
     bystander.finish().await;
-    assert_ledger_ok(&grid);
+    grid.assert_ledger_verifies();
 }

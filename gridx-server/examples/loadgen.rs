@@ -101,6 +101,20 @@ fn admin(bin: &Path, dir: &Path, args: &[&str]) -> String {
 /// CPU seconds (user + system) and peak RSS (MiB) of a process, from /proc.
 fn usage(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let cpu = cpu_seconds(&stat);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (cpu, hwm / 1024.0)
+}
+
+/// User + system CPU seconds from the text of a `/proc/.../stat` file.
+fn cpu_seconds(stat: &str) -> f64 {
+    // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
@@ -115,15 +129,7 @@ fn usage(pid: u32) -> (f64, f64) {
     };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc_sysconf_clk_tck() };
-    let cpu = (ticks(11) + ticks(12)) / hz;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (cpu, hwm / 1024.0)
+    (ticks(11) + ticks(12)) / hz
 }
 
 unsafe fn libc_sysconf_clk_tck() -> f64 {
@@ -137,7 +143,6 @@ unsafe fn libc_sysconf_clk_tck() -> f64 {
 
 /// CPU seconds per thread name of a process, biggest first: where the time goes.
 fn threads(pid: u32) -> Vec<(String, f64)> {
-    let hz = unsafe { libc_sysconf_clk_tck() };
     let mut by_name: HashMap<String, f64> = HashMap::new();
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
@@ -148,19 +153,7 @@ fn threads(pid: u32) -> Vec<(String, f64)> {
                 .and_then(|r| r.split(')').next())
                 .unwrap_or("?")
                 .to_owned();
-            let fields: Vec<&str> = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .collect();
-            let ticks = |i: usize| {
-                fields
-                    .get(i)
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0)
-            };
-            *by_name.entry(name).or_default() += (ticks(11) + ticks(12)) / hz;
+            *by_name.entry(name).or_default() += cpu_seconds(&stat);
         }
     }
     let mut v: Vec<_> = by_name.into_iter().collect();

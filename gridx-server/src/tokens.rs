@@ -14,12 +14,7 @@ pub const WORKER_PREFIX: &str = "gxw_";
 pub fn generate(prefix: &str) -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
-    let mut token = String::with_capacity(prefix.len() + 64);
-    token.push_str(prefix);
-    for b in bytes {
-        token.push_str(&format!("{b:02x}"));
-    }
-    Ok(token)
+    Ok(format!("{prefix}{}", hex::encode(bytes)))
 }
 
 /// What the store keeps instead of the token.

@@ -79,35 +79,22 @@ async fn main() {
             } else {
                 let (mut ours, mut cli, mut create) = (Vec::new(), Vec::new(), Vec::new());
                 // Warm both paths once.
+                // The baseline: what an operator's `docker run --rm` costs.
+                let docker_run = [
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    &image,
+                    "python3",
+                    "-c",
+                    "print(1)",
+                ];
                 executor_ms(&executor, base.path(), 0).await;
-                command_ms(
-                    "docker",
-                    &[
-                        "run",
-                        "--rm",
-                        "--network",
-                        "none",
-                        &image,
-                        "python3",
-                        "-c",
-                        "print(1)",
-                    ],
-                );
+                command_ms("docker", &docker_run);
                 for i in 1..=runs {
                     ours.push(executor_ms(&executor, base.path(), i).await);
-                    cli.push(command_ms(
-                        "docker",
-                        &[
-                            "run",
-                            "--rm",
-                            "--network",
-                            "none",
-                            &image,
-                            "python3",
-                            "-c",
-                            "print(1)",
-                        ],
-                    ));
+                    cli.push(command_ms("docker", &docker_run));
                     // What a pool of pre-created containers would take off the path.
                     let t = Instant::now();
                     let out = Command::new("docker")

@@ -12,14 +12,16 @@
 
 use crate::docker_hosts::{self, CLUSTER_LABEL, HOST_IMAGE, docker};
 use crate::proxy::Proxy;
-use crate::{admin_on, binary, executor_available, free_port, terminate, verify_ledger_of};
+use crate::{
+    admin_on, assert_ledger_verifies_of, binary, executor_available, free_port, terminate,
+};
 use gridx_proto::Credits;
 use serde_json::Value;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +77,8 @@ pub struct Cluster {
     run: String,
     server: Option<Child>,
     workers: Vec<WorkerHost>,
+    /// A user that only observes (lists workers), made on first use.
+    observer: OnceLock<String>,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -108,6 +112,7 @@ impl Cluster {
             run,
             server: None,
             workers: Vec::new(),
+            observer: OnceLock::new(),
             _serial: serial,
         };
         if kind == Kind::Docker {
@@ -264,14 +269,9 @@ impl Cluster {
         )
     }
 
-    pub fn verify_ledger(&self) -> (bool, String) {
-        verify_ledger_of(self.data.path())
-    }
-
     /// Panics with the report unless `ledger verify` passes.
     pub fn assert_ledger_verifies(&self, when: &str) {
-        let (ok, report) = self.verify_ledger();
-        assert!(ok, "ledger verify failed {when}:\n{report}");
+        assert_ledger_verifies_of(self.data.path(), when);
     }
 
     // ---- workers -------------------------------------------------------------------
@@ -551,22 +551,14 @@ impl Cluster {
     }
 
     pub async fn workers_view(&self) -> Result<Vec<Value>, String> {
-        let token = self.observer_token();
+        let token = self
+            .observer
+            .get_or_init(|| self.user("observer", "0"))
+            .clone();
         Ok(self.get(&token, "/v1/workers").await?["workers"]
             .as_array()
             .cloned()
             .unwrap_or_default())
-    }
-
-    /// A user that only observes (lists workers): made on first use.
-    fn observer_token(&self) -> String {
-        let path = self.scratch.path().join("observer.token");
-        if let Ok(token) = std::fs::read_to_string(&path) {
-            return token;
-        }
-        let token = self.user("observer", "0");
-        let _ = std::fs::write(&path, &token);
-        token
     }
 
     /// Every job of the user, following the pages.

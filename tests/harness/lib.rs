@@ -153,6 +153,11 @@ impl Grid {
         verify_ledger_of(self.dir.path())
     }
 
+    /// Panics with the report unless `ledger verify` passes.
+    pub fn assert_ledger_verifies(&self) {
+        assert_ledger_verifies_of(self.dir.path(), "");
+    }
+
     /// Starts `gridx-tui worker --headless` against this grid.
     pub fn spawn_worker(
         &self,
@@ -300,6 +305,13 @@ pub fn verify_ledger_of(data_dir: &Path) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// Panics with the report unless `ledger verify` passes on the data directory; `when`
+/// says at which point of a test.
+pub fn assert_ledger_verifies_of(data_dir: &Path, when: &str) {
+    let (ok, report) = verify_ledger_of(data_dir);
+    assert!(ok, "ledger verify failed {when}:\n{report}");
 }
 
 /// Sends SIGTERM to a child and waits for it, up to `secs`.

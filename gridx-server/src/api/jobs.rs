@@ -83,7 +83,7 @@ fn submit_key(headers: &HeaderMap, spec: &JobSpec) -> Result<Option<SubmitKey>, 
     let digest = Sha256::digest(&canonical);
     Ok(Some(SubmitKey {
         key: key.to_owned(),
-        request_sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        request_sha256: hex::encode(digest),
     }))
 }
 

@@ -57,7 +57,7 @@ fn idempotency_key() -> String {
             .unwrap_or_default();
         bytes = (now ^ (u128::from(std::process::id()) << 96)).to_le_bytes();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 impl ApiClient {

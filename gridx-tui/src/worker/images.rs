@@ -47,7 +47,7 @@ impl Recipe {
             self.packages.join(",")
         );
         let digest = Sha256::digest(text.as_bytes());
-        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+        hex::encode(&digest[..8])
     }
 }
 

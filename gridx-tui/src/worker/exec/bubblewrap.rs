@@ -475,21 +475,7 @@ mod tests {
                     head -c 64M /dev/zero > /dev/shm/fill 2> /dev/null\n\
                     echo \"shm $(stat -c %s /dev/shm/fill)\"\n\
                     echo x > /dev/null && echo 'null ok'\n";
-        let job = JobRun {
-            job_id: JobId(1),
-            attempt: 1,
-            spec: JobSpec {
-                language: Language::Bash,
-                code: code.into(),
-                stdin: String::new(),
-                timeout_s: 20,
-                memory_mb: 64,
-                priority: 0,
-                max_output_bytes: 64 * 1024,
-            },
-            workspace: std::env::temp_dir(),
-        };
-        let outcome = executor.run(job, StopToken::new()).await;
+        let outcome = executor.run(bash_job(code), StopToken::new()).await;
         assert_eq!(outcome.end, RunEnd::Exited, "{outcome:?}");
         let lines: Vec<&str> = outcome.stdout.lines().collect();
         assert_eq!(lines.len(), 3, "{outcome:?}");
