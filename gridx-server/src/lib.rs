@@ -10,6 +10,7 @@ pub mod http;
 pub mod metrics;
 pub mod queue;
 pub mod settings;
+pub mod settlement;
 pub mod signals;
 pub mod store;
 pub mod tokens;

@@ -2,13 +2,27 @@
 //!
 //! One OS thread owns the write connection and all scheduling state. API handlers and
 //! worker sessions send it [`Command`]s; it takes every command waiting, applies them
-//! in one transaction (each behind its own savepoint, so one failure cannot spoil the
-//! others), dispatches queued jobs to free slots, commits once (group commit), and only
-//! then answers callers, sends messages to workers and publishes events. Nothing is
-//! promised to anyone before it is on disk.
+//! in one transaction, dispatches queued jobs to free slots, commits once (group
+//! commit), and only then answers callers, sends messages to workers and publishes
+//! events. Nothing is promised to anyone before it is on disk. Refusals are decided
+//! before a command writes anything, so there is no savepoint per command: a store
+//! error aborts the whole batch and memory is rebuilt from the store.
+//!
+//! - `batch`: the engine (one transaction per batch, effects after commit)
+//! - `model`: what the thread holds in memory, rebuilt from the store
+//! - `transitions`: the one function that changes a job's status
+//! - `rules`: jobs (submit, cancel, endings), sessions (handshake, reports,
+//!   reconciliation, leases), dispatch
+//! - `housekeeping`: the tick's periodic work and what is published
+//! - `scheduler`: priority and fair share among queued jobs
+//! - credits move only through `crate::settlement`
 
+mod batch;
+mod housekeeping;
+mod model;
+mod rules;
 pub mod scheduler;
-mod state;
+mod transitions;
 
 use crate::events::{EventBus, WorkerBoard};
 use crate::metrics::Metrics;
@@ -24,7 +38,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use state::QueueStats;
+pub use model::QueueStats;
 
 /// What the queue says back when it refuses something.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -273,7 +287,7 @@ pub fn start(
 ) -> Result<(QueueHandle, std::thread::JoinHandle<()>), crate::store::StoreError> {
     let (tx, mut rx) = mpsc::channel::<Command>(65_536);
     let (stats_tx, stats_rx) = watch::channel(QueueStats::default());
-    let mut state = state::State::load(&conn, settings, events, board, metrics, stats_tx)?;
+    let mut state = model::State::load(&conn, settings, events, board, metrics, stats_tx)?;
     let handle = std::thread::Builder::new()
         .name("gridx-queue".into())
         .spawn(move || {

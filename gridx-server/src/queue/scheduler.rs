@@ -45,10 +45,6 @@ impl Scheduler {
         self.per_user.get(user).copied().unwrap_or(0)
     }
 
-    pub fn contains(&self, id: JobId) -> bool {
-        self.index.contains_key(&id)
-    }
-
     pub fn get(&self, id: JobId) -> Option<&QueuedJob> {
         self.index.get(&id)
     }

@@ -198,42 +198,13 @@ fn expect_one(changed: usize, id: JobId, what: &str) -> StoreResult<()> {
     }
 }
 
-/// queued -> running, with the attempt it now runs as.
-pub fn mark_assigned(
-    conn: &Connection,
-    id: JobId,
-    worker: WorkerId,
-    attempt: u32,
-    now: i64,
-) -> StoreResult<()> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE jobs SET status = 'running', worker_id = ?2, attempts = ?3, assigned_at = ?4,
-                             started_at = NULL
-             WHERE id = ?1 AND status = 'queued'",
-        )?
-        .execute(params![id.0 as i64, worker.0 as i64, attempt, now])?;
-    expect_one(changed, id, "assign")
-}
-
+/// Records that a running attempt's process started (a fact within `running`, not
+/// an edge of the state machine).
 pub fn mark_started(conn: &Connection, id: JobId, now: i64) -> StoreResult<()> {
     let changed = conn
         .prepare_cached("UPDATE jobs SET started_at = ?2 WHERE id = ?1 AND status = 'running'")?
         .execute(params![id.0 as i64, now])?;
     expect_one(changed, id, "start")
-}
-
-/// running -> queued after its worker was lost; the attempt count stays, the next
-/// assignment increments it.
-pub fn mark_requeued(conn: &Connection, id: JobId) -> StoreResult<()> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE jobs SET status = 'queued', worker_id = NULL, started_at = NULL,
-                             assigned_at = NULL
-             WHERE id = ?1 AND status = 'running'",
-        )?
-        .execute([id.0 as i64])?;
-    expect_one(changed, id, "requeue")
 }
 
 pub fn mark_cancel_requested(conn: &Connection, id: JobId) -> StoreResult<()> {
@@ -255,40 +226,74 @@ pub struct Completion {
     pub message: Option<String>,
 }
 
-/// Moves a live job to a terminal state. `from` is the state the queue believes it is
-/// in; the row must agree, so a lost race can never overwrite a result.
-pub fn mark_finished(
+/// What is written with a status change, besides the status itself.
+#[derive(Debug, Clone, Copy)]
+pub enum StatusWrite<'a> {
+    /// To `running`: the worker and the attempt it now runs as.
+    Assigned { worker: WorkerId, attempt: u32 },
+    /// Back to `queued` after a lost attempt: the worker and times are cleared; the
+    /// attempt count stays, the next assignment increments it.
+    Requeued,
+    /// To a terminal state: the facts of the end.
+    Finished(&'a Completion),
+}
+
+/// Persists a status change the queue decided (`crate::queue::transitions` checks the
+/// edge; this only writes it). `from` is the state the queue believes the job is in;
+/// the row must agree, so a lost race can never overwrite a result.
+pub fn write_status(
     conn: &Connection,
     id: JobId,
     from: JobStatus,
     to: JobStatus,
-    done: &Completion,
+    write: StatusWrite<'_>,
     now: i64,
 ) -> StoreResult<()> {
-    from.transition(to)
-        .map_err(|e| StoreError::Conflict(format!("job {id}: {e}")))?;
-    let changed = conn
-        .prepare_cached(
-            "UPDATE jobs SET status = ?3, finished_at = ?4, exit_code = ?5, stdout = ?6,
-                             stderr = ?7, stdout_truncated = ?8, stderr_truncated = ?9,
-                             duration_ms = ?10, reason = ?11, message = ?12
-             WHERE id = ?1 AND status = ?2",
-        )?
-        .execute(params![
-            id.0 as i64,
-            from.as_str(),
-            to.as_str(),
-            now,
-            done.exit_code,
-            done.stdout,
-            done.stderr,
-            done.stdout_truncated,
-            done.stderr_truncated,
-            done.duration_ms.map(|d| d.min(i64::MAX as u64) as i64),
-            done.reason.map(|r| r.as_str()),
-            done.message,
-        ])?;
-    expect_one(changed, id, "finish")
+    let changed = match write {
+        StatusWrite::Assigned { worker, attempt } => conn
+            .prepare_cached(
+                "UPDATE jobs SET status = ?3, worker_id = ?4, attempts = ?5, assigned_at = ?6,
+                                 started_at = NULL
+                 WHERE id = ?1 AND status = ?2",
+            )?
+            .execute(params![
+                id.0 as i64,
+                from.as_str(),
+                to.as_str(),
+                worker.0 as i64,
+                attempt,
+                now
+            ])?,
+        StatusWrite::Requeued => conn
+            .prepare_cached(
+                "UPDATE jobs SET status = ?3, worker_id = NULL, started_at = NULL,
+                                 assigned_at = NULL
+                 WHERE id = ?1 AND status = ?2",
+            )?
+            .execute(params![id.0 as i64, from.as_str(), to.as_str()])?,
+        StatusWrite::Finished(done) => conn
+            .prepare_cached(
+                "UPDATE jobs SET status = ?3, finished_at = ?4, exit_code = ?5, stdout = ?6,
+                                 stderr = ?7, stdout_truncated = ?8, stderr_truncated = ?9,
+                                 duration_ms = ?10, reason = ?11, message = ?12
+                 WHERE id = ?1 AND status = ?2",
+            )?
+            .execute(params![
+                id.0 as i64,
+                from.as_str(),
+                to.as_str(),
+                now,
+                done.exit_code,
+                done.stdout,
+                done.stderr,
+                done.stdout_truncated,
+                done.stderr_truncated,
+                done.duration_ms.map(|d| d.min(i64::MAX as u64) as i64),
+                done.reason.map(|r| r.as_str()),
+                done.message,
+            ])?,
+    };
+    expect_one(changed, id, &format!("{from} -> {to}"))
 }
 
 /// A queued or running job as the queue keeps it in memory.
@@ -394,19 +399,32 @@ mod tests {
         let new = insert_job(&conn, &user, &spec(), Credits::from_whole(1), 0).unwrap();
         for (id, finished) in [(old, 1_000), (new, 9_000)] {
             conn.execute("INSERT OR IGNORE INTO workers (id, name, owner, token_hash, created_at) VALUES (1, 'w', 'a', x'01', 0)", []).unwrap();
-            mark_assigned(&conn, id, WorkerId(1), 1, 0).unwrap();
+            let assigned = StatusWrite::Assigned {
+                worker: WorkerId(1),
+                attempt: 1,
+            };
+            write_status(
+                &conn,
+                id,
+                JobStatus::Queued,
+                JobStatus::Running,
+                assigned,
+                0,
+            )
+            .unwrap();
             let done = Completion {
                 stdout: "out".into(),
                 stderr: "err".into(),
                 exit_code: Some(0),
                 ..Completion::default()
             };
-            mark_finished(
+            let write = StatusWrite::Finished(&done);
+            write_status(
                 &conn,
                 id,
                 JobStatus::Running,
                 JobStatus::Succeeded,
-                &done,
+                write,
                 finished,
             )
             .unwrap();
@@ -426,41 +444,33 @@ mod tests {
         assert_eq!(job_view(&conn, new).unwrap().unwrap().stdout, "out");
     }
 
+    /// The row must be in the state the queue names, so a lost race cannot overwrite
+    /// a result. (Which edges exist is the queue's `transitions`, tested there.)
     #[test]
-    fn a_finished_job_cannot_be_finished_again() {
+    fn a_write_from_a_state_the_row_is_not_in_changes_nothing() {
         let conn = store();
         let user = UserName::new("a").unwrap();
         let id = insert_job(&conn, &user, &spec(), Credits::ZERO, 0).unwrap();
-        mark_finished(
-            &conn,
-            id,
-            JobStatus::Queued,
-            JobStatus::Cancelled,
-            &Completion::default(),
-            1,
-        )
-        .unwrap();
+        let done = Completion::default();
+        let write = StatusWrite::Finished(&done);
+        write_status(&conn, id, JobStatus::Queued, JobStatus::Cancelled, write, 1).unwrap();
         assert!(
-            mark_finished(
+            write_status(&conn, id, JobStatus::Queued, JobStatus::Cancelled, write, 2).is_err()
+        );
+        assert!(
+            write_status(
                 &conn,
                 id,
-                JobStatus::Queued,
-                JobStatus::Cancelled,
-                &Completion::default(),
+                JobStatus::Running,
+                JobStatus::Succeeded,
+                write,
                 2
             )
             .is_err()
         );
-        assert!(
-            mark_finished(
-                &conn,
-                id,
-                JobStatus::Cancelled,
-                JobStatus::Succeeded,
-                &Completion::default(),
-                2
-            )
-            .is_err()
+        assert_eq!(
+            job_view(&conn, id).unwrap().unwrap().status,
+            JobStatus::Cancelled
         );
     }
 }

@@ -71,12 +71,14 @@ pub fn create_user(
         "INSERT INTO accounts (id, balance) VALUES (?1, 0)",
         [&account],
     )?;
-    ledger::post(&tx, LedgerKind::Grant, MINT, &account, credits, None, now).map_err(
-        |e| match e {
-            PostError::Store(s) => s,
-            other => StoreError::Conflict(other.to_string()),
-        },
-    )?;
+    let grant = crate::settlement::Movement::Grant {
+        user: name,
+        amount: credits,
+    };
+    crate::settlement::settle(&tx, &grant, None, now).map_err(|e| match e {
+        crate::settlement::SettleError::Post(PostError::Store(s)) => s,
+        other => StoreError::Conflict(other.to_string()),
+    })?;
     tx.commit()?;
     Ok(token)
 }

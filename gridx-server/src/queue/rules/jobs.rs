@@ -1,13 +1,78 @@
-//! Job rules: submit, cancel, and every way a job ends, each with its settlement.
+//! Job rules: submit, cancel, and every way a job ends. Status changes go through
+//! `transitions::change_status`, credits through `crate::settlement`.
 
-use super::*;
+use crate::queue::model::{Effects, State, Step, StepError};
+use crate::queue::scheduler::QueuedJob;
+use crate::queue::transitions::{Change, change_status};
+use crate::queue::{QueueError, SubmitKey, Submitted};
+use crate::settlement::{self, Ending, Movement, SettleError};
+use crate::store::jobs::{self, Completion};
+use crate::store::ledger::{self, PostError};
+use crate::store::{StoreError, now_millis};
+use gridx_proto::api::JobView;
+use gridx_proto::job::{FailureReason, RunEnd, RunOutcome};
+use gridx_proto::protocol::CoordinatorMessage;
+use gridx_proto::time_fmt::from_unix_millis;
+use gridx_proto::{Credits, JobId, JobSpec, JobStatus, UserName, WorkerId};
+use rusqlite::Connection;
+use std::time::Instant;
+
+/// Settlement failures inside the queue: any of them after the checks the rules make
+/// first is an inconsistency, which aborts the batch.
+fn settle_error(e: SettleError) -> StepError {
+    StepError::Store(match e {
+        SettleError::Post(PostError::Store(s)) => s,
+        other => StoreError::Conflict(other.to_string()),
+    })
+}
+
+/// A job about to end, with what its settlement needs.
+struct Ended<'a> {
+    id: JobId,
+    from: JobStatus,
+    to: JobStatus,
+    user: &'a UserName,
+    cost: Credits,
+    /// The worker that ran the attempt and reported its end; `None` when nobody did
+    /// (queued, or the attempt was lost), which is never paid.
+    reported_by: Option<&'a UserName>,
+}
 
 impl State {
-    pub(super) fn submit(
+    /// Ends a job: its status, then its settlement, in the caller's transaction.
+    fn end_job(
+        &self,
+        conn: &Connection,
+        end: Ended<'_>,
+        done: &Completion,
+        fx: &mut Effects,
+    ) -> Step<()> {
+        let now = now_millis();
+        let change = Change::Finish {
+            to: end.to,
+            completion: done,
+        };
+        let to = change_status(conn, end.id, end.from, change, now)?;
+        let movement = Movement::End(Ending {
+            status: to,
+            reported_by_worker: end.reported_by.is_some(),
+            user: end.user,
+            worker_owner: end.reported_by,
+            cost: end.cost,
+            reward_permille: self.settings.reward_permille,
+        });
+        fx.posted
+            .extend(settlement::settle(conn, &movement, Some(end.id), now).map_err(settle_error)?);
+        fx.changed_jobs.push(end.id);
+        fx.finished.push(to);
+        Ok(())
+    }
+
+    pub(in crate::queue) fn submit(
         &mut self,
         conn: &Connection,
         user: UserName,
-        spec: gridx_proto::JobSpec,
+        spec: JobSpec,
         key: Option<SubmitKey>,
         fx: &mut Effects,
     ) -> Step<Submitted> {
@@ -46,10 +111,10 @@ impl State {
         }
         let cost = self.settings.job_cost;
         let now = now_millis();
-        let account = ledger::user_account(user.as_str());
-        // Decide before writing (there is no savepoint to roll back to). Only this
-        // thread ever lowers a balance, so the check holds until the hold below.
-        let balance = ledger::balance(conn, &account)?;
+        // Decide before writing: a batch has no savepoint per command, so a refusal
+        // must come before the first write. Only this thread ever lowers a balance, so
+        // the check holds until the hold below.
+        let balance = ledger::balance(conn, &ledger::user_account(user.as_str()))?;
         if balance < cost {
             return Err(StepError::Refused(QueueError::InsufficientCredits {
                 balance,
@@ -57,23 +122,10 @@ impl State {
             }));
         }
         let id = jobs::insert_job(conn, &user, &spec, cost, now)?;
-        let posted = ledger::post(
-            conn,
-            LedgerKind::Hold,
-            &account,
-            ESCROW,
-            cost,
-            Some(id),
-            now,
-        )
-        .map_err(|e| match e {
-            // Cannot happen after the check above; if it does, abort the batch
-            // rather than keep a job without its hold.
-            PostError::Insufficient { .. } => StepError::Store(StoreError::Conflict(format!(
-                "{account}: balance changed under the queue"
-            ))),
-            other => StepError::from(other),
-        })?;
+        let hold = Movement::Hold { user: &user, cost };
+        // An `Insufficient` here cannot happen after the check above; if it does, the
+        // batch aborts rather than keep a job without its hold.
+        let posted = settlement::settle(conn, &hold, Some(id), now).map_err(settle_error)?;
         if let Some(key) = &key {
             jobs::insert_submit_key(conn, &user, &key.key, &key.request_sha256, id)?;
         }
@@ -119,7 +171,7 @@ impl State {
         })
     }
 
-    pub(super) fn cancel(
+    pub(in crate::queue) fn cancel(
         &mut self,
         conn: &Connection,
         user: &UserName,
@@ -139,12 +191,13 @@ impl State {
                 return Err(not_found());
             }
             if !job.cancel_requested {
+                // Not a status change: the job ends `cancelled` when the worker
+                // confirms, or is lost.
                 jobs::mark_cancel_requested(conn, job_id)?;
                 let (worker, attempt) = (job.worker, job.attempt);
                 if let Some(job) = self.running.get_mut(&job_id) {
                     job.cancel_requested = true;
                 }
-                // The job ends `cancelled` when the worker confirms, or is lost.
                 self.send_to_worker(worker, CoordinatorMessage::Cancel { job_id, attempt }, fx);
             }
         } else {
@@ -161,7 +214,7 @@ impl State {
     }
 
     /// Ends a queued job (cancelled, or no attempt left) and refunds its hold.
-    pub(super) fn finish_queued(
+    pub(in crate::queue) fn finish_queued(
         &mut self,
         conn: &Connection,
         job_id: JobId,
@@ -177,38 +230,27 @@ impl State {
         } else {
             JobStatus::Error
         };
-        let now = now_millis();
-        jobs::mark_finished(
-            conn,
-            job_id,
-            JobStatus::Queued,
+        let done = Completion {
+            reason: Some(reason),
+            message,
+            ..Completion::default()
+        };
+        let end = Ended {
+            id: job_id,
+            from: JobStatus::Queued,
             to,
-            &Completion {
-                reason: Some(reason),
-                message,
-                ..Completion::default()
-            },
-            now,
-        )?;
-        let account = ledger::user_account(job.user.as_str());
-        fx.posted.extend(ledger::post(
-            conn,
-            LedgerKind::Refund,
-            ESCROW,
-            &account,
-            job.cost,
-            Some(job_id),
-            now,
-        )?);
+            user: &job.user,
+            cost: job.cost,
+            reported_by: None,
+        };
+        self.end_job(conn, end, &done, fx)?;
         self.scheduler.remove(job_id);
         self.enqueued_at.remove(&job_id);
-        fx.changed_jobs.push(job_id);
-        fx.finished.push(to);
         Ok(())
     }
 
     /// Ends a running job with its worker's outcome and settles it.
-    pub(super) fn finish_running(
+    pub(in crate::queue) fn finish_running(
         &mut self,
         conn: &Connection,
         job_id: JobId,
@@ -231,94 +273,50 @@ impl State {
             }
             return self.lose_job(conn, job_id, "its worker shut down", fx);
         }
-        let (mut status, mut reason) = outcome.final_status();
+        let (mut to, mut reason) = outcome.final_status();
         let mut message = outcome.message.clone();
         if outcome.end == RunEnd::Cancelled && !job.cancel_requested {
             // Nobody asked: the worker gave up on it. That is the platform's failure.
-            status = JobStatus::Error;
+            to = JobStatus::Error;
             reason = Some(FailureReason::SandboxError);
             message = Some("the worker cancelled the job on its own".into());
         }
         let cap = self.settings.max_output_bytes;
         let (stdout, stdout_cut) = cap_output(outcome.stdout, cap);
         let (stderr, stderr_cut) = cap_output(outcome.stderr, cap);
-        let now = now_millis();
-        jobs::mark_finished(
-            conn,
-            job_id,
-            JobStatus::Running,
-            status,
-            &Completion {
-                exit_code: outcome.exit_code,
-                stdout,
-                stderr,
-                stdout_truncated: outcome.stdout_truncated || stdout_cut,
-                stderr_truncated: outcome.stderr_truncated || stderr_cut,
-                duration_ms: Some(outcome.duration_ms),
-                reason,
-                message,
-            },
-            now,
-        )?;
+        let done = Completion {
+            exit_code: outcome.exit_code,
+            stdout,
+            stderr,
+            stdout_truncated: outcome.stdout_truncated || stdout_cut,
+            stderr_truncated: outcome.stderr_truncated || stderr_cut,
+            duration_ms: Some(outcome.duration_ms),
+            reason,
+            message,
+        };
+        let worker = job.worker;
         let owner = self
             .workers
-            .get(&job.worker)
+            .get(&worker)
             .map(|w| w.owner.clone())
-            .ok_or_else(|| {
-                StepError::Store(StoreError::NotFound(format!("worker {}", job.worker)))
-            })?;
-        match status.settlement(true) {
-            Some(Settlement::PayWorker) => {
-                let (reward, fee) = job.cost.split_permille(self.settings.reward_permille);
-                let to = ledger::user_account(owner.as_str());
-                fx.posted.extend(ledger::post(
-                    conn,
-                    LedgerKind::Reward,
-                    ESCROW,
-                    &to,
-                    reward,
-                    Some(job_id),
-                    now,
-                )?);
-                fx.posted.extend(ledger::post(
-                    conn,
-                    LedgerKind::Fee,
-                    ESCROW,
-                    PLATFORM,
-                    fee,
-                    Some(job_id),
-                    now,
-                )?);
-            }
-            Some(Settlement::Refund) => {
-                let to = ledger::user_account(job.user.as_str());
-                fx.posted.extend(ledger::post(
-                    conn,
-                    LedgerKind::Refund,
-                    ESCROW,
-                    &to,
-                    job.cost,
-                    Some(job_id),
-                    now,
-                )?);
-            }
-            None => {}
-        }
-        let worker = job.worker;
-        self.running.remove(&job_id);
-        if let Some(w) = self.workers.get_mut(&worker) {
-            w.running.remove(&job_id);
-            fx.changed_workers.push(worker);
-        }
-        fx.changed_jobs.push(job_id);
-        fx.finished.push(status);
+            .ok_or_else(|| StepError::Store(StoreError::NotFound(format!("worker {worker}"))))?;
+        let end = Ended {
+            id: job_id,
+            from: JobStatus::Running,
+            to,
+            user: &job.user,
+            cost: job.cost,
+            reported_by: Some(&owner),
+        };
+        self.end_job(conn, end, &done, fx)?;
+        self.release(job_id, worker, fx);
         Ok(())
     }
 
     /// A running job's attempt is lost: back to the queue for another attempt, or
     /// `error` (refunded) when none is left, or `cancelled` (refunded) if its owner had
     /// asked to cancel it. The lost attempt earns its worker nothing.
-    pub(super) fn lose_job(
+    pub(in crate::queue) fn lose_job(
         &mut self,
         conn: &Connection,
         job_id: JobId,
@@ -328,16 +326,7 @@ impl State {
         let Some(job) = self.running.get(&job_id) else {
             return Ok(());
         };
-        let now = now_millis();
-        let account = ledger::user_account(job.user.as_str());
-        let (worker, attempt, user, language, priority, cost) = (
-            job.worker,
-            job.attempt,
-            job.user.clone(),
-            job.language,
-            job.priority,
-            job.cost,
-        );
+        let (worker, attempt) = (job.worker, job.attempt);
         let ending = if job.cancel_requested {
             Some((
                 JobStatus::Cancelled,
@@ -358,49 +347,53 @@ impl State {
         };
         match ending {
             Some((to, reason, message)) => {
-                jobs::mark_finished(
+                let done = Completion {
+                    reason: Some(reason),
+                    message: Some(message),
+                    ..Completion::default()
+                };
+                let end = Ended {
+                    id: job_id,
+                    from: JobStatus::Running,
+                    to,
+                    user: &job.user,
+                    cost: job.cost,
+                    reported_by: None,
+                };
+                self.end_job(conn, end, &done, fx)?;
+            }
+            None => {
+                change_status(
                     conn,
                     job_id,
                     JobStatus::Running,
-                    to,
-                    &Completion {
-                        reason: Some(reason),
-                        message: Some(message),
-                        ..Completion::default()
-                    },
-                    now,
+                    Change::Requeue,
+                    now_millis(),
                 )?;
-                fx.posted.extend(ledger::post(
-                    conn,
-                    LedgerKind::Refund,
-                    ESCROW,
-                    &account,
-                    cost,
-                    Some(job_id),
-                    now,
-                )?);
-                fx.finished.push(to);
-            }
-            None => {
-                jobs::mark_requeued(conn, job_id)?;
                 self.metrics.requeued_jobs.inc();
                 self.enqueued_at.insert(job_id, Instant::now());
                 self.scheduler.push_front(QueuedJob {
                     id: job_id,
-                    user,
-                    language,
-                    priority,
+                    user: job.user.clone(),
+                    language: job.language,
+                    priority: job.priority,
                     attempts: attempt,
-                    cost,
+                    cost: job.cost,
                 });
+                fx.changed_jobs.push(job_id);
             }
         }
+        self.release(job_id, worker, fx);
+        Ok(())
+    }
+
+    /// Forgets a lease in memory once its end or requeue is written.
+    fn release(&mut self, job_id: JobId, worker: WorkerId, fx: &mut Effects) {
         self.running.remove(&job_id);
         if let Some(w) = self.workers.get_mut(&worker) {
-            w.running.remove(&job_id);
+            w.release(job_id);
+            fx.changed_workers.push(worker);
         }
-        fx.changed_jobs.push(job_id);
-        Ok(())
     }
 }
 

@@ -1,21 +1,29 @@
 //! Dispatch: queued jobs to free slots, the moment something frees or arrives.
 
-use super::*;
+use crate::queue::Outbound;
+use crate::queue::model::{Effects, RunningJob, State};
+use crate::queue::scheduler::QueuedJob;
+use crate::queue::transitions::{Change, change_status};
+use crate::store::{StoreError, jobs, now_millis};
+use gridx_proto::protocol::{AssignedJob, CoordinatorMessage};
+use gridx_proto::{JobId, JobStatus, Language, WorkerId};
+use rusqlite::Connection;
+use std::cmp::Reverse;
 
 impl State {
     /// Hands queued jobs to free slots: the language whose next job has the highest
     /// priority (then the oldest) first, to the capable worker with most free slots.
-    pub(super) fn dispatch(&mut self, conn: &Connection, fx: &mut Effects) {
+    pub(in crate::queue) fn dispatch(&mut self, conn: &Connection, fx: &mut Effects) {
         if self.draining {
             return;
         }
         loop {
-            let mut best: Option<(i32, std::cmp::Reverse<JobId>, Language)> = None;
+            let mut best: Option<(i32, Reverse<JobId>, Language)> = None;
             for language in Language::ALL {
                 let Some((priority, head)) = self.scheduler.peek(language) else {
                     continue;
                 };
-                let candidate = (priority, std::cmp::Reverse(head), language);
+                let candidate = (priority, Reverse(head), language);
                 if best
                     .as_ref()
                     .is_some_and(|b| (b.0, b.1) >= (candidate.0, candidate.1))
@@ -33,7 +41,7 @@ impl State {
                 .workers
                 .iter()
                 .filter(|(_, w)| w.can_take(language))
-                .max_by_key(|(id, w)| (w.free_slots(), std::cmp::Reverse(**id)))
+                .max_by_key(|(id, w)| (w.free_slots(), Reverse(**id)))
                 .map(|(id, _)| *id)
             else {
                 return;
@@ -50,7 +58,7 @@ impl State {
         }
     }
 
-    pub(super) fn assign(
+    fn assign(
         &mut self,
         conn: &Connection,
         job: &QueuedJob,
@@ -59,10 +67,14 @@ impl State {
     ) -> Result<(), StoreError> {
         let attempt = job.attempts + 1;
         let spec = jobs::load_spec(conn, job.id)?;
-        jobs::mark_assigned(conn, job.id, worker_id, attempt, now_millis())?;
         let Some(worker) = self.workers.get_mut(&worker_id) else {
             return Err(StoreError::NotFound(format!("worker {worker_id}")));
         };
+        let change = Change::Assign {
+            worker: worker_id,
+            attempt,
+        };
+        change_status(conn, job.id, JobStatus::Queued, change, now_millis())?;
         worker.running.insert(job.id);
         if let Some(s) = &worker.session {
             fx.outbound.push((

@@ -1,0 +1,288 @@
+//! The queue thread's model: what it holds in memory about jobs and workers, and how
+//! that is rebuilt from the store. The store is the truth; this is a cache of it that
+//! the rules (`super::rules`) keep in step, changing memory only after their writes
+//! succeeded.
+
+use super::scheduler::{QueuedJob, Scheduler};
+use super::{Outbound, QueueError, QueueSettings, SessionTx};
+use crate::events::{EventBus, WorkerBoard};
+use crate::metrics::Metrics;
+use crate::store::ledger::Posted;
+use crate::store::{StoreError, jobs, users};
+use gridx_proto::api::WorkerStatus;
+use gridx_proto::metrics::HostMetrics;
+use gridx_proto::protocol::{Capabilities, JobAttempt};
+use gridx_proto::{Credits, JobId, JobStatus, Language, UserName, WorkerId};
+use rusqlite::Connection;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Counts published after every batch, for `/healthz`, `/metrics` and shutdown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub queued: u64,
+    pub running: u64,
+    pub workers_online: u32,
+    pub draining: bool,
+}
+
+/// A job leased to a worker.
+pub(super) struct RunningJob {
+    pub(super) user: UserName,
+    pub(super) language: Language,
+    pub(super) priority: i32,
+    pub(super) cost: Credits,
+    pub(super) worker: WorkerId,
+    pub(super) attempt: u32,
+    pub(super) cancel_requested: bool,
+}
+
+impl RunningJob {
+    pub(super) fn attempt(&self, job_id: JobId) -> JobAttempt {
+        JobAttempt {
+            job_id,
+            attempt: self.attempt,
+        }
+    }
+}
+
+pub(super) struct Session {
+    pub(super) id: u64,
+    pub(super) outbox: SessionTx,
+}
+
+pub(super) struct WorkerState {
+    pub(super) name: String,
+    pub(super) owner: UserName,
+    pub(super) session: Option<Session>,
+    pub(super) capabilities: Option<Capabilities>,
+    /// The jobs leased to this worker.
+    pub(super) running: HashSet<JobId>,
+    /// Leased jobs missing from this worker's heartbeats, with how many heartbeats in a
+    /// row they were missing (see `rules::sessions`, heartbeat reconciliation).
+    pub(super) unreported: HashMap<JobId, u32>,
+    /// Attempts this worker reports but does not hold a lease for, already told to
+    /// stop: each gets one `cancel`, not one per heartbeat.
+    pub(super) strays_cancelled: HashSet<JobAttempt>,
+    /// Lease clock: the last time anything arrived from this worker.
+    pub(super) last_seen: Instant,
+    pub(super) last_seen_wall: Option<i64>,
+    pub(super) metrics: Option<HostMetrics>,
+    pub(super) draining: bool,
+    pub(super) revoked: bool,
+}
+
+impl WorkerState {
+    pub(super) fn new(name: String, owner: UserName, last_seen_wall: Option<i64>) -> Self {
+        WorkerState {
+            name,
+            owner,
+            session: None,
+            capabilities: None,
+            running: HashSet::new(),
+            unreported: HashMap::new(),
+            strays_cancelled: HashSet::new(),
+            last_seen: Instant::now(),
+            last_seen_wall,
+            metrics: None,
+            draining: false,
+            revoked: false,
+        }
+    }
+
+    pub(super) fn status(&self) -> WorkerStatus {
+        if self.revoked {
+            WorkerStatus::Revoked
+        } else if self.session.is_none() {
+            WorkerStatus::Offline
+        } else if self.draining {
+            WorkerStatus::Draining
+        } else {
+            WorkerStatus::Online
+        }
+    }
+
+    pub(super) fn free_slots(&self) -> u32 {
+        let slots = self.capabilities.as_ref().map_or(0, |c| c.slots);
+        slots.saturating_sub(self.running.len() as u32)
+    }
+
+    pub(super) fn can_take(&self, language: Language) -> bool {
+        self.status() == WorkerStatus::Online
+            && self.free_slots() > 0
+            && self
+                .capabilities
+                .as_ref()
+                .is_some_and(|c| c.languages.contains(&language))
+    }
+
+    /// Forgets a job this worker no longer holds.
+    pub(super) fn release(&mut self, job_id: JobId) {
+        self.running.remove(&job_id);
+        self.unreported.remove(&job_id);
+    }
+}
+
+/// A caller waiting for its command's answer. Called once the batch's fate is known:
+/// with `None` when it committed (the prepared result is sent), with the store error
+/// when it did not (the caller hears that instead).
+pub(super) type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// The one way to answer a caller.
+pub(super) fn answer<T: Send + 'static>(
+    tx: tokio::sync::oneshot::Sender<Result<T, QueueError>>,
+    result: Result<T, QueueError>,
+) -> Reply {
+    Box::new(move |failed| {
+        let _ = tx.send(match failed {
+            None => result,
+            Some(e) => Err(QueueError::Store(e.to_string())),
+        });
+    })
+}
+
+/// What a batch will do once its transaction committed.
+#[derive(Default)]
+pub(super) struct Effects {
+    pub(super) replies: Vec<Reply>,
+    pub(super) outbound: Vec<(SessionTx, Outbound)>,
+    pub(super) changed_jobs: Vec<JobId>,
+    pub(super) posted: Vec<Posted>,
+    pub(super) changed_workers: Vec<WorkerId>,
+    pub(super) dispatch_latencies: Vec<f64>,
+    pub(super) finished: Vec<JobStatus>,
+    pub(super) submitted: u64,
+}
+
+pub(super) type Step<T> = Result<T, StepError>;
+
+/// A command's failure: either a refusal for the caller, or a store error that aborts
+/// the batch.
+pub(super) enum StepError {
+    Refused(QueueError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        StepError::Store(e)
+    }
+}
+
+impl From<rusqlite::Error> for StepError {
+    fn from(e: rusqlite::Error) -> Self {
+        StepError::Store(StoreError::Sqlite(e))
+    }
+}
+
+/// The queue thread's state. Only the queue thread touches it.
+pub(super) struct State {
+    pub(super) settings: QueueSettings,
+    pub(super) scheduler: Scheduler,
+    pub(super) enqueued_at: HashMap<JobId, Instant>,
+    pub(super) running: HashMap<JobId, RunningJob>,
+    pub(super) workers: HashMap<WorkerId, WorkerState>,
+    pub(super) draining: bool,
+    pub(super) events: EventBus,
+    pub(super) board: WorkerBoard,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) stats: watch::Sender<QueueStats>,
+    pub(super) last_housekeeping: Instant,
+    pub(super) last_prune: Instant,
+}
+
+impl State {
+    /// Rebuilds the queue from the store: queued jobs go back in the scheduler, running
+    /// jobs stay leased to their worker until it reconnects or its lease runs out.
+    pub(super) fn load(
+        conn: &Connection,
+        settings: QueueSettings,
+        events: EventBus,
+        board: WorkerBoard,
+        metrics: Arc<Metrics>,
+        stats: watch::Sender<QueueStats>,
+    ) -> Result<Self, StoreError> {
+        let mut state = State {
+            settings,
+            scheduler: Scheduler::default(),
+            enqueued_at: HashMap::new(),
+            running: HashMap::new(),
+            workers: HashMap::new(),
+            draining: false,
+            events,
+            board,
+            metrics,
+            stats,
+            last_housekeeping: Instant::now(),
+            last_prune: Instant::now() - Duration::from_secs(3600),
+        };
+        state.reload(conn)?;
+        Ok(state)
+    }
+
+    /// Replaces memory with what the store holds (at start, and after a failed batch).
+    /// Open sessions are kept: their workers are still connected.
+    pub(super) fn reload(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut sessions: HashMap<WorkerId, WorkerState> = std::mem::take(&mut self.workers);
+        self.scheduler = Scheduler::default();
+        self.running.clear();
+        for (record, last_seen) in users::all_workers(conn)? {
+            let state = match sessions.remove(&record.id) {
+                Some(mut w) => {
+                    w.running.clear();
+                    w.unreported.clear();
+                    w.revoked = record.revoked;
+                    w
+                }
+                None => {
+                    // A restarted coordinator gives every worker a full lease from now.
+                    let mut w = WorkerState::new(record.name, record.owner, last_seen);
+                    w.last_seen = now;
+                    w.revoked = record.revoked;
+                    w
+                }
+            };
+            self.workers.insert(record.id, state);
+        }
+        for job in jobs::live_jobs(conn)? {
+            match (job.status, job.worker) {
+                (JobStatus::Running, Some(worker)) if self.workers.contains_key(&worker) => {
+                    if let Some(w) = self.workers.get_mut(&worker) {
+                        w.running.insert(job.id);
+                    }
+                    self.running.insert(
+                        job.id,
+                        RunningJob {
+                            user: job.user,
+                            language: job.language,
+                            priority: job.priority,
+                            cost: job.cost,
+                            worker,
+                            attempt: job.attempts,
+                            cancel_requested: job.cancel_requested,
+                        },
+                    );
+                }
+                _ => {
+                    self.enqueued_at.entry(job.id).or_insert(now);
+                    self.scheduler.push(QueuedJob {
+                        id: job.id,
+                        user: job.user,
+                        language: job.language,
+                        priority: job.priority,
+                        attempts: job.attempts,
+                        cost: job.cost,
+                    });
+                }
+            }
+        }
+        for id in self.workers.keys().copied().collect::<Vec<_>>() {
+            self.publish_worker(id);
+        }
+        self.publish_stats();
+        Ok(())
+    }
+}

@@ -1,0 +1,364 @@
+//! Worker-session rules: handshake and adoption, reports and fencing, heartbeat
+//! reconciliation, leases and revocation.
+
+use crate::queue::model::{Effects, Session, State, Step, StepError, WorkerState};
+use crate::queue::transitions::{Change, change_status};
+use crate::queue::{HelloRequest, Outbound, QueueError};
+use crate::store::{now_millis, users};
+use gridx_proto::protocol::{
+    CoordinatorMessage, JobAttempt, RejectCode, SILENT_HEARTBEATS, WorkerMessage,
+};
+use gridx_proto::{JobId, JobStatus, WorkerId};
+use rusqlite::Connection;
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// How many heartbeats in a row may leave out a leased attempt before it is lost.
+/// One is not enough: a heartbeat can cross the `assign` on the wire.
+pub(in crate::queue) const UNREPORTED_HEARTBEATS: u32 = 2;
+
+impl State {
+    pub(in crate::queue) fn hello(
+        &mut self,
+        conn: &Connection,
+        hello: HelloRequest,
+        fx: &mut Effects,
+    ) -> Step<u32> {
+        if self.draining {
+            return Err(StepError::Refused(QueueError::Rejected(
+                RejectCode::ShuttingDown,
+                "the coordinator is shutting down".into(),
+            )));
+        }
+        let worker_id = hello.worker_id;
+        let revoked = users::revoked_among(conn, &[worker_id])?;
+        if !revoked.is_empty() {
+            return Err(StepError::Refused(QueueError::Rejected(
+                RejectCode::Revoked,
+                "this worker's token was revoked".into(),
+            )));
+        }
+        // Jobs leased to this worker that it no longer reports are lost now.
+        let reported: HashSet<JobAttempt> = hello.running.iter().copied().collect();
+        for job_id in self.leased_to(worker_id) {
+            let keep = self
+                .running
+                .get(&job_id)
+                .is_some_and(|j| reported.contains(&j.attempt(job_id)));
+            if !keep {
+                self.lose_job(conn, job_id, "the worker reconnected without it", fx)?;
+            }
+        }
+        let worker = self
+            .workers
+            .entry(worker_id)
+            .or_insert_with(|| WorkerState::new(hello.name.clone(), hello.owner.clone(), None));
+        if let Some(old) = worker.session.take() {
+            fx.outbound.push((
+                old.outbox,
+                Outbound::Close(Some((
+                    RejectCode::Replaced,
+                    "a newer connection of this worker replaced this one".into(),
+                ))),
+            ));
+        }
+        worker.name = hello.name;
+        worker.capabilities = Some(hello.capabilities);
+        worker.session = Some(Session {
+            id: hello.session_id,
+            outbox: hello.outbox.clone(),
+        });
+        worker.last_seen = Instant::now();
+        worker.last_seen_wall = Some(now_millis());
+        worker.draining = false;
+        worker.unreported.clear();
+        worker.strays_cancelled.clear();
+        // Superseded attempts the worker still runs: tell it to stop them. Adopted
+        // ones whose cancel was requested meanwhile get their cancel again.
+        for attempt in &hello.running {
+            let cancel = match self.current(*attempt, worker_id) {
+                Some(cancel_requested) => cancel_requested,
+                None => {
+                    // A stray: remembered, so heartbeats do not cancel it again.
+                    if let Some(w) = self.workers.get_mut(&worker_id) {
+                        w.strays_cancelled.insert(*attempt);
+                    }
+                    true
+                }
+            };
+            if cancel {
+                fx.outbound.push((
+                    hello.outbox.clone(),
+                    Outbound::Send(CoordinatorMessage::Cancel {
+                        job_id: attempt.job_id,
+                        attempt: attempt.attempt,
+                    }),
+                ));
+            }
+        }
+        fx.changed_workers.push(worker_id);
+        Ok(self.settings.heartbeat_s)
+    }
+
+    pub(in crate::queue) fn on_worker_message(
+        &mut self,
+        conn: &Connection,
+        worker_id: WorkerId,
+        session_id: u64,
+        message: WorkerMessage,
+        fx: &mut Effects,
+    ) -> Step<()> {
+        let Some(worker) = self.workers.get_mut(&worker_id) else {
+            return Ok(());
+        };
+        if worker.session.as_ref().is_none_or(|s| s.id != session_id) {
+            // A replaced or closed session: its words no longer count.
+            return Ok(());
+        }
+        worker.last_seen = Instant::now();
+        worker.last_seen_wall = Some(now_millis());
+        match message {
+            WorkerMessage::Hello { .. } => Err(StepError::Refused(QueueError::Rejected(
+                RejectCode::Malformed,
+                "hello sent twice".into(),
+            ))),
+            WorkerMessage::Heartbeat {
+                metrics,
+                running,
+                draining,
+            } => {
+                worker.metrics = Some(metrics);
+                // A worker that says it is stopping gets nothing more this session.
+                worker.draining |= draining;
+                fx.changed_workers.push(worker_id);
+                self.reconcile(conn, worker_id, &running, fx)
+            }
+            WorkerMessage::Started { job_id, attempt } => {
+                if !self.is_current(job_id, attempt, worker_id) {
+                    self.metrics.fenced_reports.inc();
+                    tracing::info!(job = %job_id, attempt, worker = %worker_id, "refused `started` of a superseded attempt");
+                    return Ok(());
+                }
+                change_status(
+                    conn,
+                    job_id,
+                    JobStatus::Running,
+                    Change::Start,
+                    now_millis(),
+                )?;
+                fx.changed_jobs.push(job_id);
+                Ok(())
+            }
+            WorkerMessage::Finished {
+                job_id,
+                attempt,
+                outcome,
+            } => {
+                if !self.is_current(job_id, attempt, worker_id) {
+                    self.metrics.fenced_reports.inc();
+                    tracing::info!(job = %job_id, attempt, worker = %worker_id, "refused `finished` of a superseded attempt");
+                    return Ok(());
+                }
+                self.finish_running(conn, job_id, outcome, fx)
+            }
+        }
+    }
+
+    /// Heartbeat reconciliation: the worker's `running` list against its leases.
+    /// - A leased attempt missing from [`UNREPORTED_HEARTBEATS`] heartbeats in a row is
+    ///   lost (requeued under fencing: its next attempt has a new number, so a late
+    ///   report of this one is refused). This is how a `finished` that never reached
+    ///   the store (a failed batch) is recovered: without it, heartbeats would keep
+    ///   the lease alive and the job would stay `running` forever.
+    /// - An attempt the worker runs without a lease gets one `cancel`, not one per
+    ///   heartbeat.
+    fn reconcile(
+        &mut self,
+        conn: &Connection,
+        worker_id: WorkerId,
+        running: &[JobAttempt],
+        fx: &mut Effects,
+    ) -> Step<()> {
+        let reported: HashSet<JobAttempt> = running.iter().copied().collect();
+        let mut lost = Vec::new();
+        let leased: Vec<(JobId, JobAttempt)> = self
+            .leased_to(worker_id)
+            .into_iter()
+            .filter_map(|id| self.running.get(&id).map(|j| (id, j.attempt(id))))
+            .collect();
+        let mut strays = Vec::new();
+        for attempt in &reported {
+            if self.current(*attempt, worker_id).is_none() {
+                strays.push(*attempt);
+            }
+        }
+        let Some(worker) = self.workers.get_mut(&worker_id) else {
+            return Ok(());
+        };
+        for (job_id, attempt) in leased {
+            if reported.contains(&attempt) {
+                worker.unreported.remove(&job_id);
+            } else {
+                let misses = worker.unreported.entry(job_id).or_insert(0);
+                *misses += 1;
+                if *misses >= UNREPORTED_HEARTBEATS {
+                    lost.push(job_id);
+                }
+            }
+        }
+        // Forget strays the worker has stopped reporting, so a later reappearance
+        // (it should not happen) would be cancelled again.
+        worker.strays_cancelled.retain(|a| reported.contains(a));
+        let outbox = worker.session.as_ref().map(|s| s.outbox.clone());
+        for attempt in strays {
+            if worker.strays_cancelled.insert(attempt)
+                && let Some(outbox) = &outbox
+            {
+                fx.outbound.push((
+                    outbox.clone(),
+                    Outbound::Send(CoordinatorMessage::Cancel {
+                        job_id: attempt.job_id,
+                        attempt: attempt.attempt,
+                    }),
+                ));
+            }
+        }
+        for job_id in lost {
+            tracing::warn!(job = %job_id, worker = %worker_id, "a leased attempt is missing from the worker's heartbeats; it is lost");
+            self.lose_job(conn, job_id, "its worker stopped reporting it", fx)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `attempt` is the current lease of `worker`: `Some(cancel_requested)`.
+    fn current(&self, attempt: JobAttempt, worker: WorkerId) -> Option<bool> {
+        self.running
+            .get(&attempt.job_id)
+            .filter(|j| j.worker == worker && j.attempt == attempt.attempt)
+            .map(|j| j.cancel_requested)
+    }
+
+    pub(in crate::queue) fn is_current(
+        &self,
+        job_id: JobId,
+        attempt: u32,
+        worker: WorkerId,
+    ) -> bool {
+        self.current(JobAttempt { job_id, attempt }, worker)
+            .is_some()
+    }
+
+    fn leased_to(&self, worker: WorkerId) -> Vec<JobId> {
+        self.workers
+            .get(&worker)
+            .map(|w| w.running.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub(in crate::queue) fn send_to_worker(
+        &self,
+        worker: WorkerId,
+        message: CoordinatorMessage,
+        fx: &mut Effects,
+    ) {
+        if let Some(s) = self.workers.get(&worker).and_then(|w| w.session.as_ref()) {
+            fx.outbound
+                .push((s.outbox.clone(), Outbound::Send(message)));
+        }
+    }
+
+    /// Workers silent for longer than their lease are lost, with their jobs.
+    pub(in crate::queue) fn expire_leases(
+        &mut self,
+        conn: &Connection,
+        fx: &mut Effects,
+    ) -> Step<()> {
+        let lease = self.settings.heartbeat * SILENT_HEARTBEATS;
+        let now = Instant::now();
+        let expired: Vec<WorkerId> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| {
+                (w.session.is_some() || !w.running.is_empty())
+                    && now.duration_since(w.last_seen) > lease
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            tracing::warn!(worker = %id, "worker lost: silent for too many heartbeats");
+            self.lose_worker(conn, id, "its worker was lost (no heartbeat)", None, fx)?;
+        }
+        Ok(())
+    }
+
+    /// Connected workers whose token was revoked are dropped, with their jobs.
+    pub(in crate::queue) fn drop_revoked(
+        &mut self,
+        conn: &Connection,
+        fx: &mut Effects,
+    ) -> Step<()> {
+        let connected: Vec<WorkerId> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.session.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in users::revoked_among(conn, &connected)? {
+            tracing::warn!(worker = %id, "worker token revoked; dropping its session");
+            self.lose_worker(
+                conn,
+                id,
+                "its worker's token was revoked",
+                Some((
+                    RejectCode::Revoked,
+                    "this worker's token was revoked".into(),
+                )),
+                fx,
+            )?;
+            if let Some(w) = self.workers.get_mut(&id) {
+                w.revoked = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// A worker is gone for good (lease expired, revoked): close its session and end
+    /// or requeue every job it held.
+    pub(in crate::queue) fn lose_worker(
+        &mut self,
+        conn: &Connection,
+        worker_id: WorkerId,
+        why: &str,
+        reject: Option<(RejectCode, String)>,
+        fx: &mut Effects,
+    ) -> Step<()> {
+        for job_id in self.leased_to(worker_id) {
+            self.lose_job(conn, job_id, why, fx)?;
+        }
+        if let Some(w) = self.workers.get_mut(&worker_id) {
+            if let Some(s) = w.session.take() {
+                fx.outbound.push((s.outbox, Outbound::Close(reject)));
+            }
+            // Reset the lease clock so an idle, disconnected worker is not lost again.
+            w.last_seen = Instant::now();
+        }
+        fx.changed_workers.push(worker_id);
+        Ok(())
+    }
+
+    /// The session ended (the socket closed). Its leases stay until they expire or the
+    /// worker reconnects and says what it still runs.
+    pub(in crate::queue) fn session_closed(
+        &mut self,
+        worker_id: WorkerId,
+        session_id: u64,
+        fx: &mut Effects,
+    ) {
+        if let Some(w) = self.workers.get_mut(&worker_id)
+            && w.session.as_ref().is_some_and(|s| s.id == session_id)
+        {
+            w.session = None;
+            fx.changed_workers.push(worker_id);
+        }
+    }
+}

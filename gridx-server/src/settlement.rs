@@ -1,0 +1,345 @@
+//! Settlement: the one home of every credit rule.
+//!
+//! Every movement of credits (a grant, the hold at submit, and how a hold leaves escrow
+//! when its job ends) is decided here, as a list of [`Posting`]s, and written here, in
+//! the caller's transaction, through the double-entry mechanism in
+//! [`crate::store::ledger`]. The table these functions implement is "Credits" in
+//! `docs/api.md`; a rule added there is added here, with its unit test below.
+
+use crate::store::ledger::{self, ESCROW, MINT, PLATFORM, PostError, Posted};
+use gridx_proto::api::LedgerKind;
+use gridx_proto::job::Settlement;
+use gridx_proto::{Credits, JobId, JobStatus, UserName};
+use rusqlite::Connection;
+
+/// A reason for credits to move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Movement<'a> {
+    /// An operator gives a user credits (`user add --credits`).
+    Grant { user: &'a UserName, amount: Credits },
+    /// A submitted job's cost, held in escrow until the job ends.
+    Hold { user: &'a UserName, cost: Credits },
+    /// A job ended: its hold leaves escrow as its terminal state decides.
+    End(Ending<'a>),
+}
+
+/// A job reaching a terminal state, with what decides who its hold goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending<'a> {
+    pub status: JobStatus,
+    /// Whether a worker ran the current attempt to its end and reported it. A lost
+    /// attempt (lease expired, revoked, reconnected without it) is never paid.
+    pub reported_by_worker: bool,
+    /// Who submitted the job (a refund goes back to them).
+    pub user: &'a UserName,
+    /// The owner of the worker that ran the attempt (a reward goes to them).
+    pub worker_owner: Option<&'a UserName>,
+    pub cost: Credits,
+    pub reward_permille: u16,
+}
+
+/// One ledger entry a movement consists of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    pub kind: LedgerKind,
+    pub from: String,
+    pub to: String,
+    pub amount: Credits,
+}
+
+/// Why a movement cannot be settled.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RuleError {
+    #[error("a job cannot be settled in state {0}: it is not terminal")]
+    NotTerminal(JobStatus),
+    #[error("a paid ending needs the owner of the worker that ran it")]
+    NoWorkerOwner,
+}
+
+fn posting(kind: LedgerKind, from: &str, to: &str, amount: Credits) -> Posting {
+    Posting {
+        kind,
+        from: from.to_owned(),
+        to: to.to_owned(),
+        amount,
+    }
+}
+
+/// The entries a movement consists of, in order. Pure: this is the rules table.
+pub fn postings(movement: &Movement<'_>) -> Result<Vec<Posting>, RuleError> {
+    Ok(match movement {
+        Movement::Grant { user, amount } => vec![posting(
+            LedgerKind::Grant,
+            MINT,
+            &ledger::user_account(user.as_str()),
+            *amount,
+        )],
+        Movement::Hold { user, cost } => vec![posting(
+            LedgerKind::Hold,
+            &ledger::user_account(user.as_str()),
+            ESCROW,
+            *cost,
+        )],
+        Movement::End(end) => match end.status.settlement(end.reported_by_worker) {
+            None => return Err(RuleError::NotTerminal(end.status)),
+            Some(Settlement::Refund) => vec![posting(
+                LedgerKind::Refund,
+                ESCROW,
+                &ledger::user_account(end.user.as_str()),
+                end.cost,
+            )],
+            Some(Settlement::PayWorker) => {
+                let owner = end.worker_owner.ok_or(RuleError::NoWorkerOwner)?;
+                let (reward, fee) = end.cost.split_permille(end.reward_permille);
+                vec![
+                    posting(
+                        LedgerKind::Reward,
+                        ESCROW,
+                        &ledger::user_account(owner.as_str()),
+                        reward,
+                    ),
+                    posting(LedgerKind::Fee, ESCROW, PLATFORM, fee),
+                ]
+            }
+        },
+    })
+}
+
+/// Decides and writes a movement inside the caller's transaction. A zero amount
+/// writes no entry (a free job has none). A hold the balance does not cover is
+/// [`PostError::Insufficient`] and writes nothing.
+pub fn settle(
+    conn: &Connection,
+    movement: &Movement<'_>,
+    job_id: Option<JobId>,
+    at: i64,
+) -> Result<Vec<Posted>, SettleError> {
+    let mut written = Vec::new();
+    for p in postings(movement)? {
+        if let Some(entry) = ledger::post(conn, p.kind, &p.from, &p.to, p.amount, job_id, at)? {
+            written.push(entry);
+        }
+    }
+    Ok(written)
+}
+
+/// A movement that was refused or could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error(transparent)]
+    Post(#[from] PostError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{jobs, schema};
+
+    fn name(n: &str) -> UserName {
+        UserName::new(n).expect("a valid test name")
+    }
+
+    fn ending<'a>(
+        status: JobStatus,
+        reported: bool,
+        user: &'a UserName,
+        owner: &'a UserName,
+    ) -> Movement<'a> {
+        Movement::End(Ending {
+            status,
+            reported_by_worker: reported,
+            user,
+            worker_owner: Some(owner),
+            cost: Credits::from_millis(1_001),
+            reward_permille: 800,
+        })
+    }
+
+    /// What each row of the rules table in docs/api.md says, as (kind, from, to, millis).
+    fn expected(
+        status: JobStatus,
+        reported: bool,
+    ) -> Vec<(LedgerKind, &'static str, &'static str, i64)> {
+        use JobStatus::*;
+        let pay = vec![
+            (LedgerKind::Reward, "escrow", "user:owner", 800),
+            (LedgerKind::Fee, "escrow", "platform", 201),
+        ];
+        let refund = vec![(LedgerKind::Refund, "escrow", "user:alice", 1_001)];
+        match (status, reported) {
+            (Succeeded | Failed | TimedOut, _) => pay,
+            (Cancelled, true) => pay,
+            (Cancelled, false) | (Error, _) => refund,
+            (Queued | Running, _) => vec![],
+        }
+    }
+
+    #[test]
+    fn every_ending_posts_exactly_the_rules_table_and_empties_the_hold() {
+        let (alice, owner) = (name("alice"), name("owner"));
+        for status in JobStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for reported in [true, false] {
+                let got: Vec<_> = postings(&ending(status, reported, &alice, &owner))
+                    .expect("a terminal state settles")
+                    .into_iter()
+                    .map(|p| (p.kind, p.from, p.to, p.amount.millis()))
+                    .collect();
+                let want: Vec<_> = expected(status, reported)
+                    .into_iter()
+                    .map(|(k, f, t, a)| (k, f.to_owned(), t.to_owned(), a))
+                    .collect();
+                assert_eq!(got, want, "{status}, reported {reported}");
+                let out_of_escrow: i64 = got.iter().filter(|p| p.1 == "escrow").map(|p| p.3).sum();
+                assert_eq!(
+                    out_of_escrow, 1_001,
+                    "{status}: the whole hold leaves escrow"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_live_state_or_a_paid_ending_without_an_owner_is_refused() {
+        let alice = name("alice");
+        for status in [JobStatus::Queued, JobStatus::Running] {
+            let m = ending(status, true, &alice, &alice);
+            assert_eq!(postings(&m), Err(RuleError::NotTerminal(status)));
+        }
+        let m = Movement::End(Ending {
+            status: JobStatus::Succeeded,
+            reported_by_worker: true,
+            user: &alice,
+            worker_owner: None,
+            cost: Credits::from_whole(1),
+            reward_permille: 800,
+        });
+        assert_eq!(postings(&m), Err(RuleError::NoWorkerOwner));
+    }
+
+    fn store() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("in-memory sqlite");
+        schema::migrations()
+            .to_latest(&mut conn)
+            .expect("migrations apply");
+        for user in ["alice", "owner"] {
+            conn.execute(
+                "INSERT INTO users (name, token_hash, created_at) VALUES (?1, ?2, 0)",
+                rusqlite::params![user, user.as_bytes()],
+            )
+            .expect("user row");
+            conn.execute(
+                "INSERT INTO accounts (id, balance) VALUES (?1, 0)",
+                [ledger::user_account(user)],
+            )
+            .expect("account row");
+        }
+        conn.execute(
+            "INSERT INTO workers (id, name, owner, token_hash, created_at) VALUES (1, 'w', 'owner', x'01', 0)",
+            [],
+        )
+        .expect("worker row");
+        conn
+    }
+
+    fn job(conn: &Connection, user: &UserName) -> JobId {
+        let spec = gridx_proto::JobSpec {
+            language: gridx_proto::Language::Bash,
+            code: "true".into(),
+            stdin: String::new(),
+            timeout_s: 5,
+            memory_mb: 64,
+            priority: 0,
+            max_output_bytes: 1024,
+        };
+        jobs::insert_job(conn, user, &spec, Credits::from_millis(1_001), 0).expect("job row")
+    }
+
+    /// On a real store: grant, hold, then each ending; every entry is written with the
+    /// job's id, balances move exactly, and `ledger verify` finds nothing wrong.
+    #[test]
+    fn settling_on_a_store_writes_the_table_and_keeps_the_ledger_balanced() {
+        let conn = store();
+        let (alice, owner) = (name("alice"), name("owner"));
+        let grant = Movement::Grant {
+            user: &alice,
+            amount: Credits::from_whole(100),
+        };
+        assert_eq!(settle(&conn, &grant, None, 0).expect("grant").len(), 1);
+        let mut expected_alice = 100_000;
+        let mut expected_owner = 0;
+        let mut expected_platform = 0;
+        for status in JobStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for reported in [true, false] {
+                let id = job(&conn, &alice);
+                let hold = Movement::Hold {
+                    user: &alice,
+                    cost: Credits::from_millis(1_001),
+                };
+                settle(&conn, &hold, Some(id), 1).expect("hold");
+                expected_alice -= 1_001;
+                let written = settle(
+                    &conn,
+                    &ending(status, reported, &alice, &owner),
+                    Some(id),
+                    2,
+                )
+                .expect("ending");
+                for (entry, (kind, _, to, amount)) in written.iter().zip(expected(status, reported))
+                {
+                    assert_eq!((entry.kind, entry.job_id), (kind, Some(id)));
+                    match to {
+                        "user:alice" => expected_alice += amount,
+                        "user:owner" => expected_owner += amount,
+                        _ => expected_platform += amount,
+                    }
+                }
+                // End it in the store too, so `verify` sees a settled job.
+                let done = jobs::Completion::default();
+                let assigned = jobs::StatusWrite::Assigned {
+                    worker: gridx_proto::WorkerId(1),
+                    attempt: 1,
+                };
+                jobs::write_status(
+                    &conn,
+                    id,
+                    JobStatus::Queued,
+                    JobStatus::Running,
+                    assigned,
+                    2,
+                )
+                .expect("assign");
+                let finished = jobs::StatusWrite::Finished(&done);
+                jobs::write_status(&conn, id, JobStatus::Running, status, finished, 3)
+                    .expect("finish");
+            }
+        }
+        let balance = |a: &str| ledger::balance(&conn, a).expect("balance").millis();
+        assert_eq!(balance("user:alice"), expected_alice);
+        assert_eq!(balance("user:owner"), expected_owner);
+        assert_eq!(balance("platform"), expected_platform);
+        assert_eq!(balance("escrow"), 0);
+        let report = ledger::verify(&conn).expect("verify runs");
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
+    }
+
+    #[test]
+    fn a_hold_the_balance_cannot_cover_writes_nothing() {
+        let conn = store();
+        let alice = name("alice");
+        let id = job(&conn, &alice);
+        let hold = Movement::Hold {
+            user: &alice,
+            cost: Credits::from_millis(1),
+        };
+        assert!(matches!(
+            settle(&conn, &hold, Some(id), 1),
+            Err(SettleError::Post(PostError::Insufficient { .. }))
+        ));
+        let entries: i64 = conn
+            .query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(entries, 0);
+    }
+}
