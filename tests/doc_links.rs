@@ -222,9 +222,12 @@ fn broken_links(repo: &Repo<'_>) -> Vec<String> {
                 Some((p, f)) => (p, Some(f)),
                 None => (link.dest.as_str(), None),
             };
-            let report = |why: String| format!("{}:{}: {}: {why}", file.display(), link.line, link.dest);
+            let report =
+                |why: String| format!("{}:{}: {}: {why}", file.display(), link.line, link.dest);
             if path.starts_with('/') {
-                problems.push(report("absolute paths do not work on GitHub; write a relative one".into()));
+                problems.push(report(
+                    "absolute paths do not work on GitHub; write a relative one".into(),
+                ));
                 continue;
             }
             let target = if path.is_empty() {
@@ -276,7 +279,8 @@ fn markdown_files(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) 
                 markdown_files(root, &path, out);
             }
         } else if name.ends_with(".md")
-            && let (Ok(text), Ok(relative)) = (std::fs::read_to_string(&path), path.strip_prefix(root))
+            && let (Ok(text), Ok(relative)) =
+                (std::fs::read_to_string(&path), path.strip_prefix(root))
         {
             out.insert(relative.to_owned(), text);
         }
@@ -318,13 +322,28 @@ mod unit {
     fn slugs_follow_github() {
         assert_eq!(slug("Job states"), "job-states");
         assert_eq!(slug("`POST /v1/jobs/{id}/cancel`"), "post-v1jobsidcancel");
-        assert_eq!(slug("Themes, colour and glyphs"), "themes-colour-and-glyphs");
+        assert_eq!(
+            slug("Themes, colour and glyphs"),
+            "themes-colour-and-glyphs"
+        );
         assert_eq!(slug("`[server]` settings"), "server-settings");
-        assert_eq!(slug("Admin commands while `serve` runs"), "admin-commands-while-serve-runs");
+        assert_eq!(
+            slug("Admin commands while `serve` runs"),
+            "admin-commands-while-serve-runs"
+        );
         assert_eq!(slug("1. Transport"), "1-transport");
-        assert_eq!(slug("`hello` (worker → coordinator)"), "hello-worker--coordinator");
-        assert_eq!(slug("Live events: `GET /v1/events` (WebSocket)"), "live-events-get-v1events-websocket");
-        assert_eq!(slug("snake_case **bold** [link](x.md)"), "snake_case-bold-link");
+        assert_eq!(
+            slug("`hello` (worker → coordinator)"),
+            "hello-worker--coordinator"
+        );
+        assert_eq!(
+            slug("Live events: `GET /v1/events` (WebSocket)"),
+            "live-events-get-v1events-websocket"
+        );
+        assert_eq!(
+            slug("snake_case **bold** [link](x.md)"),
+            "snake_case-bold-link"
+        );
         assert_eq!(slug("Größe"), "größe");
     }
 
@@ -339,9 +358,18 @@ mod unit {
         let text = "See [a](a.md) and ![img](<pic one.png>) and [t](b.md#x \"title\").\n\
                     `[not](code.md)` and\n```\n[not](fenced.md)\n```\n\
                     [ref]: ../ref.md\n[`x`](c.md)";
-        let dests: Vec<&str> = links(text).iter().map(|l| l.dest.as_str()).collect();
-        assert_eq!(dests, ["a.md", "pic one.png", "b.md#x", "../ref.md", "c.md"]);
-        assert_eq!(links("x\n\n[y](z.md)")[0], Link { line: 3, dest: "z.md".into() });
+        let dests: Vec<String> = links(text).into_iter().map(|l| l.dest).collect();
+        assert_eq!(
+            dests,
+            ["a.md", "pic one.png", "b.md#x", "../ref.md", "c.md"]
+        );
+        assert_eq!(
+            links("x\n\n[y](z.md)")[0],
+            Link {
+                line: 3,
+                dest: "z.md".into()
+            }
+        );
     }
 
     #[test]
@@ -350,7 +378,10 @@ mod unit {
         assert!(is_external("mailto:someone@example.org"));
         assert!(!is_external("docs/api.md"));
         assert!(!is_external("api.md#get-metrics"));
-        assert_eq!(normalize(Path::new("docs/../README.md")), Some(PathBuf::from("README.md")));
+        assert_eq!(
+            normalize(Path::new("docs/../README.md")),
+            Some(PathBuf::from("README.md"))
+        );
         assert_eq!(normalize(Path::new("../shared/CONTRACT.md")), None);
     }
 
@@ -371,8 +402,14 @@ mod unit {
     fn a_sound_tree_has_no_problems() {
         let problems = check(
             &[
-                ("README.md", "[api](docs/api.md#errors) [lic](LICENSE) [web](https://x.org) [me](#top)\n# Top"),
-                ("docs/api.md", "# API\n## Errors\n[up](../README.md) [here](#api)"),
+                (
+                    "README.md",
+                    "[api](docs/api.md#errors) [lic](LICENSE) [web](https://x.org) [me](#top)\n# Top",
+                ),
+                (
+                    "docs/api.md",
+                    "# API\n## Errors\n[up](../README.md) [here](#api)",
+                ),
             ],
             &["LICENSE"],
         );

@@ -42,18 +42,33 @@ fn range(schema: &Value) -> (i64, i64) {
 
 /// Asserts the document's bounds on a submit field are `want`, then that the server
 /// takes both ends and refuses one past each with 400.
-async fn check_submit_range(server: &TestServer, token: &str, doc: &Value, field: &str, want: (i64, i64)) {
+async fn check_submit_range(
+    server: &TestServer,
+    token: &str,
+    doc: &Value,
+    field: &str,
+    want: (i64, i64),
+) {
     let (min, max) = range(submit_property(doc, field));
     assert_eq!((min, max), want, "{field}");
     for (value, accepted) in [(min, true), (max, true), (min - 1, false), (max + 1, false)] {
         let response = server
-            .submit(token, json!({"language": "python", "code": "print(1)", field: value}))
+            .submit(
+                token,
+                json!({"language": "python", "code": "print(1)", field: value}),
+            )
             .await;
         let status = response.status().as_u16();
         if accepted {
-            assert_eq!(status, 201, "{field} = {value} is inside the documented bounds");
+            assert_eq!(
+                status, 201,
+                "{field} = {value} is inside the documented bounds"
+            );
         } else {
-            assert_eq!(status, 400, "{field} = {value} is past the documented bounds");
+            assert_eq!(
+                status, 400,
+                "{field} = {value} is past the documented bounds"
+            );
         }
     }
 }
@@ -71,28 +86,50 @@ async fn get_status(server: &TestServer, token: &str, path: &str) -> u16 {
 async fn check_sizes(server: &TestServer, token: &str, doc: &Value, limits: &JobLimits) {
     let code = submit_property(doc, "code");
     assert_eq!(code["minLength"], 1);
-    assert_eq!(code["maxLength"].as_u64(), Some(limits.max_code_bytes as u64));
+    assert_eq!(
+        code["maxLength"].as_u64(),
+        Some(limits.max_code_bytes as u64)
+    );
     assert_eq!(
         code["pattern"].as_str(),
         Some(gridx_server::api::code_pattern().as_str())
     );
     let stdin = submit_property(doc, "stdin");
-    assert_eq!(stdin["maxLength"].as_u64(), Some(limits.max_stdin_bytes as u64));
+    assert_eq!(
+        stdin["maxLength"].as_u64(),
+        Some(limits.max_stdin_bytes as u64)
+    );
 
     let max_code = code["maxLength"].as_u64().expect("code maxLength") as usize;
     let at = |code: String| json!({"language": "bash", "code": code});
-    assert_eq!(submit_status(server, token, at("x".repeat(max_code))).await, 201);
-    assert_eq!(submit_status(server, token, at("x".repeat(max_code + 1))).await, 413);
+    assert_eq!(
+        submit_status(server, token, at("x".repeat(max_code))).await,
+        201
+    );
+    assert_eq!(
+        submit_status(server, token, at("x".repeat(max_code + 1))).await,
+        413
+    );
     assert_eq!(submit_status(server, token, at("x".into())).await, 201);
     // Shorter than minLength, blank, or with a NUL: all outside the pattern, all 400.
     for bad in ["", " \n\t", "\u{3000}", "a\0b"] {
-        assert_eq!(submit_status(server, token, at(bad.into())).await, 400, "{bad:?}");
+        assert_eq!(
+            submit_status(server, token, at(bad.into())).await,
+            400,
+            "{bad:?}"
+        );
     }
 
     let max_stdin = stdin["maxLength"].as_u64().expect("stdin maxLength") as usize;
     let with_stdin = |stdin: String| json!({"language": "bash", "code": "cat", "stdin": stdin});
-    assert_eq!(submit_status(server, token, with_stdin("y".repeat(max_stdin))).await, 201);
-    assert_eq!(submit_status(server, token, with_stdin("y".repeat(max_stdin + 1))).await, 413);
+    assert_eq!(
+        submit_status(server, token, with_stdin("y".repeat(max_stdin))).await,
+        201
+    );
+    assert_eq!(
+        submit_status(server, token, with_stdin("y".repeat(max_stdin + 1))).await,
+        413
+    );
 }
 
 async fn check_pages(server: &TestServer, token: &str, doc: &Value) {
@@ -102,7 +139,12 @@ async fn check_pages(server: &TestServer, token: &str, doc: &Value) {
     ] {
         let (min, doc_max) = range(query_param(doc, path, "get", "limit"));
         assert_eq!((min, doc_max), (1, i64::from(max)), "{path} limit");
-        for (limit, want) in [(min, 200), (doc_max, 200), (min - 1, 400), (doc_max + 1, 400)] {
+        for (limit, want) in [
+            (min, 200),
+            (doc_max, 200),
+            (min - 1, 400),
+            (doc_max + 1, 400),
+        ] {
             let status = get_status(server, token, &format!("{path}?limit={limit}")).await;
             assert_eq!(status, want, "{path}?limit={limit}");
         }
@@ -120,13 +162,19 @@ async fn check_pages(server: &TestServer, token: &str, doc: &Value) {
         assert_eq!(status, want, "before={before}");
     }
     let status = query_param(doc, "/v1/jobs", "get", "status");
-    assert!(status.get("$ref").is_some(), "status names the JobStatus enum: {status}");
+    assert!(
+        status.get("$ref").is_some(),
+        "status names the JobStatus enum: {status}"
+    );
 }
 
 async fn check_idempotency_key(server: &TestServer, token: &str, doc: &Value) {
     let key = query_param(doc, "/v1/jobs", "post", "Idempotency-Key");
     assert_eq!(key["minLength"], 1);
-    assert_eq!(key["maxLength"].as_u64(), Some(MAX_IDEMPOTENCY_KEY_LEN as u64));
+    assert_eq!(
+        key["maxLength"].as_u64(),
+        Some(MAX_IDEMPOTENCY_KEY_LEN as u64)
+    );
     assert_eq!(key["pattern"], "^[!-~]+$");
     for (key, want) in [
         ("k".repeat(MAX_IDEMPOTENCY_KEY_LEN), 201),
@@ -141,7 +189,12 @@ async fn check_idempotency_key(server: &TestServer, token: &str, doc: &Value) {
             .send()
             .await
             .expect("submit");
-        assert_eq!(response.status().as_u16(), want, "key of {} bytes", key.len());
+        assert_eq!(
+            response.status().as_u16(),
+            want,
+            "key of {} bytes",
+            key.len()
+        );
     }
 }
 
@@ -156,7 +209,10 @@ async fn default_bounds_are_stated_and_enforced() {
         &token,
         &doc,
         "timeout_s",
-        (i64::from(limits.min_timeout_s), i64::from(limits.max_timeout_s)),
+        (
+            i64::from(limits.min_timeout_s),
+            i64::from(limits.max_timeout_s),
+        ),
     )
     .await;
     check_submit_range(
@@ -164,7 +220,10 @@ async fn default_bounds_are_stated_and_enforced() {
         &token,
         &doc,
         "memory_mb",
-        (i64::from(limits.min_memory_mb), i64::from(limits.max_memory_mb)),
+        (
+            i64::from(limits.min_memory_mb),
+            i64::from(limits.max_memory_mb),
+        ),
     )
     .await;
     let p = i64::from(limits.max_priority);

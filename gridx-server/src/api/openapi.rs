@@ -86,10 +86,11 @@ pub fn with_bounds(mut doc: Document, limits: &JobLimits) -> Document {
         });
         bound_param(list, "before", |p, o| {
             o.minimum = Some(Number::UInt(1));
-            o.maximum = Some(Number::UInt(usize::try_from(u64::MAX).unwrap_or(usize::MAX)));
-            p.description = Some(
-                "Only jobs with a smaller id: the `next` of the previous page".to_owned(),
-            );
+            o.maximum = Some(Number::UInt(
+                usize::try_from(u64::MAX).unwrap_or(usize::MAX),
+            ));
+            p.description =
+                Some("Only jobs with a smaller id: the `next` of the previous page".to_owned());
         });
     }
     if let Some(submit) = ops.get_mut("/v1/jobs").and_then(|p| p.post.as_mut()) {
@@ -118,7 +119,10 @@ pub fn with_bounds(mut doc: Document, limits: &JobLimits) -> Document {
         let Some(item) = ops.get_mut(path) else {
             continue;
         };
-        for op in [item.get.as_mut(), item.post.as_mut()].into_iter().flatten() {
+        for op in [item.get.as_mut(), item.post.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             // Any other text is 404, like a job that does not exist.
             bound_param(op, "id", |_, o| o.minimum = Some(Number::UInt(1)));
         }
