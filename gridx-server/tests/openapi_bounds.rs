@@ -26,7 +26,7 @@ fn submit_property<'a>(doc: &'a Value, name: &str) -> &'a Value {
     prop
 }
 
-fn query_param<'a>(doc: &'a Value, path: &str, method: &str, name: &str) -> &'a Value {
+fn param_schema<'a>(doc: &'a Value, path: &str, method: &str, name: &str) -> &'a Value {
     doc["paths"][path][method]["parameters"]
         .as_array()
         .and_then(|params| params.iter().find(|p| p["name"] == name))
@@ -137,7 +137,7 @@ async fn check_pages(server: &TestServer, token: &str, doc: &Value) {
         ("/v1/jobs", JobListQuery::MAX_LIMIT),
         ("/v1/ledger", LedgerQuery::MAX_LIMIT),
     ] {
-        let (min, doc_max) = range(query_param(doc, path, "get", "limit"));
+        let (min, doc_max) = range(param_schema(doc, path, "get", "limit"));
         assert_eq!((min, doc_max), (1, i64::from(max)), "{path} limit");
         for (limit, want) in [
             (min, 200),
@@ -149,7 +149,7 @@ async fn check_pages(server: &TestServer, token: &str, doc: &Value) {
             assert_eq!(status, want, "{path}?limit={limit}");
         }
     }
-    let before = query_param(doc, "/v1/jobs", "get", "before");
+    let before = param_schema(doc, "/v1/jobs", "get", "before");
     assert_eq!(before["minimum"].as_u64(), Some(1));
     assert_eq!(before["maximum"].as_u64(), Some(u64::MAX));
     for (before, want) in [
@@ -161,7 +161,7 @@ async fn check_pages(server: &TestServer, token: &str, doc: &Value) {
         let status = get_status(server, token, &format!("/v1/jobs?before={before}")).await;
         assert_eq!(status, want, "before={before}");
     }
-    let status = query_param(doc, "/v1/jobs", "get", "status");
+    let status = param_schema(doc, "/v1/jobs", "get", "status");
     assert!(
         status.get("$ref").is_some(),
         "status names the JobStatus enum: {status}"
@@ -169,7 +169,7 @@ async fn check_pages(server: &TestServer, token: &str, doc: &Value) {
 }
 
 async fn check_idempotency_key(server: &TestServer, token: &str, doc: &Value) {
-    let key = query_param(doc, "/v1/jobs", "post", "Idempotency-Key");
+    let key = param_schema(doc, "/v1/jobs", "post", "Idempotency-Key");
     assert_eq!(key["minLength"], 1);
     assert_eq!(
         key["maxLength"].as_u64(),
@@ -231,6 +231,11 @@ async fn default_bounds_are_stated_and_enforced() {
     check_sizes(&server, &token, &doc, &limits).await;
     check_pages(&server, &token, &doc).await;
     check_idempotency_key(&server, &token, &doc).await;
+    // A job id in a path is at least 1; anything else is a job that does not exist.
+    for (path, method) in [("/v1/jobs/{id}", "get"), ("/v1/jobs/{id}/cancel", "post")] {
+        assert_eq!(param_schema(&doc, path, method, "id")["minimum"], 1, "{path}");
+    }
+    assert_eq!(get_status(&server, &token, "/v1/jobs/0").await, 404);
     let name = &doc["components"]["schemas"]["UserName"];
     assert_eq!(name["maxLength"], 64);
     assert_eq!(name["pattern"], "^[A-Za-z0-9_-]{1,64}$");
