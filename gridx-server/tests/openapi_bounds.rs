@@ -233,7 +233,11 @@ async fn default_bounds_are_stated_and_enforced() {
     check_idempotency_key(&server, &token, &doc).await;
     // A job id in a path is at least 1; anything else is a job that does not exist.
     for (path, method) in [("/v1/jobs/{id}", "get"), ("/v1/jobs/{id}/cancel", "post")] {
-        assert_eq!(param_schema(&doc, path, method, "id")["minimum"], 1, "{path}");
+        assert_eq!(
+            param_schema(&doc, path, method, "id")["minimum"],
+            1,
+            "{path}"
+        );
     }
     assert_eq!(get_status(&server, &token, "/v1/jobs/0").await, 404);
     let name = &doc["components"]["schemas"]["UserName"];
