@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CREDIT: i64 = 1000;
-/// The default job cost and the owner's share of it (contract: 1.0 and 0.8).
+/// The default job cost and the owner's share of it (docs/jobs.md: 1.0 and 0.8).
 const COST: i64 = CREDIT;
 const REWARD: i64 = 800;
 

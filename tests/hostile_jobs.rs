@@ -5,7 +5,7 @@
 //! reading host secrets (the worker's token, /etc/shadow, the work and data
 //! directories, every process's environment), gaining privileges, outliving its
 //! timeout, daemonizing, and killing its own parent. Each must be contained and
-//! reported in the state the contract gives it, and afterwards the worker must still
+//! reported in the state docs/jobs.md gives it, and afterwards the worker must still
 //! be the same healthy process, online, and running ordinary jobs.
 //!
 //! `gridx-tui/tests/executors.rs` checks the executors in-process; this file checks
@@ -34,7 +34,7 @@ const FILL_CAP_MIB: u64 = 1024;
 /// Other work on this machine (parallel builds and tests) moves the free space too;
 /// a job reaching the host's disk without a bound writes `FILL_CAP_MIB` and stands out.
 const DISK_NOISE_MIB: u64 = 512;
-/// The contract's default output cap.
+/// The default output cap (docs/api.md).
 const OUTPUT_CAP: usize = 1024 * 1024;
 /// Slots of the worker: the whole batch runs in two waves at most.
 const SLOTS: u32 = 6;

@@ -95,6 +95,13 @@ pub struct JobListQuery {
     pub all: Option<bool>,
 }
 
+impl JobListQuery {
+    /// The page size when `limit` is not given.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// The largest page `limit` may ask for (the smallest is 1).
+    pub const MAX_LIMIT: u32 = 500;
+}
+
 /// Query of `GET /v1/ledger`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +110,16 @@ pub struct LedgerQuery {
     pub limit: Option<u32>,
 }
 
+impl LedgerQuery {
+    /// The number of entries when `limit` is not given.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// The most entries `limit` may ask for (the fewest is 1).
+    pub const MAX_LIMIT: u32 = 1000;
+}
+
+/// The longest `Idempotency-Key` header a submit may carry (the shortest is 1 byte).
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
 /// `GET /v1/balance`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BalanceResponse {
@@ -110,7 +127,7 @@ pub struct BalanceResponse {
     pub balance: Credits,
 }
 
-/// The kind of a ledger movement, as in the contract's credit rules.
+/// The kind of a ledger movement (the credit rules are in docs/jobs.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerKind {
@@ -378,7 +395,7 @@ mod tests {
     }
 
     #[test]
-    fn error_codes_map_to_the_contract_statuses() {
+    fn error_codes_map_to_the_documented_statuses() {
         assert_eq!(ErrorCode::InsufficientCredits.http_status(), 402);
         assert_eq!(ErrorCode::QueueFull.http_status(), 503);
         assert_eq!(ErrorCode::RateLimited.http_status(), 429);

@@ -1,6 +1,6 @@
 //! Credits, held as integer milli-credits.
 //!
-//! Money never touches floating point arithmetic here. On the wire the contract asks
+//! Money never touches floating point arithmetic here. On the wire docs/jobs.md asks
 //! for JSON numbers with at most three decimals; a number is written from the exact
 //! decimal text (`1.5`, `0.8`, `100`) and read back by parsing that same decimal text,
 //! so the only use of `f64` is as serde_json's carrier for a number it has already

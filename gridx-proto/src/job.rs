@@ -240,7 +240,7 @@ mod tests {
     use JobStatus::*;
 
     #[test]
-    fn the_contract_edges_are_legal() {
+    fn the_documented_edges_are_legal() {
         for (from, to) in [
             (Queued, Running),
             (Running, Succeeded),

@@ -7,7 +7,7 @@ use thiserror::Error;
 use utoipa::ToSchema;
 
 /// The bounds a coordinator applies to submitted jobs. The operator can change every
-/// one in `[server.limits]`; the defaults are the contract's.
+/// one in `[server.limits]`; the defaults are the ones docs/api.md documents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JobLimits {

@@ -1,4 +1,4 @@
-//! The real `gridx-server` binary: admin commands' output contract, graceful shutdown
+//! The real `gridx-server` binary: admin commands' output (docs/cli.md), graceful shutdown
 //! on SIGTERM, crash (kill -9) recovery, online backup and `ledger verify`.
 
 mod support;

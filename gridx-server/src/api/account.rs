@@ -9,9 +9,6 @@ use axum::Json;
 use axum::extract::State;
 use gridx_proto::api::{BalanceResponse, ErrorBody, LedgerQuery, LedgerResponse};
 
-const DEFAULT_ENTRIES: u32 = 50;
-const MAX_ENTRIES: u32 = 1000;
-
 /// Your balance.
 #[utoipa::path(get, path = "/v1/balance", tag = "account",
     responses((status = 200, body = BalanceResponse), (status = 401, body = ErrorBody)))]
@@ -32,17 +29,19 @@ pub async fn balance(
 
 /// The newest entries of your ledger account, each signed from your side.
 #[utoipa::path(get, path = "/v1/ledger", tag = "account",
-    params(("limit" = Option<u32>, Query, description = "1..=1000 (default 50)")),
+    // The bounds of `limit` are written in by `openapi::with_bounds`.
+    params(("limit" = Option<u32>, Query)),
     responses((status = 200, body = LedgerResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn ledger(
     State(state): State<AppState>,
     user: AuthUser,
     ApiQuery(query): ApiQuery<LedgerQuery>,
 ) -> Result<Json<LedgerResponse>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_ENTRIES);
-    if !(1..=MAX_ENTRIES).contains(&limit) {
+    let limit = query.limit.unwrap_or(LedgerQuery::DEFAULT_LIMIT);
+    if !(1..=LedgerQuery::MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_ENTRIES}"
+            "limit must be between 1 and {}",
+            LedgerQuery::MAX_LIMIT
         )));
     }
     let entries = state

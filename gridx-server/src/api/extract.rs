@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use gridx_proto::api::ErrorCode;
 use serde::de::DeserializeOwned;
 
-/// `Json<T>` with contract-shaped errors: 413 for oversized bodies, 400 otherwise.
+/// `Json<T>` with the API's error body (docs/api.md#errors): 413 for oversized bodies, 400 otherwise.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
@@ -25,7 +25,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// `Query<T>` with contract-shaped errors.
+/// `Query<T>` with the API's error body (docs/api.md#errors).
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {

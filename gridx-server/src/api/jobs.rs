@@ -11,13 +11,11 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use gridx_proto::api::{
-    ErrorBody, ErrorCode, JobListQuery, JobListResponse, JobView, SubmitJobRequest,
+    ErrorBody, ErrorCode, JobListQuery, JobListResponse, JobView, MAX_IDEMPOTENCY_KEY_LEN,
+    SubmitJobRequest,
 };
-use gridx_proto::{JobId, JobSpec};
+use gridx_proto::{JobId, JobSpec, JobStatus};
 use sha2::{Digest, Sha256};
-
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 500;
 
 /// Submit a job. Its cost is held from your balance in the same transaction that
 /// stores it. With an `Idempotency-Key`, sending the same request again (after a
@@ -26,8 +24,8 @@ const MAX_PAGE: u32 = 500;
     post, path = "/v1/jobs", tag = "jobs",
     request_body = SubmitJobRequest,
     params(
-        ("Idempotency-Key" = Option<String>, Header,
-            description = "1 to 255 visible ASCII characters, unique per request you mean once"),
+        // Its bounds and description are written in by `openapi::with_bounds`.
+        ("Idempotency-Key" = Option<String>, Header),
     ),
     responses(
         (status = 201, description = "Queued", body = JobView),
@@ -74,9 +72,14 @@ fn submit_key(headers: &HeaderMap, spec: &JobSpec) -> Result<Option<SubmitKey>, 
     let key = raw
         .to_str()
         .ok()
-        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|k| {
+            (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&k.len())
+                && k.bytes().all(|b| b.is_ascii_graphic())
+        })
         .ok_or_else(|| {
-            ApiError::invalid("Idempotency-Key must be 1 to 255 visible ASCII characters")
+            ApiError::invalid(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+            ))
         })?;
     let canonical = serde_json::to_vec(spec)
         .map_err(|e| ApiError::invalid(format!("cannot hash the request: {e}")))?;
@@ -90,11 +93,13 @@ fn submit_key(headers: &HeaderMap, spec: &JobSpec) -> Result<Option<SubmitKey>, 
 /// Your jobs, newest first. Pass `next` as `before` for the following page.
 #[utoipa::path(
     get, path = "/v1/jobs", tag = "jobs",
+    // The bounds of `limit` and `before` are written in by `openapi::with_bounds`.
     params(
-        ("status" = Option<String>, Query, description = "Only jobs in this state"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1..=500 (default 50)"),
-        ("before" = Option<u64>, Query, description = "Only jobs with a smaller id"),
-        ("all" = Option<bool>, Query, description = "Admins: everyone's jobs"),
+        ("status" = Option<JobStatus>, Query, description = "Only jobs in this state"),
+        ("limit" = Option<u32>, Query),
+        ("before" = Option<u64>, Query),
+        ("all" = Option<bool>, Query,
+            description = "`true`: everyone's jobs. Admins only: from anyone else it is refused with 400."),
     ),
     responses(
         (status = 200, body = JobListResponse),
@@ -107,11 +112,16 @@ pub async fn list(
     user: AuthUser,
     ApiQuery(query): ApiQuery<JobListQuery>,
 ) -> Result<Json<JobListResponse>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
+    let limit = query.limit.unwrap_or(JobListQuery::DEFAULT_LIMIT);
+    if !(1..=JobListQuery::MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_PAGE}"
+            "limit must be between 1 and {}",
+            JobListQuery::MAX_LIMIT
         )));
+    }
+    // A cursor is a job id, and job ids start at 1.
+    if query.before.is_some_and(|id| id.0 == 0) {
+        return Err(ApiError::invalid("before must be a job id (1 or more)"));
     }
     if query.all == Some(true) && !user.is_admin {
         return Err(ApiError::invalid("only admins may list everyone's jobs"));

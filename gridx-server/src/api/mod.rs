@@ -5,6 +5,7 @@ mod account;
 mod extract;
 mod jobs;
 mod live;
+mod openapi;
 mod system;
 mod workers;
 
@@ -14,53 +15,26 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method};
 use axum::routing::get;
+use gridx_proto::JobLimits;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::cors::CorsLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use extract::{ApiJson, ApiQuery};
+pub use openapi::code_pattern;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Grid-X coordinator API",
-        description = "Submit code jobs, follow them, and see credits and workers. Authenticate with `Authorization: Bearer <token>` (from `gridx-server user add`). Errors are `{\"error\": {\"code\", \"message\"}}`."
-    ),
-    modifiers(&BearerAuth),
-    security(("bearer" = [])),
-    tags(
-        (name = "jobs", description = "Submit, list, inspect and cancel jobs"),
-        (name = "account", description = "Balance and ledger"),
-        (name = "workers", description = "The grid's workers"),
-        (name = "system", description = "Health, metrics and live events"),
-    )
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-/// The OpenAPI document, also served at `/v1/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+/// The OpenAPI document of a coordinator with these job limits, as served at
+/// `/v1/openapi.json`.
+pub fn openapi(limits: &JobLimits) -> utoipa::openapi::OpenApi {
+    openapi::with_bounds(api_routes().split_for_parts().1, limits)
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(jobs::submit, jobs::list))
         .routes(routes!(jobs::get_one))
         .routes(routes!(jobs::cancel))
@@ -158,7 +132,7 @@ async fn errors_as_json(response: axum::response::Response) -> axum::response::R
 
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api_routes().split_for_parts();
-    let doc = Arc::new(doc);
+    let doc = Arc::new(openapi::with_bounds(doc, &state.config.limits));
     let timeout = Duration::from_secs(u64::from(state.config.request_timeout_s));
     let api = api
         .route("/metrics", get(system::metrics))

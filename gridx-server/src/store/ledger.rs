@@ -1,6 +1,6 @@
 //! The double-entry credit ledger. Money moves only through [`post`], which updates
 //! both balances and appends the entry in the caller's transaction; [`verify`] checks
-//! every invariant of the contract.
+//! every invariant of docs/jobs.md.
 
 use super::{StoreError, StoreResult};
 use gridx_proto::api::{LedgerEntryView, LedgerKind};
@@ -230,7 +230,7 @@ pub struct VerifyReport {
     pub violations: Vec<String>,
 }
 
-/// Checks every ledger invariant of the contract:
+/// Checks every ledger invariant of docs/jobs.md:
 /// per-account sums equal stored balances; no negative balance (but the mint's); every
 /// job holds exactly once and settles at most once (exactly once when terminal, never
 /// when live); escrow equals the unsettled holds; the total equals what was granted.

@@ -205,8 +205,8 @@ impl ApiClient {
         .await
     }
 
-    /// Waits until a job is terminal: follows the live stream when it can, and polls
-    /// as a fallback, so `--wait` never hangs on a dropped stream.
+    /// Waits until a job is terminal by polling it (every 100 ms, backing off to 1 s);
+    /// it does not use the live stream, so a dropped stream can never hang `--wait`.
     pub async fn wait(&self, id: JobId) -> Result<JobView, ClientError> {
         let mut delay = Duration::from_millis(100);
         loop {

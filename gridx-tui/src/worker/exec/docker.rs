@@ -48,7 +48,7 @@ pub struct Pool {
     ready: std::sync::Mutex<HashMap<Language, std::collections::VecDeque<String>>>,
 }
 
-/// The memory limit pooled containers are created with (the contract's default).
+/// The memory limit pooled containers are created with (the default `memory_mb`, docs/api.md).
 const POOL_MEMORY_MB: u32 = 256;
 
 /// Connects to the local engine and pings it within `timeout`.

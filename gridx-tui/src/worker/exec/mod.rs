@@ -41,7 +41,7 @@ pub enum StopReason {
     Shutdown,
 }
 
-/// Resource limits every executor applies to a job, from `[worker]` config.
+/// Resource limits of a job, from `[worker]` config (`cpu_millicores`: Docker only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxLimits {
     pub cpu_millicores: u32,
