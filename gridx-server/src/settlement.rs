@@ -4,7 +4,7 @@
 //! when its job ends) is decided here, as a list of [`Posting`]s, and written here, in
 //! the caller's transaction, through the double-entry mechanism in
 //! [`crate::store::ledger`]. The table these functions implement is "Credits" in
-//! `docs/api.md`; a rule added there is added here, with its unit test below.
+//! `docs/jobs.md#the-rules`; a rule added there is added here, with its unit test below.
 
 use crate::store::ledger::{self, ESCROW, MINT, PLATFORM, PostError, Posted};
 use gridx_proto::api::LedgerKind;
@@ -157,7 +157,7 @@ mod tests {
         })
     }
 
-    /// What each row of the rules table in docs/api.md says, as (kind, from, to, millis).
+    /// What each row of the rules table in docs/jobs.md says, as (kind, from, to, millis).
     fn expected(
         status: JobStatus,
         reported: bool,
