@@ -4,7 +4,7 @@
 //! that is not a valid message before the queue sees it.
 //!
 //! Every connection the coordinator ends gets a WebSocket close frame with a status
-//! code (`CloseCode`, listed in docs/protocol.md §1): after a `reject` its reason is
+//! code (`CloseCode`, listed in docs/protocol.md §1.3): after a `reject` its reason is
 //! the reject code; for a frame refused after `welcome` (which gets no `reject`) it
 //! is the decode error.
 
