@@ -560,3 +560,46 @@ async fn a_repeated_cancel_ends_the_attempt_once_and_settles_once() {
     assert_eq!(server.balance(&bob).await.millis(), 800);
     server.assert_ledger_ok();
 }
+
+#[tokio::test]
+async fn a_websocket_protocol_violation_gets_1002() {
+    let server = TestServer::start().await;
+    server.add_user("bob", 0);
+    let (_, token) = server.add_worker("bob");
+    // A reserved bit set with no extension negotiated breaks RFC 6455 itself.
+    let odd_frame = || {
+        let mut frame = Frame::message(b"{}".to_vec(), OpCode::Data(Data::Text), true);
+        frame.header_mut().rsv1 = true;
+        Message::Frame(frame)
+    };
+    let mut socket = raw_socket(&server).await;
+    socket.send(odd_frame()).await.expect("send");
+    let message = expect_reject(&mut socket, "malformed", 1002, "rsv1 before hello").await;
+    assert!(message.contains("Reserved bits"), "{message}");
+
+    let mut worker = FakeWorker::connect(&server, &token, 1).await;
+    worker.socket.send(odd_frame()).await.expect("send");
+    expect_close(
+        &mut worker.socket,
+        1002,
+        "Reserved bits",
+        "rsv1 after welcome",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_worker_is_given_up_with_1008() {
+    // heartbeat_s = 1: the lease runs out after 3 s of silence.
+    let server = TestServer::start().await;
+    server.add_user("bob", 0);
+    let (_, token) = server.add_worker("bob");
+    let mut worker = FakeWorker::connect(&server, &token, 1).await;
+    let started = tokio::time::Instant::now();
+    let reason = expect_close(&mut worker.socket, 1008, "heartbeat", "a silent worker").await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "closed after {:?}: {reason}",
+        started.elapsed()
+    );
+}
