@@ -1527,41 +1527,51 @@ async fn garbage_after_welcome_drops_only_that_worker() {
     let bystander = Bystander::start(&grid);
     let (mut good, _) = welcomed(&grid, &good_token, "good").await;
 
-    let frames: Vec<(&str, Message, bool)> = vec![
-        // (what, frame, whether a reject frame must come before the close)
+    // After welcome a bad frame gets no `reject` (its codes answer the handshake):
+    // the coordinator closes with a status saying why (docs/protocol.md §1.3).
+    let frames: Vec<(&str, Message, u16)> = vec![
+        // (what, frame, the close status)
         (
             "unknown type",
             Message::Text(r#"{"type":"explode"}"#.into()),
-            true,
+            1007,
         ),
-        ("not JSON", Message::Text("}{".into()), true),
+        ("not JSON", Message::Text("}{".into()), 1007),
         (
             "started without fields",
             Message::Text(r#"{"type":"started"}"#.into()),
-            true,
+            1007,
         ),
         (
             "finished with a wrong type",
             Message::Text(r#"{"type":"finished","job_id":"1","attempt":1,"outcome":{}}"#.into()),
-            true,
+            1007,
+        ),
+        (
+            "started for job 0",
+            Message::Text(r#"{"type":"started","job_id":0,"attempt":1}"#.into()),
+            1007,
         ),
         (
             "a binary frame",
             Message::Binary(vec![0u8, 159, 146, 150].into()),
-            false,
+            1003,
         ),
     ];
-    for (i, (what, frame, needs_reject)) in frames.into_iter().enumerate() {
+    for (i, (what, frame, status)) in frames.into_iter().enumerate() {
         let (_, token) = add_worker(&grid, "alice", &format!("bad{i}"));
         let (mut bad, _) = welcomed(&grid, &token, &format!("bad{i}")).await;
         bad.send(frame).await.expect("send");
         match next(&mut bad, 5.0).await {
-            Got::Json(v) if v["type"] == "reject" => {
-                assert_eq!(v["code"], "malformed", "{what}: {v}");
+            Got::Close(Some((code, reason))) => {
+                assert_eq!(code, status, "{what}: {reason}");
+                assert!(
+                    !reason.trim().is_empty(),
+                    "{what}: a close without a reason"
+                );
                 expect_closed(&mut bad, 3.0, what).await;
             }
-            Got::Close(_) | Got::Ended(_) if !needs_reject => {}
-            other => panic!("{what}: expected reject malformed and a close, got {other:?}"),
+            other => panic!("{what}: expected a close with {status}, got {other:?}"),
         }
     }
 
@@ -1681,15 +1691,17 @@ async fn oversized_frames_end_the_session_with_a_clear_error_and_frames_at_the_l
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match stream.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                None | Some(Err(_)) => return None,
                 Some(Ok(_)) => {}
             }
         }
     })
     .await;
-    assert!(
-        ended.is_ok(),
-        "an oversized frame after welcome did not end the session"
+    assert_eq!(
+        ended,
+        Ok(Some(1009)),
+        "an oversized frame after welcome did not end the session with 1009"
     );
     sender.abort();
 
@@ -1710,10 +1722,10 @@ async fn oversized_frames_end_the_session_with_a_clear_error_and_frames_at_the_l
     grid.assert_ledger_verifies();
 }
 
-/// protocol.md §1: "a first frame that is not a valid hello gets reject {code:
-/// malformed}", and an oversized frame is a decode error. So an oversized first frame
-/// must be answered with `reject malformed` (or at least a WebSocket close with 1009
-/// "message too big"), not a silent drop that leaves the worker guessing.
+/// protocol.md §1.3: a first frame that is not a valid hello gets `reject malformed`,
+/// and an oversized frame is a decode error closed with 1009. So an oversized first
+/// frame must be answered with `reject malformed` (or at least a WebSocket close with
+/// 1009 "message too big"), not a silent drop that leaves the worker guessing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_first_frame_is_rejected_not_silently_dropped() {
     let grid = Grid::start_with("max_ws_frame_bytes = 65536").await;

@@ -1,5 +1,9 @@
 //! Host metrics: sent in worker heartbeats, shown in the dashboard's gauges.
 
+use crate::protocol::{
+    MAX_CPU_CORES, MAX_GPU_NAME_BYTES, MAX_GPU_NOTE_BYTES, MAX_GPUS, MAX_MEMORY_MB, MAX_POWER_W,
+    MAX_TEMPERATURE_C,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -49,15 +53,39 @@ pub struct GpuMetrics {
 }
 
 impl HostMetrics {
-    /// The same sample with every non-finite reading (a NaN from a driver or a
-    /// division by zero) as 0 or absent: peers refuse non-finite metrics.
-    pub fn finite(mut self) -> Self {
-        let fix = |v: f32| if v.is_finite() { v } else { 0.0 };
-        self.cpu_percent = fix(self.cpu_percent);
-        self.cpu_per_core.iter_mut().for_each(|v| *v = fix(*v));
+    /// The same sample made fit to send: every non-finite reading (a NaN from a
+    /// driver, a division by zero) becomes 0 or absent, and every value is brought
+    /// inside the protocol's bounds (`protocol::bounds`), which a peer enforces. A
+    /// worker sends what a driver reported, clamped, rather than lose the heartbeat.
+    pub fn within_bounds(mut self) -> Self {
+        let percent = |v: f32| {
+            if v.is_finite() {
+                v.clamp(0.0, 100.0)
+            } else {
+                0.0
+            }
+        };
+        let memory = |v: u64| v.min(MAX_MEMORY_MB);
+        self.cpu_percent = percent(self.cpu_percent);
+        self.cpu_per_core.truncate(MAX_CPU_CORES as usize);
+        self.cpu_per_core.iter_mut().for_each(|v| *v = percent(*v));
+        self.memory_used_mb = memory(self.memory_used_mb);
+        self.memory_total_mb = memory(self.memory_total_mb);
+        self.gpus.truncate(MAX_GPUS as usize);
+        self.gpus.retain(|gpu| gpu.index < MAX_GPUS);
         for gpu in &mut self.gpus {
-            gpu.power_w = gpu.power_w.filter(|v| v.is_finite());
-            gpu.power_limit_w = gpu.power_limit_w.filter(|v| v.is_finite());
+            cut(&mut gpu.name, MAX_GPU_NAME_BYTES);
+            gpu.utilization_percent = gpu.utilization_percent.map(|v| v.min(100));
+            gpu.memory_used_mb = gpu.memory_used_mb.map(memory);
+            gpu.memory_total_mb = gpu.memory_total_mb.map(memory);
+            // A sensor out of range is a sensor error: say "n/a", not a made-up value.
+            gpu.temperature_c = gpu.temperature_c.filter(|v| *v <= MAX_TEMPERATURE_C);
+            let watts = |v: &f32| v.is_finite() && (0.0..=MAX_POWER_W).contains(v);
+            gpu.power_w = gpu.power_w.filter(watts);
+            gpu.power_limit_w = gpu.power_limit_w.filter(watts);
+        }
+        if let Some(note) = &mut self.gpu_note {
+            cut(note, MAX_GPU_NOTE_BYTES);
         }
         self
     }
@@ -69,6 +97,17 @@ impl HostMetrics {
         } else {
             (self.memory_used_mb as f32 / self.memory_total_mb as f32 * 100.0).clamp(0.0, 100.0)
         }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, on a character boundary.
+fn cut(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
 }
 
@@ -100,5 +139,49 @@ mod finite {
 
     pub fn maybe<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
         Option::<f32>::deserialize(d)?.map(check).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::{GpuMetrics, HostMetrics};
+    use crate::protocol::{DEFAULT_MAX_FRAME_BYTES, WorkerMessage, decode_worker_message, encode};
+
+    /// Whatever a driver reports, the sample a worker sends passes the peer's bounds.
+    #[test]
+    fn a_sample_within_bounds_always_decodes() {
+        let wild = HostMetrics {
+            cpu_percent: 100.0001,
+            cpu_per_core: vec![-3.0, f32::NAN, 250.0, 50.0],
+            memory_used_mb: u64::MAX,
+            memory_total_mb: u64::MAX,
+            gpus: (0..300)
+                .map(|i| GpuMetrics {
+                    index: if i == 1 { 9999 } else { i },
+                    name: "é".repeat(300),
+                    utilization_percent: Some(255),
+                    memory_used_mb: Some(u64::MAX),
+                    memory_total_mb: Some(1),
+                    temperature_c: Some(u32::MAX),
+                    power_w: Some(-1.0),
+                    power_limit_w: Some(f32::INFINITY),
+                })
+                .collect(),
+            gpu_note: Some("n".repeat(5000)),
+        };
+        let fit = wild.within_bounds();
+        assert_eq!(fit.cpu_percent, 100.0);
+        assert_eq!(fit.cpu_per_core, vec![0.0, 0.0, 100.0, 50.0]);
+        assert_eq!(fit.gpus[0].temperature_c, None);
+        assert_eq!(fit.gpus[0].power_w, None);
+        assert_eq!(fit.gpus[0].utilization_percent, Some(100));
+        assert!(fit.gpus.iter().all(|g| g.index != 9999));
+        let frame = encode(&WorkerMessage::Heartbeat {
+            metrics: fit,
+            running: vec![],
+            draining: false,
+        })
+        .unwrap();
+        decode_worker_message(&frame, DEFAULT_MAX_FRAME_BYTES).expect("in bounds");
     }
 }

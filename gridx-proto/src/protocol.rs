@@ -2,7 +2,20 @@
 //! `type`. `docs/protocol.md` describes it for implementers in other languages.
 //!
 //! Unknown *fields* are ignored so that a newer peer may add optional fields; unknown
-//! *types* are an error, and anything incompatible bumps [`PROTOCOL_VERSION`].
+//! *types* and unknown values of enumerated fields are errors, every field is
+//! checked against its bounds (`bounds.rs`), and anything incompatible bumps
+//! [`PROTOCOL_VERSION`]. `close.rs` holds the WebSocket close codes the coordinator
+//! ends a connection with.
+
+mod bounds;
+mod close;
+
+pub use bounds::{
+    MAX_CPU_CORES, MAX_GPU_NAME_BYTES, MAX_GPU_NOTE_BYTES, MAX_GPUS, MAX_ID, MAX_LANGUAGES,
+    MAX_MEMORY_MB, MAX_OUTCOME_MESSAGE_BYTES, MAX_POWER_W, MAX_RUNNING, MAX_SLOTS,
+    MAX_TEMPERATURE_C,
+};
+pub use close::{CloseCode, MAX_CLOSE_REASON_BYTES, close_reason};
 
 use crate::ids::{JobId, WorkerId};
 use crate::job::RunOutcome;
@@ -208,19 +221,54 @@ pub enum DecodeError {
     MissingField(String),
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// The frame parsed, but a field is outside the protocol's bounds.
+    #[error("field `{field}` {rule}")]
+    OutOfBounds { field: String, rule: String },
 }
 
-/// Decodes a worker's frame, enforcing `max_bytes` before parsing anything.
+impl WorkerMessage {
+    /// Every `type` a worker may send.
+    pub const TYPES: [&'static str; 4] = ["hello", "heartbeat", "started", "finished"];
+}
+
+impl CoordinatorMessage {
+    /// Every `type` a coordinator may send.
+    pub const TYPES: [&'static str; 5] = ["welcome", "reject", "assign", "cancel", "drain"];
+}
+
+/// Decodes a worker's frame, enforcing `max_bytes` before parsing anything and the
+/// bounds of every field after.
 pub fn decode_worker_message(text: &str, max_bytes: usize) -> Result<WorkerMessage, DecodeError> {
-    decode(text, max_bytes)
+    let message = decode(text, max_bytes, &WorkerMessage::TYPES)?;
+    bounds::check_worker(&message)?;
+    Ok(message)
 }
 
-/// Decodes a coordinator's frame, enforcing `max_bytes` before parsing anything.
+/// Decodes a coordinator's frame, enforcing `max_bytes` before parsing anything and
+/// the bounds of every field after.
 pub fn decode_coordinator_message(
     text: &str,
     max_bytes: usize,
 ) -> Result<CoordinatorMessage, DecodeError> {
-    decode(text, max_bytes)
+    let message = decode(text, max_bytes, &CoordinatorMessage::TYPES)?;
+    bounds::check_coordinator(&message)?;
+    Ok(message)
+}
+
+/// The `protocol` number of a frame that looks like a `hello`, even one this build
+/// cannot decode: a worker of another version gets `protocol_mismatch`, not
+/// `malformed`, when its hello differs in more than the number.
+pub fn hello_protocol(text: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        #[serde(rename = "type")]
+        kind: String,
+        protocol: u64,
+    }
+    serde_json::from_str::<Versioned>(text)
+        .ok()
+        .filter(|v| v.kind == "hello")
+        .map(|v| v.protocol)
 }
 
 /// Encodes a message as one text frame. Serialising these types cannot fail (no maps
@@ -229,7 +277,11 @@ pub fn encode<T: Serialize>(message: &T) -> Result<String, DecodeError> {
     serde_json::to_string(message).map_err(|e| DecodeError::Malformed(e.to_string()))
 }
 
-fn decode<T: DeserializeOwned>(text: &str, max_bytes: usize) -> Result<T, DecodeError> {
+fn decode<T: DeserializeOwned>(
+    text: &str,
+    max_bytes: usize,
+    types: &[&str],
+) -> Result<T, DecodeError> {
     if text.len() > max_bytes {
         return Err(DecodeError::TooLarge {
             len: text.len(),
@@ -238,13 +290,15 @@ fn decode<T: DeserializeOwned>(text: &str, max_bytes: usize) -> Result<T, Decode
     }
     match serde_json::from_str::<T>(text) {
         Ok(message) => Ok(message),
-        Err(err) => Err(classify(text, &err)),
+        Err(err) => Err(classify(text, &err, types)),
     }
 }
 
 /// Turns serde's error into a typed one. Only runs on the failure path, so the
-/// second, shallow parse costs nothing on the hot path.
-fn classify(text: &str, err: &serde_json::Error) -> DecodeError {
+/// second, shallow parse costs nothing on the hot path. `types` tells an unknown
+/// `type` apart from an unknown value of an enumerated field (an `executor` of
+/// `"firecracker"`), which serde reports in the same words.
+fn classify(text: &str, err: &serde_json::Error, types: &[&str]) -> DecodeError {
     #[derive(Deserialize)]
     struct Envelope {
         #[serde(rename = "type")]
@@ -255,7 +309,7 @@ fn classify(text: &str, err: &serde_json::Error) -> DecodeError {
             None => return DecodeError::MissingType,
             Some(serde_json::Value::String(kind)) => {
                 let msg = err.to_string();
-                if msg.starts_with("unknown variant") {
+                if !types.contains(&kind.as_str()) {
                     return DecodeError::UnknownType(crate::ids::truncate_for_message(&kind));
                 }
                 if let Some(rest) = msg.strip_prefix("missing field `") {
@@ -290,7 +344,13 @@ mod tests {
         ] {
             assert!(decode_worker_message(frame, max).is_err(), "{frame}");
         }
-        let fine = r#"{"type":"heartbeat","metrics":{"cpu_percent":3.4e38,"memory_used_mb":0,"memory_total_mb":0}}"#;
+        // Finite but past the percentage's bound: refused by the bounds instead.
+        let huge = r#"{"type":"heartbeat","metrics":{"cpu_percent":3.4e38,"memory_used_mb":0,"memory_total_mb":0}}"#;
+        assert!(matches!(
+            decode_worker_message(huge, max),
+            Err(DecodeError::OutOfBounds { field, .. }) if field == "metrics.cpu_percent"
+        ));
+        let fine = r#"{"type":"heartbeat","metrics":{"cpu_percent":99.99999,"memory_used_mb":0,"memory_total_mb":0}}"#;
         let decoded = decode_worker_message(fine, max).expect("in range");
         let again = decode_worker_message(&encode(&decoded).expect("encode"), max);
         assert_eq!(again, Ok(decoded));
@@ -307,7 +367,7 @@ mod tests {
             power_w: Some(f32::NAN),
             ..Default::default()
         });
-        let sample = sample.finite();
+        let sample = sample.within_bounds();
         assert_eq!(sample.cpu_percent, 0.0);
         assert_eq!(sample.cpu_per_core, vec![1.0, 0.0]);
         assert_eq!(sample.gpus[0].power_w, None);
@@ -349,6 +409,149 @@ mod tests {
             decode_worker_message(r#"{"type":"started","job_id":"x","attempt":1}"#, max),
             Err(DecodeError::Malformed(_))
         ));
+    }
+
+    /// An unknown value of an enumerated field is a decode error, and is not
+    /// mistaken for an unknown `type` (serde words both the same way).
+    #[test]
+    fn unknown_enumerated_values_are_refused() {
+        let max = DEFAULT_MAX_FRAME_BYTES;
+        let hello = |executor: &str, language: &str| {
+            format!(
+                r#"{{"type":"hello","protocol":1,"token":"gxw_x","name":"n","capabilities":{{"languages":["{language}"],"slots":1,"executor":"{executor}","cpu_cores":1,"memory_mb":1,"gpus":0}}}}"#
+            )
+        };
+        assert!(decode_worker_message(&hello("docker", "python"), max).is_ok());
+        let finished = |end: &str| {
+            format!(
+                r#"{{"type":"finished","job_id":1,"attempt":1,"outcome":{{"end":"{end}","stdout":"","stderr":"","duration_ms":1}}}}"#
+            )
+        };
+        assert!(decode_worker_message(&finished("exited"), max).is_ok());
+        for (frame, value) in [
+            (hello("firecracker", "python"), "firecracker"),
+            (hello("docker", "cobol"), "cobol"),
+            (hello("Docker", "python"), "Docker"),
+            (finished("crashed"), "crashed"),
+        ] {
+            match decode_worker_message(&frame, max) {
+                Err(DecodeError::Malformed(m)) => assert!(m.contains(value), "{m}"),
+                other => panic!("{value}: {other:?}"),
+            }
+        }
+        match decode_coordinator_message(r#"{"type":"reject","code":"nope","message":"m"}"#, max) {
+            Err(DecodeError::Malformed(m)) => assert!(m.contains("nope"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let assign = r#"{"type":"assign","job":{"job_id":1,"spec":{"language":"cobol","code":"x","timeout_s":1,"memory_mb":32,"max_output_bytes":1}},"attempt":1}"#;
+        assert!(matches!(
+            decode_coordinator_message(assign, max),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    /// The lists of known types, which tell an unknown type from an unknown value,
+    /// name every variant.
+    #[test]
+    fn the_type_lists_name_every_message() {
+        let tag = |text: String| -> String {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            v["type"].as_str().unwrap().to_owned()
+        };
+        let attempt = JobAttempt {
+            job_id: JobId(1),
+            attempt: 1,
+        };
+        let outcome = crate::job::RunOutcome {
+            end: crate::job::RunEnd::Exited,
+            exit_code: Some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            duration_ms: 0,
+            message: None,
+        };
+        let worker = [
+            WorkerMessage::Hello {
+                protocol: 1,
+                token: String::new(),
+                name: "n".into(),
+                capabilities: Capabilities {
+                    languages: vec![],
+                    slots: 1,
+                    executor: ExecutorKind::Noop,
+                    cpu_cores: 1,
+                    memory_mb: 0,
+                    gpus: 0,
+                },
+                running: vec![],
+            },
+            WorkerMessage::Heartbeat {
+                metrics: HostMetrics::default(),
+                running: vec![attempt],
+                draining: false,
+            },
+            WorkerMessage::Started {
+                job_id: JobId(1),
+                attempt: 1,
+            },
+            WorkerMessage::Finished {
+                job_id: JobId(1),
+                attempt: 1,
+                outcome,
+            },
+        ];
+        let names: Vec<String> = worker.iter().map(|m| tag(encode(m).unwrap())).collect();
+        assert_eq!(names, WorkerMessage::TYPES);
+        let spec = crate::limits::JobSpec {
+            language: Language::Bash,
+            code: "x".into(),
+            stdin: String::new(),
+            timeout_s: 1,
+            memory_mb: 32,
+            priority: 0,
+            max_output_bytes: 1,
+        };
+        let coordinator = [
+            CoordinatorMessage::Welcome {
+                worker_id: WorkerId(1),
+                heartbeat_s: 1,
+            },
+            CoordinatorMessage::Reject {
+                code: RejectCode::Malformed,
+                message: String::new(),
+            },
+            CoordinatorMessage::Assign {
+                job: AssignedJob {
+                    job_id: JobId(1),
+                    spec,
+                },
+                attempt: 1,
+            },
+            CoordinatorMessage::Cancel {
+                job_id: JobId(1),
+                attempt: 1,
+            },
+            CoordinatorMessage::Drain {},
+        ];
+        let names: Vec<String> = coordinator
+            .iter()
+            .map(|m| tag(encode(m).unwrap()))
+            .collect();
+        assert_eq!(names, CoordinatorMessage::TYPES);
+    }
+
+    #[test]
+    fn a_hello_of_another_version_is_recognised_even_when_it_does_not_decode() {
+        assert_eq!(hello_protocol(r#"{"type":"hello","protocol":2}"#), Some(2));
+        assert_eq!(
+            hello_protocol(r#"{"type":"hello","protocol":1,"token":"t"}"#),
+            Some(1)
+        );
+        assert_eq!(hello_protocol(r#"{"type":"hello"}"#), None);
+        assert_eq!(hello_protocol(r#"{"type":"started","protocol":2}"#), None);
+        assert_eq!(hello_protocol("not json"), None);
     }
 
     #[test]

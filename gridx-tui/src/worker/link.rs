@@ -3,7 +3,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use gridx_proto::protocol::{
-    CoordinatorMessage, RejectCode, WorkerMessage, decode_coordinator_message, encode,
+    CloseCode, CoordinatorMessage, RejectCode, WorkerMessage, decode_coordinator_message, encode,
 };
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -28,6 +28,15 @@ pub enum LinkError {
     NoWelcome(u64),
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The coordinator closed the connection with a status code: after a frame of
+    /// ours it refused (1007, 1003, 1009, 1008), or as it shut down (1001).
+    #[error("the coordinator closed the connection ({}): {reason}", describe_close(*.code))]
+    Closed { code: u16, reason: String },
+}
+
+/// "1007 invalid message" for the codes the protocol names, the bare number else.
+fn describe_close(code: u16) -> String {
+    CloseCode::from_code(code).map_or_else(|| code.to_string(), |c| c.to_string())
 }
 
 impl LinkError {
@@ -115,7 +124,15 @@ pub async fn recv_inbound(socket: &mut Socket) -> Option<Result<Inbound, LinkErr
                         .map_err(|e| LinkError::Protocol(e.to_string())),
                 );
             }
-            Ok(Message::Close(_)) => return None,
+            // A close with a status says why (docs/protocol.md §1.3); one without is
+            // an ordinary end of the connection.
+            Ok(Message::Close(Some(frame))) => {
+                return Some(Err(LinkError::Closed {
+                    code: u16::from(frame.code),
+                    reason: frame.reason.to_string(),
+                }));
+            }
+            Ok(Message::Close(None)) => return None,
             Ok(Message::Binary(_)) => {
                 return Some(Err(LinkError::Protocol("unexpected binary frame".into())));
             }
@@ -188,5 +205,59 @@ mod tests {
         assert!(worker_url("https://h").is_err());
         assert!(worker_url("").is_err());
         assert!(worker_url("ftp://x").is_err());
+    }
+
+    /// A close after a refused frame is retried (the worker reconnects and keeps
+    /// its jobs) and shows the coordinator's reason.
+    #[test]
+    fn a_close_with_a_code_says_why_and_is_retried() {
+        let closed = LinkError::Closed {
+            code: 1007,
+            reason: "field `metrics.cpu_percent` must be between 0 and 100".into(),
+        };
+        assert!(closed.is_retryable());
+        assert_eq!(
+            closed.to_string(),
+            "the coordinator closed the connection (1007 invalid message): field `metrics.cpu_percent` must be between 0 and 100"
+        );
+        let odd = LinkError::Closed {
+            code: 4000,
+            reason: String::new(),
+        };
+        assert!(odd.to_string().contains("(4000)"), "{odd}");
+    }
+
+    /// Over a real socket: a close frame with a status reaches the host as
+    /// `Closed`, with the code and reason the coordinator sent.
+    #[tokio::test]
+    async fn a_close_frame_is_read_as_closed_with_its_code_and_reason() {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+            let frame = CloseFrame {
+                code: 1009.into(),
+                reason: "a frame over the limit of 1024 bytes".into(),
+            };
+            ws.send(Message::Close(Some(frame))).await.expect("close");
+            // Answer the worker's closing handshake.
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}"))
+            .await
+            .expect("connect");
+        match recv_inbound(&mut socket).await {
+            Some(Err(LinkError::Closed { code, reason })) => {
+                assert_eq!(code, 1009);
+                assert_eq!(reason, "a frame over the limit of 1024 bytes");
+            }
+            other => panic!("expected Closed, got {other:?}"),
+        }
+        drop(socket);
+        server.await.expect("server task");
     }
 }

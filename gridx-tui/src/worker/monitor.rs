@@ -105,7 +105,7 @@ impl Monitor {
                 }
             },
         }
-        metrics.finite()
+        metrics.within_bounds()
     }
 }
 
