@@ -84,7 +84,8 @@ pub type SessionTx = mpsc::UnboundedSender<Outbound>;
 #[derive(Debug, Clone)]
 pub enum Outbound {
     Send(CoordinatorMessage),
-    /// Send `reject` with this code (if any), then close the connection.
+    /// Send `reject` with this code, then close the connection; `None` only when the
+    /// worker's lease ran out (the session closes with 1008, docs/protocol.md §1.3).
     Close(Option<(RejectCode, String)>),
 }
 

@@ -118,6 +118,8 @@ impl State {
         worker.last_seen = Instant::now();
         worker.last_seen_wall = Some(now_millis());
         match message {
+            // The session closes on a second `hello` before it reaches the queue; this
+            // stays so the rule holds whoever sends the queue messages.
             WorkerMessage::Hello { .. } => Err(StepError::Refused(QueueError::Rejected(
                 RejectCode::Malformed,
                 "hello sent twice".into(),
