@@ -1,6 +1,7 @@
 //! `gridx-server serve`: logging, the async runtime, the listener and signals around
 //! the library's `launch`.
 
+use super::output::print_stdout;
 use eyre::{Context, Result};
 use gridx_proto::config::{GridxConfig, LogFormat};
 use std::io::IsTerminal;
@@ -31,6 +32,9 @@ pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        // The address really bound, so `--listen 127.0.0.1:0` (tests, scripts) learns
+        // the port the system picked (docs/operations.md).
+        print_stdout(&format!("listening on {}", listener.local_addr()?))?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             gridx_server::signals::shutdown_signal().await;
