@@ -1,9 +1,9 @@
-//! Grid-X coordinator. [`app::launch`] runs it; `main.rs` is a thin CLI over it.
+//! Grid-X coordinator. [`app::launch`] runs it. The `gridx-server` command line (serve
+//! and the admin commands) lives in the binary (`main.rs`, `cli/`), not here.
 
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod cli;
 pub mod error;
 pub mod events;
 pub mod http;

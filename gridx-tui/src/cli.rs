@@ -3,7 +3,8 @@
 
 use crate::commands::ConsoleCommand;
 use clap::{Args, Parser, Subcommand};
-use color_eyre::eyre::Result;
+use clap_complete::Shell;
+use eyre::Result;
 use gridx_proto::config::{ExecutorChoice, GridxConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,18 @@ pub enum Command {
     /// What this machine would offer as a worker: metrics (CPU, memory, GPUs through
     /// NVML) and which sandbox would run jobs.
     HostInfo,
+    /// Print a shell completion script on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page on stdout, or write one page per command into DIR.
+    Man {
+        /// Directory to write gridx-tui.1, gridx-tui-worker.1, ... into (created if
+        /// missing).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     #[command(flatten)]
     Console(ConsoleCommand),
 }
@@ -112,32 +125,6 @@ pub enum ImagesCommand {
     },
 }
 
-/// Entry point of the binary.
-pub fn main() -> ExitCode {
-    let _ = color_eyre::install();
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::FAILURE
-        }
-    }
-}
-
 /// The layered config with the global flags applied.
 pub fn load_config(global: &Global) -> Result<GridxConfig> {
     let default =
@@ -164,19 +151,25 @@ pub fn load_config(global: &Global) -> Result<GridxConfig> {
     Ok(config)
 }
 
-async fn run(cli: Cli) -> Result<ExitCode> {
+/// Runs one parsed command line. Only the commands that need it load the config:
+/// completions and man pages come from the grammar alone, so a broken config file or
+/// a missing home directory cannot stop them.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
     use crate::launch;
-    let config = load_config(&cli.global)?;
+    let global = &cli.global;
+    let config = || load_config(global);
     match cli.command {
-        None => launch::dashboard(config).await,
-        Some(Command::Worker(args)) => launch::worker(config, &cli.global, args).await,
-        Some(Command::Repl) => launch::repl(config).await,
-        Some(Command::Demo) => launch::demo(config).await,
+        None => launch::dashboard(config()?).await,
+        Some(Command::Worker(args)) => launch::worker(config()?, global, args).await,
+        Some(Command::Repl) => launch::repl(config()?).await,
+        Some(Command::Demo) => launch::demo(config()?).await,
         Some(Command::Images(ImagesCommand::Build { force })) => {
-            launch::images_build(&config, force).await
+            launch::images_build(&config()?, force).await
         }
-        Some(Command::HostInfo) => launch::host_info(&config, cli.global.json).await,
-        Some(Command::Console(command)) => launch::one_shot(config, command, cli.global.json).await,
+        Some(Command::HostInfo) => launch::host_info(&config()?, global.json).await,
+        Some(Command::Completions { shell }) => launch::completions(shell),
+        Some(Command::Man { out }) => launch::man_pages(out.as_deref()),
+        Some(Command::Console(command)) => launch::one_shot(config()?, command, global.json).await,
     }
 }
 
@@ -205,5 +198,15 @@ mod tests {
             Some(Command::Console(ConsoleCommand::Submit(_)))
         ));
         assert!(Cli::try_parse_from(["gridx-tui", "worker", "--executor", "podman"]).is_err());
+    }
+
+    #[test]
+    fn completions_take_a_known_shell_only() {
+        let cli = Cli::try_parse_from(["gridx-tui", "completions", "fish"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Completions { shell: Shell::Fish })
+        ));
+        assert!(Cli::try_parse_from(["gridx-tui", "completions", "tcsh"]).is_err());
     }
 }

@@ -10,7 +10,7 @@ use crate::ui::state::{AppState, LogLevel, Mode};
 use crate::ui::theme::Theme;
 use crate::worker::exec::select_executor;
 use crate::worker::host::{HostExit, HostOptions, WorkerEvent, WorkerHost, describe};
-use color_eyre::eyre::{Context, Result, bail, eyre};
+use eyre::{Context, Result, bail, eyre};
 use gridx_proto::config::GridxConfig;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -462,4 +462,62 @@ pub async fn images_build(config: &GridxConfig, force: bool) -> Result<ExitCode>
     .await?;
     eprintln!("{} images ready", results.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `gridx-tui completions SHELL`: a completion script from the grammar in `cli.rs`
+/// (console commands included), so it never drifts from what the binary accepts. The
+/// same as gridx-server's `cli/completions.rs`, for this binary.
+pub fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
+    use clap::CommandFactory;
+    let mut command = crate::cli::Cli::command();
+    let name = command.get_name().to_owned();
+    // Rendered into memory first: clap_complete panics when its writer fails, and a
+    // closed stdout is an error to report.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, &name, &mut script);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete (4.6.12) spells a hyphenated binary's state `gridx__tui__subcmd__images`
+        // where it walks the words but `gridx__subcmd__tui__subcmd__images` in the `case`
+        // arms, so nothing after the first subcommand completes (clap-rs/clap#6421).
+        // Respelling the arms is a no-op once clap_complete is fixed.
+        let broken = name.replace('-', "__subcmd__");
+        let walked = name.replace('-', "__");
+        script = String::from_utf8_lossy(&script)
+            .replace(&broken, &walked)
+            .into_bytes();
+    }
+    write_stdout(&script)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gridx-tui man [--out DIR]`: without DIR the top page on stdout (`gridx-tui man |
+/// man -l -`); with it one page per command and subcommand (`gridx-tui.1`,
+/// `gridx-tui-worker.1`, `gridx-tui-images-build.1`, ...) written into DIR.
+pub fn man_pages(out: Option<&std::path::Path>) -> Result<ExitCode> {
+    use clap::CommandFactory;
+    let command = crate::cli::Cli::command();
+    match out {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .context("rendering the man page")?;
+            write_stdout(&page)?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+            eprintln!("wrote the man pages into {}", dir.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .context("writing to stdout")
 }

@@ -1,3 +1,31 @@
-fn main() -> std::process::ExitCode {
-    gridx_tui::cli::main()
+//! The `gridx-tui` binary: parses the command line (`gridx_tui::cli`), runs it on a
+//! multi-threaded runtime, and reports a failure as `error: …` with one `caused by: …`
+//! line per cause, exit 1. Usage errors are clap's (exit 2).
+
+use clap::Parser;
+use gridx_tui::cli::{self, Cli};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,152 @@
+//! The `gridx-server` argument grammar (clap). Completions and man pages are
+//! generated from these same definitions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+use gridx_proto::config::LogFormat;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gridx-server",
+    version,
+    about = "The Grid-X coordinator and its admin commands"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Config file (default: the platform config dir's gridx/gridx.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory holding the store (overrides the config and GRIDX_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the coordinator.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8420).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Log format on stderr.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage worker tokens.
+    #[command(subcommand)]
+    Worker(WorkerCommand),
+    /// Write a consistent copy of the store to FILE, also while `serve` runs.
+    Backup { file: PathBuf },
+    /// Check the credit ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Print a shell completion script on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page on stdout, or write one page per command into DIR.
+    Man {
+        /// Directory to write gridx-server.1, gridx-server-user.1, ... into (created if
+        /// missing).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(arg: LogFormatArg) -> Self {
+        match arg {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; prints its API token alone on stdout.
+    Add {
+        name: String,
+        /// Starting credits (default: server.new_user_credits, 100).
+        #[arg(long)]
+        credits: Option<String>,
+        /// May list and cancel everyone's jobs.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users with their balances.
+    List,
+    /// Issue a new API token for NAME (the old one stops working).
+    Token { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkerCommand {
+    /// Register a worker owned by a user; prints its token alone on stdout.
+    Add {
+        #[arg(long)]
+        owner: String,
+        /// Label shown in the dashboard.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke a worker's token; a connected worker is dropped.
+    Revoke { id: String },
+    /// List registered workers.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// Check every ledger invariant; exit 1 with the offending rows if one fails.
+    Verify,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, Command, UserCommand};
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_subcommand() {
+        let before = Cli::try_parse_from(["gridx-server", "--json", "user", "list"]);
+        let after = Cli::try_parse_from(["gridx-server", "user", "list", "--json"]);
+        for cli in [before, after] {
+            let cli = cli.expect("parses");
+            assert!(cli.global.json);
+            assert!(matches!(cli.command, Command::User(UserCommand::List)));
+        }
+    }
+
+    #[test]
+    fn completions_take_a_known_shell_only() {
+        assert!(Cli::try_parse_from(["gridx-server", "completions", "zsh"]).is_ok());
+        assert!(Cli::try_parse_from(["gridx-server", "completions", "tcsh"]).is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! `gridx-server ledger verify`: the store's ledger invariants, exit 1 on a violation.
+
+use super::output::print_stdout;
+use eyre::{Context, Result};
+use gridx_server::store::{self, ledger};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn verify(data_dir: &Path, json: bool) -> Result<ExitCode> {
+    let conn = store::open_reader(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let report = ledger::verify(&conn)?;
+    let t = &report.totals;
+    if json {
+        print_stdout(
+            &serde_json::json!({
+                "ok": report.violations.is_empty(),
+                "entries": t.entries,
+                "jobs": report.jobs,
+                "granted": t.granted,
+                "users": t.users,
+                "escrow": t.escrow,
+                "platform": t.platform,
+                "violations": report.violations,
+            })
+            .to_string(),
+        )?;
+    } else if report.violations.is_empty() {
+        print_stdout(&format!(
+            "ledger ok: {} entries, {} jobs, granted {}, users {}, escrow {}, platform {}",
+            t.entries, report.jobs, t.granted, t.users, t.escrow, t.platform
+        ))?;
+    } else {
+        print_stdout(&format!(
+            "ledger FAILED: {} violations",
+            report.violations.len()
+        ))?;
+        for v in &report.violations {
+            print_stdout(&format!("  {v}"))?;
+        }
+    }
+    Ok(if report.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,62 @@
+//! The `gridx-server` command line: `serve` and the admin commands. It belongs to the
+//! binary; the library (`gridx_server::launch`, the store) knows nothing of clap, so
+//! tests, the load generator and the demo use it without a command line. Admin
+//! commands open the same data directory and work while `serve` runs (SQLite WAL).
+
+pub mod args;
+mod backup;
+mod completions;
+mod ledger;
+mod manpages;
+mod output;
+mod serve;
+mod users;
+mod workers;
+
+use args::{Cli, Command, LedgerCommand};
+use eyre::Result;
+use gridx_proto::config::GridxConfig;
+use gridx_server::settings;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let global = cli.global;
+    let json = global.json;
+    // Only commands that touch the store read the config: completions and man pages
+    // come from the grammar alone and work without a home directory or config file.
+    let configured = || configured(global.config.as_deref(), global.data_dir.as_deref());
+    match cli.command {
+        Command::Serve { listen, log_format } => {
+            let (mut config, data_dir) = configured()?;
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            if let Some(format) = log_format {
+                config.server.log_format = format.into();
+            }
+            serve::serve(config, data_dir)
+        }
+        Command::User(cmd) => {
+            let (config, data_dir) = configured()?;
+            users::user(cmd, &config, &data_dir, json)
+        }
+        Command::Worker(cmd) => workers::worker(cmd, &configured()?.1, json),
+        Command::Backup { file } => backup::backup(&configured()?.1, &file),
+        Command::Ledger(LedgerCommand::Verify) => ledger::verify(&configured()?.1, json),
+        Command::Completions { shell } => completions::print(shell),
+        Command::Man { out } => manpages::write(out.as_deref()),
+    }
+}
+
+/// The layered config (defaults, file, environment) with `--data-dir` applied, and the
+/// data directory it names.
+fn configured(file: Option<&Path>, data_dir: Option<&Path>) -> Result<(GridxConfig, PathBuf)> {
+    let mut config = settings::load(file)?;
+    if let Some(dir) = data_dir {
+        config.server.data_dir = Some(dir.to_owned());
+    }
+    let data_dir = settings::data_dir(config.server.data_dir.as_deref())?;
+    Ok((config, data_dir))
+}

@@ -1,0 +1,51 @@
+//! `gridx-server serve`: logging, the async runtime, the listener and signals around
+//! the library's `launch`.
+
+use super::output::print_stdout;
+use eyre::{Context, Result};
+use gridx_proto::config::{GridxConfig, LogFormat};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
+    init_logging(config.server.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("gridx-server")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        // The address really bound, so `--listen 127.0.0.1:0` (tests, scripts) learns
+        // the port the system picked (docs/operations.md).
+        print_stdout(&format!("listening on {}", listener.local_addr()?))?;
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            gridx_server::signals::shutdown_signal().await;
+            tracing::info!("signal received");
+            let _ = shutdown_tx.send(true);
+        });
+        tracing::info!(data_dir = %data_dir.display(), "starting");
+        gridx_server::launch(config.server, data_dir, listener, shutdown_rx)
+            .await
+            .context("coordinator failed")?;
+        Ok::<_, eyre::Report>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
