@@ -9,6 +9,12 @@ use cli::args::Cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // color-eyre's panic hook: a panic reports its message and location plainly
+    // (backtraces with RUST_BACKTRACE=1). Errors are printed by hand below, in the
+    // documented format.
+    if let Err(e) = color_eyre::install() {
+        eprintln!("warning: could not install the error report handler: {e}");
+    }
     let cli = Cli::parse();
     match cli::run(cli) {
         Ok(code) => code,

@@ -4,7 +4,7 @@
 use crate::commands::ConsoleCommand;
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
-use eyre::Result;
+use color_eyre::eyre::Result;
 use gridx_proto::config::{ExecutorChoice, GridxConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -5,7 +5,7 @@
 use crate::client::ApiClient;
 use crate::worker::exec::select_executor;
 use crate::worker::host::{HostOptions, WorkerHost, describe};
-use eyre::{Context, Result, eyre};
+use color_eyre::eyre::{Context, Result, eyre};
 use gridx_proto::api::SubmitJobRequest;
 use gridx_proto::config::{GridxConfig, ServerConfig};
 use gridx_proto::protocol::ExecutorKind;

@@ -10,7 +10,7 @@ use crate::ui::state::{AppState, LogLevel, Mode};
 use crate::ui::theme::Theme;
 use crate::worker::exec::select_executor;
 use crate::worker::host::{HostExit, HostOptions, WorkerEvent, WorkerHost, describe};
-use eyre::{Context, Result, bail, eyre};
+use color_eyre::eyre::{Context, Result, bail, eyre};
 use gridx_proto::config::GridxConfig;
 use std::process::ExitCode;
 use std::time::Duration;

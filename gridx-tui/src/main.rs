@@ -7,6 +7,13 @@ use gridx_tui::cli::{self, Cli};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // color-eyre's panic hook: a panic reports its message and location plainly
+    // (backtraces with RUST_BACKTRACE=1); the dashboard's terminal guard restores the
+    // screen before it prints. Errors are printed by hand below, in the documented
+    // format.
+    if let Err(e) = color_eyre::install() {
+        eprintln!("warning: could not install the error report handler: {e}");
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

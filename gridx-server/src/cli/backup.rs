@@ -1,6 +1,6 @@
 //! `gridx-server backup FILE`: SQLite's online backup, safe while `serve` writes.
 
-use eyre::{Context, Result, bail};
+use color_eyre::eyre::{Context, Result, bail};
 use gridx_server::store;
 use std::path::Path;
 use std::process::ExitCode;

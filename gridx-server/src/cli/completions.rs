@@ -6,7 +6,7 @@ use super::args::Cli;
 use super::output::write_stdout;
 use clap::CommandFactory;
 use clap_complete::Shell;
-use eyre::Result;
+use color_eyre::eyre::Result;
 use std::process::ExitCode;
 
 pub fn print(shell: Shell) -> Result<ExitCode> {

@@ -1,7 +1,7 @@
 //! `gridx-server ledger verify`: the store's ledger invariants, exit 1 on a violation.
 
 use super::output::print_stdout;
-use eyre::{Context, Result};
+use color_eyre::eyre::{Context, Result};
 use gridx_server::store::{self, ledger};
 use std::path::Path;
 use std::process::ExitCode;

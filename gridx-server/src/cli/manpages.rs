@@ -6,7 +6,7 @@
 use super::args::Cli;
 use super::output::write_stdout;
 use clap::CommandFactory;
-use eyre::{Context, Result};
+use color_eyre::eyre::{Context, Result};
 use std::path::Path;
 use std::process::ExitCode;
 

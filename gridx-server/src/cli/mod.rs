@@ -14,7 +14,7 @@ mod users;
 mod workers;
 
 use args::{Cli, Command, LedgerCommand};
-use eyre::Result;
+use color_eyre::eyre::Result;
 use gridx_proto::config::GridxConfig;
 use gridx_server::settings;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Standard output for the admin commands. A closed stdout (`| head`) is an error to
 //! report, not a panic as `println!` would make it.
 
-use eyre::{Context, Result};
+use color_eyre::eyre::{Context, Result};
 use std::io::Write;
 
 pub fn print_stdout(line: &str) -> Result<()> {

@@ -2,7 +2,7 @@
 //! the library's `launch`.
 
 use super::output::print_stdout;
-use eyre::{Context, Result};
+use color_eyre::eyre::{Context, Result};
 use gridx_proto::config::{GridxConfig, LogFormat};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -45,7 +45,7 @@ pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
         gridx_server::launch(config.server, data_dir, listener, shutdown_rx)
             .await
             .context("coordinator failed")?;
-        Ok::<_, eyre::Report>(())
+        Ok::<_, color_eyre::Report>(())
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 
 use super::args::UserCommand;
 use super::output::print_stdout;
-use eyre::{Result, bail};
+use color_eyre::eyre::{Result, bail};
 use gridx_proto::config::GridxConfig;
 use gridx_proto::{Credits, UserName};
 use gridx_server::store::{self, users};

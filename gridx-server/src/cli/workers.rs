@@ -2,7 +2,7 @@
 
 use super::args::WorkerCommand;
 use super::output::print_stdout;
-use eyre::{Result, eyre};
+use color_eyre::eyre::{Result, eyre};
 use gridx_proto::{UserName, WorkerId};
 use gridx_server::store::{self, users};
 use std::path::Path;

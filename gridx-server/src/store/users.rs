@@ -1,9 +1,8 @@
 //! Users, workers and their tokens: the admin commands' side of the store.
 
-use super::ledger::{self, MINT, PostError};
+use super::ledger::{self, PostError};
 use super::{StoreError, StoreResult, now_millis};
 use crate::tokens;
-use gridx_proto::api::LedgerKind;
 use gridx_proto::{Credits, UserName, WorkerId};
 use rusqlite::{Connection, OptionalExtension, params};
 
