@@ -174,6 +174,9 @@ fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        // The address really bound, so `--listen 127.0.0.1:0` (tests, scripts) learns
+        // the port the system picked (docs/operations.md).
+        print_stdout(&format!("listening on {}", listener.local_addr()?))?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             crate::signals::shutdown_signal().await;
