@@ -287,7 +287,12 @@ impl Cluster {
     pub fn coordinator_log(&self) -> String {
         match self.kind {
             Kind::Local => tail_file(&self.scratch.path().join("coordinator.log"), 40),
-            Kind::Docker => docker_hosts::log_tail(&self.coordinator_container(), 40),
+            // With what the containers before a restart logged (see start_coordinator).
+            Kind::Docker => format!(
+                "{}\n{}",
+                tail_file(&self.scratch.path().join("coordinator-earlier.log"), 20),
+                docker_hosts::log_tail(&self.coordinator_container(), 40)
+            ),
         }
     }
 
