@@ -2,7 +2,8 @@
 //! a real coordinator and worker. Types a `submit` into the console and watches the
 //! job reach `succeeded` in the job pane.
 
-use gridx_e2e::{Grid, binary, executor_available, terminate};
+use gridx_e2e::skip::Tool;
+use gridx_e2e::{Grid, binary, require, terminate};
 use std::process::Command;
 use std::time::Duration;
 
@@ -77,14 +78,8 @@ impl Drop for Tmux {
 
 #[tokio::test]
 async fn a_submit_typed_in_the_console_reaches_succeeded() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed (.ci/install-deps installs it)");
-        return;
-    }
-    if let Err(why) = executor_available("bubblewrap") {
-        eprintln!("SKIPPED: no sandbox for the worker: {why}");
-        return;
-    }
+    require!(Tool::Tmux);
+    require!(Tool::Bubblewrap);
     let grid = Grid::start().await;
     let alice = grid.user("alice", "10");
     let token = grid.worker_token("alice", "tmux-worker");
@@ -125,6 +120,7 @@ async fn a_submit_typed_in_the_console_reaches_succeeded() {
     })
     .await;
     tmux.keys(&["Escape"]);
+    // The same pause: Esc then q at once would read as Alt-q.
     tokio::time::sleep(Duration::from_millis(300)).await;
     tmux.keys(&["q"]);
     tmux.wait_for("the dashboard to exit", 10, |s| !s.contains("Grid-X"))
@@ -134,14 +130,8 @@ async fn a_submit_typed_in_the_console_reaches_succeeded() {
 
 #[tokio::test]
 async fn the_repl_runs_commands_and_announces_finished_jobs() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed (.ci/install-deps installs it)");
-        return;
-    }
-    if let Err(why) = executor_available("bubblewrap") {
-        eprintln!("SKIPPED: no sandbox for the worker: {why}");
-        return;
-    }
+    require!(Tool::Tmux);
+    require!(Tool::Bubblewrap);
     let grid = Grid::start().await;
     let alice = grid.user("alice", "10");
     let token = grid.worker_token("alice", "repl-worker");

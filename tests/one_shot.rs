@@ -1,7 +1,8 @@
 //! One-shot commands: the console's grammar as `gridx-tui <command>`, against a real
 //! coordinator and worker, with `--json` output and `submit --wait` exit codes.
 
-use gridx_e2e::{Grid, binary, executor_available, terminate};
+use gridx_e2e::skip::Tool;
+use gridx_e2e::{Grid, binary, require, terminate};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -27,10 +28,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_shot_commands_work_end_to_end() {
-    if let Err(why) = executor_available("bubblewrap") {
-        eprintln!("SKIPPED: no sandbox for the worker: {why}");
-        return;
-    }
+    require!(Tool::Bubblewrap);
     let grid = Grid::start().await;
     let alice = grid.user("alice", "10");
     let token = grid.worker_token("alice", "w1");

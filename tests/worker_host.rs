@@ -2,14 +2,13 @@
 //! processes, real sandboxes, jobs in every language, authentication failures,
 //! graceful shutdown and the coordinator's drain.
 
-use gridx_e2e::{Grid, executor_available, terminate};
+use gridx_e2e::skip::Tool;
+use gridx_e2e::{Grid, require, require_executor, terminate};
 use serde_json::json;
 use std::io::Read;
-use std::time::Duration;
 
 async fn jobs_run_end_to_end(executor: &str) {
-    if let Err(why) = executor_available(executor) {
-        eprintln!("SKIPPED: the {executor} executor cannot run here: {why}");
+    if !require_executor(executor) {
         return;
     }
     let grid = Grid::start().await;
@@ -122,10 +121,7 @@ fn stderr_of(child: &mut std::process::Child) -> String {
 
 #[tokio::test]
 async fn a_rejected_token_exits_non_zero_with_the_reason() {
-    if let Err(why) = executor_available("bubblewrap") {
-        eprintln!("SKIPPED: {why}");
-        return;
-    }
+    require!(Tool::Bubblewrap);
     let grid = Grid::start().await;
     let alice = grid.user("alice", "1");
     let work_dir = tempfile::tempdir().unwrap();
@@ -151,6 +147,8 @@ async fn a_rejected_token_exits_non_zero_with_the_reason() {
 
 #[tokio::test]
 async fn an_unreachable_coordinator_is_a_clear_error() {
+    // The worker checks its sandbox before it dials the coordinator.
+    require!(Tool::Bubblewrap);
     let grid = Grid::start().await;
     let token = {
         grid.user("alice", "1");
@@ -166,20 +164,13 @@ async fn an_unreachable_coordinator_is_a_clear_error() {
     })
     .await
     .unwrap();
-    if stderr.contains("bubblewrap cannot") {
-        eprintln!("SKIPPED: {stderr}");
-        return;
-    }
     assert!(!status.unwrap().success());
     assert!(stderr.contains("cannot reach the coordinator"), "{stderr}");
 }
 
 #[tokio::test]
 async fn the_worker_rides_out_a_coordinator_restart() {
-    if let Err(why) = executor_available("bubblewrap") {
-        eprintln!("SKIPPED: {why}");
-        return;
-    }
+    require!(Tool::Bubblewrap);
     let mut grid = Grid::start().await;
     let alice = grid.user("alice", "10");
     let token = grid.worker_token("alice", "drainee");
@@ -192,9 +183,10 @@ async fn the_worker_rides_out_a_coordinator_restart() {
             json!({"language": "bash", "code": "sleep 2; echo finished"}),
         )
         .await;
-    // Let it start, then stop the coordinator: it drains the worker, which finishes
-    // the job and reports it, but keeps running and reconnects to the next coordinator.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Once it runs, stop the coordinator: it drains the worker, which finishes the
+    // job and reports it, but keeps running and reconnects to the next coordinator.
+    grid.wait_started(&alice, job["job_id"].as_u64().unwrap(), 30)
+        .await;
     let server = grid.stop_server(30).expect("coordinator exits");
     assert!(server.success(), "coordinator exit {server:?}");
     assert!(
@@ -231,10 +223,7 @@ async fn the_worker_rides_out_a_coordinator_restart() {
 
 #[tokio::test]
 async fn a_running_job_survives_a_coordinator_crash() {
-    if let Err(why) = executor_available("bubblewrap") {
-        eprintln!("SKIPPED: {why}");
-        return;
-    }
+    require!(Tool::Bubblewrap);
     let mut grid = Grid::start().await;
     let alice = grid.user("alice", "10");
     let token = grid.worker_token("alice", "survivor");
@@ -248,7 +237,7 @@ async fn a_running_job_survives_a_coordinator_crash() {
         )
         .await;
     let id = job["job_id"].as_u64().unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    grid.wait_started(&alice, id, 30).await;
     grid.kill_server(); // SIGKILL: no drain, no goodbye
     grid.start_server().await;
     // The worker reconnects, reports the job it still runs, keeps it, and finishes it.

@@ -6,6 +6,8 @@ mod support;
 use gridx_proto::JobId;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::FakeWorker;
 
@@ -26,46 +28,34 @@ fn admin(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Served {
     child: Child,
+    /// `127.0.0.1:PORT`, as the process reported binding it.
     base: String,
 }
 
-fn serve(dir: &Path, port: u16) -> Served {
-    let child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("GRIDX_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    Served {
-        child,
-        base: format!("127.0.0.1:{port}"),
-    }
-}
-
-async fn wait_healthy(base: &str) {
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("http://{base}/healthz")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("gridx-server did not become healthy");
+/// `serve` on a port the system picks; healthy when this returns. Each start gets a
+/// new port: every caller reaches the server through the returned `base`.
+async fn serve(dir: &Path) -> Served {
+    let (child, addr) = gridx_e2e::spawn_server(
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("GRIDX_LOG", "warn")
+            .stderr(Stdio::null()),
+    )
+    .await
+    .unwrap_or_else(|why| panic!("{why}"));
+    let base = addr.to_string();
+    gridx_e2e::wait_healthy(
+        &reqwest::Client::new(),
+        &format!("http://{base}"),
+        10,
+        &|| String::new(),
+    )
+    .await;
+    Served { child, base }
 }
 
 /// A `TestServer`-shaped handle for the fake worker, pointing at a real process.
@@ -140,8 +130,7 @@ fn ledger_verify_fails_loudly_on_a_tampered_store() {
 async fn sigterm_drains_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     admin(dir.path(), &["user", "add", "alice"]);
-    let mut served = serve(dir.path(), free_port());
-    wait_healthy(&served.base).await;
+    let mut served = serve(dir.path()).await;
     let pid = served.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = tokio::task::spawn_blocking(move || served.child.wait())
@@ -159,12 +148,10 @@ async fn kill_9_under_load_loses_nothing() {
     admin(dir.path(), &["user", "add", "bob", "--credits", "0"]);
     let (_, worker_token, _) = admin(dir.path(), &["worker", "add", "--owner", "bob"]);
     let worker_token = worker_token.trim().to_owned();
-    let port = free_port();
     let mut accepted: Vec<JobId> = Vec::new();
 
     for round in 0..3 {
-        let mut served = serve(dir.path(), port);
-        wait_healthy(&served.base).await;
+        let mut served = serve(dir.path()).await;
         let server = remote(&served.base, dir.path());
         // A worker that finishes everything it is given, so jobs settle under load.
         let mut worker = FakeWorker::connect(&server, &worker_token, 4).await;
@@ -176,10 +163,12 @@ async fn kill_9_under_load_loses_nothing() {
                 }
             }
         });
+        let stored = Arc::new(AtomicUsize::new(0));
         let submitter = {
             let http = server.http.clone();
             let url = server.url("/v1/jobs");
             let token = token.clone();
+            let stored = stored.clone();
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 for i in 0..400 {
@@ -193,6 +182,7 @@ async fn kill_9_under_load_loses_nothing() {
                         Ok(r) if r.status() == 201 => {
                             if let Ok(v) = r.json::<serde_json::Value>().await {
                                 ids.push(JobId(v["job_id"].as_u64().unwrap_or(0)));
+                                stored.fetch_add(1, Ordering::SeqCst);
                             }
                         }
                         Ok(_) => {}
@@ -202,7 +192,18 @@ async fn kill_9_under_load_loses_nothing() {
                 ids
             })
         };
-        tokio::time::sleep(Duration::from_millis(150 + 100 * round)).await;
+        // Kill it mid-load, after a different number of stored jobs in each round,
+        // so each crash lands at another point of the work.
+        let mid_load = 40 + 60 * round;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while stored.load(Ordering::SeqCst) < mid_load {
+            assert!(
+                !submitter.is_finished() && tokio::time::Instant::now() < deadline,
+                "round {round}: {} of {mid_load} jobs stored before the kill",
+                stored.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         served.child.kill().unwrap(); // SIGKILL
         let _ = served.child.wait();
         accepted.extend(submitter.await.unwrap());
@@ -214,8 +215,7 @@ async fn kill_9_under_load_loses_nothing() {
     assert!(!accepted.is_empty());
 
     // Restart, let a worker drain everything, and account for every accepted job.
-    let mut served = serve(dir.path(), port);
-    wait_healthy(&served.base).await;
+    let mut served = serve(dir.path()).await;
     let server = remote(&served.base, dir.path());
     let mut worker = FakeWorker::connect(&server, &worker_token, 8).await;
     let drain = tokio::spawn(async move {
@@ -242,8 +242,7 @@ async fn kill_9_under_load_loses_nothing() {
 async fn backup_while_serving_is_consistent() {
     let dir = tempfile::tempdir().unwrap();
     let (_, token, _) = admin(dir.path(), &["user", "add", "alice"]);
-    let mut served = serve(dir.path(), free_port());
-    wait_healthy(&served.base).await;
+    let mut served = serve(dir.path()).await;
     let server = remote(&served.base, dir.path());
     for i in 0..20 {
         server.submit_ok(token.trim(), &format!("print({i})")).await;

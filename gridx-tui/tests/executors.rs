@@ -1,7 +1,9 @@
 //! The sandboxes, against hostile and ordinary jobs, with the real Docker engine and
 //! the real bubblewrap. Each scenario runs once per executor as its own test. When an
-//! executor cannot run here the test says why on stderr and returns; CI has both.
+//! executor cannot run here the test skips through the harness's one rule
+//! (`gridx_e2e::skip`): reported outside CI, a failure with `CI=true`.
 
+use gridx_e2e::skip::{self, Tool};
 use gridx_proto::job::{RunEnd, RunOutcome};
 use gridx_proto::{JobId, JobSpec, Language};
 use gridx_tui::worker::exec::bubblewrap::BubblewrapExecutor;
@@ -21,7 +23,7 @@ async fn docker_executor() -> Option<Arc<dyn Executor>> {
     let engine = match docker::connect(Duration::from_secs(2)).await {
         Ok(engine) => engine,
         Err(why) => {
-            eprintln!("SKIPPED: no Docker engine here ({why})");
+            skip::skip(Tool::Docker, why);
             return None;
         }
     };
@@ -43,10 +45,13 @@ async fn docker_executor() -> Option<Arc<dyn Executor>> {
 }
 
 async fn bwrap_executor() -> Option<Arc<dyn Executor>> {
+    if !skip::require(Tool::Bubblewrap) {
+        return None;
+    }
     match BubblewrapExecutor::detect(SandboxLimits::default()).await {
         Ok(executor) => Some(Arc::new(executor)),
         Err(why) => {
-            eprintln!("SKIPPED: bubblewrap cannot run here ({why})");
+            skip::skip(Tool::Bubblewrap, why);
             None
         }
     }
@@ -259,6 +264,7 @@ async fn cancel_stops_the_job_quickly(executor: Arc<dyn Executor>) {
     let stopped_at = Arc::new(std::sync::Mutex::new(None));
     let mark = stopped_at.clone();
     tokio::spawn(async move {
+        // A cancel that comes while the job runs; the job never ends by itself.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         *mark.lock().unwrap() = Some(Instant::now());
         trigger.stop(StopReason::Cancelled);

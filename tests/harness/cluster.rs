@@ -12,8 +12,10 @@
 
 use crate::docker_hosts::{self, CLUSTER_LABEL, HOST_IMAGE, docker};
 use crate::proxy::Proxy;
+use crate::skip::Tool;
 use crate::{
-    admin_on, assert_ledger_verifies_of, binary, executor_available, free_port, terminate,
+    admin_on, assert_ledger_verifies_of, binary, require_executor, spawn_server, terminate,
+    wait_healthy,
 };
 use gridx_proto::Credits;
 use serde_json::Value;
@@ -73,6 +75,8 @@ pub struct Cluster {
     /// Config file and logs.
     scratch: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// The port this test process reaches the coordinator on: the one it reported
+    /// binding (Local) or the one Docker published (Docker); 0 before the first start.
     port: u16,
     run: String,
     server: Option<Child>,
@@ -83,14 +87,19 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts a coordinator of `kind`; `Err` says why this kind cannot run here.
-    pub async fn start(kind: Kind) -> Result<Cluster, String> {
+    /// Starts a coordinator of `kind`; `None` when the test must skip (Docker is
+    /// absent outside CI: see [`crate::skip`]). A failed image build or `docker
+    /// create` fails the test.
+    pub async fn start(kind: Kind) -> Option<Cluster> {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if kind == Kind::Docker {
-            executor_available("docker")?;
-            docker_hosts::ensure_host_image()?;
+            if !require_executor("docker") {
+                return None;
+            }
+            docker_hosts::ensure_host_image()
+                .unwrap_or_else(|why| panic!("the host image could not be built: {why}"));
             docker_hosts::remove_abandoned_clusters();
         }
         let run = format!(
@@ -98,17 +107,17 @@ impl Cluster {
             std::process::id(),
             NEXT_RUN.fetch_add(1, Ordering::Relaxed)
         );
-        let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
-        std::fs::write(scratch.path().join("gridx.toml"), CONFIG).map_err(|e| e.to_string())?;
+        let scratch = tempfile::tempdir().expect("a scratch directory");
+        std::fs::write(scratch.path().join("gridx.toml"), CONFIG).expect("write the config");
         let mut cluster = Cluster {
             kind,
-            data: tempfile::tempdir().map_err(|e| e.to_string())?,
+            data: tempfile::tempdir().expect("a data directory"),
             scratch,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
-                .map_err(|e| e.to_string())?,
-            port: free_port(),
+                .expect("an HTTP client"),
+            port: 0,
             run,
             server: None,
             workers: Vec::new(),
@@ -122,38 +131,47 @@ impl Cluster {
                 "--label",
                 &format!("{CLUSTER_LABEL}={}", cluster.run),
                 &cluster.network(),
-            ])?;
-            docker(&[
-                "create",
-                "--name",
-                &cluster.coordinator_container(),
-                "--network",
-                &cluster.network(),
-                "--network-alias",
-                "coordinator",
-                "--label",
-                &format!("{CLUSTER_LABEL}={}", cluster.run),
-                "--publish",
-                &format!("127.0.0.1:{}:8420", cluster.port),
-                "--volume",
-                &format!("{}:/data", cluster.data.path().display()),
-                "--volume",
-                &format!("{}:/etc/gridx:ro", cluster.scratch.path().display()),
-                "--env",
-                "GRIDX_LOG=info",
-                HOST_IMAGE,
-                "gridx-server",
-                "--data-dir",
-                "/data",
-                "--config",
-                "/etc/gridx/gridx.toml",
-                "serve",
-                "--listen",
-                "0.0.0.0:8420",
-            ])?;
+            ])
+            .unwrap_or_else(|why| panic!("{why}"));
+            // Docker picks the host port; `start_coordinator` reads which.
+            cluster.create_coordinator_container("127.0.0.1::8420");
         }
         cluster.start_coordinator().await;
-        Ok(cluster)
+        Some(cluster)
+    }
+
+    /// `docker create`s the coordinator's container, publishing its port 8420 as
+    /// `publish` says.
+    fn create_coordinator_container(&self, publish: &str) {
+        docker(&[
+            "create",
+            "--name",
+            &self.coordinator_container(),
+            "--network",
+            &self.network(),
+            "--network-alias",
+            "coordinator",
+            "--label",
+            &format!("{CLUSTER_LABEL}={}", self.run),
+            "--publish",
+            publish,
+            "--volume",
+            &format!("{}:/data", self.data.path().display()),
+            "--volume",
+            &format!("{}:/etc/gridx:ro", self.scratch.path().display()),
+            "--env",
+            "GRIDX_LOG=info",
+            HOST_IMAGE,
+            "gridx-server",
+            "--data-dir",
+            "/data",
+            "--config",
+            "/etc/gridx/gridx.toml",
+            "serve",
+            "--listen",
+            "0.0.0.0:8420",
+        ])
+        .unwrap_or_else(|why| panic!("{why}"));
     }
 
     /// The coordinator's URL as this test process reaches it.
@@ -184,43 +202,57 @@ impl Cluster {
     // ---- the coordinator -------------------------------------------------------
 
     /// Starts (or restarts, on the same data) the coordinator and waits for health.
+    ///
+    /// The first start takes a port the system picks. A restart (after kill -9 or
+    /// SIGTERM) keeps that port: the load generators of the scenarios hold the URL
+    /// across restarts and count a refused connection as "not sent", and the local
+    /// workers' relays point at it. The port was this cluster's until the old process
+    /// died; should another process take it in that instant, the restart fails to bind
+    /// and the test fails with that, never talking to another test's coordinator.
     pub async fn start_coordinator(&mut self) {
         match self.kind {
             Kind::Local => {
-                let child = Command::new(binary("gridx-server"))
-                    .arg("--data-dir")
-                    .arg(self.data.path())
-                    .arg("--config")
-                    .arg(self.config_path())
-                    .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-                    .env("GRIDX_LOG", "info")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(self.log("coordinator"))
-                    .spawn()
-                    .expect("spawn gridx-server");
+                let started = spawn_server(
+                    Command::new(binary("gridx-server"))
+                        .arg("--data-dir")
+                        .arg(self.data.path())
+                        .arg("--config")
+                        .arg(self.config_path())
+                        .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+                        .env("GRIDX_LOG", "info")
+                        .stdin(Stdio::null())
+                        .stderr(self.log("coordinator")),
+                )
+                .await;
+                let (child, addr) =
+                    started.unwrap_or_else(|why| panic!("{why}\n{}", self.coordinator_log()));
                 self.server = Some(child);
+                self.port = addr.port();
             }
             Kind::Docker => {
-                docker(&["start", &self.coordinator_container()]).expect("start the coordinator");
+                let name = self.coordinator_container();
+                if self.port != 0 {
+                    // Docker gives a dynamically published port a new number at every
+                    // start, so a restart is a new container on the same data
+                    // directory, publishing the port the first one got.
+                    let earlier = docker_hosts::log_tail(&name, 200);
+                    let _ = std::io::Write::write_all(
+                        &mut self.log("coordinator-earlier"),
+                        earlier.as_bytes(),
+                    );
+                    docker(&["rm", "-f", &name]).unwrap_or_else(|why| panic!("{why}"));
+                    self.create_coordinator_container(&format!("127.0.0.1:{}:8420", self.port));
+                }
+                docker(&["start", &name]).expect("start the coordinator");
+                self.port =
+                    docker_hosts::published_port(&name, 8420).unwrap_or_else(|why| panic!("{why}"));
             }
         }
-        for _ in 0..400 {
-            if let Ok(r) = self
-                .http
-                .get(format!("{}/healthz", self.url()))
-                .send()
-                .await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "the coordinator did not become healthy:\n{}",
-            self.coordinator_log()
-        );
+        let url = self.url();
+        wait_healthy(&self.http, &url, 20, &|| {
+            format!("\n{}", self.coordinator_log())
+        })
+        .await;
     }
 
     /// SIGKILL: no drain, no flush.
@@ -255,7 +287,12 @@ impl Cluster {
     pub fn coordinator_log(&self) -> String {
         match self.kind {
             Kind::Local => tail_file(&self.scratch.path().join("coordinator.log"), 40),
-            Kind::Docker => docker_hosts::log_tail(&self.coordinator_container(), 40),
+            // With what the containers before a restart logged (see start_coordinator).
+            Kind::Docker => format!(
+                "{}\n{}",
+                tail_file(&self.scratch.path().join("coordinator-earlier.log"), 20),
+                docker_hosts::log_tail(&self.coordinator_container(), 40)
+            ),
         }
     }
 
@@ -354,7 +391,9 @@ impl Cluster {
                 let Some(local) = worker.local.as_mut() else {
                     return;
                 };
-                let (executor, unsandboxed) = if executor_available("bubblewrap").is_ok() {
+                // Not a skip: the local grid tests the queue and the ledger, which any
+                // executor exercises; the sandboxes have their own tests.
+                let (executor, unsandboxed) = if Tool::Bubblewrap.probe().is_ok() {
                     ("bubblewrap", None)
                 } else {
                     ("unsandboxed", Some("--allow-unsandboxed"))

@@ -110,6 +110,15 @@ pub fn exit_code(name: &str) -> Result<i32, String> {
         .map_err(|e| format!("exit code of {name}: {e}"))
 }
 
+/// The host port Docker published a running container's `port` (TCP) on.
+pub fn published_port(name: &str, port: u16) -> Result<u16, String> {
+    let out = docker(&["port", name, &format!("{port}/tcp")])?;
+    // One line per host address, e.g. `127.0.0.1:32768`.
+    out.lines()
+        .find_map(|line| line.rsplit_once(':')?.1.trim().parse().ok())
+        .ok_or_else(|| format!("docker port {name} {port}: no host port in {out:?}"))
+}
+
 /// Whether the container is running.
 pub fn is_running(name: &str) -> bool {
     docker(&["inspect", "--format", "{{.State.Running}}", name]).as_deref() == Ok("true")

@@ -1,26 +1,29 @@
 //! Shared helpers of the end-to-end tests in `tests/`: the built binaries, a
-//! coordinator process on a free port with its own data directory, worker processes,
-//! and a small HTTP client. [`cluster`] adds a whole grid (a coordinator and several
-//! workers) either as processes on 127.0.0.1 or as containers on a Docker network,
-//! with the faults the reliability scenarios inject.
+//! coordinator process on a port of its own with its own data directory, worker
+//! processes, and a small HTTP client. [`cluster`] adds a whole grid (a coordinator
+//! and several workers) either as processes on 127.0.0.1 or as containers on a Docker
+//! network, with the faults the reliability scenarios inject. [`skip`] holds the rule
+//! for tests that need a tool the machine may lack.
 
 pub mod cluster;
 mod docker_hosts;
 mod proxy;
+pub mod skip;
 
+use skip::Tool;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Path of a workspace binary built by the same `cargo test` run's profile.
-///
-/// `cargo test --workspace` builds both binaries before any test runs, because the
-/// `gridx-server` and `gridx-tui` packages have integration tests of their own.
+/// Path of a workspace binary of the test's own profile, built first (see [`ensure_built`]).
 pub fn binary(name: &str) -> PathBuf {
     built(&profile_dir().join(name))
 }
 
-/// Path of a workspace example (benchmarks); `cargo test --workspace` builds them.
+/// Path of a workspace example (benchmarks), built first like the binaries.
 pub fn example(name: &str) -> PathBuf {
     built(&profile_dir().join("examples").join(name))
 }
@@ -35,12 +38,61 @@ fn profile_dir() -> PathBuf {
 }
 
 fn built(path: &Path) -> PathBuf {
+    ensure_built();
     assert!(
         path.exists(),
-        "{} is not built; run `cargo test --workspace`",
+        "{} is not built; run `cargo build --workspace --bins --examples`",
         path.display()
     );
     path.to_owned()
+}
+
+/// Builds the workspace's binaries and examples once per test process.
+///
+/// `cargo test --test one_shot` builds only this package's tests, not gridx-server
+/// or gridx-tui, so without this a test would drive binaries older than the sources
+/// it is meant to check. Building (rather than refusing stale binaries) keeps that
+/// command the whole workflow; when `cargo test --workspace` has just built them, it
+/// is a no-op of a second or two. Same cargo, profile and target directory as the
+/// test binary itself, so it reuses that build and honours CARGO_TARGET_DIR.
+fn ensure_built() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let profile_dir = profile_dir();
+        let target = profile_dir
+            .parent()
+            .ok_or("the profile directory has no parent")?;
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev".to_owned(),
+            Some(other) => other.to_owned(),
+            None => return Err("the profile directory has no name".into()),
+        };
+        let cargo = std::env::var_os("CARGO")
+            .or_else(|| option_env!("CARGO").map(Into::into))
+            .unwrap_or_else(|| "cargo".into());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let out = Command::new(&cargo)
+            .args(["build", "--quiet", "--workspace", "--bins", "--examples"])
+            .args(["--profile", &profile])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(target)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("could not run {}: {e}", cargo.to_string_lossy()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`cargo build --workspace --bins --examples` failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(why) = result {
+        panic!("the binaries under test could not be built: {why}");
+    }
 }
 
 /// Appends one line of measured figures to `target/gridx-e2e-figures.txt` (and to the
@@ -63,16 +115,80 @@ pub fn record_figures(line: &str) {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// The address in `gridx-server serve`'s `listening on ADDR` line on stdout.
+pub fn bound_address(line: &str) -> Option<SocketAddr> {
+    line.strip_prefix("listening on ")?.trim().parse().ok()
+}
+
+/// Spawns a `gridx-server ... serve` command (its stdout is taken here) and waits for
+/// the address it reports having bound. Servers in tests listen on port 0 (or on the
+/// port they reported before a restart), so the address is known only from this line;
+/// and since it is this child's own report, nothing is ever asked of a server that
+/// another test started. `Err` says why no address came (the caller adds its log).
+pub async fn spawn_server(command: &mut Command) -> Result<(Child, SocketAddr), String> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot spawn gridx-server: {e}"))?;
+    let Some(stdout) = child.stdout.take() else {
+        return Err("gridx-server's stdout was not piped".into());
+    };
+    let (report, reported) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut report = Some(report);
+        // Reads to the end, so the server never writes to a closed pipe.
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = bound_address(&line)
+                && let Some(report) = report.take()
+            {
+                let _ = report.send(addr);
+            }
+        }
+    });
+    match tokio::time::timeout(Duration::from_secs(60), reported).await {
+        Ok(Ok(addr)) => Ok((child, addr)),
+        Ok(Err(_)) => {
+            let status = child.wait();
+            Err(format!(
+                "gridx-server exited before it reported the address it bound: {status:?}"
+            ))
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err("gridx-server did not report the address it bound within 60 s".into())
+        }
+    }
+}
+
+/// Polls `GET {url}/healthz` until it answers 200; panics with `context` after `secs`.
+pub async fn wait_healthy(
+    http: &reqwest::Client,
+    url: &str,
+    secs: u64,
+    context: &dyn Fn() -> String,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(r) = http.get(format!("{url}/healthz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the coordinator at {url} did not become healthy in {secs} s{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 /// A coordinator process and its data directory; killed when dropped.
 pub struct Grid {
     pub dir: tempfile::TempDir,
+    /// The port the coordinator reported binding (0 before it first started).
     pub port: u16,
     pub url: String,
     server: Option<Child>,
@@ -89,11 +205,10 @@ impl Grid {
     /// A grid whose coordinator also has these `[server]` settings (TOML lines).
     pub async fn start_with(extra_server_config: &str) -> Grid {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let mut grid = Grid {
             dir,
-            port,
-            url: format!("http://127.0.0.1:{port}"),
+            port: 0,
+            url: String::new(),
             server: None,
             http: reqwest::Client::new(),
             extra_server_config: extra_server_config.to_owned(),
@@ -113,27 +228,34 @@ impl Grid {
             ),
         )
         .expect("write config");
-        let child = Command::new(binary("gridx-server"))
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .arg("--config")
-            .arg(&config)
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .env("GRIDX_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn gridx-server");
+        // The first start binds port 0. A restart binds the port the first one
+        // reported: the workers of this grid dial that address directly and must find
+        // the new coordinator there. The port was this grid's until the old process
+        // died; should another process take it in that instant, the new coordinator
+        // fails to bind and `spawn_server` fails the test with that, rather than the
+        // test talking to someone else's server.
+        let log_path = self.dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("create the server's log");
+        let server_log = || {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            format!("\ngridx-server's stderr:\n{text}")
+        };
+        let (child, addr) = spawn_server(
+            Command::new(binary("gridx-server"))
+                .arg("--data-dir")
+                .arg(self.dir.path())
+                .arg("--config")
+                .arg(&config)
+                .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+                .env("GRIDX_LOG", "warn")
+                .stderr(log),
+        )
+        .await
+        .unwrap_or_else(|why| panic!("{why}{}", server_log()));
         self.server = Some(child);
-        for _ in 0..200 {
-            if let Ok(r) = self.http.get(format!("{}/healthz", self.url)).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("gridx-server did not become healthy");
+        self.port = addr.port();
+        self.url = format!("http://{addr}");
+        wait_healthy(&self.http, &self.url, 10, &server_log).await;
     }
 
     /// Runs an admin command on this grid's data directory; returns stdout, trimmed.
@@ -226,6 +348,23 @@ impl Grid {
                 return job;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Polls until a worker reported that the job's code started (`started_at` is
+    /// set); panics with its last view after `secs`.
+    pub async fn wait_started(&self, token: &str, id: u64, secs: u64) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let job = self.get(token, &format!("/v1/jobs/{id}")).await;
+            if job["status"] == "running" && !job["started_at"].is_null() {
+                return job;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {id} did not start in {secs} s: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -333,29 +472,22 @@ pub fn terminate(child: &mut Child, secs: u64) -> Option<std::process::ExitStatu
     }
 }
 
-/// Whether an executor can run here, and if not, why (for a test's SKIPPED line).
-pub fn executor_available(executor: &str) -> Result<(), String> {
+/// Whether a test may use `executor` here: `true` when it can run; otherwise the
+/// test's skip is reported (in CI it fails, see [`skip`]) and `false` returned, and
+/// the test must return. For Docker it also builds the runtime images, a no-op when
+/// their recipes match; a failed build fails the test, CI or not.
+#[must_use]
+pub fn require_executor(executor: &str) -> bool {
     match executor {
         "docker" => {
-            let engine = Command::new("docker")
-                .args(["version", "--format", "{{.Server.Version}}"])
-                .output();
-            match engine {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => {
-                    return Err(format!(
-                        "no Docker engine: {}",
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    ));
-                }
-                Err(e) => return Err(format!("no docker CLI: {e}")),
+            if !skip::require(Tool::Docker) {
+                return false;
             }
-            // Builds the runtime images if missing; a no-op when their recipes match.
             let built = Command::new(binary("gridx-tui"))
                 .args(["images", "build"])
                 .output();
             match built {
-                Ok(o) if o.status.success() => Ok(()),
+                Ok(o) if o.status.success() => true,
                 Ok(o) => panic!(
                     "the Docker engine is here but `gridx-tui images build` failed: {}",
                     String::from_utf8_lossy(&o.stderr)
@@ -363,13 +495,26 @@ pub fn executor_available(executor: &str) -> Result<(), String> {
                 Err(e) => panic!("could not run gridx-tui images build: {e}"),
             }
         }
-        "bubblewrap" => {
-            if Path::new("/usr/bin/bwrap").exists() {
-                Ok(())
-            } else {
-                Err("bwrap is not installed".into())
-            }
-        }
-        other => Err(format!("unknown executor {other}")),
+        "bubblewrap" => skip::require(Tool::Bubblewrap),
+        other => panic!("no test executor called {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bound_address;
+
+    #[test]
+    fn the_bound_address_is_read_from_the_servers_line() {
+        assert_eq!(
+            bound_address("listening on 127.0.0.1:41234"),
+            Some(([127, 0, 0, 1], 41234).into())
+        );
+        assert_eq!(
+            bound_address("listening on [::1]:8420\n"),
+            Some("[::1]:8420".parse().expect("an address"))
+        );
+        assert_eq!(bound_address("listening on 127.0.0.1"), None);
+        assert_eq!(bound_address("something else 127.0.0.1:1"), None);
     }
 }

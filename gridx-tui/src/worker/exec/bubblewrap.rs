@@ -314,14 +314,23 @@ impl Executor for UnsandboxedExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gridx_e2e::skip::{self, Tool};
     use gridx_proto::job::RunEnd;
     use gridx_proto::{JobId, JobSpec};
 
     async fn executor() -> Option<BubblewrapExecutor> {
-        match BubblewrapExecutor::detect(SandboxLimits::default()).await {
+        detected(SandboxLimits::default()).await
+    }
+
+    /// The executor, or `None` after a skip (a failure with CI=true: gridx_e2e::skip).
+    async fn detected(limits: SandboxLimits) -> Option<BubblewrapExecutor> {
+        if !skip::require(Tool::Bubblewrap) {
+            return None;
+        }
+        match BubblewrapExecutor::detect(limits).await {
             Ok(executor) => Some(executor),
             Err(why) => {
-                eprintln!("SKIPPED: bubblewrap cannot run here ({why})");
+                skip::skip(Tool::Bubblewrap, why);
                 None
             }
         }
@@ -379,9 +388,8 @@ mod tests {
     /// seen in production: bwrap never reports a child.
     #[tokio::test]
     async fn namespaces_that_cannot_be_created_are_a_sandbox_error() {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: RLIMIT_NPROC is applied only by a root worker");
+        // RLIMIT_NPROC is applied only by a root worker.
+        if !skip::require(Tool::Root) {
             return;
         }
         let Some(executor) = executor().await else {
@@ -464,12 +472,8 @@ mod tests {
             tmpfs_mb: 4,
             ..SandboxLimits::default()
         };
-        let executor = match BubblewrapExecutor::detect(limits).await {
-            Ok(executor) => executor,
-            Err(why) => {
-                eprintln!("SKIPPED: bubblewrap cannot run here ({why})");
-                return;
-            }
+        let Some(executor) = detected(limits).await else {
+            return;
         };
         let code = "echo x > /dev/gridx-escape 2> /dev/null && echo 'dev WRITABLE' || echo 'dev read-only'\n\
                     head -c 64M /dev/zero > /dev/shm/fill 2> /dev/null\n\

@@ -586,9 +586,8 @@ mod tests {
     /// A process of another worker running as a job uid makes that uid busy.
     #[test]
     fn a_uid_with_a_process_on_the_host_is_in_use() {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: only root can start a process as another uid");
+        // Only root can start a process as another uid.
+        if !gridx_e2e::skip::require(gridx_e2e::skip::Tool::Root) {
             return;
         }
         use std::os::unix::process::CommandExt;
