@@ -2,6 +2,8 @@
 //! `config/invalid/` must be refused with the message its first line names
 //! (`# error: <text the message must contain>`).
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
 use gridx_proto::config::GridxConfig;
 use std::path::PathBuf;
 

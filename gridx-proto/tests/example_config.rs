@@ -2,6 +2,8 @@
 //! file and the code from drifting apart: the file must parse, and with its optional
 //! lines uncommented it must equal the built-in defaults plus those examples.
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
 use gridx_proto::config::GridxConfig;
 use std::path::PathBuf;
 

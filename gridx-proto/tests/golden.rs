@@ -5,6 +5,8 @@
 //! therefore shows up as a changed fixture in review. To accept an intended change,
 //! run `GRIDX_BLESS=1 cargo test -p gridx-proto --test golden` and commit the files.
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
 use gridx_proto::api::*;
 use gridx_proto::events::ServerEvent;
 use gridx_proto::job::{RunEnd, RunOutcome};

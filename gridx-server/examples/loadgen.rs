@@ -137,6 +137,7 @@ unsafe fn libc_sysconf_clk_tck() -> f64 {
     unsafe extern "C" {
         fn sysconf(name: i32) -> i64;
     }
+    // SAFETY: sysconf only reads a constant of the system; any name is accepted.
     let v = unsafe { sysconf(2) };
     if v > 0 { v as f64 } else { 100.0 }
 }

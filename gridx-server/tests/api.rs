@@ -1,5 +1,7 @@
 //! Every endpoint's success and error codes, over real HTTP.
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
 mod support;
 
 use gridx_proto::JobId;

@@ -2,6 +2,8 @@
 //! constant or configured limit behind it, a value on the bound is accepted by the
 //! running server, and one past it is refused.
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
 mod support;
 
 use gridx_proto::JobLimits;

@@ -1,6 +1,8 @@
 //! The real `gridx-server` binary: admin commands' output (docs/cli.md), graceful shutdown
 //! on SIGTERM, crash (kill -9) recovery, online backup and `ledger verify`.
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
 mod support;
 
 use gridx_proto::JobId;

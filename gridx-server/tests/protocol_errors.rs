@@ -2,6 +2,8 @@
 //! real WebSocket against the coordinator: what each bad frame gets before and after
 //! `welcome`, the close codes, fencing of stale reports and repeated cancels.
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
 mod support;
 
 use futures_util::{SinkExt, StreamExt};

@@ -2,6 +2,8 @@
 //! leases, at every heartbeat. The failure it recovers from is made on purpose: a
 //! trigger in the real store aborts the batch that carries a worker's `finished`.
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
 mod support;
 
 use gridx_proto::JobId;

@@ -1,5 +1,7 @@
 //! Worker sessions, dispatch, leases, fencing and recovery, over real WebSockets.
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
 mod support;
 
 use futures_util::SinkExt;

@@ -1,6 +1,8 @@
 //! Rendering the whole dashboard at 160x48 with 10,000 jobs and 1,000 workers.
 //! `cargo bench -p gridx-tui --bench render`; `cargo test` runs it once as a check.
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use gridx_tui::ui::draw;
 use gridx_tui::ui::fixtures::large_state;

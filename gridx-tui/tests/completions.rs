@@ -3,6 +3,8 @@
 //! accepts its script and completes nested subcommands with it, and the man pages are
 //! roff naming every command.
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
 use clap::CommandFactory;
 use gridx_tui::cli::Cli;
 use std::path::Path;
