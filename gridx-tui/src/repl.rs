@@ -4,8 +4,8 @@
 
 use crate::client::ApiClient;
 use crate::client::live::{self, LiveEvent};
+use crate::commands::completion::complete;
 use crate::commands::{self, ConsoleCommand, Outcome, run::StdinSource};
-use crate::ui::state::complete;
 use gridx_proto::events::ServerEvent;
 use reedline::{
     ColumnarMenu, Completer, CompletionResult, DefaultHinter, DefaultPrompt, DefaultPromptSegment,
