@@ -1,13 +1,13 @@
 //! The Workers pane: the grid's workers (client), or this worker (worker host).
 
-use super::{ascii_safe, human_ms, pane_block, row_style, since_ms, window};
+use super::{ascii_safe, human_ms, pane_block, row_style, since_ms, table, window};
 use crate::ui::state::{AppState, Connection, Mode, Pane, worker_is_down};
 use gridx_proto::api::WorkerStatus;
 use gridx_proto::protocol::ExecutorKind;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row};
 
 /// Columns kept when the pane is narrow: name, status, sandbox, slots, CPU, memory.
 const NARROW: [usize; 6] = [0, 2, 3, 5, 6, 7];
@@ -126,13 +126,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
             .map(|(_, t)| *t),
     )
     .style(t.dim());
-    frame.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(block)
-            .column_spacing(1),
-        area,
-    );
+    frame.render_widget(table(rows, widths, header, block), area);
 }
 
 /// The worker host's own card: who it is, how it sandboxes, how busy it is.
