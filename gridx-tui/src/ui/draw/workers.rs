@@ -93,13 +93,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
             Cell::from(mem),
             Cell::from(seen),
         ];
-        let cells: Vec<Cell> = cells
-            .into_iter()
-            .enumerate()
-            .filter(|(c, _)| keep(*c))
-            .map(|(_, c)| c)
-            .collect();
-        Row::new(cells).style(row_style(state, Pane::Workers, start + i))
+        Row::new(kept(cells, &keep)).style(row_style(state, Pane::Workers, start + i))
     });
     let widths = [
         Constraint::Fill(2),
@@ -112,21 +106,18 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         Constraint::Length(4),
         Constraint::Length(6),
     ];
-    let widths: Vec<Constraint> = widths
+    let header = Row::new(kept(TITLES, &keep)).style(t.dim());
+    frame.render_widget(table(rows, kept(widths, &keep), header, block), area);
+}
+
+/// The columns a narrow pane keeps, by their place in the full row.
+fn kept<T>(columns: impl IntoIterator<Item = T>, keep: &impl Fn(usize) -> bool) -> Vec<T> {
+    columns
         .into_iter()
         .enumerate()
         .filter(|(c, _)| keep(*c))
-        .map(|(_, w)| w)
-        .collect();
-    let header = Row::new(
-        TITLES
-            .iter()
-            .enumerate()
-            .filter(|(c, _)| keep(*c))
-            .map(|(_, t)| *t),
-    )
-    .style(t.dim());
-    frame.render_widget(table(rows, widths, header, block), area);
+        .map(|(_, column)| column)
+        .collect()
 }
 
 /// The worker host's own card: who it is, how it sandboxes, how busy it is.
