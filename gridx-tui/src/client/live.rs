@@ -154,3 +154,54 @@ impl Follower {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{LiveEvent, events_url, follow};
+    use std::time::Duration;
+    use tokio::sync::{mpsc, watch};
+
+    #[test]
+    fn http_addresses_map_to_the_events_socket() {
+        assert_eq!(
+            events_url(" https://grid.example/ ").as_deref(),
+            Some("wss://grid.example/v1/events")
+        );
+        assert_eq!(
+            events_url("http://127.0.0.1:8420").as_deref(),
+            Some("ws://127.0.0.1:8420/v1/events")
+        );
+        assert_eq!(events_url("ftp://grid.example"), None);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_coordinator_is_retried_with_growing_waits_until_stopped() {
+        // A port nobody listens on: bound, then released.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            listener.local_addr().expect("its address").port()
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let following = tokio::spawn(follow(
+            format!("http://127.0.0.1:{port}"),
+            "gxu_x".into(),
+            tx,
+            stop_rx,
+        ));
+        let mut waits = Vec::new();
+        while waits.len() < 2 {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some(LiveEvent::Disconnected { retry_in, .. })) => waits.push(retry_in),
+                other => panic!("expected a disconnect report, got {other:?}"),
+            }
+        }
+        assert!(waits[0] <= Duration::from_millis(500), "{waits:?}");
+        assert!(waits[1] >= Duration::from_millis(500), "{waits:?}");
+        let _ = stop_tx.send(true);
+        tokio::time::timeout(Duration::from_secs(5), following)
+            .await
+            .expect("stops when told")
+            .expect("does not panic");
+    }
+}
