@@ -12,22 +12,18 @@ use std::hint::black_box;
 
 fn render(c: &mut Criterion) {
     let state = large_state(10_000, 1_000);
-    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap_or_else(|e| panic!("{e}"));
-    c.bench_function("full screen 160x48, 10k jobs, 1k workers", |b| {
-        b.iter(|| {
-            terminal
-                .draw(|f| draw::draw(f, black_box(&state)))
-                .unwrap_or_else(|e| panic!("{e}"));
-        })
-    });
-    let mut small = Terminal::new(TestBackend::new(80, 24)).unwrap_or_else(|e| panic!("{e}"));
-    c.bench_function("full screen 80x24, 10k jobs, 1k workers", |b| {
-        b.iter(|| {
-            small
-                .draw(|f| draw::draw(f, black_box(&state)))
-                .unwrap_or_else(|e| panic!("{e}"));
-        })
-    });
+    for (width, height) in [(160, 48), (80, 24)] {
+        let mut terminal =
+            Terminal::new(TestBackend::new(width, height)).unwrap_or_else(|e| panic!("{e}"));
+        let name = format!("full screen {width}x{height}, 10k jobs, 1k workers");
+        c.bench_function(&name, |b| {
+            b.iter(|| {
+                terminal
+                    .draw(|f| draw::draw(f, black_box(&state)))
+                    .unwrap_or_else(|e| panic!("{e}"));
+            })
+        });
+    }
 }
 
 criterion_group!(benches, render);

@@ -2,6 +2,8 @@
 //! and the demo. The worker, client and command layers know nothing of the terminal;
 //! `ui` draws and dispatches.
 
+pub mod backoff;
+pub mod built_in_themes;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -4,8 +4,8 @@
 
 use crate::client::ApiClient;
 use crate::client::live::{self, LiveEvent};
+use crate::commands::completion::complete;
 use crate::commands::{self, ConsoleCommand, Outcome, run::StdinSource};
-use crate::ui::state::complete;
 use gridx_proto::events::ServerEvent;
 use reedline::{
     ColumnarMenu, Completer, CompletionResult, DefaultHinter, DefaultPrompt, DefaultPromptSegment,
@@ -159,7 +159,14 @@ pub fn run_blocking(
     }
     loop {
         let line = match editor.read_line(&prompt)? {
-            Signal::Success(line) => line,
+            Signal::Success(line) => {
+                // Written now, not only at exit: a killed REPL keeps its history, and
+                // whoever reads the file next sees every line already run.
+                if let Err(e) = editor.sync_history() {
+                    tracing::debug!(error = %e, "could not write the REPL history");
+                }
+                line
+            }
             Signal::CtrlC => continue,
             Signal::CtrlD => break,
             _ => continue,

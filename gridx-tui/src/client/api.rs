@@ -1,10 +1,12 @@
 //! A typed client of the coordinator's HTTP API.
 
+use crate::backoff::{Backoff, Retry, retry};
+use gridx_proto::JobId;
 use gridx_proto::api::{
-    BalanceResponse, ErrorBody, JobListResponse, JobView, LedgerResponse, SubmitJobRequest,
-    WorkersResponse,
+    BalanceResponse, ErrorBody, JobListQuery, JobListResponse, JobView, LedgerQuery,
+    LedgerResponse, SubmitJobRequest, WorkersResponse,
 };
-use gridx_proto::{JobId, JobStatus};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -41,7 +43,7 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
-    /// First pause before a submit is sent again; doubles each time.
+    /// First pause before a submit is sent again; about doubles each time.
     resend_delay: Duration,
 }
 
@@ -95,6 +97,15 @@ impl ApiClient {
             .bearer_auth(token))
     }
 
+    /// A GET whose query string serde writes from `query` (absent fields left out).
+    fn get<Q: Serialize>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        Ok(self.request(reqwest::Method::GET, path)?.query(query))
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         builder: reqwest::RequestBuilder,
@@ -131,26 +142,13 @@ impl ApiClient {
     /// three more times: the coordinator answers a resend with the job the first try
     /// made, never a second job or a second charge.
     pub async fn submit(&self, request: &SubmitJobRequest) -> Result<JobView, ClientError> {
-        let key = idempotency_key();
-        let mut delay = self.resend_delay;
-        let mut tries_left = 3;
-        loop {
-            let sent = self
-                .send(
-                    self.request(reqwest::Method::POST, "/v1/jobs")?
-                        .header("Idempotency-Key", &key)
-                        .json(request),
-                )
-                .await;
-            match sent {
-                Err(ClientError::Network { .. }) if tries_left > 0 => {
-                    tries_left -= 1;
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                other => return other,
-            }
-        }
+        let mut resend = Resend {
+            client: self,
+            request,
+            key: idempotency_key(),
+        };
+        let mut backoff = Backoff::new(self.resend_delay, self.resend_delay * 4).with_retries(3);
+        retry(&mut backoff, &mut resend).await
     }
 
     pub async fn job(&self, id: JobId) -> Result<JobView, ClientError> {
@@ -158,28 +156,8 @@ impl ApiClient {
             .await
     }
 
-    pub async fn jobs(
-        &self,
-        status: Option<JobStatus>,
-        limit: u32,
-        before: Option<JobId>,
-        all: bool,
-    ) -> Result<JobListResponse, ClientError> {
-        let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
-        if let Some(s) = status {
-            query.push(("status", s.as_str().into()));
-        }
-        if let Some(b) = before {
-            query.push(("before", b.to_string()));
-        }
-        if all {
-            query.push(("all", "true".into()));
-        }
-        self.send(
-            self.request(reqwest::Method::GET, "/v1/jobs")?
-                .query(&query),
-        )
-        .await
+    pub async fn jobs(&self, query: &JobListQuery) -> Result<JobListResponse, ClientError> {
+        self.send(self.get("/v1/jobs", query)?).await
     }
 
     pub async fn cancel(&self, id: JobId) -> Result<JobView, ClientError> {
@@ -198,25 +176,51 @@ impl ApiClient {
     }
 
     pub async fn ledger(&self, limit: u32) -> Result<LedgerResponse, ClientError> {
-        self.send(
-            self.request(reqwest::Method::GET, "/v1/ledger")?
-                .query(&[("limit", limit)]),
-        )
-        .await
+        let query = LedgerQuery { limit: Some(limit) };
+        self.send(self.get("/v1/ledger", &query)?).await
     }
 
     /// Waits until a job is terminal by polling it (every 100 ms, backing off to 1 s);
     /// it does not use the live stream, so a dropped stream can never hang `--wait`.
     pub async fn wait(&self, id: JobId) -> Result<JobView, ClientError> {
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         loop {
             let view = self.job(id).await?;
             if view.status.is_terminal() {
                 return Ok(view);
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
+            tokio::time::sleep(backoff.next_delay()).await;
         }
+    }
+}
+
+/// One submit, sent again under the same key while its answer is lost.
+struct Resend<'a> {
+    client: &'a ApiClient,
+    request: &'a SubmitJobRequest,
+    key: String,
+}
+
+impl Retry for Resend<'_> {
+    type Output = JobView;
+    type Error = ClientError;
+
+    async fn attempt(&mut self) -> Result<JobView, ClientError> {
+        let post = self
+            .client
+            .request(reqwest::Method::POST, "/v1/jobs")?
+            .header("Idempotency-Key", &self.key)
+            .json(self.request);
+        self.client.send(post).await
+    }
+
+    /// Only a lost answer is worth a resend; an answer, even an error, stands.
+    async fn pause(&mut self, error: &ClientError, delay: Duration) -> bool {
+        let lost = matches!(error, ClientError::Network { .. });
+        if lost {
+            tokio::time::sleep(delay).await;
+        }
+        lost
     }
 }
 
@@ -230,7 +234,10 @@ fn root_cause(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{ApiClient, idempotency_key};
+    use gridx_proto::api::{JobListQuery, SubmitJobRequest};
+    use gridx_proto::{JobId, JobStatus};
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Reads one HTTP request (headers and a Content-Length body); its
@@ -302,5 +309,32 @@ mod tests {
     #[test]
     fn keys_differ_per_submit() {
         assert_ne!(idempotency_key(), idempotency_key());
+    }
+
+    #[test]
+    fn query_strings_are_written_by_serde_and_leave_out_absent_fields() {
+        let client = ApiClient::new("http://coordinator:8420/", Some("gxu_x".into()));
+        let query = |q: &JobListQuery| {
+            let request = client.get("/v1/jobs", q).and_then(|b| {
+                b.build()
+                    .map_err(|e| super::ClientError::Decode(e.to_string()))
+            });
+            request.map(|r| r.url().query().map(str::to_owned))
+        };
+        let full = JobListQuery {
+            status: Some(JobStatus::TimedOut),
+            limit: Some(5),
+            before: Some(JobId(9)),
+            all: Some(true),
+        };
+        assert_eq!(
+            query(&full).ok().flatten().as_deref(),
+            Some("status=timed_out&limit=5&before=9&all=true")
+        );
+        let some = JobListQuery {
+            limit: Some(200),
+            ..JobListQuery::default()
+        };
+        assert_eq!(query(&some).ok().flatten().as_deref(), Some("limit=200"));
     }
 }

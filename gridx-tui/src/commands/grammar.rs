@@ -157,7 +157,8 @@ pub fn help_text(command: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{ConsoleCommand, ParseError, command_names, flags_of, help_text, parse_line};
+    use gridx_proto::{JobId, JobStatus, Language};
 
     #[test]
     fn parses_every_command() {

@@ -1,6 +1,8 @@
 //! The console grammar: one set of commands, one parser, for the dashboard's console,
-//! the REPL and the one-shot commands (`gridx-tui jobs`, ...).
+//! the REPL and the one-shot commands (`gridx-tui jobs`, ...), and the completion
+//! both the console and the REPL offer.
 
+pub mod completion;
 pub mod grammar;
 pub mod render;
 pub mod run;

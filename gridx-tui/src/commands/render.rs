@@ -1,6 +1,7 @@
 //! Outcomes as text lines (console, REPL, one-shot) and as JSON (`--json`).
 
 use super::run::Outcome;
+use crate::built_in_themes;
 use gridx_proto::api::JobView;
 use gridx_proto::time_fmt::to_rfc3339;
 
@@ -129,7 +130,7 @@ pub fn to_lines(outcome: &Outcome) -> Vec<String> {
             lines
         }
         Outcome::Theme(Some(name)) => vec![format!("theme: {name}")],
-        Outcome::Theme(None) => vec![format!("themes: {}", crate::ui::theme::BUILT_IN.join(", "))],
+        Outcome::Theme(None) => vec![format!("themes: {}", built_in_themes::NAMES.join(", "))],
         Outcome::Help(text) => text.lines().map(str::to_owned).collect(),
         Outcome::Quit => vec![],
     }

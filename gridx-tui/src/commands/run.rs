@@ -5,7 +5,8 @@ use super::grammar::{ConsoleCommand, SubmitArgs, help_text};
 use crate::client::{ApiClient, ClientError};
 use gridx_proto::Language;
 use gridx_proto::api::{
-    BalanceResponse, JobListResponse, JobView, LedgerResponse, SubmitJobRequest, WorkersResponse,
+    BalanceResponse, JobListQuery, JobListResponse, JobView, LedgerResponse, SubmitJobRequest,
+    WorkersResponse,
 };
 
 /// What a command produced.
@@ -132,7 +133,13 @@ pub async fn run(
         }
         ConsoleCommand::Job { id } => Ok(Outcome::Job(Box::new(client.job(id).await?))),
         ConsoleCommand::Jobs { status, limit, all } => {
-            Ok(Outcome::Jobs(client.jobs(status, limit, None, all).await?))
+            let query = JobListQuery {
+                status,
+                limit: Some(limit),
+                before: None,
+                all: all.then_some(true),
+            };
+            Ok(Outcome::Jobs(client.jobs(&query).await?))
         }
         ConsoleCommand::Workers => Ok(Outcome::Workers(client.workers().await?)),
         ConsoleCommand::Balance => Ok(Outcome::Balance(client.balance().await?)),

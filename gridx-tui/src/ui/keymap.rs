@@ -357,7 +357,8 @@ impl Keymap {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{KeyAction, Keymap, KeymapError};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
     fn key(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
         KeyEvent::new(code, modifiers)

@@ -1,7 +1,11 @@
-//! The full-screen dashboard: state and reducer (`state`), drawing (`draw`), themes,
-//! key bindings, and the terminal runtime that ties them to crossterm.
+//! The full-screen dashboard: the model, reducer and console line editor (`state`),
+//! drawing (`draw`), themes, key bindings, and the terminal runtime that ties them to
+//! crossterm.
 
 pub mod draw;
+/// Compiled for tests and the render benchmark only (the bench turns the `fixtures`
+/// feature on through the crate's dev-dependency on itself), never into a release.
+#[cfg(any(test, feature = "fixtures"))]
 #[doc(hidden)]
 pub mod fixtures;
 pub mod keymap;

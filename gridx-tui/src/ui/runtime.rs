@@ -11,6 +11,7 @@ use crate::commands::{self, run::StdinSource};
 use crate::worker::host::WorkerEvent;
 use crossterm::event::{Event, EventStream};
 use futures_util::StreamExt;
+use gridx_proto::api::JobListQuery;
 use gridx_proto::time_fmt;
 use ratatui::DefaultTerminal;
 use std::path::PathBuf;
@@ -192,8 +193,12 @@ async fn recv_worker(rx: &mut Option<mpsc::UnboundedReceiver<WorkerEvent>>) -> O
 /// Fetches everything the panes show and sends it as one snapshot.
 fn spawn_refresh(client: ApiClient, tx: mpsc::UnboundedSender<Msg>) {
     tokio::spawn(async move {
+        let recent = JobListQuery {
+            limit: Some(200),
+            ..JobListQuery::default()
+        };
         let (jobs, workers, ledger, balance) = tokio::join!(
-            client.jobs(None, 200, None, false),
+            client.jobs(&recent),
             client.workers(),
             client.ledger(100),
             client.balance()

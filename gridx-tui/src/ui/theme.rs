@@ -1,22 +1,11 @@
 //! Dashboard themes: TOML files with named colours. The four in `themes/` are built
 //! in; a themes directory can add more. `NO_COLOR` strips colour from any theme.
 
+use crate::built_in_themes;
 use gridx_proto::JobStatus;
 use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 use std::path::Path;
-
-pub const BUILT_IN: [&str; 4] = ["dark", "light", "high-contrast", "ansi"];
-
-fn built_in_text(name: &str) -> Option<&'static str> {
-    match name {
-        "dark" => Some(include_str!("../../../themes/dark.toml")),
-        "light" => Some(include_str!("../../../themes/light.toml")),
-        "high-contrast" => Some(include_str!("../../../themes/high-contrast.toml")),
-        "ansi" => Some(include_str!("../../../themes/ansi.toml")),
-        _ => None,
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,7 +155,8 @@ impl Theme {
                 return Theme::from_toml(name, &text);
             }
         }
-        let text = built_in_text(name).ok_or_else(|| ThemeError::Unknown(name.to_owned()))?;
+        let text =
+            built_in_themes::text(name).ok_or_else(|| ThemeError::Unknown(name.to_owned()))?;
         Theme::from_toml(name, text)
     }
 
@@ -316,11 +306,14 @@ impl Theme {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Theme, ThemeError, parse_color};
+    use crate::built_in_themes;
+    use gridx_proto::JobStatus;
+    use ratatui::style::Color;
 
     #[test]
     fn every_built_in_theme_loads() {
-        for name in BUILT_IN {
+        for name in built_in_themes::NAMES {
             let theme = Theme::load(name, None).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(theme.name, name);
         }

@@ -2,11 +2,11 @@
 //! report, heartbeat, reconnect with backoff, and shut down gracefully. It knows
 //! nothing of the terminal: it reports what happens as [`WorkerEvent`]s.
 
-use super::backoff::Backoff;
 use super::exec::{Executor, JobRun, StopReason, StopToken};
 use super::link::{self, Inbound, LinkError, Socket};
 use super::monitor::Monitor;
 use super::workspace::Workspace;
+use crate::backoff::{Backoff, Retry, retry};
 use gridx_proto::job::{RunEnd, RunOutcome};
 use gridx_proto::metrics::HostMetrics;
 use gridx_proto::protocol::{
@@ -104,6 +104,40 @@ pub struct WorkerHost {
     coordinator_draining: bool,
 }
 
+/// Reconnecting after the link was lost: a handshake per try, and while waiting
+/// between tries the host keeps collecting finished jobs and honours shutdown.
+struct Reconnect<'a> {
+    host: &'a mut WorkerHost,
+    shutdown: &'a mut watch::Receiver<bool>,
+    shutdown_at: &'a mut Option<tokio::time::Instant>,
+}
+
+impl Retry for Reconnect<'_> {
+    type Output = (Socket, WorkerId, u32);
+    type Error = LinkError;
+
+    async fn attempt(&mut self) -> Result<Self::Output, LinkError> {
+        // The hello is built for each try: it lists what runs now.
+        let hello = self.host.hello();
+        link::handshake(&self.host.options.server, &hello).await
+    }
+
+    async fn pause(&mut self, error: &LinkError, delay: Duration) -> bool {
+        if !error.is_retryable() {
+            return false;
+        }
+        self.host.emit(WorkerEvent::Disconnected {
+            reason: error.to_string(),
+            retry_in: Some(delay),
+        });
+        self.host
+            .wait_offline(delay, self.shutdown, self.shutdown_at)
+            .await;
+        // A shutdown while offline ends the retries once the host has drained.
+        !self.host.finished_draining()
+    }
+}
+
 impl WorkerHost {
     pub fn new(
         options: HostOptions,
@@ -188,26 +222,24 @@ impl WorkerHost {
                     if self.finished_draining() {
                         return Ok(self.exit(shutdown_at.is_some()).await);
                     }
-                    match link::handshake(&self.options.server, &self.hello()).await {
+                    let mut reconnect = Reconnect {
+                        host: &mut self,
+                        shutdown: &mut shutdown,
+                        shutdown_at: &mut shutdown_at,
+                    };
+                    let reconnected = retry(&mut backoff, &mut reconnect).await;
+                    match reconnected {
                         Ok(c) => c,
-                        Err(e) if !e.is_retryable() => {
-                            self.stop_all(StopReason::Shutdown).await;
-                            return Err(e.into());
+                        Err(e) if e.is_retryable() => {
+                            return Ok(self.exit(shutdown_at.is_some()).await);
                         }
                         Err(e) => {
-                            let delay = backoff.next_delay();
-                            self.emit(WorkerEvent::Disconnected {
-                                reason: e.to_string(),
-                                retry_in: Some(delay),
-                            });
-                            self.wait_offline(delay, &mut shutdown, &mut shutdown_at)
-                                .await;
-                            continue;
+                            self.stop_all(StopReason::Shutdown).await;
+                            return Err(e.into());
                         }
                     }
                 }
             };
-            backoff.reset();
             self.emit(WorkerEvent::Connected {
                 worker_id,
                 heartbeat_s,

@@ -1,7 +1,6 @@
 //! The worker host: what `gridx-tui worker` runs. Executors, the link to the
 //! coordinator, monitoring and workspaces; no terminal drawing here.
 
-pub mod backoff;
 pub mod exec;
 pub mod host;
 pub mod images;

@@ -1,12 +1,12 @@
 //! The Job queue pane.
 
-use super::{human_ms, pane_block, row_style, since_ms, window};
+use super::{human_ms, pane_block, row_style, since_ms, table, window};
 use crate::ui::state::{AppState, Mode, Pane};
 use gridx_proto::JobStatus;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let t = &state.theme;
@@ -73,11 +73,5 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         Constraint::Length(10),
         Constraint::Fill(1),
     ];
-    frame.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(block)
-            .column_spacing(1),
-        area,
-    );
+    frame.render_widget(table(rows, widths, header, block), area);
 }

@@ -1,11 +1,11 @@
 //! The Credit ledger pane.
 
-use super::{pane_block, row_style, window};
+use super::{pane_block, row_style, table, window};
 use crate::ui::state::{AppState, Pane};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let t = &state.theme;
@@ -59,11 +59,5 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         Constraint::Length(7),
         Constraint::Min(6),
     ];
-    frame.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(block)
-            .column_spacing(1),
-        area,
-    );
+    frame.render_widget(table(rows, widths, header, block), area);
 }

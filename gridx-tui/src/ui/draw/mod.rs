@@ -15,7 +15,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::symbols::border;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Row, Table};
 
 /// ASCII borders for terminals without box-drawing glyphs.
 const ASCII_BORDER: border::Set = border::Set {
@@ -68,6 +68,19 @@ pub(crate) fn pane_block<'a>(state: &AppState, pane: Pane, title: String) -> Blo
     } else {
         block.border_type(BorderType::Rounded)
     }
+}
+
+/// A pane's table: its header and rows in its block, with the spacing all tables use.
+pub(crate) fn table<'a>(
+    rows: impl IntoIterator<Item = Row<'a>>,
+    widths: impl IntoIterator<Item = Constraint>,
+    header: Row<'a>,
+    block: Block<'a>,
+) -> Table<'a> {
+    Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .column_spacing(1)
 }
 
 /// Rows `[start, end)` of `total` to show in `height` lines so that `selected` is
@@ -232,7 +245,7 @@ pub(crate) fn row_style(state: &AppState, pane: Pane, index: usize) -> Style {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{human_ms, window};
 
     #[test]
     fn durations_read_like_a_person_would_write_them() {

@@ -1,13 +1,13 @@
 //! The Workers pane: the grid's workers (client), or this worker (worker host).
 
-use super::{ascii_safe, human_ms, pane_block, row_style, since_ms, window};
+use super::{ascii_safe, human_ms, pane_block, row_style, since_ms, table, window};
 use crate::ui::state::{AppState, Connection, Mode, Pane, worker_is_down};
 use gridx_proto::api::WorkerStatus;
 use gridx_proto::protocol::ExecutorKind;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row};
 
 /// Columns kept when the pane is narrow: name, status, sandbox, slots, CPU, memory.
 const NARROW: [usize; 6] = [0, 2, 3, 5, 6, 7];
@@ -93,13 +93,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
             Cell::from(mem),
             Cell::from(seen),
         ];
-        let cells: Vec<Cell> = cells
-            .into_iter()
-            .enumerate()
-            .filter(|(c, _)| keep(*c))
-            .map(|(_, c)| c)
-            .collect();
-        Row::new(cells).style(row_style(state, Pane::Workers, start + i))
+        Row::new(kept(cells, &keep)).style(row_style(state, Pane::Workers, start + i))
     });
     let widths = [
         Constraint::Fill(2),
@@ -112,27 +106,18 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         Constraint::Length(4),
         Constraint::Length(6),
     ];
-    let widths: Vec<Constraint> = widths
+    let header = Row::new(kept(TITLES, &keep)).style(t.dim());
+    frame.render_widget(table(rows, kept(widths, &keep), header, block), area);
+}
+
+/// The columns a narrow pane keeps, by their place in the full row.
+fn kept<T>(columns: impl IntoIterator<Item = T>, keep: &impl Fn(usize) -> bool) -> Vec<T> {
+    columns
         .into_iter()
         .enumerate()
         .filter(|(c, _)| keep(*c))
-        .map(|(_, w)| w)
-        .collect();
-    let header = Row::new(
-        TITLES
-            .iter()
-            .enumerate()
-            .filter(|(c, _)| keep(*c))
-            .map(|(_, t)| *t),
-    )
-    .style(t.dim());
-    frame.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(block)
-            .column_spacing(1),
-        area,
-    );
+        .map(|(_, column)| column)
+        .collect()
 }
 
 /// The worker host's own card: who it is, how it sandboxes, how busy it is.

@@ -113,10 +113,6 @@ impl StopToken {
     pub async fn stopped(&self) {
         self.token.cancelled().await
     }
-
-    pub fn is_stopped(&self) -> bool {
-        self.token.is_cancelled()
-    }
 }
 
 /// The command line that runs a language's source file inside a sandbox.

@@ -1,0 +1,260 @@
+//! The console pane's text: its scrollback log and the line editor under it (input,
+//! cursor, history). Editing works in characters, not bytes, so any UTF-8 is safe.
+
+use std::collections::VecDeque;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Info,
+    Output,
+    Error,
+}
+
+pub struct Console {
+    pub log: VecDeque<(LogLevel, String)>,
+    pub input: String,
+    /// Cursor position in characters.
+    pub cursor: usize,
+    pub history: Vec<String>,
+    /// Which history line Up/Down is showing; `None` while typing a new one.
+    history_pos: Option<usize>,
+    pub editing: bool,
+}
+
+impl Console {
+    const LOG_LEN: usize = 500;
+
+    pub fn new() -> Self {
+        Console {
+            log: VecDeque::new(),
+            input: String::new(),
+            cursor: 0,
+            history: Vec::new(),
+            history_pos: None,
+            editing: false,
+        }
+    }
+
+    /// Appends a line; the same line again only counts up on the last one ("(x3)"),
+    /// so a worker retrying an unreachable coordinator does not flood the console.
+    pub fn push(&mut self, level: LogLevel, line: impl Into<String>) {
+        let line = line.into();
+        if let Some((last_level, last)) = self.log.back_mut()
+            && *last_level == level
+        {
+            let (base, count) = split_repeat(last);
+            if base == line {
+                *last = format!("{line} (x{})", count + 1);
+                return;
+            }
+        }
+        if self.log.len() == Self::LOG_LEN {
+            self.log.pop_front();
+        }
+        self.log.push_back((level, line));
+    }
+
+    /// Remembers a line for Up/Down, unless it repeats the last one.
+    pub fn remember(&mut self, line: &str) {
+        if self.history.last().is_none_or(|last| last != line) {
+            self.history.push(line.to_owned());
+        }
+    }
+
+    /// Takes the typed line away (Enter), leaving an empty input.
+    pub fn take_line(&mut self) -> String {
+        self.cursor = 0;
+        self.history_pos = None;
+        std::mem::take(&mut self.input)
+    }
+
+    /// Replaces the input and puts the cursor at its end.
+    pub fn set_input(&mut self, line: String) {
+        self.input = line;
+        self.cursor = self.len();
+    }
+
+    pub fn clear_input(&mut self) {
+        self.input.clear();
+        self.cursor = 0;
+    }
+
+    pub fn insert(&mut self, ch: char) {
+        let at = self.byte_at(self.cursor);
+        self.input.insert(at, ch);
+        self.cursor += 1;
+    }
+
+    /// Deletes the character before the cursor.
+    pub fn backspace(&mut self) {
+        if self.cursor > 0 {
+            let at = self.byte_at(self.cursor - 1);
+            self.input.remove(at);
+            self.cursor -= 1;
+        }
+    }
+
+    /// Deletes the character under the cursor.
+    pub fn delete(&mut self) {
+        if self.cursor < self.len() {
+            let at = self.byte_at(self.cursor);
+            self.input.remove(at);
+        }
+    }
+
+    pub fn left(&mut self) {
+        self.cursor = self.cursor.saturating_sub(1);
+    }
+
+    pub fn right(&mut self) {
+        self.cursor = (self.cursor + 1).min(self.len());
+    }
+
+    pub fn home(&mut self) {
+        self.cursor = 0;
+    }
+
+    pub fn end(&mut self) {
+        self.cursor = self.len();
+    }
+
+    /// Up: the previous history line (the last one first).
+    pub fn history_back(&mut self) {
+        if self.history.is_empty() {
+            return;
+        }
+        let pos = self
+            .history_pos
+            .map_or(self.history.len() - 1, |p| p.saturating_sub(1));
+        self.history_pos = Some(pos);
+        self.set_input(self.history[pos].clone());
+    }
+
+    /// Down: the next history line, and past the newest an empty input.
+    pub fn history_forward(&mut self) {
+        match self.history_pos {
+            Some(p) if p + 1 < self.history.len() => {
+                self.history_pos = Some(p + 1);
+                self.set_input(self.history[p + 1].clone());
+            }
+            _ => {
+                self.history_pos = None;
+                self.clear_input();
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.input.chars().count()
+    }
+
+    fn byte_at(&self, chars: usize) -> usize {
+        self.input
+            .char_indices()
+            .nth(chars)
+            .map_or(self.input.len(), |(i, _)| i)
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Console::new()
+    }
+}
+
+/// A console line without its repeat count, and the count (1 when it has none).
+fn split_repeat(text: &str) -> (&str, u32) {
+    text.strip_suffix(')')
+        .and_then(|rest| rest.rsplit_once(" (x"))
+        .and_then(|(base, n)| Some((base, n.parse().ok()?)))
+        .unwrap_or((text, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Console, LogLevel, split_repeat};
+
+    fn typed(text: &str) -> Console {
+        let mut c = Console::new();
+        text.chars().for_each(|ch| c.insert(ch));
+        c
+    }
+
+    #[test]
+    fn edits_by_character_not_byte() {
+        let mut c = typed("héllo");
+        c.left();
+        c.left();
+        c.left();
+        c.backspace();
+        assert_eq!(c.input, "hllo");
+        assert_eq!(c.cursor, 1);
+        c.insert('ü');
+        c.delete();
+        assert_eq!(c.input, "hülo");
+        c.home();
+        c.backspace();
+        assert_eq!(c.input, "hülo", "nothing before the start");
+        c.end();
+        c.delete();
+        c.right();
+        assert_eq!(
+            (c.input.as_str(), c.cursor),
+            ("hülo", 4),
+            "nothing past the end"
+        );
+    }
+
+    #[test]
+    fn history_walks_back_and_forward_to_an_empty_line() {
+        let mut c = Console::new();
+        c.history_back();
+        assert_eq!(c.input, "", "no history yet");
+        for line in ["jobs", "jobs", "balance"] {
+            c.remember(line);
+        }
+        assert_eq!(
+            c.history,
+            ["jobs", "balance"],
+            "a repeat is remembered once"
+        );
+        c.history_back();
+        c.history_back();
+        c.history_back();
+        assert_eq!(
+            (c.input.as_str(), c.cursor),
+            ("jobs", 4),
+            "stops at the oldest"
+        );
+        c.history_forward();
+        assert_eq!(c.input, "balance");
+        c.history_forward();
+        assert_eq!(c.input, "");
+        c.set_input("draft".into());
+        assert_eq!(c.take_line(), "draft");
+        assert_eq!((c.input.as_str(), c.cursor), ("", 0));
+    }
+
+    #[test]
+    fn a_repeated_line_counts_up_instead_of_scrolling() {
+        let mut c = Console::new();
+        c.push(LogLevel::Error, "refused");
+        c.push(LogLevel::Error, "refused");
+        c.push(LogLevel::Error, "refused");
+        c.push(LogLevel::Info, "refused");
+        let lines: Vec<&str> = c.log.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(lines, ["refused (x3)", "refused"]);
+        assert_eq!(split_repeat("job 7 (x12)"), ("job 7", 12));
+        assert_eq!(split_repeat("echo (xyz)"), ("echo (xyz)", 1));
+    }
+
+    #[test]
+    fn the_log_keeps_its_newest_lines() {
+        let mut c = Console::new();
+        for i in 0..Console::LOG_LEN + 3 {
+            c.push(LogLevel::Output, i.to_string());
+        }
+        assert_eq!(c.log.len(), Console::LOG_LEN);
+        assert_eq!(c.log.front().map(|(_, l)| l.as_str()), Some("3"));
+    }
+}

@@ -1,0 +1,205 @@
+//! The reducer's key handling: typing modes (console line, filter) first, then
+//! overlays, then the key map's actions on the panes.
+
+use super::console::LogLevel;
+use super::model::{AppState, Mode, Overlay, Pane};
+use super::reducer::Effect;
+use crate::commands::completion::complete;
+use crate::commands::{ConsoleCommand, parse_line};
+use crate::ui::keymap::KeyAction;
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+impl AppState {
+    pub(super) fn on_key(&mut self, key: KeyEvent, effects: &mut Vec<Effect>) {
+        if key.kind == KeyEventKind::Release {
+            return;
+        }
+        // Typing modes take every key first.
+        if self.console.editing {
+            self.console_key(key, effects);
+            return;
+        }
+        if self.filter_editing {
+            match key.code {
+                KeyCode::Esc => {
+                    self.filter.clear();
+                    self.filter_editing = false;
+                }
+                KeyCode::Enter => self.filter_editing = false,
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    self.filter.push(c)
+                }
+                _ => {}
+            }
+            return;
+        }
+        match self.overlay.clone() {
+            Overlay::Help | Overlay::Detail(_) => {
+                if matches!(
+                    key.code,
+                    KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('?')
+                ) {
+                    self.overlay = Overlay::None;
+                }
+                return;
+            }
+            Overlay::ConfirmCancel(id) => {
+                match key.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') => {
+                        effects.push(Effect::RunCommand(ConsoleCommand::Cancel { id }));
+                        self.log(LogLevel::Info, format!("> cancel {id}"));
+                    }
+                    _ => self.log(LogLevel::Info, format!("kept job {id}")),
+                }
+                self.overlay = Overlay::None;
+                return;
+            }
+            Overlay::None => {}
+        }
+        if key.code == KeyCode::Esc {
+            self.filter.clear();
+            return;
+        }
+        let Some(action) = self.keymap.action(&key) else {
+            return;
+        };
+        let focus = self.focus.index();
+        match action {
+            KeyAction::Quit => {
+                self.should_quit = true;
+                effects.push(Effect::Quit);
+            }
+            KeyAction::Help => self.overlay = Overlay::Help,
+            KeyAction::NextPane => self.focus = Pane::ALL[(focus + 1) % 5],
+            KeyAction::PrevPane => self.focus = Pane::ALL[(focus + 4) % 5],
+            KeyAction::FocusWorkers => self.focus = Pane::Workers,
+            KeyAction::FocusJobs => self.focus = Pane::Jobs,
+            KeyAction::FocusGauges => self.focus = Pane::Gauges,
+            KeyAction::FocusLedger => self.focus = Pane::Ledger,
+            KeyAction::FocusConsole => self.focus = Pane::Console,
+            KeyAction::Up => self.selected[focus] = self.selected[focus].saturating_sub(1),
+            KeyAction::Down => self.selected[focus] = self.selected[focus].saturating_add(1),
+            KeyAction::Top => self.selected[focus] = 0,
+            KeyAction::Bottom => self.selected[focus] = usize::MAX,
+            KeyAction::Open => {
+                if self.focus == Pane::Jobs
+                    && let Some(id) = self.selected_job()
+                {
+                    self.overlay = Overlay::Detail(id);
+                }
+            }
+            KeyAction::Cancel => self.ask_to_cancel(),
+            KeyAction::Filter => self.filter_editing = true,
+            KeyAction::Sort => self.sort = self.sort.next(),
+            KeyAction::Console => {
+                self.focus = Pane::Console;
+                self.console.editing = true;
+            }
+            KeyAction::Repl => effects.push(Effect::OpenRepl),
+            KeyAction::Suspend => effects.push(Effect::Suspend),
+            KeyAction::Refresh => effects.push(Effect::Refresh),
+        }
+    }
+
+    /// `c` on a job: a confirmation overlay, or why cancelling is not possible here.
+    fn ask_to_cancel(&mut self) {
+        if self.read_only {
+            self.log(LogLevel::Error, "read-only: cancelling is disabled");
+        } else if let Mode::WorkerHost { .. } = self.mode {
+            self.log(
+                LogLevel::Error,
+                "the worker host cannot cancel jobs; their owners can",
+            );
+        } else if let Some(id) = self.selected_job() {
+            let live = self.jobs.get(&id).is_some_and(|j| !j.status.is_terminal());
+            if live {
+                self.overlay = Overlay::ConfirmCancel(id);
+            } else {
+                self.log(LogLevel::Error, format!("job {id} already finished"));
+            }
+        }
+    }
+
+    /// A key while the console line is being edited.
+    fn console_key(&mut self, key: KeyEvent, effects: &mut Vec<Effect>) {
+        let c = &mut self.console;
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Esc => c.editing = false,
+            KeyCode::Char('c') if ctrl => {
+                c.clear_input();
+                c.editing = false;
+            }
+            KeyCode::Enter => {
+                let line = c.take_line();
+                self.run_line(line, effects);
+            }
+            KeyCode::Backspace => c.backspace(),
+            KeyCode::Delete => c.delete(),
+            KeyCode::Left => c.left(),
+            KeyCode::Right => c.right(),
+            KeyCode::Home => c.home(),
+            KeyCode::End => c.end(),
+            KeyCode::Char('a') if ctrl => c.home(),
+            KeyCode::Char('e') if ctrl => c.end(),
+            KeyCode::Char('u') if ctrl => c.clear_input(),
+            KeyCode::Up => c.history_back(),
+            KeyCode::Down => c.history_forward(),
+            KeyCode::Tab => self.complete_line(),
+            KeyCode::Char(ch) if !ctrl => c.insert(ch),
+            _ => {}
+        }
+    }
+
+    /// Tab: one completion replaces the line; several are listed by their last word.
+    fn complete_line(&mut self) {
+        let completed = complete(&self.console.input);
+        match completed.as_slice() {
+            [] => {}
+            [line] => self.console.set_input(line.clone()),
+            many => {
+                let shown: Vec<&str> = many
+                    .iter()
+                    .map(|l| l.rsplit(' ').next().unwrap_or(l))
+                    .collect();
+                self.log(LogLevel::Info, shown.join("  "));
+            }
+        }
+    }
+
+    /// Runs a console line: parse, echo, and hand the command to the runtime.
+    fn run_line(&mut self, line: String, effects: &mut Vec<Effect>) {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            return;
+        }
+        self.console.remember(trimmed);
+        self.log(LogLevel::Info, format!("> {trimmed}"));
+        match parse_line(trimmed) {
+            Ok(None) => {}
+            Ok(Some(command)) => {
+                if self.read_only
+                    && matches!(
+                        command,
+                        ConsoleCommand::Submit(_) | ConsoleCommand::Cancel { .. }
+                    )
+                {
+                    self.log(
+                        LogLevel::Error,
+                        "read-only: this command would change something",
+                    );
+                    return;
+                }
+                effects.push(Effect::RunCommand(command));
+            }
+            Err(e) => {
+                for l in e.to_string().lines() {
+                    self.log(LogLevel::Error, l.to_owned());
+                }
+            }
+        }
+    }
+}

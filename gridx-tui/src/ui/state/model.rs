@@ -1,0 +1,296 @@
+//! The dashboard's model: what it knows about the grid and what the person is looking
+//! at, with the read-only views the panes draw from. Changes come from the reducer.
+
+use super::console::{Console, LogLevel};
+use crate::ui::keymap::Keymap;
+use crate::ui::theme::Theme;
+use gridx_proto::api::{JobView, LedgerEntryView, WorkerStatus, WorkerView};
+use gridx_proto::metrics::HostMetrics;
+use gridx_proto::protocol::ExecutorKind;
+use gridx_proto::time_fmt::Timestamp;
+use gridx_proto::{Credits, JobId, JobStatus, WorkerId};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, VecDeque};
+
+/// The five panes, in Tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Workers,
+    Jobs,
+    Gauges,
+    Ledger,
+    Console,
+}
+
+impl Pane {
+    pub const ALL: [Pane; 5] = [
+        Pane::Workers,
+        Pane::Jobs,
+        Pane::Gauges,
+        Pane::Ledger,
+        Pane::Console,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Workers => "Workers",
+            Pane::Jobs => "Jobs",
+            Pane::Gauges => "Gauges",
+            Pane::Ledger => "Ledger",
+            Pane::Console => "Console",
+        }
+    }
+
+    /// The pane's place in `Pane::ALL`, which is also its slot in `selected`.
+    pub(super) fn index(self) -> usize {
+        Pane::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+}
+
+/// What is on top of the panes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    Help,
+    Detail(JobId),
+    ConfirmCancel(JobId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobSort {
+    Newest,
+    Status,
+    User,
+    Duration,
+}
+
+impl JobSort {
+    pub fn next(self) -> JobSort {
+        match self {
+            JobSort::Newest => JobSort::Status,
+            JobSort::Status => JobSort::User,
+            JobSort::User => JobSort::Duration,
+            JobSort::Duration => JobSort::Newest,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            JobSort::Newest => "newest",
+            JobSort::Status => "status",
+            JobSort::User => "user",
+            JobSort::Duration => "duration",
+        }
+    }
+}
+
+/// Whose dashboard this is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// A client of a coordinator: every pane from the API and the event stream.
+    Client,
+    /// The worker host: gauges are this machine, jobs are this worker's.
+    WorkerHost {
+        executor: ExecutorKind,
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    Connecting,
+    Online,
+    Offline {
+        reason: String,
+        retry_in_s: Option<u64>,
+    },
+}
+
+/// A metric's recent history, for sparklines.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub values: VecDeque<u64>,
+}
+
+impl History {
+    const LEN: usize = 120;
+
+    pub fn push(&mut self, value: f64) {
+        if self.values.len() == Self::LEN {
+            self.values.pop_front();
+        }
+        self.values
+            .push_back(value.clamp(0.0, 100.0).round() as u64);
+    }
+}
+
+pub struct AppState {
+    pub mode: Mode,
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub ascii: bool,
+    pub read_only: bool,
+    pub server: String,
+    pub user: Option<String>,
+    pub balance: Option<Credits>,
+    pub connection: Connection,
+    pub focus: Pane,
+    pub overlay: Overlay,
+    pub jobs: BTreeMap<JobId, JobView>,
+    pub max_jobs: usize,
+    pub workers: BTreeMap<WorkerId, WorkerView>,
+    pub ledger: VecDeque<LedgerEntryView>,
+    pub selected: [usize; 5],
+    pub filter: String,
+    pub filter_editing: bool,
+    pub sort: JobSort,
+    pub console: Console,
+    /// Local machine metrics (worker-host mode) with their histories.
+    pub local_metrics: Option<HostMetrics>,
+    pub cpu_history: History,
+    pub memory_history: History,
+    pub gpu_history: BTreeMap<u32, History>,
+    pub now: Timestamp,
+    pub should_quit: bool,
+}
+
+impl AppState {
+    pub fn new(mode: Mode, theme: Theme, keymap: Keymap, server: String) -> Self {
+        AppState {
+            mode,
+            theme,
+            keymap,
+            ascii: false,
+            read_only: false,
+            server,
+            user: None,
+            balance: None,
+            connection: Connection::Connecting,
+            focus: Pane::Jobs,
+            overlay: Overlay::None,
+            jobs: BTreeMap::new(),
+            max_jobs: 10_000,
+            workers: BTreeMap::new(),
+            ledger: VecDeque::new(),
+            selected: [0; 5],
+            filter: String::new(),
+            filter_editing: false,
+            sort: JobSort::Newest,
+            console: Console::new(),
+            local_metrics: None,
+            cpu_history: History::default(),
+            memory_history: History::default(),
+            gpu_history: BTreeMap::new(),
+            now: gridx_proto::time_fmt::from_unix_millis(0),
+            should_quit: false,
+        }
+    }
+
+    pub fn log(&mut self, level: LogLevel, line: impl Into<String>) {
+        self.console.push(level, line);
+    }
+
+    fn job_matches(&self, j: &JobView) -> bool {
+        self.filter.is_empty() || {
+            let hay = format!(
+                "{} {} {} {} {}",
+                j.job_id,
+                j.user,
+                j.status,
+                j.language,
+                j.worker_id.map(|w| w.to_string()).unwrap_or_default()
+            );
+            hay.to_ascii_lowercase()
+                .contains(&self.filter.to_ascii_lowercase())
+        }
+    }
+
+    /// Jobs as the jobs pane shows them: filtered and sorted.
+    pub fn visible_jobs(&self) -> Vec<&JobView> {
+        let mut jobs: Vec<&JobView> = self.jobs.values().filter(|j| self.job_matches(j)).collect();
+        match self.sort {
+            JobSort::Newest => jobs.sort_by_key(|j| Reverse(j.job_id)),
+            JobSort::Status => jobs.sort_by_key(|j| (status_rank(j.status), Reverse(j.job_id))),
+            JobSort::User => jobs.sort_by(|a, b| a.user.cmp(&b.user).then(b.job_id.cmp(&a.job_id))),
+            JobSort::Duration => {
+                jobs.sort_by_key(|j| (Reverse(j.duration_ms.unwrap_or(0)), Reverse(j.job_id)))
+            }
+        }
+        jobs
+    }
+
+    pub fn visible_workers(&self) -> Vec<&WorkerView> {
+        let filter = self.filter.to_ascii_lowercase();
+        self.workers
+            .values()
+            .filter(|w| {
+                filter.is_empty()
+                    || format!("{} {} {} {}", w.worker_id, w.name, w.owner, w.status)
+                        .to_ascii_lowercase()
+                        .contains(&filter)
+            })
+            .collect()
+    }
+
+    pub fn selected_job(&self) -> Option<JobId> {
+        self.visible_jobs()
+            .get(self.selected[Pane::Jobs.index()])
+            .map(|j| j.job_id)
+    }
+
+    pub fn selected_worker(&self) -> Option<&WorkerView> {
+        self.visible_workers()
+            .get(self.selected[Pane::Workers.index()])
+            .copied()
+    }
+
+    /// The metrics the gauges show: this machine (worker host), or the selected
+    /// worker's latest heartbeat (client).
+    pub fn gauge_metrics(&self) -> Option<(String, &HostMetrics)> {
+        match &self.mode {
+            Mode::WorkerHost { name, .. } => self.local_metrics.as_ref().map(|m| (name.clone(), m)),
+            Mode::Client => self
+                .selected_worker()
+                .or_else(|| self.workers.values().next())
+                .and_then(|w| w.metrics.as_ref().map(|m| (w.name.clone(), m))),
+        }
+    }
+
+    fn rows_in(&self, pane: Pane) -> usize {
+        match pane {
+            Pane::Workers => self.visible_workers().len(),
+            // Counting needs no sort: this runs on every message.
+            Pane::Jobs => self.jobs.values().filter(|j| self.job_matches(j)).count(),
+            Pane::Ledger => self.ledger.len(),
+            Pane::Console => self.console.log.len(),
+            Pane::Gauges => 0,
+        }
+    }
+
+    /// Keeps every pane's selection on a row that exists; the reducer calls it after
+    /// each message, so key handlers may move past either end.
+    pub(super) fn clamp_selection(&mut self) {
+        for pane in Pane::ALL {
+            let rows = self.rows_in(pane);
+            let i = pane.index();
+            self.selected[i] = self.selected[i].min(rows.saturating_sub(1));
+        }
+    }
+}
+
+fn status_rank(status: JobStatus) -> u8 {
+    match status {
+        JobStatus::Running => 0,
+        JobStatus::Queued => 1,
+        JobStatus::Failed => 2,
+        JobStatus::Error => 3,
+        JobStatus::TimedOut => 4,
+        JobStatus::Cancelled => 5,
+        JobStatus::Succeeded => 6,
+    }
+}
+
+/// Whether a worker is in a state worth highlighting as a problem.
+pub fn worker_is_down(worker: &WorkerView) -> bool {
+    matches!(worker.status, WorkerStatus::Offline | WorkerStatus::Revoked)
+}

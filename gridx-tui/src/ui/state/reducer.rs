@@ -1,0 +1,322 @@
+//! The reducer: what each message (a key, a live event, a snapshot, a finished
+//! command, a worker-host event, the clock) does to the model, and which effects the
+//! runtime must carry out. Keys are handled in `keys`.
+
+use super::console::LogLevel;
+use super::model::{AppState, Connection, Mode};
+use crate::client::live::LiveEvent;
+use crate::commands::{ConsoleCommand, Outcome, render};
+use crate::worker::host::WorkerEvent;
+use crossterm::event::KeyEvent;
+use gridx_proto::api::{JobView, LedgerEntryView, WorkerView};
+use gridx_proto::events::ServerEvent;
+use gridx_proto::job::RunEnd;
+use gridx_proto::metrics::HostMetrics;
+use gridx_proto::time_fmt::Timestamp;
+use gridx_proto::{Credits, JobId, JobStatus, Language, UserName};
+
+/// What the runtime must do after an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Quit,
+    Suspend,
+    OpenRepl,
+    Refresh,
+    RunCommand(ConsoleCommand),
+    SetTheme(String),
+}
+
+/// What can happen to the dashboard.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    Resize,
+    Live(LiveEvent),
+    /// A full reload: the jobs, workers, ledger and balance as fetched now.
+    Snapshot {
+        jobs: Vec<JobView>,
+        workers: Vec<WorkerView>,
+        ledger: Vec<LedgerEntryView>,
+        balance: Option<(String, Credits)>,
+    },
+    CommandDone(Result<Outcome, String>),
+    Worker(WorkerEvent),
+    /// The clock, for ages and durations of running jobs.
+    Now(Timestamp),
+}
+
+impl AppState {
+    /// Applies one message. Returns what the runtime must do, and whether anything
+    /// visible changed (the runtime redraws only then).
+    pub fn update(&mut self, msg: Msg) -> (Vec<Effect>, bool) {
+        let mut effects = Vec::new();
+        let changed = match msg {
+            Msg::Key(key) => {
+                self.on_key(key, &mut effects);
+                true
+            }
+            Msg::Resize => true,
+            Msg::Now(now) => {
+                self.now = now;
+                self.jobs.values().any(|j| j.status == JobStatus::Running)
+            }
+            Msg::Live(event) => self.on_live(event, &mut effects),
+            Msg::Snapshot {
+                jobs,
+                workers,
+                ledger,
+                balance,
+            } => {
+                for job in jobs {
+                    self.upsert_job(job);
+                }
+                self.workers = workers.into_iter().map(|w| (w.worker_id, w)).collect();
+                self.ledger = ledger.into_iter().collect();
+                if let Some((user, balance)) = balance {
+                    self.user = Some(user);
+                    self.balance = Some(balance);
+                }
+                true
+            }
+            Msg::CommandDone(result) => {
+                self.on_command_done(result, &mut effects);
+                true
+            }
+            Msg::Worker(event) => self.on_worker_event(event),
+        };
+        self.clamp_selection();
+        (effects, changed)
+    }
+
+    fn upsert_job(&mut self, job: JobView) {
+        self.jobs.insert(job.job_id, job);
+        while self.jobs.len() > self.max_jobs {
+            // Drop the oldest finished job first, else the oldest.
+            let victim = self
+                .jobs
+                .values()
+                .find(|j| j.status.is_terminal())
+                .or_else(|| self.jobs.values().next())
+                .map(|j| j.job_id);
+            match victim {
+                Some(id) => self.jobs.remove(&id),
+                None => break,
+            };
+        }
+    }
+
+    fn on_live(&mut self, event: LiveEvent, effects: &mut Vec<Effect>) -> bool {
+        match event {
+            LiveEvent::Connected => {
+                // Reload what happened while offline (and on first connect).
+                self.connection = Connection::Online;
+                effects.push(Effect::Refresh);
+                true
+            }
+            LiveEvent::Disconnected { reason, retry_in } => {
+                self.connection = Connection::Offline {
+                    reason,
+                    retry_in_s: (retry_in.as_secs() < 3600).then(|| retry_in.as_secs().max(1)),
+                };
+                true
+            }
+            LiveEvent::Event(event) => match *event {
+                ServerEvent::Job { job } => {
+                    self.upsert_job(job);
+                    true
+                }
+                ServerEvent::Worker { worker } => {
+                    let id = worker.worker_id;
+                    self.workers.insert(id, worker);
+                    let shown = self
+                        .selected_worker()
+                        .or_else(|| self.workers.values().next())
+                        .map(|w| w.worker_id);
+                    if shown == Some(id) {
+                        self.record_gauge_history();
+                    }
+                    true
+                }
+                ServerEvent::WorkerRemoved { worker_id } => {
+                    self.workers.remove(&worker_id).is_some()
+                }
+                ServerEvent::Ledger { entry } => {
+                    // Ledger events are the caller's own account only, so the newest
+                    // entry's balance is the balance.
+                    if self
+                        .ledger
+                        .front()
+                        .is_none_or(|newest| entry.id > newest.id)
+                    {
+                        self.balance = Some(entry.balance_after);
+                    }
+                    self.ledger.push_front(entry);
+                    self.ledger.truncate(500);
+                    true
+                }
+                ServerEvent::Lagged { missed } => {
+                    self.log(
+                        LogLevel::Info,
+                        format!("missed {missed} live events; reloading"),
+                    );
+                    effects.push(Effect::Refresh);
+                    true
+                }
+            },
+        }
+    }
+
+    fn on_worker_event(&mut self, event: WorkerEvent) -> bool {
+        match event {
+            WorkerEvent::Connected { worker_id, .. } => {
+                self.connection = Connection::Online;
+                self.log(LogLevel::Info, format!("connected as worker {worker_id}"));
+            }
+            WorkerEvent::Disconnected { reason, retry_in } => {
+                self.connection = Connection::Offline {
+                    reason: reason.clone(),
+                    retry_in_s: retry_in.map(|d| d.as_secs().max(1)),
+                };
+                self.log(LogLevel::Error, format!("disconnected: {reason}"));
+            }
+            WorkerEvent::JobStarted {
+                job_id,
+                attempt,
+                language,
+            } => {
+                let view = local_job_view(job_id, attempt, language, self.now);
+                self.upsert_job(view);
+                self.log(
+                    LogLevel::Info,
+                    format!("job {job_id} attempt {attempt} started ({language})"),
+                );
+            }
+            WorkerEvent::JobFinished {
+                job_id,
+                attempt,
+                outcome,
+            } => {
+                let (status, reason) = outcome.final_status();
+                if let Some(job) = self.jobs.get_mut(&job_id) {
+                    job.status = status;
+                    job.reason = reason;
+                    job.exit_code = outcome.exit_code;
+                    job.duration_ms = Some(outcome.duration_ms);
+                    job.finished_at = Some(self.now);
+                    job.stdout = outcome.stdout.clone();
+                    job.stderr = outcome.stderr.clone();
+                }
+                let end = match outcome.end {
+                    RunEnd::Exited => format!("exit {}", outcome.exit_code.unwrap_or(-1)),
+                    other => format!("{other:?}").to_ascii_lowercase(),
+                };
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "job {job_id} attempt {attempt} finished: {end} in {} ms",
+                        outcome.duration_ms
+                    ),
+                );
+            }
+            WorkerEvent::Metrics(metrics) => {
+                self.push_history(&metrics);
+                self.local_metrics = Some(*metrics);
+            }
+            WorkerEvent::Draining { reason } => {
+                self.log(LogLevel::Info, format!("draining: {reason}"));
+            }
+            WorkerEvent::Stopped => {
+                self.log(LogLevel::Info, "worker stopped");
+                self.should_quit = true;
+            }
+        }
+        true
+    }
+
+    /// In client mode, worker heartbeats feed the gauges' history of the shown worker.
+    fn record_gauge_history(&mut self) {
+        if let Mode::Client = self.mode
+            && let Some((_, metrics)) = self.gauge_metrics()
+        {
+            let metrics = metrics.clone();
+            self.push_history(&metrics);
+        }
+    }
+
+    fn push_history(&mut self, metrics: &HostMetrics) {
+        self.cpu_history.push(f64::from(metrics.cpu_percent));
+        self.memory_history
+            .push(f64::from(metrics.memory_percent()));
+        for gpu in &metrics.gpus {
+            self.gpu_history
+                .entry(gpu.index)
+                .or_default()
+                .push(f64::from(gpu.utilization_percent.unwrap_or(0)));
+        }
+    }
+
+    fn on_command_done(&mut self, result: Result<Outcome, String>, effects: &mut Vec<Effect>) {
+        match result {
+            Ok(outcome) => {
+                match &outcome {
+                    Outcome::Quit => {
+                        effects.push(Effect::Quit);
+                        self.should_quit = true;
+                    }
+                    Outcome::Theme(Some(name)) => effects.push(Effect::SetTheme(name.clone())),
+                    Outcome::Submitted(job) | Outcome::Job(job) | Outcome::Cancelled(job) => {
+                        self.upsert_job((**job).clone());
+                    }
+                    Outcome::Balance(b) => {
+                        self.balance = Some(b.balance);
+                        self.user = Some(b.user.to_string());
+                    }
+                    Outcome::Workers(w) => {
+                        self.workers = w.workers.iter().map(|w| (w.worker_id, w.clone())).collect();
+                    }
+                    _ => {}
+                }
+                for line in render::to_lines(&outcome) {
+                    self.log(LogLevel::Output, line);
+                }
+            }
+            Err(message) => {
+                for line in message.lines() {
+                    self.log(LogLevel::Error, line.to_owned());
+                }
+            }
+        }
+    }
+}
+
+/// A job view for the worker host's own pane, built from what the worker knows.
+fn local_job_view(job_id: JobId, attempt: u32, language: Language, now: Timestamp) -> JobView {
+    JobView {
+        job_id,
+        user: UserName::new("-").unwrap_or_else(|_| placeholder_user()),
+        status: JobStatus::Running,
+        language,
+        priority: 0,
+        timeout_s: 0,
+        memory_mb: 0,
+        submitted_at: now,
+        started_at: Some(now),
+        finished_at: None,
+        worker_id: None,
+        attempts: attempt,
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        duration_ms: None,
+        reason: None,
+        message: None,
+        cost: Credits::ZERO,
+    }
+}
+
+fn placeholder_user() -> UserName {
+    // "-" is a valid name; this is only reached if the name rules ever change.
+    UserName::new("unknown").unwrap_or_else(|_| unreachable!("a fixed valid name"))
+}
