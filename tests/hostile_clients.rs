@@ -485,9 +485,19 @@ fn hello(token: &str, name: &str) -> Value {
 }
 
 fn heartbeat() -> Value {
+    heartbeat_holding(&[])
+}
+
+/// A heartbeat listing the attempts `(job_id, attempt)` the worker holds: a worker must
+/// list them, or the coordinator loses them after two heartbeats (docs/protocol.md §3).
+fn heartbeat_holding(held: &[(u64, u64)]) -> Value {
+    let running: Vec<Value> = held
+        .iter()
+        .map(|(job_id, attempt)| json!({"job_id": job_id, "attempt": attempt}))
+        .collect();
     json!({"type": "heartbeat",
            "metrics": {"cpu_percent": 1.0, "memory_used_mb": 1, "memory_total_mb": 1024},
-           "running": []})
+           "running": running})
 }
 
 async fn send_json(ws: &mut Ws, value: &Value) {
@@ -1528,7 +1538,7 @@ async fn garbage_before_hello_gets_reject_malformed_and_changes_no_job() {
     ];
     for (what, frame) in frames {
         // The real worker keeps its lease (3 heartbeats of silence and it is lost).
-        send_json(&mut good, &heartbeat()).await;
+        send_json(&mut good, &heartbeat_holding(&[(id, attempt)])).await;
         let mut ws = ws_connect(&grid).await;
         ws.send(frame).await.expect("send");
         expect_reject(&mut ws, "malformed", 5.0, what).await;
@@ -1801,9 +1811,19 @@ async fn sql_metacharacters_in_job_fields_and_results_round_trip_byte_for_byte()
     let (worker_id, worker_token) = add_worker(&grid, "bob", "sqlbox");
     let bystander = Bystander::start(&grid);
     // The worker's name in hello is a client-controlled string too. A name outside
-    // [A-Za-z0-9_-]{1,64} is not taken; the registered label is shown instead.
+    // [A-Za-z0-9_-]{1,64} is a malformed hello (docs/protocol.md §1.2), refused before
+    // it reaches the store; the registered label stays.
     let hostile_name = "'); DROP TABLE workers; --";
-    let (mut worker, id) = welcomed(&grid, &worker_token, hostile_name).await;
+    let mut refused = ws_connect(&grid).await;
+    send_json(&mut refused, &hello(&worker_token, hostile_name)).await;
+    expect_reject(
+        &mut refused,
+        "malformed",
+        5.0,
+        "a hello with a hostile name",
+    )
+    .await;
+    let (mut worker, id) = welcomed(&grid, &worker_token, "sqlbox").await;
     assert_eq!(id, worker_id);
     let w = worker_status(&grid, &alice, worker_id)
         .await
@@ -2198,7 +2218,7 @@ async fn another_users_job_ids_are_404_exactly_like_missing_ones() {
     assert_eq!(status, 404);
     assert_eq!(missing_cancel, missing);
     for id in [running, finished, queued] {
-        send_json(&mut worker, &heartbeat()).await;
+        send_json(&mut worker, &heartbeat_holding(&[(running, attempt)])).await;
         for method in ["GET", "POST"] {
             let (status, body) = answer(method, id).await;
             assert_eq!(
