@@ -406,7 +406,20 @@ async fn a_reconnecting_worker_keeps_its_job() {
     let id = server.submit_ok(&alice, "print(1)").await;
     let (_, attempt, _) = worker.expect_assign().await;
     drop(worker);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Reconnect only once the coordinator has seen the connection go (the worker is
+    // listed offline), so this is a real reconnect and not a replaced session.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, workers) = server.get_json(&alice, "/v1/workers").await;
+        if workers["workers"][0]["status"] == "offline" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dropped worker was never listed offline: {workers}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut worker = FakeWorker::connect_with(
         &server,
         &token,
