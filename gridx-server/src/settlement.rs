@@ -135,7 +135,7 @@ pub enum SettleError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{jobs, schema};
+    use crate::store::{jobs, testing};
 
     fn name(n: &str) -> UserName {
         UserName::new(n).expect("a valid test name")
@@ -219,41 +219,12 @@ mod tests {
     }
 
     fn store() -> Connection {
-        let mut conn = Connection::open_in_memory().expect("in-memory sqlite");
-        schema::migrations()
-            .to_latest(&mut conn)
-            .expect("migrations apply");
-        for user in ["alice", "owner"] {
-            conn.execute(
-                "INSERT INTO users (name, token_hash, created_at) VALUES (?1, ?2, 0)",
-                rusqlite::params![user, user.as_bytes()],
-            )
-            .expect("user row");
-            conn.execute(
-                "INSERT INTO accounts (id, balance) VALUES (?1, 0)",
-                [ledger::user_account(user)],
-            )
-            .expect("account row");
-        }
-        conn.execute(
-            "INSERT INTO workers (id, name, owner, token_hash, created_at) VALUES (1, 'w', 'owner', x'01', 0)",
-            [],
-        )
-        .expect("worker row");
-        conn
+        testing::memory_store(&["alice", "owner"], "owner")
     }
 
     fn job(conn: &Connection, user: &UserName) -> JobId {
-        let spec = gridx_proto::JobSpec {
-            language: gridx_proto::Language::Bash,
-            code: "true".into(),
-            stdin: String::new(),
-            timeout_s: 5,
-            memory_mb: 64,
-            priority: 0,
-            max_output_bytes: 1024,
-        };
-        jobs::insert_job(conn, user, &spec, Credits::from_millis(1_001), 0).expect("job row")
+        jobs::insert_job(conn, user, &testing::spec(), Credits::from_millis(1_001), 0)
+            .expect("job row")
     }
 
     /// On a real store: grant, hold, then each ending; every entry is written with the

@@ -67,35 +67,13 @@ pub(super) fn change_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema;
-    use gridx_proto::{Credits, JobSpec, Language, UserName};
+    use crate::store::testing;
+    use gridx_proto::{Credits, UserName};
 
     fn store_with_job() -> (Connection, JobId) {
-        let mut conn = Connection::open_in_memory().expect("in-memory sqlite");
-        schema::migrations()
-            .to_latest(&mut conn)
-            .expect("migrations apply");
-        conn.execute(
-            "INSERT INTO users (name, token_hash, created_at) VALUES ('a', x'00', 0)",
-            [],
-        )
-        .expect("user");
-        conn.execute(
-            "INSERT INTO workers (id, name, owner, token_hash, created_at) VALUES (1, 'w', 'a', x'01', 0)",
-            [],
-        )
-        .expect("worker");
-        let spec = JobSpec {
-            language: Language::Bash,
-            code: "true".into(),
-            stdin: String::new(),
-            timeout_s: 5,
-            memory_mb: 64,
-            priority: 0,
-            max_output_bytes: 1024,
-        };
+        let conn = testing::memory_store(&["a"], "a");
         let user = UserName::new("a").expect("name");
-        let id = jobs::insert_job(&conn, &user, &spec, Credits::ZERO, 0).expect("job");
+        let id = jobs::insert_job(&conn, &user, &testing::spec(), Credits::ZERO, 0).expect("job");
         (conn, id)
     }
 

@@ -350,36 +350,14 @@ pub fn prune_output(conn: &Connection, cutoff: i64) -> StoreResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ledger, schema};
+    use crate::store::ledger;
     use gridx_proto::api::LedgerKind;
 
     fn store() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        schema::migrations().to_latest(&mut conn).unwrap();
-        conn.execute(
-            "INSERT INTO users (name, token_hash, created_at) VALUES ('a', x'00', 0)",
-            [],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO accounts (id, balance) VALUES ('user:a', 0)",
-            [],
-        )
-        .unwrap();
-        conn
+        crate::store::testing::memory_store(&["a"], "a")
     }
 
-    fn spec() -> JobSpec {
-        JobSpec {
-            language: Language::Bash,
-            code: "echo secret".into(),
-            stdin: "input".into(),
-            timeout_s: 5,
-            memory_mb: 64,
-            priority: 0,
-            max_output_bytes: 1024,
-        }
-    }
+    use crate::store::testing::spec;
 
     #[test]
     fn retention_drops_old_output_but_keeps_the_row_and_ledger() {
@@ -398,7 +376,6 @@ mod tests {
         let old = insert_job(&conn, &user, &spec(), Credits::from_whole(1), 0).unwrap();
         let new = insert_job(&conn, &user, &spec(), Credits::from_whole(1), 0).unwrap();
         for (id, finished) in [(old, 1_000), (new, 9_000)] {
-            conn.execute("INSERT OR IGNORE INTO workers (id, name, owner, token_hash, created_at) VALUES (1, 'w', 'a', x'01', 0)", []).unwrap();
             let assigned = StatusWrite::Assigned {
                 worker: WorkerId(1),
                 attempt: 1,

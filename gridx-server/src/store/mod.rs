@@ -6,6 +6,8 @@ pub mod jobs;
 pub mod ledger;
 pub mod reader;
 pub mod schema;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod users;
 
 use rusqlite::Connection;
