@@ -6,6 +6,7 @@
 //! for tests that need a tool the machine may lack.
 
 pub mod cluster;
+pub mod completions;
 mod docker_hosts;
 mod proxy;
 pub mod skip;
