@@ -182,3 +182,73 @@ async fn the_repl_runs_commands_and_announces_finished_jobs() {
     );
     let _ = terminate(&mut worker, 20);
 }
+
+/// Ctrl-Z then `fg` gives the dashboard back (it used to exit 1 with "the cursor
+/// position could not be read" and type `1R` into the shell), and `r` hands the
+/// terminal to the REPL with every command's output printed (it used to print
+/// nothing: a stale wake of the dropped event reader broke reedline's cursor queries).
+#[tokio::test]
+async fn suspend_and_the_repl_hand_over_keep_the_terminal_whole() {
+    require!(Tool::Tmux);
+    let grid = Grid::start().await;
+    let alice = grid.user("alice", "10");
+    let session = format!("gridx-e2e-suspend-{}", std::process::id());
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(
+        &session,
+        80,
+        24,
+        &format!("env HOME={} bash --norc --noprofile", home.path().display()),
+    );
+    tmux.literal(&format!(
+        "NO_COLOR=1 {} --server {} --token {} --theme ansi",
+        binary("gridx-tui").display(),
+        grid.url,
+        alice
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the dashboard", 20, |s| s.contains("● live"))
+        .await;
+    for round in 0..2 {
+        tmux.keys(&["C-z"]);
+        tmux.wait_for("the shell after Ctrl-Z", 10, |s| s.contains("Stopped"))
+            .await;
+        tmux.literal("clear; fg");
+        tmux.keys(&["Enter"]);
+        tmux.wait_for(&format!("the dashboard back (round {round})"), 10, |s| {
+            s.contains("● live") && s.contains("Workers")
+        })
+        .await;
+    }
+    // Keys still reach it: `r` opens the REPL, whose commands print in full.
+    tmux.keys(&["r"]);
+    tmux.wait_for("the REPL", 10, |s| s.contains("Grid-X console"))
+        .await;
+    tmux.literal("balance");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the balance printed", 10, |s| {
+        s.contains("alice: 10 credits")
+    })
+    .await;
+    tmux.literal("help");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("help printed to its last line", 10, |s| {
+        s.contains("commands:") && s.contains("explains one")
+    })
+    .await;
+    tmux.literal("quit");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the dashboard after the REPL", 10, |s| s.contains("● live"))
+        .await;
+    tmux.keys(&["q"]);
+    tmux.wait_for("the shell after quitting", 10, |s| !s.contains("● live"))
+        .await;
+    // After `fg`, `$?` is the resumed dashboard's own exit status.
+    tmux.literal("echo \"EXIT=$?\"");
+    tmux.keys(&["Enter"]);
+    let screen = tmux
+        .wait_for("the dashboard's exit status", 10, |s| s.contains("EXIT="))
+        .await;
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(!screen.contains("1R"), "a cursor report leaked: {screen}");
+}

@@ -158,7 +158,8 @@ fn check_spec(limits: &JobLimits, request: &SubmitJobRequest, spec: &JobSpec) {
 fn assign_round_trip(spec: JobSpec) {
     let message = CoordinatorMessage::Assign {
         job: AssignedJob {
-            job_id: JobId(u64::MAX),
+            // The largest id the protocol allows (ids are SQLite integers).
+            job_id: JobId(gridx_proto::protocol::MAX_ID),
             spec,
         },
         attempt: u32::MAX,

@@ -41,6 +41,34 @@ fn enter(mouse: bool) -> std::io::Result<DefaultTerminal> {
     Ok(terminal)
 }
 
+/// Takes the terminal back after a suspend or the REPL: a new full-screen terminal
+/// (its buffers empty, so the next draw paints every cell) on a screen cleared by a
+/// plain escape sequence. Not `Terminal::clear`, which asks the terminal for the
+/// cursor position: after `fg` that answer can arrive late or be read by nobody, and
+/// crossterm then fails with "the cursor position could not be read" while the reply
+/// (`ESC[1;1R`) is typed into the shell once we are gone.
+fn retake(mouse: bool) -> std::io::Result<DefaultTerminal> {
+    let terminal = enter(mouse)?;
+    crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+        crossterm::cursor::MoveTo(0, 0)
+    )?;
+    Ok(terminal)
+}
+
+/// Stops reading terminal events so that someone else (the shell after Ctrl-Z, the
+/// REPL) can. Dropping crossterm's `EventStream` wakes its reader thread through
+/// crossterm's internal waker; when that thread was idle, the wake stays pending, and
+/// the next poll of the terminal (reedline's cursor-position query) returns at once
+/// empty-handed: the query fails, its reply is left queued, and every later query reads
+/// the previous one's reply, so reedline paints its prompt over what was printed. One
+/// poll here takes the pending wake (it leaves queued input alone).
+fn release_reader(events: EventStream) {
+    drop(events);
+    let _ = crossterm::event::poll(Duration::from_millis(10));
+}
+
 fn leave(mouse: bool) {
     if mouse {
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
@@ -136,21 +164,20 @@ pub async fn run(mut state: AppState, mut sources: Sources) -> std::io::Result<(
                 Effect::Suspend => {
                     // Stop reading the terminal, give it back, stop ourselves; on `fg`
                     // take it again and redraw everything.
-                    drop(events);
+                    release_reader(events);
                     leave(sources.mouse);
                     // SAFETY: raising a signal on our own process.
                     unsafe {
                         libc::raise(libc::SIGTSTP);
                     }
-                    terminal = enter(sources.mouse)?;
-                    terminal.clear()?;
+                    terminal = retake(sources.mouse)?;
                     events = EventStream::new();
                     changed = true;
                 }
                 Effect::OpenRepl => {
                     // Exactly one reader of terminal events: the dashboard's stream is
                     // dropped before reedline starts, and made anew after it returns.
-                    drop(events);
+                    release_reader(events);
                     leave(sources.mouse);
                     if let Some(client) = sources.client.clone() {
                         let read_only = state.read_only;
@@ -161,8 +188,7 @@ pub async fn run(mut state: AppState, mut sources: Sources) -> std::io::Result<(
                     } else {
                         println!("no coordinator client here; press Enter");
                     }
-                    terminal = enter(sources.mouse)?;
-                    terminal.clear()?;
+                    terminal = retake(sources.mouse)?;
                     events = EventStream::new();
                     changed = true;
                     if let Some(client) = &sources.client {
