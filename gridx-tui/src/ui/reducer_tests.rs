@@ -319,3 +319,56 @@ fn help_lists_every_bound_key() {
     key(&mut s, KeyCode::Char('?'));
     assert_eq!(s.overlay, Overlay::None);
 }
+
+fn live_job(s: &mut AppState, id: u64) {
+    s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job {
+        job: job(id, "alice", Language::Bash, JobStatus::Queued),
+    }))));
+}
+
+#[test]
+fn the_selection_stays_on_its_job_when_jobs_arrive_or_the_sort_changes() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Char('j'));
+    let chosen = s.selected_job().expect("a selected job");
+    // Newer jobs arrive above it: the highlight moves down with it.
+    live_job(&mut s, 200);
+    live_job(&mut s, 201);
+    assert_eq!(s.selected_job(), Some(chosen), "the selection drifted");
+    // At the top too: a new job does not take the selection.
+    key(&mut s, KeyCode::Char('g'));
+    let top = s.selected_job().expect("a selected job");
+    live_job(&mut s, 202);
+    assert_eq!(s.selected_job(), Some(top));
+    // Sorting keeps the same job selected; moving still moves.
+    key(&mut s, KeyCode::Char('s'));
+    assert_ne!(s.sort, JobSort::Newest);
+    assert_eq!(s.selected_job(), Some(top));
+    key(&mut s, KeyCode::Char('j'));
+    assert_ne!(s.selected_job(), Some(top), "j moves off the anchored job");
+}
+
+#[test]
+fn the_ledger_selection_stays_on_its_entry_when_entries_arrive() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char('4'));
+    key(&mut s, KeyCode::Char('j'));
+    let chosen = s.ledger.get(s.selected[3]).map(|e| e.id);
+    assert!(chosen.is_some());
+    for id in [900, 901] {
+        let entry = LedgerEntryView {
+            id,
+            at: from_unix_millis(NOW_MS),
+            kind: LedgerKind::Hold,
+            amount: Credits::from_millis(-1000),
+            job_id: Some(JobId(id)),
+            balance_after: Credits::from_millis(1_000),
+        };
+        s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Ledger {
+            entry,
+        }))));
+    }
+    assert_eq!(s.ledger.front().map(|e| e.id), Some(901));
+    assert_eq!(s.ledger.get(s.selected[3]).map(|e| e.id), chosen);
+}

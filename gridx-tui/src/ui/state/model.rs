@@ -267,6 +267,43 @@ impl AppState {
         }
     }
 
+    /// What each pane's selected row is (a job, a worker, a ledger entry), so that the
+    /// selection can stay on it when rows arrive, leave or are re-sorted.
+    pub(super) fn selection_anchors(&self) -> [Option<RowKey>; 5] {
+        let mut anchors = [None; 5];
+        anchors[Pane::Jobs.index()] = self.selected_job().map(RowKey::Job);
+        anchors[Pane::Workers.index()] =
+            self.selected_worker().map(|w| RowKey::Worker(w.worker_id));
+        anchors[Pane::Ledger.index()] = self
+            .ledger
+            .get(self.selected[Pane::Ledger.index()])
+            .map(|e| RowKey::Ledger(e.id));
+        anchors
+    }
+
+    /// Puts each pane's selection back on the row it was on (as k9s does), unless the
+    /// message itself moved the selection (`before` differs) or the row is gone.
+    pub(super) fn keep_selection(&mut self, before: [usize; 5], anchors: [Option<RowKey>; 5]) {
+        for pane in Pane::ALL {
+            let i = pane.index();
+            if self.selected[i] != before[i] {
+                continue;
+            }
+            let found = match anchors[i] {
+                Some(RowKey::Job(id)) => self.visible_jobs().iter().position(|j| j.job_id == id),
+                Some(RowKey::Worker(id)) => self
+                    .visible_workers()
+                    .iter()
+                    .position(|w| w.worker_id == id),
+                Some(RowKey::Ledger(id)) => self.ledger.iter().position(|e| e.id == id),
+                None => None,
+            };
+            if let Some(row) = found {
+                self.selected[i] = row;
+            }
+        }
+    }
+
     /// Keeps every pane's selection on a row that exists; the reducer calls it after
     /// each message, so key handlers may move past either end.
     pub(super) fn clamp_selection(&mut self) {
@@ -276,6 +313,14 @@ impl AppState {
             self.selected[i] = self.selected[i].min(rows.saturating_sub(1));
         }
     }
+}
+
+/// The identity of a selected row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RowKey {
+    Job(JobId),
+    Worker(WorkerId),
+    Ledger(u64),
 }
 
 fn status_rank(status: JobStatus) -> u8 {

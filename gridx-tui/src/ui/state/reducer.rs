@@ -50,6 +50,8 @@ impl AppState {
     /// visible changed (the runtime redraws only then).
     pub fn update(&mut self, msg: Msg) -> (Vec<Effect>, bool) {
         let mut effects = Vec::new();
+        // The selection follows its row, not its row number (updates, sorting).
+        let (before, anchors) = (self.selected, self.selection_anchors());
         let changed = match msg {
             Msg::Key(key) => {
                 self.on_key(key, &mut effects);
@@ -84,6 +86,7 @@ impl AppState {
             }
             Msg::Worker(event) => self.on_worker_event(event),
         };
+        self.keep_selection(before, anchors);
         self.clamp_selection();
         (effects, changed)
     }
