@@ -372,3 +372,21 @@ fn the_ledger_selection_stays_on_its_entry_when_entries_arrive() {
     assert_eq!(s.ledger.front().map(|e| e.id), Some(901));
     assert_eq!(s.ledger.get(s.selected[3]).map(|e| e.id), chosen);
 }
+
+#[test]
+fn alt_b_moves_by_word_and_types_nothing() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char(':'));
+    type_text(&mut s, "jobs --status failed");
+    let alt = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT));
+    s.update(alt('b'));
+    assert_eq!(
+        s.console.input, "jobs --status failed",
+        "Alt-b typed a letter"
+    );
+    assert_eq!(s.console.cursor, 14);
+    s.update(alt('f'));
+    assert_eq!(s.console.cursor, 20);
+    ctrl(&mut s, 'w');
+    assert_eq!(s.console.input, "jobs --status ");
+}

@@ -118,6 +118,49 @@ impl Console {
         self.cursor = self.len();
     }
 
+    /// Alt-b: to the start of this word, or of the previous one (as readline does:
+    /// a word is a run of letters and digits).
+    pub fn word_left(&mut self) {
+        let chars: Vec<char> = self.input.chars().collect();
+        let mut at = self.cursor.min(chars.len());
+        while at > 0 && !chars[at - 1].is_alphanumeric() {
+            at -= 1;
+        }
+        while at > 0 && chars[at - 1].is_alphanumeric() {
+            at -= 1;
+        }
+        self.cursor = at;
+    }
+
+    /// Alt-f: to the end of this word, or of the next one.
+    pub fn word_right(&mut self) {
+        let chars: Vec<char> = self.input.chars().collect();
+        let mut at = self.cursor.min(chars.len());
+        while at < chars.len() && !chars[at].is_alphanumeric() {
+            at += 1;
+        }
+        while at < chars.len() && chars[at].is_alphanumeric() {
+            at += 1;
+        }
+        self.cursor = at;
+    }
+
+    /// Ctrl-W: deletes back to the previous whitespace, as a shell does.
+    pub fn delete_word_back(&mut self) {
+        let chars: Vec<char> = self.input.chars().collect();
+        let end = self.cursor.min(chars.len());
+        let mut start = end;
+        while start > 0 && chars[start - 1].is_whitespace() {
+            start -= 1;
+        }
+        while start > 0 && !chars[start - 1].is_whitespace() {
+            start -= 1;
+        }
+        let (from, to) = (self.byte_at(start), self.byte_at(end));
+        self.input.replace_range(from..to, "");
+        self.cursor = start;
+    }
+
     /// Up: the previous history line (the last one first).
     pub fn history_back(&mut self) {
         if self.history.is_empty() {
@@ -233,6 +276,26 @@ mod tests {
         c.set_input("draft".into());
         assert_eq!(c.take_line(), "draft");
         assert_eq!((c.input.as_str(), c.cursor), ("", 0));
+    }
+
+    #[test]
+    fn word_moves_and_ctrl_w_work_on_words() {
+        let mut c = typed("submit --lang python");
+        c.word_left();
+        assert_eq!(c.cursor, 14, "to the start of `python`");
+        c.word_left();
+        assert_eq!(c.cursor, 9, "to the start of `lang`, over `--`");
+        c.word_right();
+        assert_eq!(c.cursor, 13, "to the end of `lang`");
+        c.end();
+        c.delete_word_back();
+        assert_eq!((c.input.as_str(), c.cursor), ("submit --lang ", 14));
+        c.delete_word_back();
+        assert_eq!(c.input, "submit ");
+        let mut c = typed("héllo wörld");
+        c.word_left();
+        c.delete_word_back();
+        assert_eq!((c.input.as_str(), c.cursor), ("wörld", 0));
     }
 
     #[test]

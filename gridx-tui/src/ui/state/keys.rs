@@ -127,8 +127,15 @@ impl AppState {
     fn console_key(&mut self, key: KeyEvent, effects: &mut Vec<Effect>) {
         let c = &mut self.console;
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
         match key.code {
             KeyCode::Esc => c.editing = false,
+            KeyCode::Char('b') if alt => c.word_left(),
+            KeyCode::Char('f') if alt => c.word_right(),
+            KeyCode::Left if ctrl || alt => c.word_left(),
+            KeyCode::Right if ctrl || alt => c.word_right(),
+            KeyCode::Char('w') if ctrl => c.delete_word_back(),
+            KeyCode::Backspace if alt => c.delete_word_back(),
             KeyCode::Char('c') if ctrl => {
                 c.clear_input();
                 c.editing = false;
@@ -149,7 +156,8 @@ impl AppState {
             KeyCode::Up => c.history_back(),
             KeyCode::Down => c.history_forward(),
             KeyCode::Tab => self.complete_line(),
-            KeyCode::Char(ch) if !ctrl => c.insert(ch),
+            // A chord (Ctrl or Alt with a letter) is never text.
+            KeyCode::Char(ch) if !ctrl && !alt => c.insert(ch),
             _ => {}
         }
     }
