@@ -19,6 +19,10 @@ pub struct DemoGrid {
     pub token: String,
     pub executor: ExecutorKind,
     pub languages: Vec<Language>,
+    /// `export GRIDX_SERVER=… GRIDX_TOKEN=…` for the demo user, readable by this
+    /// user only, so other terminals can use the grid (`. FILE; gridx-tui jobs`).
+    /// It lives in the demo's temporary directory and goes with it.
+    pub env_file: std::path::PathBuf,
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<Result<(), gridx_server::app::LaunchError>>,
     worker: tokio::task::JoinHandle<()>,
@@ -85,6 +89,12 @@ impl DemoGrid {
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
+        let env_file = data.join("demo.env");
+        write_private(
+            &env_file,
+            &format!("export GRIDX_SERVER={url} GRIDX_TOKEN={token}\n"),
+        )
+        .context("writing the demo's env file")?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let server_config = ServerConfig {
             heartbeat_s: 2,
@@ -138,6 +148,7 @@ impl DemoGrid {
             token,
             executor: kind,
             languages,
+            env_file,
             stop,
             server,
             worker,
@@ -159,6 +170,14 @@ impl DemoGrid {
         Ok(n)
     }
 
+    /// How to reach the demo from another terminal.
+    pub fn reach_hint(&self) -> String {
+        format!(
+            "other terminals: . {} && gridx-tui jobs (or repl)",
+            self.env_file.display()
+        )
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "demo grid at {} · worker demo-worker · {}",
@@ -172,5 +191,41 @@ impl DemoGrid {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.worker).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+    }
+}
+
+/// Creates `path` with `text`, readable and writable by this user only (it holds a
+/// token).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_private;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_env_file_is_private_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("demo.env");
+        write_private(&path, "export GRIDX_TOKEN=x\n").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(
+            write_private(&path, "other").is_err(),
+            "an existing file is kept"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "export GRIDX_TOKEN=x\n"
+        );
     }
 }

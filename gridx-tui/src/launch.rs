@@ -105,6 +105,7 @@ pub async fn demo(config: GridxConfig) -> Result<ExitCode> {
     let client = ApiClient::new(&grid.url, Some(grid.token.clone()));
     let mut state = dashboard_state(&config, Mode::Client)?;
     state.log(LogLevel::Info, grid.describe());
+    state.log(LogLevel::Info, grid.reach_hint());
     if grid.executor == gridx_proto::protocol::ExecutorKind::Unsandboxed {
         state.log(LogLevel::Error, "no sandbox (Docker or bubblewrap) here: the demo worker runs its own sample jobs UNSANDBOXED");
     }
