@@ -390,3 +390,25 @@ fn alt_b_moves_by_word_and_types_nothing() {
     ctrl(&mut s, 'w');
     assert_eq!(s.console.input, "jobs --status ");
 }
+
+#[test]
+fn c_cancels_only_from_the_focused_jobs_pane() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char('1'));
+    key(&mut s, KeyCode::Char('c'));
+    assert_eq!(
+        s.overlay,
+        Overlay::None,
+        "c in the Workers pane asked to cancel a job"
+    );
+    assert!(
+        s.console
+            .log
+            .back()
+            .is_some_and(|(_, l)| l.contains("Jobs pane"))
+    );
+    key(&mut s, KeyCode::Char('2'));
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Char('c'));
+    assert_eq!(s.overlay, Overlay::ConfirmCancel(JobId(11)));
+}

@@ -37,19 +37,41 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         Overlay::Help => help(frame, area, state),
         Overlay::Detail(id) => detail(frame, area, state, *id),
         Overlay::ConfirmCancel(id) => {
-            let rect = centered(area, 50, 20);
-            frame.render_widget(Clear, rect);
+            let t = &state.theme;
+            let about = state.jobs.get(id).map_or_else(
+                || "no longer listed".to_owned(),
+                |j| format!("{} · {} · {}", j.user, j.language, j.status),
+            );
             let text = vec![
-                Line::from(format!("Cancel job {id}?")),
+                Line::from(Span::styled(format!("Cancel job {id}?"), t.text())),
+                Line::from(Span::styled(about, t.dim())),
                 Line::from(""),
-                Line::from(Span::styled(
-                    "y: cancel it   any other key: keep it",
-                    state.theme.dim(),
-                )),
+                Line::from(vec![
+                    Span::styled("y", t.accent()),
+                    Span::styled(" cancel it · ", t.dim()),
+                    Span::styled("any other key", t.accent()),
+                    Span::styled(" keep it", t.dim()),
+                ]),
             ];
-            frame.render_widget(Paragraph::new(text).block(popup(state, "Confirm")), rect);
+            // Sized by its text, not by a share of the screen: a percentage of 24
+            // rows left room for one line, and the keys were never seen.
+            let rect = sized(area, 44, text.len() as u16 + 2);
+            frame.render_widget(Clear, rect);
+            let body = Paragraph::new(text).wrap(ratatui::widgets::Wrap { trim: true });
+            frame.render_widget(body.block(popup(state, "Confirm")), rect);
         }
     }
+}
+
+/// A rectangle of `width` × `height` cells centred in `area` (smaller if it must be).
+fn sized(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
 }
 
 fn help(frame: &mut Frame, area: Rect, state: &AppState) {

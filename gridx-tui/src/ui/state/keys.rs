@@ -91,7 +91,13 @@ impl AppState {
                     self.overlay = Overlay::Detail(id);
                 }
             }
-            KeyAction::Cancel => self.ask_to_cancel(),
+            // Keys act on the focused pane: `c` cancels the selected job only where
+            // jobs are selected, never a job highlighted in a pane out of focus.
+            KeyAction::Cancel if self.focus == Pane::Jobs => self.ask_to_cancel(),
+            KeyAction::Cancel => self.log(
+                LogLevel::Info,
+                "c cancels a job: focus the Jobs pane (2) and select it",
+            ),
             KeyAction::Filter => self.filter_editing = true,
             KeyAction::Sort => self.sort = self.sort.next(),
             KeyAction::Console => {
