@@ -111,6 +111,7 @@ fn read_only_refuses_cancel_and_submit() {
             .is_some_and(|(l, t)| *l == LogLevel::Error && t.contains("read-only"))
     );
     // Reading is fine.
+    key(&mut s, KeyCode::Char(':'));
     type_text(&mut s, "jobs");
     assert_eq!(
         key(&mut s, KeyCode::Enter),
@@ -148,6 +149,11 @@ fn the_console_edits_completes_runs_and_remembers() {
     let effects = key(&mut s, KeyCode::Enter);
     assert_eq!(effects, vec![Effect::RunCommand(ConsoleCommand::Balance)]);
     assert_eq!(s.console.input, "");
+    assert!(
+        !s.console.editing,
+        "Enter leaves typing mode, so j moves again"
+    );
+    key(&mut s, KeyCode::Char(':'));
     type_text(&mut s, "jobs --sta");
     key(&mut s, KeyCode::Tab);
     assert_eq!(s.console.input, "jobs --status");

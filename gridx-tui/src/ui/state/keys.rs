@@ -147,7 +147,10 @@ impl AppState {
                 c.editing = false;
             }
             KeyCode::Enter => {
+                // Enter runs the line and leaves typing mode, so j/k move again; `:`
+                // (with ↑ for history) types the next one.
                 let line = c.take_line();
+                c.editing = false;
                 self.run_line(line, effects);
             }
             KeyCode::Backspace => c.backspace(),
