@@ -418,3 +418,35 @@ fn c_cancels_only_from_the_focused_jobs_pane() {
     key(&mut s, KeyCode::Char('c'));
     assert_eq!(s.overlay, Overlay::ConfirmCancel(JobId(11)));
 }
+
+#[test]
+fn the_help_and_details_page_with_j_k_pgdn_g_and_close_at_the_top() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char('?'));
+    assert_eq!(s.overlay, Overlay::Help);
+    // Drawing records how far the text can scroll; here, 30 lines.
+    s.overlay_max_scroll.set(30);
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Down);
+    assert_eq!(s.overlay_scroll, 2);
+    key(&mut s, KeyCode::PageDown);
+    assert_eq!(s.overlay_scroll, 12);
+    key(&mut s, KeyCode::Char('G'));
+    assert_eq!(s.overlay_scroll, 30, "G stops at the last page");
+    key(&mut s, KeyCode::Char('k'));
+    assert_eq!(s.overlay_scroll, 29, "k moves at once after G");
+    ctrl(&mut s, 'u');
+    assert_eq!(s.overlay_scroll, 19);
+    key(&mut s, KeyCode::Char('g'));
+    assert_eq!(s.overlay_scroll, 0);
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Esc);
+    assert_eq!((s.overlay.clone(), s.overlay_scroll), (Overlay::None, 0));
+    // Details open at the top, and w toggles wrapping.
+    key(&mut s, KeyCode::Enter);
+    assert!(matches!(s.overlay, Overlay::Detail(_)));
+    assert_eq!(s.overlay_scroll, 0);
+    assert!(s.detail_wrap);
+    key(&mut s, KeyCode::Char('w'));
+    assert!(!s.detail_wrap);
+}

@@ -51,6 +51,25 @@ screen!(job_detail, {
     s.overlay = Overlay::Detail(JobId(4));
     s
 });
+screen!(help_overlay_scrolled_to_the_end, {
+    // At 80x24 the help does not fit: G shows its last lines.
+    let mut s = client_state();
+    s.overlay = Overlay::Help;
+    s.overlay_scroll = u16::MAX;
+    s
+});
+screen!(job_detail_pager_of_a_long_output, {
+    // A job printing 300 lines, paged down past its fields: stdout continues, and
+    // stderr follows it.
+    let mut s = client_state();
+    if let Some(job) = s.jobs.get_mut(&JobId(4)) {
+        job.stdout = (1..=300).map(|i| format!("line {i}\n")).collect();
+        job.stderr = "Error: at the end\n".into();
+    }
+    s.overlay = Overlay::Detail(JobId(4));
+    s.overlay_scroll = 40;
+    s
+});
 screen!(cancel_confirmation, {
     let mut s = client_state();
     s.overlay = Overlay::ConfirmCancel(JobId(2));

@@ -98,7 +98,47 @@ fn help(frame: &mut Frame, area: Rect, state: &AppState) {
         "Esc, Enter or ? closes this help",
         t.dim(),
     )));
-    frame.render_widget(Paragraph::new(lines).block(popup(state, "Keys")), rect);
+    pager(frame, rect, state, lines, "Keys", true);
+}
+
+/// Draws `lines` in `rect` from the overlay's scroll position, with the position and
+/// the pager's keys in the title, and records how far it can scroll.
+fn pager(
+    frame: &mut Frame,
+    rect: Rect,
+    state: &AppState,
+    lines: Vec<Line>,
+    title: &str,
+    wrap: bool,
+) {
+    let inner_width = rect.width.saturating_sub(2).max(1) as usize;
+    let visible = rect.height.saturating_sub(2) as usize;
+    // Rows each line takes once wrapped (character count: close enough for a pager).
+    let rows: usize = lines
+        .iter()
+        .map(|l| {
+            if wrap {
+                l.width().div_ceil(inner_width).max(1)
+            } else {
+                1
+            }
+        })
+        .sum();
+    let max = u16::try_from(rows.saturating_sub(visible)).unwrap_or(u16::MAX);
+    state.overlay_max_scroll.set(max);
+    let scroll = state.overlay_scroll.min(max);
+    let title = if max == 0 {
+        format!("{title} · Esc closes")
+    } else {
+        let first = usize::from(scroll) + 1;
+        let last = (usize::from(scroll) + visible).min(rows);
+        format!("{title} · {first}-{last}/{rows} · j/k PgUp/PgDn g/G · Esc closes")
+    };
+    let mut body = Paragraph::new(lines).scroll((scroll, 0));
+    if wrap {
+        body = body.wrap(Wrap { trim: false });
+    }
+    frame.render_widget(body.block(popup(state, &title)), rect);
 }
 
 fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobId) {
@@ -192,14 +232,24 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
             format!("── {name}{}", if cut { " (truncated)" } else { "" }),
             t.dim(),
         )));
-        for l in text.lines().take(200) {
+        for l in text.lines().take(MAX_DETAIL_LINES) {
             lines.push(Line::from(Span::styled(l.to_owned(), t.text())));
         }
+        let more = text.lines().count().saturating_sub(MAX_DETAIL_LINES);
+        if more > 0 {
+            lines.push(Line::from(Span::styled(
+                format!("… {more} more lines: `gridx-tui job {id}` prints them all"),
+                t.dim(),
+            )));
+        }
     }
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(popup(state, "Job details · Esc closes")),
-        rect,
-    );
+    let title = if state.detail_wrap {
+        "Job details · w no wrap"
+    } else {
+        "Job details · w wrap"
+    };
+    pager(frame, rect, state, lines, title, state.detail_wrap);
 }
+
+/// Output lines the details pager holds per stream; the rest is a command away.
+const MAX_DETAIL_LINES: usize = 5_000;

@@ -38,12 +38,7 @@ impl AppState {
         }
         match self.overlay.clone() {
             Overlay::Help | Overlay::Detail(_) => {
-                if matches!(
-                    key.code,
-                    KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('?')
-                ) {
-                    self.overlay = Overlay::None;
-                }
+                self.overlay_key(key);
                 return;
             }
             Overlay::ConfirmCancel(id) => {
@@ -72,7 +67,10 @@ impl AppState {
                 self.should_quit = true;
                 effects.push(Effect::Quit);
             }
-            KeyAction::Help => self.overlay = Overlay::Help,
+            KeyAction::Help => {
+                self.overlay = Overlay::Help;
+                self.overlay_scroll = 0;
+            }
             KeyAction::NextPane => self.focus = Pane::ALL[(focus + 1) % 5],
             KeyAction::PrevPane => self.focus = Pane::ALL[(focus + 4) % 5],
             KeyAction::FocusWorkers => self.focus = Pane::Workers,
@@ -89,6 +87,7 @@ impl AppState {
                     && let Some(id) = self.selected_job()
                 {
                     self.overlay = Overlay::Detail(id);
+                    self.overlay_scroll = 0;
                 }
             }
             // Keys act on the focused pane: `c` cancels the selected job only where
@@ -127,6 +126,34 @@ impl AppState {
                 self.log(LogLevel::Error, format!("job {id} already finished"));
             }
         }
+    }
+
+    /// A key in the help or job details: a pager (j/k, PgUp/PgDn, Ctrl-U/Ctrl-D,
+    /// g/G, Home/End; `w` toggles wrapping of details); Esc, Enter, q or ? closes.
+    fn overlay_key(&mut self, key: KeyEvent) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        const PAGE: u16 = 10;
+        let scroll = self.overlay_scroll;
+        self.overlay_scroll = match key.code {
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('?') => {
+                self.overlay = Overlay::None;
+                0
+            }
+            KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+            KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+            KeyCode::Char('d') if ctrl => scroll.saturating_add(PAGE),
+            KeyCode::Char('u') if ctrl => scroll.saturating_sub(PAGE),
+            KeyCode::PageDown | KeyCode::Char(' ') => scroll.saturating_add(PAGE),
+            KeyCode::PageUp => scroll.saturating_sub(PAGE),
+            KeyCode::Char('g') | KeyCode::Home => 0,
+            KeyCode::Char('G') | KeyCode::End => u16::MAX,
+            KeyCode::Char('w') if matches!(self.overlay, Overlay::Detail(_)) => {
+                self.detail_wrap = !self.detail_wrap;
+                scroll
+            }
+            _ => scroll,
+        }
+        .min(self.overlay_max_scroll.get());
     }
 
     /// A key while the console line is being edited.

@@ -136,6 +136,13 @@ pub struct AppState {
     pub connection: Connection,
     pub focus: Pane,
     pub overlay: Overlay,
+    /// First line shown of a scrolling overlay (help, job details).
+    pub overlay_scroll: u16,
+    /// The last line the overlay could start at when it was last drawn: drawing knows
+    /// the geometry, the reducer clamps with it (so `G` then `k` moves at once).
+    pub overlay_max_scroll: std::cell::Cell<u16>,
+    /// Job details wrap long lines (`w` toggles).
+    pub detail_wrap: bool,
     pub jobs: BTreeMap<JobId, JobView>,
     pub max_jobs: usize,
     pub workers: BTreeMap<WorkerId, WorkerView>,
@@ -168,6 +175,9 @@ impl AppState {
             connection: Connection::Connecting,
             focus: Pane::Jobs,
             overlay: Overlay::None,
+            overlay_scroll: 0,
+            overlay_max_scroll: std::cell::Cell::new(0),
+            detail_wrap: true,
             jobs: BTreeMap::new(),
             max_jobs: 10_000,
             workers: BTreeMap::new(),
