@@ -101,6 +101,32 @@ pub enum ParseError {
     Usage(String),
 }
 
+impl ParseError {
+    /// The error in one line, the real reason first, for a console two lines high at
+    /// 80 columns: clap's `error: ` prefix, usage block and "For more information"
+    /// are dropped, and a tip ("a similar subcommand exists") is kept in brackets.
+    pub fn summary(&self) -> String {
+        let ParseError::Usage(text) = self else {
+            return self.to_string();
+        };
+        let mut reason = None;
+        let mut tips = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(tip) = line.strip_prefix("tip: ") {
+                tips.push(tip.to_owned());
+            } else if reason.is_none() && !line.is_empty() {
+                reason = Some(line.strip_prefix("error: ").unwrap_or(line).to_owned());
+            }
+        }
+        let reason = reason.unwrap_or_else(|| text.clone());
+        if tips.is_empty() {
+            reason
+        } else {
+            format!("{reason} ({})", tips.join("; "))
+        }
+    }
+}
+
 /// Parses one console line. An empty line is `Ok(None)`.
 pub fn parse_line(line: &str) -> Result<Option<ConsoleCommand>, ParseError> {
     let words = shlex::split(line).ok_or(ParseError::Quotes)?;
@@ -159,6 +185,30 @@ pub fn help_text(command: Option<&str>) -> String {
 mod tests {
     use super::{ConsoleCommand, ParseError, command_names, flags_of, help_text, parse_line};
     use gridx_proto::{JobId, JobStatus, Language};
+
+    fn summary(line: &str) -> String {
+        match parse_line(line) {
+            Err(e) => e.summary(),
+            other => panic!("{line:?} parsed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_error_is_one_line_with_the_reason_first() {
+        let typo = summary("jbos");
+        assert!(!typo.contains('\n') && !typo.contains("--help"), "{typo}");
+        assert!(typo.starts_with("unrecognized subcommand 'jbos'"), "{typo}");
+        assert!(typo.contains("'jobs'"), "the tip is kept: {typo}");
+        assert!(typo.chars().count() <= 80, "{typo}");
+        let missing = summary("cancel");
+        assert!(
+            missing.contains("required") && !missing.contains("Usage"),
+            "{missing}"
+        );
+        let value = summary("jobs --status nope");
+        assert!(value.starts_with("invalid value 'nope'"), "{value}");
+        assert_eq!(summary("submit 'open"), "unbalanced quotes");
+    }
 
     #[test]
     fn parses_every_command() {

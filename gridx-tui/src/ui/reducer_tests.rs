@@ -450,3 +450,30 @@ fn the_help_and_details_page_with_j_k_pgdn_g_and_close_at_the_top() {
     key(&mut s, KeyCode::Char('w'));
     assert!(!s.detail_wrap);
 }
+
+#[test]
+fn the_focused_console_scrolls_its_log_and_errors_are_one_line() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char(':'));
+    type_text(&mut s, "jbos");
+    key(&mut s, KeyCode::Enter);
+    let (level, last) = s.console.log.back().cloned().expect("a line");
+    assert_eq!(level, LogLevel::Error);
+    assert!(last.starts_with("unrecognized subcommand 'jbos'"), "{last}");
+    for i in 0..5 {
+        s.log(LogLevel::Output, format!("line {i}"));
+    }
+    key(&mut s, KeyCode::Char('5'));
+    key(&mut s, KeyCode::Char('k'));
+    key(&mut s, KeyCode::Char('k'));
+    assert_eq!(s.console.scroll, 2);
+    // A new line keeps the view where it is.
+    s.log(LogLevel::Output, "newer");
+    assert_eq!(s.console.scroll, 3);
+    key(&mut s, KeyCode::Char('j'));
+    assert_eq!(s.console.scroll, 2);
+    key(&mut s, KeyCode::Char('G'));
+    assert_eq!(s.console.scroll, 0, "G follows the newest again");
+    key(&mut s, KeyCode::Char('g'));
+    assert_eq!(s.console.scroll, s.console.log.len() - 1);
+}

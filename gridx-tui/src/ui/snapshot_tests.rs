@@ -70,6 +70,14 @@ screen!(job_detail_pager_of_a_long_output, {
     s.overlay_scroll = 40;
     s
 });
+screen!(console_error_in_one_line, {
+    // A typo: the reason, not clap's usage block, is what the two lines show.
+    let mut s = client_state();
+    if let Err(e) = crate::commands::parse_line("jbos --limit 2") {
+        s.log(super::state::LogLevel::Error, e.summary());
+    }
+    s
+});
 screen!(cancel_confirmation, {
     let mut s = client_state();
     s.overlay = Overlay::ConfirmCancel(JobId(2));

@@ -9,7 +9,13 @@ use ratatui::widgets::Paragraph;
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let t = &state.theme;
-    let block = pane_block(state, Pane::Console, "Console".into());
+    let scroll = state.console.scroll;
+    let title = if scroll == 0 {
+        "Console".to_owned()
+    } else {
+        format!("Console · {scroll} newer below (G)")
+    };
+    let block = pane_block(state, Pane::Console, title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if inner.height == 0 {
@@ -22,6 +28,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         .log
         .iter()
         .rev()
+        .skip(scroll)
         .take(log_area.height as usize)
         .rev()
         .map(|(level, text)| {

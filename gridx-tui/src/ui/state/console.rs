@@ -19,6 +19,9 @@ pub struct Console {
     /// Which history line Up/Down is showing; `None` while typing a new one.
     history_pos: Option<usize>,
     pub editing: bool,
+    /// How many of the newest log lines are scrolled out of view below (0: follow the
+    /// newest). j/k, g/G in the focused console pane change it.
+    pub scroll: usize,
 }
 
 impl Console {
@@ -28,6 +31,7 @@ impl Console {
         Console {
             log: VecDeque::new(),
             input: String::new(),
+            scroll: 0,
             cursor: 0,
             history: Vec::new(),
             history_pos: None,
@@ -52,6 +56,10 @@ impl Console {
             self.log.pop_front();
         }
         self.log.push_back((level, line));
+        // Scrolled back, the view stays on the lines being read.
+        if self.scroll > 0 {
+            self.scroll = (self.scroll + 1).min(self.log.len().saturating_sub(1));
+        }
     }
 
     /// Remembers a line for Up/Down, unless it repeats the last one.

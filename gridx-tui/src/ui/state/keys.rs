@@ -62,7 +62,21 @@ impl AppState {
             return;
         };
         let focus = self.focus.index();
+        // The focused console pane scrolls its log: k/g older, j/G newer.
+        if self.focus == Pane::Console {
+            let c = &mut self.console;
+            let oldest = c.log.len().saturating_sub(1);
+            match action {
+                KeyAction::Up => c.scroll = (c.scroll + 1).min(oldest),
+                KeyAction::Down => c.scroll = c.scroll.saturating_sub(1),
+                KeyAction::Top => c.scroll = oldest,
+                KeyAction::Bottom => c.scroll = 0,
+                _ => {}
+            }
+        }
         match action {
+            KeyAction::Up | KeyAction::Down | KeyAction::Top | KeyAction::Bottom
+                if self.focus == Pane::Console => {}
             KeyAction::Quit => {
                 self.should_quit = true;
                 effects.push(Effect::Quit);
@@ -239,11 +253,8 @@ impl AppState {
                 }
                 effects.push(Effect::RunCommand(command));
             }
-            Err(e) => {
-                for l in e.to_string().lines() {
-                    self.log(LogLevel::Error, l.to_owned());
-                }
-            }
+            // One line, the reason first: the console is two lines high at 80x24.
+            Err(e) => self.log(LogLevel::Error, e.summary()),
         }
     }
 }
