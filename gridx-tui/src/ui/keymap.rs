@@ -29,10 +29,11 @@ pub enum KeyAction {
     Repl,
     Suspend,
     Refresh,
+    OpenAnnounced,
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 21] = [
+    pub const ALL: [KeyAction; 22] = [
         KeyAction::Quit,
         KeyAction::Help,
         KeyAction::NextPane,
@@ -54,6 +55,7 @@ impl KeyAction {
         KeyAction::Repl,
         KeyAction::Suspend,
         KeyAction::Refresh,
+        KeyAction::OpenAnnounced,
     ];
 
     /// The name used in keymap files.
@@ -80,6 +82,7 @@ impl KeyAction {
             KeyAction::Repl => "repl",
             KeyAction::Suspend => "suspend",
             KeyAction::Refresh => "refresh",
+            KeyAction::OpenAnnounced => "open-finished",
         }
     }
 
@@ -107,6 +110,7 @@ impl KeyAction {
             KeyAction::Repl => "full REPL (returns here on exit)",
             KeyAction::Suspend => "suspend to the shell",
             KeyAction::Refresh => "reload everything",
+            KeyAction::OpenAnnounced => "open the job the console just announced",
         }
     }
 
@@ -271,6 +275,7 @@ impl Default for Keymap {
             ("r", Repl),
             ("ctrl-z", Suspend),
             ("ctrl-r", Refresh),
+            ("o", OpenAnnounced),
         ];
         let bindings = pairs
             .iter()

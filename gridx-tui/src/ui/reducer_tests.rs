@@ -477,3 +477,31 @@ fn the_focused_console_scrolls_its_log_and_errors_are_one_line() {
     key(&mut s, KeyCode::Char('g'));
     assert_eq!(s.console.scroll, s.console.log.len() - 1);
 }
+
+#[test]
+fn a_job_submitted_in_the_console_is_announced_when_it_ends_and_o_opens_it() {
+    let mut s = client_state();
+    let submitted = job(300, "alice", Language::Python, JobStatus::Queued);
+    s.update(Msg::CommandDone(Ok(Outcome::Submitted(Box::new(
+        submitted,
+    )))));
+    key(&mut s, KeyCode::Char('o'));
+    assert_eq!(s.overlay, Overlay::None, "nothing announced yet");
+    let done = job(300, "alice", Language::Python, JobStatus::Succeeded);
+    s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job {
+        job: done.clone(),
+    }))));
+    let (_, line) = s.console.log.back().cloned().expect("an announcement");
+    assert!(
+        line.contains("job 300") && line.contains("succeeded") && line.contains("o opens"),
+        "{line}"
+    );
+    // Announced once: a repeated event says nothing more.
+    let lines = s.console.log.len();
+    s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job {
+        job: done,
+    }))));
+    assert_eq!(s.console.log.len(), lines);
+    key(&mut s, KeyCode::Char('o'));
+    assert_eq!(s.overlay, Overlay::Detail(JobId(300)));
+}

@@ -120,6 +120,13 @@ impl AppState {
             KeyAction::Repl => effects.push(Effect::OpenRepl),
             KeyAction::Suspend => effects.push(Effect::Suspend),
             KeyAction::Refresh => effects.push(Effect::Refresh),
+            KeyAction::OpenAnnounced => match self.announced {
+                Some(id) if self.jobs.contains_key(&id) => {
+                    self.overlay = Overlay::Detail(id);
+                    self.overlay_scroll = 0;
+                }
+                _ => self.log(LogLevel::Info, "no finished job announced yet"),
+            },
         }
     }
 

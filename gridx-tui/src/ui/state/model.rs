@@ -159,6 +159,10 @@ pub struct AppState {
     pub gpu_history: BTreeMap<u32, History>,
     pub now: Timestamp,
     pub should_quit: bool,
+    /// Jobs submitted from this console: their end is announced in the console.
+    pub watched: std::collections::HashSet<JobId>,
+    /// The job the console announced last, which `o` opens.
+    pub announced: Option<JobId>,
 }
 
 impl AppState {
@@ -193,6 +197,8 @@ impl AppState {
             gpu_history: BTreeMap::new(),
             now: gridx_proto::time_fmt::from_unix_millis(0),
             should_quit: false,
+            watched: std::collections::HashSet::new(),
+            announced: None,
         }
     }
 

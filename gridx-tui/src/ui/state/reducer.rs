@@ -45,6 +45,9 @@ pub enum Msg {
     Now(Timestamp),
 }
 
+/// Console-submitted jobs whose end is announced, at most.
+const MAX_WATCHED: usize = 1024;
+
 impl AppState {
     /// Applies one message. Returns what the runtime must do, and whether anything
     /// visible changed (the runtime redraws only then).
@@ -125,6 +128,17 @@ impl AppState {
             }
             LiveEvent::Event(event) => match *event {
                 ServerEvent::Job { job } => {
+                    if job.status.is_terminal() && self.watched.remove(&job.job_id) {
+                        // As the REPL does: a job typed here says when it is done.
+                        let level = if job.status == JobStatus::Succeeded {
+                            LogLevel::Info
+                        } else {
+                            LogLevel::Error
+                        };
+                        let line = format!("⟫ {} · o opens it", render::job_line(&job));
+                        self.log(level, line);
+                        self.announced = Some(job.job_id);
+                    }
                     self.upsert_job(job);
                     true
                 }
@@ -267,7 +281,14 @@ impl AppState {
                         self.should_quit = true;
                     }
                     Outcome::Theme(Some(name)) => effects.push(Effect::SetTheme(name.clone())),
-                    Outcome::Submitted(job) | Outcome::Job(job) | Outcome::Cancelled(job) => {
+                    Outcome::Submitted(job) => {
+                        // Bounded like everything else; past it, jobs go unannounced.
+                        if self.watched.len() < MAX_WATCHED {
+                            self.watched.insert(job.job_id);
+                        }
+                        self.upsert_job((**job).clone());
+                    }
+                    Outcome::Job(job) | Outcome::Cancelled(job) => {
                         self.upsert_job((**job).clone());
                     }
                     Outcome::Balance(b) => {
