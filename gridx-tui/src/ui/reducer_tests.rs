@@ -505,3 +505,21 @@ fn a_job_submitted_in_the_console_is_announced_when_it_ends_and_o_opens_it() {
     key(&mut s, KeyCode::Char('o'));
     assert_eq!(s.overlay, Overlay::Detail(JobId(300)));
 }
+
+#[test]
+fn enter_opens_what_the_focused_pane_selects() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char('1'));
+    key(&mut s, KeyCode::Enter);
+    let first = s.visible_workers()[0].worker_id;
+    assert_eq!(s.overlay, Overlay::Worker(first));
+    key(&mut s, KeyCode::Esc);
+    key(&mut s, KeyCode::Char('4'));
+    key(&mut s, KeyCode::Enter);
+    let entry_job = s.ledger[0].job_id.expect("the fixture's entry has a job");
+    assert_eq!(s.overlay, Overlay::Detail(entry_job));
+    key(&mut s, KeyCode::Esc);
+    key(&mut s, KeyCode::Char('3'));
+    key(&mut s, KeyCode::Enter);
+    assert_eq!(s.overlay, Overlay::None, "the gauges have nothing to open");
+}

@@ -78,6 +78,14 @@ screen!(console_error_in_one_line, {
     }
     s
 });
+screen!(worker_card, {
+    let mut s = client_state();
+    s.focus = Pane::Workers;
+    if let Some(id) = s.visible_workers().first().map(|w| w.worker_id) {
+        s.overlay = Overlay::Worker(id);
+    }
+    s
+});
 screen!(cancel_confirmation, {
     let mut s = client_state();
     s.overlay = Overlay::ConfirmCancel(JobId(2));

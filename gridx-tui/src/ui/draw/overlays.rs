@@ -36,6 +36,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         Overlay::None => {}
         Overlay::Help => help(frame, area, state),
         Overlay::Detail(id) => detail(frame, area, state, *id),
+        Overlay::Worker(id) => worker_card(frame, area, state, *id),
         Overlay::ConfirmCancel(id) => {
             let t = &state.theme;
             let about = state.jobs.get(id).map_or_else(
@@ -249,6 +250,83 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
         "Job details · w wrap"
     };
     pager(frame, rect, state, lines, title, state.detail_wrap);
+}
+
+fn worker_card(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::WorkerId) {
+    let rect = centered(area, 90, 90);
+    frame.render_widget(Clear, rect);
+    let t = &state.theme;
+    let Some(w) = state.workers.get(&id) else {
+        frame.render_widget(
+            Paragraph::new("this worker is no longer listed").block(popup(state, "Worker")),
+            rect,
+        );
+        return;
+    };
+    let field = |name: &str, value: String| {
+        Line::from(vec![
+            Span::styled(format!("{name:>10} "), t.dim()),
+            Span::styled(value, t.text()),
+        ])
+    };
+    let languages: Vec<String> = w.languages.iter().map(|l| l.to_string()).collect();
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(format!("{} ", w.name), t.accent()),
+            Span::styled(w.status.as_str(), t.text()),
+        ]),
+        field("id", w.worker_id.to_string()),
+        field("owner", w.owner.to_string()),
+        field(
+            "sandbox",
+            w.executor.map_or_else(|| "-".into(), |e| e.to_string()),
+        ),
+        field("languages", languages.join(", ")),
+        field("slots", format!("{} of {} in use", w.running, w.slots)),
+        field(
+            "last seen",
+            w.last_seen.map_or_else(|| "-".into(), to_rfc3339),
+        ),
+    ];
+    match &w.metrics {
+        Some(m) => {
+            lines.push(field(
+                "cpu",
+                format!("{:.0}% over {} cores", m.cpu_percent, m.cpu_per_core.len()),
+            ));
+            lines.push(field(
+                "memory",
+                format!("{} of {} MB", m.memory_used_mb, m.memory_total_mb),
+            ));
+            for g in &m.gpus {
+                let util = g
+                    .utilization_percent
+                    .map_or_else(|| "-".into(), |u| format!("{u}%"));
+                lines.push(field(
+                    &format!("gpu {}", g.index),
+                    format!("{} · {util}", g.name),
+                ));
+            }
+        }
+        None => lines.push(field("metrics", "none reported yet".into())),
+    }
+    let jobs: Vec<&gridx_proto::api::JobView> = state
+        .visible_jobs()
+        .into_iter()
+        .filter(|j| j.worker_id == Some(id))
+        .collect();
+    lines.push(Line::from(Span::styled(
+        format!("── its jobs loaded here ({})", jobs.len()),
+        t.dim(),
+    )));
+    for j in jobs {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:>8} ", j.job_id.to_string()), t.text()),
+            Span::styled(format!("{:<10}", j.status.as_str()), t.status(j.status)),
+            Span::styled(format!("{} · {}", j.language, j.user), t.text()),
+        ]));
+    }
+    pager(frame, rect, state, lines, "Worker", true);
 }
 
 /// Output lines the details pager holds per stream; the rest is a command away.

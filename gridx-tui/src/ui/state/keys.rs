@@ -37,7 +37,7 @@ impl AppState {
             return;
         }
         match self.overlay.clone() {
-            Overlay::Help | Overlay::Detail(_) => {
+            Overlay::Help | Overlay::Detail(_) | Overlay::Worker(_) => {
                 self.overlay_key(key);
                 return;
             }
@@ -96,16 +96,9 @@ impl AppState {
             KeyAction::Down => self.selected[focus] = self.selected[focus].saturating_add(1),
             KeyAction::Top => self.selected[focus] = 0,
             KeyAction::Bottom => self.selected[focus] = usize::MAX,
-            KeyAction::Open => {
-                if self.focus == Pane::Jobs
-                    && let Some(id) = self.selected_job()
-                {
-                    self.overlay = Overlay::Detail(id);
-                    self.overlay_scroll = 0;
-                }
-            }
-            // Keys act on the focused pane: `c` cancels the selected job only where
-            // jobs are selected, never a job highlighted in a pane out of focus.
+            // Enter opens what the focused pane selects: a job's details, a worker's
+            // card, or the job of a ledger entry.
+            KeyAction::Open => self.open_selected(),
             KeyAction::Cancel if self.focus == Pane::Jobs => self.ask_to_cancel(),
             KeyAction::Cancel => self.log(
                 LogLevel::Info,
@@ -146,6 +139,32 @@ impl AppState {
             } else {
                 self.log(LogLevel::Error, format!("job {id} already finished"));
             }
+        }
+    }
+
+    fn open_selected(&mut self) {
+        let overlay = match self.focus {
+            Pane::Jobs => self.selected_job().map(Overlay::Detail),
+            Pane::Workers => self.selected_worker().map(|w| Overlay::Worker(w.worker_id)),
+            Pane::Ledger => match self.ledger.get(self.selected[Pane::Ledger.index()]) {
+                Some(entry) => match entry.job_id {
+                    Some(id) if self.jobs.contains_key(&id) => Some(Overlay::Detail(id)),
+                    Some(id) => {
+                        self.log(
+                            LogLevel::Info,
+                            format!("job {id} is not loaded here: type `job {id}` after :"),
+                        );
+                        None
+                    }
+                    None => None,
+                },
+                None => None,
+            },
+            Pane::Gauges | Pane::Console => None,
+        };
+        if let Some(overlay) = overlay {
+            self.overlay = overlay;
+            self.overlay_scroll = 0;
         }
     }
 

@@ -53,6 +53,8 @@ pub enum Overlay {
     None,
     Help,
     Detail(JobId),
+    /// A worker's card: owner, sandbox, languages, slots, metrics and its jobs here.
+    Worker(WorkerId),
     ConfirmCancel(JobId),
 }
 
