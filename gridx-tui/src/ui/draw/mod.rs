@@ -152,26 +152,39 @@ pub fn draw(frame: &mut Frame, state: &AppState) {
 
 fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
     let t = &state.theme;
-    let mut spans = vec![
-        Span::styled(" Grid-X ", t.accent().add_modifier(Modifier::REVERSED)),
-        Span::raw(" "),
-    ];
+    // Segments by importance: what the grid is and whether it is reachable (with the
+    // reason) come first; the address, user and balance go first when space runs out.
+    let mut keep: Vec<(u8, Vec<Span>)> = vec![(
+        0,
+        vec![
+            Span::styled(" Grid-X ", t.accent().add_modifier(Modifier::REVERSED)),
+            Span::raw(" "),
+        ],
+    )];
     match &state.mode {
         Mode::Client => {
-            spans.push(Span::styled(state.server.clone(), t.dim()));
+            keep.push((3, vec![Span::styled(state.server.clone(), t.dim())]));
             if let Some(user) = &state.user {
-                spans.push(Span::raw("  user "));
-                spans.push(Span::styled(user.clone(), t.text()));
+                keep.push((
+                    4,
+                    vec![Span::raw("  user "), Span::styled(user.clone(), t.text())],
+                ));
             }
             if let Some(balance) = state.balance {
-                spans.push(Span::raw("  balance "));
-                spans.push(Span::styled(balance.to_string(), t.accent()));
+                keep.push((
+                    2,
+                    vec![
+                        Span::raw("  balance "),
+                        Span::styled(balance.to_string(), t.accent()),
+                    ],
+                ));
             }
         }
         Mode::WorkerHost { executor, name } => {
-            spans.push(Span::raw("worker "));
-            spans.push(Span::styled(name.clone(), t.text()));
-            spans.push(Span::raw("  sandbox "));
+            keep.push((
+                3,
+                vec![Span::raw("worker "), Span::styled(name.clone(), t.text())],
+            ));
             let style = if executor.is_sandboxed() {
                 t.ok()
             } else {
@@ -181,56 +194,111 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
                 ExecutorKind::Unsandboxed => "UNSANDBOXED (trusted jobs only)".to_owned(),
                 other => other.to_string(),
             };
-            spans.push(Span::styled(label, style));
+            keep.push((1, vec![Span::raw("  sandbox "), Span::styled(label, style)]));
         }
     }
-    spans.push(Span::raw("  "));
-    match &state.connection {
-        Connection::Connecting => spans.push(Span::styled("connecting…", t.warn())),
-        Connection::Online => spans.push(Span::styled("● live", t.ok())),
+    let connection = match &state.connection {
+        Connection::Connecting => Span::styled("connecting…", t.warn()),
+        Connection::Online => Span::styled("● live", t.ok()),
         Connection::Offline { reason, retry_in_s } => {
             let retry = retry_in_s
                 .map(|s| format!(", retrying in {s}s"))
                 .unwrap_or_default();
-            spans.push(Span::styled(
-                format!("○ offline{retry}: {reason}"),
-                t.error(),
-            ));
+            Span::styled(format!("○ offline{retry}: {reason}"), t.error())
         }
-    }
+    };
+    keep.push((0, vec![Span::raw("  "), connection]));
     if state.read_only {
-        spans.push(Span::styled("  read-only", t.warn()));
+        keep.push((1, vec![Span::styled("  read-only", t.warn())]));
     }
-    if state.ascii {
-        spans = spans
+    let spans = fit(keep, area.width);
+    let spans: Vec<Span> = if state.ascii {
+        spans
             .into_iter()
             .map(|s| Span::styled(ascii_safe(state, s.content.into_owned()), s.style))
-            .collect();
-    }
+            .collect()
+    } else {
+        spans
+    };
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Drops the least important segments (highest number first, the later of equals)
+/// until the rest fits in `width`, keeping their order.
+fn fit(mut segments: Vec<(u8, Vec<Span<'static>>)>, width: u16) -> Vec<Span<'static>> {
+    let len = |segments: &[(u8, Vec<Span>)]| -> usize {
+        segments
+            .iter()
+            .flat_map(|(_, s)| s.iter())
+            .map(|s| s.width())
+            .sum()
+    };
+    while len(&segments) > usize::from(width) {
+        let Some(drop) = segments
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, _))| *p > 0)
+            .max_by_key(|(i, (p, _))| (*p, *i))
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        segments.remove(drop);
+    }
+    segments.into_iter().flat_map(|(_, s)| s).collect()
 }
 
 fn draw_footer(frame: &mut Frame, area: Rect, state: &AppState) {
     let t = &state.theme;
     let hint = if state.console.editing {
-        "Enter run · Tab complete · ↑↓ history · Esc leave".to_owned()
+        "Enter run · Tab complete · ↑↓ history · Alt-b/f word · Esc leave".to_owned()
     } else if state.filter_editing {
         format!("filter: {}▏ Enter keep · Esc clear", state.filter)
     } else {
-        let filter = if state.filter.is_empty() {
-            String::new()
-        } else {
-            format!(" · filter \"{}\"", state.filter)
-        };
-        format!(
-            "? help · Tab pane · j/k move · Enter details · c cancel · / filter · s sort ({}) · : console · q quit{filter}",
-            state.sort.label()
-        )
+        footer_keys(state, usize::from(area.width))
     };
     frame.render_widget(
         Paragraph::new(Span::styled(ascii_safe(state, hint), t.dim())),
         area,
     );
+}
+
+/// The keys of the focused pane, most useful first, as many as fit: an active filter
+/// first of all (it hides rows), then help and quit, then what the pane does.
+fn footer_keys(state: &AppState, width: usize) -> String {
+    let mut items: Vec<String> = Vec::new();
+    if !state.filter.is_empty() {
+        items.push(format!("filter \"{}\" (Esc clears)", state.filter));
+    }
+    items.extend(["? help".to_owned(), "q quit".to_owned()]);
+    match state.focus {
+        Pane::Jobs => {
+            items.push("Enter details".into());
+            items.push("c cancel".into());
+            items.push(format!("s sort ({})", state.sort.label()));
+        }
+        Pane::Workers => items.push("Enter card".into()),
+        Pane::Ledger => items.push("Enter its job".into()),
+        Pane::Console => items.push("j/k scroll".into()),
+        Pane::Gauges => {}
+    }
+    items.push(": console".into());
+    if state.announced.is_some() {
+        items.push("o open finished".into());
+    }
+    items.extend(["j/k move".into(), "Tab pane".into(), "/ filter".into()]);
+    let mut line = String::new();
+    for item in items {
+        let extra = if line.is_empty() { 0 } else { 3 };
+        if line.chars().count() + extra + item.chars().count() > width {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(" · ");
+        }
+        line.push_str(&item);
+    }
+    line
 }
 
 /// The style of a selected row, or none.
