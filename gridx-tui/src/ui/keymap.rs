@@ -30,10 +30,12 @@ pub enum KeyAction {
     Suspend,
     Refresh,
     OpenAnnounced,
+    PageUp,
+    PageDown,
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 22] = [
+    pub const ALL: [KeyAction; 24] = [
         KeyAction::Quit,
         KeyAction::Help,
         KeyAction::NextPane,
@@ -56,6 +58,8 @@ impl KeyAction {
         KeyAction::Suspend,
         KeyAction::Refresh,
         KeyAction::OpenAnnounced,
+        KeyAction::PageUp,
+        KeyAction::PageDown,
     ];
 
     /// The name used in keymap files.
@@ -83,6 +87,8 @@ impl KeyAction {
             KeyAction::Suspend => "suspend",
             KeyAction::Refresh => "refresh",
             KeyAction::OpenAnnounced => "open-finished",
+            KeyAction::PageUp => "page-up",
+            KeyAction::PageDown => "page-down",
         }
     }
 
@@ -111,6 +117,8 @@ impl KeyAction {
             KeyAction::Suspend => "suspend to the shell",
             KeyAction::Refresh => "reload everything",
             KeyAction::OpenAnnounced => "open the job the console just announced",
+            KeyAction::PageUp => "up a page",
+            KeyAction::PageDown => "down a page",
         }
     }
 
@@ -276,6 +284,10 @@ impl Default for Keymap {
             ("ctrl-z", Suspend),
             ("ctrl-r", Refresh),
             ("o", OpenAnnounced),
+            ("pageup", PageUp),
+            ("ctrl-u", PageUp),
+            ("pagedown", PageDown),
+            ("ctrl-d", PageDown),
         ];
         let bindings = pairs
             .iter()

@@ -523,3 +523,16 @@ fn enter_opens_what_the_focused_pane_selects() {
     key(&mut s, KeyCode::Enter);
     assert_eq!(s.overlay, Overlay::None, "the gauges have nothing to open");
 }
+
+#[test]
+fn page_keys_move_a_screenful_as_last_drawn() {
+    let mut s = client_state();
+    s.set_page_rows(Pane::Jobs, 5);
+    key(&mut s, KeyCode::PageDown);
+    assert_eq!(s.selected[1], 4, "a page less one row");
+    ctrl(&mut s, 'd');
+    assert_eq!(s.selected[1], 8);
+    ctrl(&mut s, 'u');
+    key(&mut s, KeyCode::PageUp);
+    assert_eq!(s.selected[1], 0);
+}

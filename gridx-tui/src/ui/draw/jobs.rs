@@ -1,6 +1,6 @@
 //! The Job queue pane.
 
-use super::{human_ms, pane_block, row_style, since_ms, table, window};
+use super::{human_ms, pane_block, position, row_style, since_ms, table, window};
 use crate::ui::state::{AppState, Mode, Pane};
 use gridx_proto::JobStatus;
 use ratatui::Frame;
@@ -22,7 +22,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let title = match state.mode {
         Mode::Client => format!(
             "Jobs {} · {running} running · {queued} queued · sort {}",
-            jobs.len(),
+            position(state.selected[Pane::Jobs.index()], jobs.len()),
             state.sort.label()
         ),
         Mode::WorkerHost { .. } => format!("This worker's jobs · {running} running"),
@@ -41,6 +41,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         return;
     }
     let height = area.height.saturating_sub(3) as usize;
+    state.set_page_rows(Pane::Jobs, height);
     let (start, end) = window(jobs.len(), state.selected[1], height);
     let rows = jobs[start..end].iter().enumerate().map(|(i, j)| {
         let time = match (j.status, j.duration_ms, j.started_at) {

@@ -1,6 +1,6 @@
 //! The Credit ledger pane.
 
-use super::{pane_block, row_style, table, window};
+use super::{pane_block, position, row_style, table, window};
 use crate::ui::state::{AppState, Pane};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -9,9 +9,10 @@ use ratatui::widgets::{Cell, Paragraph, Row};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let t = &state.theme;
+    let at = position(state.selected[Pane::Ledger.index()], state.ledger.len());
     let title = match state.balance {
-        Some(b) => format!("Ledger · balance {b}"),
-        None => "Ledger".into(),
+        Some(b) => format!("Ledger {at} · bal {b}"),
+        None => format!("Ledger {at}"),
     };
     let block = pane_block(state, Pane::Ledger, title);
     if state.ledger.is_empty() {
@@ -22,6 +23,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         return;
     }
     let height = area.height.saturating_sub(3) as usize;
+    state.set_page_rows(Pane::Ledger, height);
     let (start, end) = window(state.ledger.len(), state.selected[3], height);
     let rows = state
         .ledger

@@ -94,6 +94,15 @@ pub(crate) fn window(total: usize, selected: usize, height: usize) -> (usize, us
     (start, start + height)
 }
 
+/// Where the selection is in a list: `7/43`, or the count alone when it is empty.
+pub(crate) fn position(selected: usize, total: usize) -> String {
+    if total == 0 {
+        "0".into()
+    } else {
+        format!("{}/{total}", selected.min(total - 1) + 1)
+    }
+}
+
 /// 850ms, 12s, 3m04s, 2h05m, 3d04h.
 pub(crate) fn human_ms(ms: u64) -> String {
     let s = ms / 1000;

@@ -43,6 +43,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let wide = area.width >= 72;
     let keep = |c: usize| wide || NARROW.contains(&c);
     let height = area.height.saturating_sub(3) as usize;
+    state.set_page_rows(Pane::Workers, height);
     let (start, end) = window(workers.len(), state.selected[0], height);
     let rows = workers[start..end].iter().enumerate().map(|(i, w)| {
         let status_style = match w.status {

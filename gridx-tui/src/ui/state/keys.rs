@@ -69,13 +69,20 @@ impl AppState {
             match action {
                 KeyAction::Up => c.scroll = (c.scroll + 1).min(oldest),
                 KeyAction::Down => c.scroll = c.scroll.saturating_sub(1),
+                KeyAction::PageUp => c.scroll = (c.scroll + 10).min(oldest),
+                KeyAction::PageDown => c.scroll = c.scroll.saturating_sub(10),
                 KeyAction::Top => c.scroll = oldest,
                 KeyAction::Bottom => c.scroll = 0,
                 _ => {}
             }
         }
         match action {
-            KeyAction::Up | KeyAction::Down | KeyAction::Top | KeyAction::Bottom
+            KeyAction::Up
+            | KeyAction::Down
+            | KeyAction::Top
+            | KeyAction::Bottom
+            | KeyAction::PageUp
+            | KeyAction::PageDown
                 if self.focus == Pane::Console => {}
             KeyAction::Quit => {
                 self.should_quit = true;
@@ -94,6 +101,17 @@ impl AppState {
             KeyAction::FocusConsole => self.focus = Pane::Console,
             KeyAction::Up => self.selected[focus] = self.selected[focus].saturating_sub(1),
             KeyAction::Down => self.selected[focus] = self.selected[focus].saturating_add(1),
+            KeyAction::PageUp | KeyAction::PageDown => {
+                // A screenful, less one row to keep some context.
+                let page = usize::from(self.page_rows.get()[focus])
+                    .saturating_sub(1)
+                    .max(1);
+                self.selected[focus] = if action == KeyAction::PageUp {
+                    self.selected[focus].saturating_sub(page)
+                } else {
+                    self.selected[focus].saturating_add(page)
+                };
+            }
             KeyAction::Top => self.selected[focus] = 0,
             KeyAction::Bottom => self.selected[focus] = usize::MAX,
             // Enter opens what the focused pane selects: a job's details, a worker's

@@ -42,7 +42,7 @@ impl Pane {
     }
 
     /// The pane's place in `Pane::ALL`, which is also its slot in `selected`.
-    pub(super) fn index(self) -> usize {
+    pub fn index(self) -> usize {
         Pane::ALL.iter().position(|p| *p == self).unwrap_or(0)
     }
 }
@@ -143,6 +143,8 @@ pub struct AppState {
     /// The last line the overlay could start at when it was last drawn: drawing knows
     /// the geometry, the reducer clamps with it (so `G` then `k` moves at once).
     pub overlay_max_scroll: std::cell::Cell<u16>,
+    /// Rows each list pane showed when last drawn, so a page key moves a screenful.
+    pub page_rows: std::cell::Cell<[u16; 5]>,
     /// Job details wrap long lines (`w` toggles).
     pub detail_wrap: bool,
     pub jobs: BTreeMap<JobId, JobView>,
@@ -184,6 +186,7 @@ impl AppState {
             overlay_scroll: 0,
             overlay_max_scroll: std::cell::Cell::new(0),
             detail_wrap: true,
+            page_rows: std::cell::Cell::new([10; 5]),
             jobs: BTreeMap::new(),
             max_jobs: 10_000,
             workers: BTreeMap::new(),
@@ -283,6 +286,13 @@ impl AppState {
             Pane::Console => self.console.log.len(),
             Pane::Gauges => 0,
         }
+    }
+
+    /// Records how many rows `pane` shows (drawing calls it).
+    pub fn set_page_rows(&self, pane: Pane, rows: usize) {
+        let mut all = self.page_rows.get();
+        all[pane.index()] = u16::try_from(rows).unwrap_or(u16::MAX).max(1);
+        self.page_rows.set(all);
     }
 
     /// What each pane's selected row is (a job, a worker, a ledger entry), so that the
