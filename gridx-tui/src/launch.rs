@@ -366,6 +366,7 @@ fn log_event(event: &WorkerEvent) {
             job_id,
             attempt,
             language,
+            ..
         } => {
             tracing::info!(job = %job_id, attempt, %language, "job started")
         }

@@ -536,3 +536,26 @@ fn page_keys_move_a_screenful_as_last_drawn() {
     key(&mut s, KeyCode::PageUp);
     assert_eq!(s.selected[1], 0);
 }
+
+#[test]
+fn a_worker_hosts_job_shows_its_spec_limits_and_millisecond_times() {
+    use crate::worker::host::WorkerEvent;
+    let mut s = super::fixtures::worker_state(gridx_proto::protocol::ExecutorKind::Docker);
+    s.now = from_unix_millis(NOW_MS) + Duration::from_nanos(123_456);
+    s.update(Msg::Worker(WorkerEvent::JobStarted {
+        job_id: JobId(77),
+        attempt: 2,
+        language: Language::Python,
+        timeout_s: 30,
+        memory_mb: 256,
+        priority: 5,
+    }));
+    let job = &s.jobs[&JobId(77)];
+    assert_eq!((job.timeout_s, job.memory_mb, job.priority), (30, 256, 5));
+    let started = job.started_at.expect("started");
+    assert_eq!(
+        started.nanosecond() % 1_000_000,
+        0,
+        "no nanoseconds: {started}"
+    );
+}

@@ -36,6 +36,11 @@ pub enum WorkerEvent {
         job_id: JobId,
         attempt: u32,
         language: Language,
+        /// The limits the job runs under, from its spec (a worker is not told the
+        /// job's owner or cost).
+        timeout_s: u32,
+        memory_mb: u32,
+        priority: i32,
     },
     JobFinished {
         job_id: JobId,
@@ -515,6 +520,8 @@ impl WorkerHost {
         let work_dir = self.options.work_dir.clone();
         let events = self.events.clone();
         let language = job.spec.language;
+        let (timeout_s, memory_mb, priority) =
+            (job.spec.timeout_s, job.spec.memory_mb, job.spec.priority);
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let workspace = match Workspace::create(&work_dir, job.job_id.0, attempt) {
@@ -533,6 +540,9 @@ impl WorkerHost {
                 job_id: key.job_id,
                 attempt,
                 language,
+                timeout_s,
+                memory_mb,
+                priority,
             });
             let run = JobRun {
                 job_id: job.job_id,

@@ -159,12 +159,19 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
             Span::styled(value, t.text()),
         ])
     };
+    // A worker host is told the job's spec, not its owner, submit time or cost: it
+    // shows what it knows and says so, instead of zeros.
+    let here = matches!(state.mode, crate::ui::state::Mode::WorkerHost { .. });
     let mut lines = vec![
         Line::from(vec![
             Span::styled(format!("job {} ", job.job_id), t.accent()),
             Span::styled(job.status.to_string(), t.status(job.status)),
         ]),
-        field("user", job.user.to_string()),
+        if here {
+            field("user", "(not told to workers)".into())
+        } else {
+            field("user", job.user.to_string())
+        },
         field(
             "spec",
             format!(
@@ -172,7 +179,11 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
                 job.language, job.timeout_s, job.memory_mb, job.priority
             ),
         ),
-        field("submitted", to_rfc3339(job.submitted_at)),
+        if here {
+            field("submitted", "-".into())
+        } else {
+            field("submitted", to_rfc3339(job.submitted_at))
+        },
         field(
             "started",
             job.started_at.map(to_rfc3339).unwrap_or_else(|| "-".into()),
@@ -206,8 +217,10 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "-".into()),
         ),
-        field("cost", job.cost.to_string()),
     ];
+    if !here {
+        lines.push(field("cost", job.cost.to_string()));
+    }
     if let Some(message) = &job.message {
         lines.push(field("message", message.clone()));
     }
@@ -219,7 +232,9 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
         .collect();
     lines.push(field(
         "ledger",
-        if ledger.is_empty() {
+        if here {
+            "(kept by the coordinator)".into()
+        } else if ledger.is_empty() {
             "-".into()
         } else {
             ledger.join(" · ")

@@ -12,7 +12,7 @@ use gridx_proto::api::{JobView, LedgerEntryView, WorkerView};
 use gridx_proto::events::ServerEvent;
 use gridx_proto::job::RunEnd;
 use gridx_proto::metrics::HostMetrics;
-use gridx_proto::time_fmt::Timestamp;
+use gridx_proto::time_fmt::{Timestamp, from_unix_millis, to_unix_millis};
 use gridx_proto::{Credits, JobId, JobStatus, Language, UserName};
 
 /// What the runtime must do after an update.
@@ -200,8 +200,12 @@ impl AppState {
                 job_id,
                 attempt,
                 language,
+                timeout_s,
+                memory_mb,
+                priority,
             } => {
-                let view = local_job_view(job_id, attempt, language, self.now);
+                let mut view = local_job_view(job_id, attempt, language, self.now);
+                (view.timeout_s, view.memory_mb, view.priority) = (timeout_s, memory_mb, priority);
                 self.upsert_job(view);
                 self.log(
                     LogLevel::Info,
@@ -219,7 +223,7 @@ impl AppState {
                     job.reason = reason;
                     job.exit_code = outcome.exit_code;
                     job.duration_ms = Some(outcome.duration_ms);
-                    job.finished_at = Some(self.now);
+                    job.finished_at = Some(from_unix_millis(to_unix_millis(self.now)));
                     job.stdout = outcome.stdout.clone();
                     job.stderr = outcome.stderr.clone();
                 }
@@ -315,6 +319,8 @@ impl AppState {
 
 /// A job view for the worker host's own pane, built from what the worker knows.
 fn local_job_view(job_id: JobId, attempt: u32, language: Language, now: Timestamp) -> JobView {
+    // Milliseconds, as the coordinator stores them (not the clock's nanoseconds).
+    let now = from_unix_millis(to_unix_millis(now));
     JobView {
         job_id,
         user: UserName::new("-").unwrap_or_else(|_| placeholder_user()),
