@@ -142,23 +142,50 @@ fn pager(
     frame.render_widget(body.block(popup(state, &title)), rect);
 }
 
-fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobId) {
+/// The area of a card (job details, a worker), cleared; or, when what it shows is
+/// gone, a box saying so and `None`.
+fn card_area(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    present: bool,
+    gone: &str,
+) -> Option<Rect> {
     let rect = centered(area, 90, 90);
     frame.render_widget(Clear, rect);
-    let t = &state.theme;
-    let Some(job) = state.jobs.get(&id) else {
+    if present {
+        Some(rect)
+    } else {
         frame.render_widget(
-            Paragraph::new("this job is no longer loaded").block(popup(state, "Job")),
+            Paragraph::new(gone.to_owned()).block(popup(state, "Gone")),
             rect,
         );
+        None
+    }
+}
+
+/// One `name value` line of a card, names right-aligned.
+fn card_field(state: &AppState, name: &str, value: String) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{name:>10} "), state.theme.dim()),
+        Span::styled(value, state.theme.text()),
+    ])
+}
+
+fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobId) {
+    let job = state.jobs.get(&id);
+    let Some(rect) = card_area(
+        frame,
+        area,
+        state,
+        job.is_some(),
+        "this job is no longer loaded",
+    ) else {
         return;
     };
-    let field = |name: &str, value: String| {
-        Line::from(vec![
-            Span::styled(format!("{name:>10} "), t.dim()),
-            Span::styled(value, t.text()),
-        ])
-    };
+    let Some(job) = job else { return };
+    let t = &state.theme;
+    let field = |name: &str, value: String| card_field(state, name, value);
     // A worker host is told the job's spec, not its owner, submit time or cost: it
     // shows what it knows and says so, instead of zeros.
     let here = matches!(state.mode, crate::ui::state::Mode::WorkerHost { .. });
@@ -268,22 +295,14 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
 }
 
 fn worker_card(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::WorkerId) {
-    let rect = centered(area, 90, 90);
-    frame.render_widget(Clear, rect);
-    let t = &state.theme;
-    let Some(w) = state.workers.get(&id) else {
-        frame.render_widget(
-            Paragraph::new("this worker is no longer listed").block(popup(state, "Worker")),
-            rect,
-        );
+    let worker = state.workers.get(&id);
+    let gone = "this worker is no longer listed";
+    let Some(rect) = card_area(frame, area, state, worker.is_some(), gone) else {
         return;
     };
-    let field = |name: &str, value: String| {
-        Line::from(vec![
-            Span::styled(format!("{name:>10} "), t.dim()),
-            Span::styled(value, t.text()),
-        ])
-    };
+    let Some(w) = worker else { return };
+    let t = &state.theme;
+    let field = |name: &str, value: String| card_field(state, name, value);
     let languages: Vec<String> = w.languages.iter().map(|l| l.to_string()).collect();
     let mut lines = vec![
         Line::from(vec![
