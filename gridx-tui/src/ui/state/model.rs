@@ -9,7 +9,7 @@ use gridx_proto::metrics::HostMetrics;
 use gridx_proto::protocol::ExecutorKind;
 use gridx_proto::time_fmt::Timestamp;
 use gridx_proto::{Credits, JobId, JobStatus, WorkerId};
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, VecDeque};
 
 /// The five panes, in Tab order.
@@ -226,17 +226,25 @@ impl AppState {
         }
     }
 
+    /// The jobs pane's order: the sort, then newest first, so it is total.
+    fn job_order(&self, a: &JobView, b: &JobView) -> Ordering {
+        let newest = b.job_id.cmp(&a.job_id);
+        match self.sort {
+            JobSort::Newest => newest,
+            JobSort::Status => status_rank(a.status)
+                .cmp(&status_rank(b.status))
+                .then(newest),
+            JobSort::User => a.user.cmp(&b.user).then(newest),
+            JobSort::Duration => Reverse(a.duration_ms.unwrap_or(0))
+                .cmp(&Reverse(b.duration_ms.unwrap_or(0)))
+                .then(newest),
+        }
+    }
+
     /// Jobs as the jobs pane shows them: filtered and sorted.
     pub fn visible_jobs(&self) -> Vec<&JobView> {
         let mut jobs: Vec<&JobView> = self.jobs.values().filter(|j| self.job_matches(j)).collect();
-        match self.sort {
-            JobSort::Newest => jobs.sort_by_key(|j| Reverse(j.job_id)),
-            JobSort::Status => jobs.sort_by_key(|j| (status_rank(j.status), Reverse(j.job_id))),
-            JobSort::User => jobs.sort_by(|a, b| a.user.cmp(&b.user).then(b.job_id.cmp(&a.job_id))),
-            JobSort::Duration => {
-                jobs.sort_by_key(|j| (Reverse(j.duration_ms.unwrap_or(0)), Reverse(j.job_id)))
-            }
-        }
+        jobs.sort_by(|a, b| self.job_order(a, b));
         jobs
     }
 
@@ -253,10 +261,15 @@ impl AppState {
             .collect()
     }
 
+    /// The selected job, found without sorting (the reducer asks on every message).
     pub fn selected_job(&self) -> Option<JobId> {
-        self.visible_jobs()
-            .get(self.selected[Pane::Jobs.index()])
-            .map(|j| j.job_id)
+        let mut jobs: Vec<&JobView> = self.jobs.values().filter(|j| self.job_matches(j)).collect();
+        let at = self.selected[Pane::Jobs.index()];
+        if at >= jobs.len() {
+            return None;
+        }
+        let (_, nth, _) = jobs.select_nth_unstable_by(at, |a, b| self.job_order(a, b));
+        Some(nth.job_id)
     }
 
     pub fn selected_worker(&self) -> Option<&WorkerView> {
@@ -318,7 +331,19 @@ impl AppState {
                 continue;
             }
             let found = match anchors[i] {
-                Some(RowKey::Job(id)) => self.visible_jobs().iter().position(|j| j.job_id == id),
+                // Its rank in the pane's order, counted without sorting.
+                Some(RowKey::Job(id)) => self
+                    .jobs
+                    .get(&id)
+                    .filter(|anchor| self.job_matches(anchor))
+                    .map(|anchor| {
+                        self.jobs
+                            .values()
+                            .filter(|j| {
+                                self.job_matches(j) && self.job_order(j, anchor) == Ordering::Less
+                            })
+                            .count()
+                    }),
                 Some(RowKey::Worker(id)) => self
                     .visible_workers()
                     .iter()

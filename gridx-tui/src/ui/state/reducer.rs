@@ -204,8 +204,8 @@ impl AppState {
                 memory_mb,
                 priority,
             } => {
-                let mut view = local_job_view(job_id, attempt, language, self.now);
-                (view.timeout_s, view.memory_mb, view.priority) = (timeout_s, memory_mb, priority);
+                let limits = (timeout_s, memory_mb, priority);
+                let view = local_job_view(job_id, attempt, language, limits, self.now);
                 self.upsert_job(view);
                 self.log(
                     LogLevel::Info,
@@ -318,7 +318,14 @@ impl AppState {
 }
 
 /// A job view for the worker host's own pane, built from what the worker knows.
-fn local_job_view(job_id: JobId, attempt: u32, language: Language, now: Timestamp) -> JobView {
+/// A job as a worker host knows it: its spec's `(timeout_s, memory_mb, priority)`.
+fn local_job_view(
+    job_id: JobId,
+    attempt: u32,
+    language: Language,
+    (timeout_s, memory_mb, priority): (u32, u32, i32),
+    now: Timestamp,
+) -> JobView {
     // Milliseconds, as the coordinator stores them (not the clock's nanoseconds).
     let now = from_unix_millis(to_unix_millis(now));
     JobView {
@@ -326,9 +333,9 @@ fn local_job_view(job_id: JobId, attempt: u32, language: Language, now: Timestam
         user: UserName::new("-").unwrap_or_else(|_| placeholder_user()),
         status: JobStatus::Running,
         language,
-        priority: 0,
-        timeout_s: 0,
-        memory_mb: 0,
+        priority,
+        timeout_s,
+        memory_mb,
         submitted_at: now,
         started_at: Some(now),
         finished_at: None,
