@@ -45,6 +45,15 @@ impl Tmux {
             .status();
     }
 
+    /// A tmux format about the pane (`#{alternate_on}`, `#{cursor_flag}`, …).
+    fn display(&self, format: &str) -> String {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.session, format])
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
     fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["capture-pane", "-p", "-t", &self.session])
@@ -251,4 +260,78 @@ async fn suspend_and_the_repl_hand_over_keep_the_terminal_whole() {
         .await;
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert!(!screen.contains("1R"), "a cursor report leaked: {screen}");
+}
+
+/// Quitting from each state (the panes, the help, details, a search in them, the
+/// cancel prompt, the filter, the console line) gives the shell back whole: the
+/// alternate screen left, the cursor shown, the exit status 0, and the shell's own
+/// input working.
+#[tokio::test]
+async fn quitting_from_every_state_restores_the_terminal() {
+    require!(Tool::Tmux);
+    let grid = Grid::start().await;
+    let alice = grid.user("alice", "10");
+    // A job (queued: no worker), so that details and the cancel prompt have
+    // something to show.
+    grid.submit(
+        &alice,
+        serde_json::json!({"language": "python", "code": "print('hi')"}),
+    )
+    .await;
+    let session = format!("gridx-e2e-quit-{}", std::process::id());
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(
+        &session,
+        80,
+        24,
+        &format!("env HOME={} bash --norc --noprofile", home.path().display()),
+    );
+    let dashboard = format!(
+        "NO_COLOR=1 {} --server {} --token {} --theme ansi",
+        binary("gridx-tui").display(),
+        grid.url,
+        alice
+    );
+    // (state, keys that reach it, keys that quit from it)
+    let states: [(&str, &[&str], &[&str]); 8] = [
+        ("the panes", &[], &["q"]),
+        ("the help", &["?"], &["C-c"]),
+        ("job details", &["Enter"], &["C-c"]),
+        ("a search in details", &["Enter", "/", "h"], &["C-c"]),
+        ("the cancel prompt", &["c"], &["C-c"]),
+        ("the filter", &["/", "p"], &["C-c"]),
+        ("the console line", &[":", "j", "o"], &["C-c", "C-c"]),
+        ("a closed pager", &["?", "Escape"], &["q"]),
+    ];
+    for (state, reach, quit) in states {
+        tmux.literal(&format!("clear; {dashboard}"));
+        tmux.keys(&["Enter"]);
+        tmux.wait_for(&format!("the dashboard ({state})"), 20, |s| {
+            s.contains("● live") && s.contains("queued")
+        })
+        .await;
+        for k in reach {
+            tmux.keys(&[k]);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        tmux.keys(quit);
+        tmux.wait_for(&format!("the shell after quitting {state}"), 10, |s| {
+            !s.contains("● live")
+        })
+        .await;
+        tmux.literal("echo \"EXIT=$?\"");
+        tmux.keys(&["Enter"]);
+        let screen = tmux
+            .wait_for(&format!("the exit status after {state}"), 10, |s| {
+                s.contains("EXIT=")
+            })
+            .await;
+        assert!(screen.contains("EXIT=0"), "{state}: {screen}");
+        let flags = tmux.display("#{alternate_on} #{cursor_flag}");
+        assert_eq!(
+            flags.trim(),
+            "0 1",
+            "{state}: alternate screen and cursor visibility after quitting"
+        );
+    }
 }

@@ -32,10 +32,11 @@ pub enum KeyAction {
     OpenAnnounced,
     PageUp,
     PageDown,
+    ReverseSort,
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 24] = [
+    pub const ALL: [KeyAction; 25] = [
         KeyAction::Quit,
         KeyAction::Help,
         KeyAction::NextPane,
@@ -60,6 +61,7 @@ impl KeyAction {
         KeyAction::OpenAnnounced,
         KeyAction::PageUp,
         KeyAction::PageDown,
+        KeyAction::ReverseSort,
     ];
 
     /// The name used in keymap files.
@@ -89,6 +91,7 @@ impl KeyAction {
             KeyAction::OpenAnnounced => "open-finished",
             KeyAction::PageUp => "page-up",
             KeyAction::PageDown => "page-down",
+            KeyAction::ReverseSort => "reverse-sort",
         }
     }
 
@@ -119,6 +122,7 @@ impl KeyAction {
             KeyAction::OpenAnnounced => "open the job the console just announced",
             KeyAction::PageUp => "up a page",
             KeyAction::PageDown => "down a page",
+            KeyAction::ReverseSort => "reverse the sort order",
         }
     }
 
@@ -279,6 +283,7 @@ impl Default for Keymap {
             ("c", Cancel),
             ("/", Filter),
             ("s", Sort),
+            ("S", ReverseSort),
             (":", Console),
             ("r", Repl),
             ("ctrl-z", Suspend),

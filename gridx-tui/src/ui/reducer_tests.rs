@@ -559,3 +559,174 @@ fn a_worker_hosts_job_shows_its_spec_limits_and_millisecond_times() {
         "no nanoseconds: {started}"
     );
 }
+
+#[test]
+fn tab_completes_in_place_and_cycles_without_writing_to_the_log() {
+    let mut s = client_state();
+    let logged = s.console.log.len();
+    key(&mut s, KeyCode::Char(':'));
+    type_text(&mut s, "jo");
+    key(&mut s, KeyCode::Tab);
+    assert_eq!(s.console.input, "job", "the common prefix of job and jobs");
+    key(&mut s, KeyCode::Tab);
+    key(&mut s, KeyCode::Tab);
+    assert_eq!(s.console.input, "jobs", "the second candidate, in place");
+    key(&mut s, KeyCode::BackTab);
+    assert_eq!(s.console.input, "job", "Shift-Tab steps back");
+    assert!(
+        s.console.completion.is_some(),
+        "the menu shows under the line"
+    );
+    type_text(&mut s, " ");
+    assert!(s.console.completion.is_none(), "typing ends the menu");
+    assert_eq!(s.console.input, "job ");
+    assert_eq!(s.console.log.len(), logged, "no candidates printed");
+}
+
+#[test]
+fn capital_s_reverses_the_sort_and_keeps_the_selected_job() {
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char('j'));
+    let chosen = s.selected_job().expect("a selected job");
+    let first = s.visible_jobs().first().map(|j| j.job_id);
+    key(&mut s, KeyCode::Char('S'));
+    assert!(s.sort_reversed);
+    assert_eq!(
+        s.selected_job(),
+        Some(chosen),
+        "the selection stays on its job"
+    );
+    let jobs = s.visible_jobs();
+    assert_eq!(jobs.last().map(|j| j.job_id), first, "newest is now last");
+    key(&mut s, KeyCode::Char('S'));
+    assert!(!s.sort_reversed);
+}
+
+#[test]
+fn slash_searches_the_pager_and_n_walks_the_matches() {
+    let mut s = client_state();
+    s.overlay = Overlay::Detail(JobId(4));
+    s.overlay_max_scroll.set(500);
+    // As drawing records them: each line with the row it starts on.
+    s.pager_lines.replace(
+        (0..300u16)
+            .map(|i| (i, format!("line {i}")))
+            .chain([(300, "Error: Boom".to_owned())])
+            .collect(),
+    );
+    key(&mut s, KeyCode::Char('/'));
+    assert!(s.search.editing);
+    type_text(&mut s, "error");
+    assert_eq!(s.overlay_scroll, 0, "nothing moves while typing");
+    key(&mut s, KeyCode::Enter);
+    assert!(!s.search.editing);
+    assert_eq!(s.overlay_scroll, 300, "the match, ignoring case");
+    key(&mut s, KeyCode::Char('/'));
+    type_text(&mut s, "line 2");
+    key(&mut s, KeyCode::Enter);
+    assert_eq!(s.overlay_scroll, 2, "round the end to the first match");
+    key(&mut s, KeyCode::Char('n'));
+    assert_eq!(s.overlay_scroll, 20);
+    key(&mut s, KeyCode::Char('N'));
+    key(&mut s, KeyCode::Char('N'));
+    assert_eq!(s.overlay_scroll, 299, "N goes back round the start");
+    assert_eq!(
+        s.overlay,
+        Overlay::Detail(JobId(4)),
+        "n/N/q typed into the search do not close"
+    );
+    key(&mut s, KeyCode::Char('/'));
+    type_text(&mut s, "zzz");
+    key(&mut s, KeyCode::Enter);
+    assert_eq!(s.overlay_scroll, 299, "no match: the view stays");
+    key(&mut s, KeyCode::Char('/'));
+    key(&mut s, KeyCode::Esc);
+    assert_eq!(s.search.query, "", "Esc drops the search");
+    assert_eq!(
+        s.overlay,
+        Overlay::Detail(JobId(4)),
+        "and keeps the pager open"
+    );
+    key(&mut s, KeyCode::Esc);
+    assert_eq!(s.overlay, Overlay::None);
+}
+
+#[test]
+fn the_gauges_show_only_a_listed_worker_and_say_when_they_are_stale() {
+    let mut s = client_state();
+    assert!(s.gauge_metrics().is_some());
+    assert_eq!(s.gauges_stale(), None);
+    s.filter = "no-such-worker".into();
+    s.update(Msg::Resize);
+    assert!(
+        s.gauge_metrics().is_none(),
+        "no worker listed, no gauges: they once showed a hidden worker"
+    );
+    s.filter.clear();
+    s.update(Msg::Live(LiveEvent::Disconnected {
+        reason: "connection refused".into(),
+        retry_in: Duration::from_secs(2),
+    }));
+    assert_eq!(s.gauges_stale(), Some("stale"));
+}
+
+#[test]
+fn workers_are_named_wherever_a_job_names_one() {
+    let mut s = client_state();
+    let (id, name) = s
+        .workers
+        .values()
+        .next()
+        .map(|w| (w.worker_id, w.name.clone()))
+        .expect("a worker");
+    assert_eq!(s.worker_label(id), name);
+    assert_eq!(s.worker_label(gridx_proto::WorkerId(999)), "#999");
+    // The filter finds jobs by their worker's name.
+    s.filter = name.clone();
+    let shown = s.visible_jobs();
+    assert!(!shown.is_empty());
+    assert!(shown.iter().all(|j| j.worker_id == Some(id)));
+}
+
+#[test]
+fn ctrl_c_quits_from_every_state_but_first_clears_a_console_line() {
+    type Enter = fn(&mut AppState);
+    let states: [(&str, Enter); 6] = [
+        ("help", |s| {
+            key(s, KeyCode::Char('?'));
+        }),
+        ("details", |s| {
+            key(s, KeyCode::Enter);
+        }),
+        ("details search", |s| {
+            key(s, KeyCode::Enter);
+            key(s, KeyCode::Char('/'));
+        }),
+        ("cancel prompt", |s| {
+            key(s, KeyCode::Char('c'));
+        }),
+        ("filter", |s| {
+            key(s, KeyCode::Char('/'));
+        }),
+        ("worker card", |s| {
+            key(s, KeyCode::Char('1'));
+            key(s, KeyCode::Enter);
+        }),
+    ];
+    for (name, enter) in states {
+        let mut s = client_state();
+        enter(&mut s);
+        let effects = ctrl(&mut s, 'c');
+        assert_eq!(effects, vec![Effect::Quit], "{name}");
+        assert!(s.should_quit, "{name}");
+    }
+    let mut s = client_state();
+    key(&mut s, KeyCode::Char(':'));
+    type_text(&mut s, "jobs");
+    assert!(
+        ctrl(&mut s, 'c').is_empty(),
+        "the line is cleared, not quit"
+    );
+    assert_eq!((s.console.input.as_str(), s.console.editing), ("", false));
+    assert_eq!(ctrl(&mut s, 'c'), vec![Effect::Quit]);
+}

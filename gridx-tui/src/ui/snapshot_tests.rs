@@ -132,6 +132,62 @@ screen!(empty_grid, {
     s
 });
 
+screen!(job_detail_search, {
+    // `/line 2` then Enter: the pager moves to the first match and marks every one.
+    let mut s = client_state();
+    if let Some(job) = s.jobs.get_mut(&JobId(4)) {
+        job.stdout = (1..=300).map(|i| format!("line {i}\n")).collect();
+    }
+    s.overlay = Overlay::Detail(JobId(4));
+    s.search.query = "line 2".into();
+    s.overlay_scroll = 16;
+    s
+});
+screen!(console_completion_menu, {
+    // `jo` then Tab twice: the line holds the first candidate, the menu shows both.
+    let mut s = client_state();
+    s.focus = Pane::Console;
+    s.console.editing = true;
+    s.console.set_input("jo".into());
+    let offer = |_: &str| vec!["job".to_owned(), "jobs".to_owned()];
+    s.console.complete(offer, true);
+    s.console.complete(offer, true);
+    s
+});
+screen!(console_long_line_scrolls, {
+    let mut s = client_state();
+    s.focus = Pane::Console;
+    s.console.editing = true;
+    s.console.set_input(format!(
+        "submit --lang python --code '{}'",
+        "print(\"hello\"); ".repeat(12)
+    ));
+    s
+});
+screen!(gauges_of_a_coordinator_gone_offline, {
+    let mut s = client_state();
+    s.connection = super::state::Connection::Offline {
+        reason: "connection refused".into(),
+        retry_in_s: Some(8),
+    };
+    s
+});
+screen!(jobs_sorted_in_reverse, {
+    let mut s = client_state();
+    s.sort_reversed = true;
+    s
+});
+
+#[test]
+fn sixty_columns_keep_the_worker_names() {
+    let mut s = client_state();
+    s.focus = Pane::Workers;
+    insta::assert_snapshot!("narrow_60x20", render(&s, 60, 20));
+    s.jobs.clear();
+    s.workers.clear();
+    insta::assert_snapshot!("narrow_empty_60x20", render(&s, 60, 20));
+}
+
 #[test]
 fn tiny_terminals_do_not_panic() {
     let state = client_state();

@@ -79,7 +79,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let source = state.gauge_metrics();
     let title = match (&state.mode, &source) {
         (Mode::WorkerHost { .. }, _) => "Gauges · this machine".to_owned(),
-        (Mode::Client, Some((name, _))) => format!("Gauges · {name}"),
+        (Mode::Client, Some((name, _))) => match state.gauges_stale() {
+            Some(why) => format!("Gauges · {name} ({why})"),
+            None => format!("Gauges · {name}"),
+        },
         (Mode::Client, None) => "Gauges".to_owned(),
     };
     let block = pane_block(state, Pane::Gauges, title);

@@ -1,11 +1,15 @@
 //! The Credit ledger pane.
 
-use super::{pane_block, position, row_style, table, window};
+use super::{columns_that_fit, kept, pane_block, position, row_style, table, window};
 use crate::ui::state::{AppState, Pane};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
 use ratatui::widgets::{Cell, Paragraph, Row};
+
+/// Columns from the most important: a narrow pane gives up the last ones first.
+const PRIORITY: [usize; 5] = [2, 3, 1, 4, 0];
+const MIN_WIDTH: [u16; 5] = [8, 6, 8, 7, 6];
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let t = &state.theme;
@@ -22,6 +26,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         );
         return;
     }
+    // The time (UTC, fixed width) shows when the pane has room; the amount and the
+    // job stay longest.
+    let keep = columns_that_fit(area.width.saturating_sub(2), &MIN_WIDTH, &PRIORITY);
     let height = area.height.saturating_sub(3) as usize;
     state.set_page_rows(Pane::Ledger, height);
     let (start, end) = window(state.ledger.len(), state.selected[3], height);
@@ -42,7 +49,14 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
             } else {
                 format!("+{}", e.amount)
             };
-            Row::new(vec![
+            let cells = [
+                // `14:03:07`: fixed width, in the coordinator's UTC.
+                Cell::from(format!(
+                    "{:02}:{:02}:{:02}",
+                    e.at.hour(),
+                    e.at.minute(),
+                    e.at.second()
+                )),
                 Cell::from(e.kind.to_string()),
                 Cell::from(Span::styled(amount, amount_style)),
                 Cell::from(
@@ -51,15 +65,16 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
                         .unwrap_or_else(|| "-".into()),
                 ),
                 Cell::from(e.balance_after.to_string()),
-            ])
-            .style(row_style(state, Pane::Ledger, start + i))
+            ];
+            Row::new(kept(cells, &keep)).style(row_style(state, Pane::Ledger, start + i))
         });
-    let header = Row::new(["KIND", "AMOUNT", "JOB", "AFTER"]).style(t.dim());
+    let header = Row::new(kept(["TIME", "KIND", "AMOUNT", "JOB", "AFTER"], &keep)).style(t.dim());
     let widths = [
+        Constraint::Length(8),
         Constraint::Length(6),
         Constraint::Length(8),
         Constraint::Length(7),
         Constraint::Min(6),
     ];
-    frame.render_widget(table(rows, widths, header, block), area);
+    frame.render_widget(table(rows, kept(widths, &keep), header, block), area);
 }

@@ -83,6 +83,34 @@ pub(crate) fn table<'a>(
         .column_spacing(1)
 }
 
+/// The columns of a table that fit in `width` cells, by their place in the full row:
+/// `priority` lists them from the most important, `min_width` is what each needs; the
+/// first two always stay, and a column too wide to fit leaves room for narrower ones.
+pub(crate) fn columns_that_fit(width: u16, min_width: &[u16], priority: &[usize]) -> Vec<usize> {
+    let mut used = 0u16;
+    let mut kept = Vec::new();
+    for &c in priority {
+        let need = min_width.get(c).copied().unwrap_or(1) + u16::from(!kept.is_empty());
+        if kept.len() >= 2 && used + need > width {
+            continue;
+        }
+        used += need;
+        kept.push(c);
+    }
+    kept.sort_unstable();
+    kept
+}
+
+/// The items of a full row (cells, titles, widths) whose columns are in `keep`.
+pub(crate) fn kept<T>(columns: impl IntoIterator<Item = T>, keep: &[usize]) -> Vec<T> {
+    columns
+        .into_iter()
+        .enumerate()
+        .filter(|(c, _)| keep.contains(c))
+        .map(|(_, column)| column)
+        .collect()
+}
+
 /// Rows `[start, end)` of `total` to show in `height` lines so that `selected` is
 /// visible (kept near the middle when scrolling).
 pub(crate) fn window(total: usize, selected: usize, height: usize) -> (usize, usize) {
@@ -260,7 +288,8 @@ fn fit(mut segments: Vec<(u8, Vec<Span<'static>>)>, width: u16) -> Vec<Span<'sta
 fn draw_footer(frame: &mut Frame, area: Rect, state: &AppState) {
     let t = &state.theme;
     let hint = if state.console.editing {
-        "Enter run · Tab complete · ↑↓ history · Alt-b/f word · Esc leave".to_owned()
+        "Enter run · Tab complete · ↑↓ history · Alt-b/f word · Ctrl-W delete word · Esc leave"
+            .to_owned()
     } else if state.filter_editing {
         format!("filter: {}▏ Enter keep · Esc clear", state.filter)
     } else {
@@ -292,6 +321,9 @@ fn footer_keys(state: &AppState, width: usize) -> String {
         Pane::Gauges => {}
     }
     items.push(": console".into());
+    if state.focus == Pane::Jobs {
+        items.push("S reverse".into());
+    }
     if state.announced.is_some() {
         items.push("o open finished".into());
     }

@@ -6,6 +6,7 @@ use crate::ui::state::{AppState, Overlay};
 use gridx_proto::time_fmt::to_rfc3339;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
@@ -96,6 +97,10 @@ fn help(frame: &mut Frame, area: Rect, state: &AppState) {
         t.dim(),
     )));
     lines.push(Line::from(Span::styled(
+        "Help, details, worker cards: j/k PgUp/PgDn g/G scroll, / searches, n/N next/previous match, w wraps details",
+        t.dim(),
+    )));
+    lines.push(Line::from(Span::styled(
         "Esc, Enter or ? closes this help",
         t.dim(),
     )));
@@ -103,7 +108,8 @@ fn help(frame: &mut Frame, area: Rect, state: &AppState) {
 }
 
 /// Draws `lines` in `rect` from the overlay's scroll position, with the position and
-/// the pager's keys in the title, and records how far it can scroll.
+/// the pager's keys in the title, matches of a search marked, and records how far it
+/// can scroll and where each line starts (for `n`/`N`).
 fn pager(
     frame: &mut Frame,
     rect: Rect,
@@ -115,31 +121,94 @@ fn pager(
     let inner_width = rect.width.saturating_sub(2).max(1) as usize;
     let visible = rect.height.saturating_sub(2) as usize;
     // Rows each line takes once wrapped (character count: close enough for a pager).
-    let rows: usize = lines
+    let mut rows = 0usize;
+    let mut recorded = Vec::with_capacity(lines.len());
+    for line in &lines {
+        let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        recorded.push((u16::try_from(rows).unwrap_or(u16::MAX), text));
+        rows += if wrap {
+            line.width().div_ceil(inner_width).max(1)
+        } else {
+            1
+        };
+    }
+    let matches = recorded
         .iter()
-        .map(|l| {
-            if wrap {
-                l.width().div_ceil(inner_width).max(1)
-            } else {
-                1
-            }
-        })
-        .sum();
+        .filter(|(_, text)| state.search.matches(text))
+        .count();
+    state.pager_lines.replace(recorded);
     let max = u16::try_from(rows.saturating_sub(visible)).unwrap_or(u16::MAX);
     state.overlay_max_scroll.set(max);
     let scroll = state.overlay_scroll.min(max);
+    // The search, when there is one, takes the place of the key hints.
+    let search = &state.search;
+    let hints = if search.editing {
+        format!("/{}▏ Enter find · Esc drop", search.query)
+    } else if !search.query.is_empty() {
+        let found = match matches {
+            0 => "no match".to_owned(),
+            1 => "1 line".to_owned(),
+            n => format!("{n} lines"),
+        };
+        format!("/{} {found} · n/N · Esc closes", search.query)
+    } else if max == 0 {
+        "/ search · Esc closes".to_owned()
+    } else {
+        "j/k g/G / search · Esc closes".to_owned()
+    };
     let title = if max == 0 {
-        format!("{title} · Esc closes")
+        format!("{title} · {hints}")
     } else {
         let first = usize::from(scroll) + 1;
         let last = (usize::from(scroll) + visible).min(rows);
-        format!("{title} · {first}-{last}/{rows} · j/k PgUp/PgDn g/G · Esc closes")
+        format!("{title} · {first}-{last}/{rows} · {hints}")
+    };
+    let lines = if search.query.is_empty() {
+        lines
+    } else {
+        let mark = state.theme.accent().add_modifier(Modifier::REVERSED);
+        lines
+            .into_iter()
+            .map(|l| highlight(l, &search.query, mark))
+            .collect()
     };
     let mut body = Paragraph::new(lines).scroll((scroll, 0));
     if wrap {
         body = body.wrap(Wrap { trim: false });
     }
+    let title = super::ascii_safe(state, title);
     frame.render_widget(body.block(popup(state, &title)), rect);
+}
+
+/// `line` with every occurrence of `query` (ignoring ASCII case) in `mark`'s style.
+fn highlight<'a>(line: Line<'a>, query: &str, mark: Style) -> Line<'a> {
+    let needle = query.to_ascii_lowercase();
+    let mut spans = Vec::with_capacity(line.spans.len());
+    for span in line.spans {
+        // ASCII lowercasing keeps byte offsets, so they index the original text.
+        let hay = span.content.to_ascii_lowercase();
+        if needle.is_empty() || !hay.contains(&needle) {
+            spans.push(span);
+            continue;
+        }
+        let text = span.content.as_ref();
+        let mut at = 0;
+        for (start, _) in hay.match_indices(&needle) {
+            if start < at {
+                continue;
+            }
+            let end = start + needle.len();
+            if start > at {
+                spans.push(Span::styled(text[at..start].to_owned(), span.style));
+            }
+            spans.push(Span::styled(text[start..end].to_owned(), mark));
+            at = end;
+        }
+        if at < text.len() {
+            spans.push(Span::styled(text[at..].to_owned(), span.style));
+        }
+    }
+    Line::from(spans).style(line.style)
 }
 
 /// The area of a card (job details, a worker), cleared; or, when what it shows is
@@ -228,7 +297,7 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
         field(
             "worker",
             job.worker_id
-                .map(|w| w.to_string())
+                .map(|w| format!("{} (id {w})", state.worker_label(w)))
                 .unwrap_or_else(|| "-".into()),
         ),
         field("attempts", job.attempts.to_string()),

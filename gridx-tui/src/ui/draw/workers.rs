@@ -1,16 +1,21 @@
 //! The Workers pane: the grid's workers (client), or this worker (worker host).
 
-use super::{ascii_safe, human_ms, pane_block, row_style, since_ms, table, window};
+use super::{
+    ascii_safe, columns_that_fit, human_ms, kept, pane_block, row_style, since_ms, table, window,
+};
 use crate::ui::state::{AppState, Connection, Mode, Pane, worker_is_down};
 use gridx_proto::api::WorkerStatus;
 use gridx_proto::protocol::ExecutorKind;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row};
+use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
-/// Columns kept when the pane is narrow: name, status, sandbox, slots, CPU, memory.
-const NARROW: [usize; 6] = [0, 2, 3, 5, 6, 7];
+/// Columns from the most important: a narrow pane gives up the last ones first, so
+/// the name and status stay longest, then what an operator scans for.
+const PRIORITY: [usize; 9] = [0, 2, 5, 3, 6, 7, 8, 1, 4];
+/// What each column needs at least; the name takes what is left beyond its own.
+const MIN_WIDTH: [u16; 9] = [8, 6, 8, 7, 8, 5, 4, 4, 6];
 const TITLES: [&str; 9] = [
     "NAME", "OWNER", "STATUS", "SANDBOX", "LANGS", "SLOTS", "CPU", "MEM", "SEEN",
 ];
@@ -31,17 +36,19 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         format!("Workers {online}/{}", workers.len()),
     );
     if workers.is_empty() {
-        let text = Paragraph::new(Span::styled(
-            "no workers yet: `gridx-server worker add`, then `gridx-tui worker`",
-            t.dim(),
-        ))
-        .block(block);
+        let hint = if state.filter.is_empty() {
+            "no workers yet: `gridx-server worker add`, then `gridx-tui worker`"
+        } else {
+            "no worker matches the filter"
+        };
+        let text = Paragraph::new(Span::styled(hint, t.dim()))
+            .wrap(Wrap { trim: true })
+            .block(block);
         frame.render_widget(text, area);
         return;
     }
-    // Narrow panes keep what an operator scans for first.
-    let wide = area.width >= 72;
-    let keep = |c: usize| wide || NARROW.contains(&c);
+    // Narrow panes keep what an operator scans for first, and always the name.
+    let keep = columns_that_fit(area.width.saturating_sub(2), &MIN_WIDTH, &PRIORITY);
     let height = area.height.saturating_sub(3) as usize;
     state.set_page_rows(Pane::Workers, height);
     let (start, end) = window(workers.len(), state.selected[0], height);
@@ -109,16 +116,6 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     ];
     let header = Row::new(kept(TITLES, &keep)).style(t.dim());
     frame.render_widget(table(rows, kept(widths, &keep), header, block), area);
-}
-
-/// The columns a narrow pane keeps, by their place in the full row.
-fn kept<T>(columns: impl IntoIterator<Item = T>, keep: &impl Fn(usize) -> bool) -> Vec<T> {
-    columns
-        .into_iter()
-        .enumerate()
-        .filter(|(c, _)| keep(*c))
-        .map(|(_, column)| column)
-        .collect()
 }
 
 /// The worker host's own card: who it is, how it sandboxes, how busy it is.

@@ -22,6 +22,17 @@ pub struct Console {
     /// How many of the newest log lines are scrolled out of view below (0: follow the
     /// newest). j/k, g/G in the focused console pane change it.
     pub scroll: usize,
+    /// Tab's candidates while the person cycles through them in place; any other key
+    /// ends it. Shown under the line, never written into the log.
+    pub completion: Option<Completion>,
+}
+
+/// Several completions of one line: Tab and Shift-Tab step through them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub candidates: Vec<String>,
+    /// The candidate on the line now; `None` while the line holds their common prefix.
+    pub at: Option<usize>,
 }
 
 impl Console {
@@ -32,6 +43,7 @@ impl Console {
             log: VecDeque::new(),
             input: String::new(),
             scroll: 0,
+            completion: None,
             cursor: 0,
             history: Vec::new(),
             history_pos: None,
@@ -195,6 +207,57 @@ impl Console {
         }
     }
 
+    /// Tab (`forward`) or Shift-Tab with `candidates` for the current line: one
+    /// replaces the line; several first extend it to their common prefix, then each
+    /// Tab puts the next one on the line, as zsh's menu completion does.
+    pub fn complete(&mut self, candidates: impl FnOnce(&str) -> Vec<String>, forward: bool) {
+        if self.completion.is_some() {
+            return self.step_menu(forward);
+        }
+        let found = candidates(&self.input);
+        match found.as_slice() {
+            [] => {}
+            [line] => self.set_input(line.clone()),
+            many => {
+                let prefix = common_prefix(many);
+                let extends = prefix.chars().count() > self.input.chars().count();
+                self.completion = Some(Completion {
+                    candidates: found.clone(),
+                    at: None,
+                });
+                if extends {
+                    self.set_input(prefix);
+                } else {
+                    // Nothing to add: the first Tab already steps into the menu.
+                    self.step_menu(forward);
+                }
+            }
+        }
+    }
+
+    /// The next (or previous) candidate of the open menu onto the line.
+    fn step_menu(&mut self, forward: bool) {
+        if let Some(menu) = &mut self.completion
+            && !menu.candidates.is_empty()
+        {
+            let n = menu.candidates.len();
+            let at = match (menu.at, forward) {
+                (None, true) => 0,
+                (None, false) => n - 1,
+                (Some(i), true) => (i + 1) % n,
+                (Some(i), false) => (i + n - 1) % n,
+            };
+            menu.at = Some(at);
+            let line = menu.candidates[at].clone();
+            self.set_input(line);
+        }
+    }
+
+    /// Leaves the completion menu, keeping whatever is on the line.
+    pub fn end_completion(&mut self) {
+        self.completion = None;
+    }
+
     fn len(&self) -> usize {
         self.input.chars().count()
     }
@@ -213,6 +276,24 @@ impl Default for Console {
     }
 }
 
+/// The longest prefix all `lines` share, cut at a character boundary.
+fn common_prefix(lines: &[String]) -> String {
+    let Some(first) = lines.first() else {
+        return String::new();
+    };
+    let mut end = first.len();
+    for line in &lines[1..] {
+        let same = first
+            .char_indices()
+            .zip(line.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((i, a), _)| i + a.len_utf8());
+        end = end.min(same);
+    }
+    first[..end].to_owned()
+}
+
 /// A console line without its repeat count, and the count (1 when it has none).
 fn split_repeat(text: &str) -> (&str, u32) {
     text.strip_suffix(')')
@@ -223,7 +304,7 @@ fn split_repeat(text: &str) -> (&str, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Console, LogLevel, split_repeat};
+    use super::{Console, LogLevel, common_prefix, split_repeat};
 
     fn typed(text: &str) -> Console {
         let mut c = Console::new();
@@ -304,6 +385,40 @@ mod tests {
         c.word_left();
         c.delete_word_back();
         assert_eq!((c.input.as_str(), c.cursor), ("wörld", 0));
+    }
+
+    #[test]
+    fn tab_extends_to_the_common_prefix_then_cycles_in_place() {
+        let offer = |_: &str| vec!["job".to_owned(), "jobs".to_owned()];
+        let mut c = typed("j");
+        c.complete(offer, true);
+        assert_eq!(c.input, "job", "first the common prefix");
+        c.complete(offer, true);
+        assert_eq!(c.input, "job");
+        assert_eq!(c.completion.as_ref().and_then(|m| m.at), Some(0));
+        c.complete(offer, true);
+        assert_eq!((c.input.as_str(), c.cursor), ("jobs", 4));
+        c.complete(offer, true);
+        assert_eq!(c.input, "job", "round again");
+        c.complete(offer, false);
+        assert_eq!(c.input, "jobs", "Shift-Tab goes back");
+        c.end_completion();
+        assert!(c.log.is_empty(), "nothing is written into the log");
+        let mut c = typed("jobs --");
+        let flags = |_: &str| vec!["jobs --status".to_owned(), "jobs --limit".to_owned()];
+        c.complete(flags, true);
+        assert_eq!(
+            c.input, "jobs --status",
+            "no longer prefix: the first candidate"
+        );
+        let mut c = typed("bal");
+        c.complete(|_| vec!["balance".to_owned()], true);
+        assert_eq!(
+            (c.input.as_str(), c.completion.is_none()),
+            ("balance", true)
+        );
+        assert_eq!(common_prefix(&["héllo".into(), "hélas".into()]), "hél");
+        assert_eq!(common_prefix(&["ab".into(), "abc".into()]), "ab");
     }
 
     #[test]

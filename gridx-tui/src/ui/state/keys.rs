@@ -2,7 +2,7 @@
 //! overlays, then the key map's actions on the panes.
 
 use super::console::LogLevel;
-use super::model::{AppState, Mode, Overlay, Pane};
+use super::model::{AppState, Mode, Overlay, PagerSearch, Pane};
 use super::reducer::Effect;
 use crate::commands::completion::complete;
 use crate::commands::{ConsoleCommand, parse_line};
@@ -12,6 +12,16 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 impl AppState {
     pub(super) fn on_key(&mut self, key: KeyEvent, effects: &mut Vec<Effect>) {
         if key.kind == KeyEventKind::Release {
+            return;
+        }
+        // Ctrl-C quits from every state (an overlay, a search, the filter, a
+        // confirmation), as k9s's does; only on the console line it first clears the
+        // line, as a shell does.
+        let ctrl_c =
+            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl_c && !self.console.editing {
+            self.should_quit = true;
+            effects.push(Effect::Quit);
             return;
         }
         // Typing modes take every key first.
@@ -88,10 +98,7 @@ impl AppState {
                 self.should_quit = true;
                 effects.push(Effect::Quit);
             }
-            KeyAction::Help => {
-                self.overlay = Overlay::Help;
-                self.overlay_scroll = 0;
-            }
+            KeyAction::Help => self.open(Overlay::Help),
             KeyAction::NextPane => self.focus = Pane::ALL[(focus + 1) % 5],
             KeyAction::PrevPane => self.focus = Pane::ALL[(focus + 4) % 5],
             KeyAction::FocusWorkers => self.focus = Pane::Workers,
@@ -124,6 +131,7 @@ impl AppState {
             ),
             KeyAction::Filter => self.filter_editing = true,
             KeyAction::Sort => self.sort = self.sort.next(),
+            KeyAction::ReverseSort => self.sort_reversed = !self.sort_reversed,
             KeyAction::Console => {
                 self.focus = Pane::Console;
                 self.console.editing = true;
@@ -132,10 +140,7 @@ impl AppState {
             KeyAction::Suspend => effects.push(Effect::Suspend),
             KeyAction::Refresh => effects.push(Effect::Refresh),
             KeyAction::OpenAnnounced => match self.announced {
-                Some(id) if self.jobs.contains_key(&id) => {
-                    self.overlay = Overlay::Detail(id);
-                    self.overlay_scroll = 0;
-                }
+                Some(id) if self.jobs.contains_key(&id) => self.open(Overlay::Detail(id)),
                 _ => self.log(LogLevel::Info, "no finished job announced yet"),
             },
         }
@@ -181,20 +186,30 @@ impl AppState {
             Pane::Gauges | Pane::Console => None,
         };
         if let Some(overlay) = overlay {
-            self.overlay = overlay;
-            self.overlay_scroll = 0;
+            self.open(overlay);
         }
     }
 
-    /// A key in the help or job details: a pager (j/k, PgUp/PgDn, Ctrl-U/Ctrl-D,
-    /// g/G, Home/End; `w` toggles wrapping of details); Esc, Enter, q or ? closes.
+    /// Puts a pager (or the confirmation) on top, at its first line, with no search.
+    fn open(&mut self, overlay: Overlay) {
+        self.overlay = overlay;
+        self.overlay_scroll = 0;
+        self.search = PagerSearch::default();
+    }
+
+    /// A key in the help, job details or a worker card: a pager (j/k, PgUp/PgDn,
+    /// Ctrl-U/Ctrl-D, g/G, Home/End; `/` searches, `n`/`N` go to the next/previous
+    /// match; `w` toggles wrapping of details); Esc, Enter, q or ? closes.
     fn overlay_key(&mut self, key: KeyEvent) {
+        if self.search.editing {
+            return self.search_key(key);
+        }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         const PAGE: u16 = 10;
         let scroll = self.overlay_scroll;
         self.overlay_scroll = match key.code {
             KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('?') => {
-                self.overlay = Overlay::None;
+                self.open(Overlay::None);
                 0
             }
             KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
@@ -209,9 +224,74 @@ impl AppState {
                 self.detail_wrap = !self.detail_wrap;
                 scroll
             }
+            KeyCode::Char('/') => {
+                self.search = PagerSearch {
+                    query: String::new(),
+                    editing: true,
+                };
+                scroll
+            }
+            KeyCode::Char('n') => self.find_match(scroll, true).unwrap_or(scroll),
+            KeyCode::Char('N') => self.find_match(scroll, false).unwrap_or(scroll),
             _ => scroll,
         }
         .min(self.overlay_max_scroll.get());
+    }
+
+    /// A key while a pager's search is typed: Enter goes to the first match from the
+    /// top line shown, Esc drops the search.
+    fn search_key(&mut self, key: KeyEvent) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Esc => self.search = PagerSearch::default(),
+            KeyCode::Enter => {
+                self.search.editing = false;
+                // From the line shown at the top, that line included.
+                let from = self.overlay_scroll.checked_sub(1);
+                let found = match from {
+                    Some(row) => self.find_match(row, true),
+                    None => self.first_match(),
+                };
+                if let Some(row) = found {
+                    self.overlay_scroll = row.min(self.overlay_max_scroll.get());
+                }
+            }
+            KeyCode::Backspace => {
+                self.search.query.pop();
+            }
+            KeyCode::Char(c) if !ctrl && self.search.query.chars().count() < 200 => {
+                self.search.query.push(c)
+            }
+            _ => {}
+        }
+    }
+
+    /// The row of the next match after `row` (or the previous one before it), going
+    /// round the end as `less` does; `None` when nothing matches.
+    fn find_match(&self, row: u16, forward: bool) -> Option<u16> {
+        let lines = self.pager_lines.borrow();
+        let rows = lines
+            .iter()
+            .filter(|(_, text)| self.search.matches(text))
+            .map(|(at, _)| *at);
+        let all: Vec<u16> = rows.collect();
+        if forward {
+            all.iter().find(|at| **at > row).or(all.first()).copied()
+        } else {
+            all.iter()
+                .rev()
+                .find(|at| **at < row)
+                .or(all.last())
+                .copied()
+        }
+    }
+
+    fn first_match(&self) -> Option<u16> {
+        let lines = self.pager_lines.borrow();
+        lines
+            .iter()
+            .find(|(_, text)| self.search.matches(text))
+            .map(|(at, _)| *at)
     }
 
     /// A key while the console line is being edited.
@@ -219,6 +299,9 @@ impl AppState {
         let c = &mut self.console;
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
+        if !matches!(key.code, KeyCode::Tab | KeyCode::BackTab) {
+            c.end_completion();
+        }
         match key.code {
             KeyCode::Esc => c.editing = false,
             KeyCode::Char('b') if alt => c.word_left(),
@@ -249,26 +332,11 @@ impl AppState {
             KeyCode::Char('u') if ctrl => c.clear_input(),
             KeyCode::Up => c.history_back(),
             KeyCode::Down => c.history_forward(),
-            KeyCode::Tab => self.complete_line(),
+            KeyCode::Tab => c.complete(complete, true),
+            KeyCode::BackTab => c.complete(complete, false),
             // A chord (Ctrl or Alt with a letter) is never text.
             KeyCode::Char(ch) if !ctrl && !alt => c.insert(ch),
             _ => {}
-        }
-    }
-
-    /// Tab: one completion replaces the line; several are listed by their last word.
-    fn complete_line(&mut self) {
-        let completed = complete(&self.console.input);
-        match completed.as_slice() {
-            [] => {}
-            [line] => self.console.set_input(line.clone()),
-            many => {
-                let shown: Vec<&str> = many
-                    .iter()
-                    .map(|l| l.rsplit(' ').next().unwrap_or(l))
-                    .collect();
-                self.log(LogLevel::Info, shown.join("  "));
-            }
         }
     }
 

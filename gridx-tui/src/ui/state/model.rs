@@ -86,6 +86,24 @@ impl JobSort {
     }
 }
 
+/// A search in a pager.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PagerSearch {
+    pub query: String,
+    /// The query is being typed (after `/`, until Enter or Esc).
+    pub editing: bool,
+}
+
+impl PagerSearch {
+    /// Whether `line` holds the query, ignoring ASCII case.
+    pub fn matches(&self, line: &str) -> bool {
+        !self.query.is_empty()
+            && line
+                .to_ascii_lowercase()
+                .contains(&self.query.to_ascii_lowercase())
+    }
+}
+
 /// Whose dashboard this is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -155,7 +173,15 @@ pub struct AppState {
     pub filter: String,
     pub filter_editing: bool,
     pub sort: JobSort,
+    /// `S` turns the jobs pane's order round (oldest first, shortest first, …).
+    pub sort_reversed: bool,
     pub console: Console,
+    /// `/` in a pager (help, job details, worker card): the text sought, `n`/`N` move
+    /// between matches.
+    pub search: PagerSearch,
+    /// The lines the pager drew last, each with the row it starts on once wrapped:
+    /// drawing knows the layout, the reducer finds matches in it.
+    pub pager_lines: std::cell::RefCell<Vec<(u16, String)>>,
     /// Local machine metrics (worker-host mode) with their histories.
     pub local_metrics: Option<HostMetrics>,
     pub cpu_history: History,
@@ -195,7 +221,10 @@ impl AppState {
             filter: String::new(),
             filter_editing: false,
             sort: JobSort::Newest,
+            sort_reversed: false,
             console: Console::new(),
+            search: PagerSearch::default(),
+            pager_lines: std::cell::RefCell::new(Vec::new()),
             local_metrics: None,
             cpu_history: History::default(),
             memory_history: History::default(),
@@ -219,15 +248,35 @@ impl AppState {
                 j.user,
                 j.status,
                 j.language,
-                j.worker_id.map(|w| w.to_string()).unwrap_or_default()
+                j.worker_id
+                    .map(|w| format!("{w} {}", self.worker_label(w)))
+                    .unwrap_or_default()
             );
             hay.to_ascii_lowercase()
                 .contains(&self.filter.to_ascii_lowercase())
         }
     }
 
-    /// The jobs pane's order: the sort, then newest first, so it is total.
+    /// How a worker is named wherever one is shown: its name when this dashboard
+    /// knows it, else `#id`.
+    pub fn worker_label(&self, id: WorkerId) -> String {
+        self.workers
+            .get(&id)
+            .map_or_else(|| format!("#{id}"), |w| w.name.clone())
+    }
+
+    /// The jobs pane's order: the sort, then newest first, so it is total; `S`
+    /// reverses all of it.
     fn job_order(&self, a: &JobView, b: &JobView) -> Ordering {
+        let order = self.job_order_forward(a, b);
+        if self.sort_reversed {
+            order.reverse()
+        } else {
+            order
+        }
+    }
+
+    fn job_order_forward(&self, a: &JobView, b: &JobView) -> Ordering {
         let newest = b.job_id.cmp(&a.job_id);
         match self.sort {
             JobSort::Newest => newest,
@@ -278,15 +327,38 @@ impl AppState {
             .copied()
     }
 
+    /// The worker whose heartbeats the gauges show (client): the selected one, which
+    /// is also the first listed when nothing is selected. Only a listed worker: a
+    /// filter that hides every worker leaves the gauges empty too.
+    pub fn gauge_worker(&self) -> Option<&WorkerView> {
+        match self.mode {
+            Mode::WorkerHost { .. } => None,
+            Mode::Client => self.selected_worker(),
+        }
+    }
+
     /// The metrics the gauges show: this machine (worker host), or the selected
     /// worker's latest heartbeat (client).
     pub fn gauge_metrics(&self) -> Option<(String, &HostMetrics)> {
         match &self.mode {
             Mode::WorkerHost { name, .. } => self.local_metrics.as_ref().map(|m| (name.clone(), m)),
             Mode::Client => self
-                .selected_worker()
-                .or_else(|| self.workers.values().next())
+                .gauge_worker()
                 .and_then(|w| w.metrics.as_ref().map(|m| (w.name.clone(), m))),
+        }
+    }
+
+    /// Why the gauges may no longer be current, if they may not: `stale` while the
+    /// link to the coordinator is down (client), `last report` of a worker offline.
+    pub fn gauges_stale(&self) -> Option<&'static str> {
+        let offline = matches!(self.connection, Connection::Offline { .. });
+        match self.mode {
+            Mode::WorkerHost { .. } => None,
+            Mode::Client if offline => Some("stale"),
+            Mode::Client => self
+                .gauge_worker()
+                .filter(|w| worker_is_down(w))
+                .map(|_| "last report"),
         }
     }
 

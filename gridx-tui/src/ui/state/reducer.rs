@@ -145,10 +145,7 @@ impl AppState {
                 ServerEvent::Worker { worker } => {
                     let id = worker.worker_id;
                     self.workers.insert(id, worker);
-                    let shown = self
-                        .selected_worker()
-                        .or_else(|| self.workers.values().next())
-                        .map(|w| w.worker_id);
+                    let shown = self.gauge_worker().map(|w| w.worker_id);
                     if shown == Some(id) {
                         self.record_gauge_history();
                     }
