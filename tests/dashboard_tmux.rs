@@ -256,7 +256,9 @@ async fn suspend_and_the_repl_hand_over_keep_the_terminal_whole() {
     tmux.literal("echo \"EXIT=$?\"");
     tmux.keys(&["Enter"]);
     let screen = tmux
-        .wait_for("the dashboard's exit status", 10, |s| s.contains("EXIT="))
+        .wait_for("the dashboard's exit status", 10, |s| {
+            s.lines().any(|l| l.starts_with("EXIT="))
+        })
         .await;
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert!(!screen.contains("1R"), "a cursor report leaked: {screen}");
@@ -321,9 +323,11 @@ async fn quitting_from_every_state_restores_the_terminal() {
         .await;
         tmux.literal("echo \"EXIT=$?\"");
         tmux.keys(&["Enter"]);
+        // The printed line, not the typed command (which the terminal may echo
+        // before the shell's prompt is back).
         let screen = tmux
             .wait_for(&format!("the exit status after {state}"), 10, |s| {
-                s.contains("EXIT=")
+                s.lines().any(|l| l.starts_with("EXIT="))
             })
             .await;
         assert!(screen.contains("EXIT=0"), "{state}: {screen}");
