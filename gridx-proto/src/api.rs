@@ -268,6 +268,8 @@ pub enum ErrorCode {
     InvalidRequest,
     Unauthorized,
     InsufficientCredits,
+    /// Allowed by the API's bounds, but not to this user (a priority above theirs).
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     Timeout,
@@ -286,6 +288,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::InsufficientCredits => 402,
+            ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Timeout => 408,
@@ -303,6 +306,7 @@ impl ErrorCode {
         match status {
             401 => ErrorCode::Unauthorized,
             402 => ErrorCode::InsufficientCredits,
+            403 => ErrorCode::Forbidden,
             404 => ErrorCode::NotFound,
             405 => ErrorCode::MethodNotAllowed,
             408 => ErrorCode::Timeout,
@@ -320,6 +324,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::InsufficientCredits => "insufficient_credits",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Timeout => "timeout",

@@ -16,6 +16,7 @@ fn code(body: &serde_json::Value) -> &str {
 async fn submit_get_list_balance_and_ledger() {
     let server = TestServer::start().await;
     let alice = server.add_user("alice", 100);
+    server.set_max_priority("alice", 3);
     let response = server
         .submit(&alice, json!({"language": "javascript", "code": "console.log(1)", "timeout_s": 5, "priority": 3}))
         .await;

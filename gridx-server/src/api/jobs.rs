@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 402, description = "Insufficient credits", body = ErrorBody),
+        (status = 403, description = "A priority above the caller's maximum (`user set --max-priority`)", body = ErrorBody),
         (status = 413, description = "Code, stdin or body too large", body = ErrorBody),
         (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
         (status = 503, description = "Queue full", body = ErrorBody),

@@ -180,7 +180,11 @@ fn submit_bounds(doc: &mut Document, limits: &JobLimits) {
     if let Some(priority) = as_object(props.get_mut("priority")) {
         let max = i64::from(limits.max_priority);
         int_range(priority, -max, max);
-        priority.description = Some(format!("Higher runs first (default 0). {note}"));
+        priority.description = Some(format!(
+            "Higher runs first (default 0). {note} Each user also has a maximum set by \
+             the operator (0 unless raised): above it the submit is refused with 403 \
+             `forbidden`."
+        ));
     }
 }
 

@@ -105,6 +105,15 @@ CREATE TABLE submit_keys (
 ) WITHOUT ROWID;
 "#,
         ),
+        // The operator, not the worker, decides capacity and precedence: the most job
+        // attempts a worker is given at once whatever its `hello` claims (NULL: its
+        // claim), and the highest priority a user may submit (existing users get 0).
+        M::up(
+            r#"
+ALTER TABLE workers ADD COLUMN max_slots INTEGER CHECK (max_slots IS NULL OR max_slots >= 1);
+ALTER TABLE users ADD COLUMN max_priority INTEGER NOT NULL DEFAULT 0 CHECK (max_priority >= 0);
+"#,
+        ),
     ])
 }
 
