@@ -115,7 +115,12 @@ pub fn with_bounds(mut doc: Document, limits: &JobLimits) -> Document {
             ));
         });
     }
-    for path in ["/v1/jobs/{id}", "/v1/jobs/{id}/cancel"] {
+    for path in [
+        "/v1/jobs/{id}",
+        "/v1/jobs/{id}/stdout",
+        "/v1/jobs/{id}/stderr",
+        "/v1/jobs/{id}/cancel",
+    ] {
         let Some(item) = ops.get_mut(path) else {
             continue;
         };
