@@ -137,12 +137,9 @@ impl AppState {
         }
         let output = match result {
             Ok(view) => {
-                let output = JobOutput::Loaded {
-                    stdout: view.stdout.clone(),
-                    stderr: view.stderr.clone(),
-                };
                 self.upsert_job(view.summary());
-                output
+                let JobView { stdout, stderr, .. } = *view;
+                JobOutput::Loaded { stdout, stderr }
             }
             Err(why) => JobOutput::Failed(format!("could not load the output: {why}")),
         };
