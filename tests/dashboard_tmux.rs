@@ -118,14 +118,15 @@ async fn a_submit_typed_in_the_console_reaches_succeeded() {
         })
         .await;
     assert!(screen.contains("submitted job 1"), "{screen}");
-    // The details show the job's output.
+    // The details show the job's output, fetched when they open (lists and events
+    // carry none); "42" alone on a line, not the port in the header.
     // Separate keys with a pause: Esc followed at once by a key reads as Alt-key.
     for k in ["Escape", "2", "Enter"] {
         tmux.keys(&[k]);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tmux.wait_for("the job's stdout in its details", 10, |s| {
-        s.contains("stdout") && s.contains("42")
+        s.contains("── stdout") && s.contains("│42 ") && !s.contains("loading…")
     })
     .await;
     tmux.keys(&["Escape"]);

@@ -183,7 +183,7 @@ async fn five_hundred_jobs_from_three_users_run_once_each(mut c: Cluster) {
 
     let mut all_jobs = Vec::new();
     for (token, submitted) in tokens.iter().zip([a, b, d]) {
-        let jobs = c.all_jobs(token).await;
+        let jobs = c.all_jobs_with_output(token).await;
         let tags: HashMap<u64, String> = submitted.into_iter().collect();
         assert_each_printed_its_tag(&jobs, &tags);
         for job in &jobs {
@@ -242,7 +242,7 @@ async fn a_killed_workers_jobs_rerun_elsewhere_and_it_is_not_paid_for_them(mut c
     c.kill_worker(victim);
     c.wait_all_settled(&[&alice], 300).await;
 
-    let jobs = c.all_jobs(&alice).await;
+    let jobs = c.all_jobs_with_output(&alice).await;
     assert_each_printed_its_tag(&jobs, &tags);
     let rerun: Vec<&Value> = jobs
         .iter()
@@ -331,7 +331,7 @@ async fn a_partitioned_workers_late_result_is_refused(mut c: Cluster) {
     );
 
     c.wait_all_settled(&[&alice], 120).await;
-    let jobs = c.all_jobs(&alice).await;
+    let jobs = c.all_jobs_with_output(&alice).await;
     assert_each_printed_its_tag(&jobs, &tags);
     let per_worker = assert_owners_paid(&c, &owners, &jobs).await;
     assert_eq!(
@@ -508,7 +508,7 @@ async fn the_coordinator_killed_ten_times_under_load_loses_nothing(mut c: Cluste
 
     let mut all_jobs = Vec::new();
     for (_, token) in &users {
-        let jobs = c.all_jobs(token).await;
+        let jobs = c.all_jobs_with_output(token).await;
         assert_eq!(
             c.balance_millis(token).await,
             PER_USER as i64 * CREDIT - jobs.len() as i64 * COST,
@@ -584,7 +584,7 @@ async fn graceful_shutdowns_under_load_lose_nothing(mut c: Cluster) {
     c.start_worker(0).await;
     c.wait_all_settled(&[&alice], 300).await;
 
-    let jobs = c.all_jobs(&alice).await;
+    let jobs = c.all_jobs_with_output(&alice).await;
     assert_each_printed_its_tag(&jobs, &tags);
     // A job assigned in the instant a worker began to stop is handed back and runs
     // elsewhere: that spends one attempt, never the job.

@@ -1866,15 +1866,30 @@ async fn sql_metacharacters_in_job_fields_and_results_round_trip_byte_for_byte()
         );
         ids.push((id, stdout, stderr));
     }
-    // Read back in one list: every row intact, nothing else there.
+    // Read back in one list: every row intact, nothing else there. The list has the
+    // output's lengths; the raw endpoints have the output, byte for byte.
     let list = grid.get(&alice, "/v1/jobs?limit=500").await;
     let jobs = list["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), HOSTILE.len());
     for (id, stdout, stderr) in &ids {
         let job = jobs.iter().find(|j| j["job_id"] == *id).expect("listed");
-        assert_eq!(job["stdout"].as_str(), Some(stdout.as_str()));
-        assert_eq!(job["stderr"].as_str(), Some(stderr.as_str()));
+        assert_eq!(job["stdout_bytes"].as_u64(), Some(stdout.len() as u64));
+        assert_eq!(job["stderr_bytes"].as_u64(), Some(stderr.len() as u64));
+        assert!(job.get("stdout").is_none(), "{job}");
         assert_eq!(job["user"], "alice");
+        for (stream, want) in [("stdout", stdout), ("stderr", stderr)] {
+            let body = grid
+                .http
+                .get(format!("{}/v1/jobs/{id}/{stream}", grid.url))
+                .bearer_auth(&alice)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert_eq!(&body[..], want.as_bytes(), "{stream} of job {id}");
+        }
     }
     let expected = 100.0 - HOSTILE.len() as f64;
     assert_eq!(

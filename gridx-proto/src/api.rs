@@ -73,10 +73,120 @@ pub struct JobView {
     pub cost: Credits,
 }
 
+/// A job without its output: what lists (`GET /v1/jobs`) and live events carry, so
+/// that their size does not grow with what jobs print. The output itself comes from
+/// `GET /v1/jobs/{id}` (in the view) or, as raw bytes, `GET /v1/jobs/{id}/stdout` and
+/// `/stderr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobSummary {
+    pub job_id: JobId,
+    pub user: UserName,
+    pub status: JobStatus,
+    pub language: Language,
+    pub priority: i32,
+    pub timeout_s: u32,
+    pub memory_mb: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub submitted_at: Timestamp,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Timestamp>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<WorkerId>,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The length of the stored stdout in bytes (UTF-8): what
+    /// `GET /v1/jobs/{id}/stdout` returns. 0 until the job ends.
+    pub stdout_bytes: u64,
+    /// The length of the stored stderr in bytes, like `stdout_bytes`.
+    pub stderr_bytes: u64,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<FailureReason>,
+    /// A human sentence accompanying `reason`, when the platform has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub cost: Credits,
+}
+
+impl JobView {
+    /// The view without its output, with the output's lengths.
+    pub fn summary(&self) -> JobSummary {
+        JobSummary {
+            job_id: self.job_id,
+            user: self.user.clone(),
+            status: self.status,
+            language: self.language,
+            priority: self.priority,
+            timeout_s: self.timeout_s,
+            memory_mb: self.memory_mb,
+            submitted_at: self.submitted_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            worker_id: self.worker_id,
+            attempts: self.attempts,
+            exit_code: self.exit_code,
+            stdout_bytes: self.stdout.len() as u64,
+            stderr_bytes: self.stderr.len() as u64,
+            stdout_truncated: self.stdout_truncated,
+            stderr_truncated: self.stderr_truncated,
+            duration_ms: self.duration_ms,
+            reason: self.reason,
+            message: self.message.clone(),
+            cost: self.cost,
+        }
+    }
+}
+
+/// Which of a job's two outputs: the `{stream}` of `GET /v1/jobs/{id}/{stream}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+impl OutputStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
+impl fmt::Display for OutputStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `Content-Type` of `GET /v1/jobs/{id}/stdout` and `/stderr`. The coordinator
+/// only ever holds UTF-8 output (a worker replaces bytes that are not UTF-8 with
+/// U+FFFD before it reports), so the raw body is always valid UTF-8 text.
+pub const OUTPUT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
 /// `GET /v1/jobs`: own jobs, newest first; pass `next` as `before` for the next page.
+/// The items are summaries: no output, only its lengths and truncation flags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobListResponse {
-    pub jobs: Vec<JobView>,
+    pub jobs: Vec<JobSummary>,
     pub next: Option<JobId>,
 }
 
@@ -268,6 +378,8 @@ pub enum ErrorCode {
     InvalidRequest,
     Unauthorized,
     InsufficientCredits,
+    /// Allowed by the API's bounds, but not to this user (a priority above theirs).
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     Timeout,
@@ -286,6 +398,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::InsufficientCredits => 402,
+            ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Timeout => 408,
@@ -303,6 +416,7 @@ impl ErrorCode {
         match status {
             401 => ErrorCode::Unauthorized,
             402 => ErrorCode::InsufficientCredits,
+            403 => ErrorCode::Forbidden,
             404 => ErrorCode::NotFound,
             405 => ErrorCode::MethodNotAllowed,
             408 => ErrorCode::Timeout,
@@ -320,6 +434,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::InsufficientCredits => "insufficient_credits",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Timeout => "timeout",
@@ -395,10 +510,29 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_counts_output_bytes_and_leaves_the_output_out() {
+        let view: JobView = serde_json::from_str(include_str!("../tests/fixtures/job_view.json"))
+            .expect("the fixture");
+        let view = JobView {
+            stdout: "é\u{1F600}\n".into(),
+            stderr: "\u{FFFD}".into(),
+            ..view
+        };
+        let summary = view.summary();
+        assert_eq!((summary.stdout_bytes, summary.stderr_bytes), (7, 3));
+        let json = serde_json::to_value(&summary).expect("serialises");
+        assert!(json.get("stdout").is_none() && json.get("stderr").is_none());
+        assert_eq!(summary.job_id, view.job_id);
+        assert_eq!(summary.status, view.status);
+    }
+
+    #[test]
     fn error_codes_map_to_the_documented_statuses() {
         assert_eq!(ErrorCode::InsufficientCredits.http_status(), 402);
         assert_eq!(ErrorCode::QueueFull.http_status(), 503);
         assert_eq!(ErrorCode::RateLimited.http_status(), 429);
+        assert_eq!(ErrorCode::Forbidden.http_status(), 403);
+        assert_eq!(ErrorCode::for_status(403), ErrorCode::Forbidden);
         let body =
             serde_json::to_string(&ErrorBody::new(ErrorCode::NotFound, "no such job")).unwrap();
         assert_eq!(

@@ -1,6 +1,6 @@
 //! Live events pushed to clients on `GET /v1/events` (one JSON object per text frame).
 
-use crate::api::{JobView, LedgerEntryView, WorkerView};
+use crate::api::{JobSummary, LedgerEntryView, WorkerView};
 use crate::ids::WorkerId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
-    /// A job was created or changed state. Output fields are present once it ended.
-    Job { job: JobView },
+    /// A job was created or changed state. A summary: the output's lengths and
+    /// truncation flags once it ended, never the output (`GET /v1/jobs/{id}`).
+    Job { job: JobSummary },
     /// A worker connected, changed state or sent a heartbeat.
     Worker { worker: WorkerView },
     /// A worker was removed (revoked).

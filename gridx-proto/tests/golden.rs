@@ -253,7 +253,7 @@ fn rest_bodies() {
     golden(
         "job_list",
         &JobListResponse {
-            jobs: vec![job_view()],
+            jobs: vec![job_view().summary()],
             next: Some(JobId(41)),
         },
     );
@@ -322,6 +322,11 @@ fn rest_bodies() {
             "balance 0.5 is below the job cost 1",
         ),
     );
-    golden("event_job", &ServerEvent::Job { job: job_view() });
+    golden(
+        "event_job",
+        &ServerEvent::Job {
+            job: job_view().summary(),
+        },
+    );
     golden("event_lagged", &ServerEvent::Lagged { missed: 12 });
 }

@@ -69,6 +69,7 @@ impl From<QueueError> for ApiError {
             QueueError::Rejected(..) => ErrorCode::InvalidRequest,
             QueueError::ShuttingDown => ErrorCode::Unavailable,
             QueueError::KeyReused(_) => ErrorCode::Conflict,
+            QueueError::PriorityNotAllowed { .. } => ErrorCode::Forbidden,
             QueueError::Store(_) => {
                 tracing::error!(error = %e, "request failed in the store");
                 ErrorCode::Internal

@@ -16,6 +16,7 @@ fn code(body: &serde_json::Value) -> &str {
 async fn submit_get_list_balance_and_ledger() {
     let server = TestServer::start().await;
     let alice = server.add_user("alice", 100);
+    server.set_max_priority("alice", 3);
     let response = server
         .submit(&alice, json!({"language": "javascript", "code": "console.log(1)", "timeout_s": 5, "priority": 3}))
         .await;
@@ -556,6 +557,8 @@ async fn health_metrics_and_openapi() {
     for path in [
         "/v1/jobs",
         "/v1/jobs/{id}",
+        "/v1/jobs/{id}/stdout",
+        "/v1/jobs/{id}/stderr",
         "/v1/jobs/{id}/cancel",
         "/v1/balance",
         "/v1/ledger",
@@ -568,6 +571,29 @@ async fn health_metrics_and_openapi() {
         );
     }
     assert!(doc["paths"]["/v1/jobs"]["post"]["responses"]["402"].is_object());
+    assert!(doc["paths"]["/v1/jobs"]["post"]["responses"]["403"].is_object());
+    // Lists hold summaries; the raw outputs are text.
+    let list = &doc["paths"]["/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"];
+    assert_eq!(
+        list["schema"]["$ref"],
+        "#/components/schemas/JobListResponse"
+    );
+    let items = &doc["components"]["schemas"]["JobListResponse"]["properties"]["jobs"]["items"];
+    assert_eq!(items["$ref"], "#/components/schemas/JobSummary");
+    let summary = &doc["components"]["schemas"]["JobSummary"]["properties"];
+    assert!(summary["stdout_bytes"].is_object() && summary["stdout"].is_null());
+    for stream in ["stdout", "stderr"] {
+        let get = &doc["paths"][format!("/v1/jobs/{{id}}/{stream}")]["get"];
+        assert!(
+            get["responses"]["200"]["content"]["text/plain; charset=utf-8"].is_object(),
+            "{stream}: {get}"
+        );
+        let id = get["parameters"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "id"))
+            .expect("an id parameter");
+        assert_eq!(id["schema"]["minimum"], 1, "{stream}");
+    }
 }
 
 #[tokio::test]

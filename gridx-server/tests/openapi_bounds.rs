@@ -206,6 +206,9 @@ async fn default_bounds_are_stated_and_enforced() {
     let token = server.add_user("alice", 1000);
     let doc = document(&server).await;
     let limits = JobLimits::default();
+    // The document states the coordinator's bounds; a user's own maximum is below
+    // them by default (refused with 403, not 400), so this one may use them all.
+    server.set_max_priority("alice", limits.max_priority);
     check_submit_range(
         &server,
         &token,
@@ -264,6 +267,7 @@ async fn the_document_follows_the_operators_limits() {
     let configured = limits.clone();
     let server = TestServer::start_with(move |c| c.limits = configured).await;
     let token = server.add_user("alice", 1000);
+    server.set_max_priority("alice", 7);
     let doc = document(&server).await;
     check_submit_range(&server, &token, &doc, "timeout_s", (2, 60)).await;
     check_submit_range(&server, &token, &doc, "memory_mb", (64, 512)).await;

@@ -142,6 +142,15 @@ pub async fn one_shot(
         match &outcome {
             // The id alone, so scripts can capture it.
             Outcome::Submitted(job) => println!("{}", job.job_id),
+            // Exactly the stored bytes, nothing added: `gridx-tui output 7 > out.txt`.
+            Outcome::Output { bytes, .. } => {
+                use std::io::Write;
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(bytes)
+                    .and_then(|()| stdout.flush())
+                    .context("writing to stdout")?;
+            }
             Outcome::Job(job) if wait => {
                 use std::io::Write;
                 print!("{}", job.stdout);

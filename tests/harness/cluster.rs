@@ -618,6 +618,30 @@ impl Cluster {
         }
     }
 
+    /// Every job of the user with its output. Lists carry summaries without output,
+    /// so each job's view is read on its own, waiting out the rate limit when a long
+    /// run of reads meets it.
+    pub async fn all_jobs_with_output(&self, token: &str) -> Vec<Value> {
+        let mut jobs = Vec::new();
+        for summary in self.all_jobs(token).await {
+            let id = summary["job_id"].as_u64().expect("a job id");
+            let path = format!("/v1/jobs/{id}");
+            let mut tries = 0;
+            let view = loop {
+                match self.get(token, &path).await {
+                    Ok(view) => break view,
+                    Err(why) if why.contains("429") && tries < 120 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(why) => panic!("reading job {id}: {why}"),
+                }
+            };
+            jobs.push(view);
+        }
+        jobs
+    }
+
     /// Waits until none of the users' jobs is queued or running; panics after `secs`.
     pub async fn wait_all_settled(&self, tokens: &[&str], secs: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);

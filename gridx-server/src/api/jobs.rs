@@ -1,4 +1,4 @@
-//! `/v1/jobs`: submit, list, inspect, cancel.
+//! `/v1/jobs`: submit, list, inspect, read output, cancel.
 
 use super::{ApiJson, ApiQuery};
 use crate::app::AppState;
@@ -9,10 +9,12 @@ use crate::store::jobs as store_jobs;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use axum::http::header;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use gridx_proto::api::{
     ErrorBody, ErrorCode, JobListQuery, JobListResponse, JobView, MAX_IDEMPOTENCY_KEY_LEN,
-    SubmitJobRequest,
+    OUTPUT_CONTENT_TYPE, OutputStream, SubmitJobRequest,
 };
 use gridx_proto::{JobId, JobSpec, JobStatus};
 use sha2::{Digest, Sha256};
@@ -34,6 +36,7 @@ use sha2::{Digest, Sha256};
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 402, description = "Insufficient credits", body = ErrorBody),
+        (status = 403, description = "A priority above the caller's maximum (`user set --max-priority`)", body = ErrorBody),
         (status = 413, description = "Code, stdin or body too large", body = ErrorBody),
         (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
         (status = 503, description = "Queue full", body = ErrorBody),
@@ -90,7 +93,9 @@ fn submit_key(headers: &HeaderMap, spec: &JobSpec) -> Result<Option<SubmitKey>, 
     }))
 }
 
-/// Your jobs, newest first. Pass `next` as `before` for the following page.
+/// Your jobs, newest first, as summaries: no output, only its byte lengths and
+/// truncation flags (the output is in `GET /v1/jobs/{id}` and its `/stdout` and
+/// `/stderr`). Pass `next` as `before` for the following page.
 #[utoipa::path(
     get, path = "/v1/jobs", tag = "jobs",
     // The bounds of `limit` and `before` are written in by `openapi::with_bounds`.
@@ -163,6 +168,62 @@ pub async fn get_one(
         .filter(|v| user.is_admin || v.user == user.name)
         .ok_or_else(|| ApiError::not_found("job"))?;
     Ok(Json(view))
+}
+
+/// One of a job's outputs as the raw text it is stored as (UTF-8), to the byte: what
+/// the summary's `stdout_bytes` / `stderr_bytes` count. Empty until the job ends, and
+/// again once retention has pruned it.
+async fn output(
+    state: AppState,
+    user: AuthUser,
+    id: Result<Path<String>, PathRejection>,
+    stream: OutputStream,
+) -> Result<axum::response::Response, ApiError> {
+    let id = parse_id(id)?;
+    let (_, text) = state
+        .reader
+        .read(move |conn| store_jobs::job_output(conn, id, stream))
+        .await?
+        .filter(|(owner, _)| user.is_admin || *owner == user.name)
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    Ok(([(header::CONTENT_TYPE, OUTPUT_CONTENT_TYPE)], text).into_response())
+}
+
+/// A job's standard output, raw (not JSON). Another user's job is 404, as in
+/// `GET /v1/jobs/{id}`.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}/stdout", tag = "jobs",
+    params(("id" = u64, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The stdout as stored, byte for byte (UTF-8; empty until the job ends)", content_type = "text/plain; charset=utf-8", body = String),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn stdout(
+    State(state): State<AppState>,
+    user: AuthUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    output(state, user, id, OutputStream::Stdout).await
+}
+
+/// A job's standard error, raw (not JSON). Another user's job is 404.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}/stderr", tag = "jobs",
+    params(("id" = u64, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The stderr as stored, byte for byte (UTF-8; empty until the job ends)", content_type = "text/plain; charset=utf-8", body = String),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn stderr(
+    State(state): State<AppState>,
+    user: AuthUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    output(state, user, id, OutputStream::Stderr).await
 }
 
 /// Cancel a job. A queued job ends `cancelled` at once and is refunded; a running one

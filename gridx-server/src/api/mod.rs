@@ -37,6 +37,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(jobs::submit, jobs::list))
         .routes(routes!(jobs::get_one))
+        .routes(routes!(jobs::stdout))
+        .routes(routes!(jobs::stderr))
         .routes(routes!(jobs::cancel))
         .routes(routes!(account::balance))
         .routes(routes!(account::ledger))

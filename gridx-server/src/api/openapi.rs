@@ -115,7 +115,12 @@ pub fn with_bounds(mut doc: Document, limits: &JobLimits) -> Document {
             ));
         });
     }
-    for path in ["/v1/jobs/{id}", "/v1/jobs/{id}/cancel"] {
+    for path in [
+        "/v1/jobs/{id}",
+        "/v1/jobs/{id}/stdout",
+        "/v1/jobs/{id}/stderr",
+        "/v1/jobs/{id}/cancel",
+    ] {
         let Some(item) = ops.get_mut(path) else {
             continue;
         };
@@ -180,7 +185,11 @@ fn submit_bounds(doc: &mut Document, limits: &JobLimits) {
     if let Some(priority) = as_object(props.get_mut("priority")) {
         let max = i64::from(limits.max_priority);
         int_range(priority, -max, max);
-        priority.description = Some(format!("Higher runs first (default 0). {note}"));
+        priority.description = Some(format!(
+            "Higher runs first (default 0). {note} Each user also has a maximum set by \
+             the operator (0 unless raised): above it the submit is refused with 403 \
+             `forbidden`."
+        ));
     }
 }
 

@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use gridx_proto::config::LogFormat;
+use gridx_proto::protocol::MAX_SLOTS;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -94,6 +95,16 @@ pub enum UserCommand {
         /// May list and cancel everyone's jobs.
         #[arg(long)]
         admin: bool,
+        /// The highest priority this user's jobs may ask for (default 0).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+        max_priority: Option<i32>,
+    },
+    /// Change an existing user's settings.
+    Set {
+        name: String,
+        /// The highest priority this user's jobs may ask for, from their next submit.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+        max_priority: i32,
     },
     /// List users with their balances.
     List,
@@ -110,11 +121,36 @@ pub enum WorkerCommand {
         /// Label shown in the dashboard.
         #[arg(long)]
         name: Option<String>,
+        /// The most jobs the coordinator runs on it at once, whatever it claims
+        /// (default: as many as it claims).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SLOTS)))]
+        max_slots: Option<u32>,
+    },
+    /// Change a worker's slot cap (applied when it next connects).
+    Set {
+        id: String,
+        /// The most jobs the coordinator runs on it at once; `none` removes the cap.
+        #[arg(long, value_name = "N|none", value_parser = parse_max_slots)]
+        max_slots: MaxSlots,
     },
     /// Revoke a worker's token; a connected worker is dropped.
     Revoke { id: String },
     /// List registered workers.
     List,
+}
+
+/// `worker set --max-slots`: a cap, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxSlots(pub Option<u32>);
+
+fn parse_max_slots(text: &str) -> Result<MaxSlots, String> {
+    if text == "none" {
+        return Ok(MaxSlots(None));
+    }
+    match text.parse::<u32>() {
+        Ok(n) if (1..=MAX_SLOTS).contains(&n) => Ok(MaxSlots(Some(n))),
+        _ => Err(format!("expected 1 to {MAX_SLOTS}, or none")),
+    }
 }
 
 #[derive(Subcommand, Debug)]

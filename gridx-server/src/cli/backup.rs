@@ -1,6 +1,6 @@
 //! `gridx-server backup FILE`: SQLite's online backup, safe while `serve` writes.
 
-use color_eyre::eyre::{Context, Result, bail};
+use color_eyre::eyre::{Context, Result, bail, eyre};
 use gridx_server::store;
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,8 +11,18 @@ pub fn backup(data_dir: &Path, file: &Path) -> Result<ExitCode> {
     }
     let conn = store::open_reader(data_dir)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    conn.backup(rusqlite::MAIN_DB, file, None)
-        .with_context(|| format!("writing {}", file.display()))?;
+    // A copy of the store is as private as the store: the file is made owner-only
+    // before a byte is written into it, whatever the umask.
+    store::create_private_file(file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            eyre!("{} already exists; choose a new file", file.display())
+        }
+        _ => eyre!(e).wrap_err(format!("creating {}", file.display())),
+    })?;
+    if let Err(e) = conn.backup(rusqlite::MAIN_DB, file, None) {
+        let _ = std::fs::remove_file(file);
+        return Err(eyre!(e).wrap_err(format!("writing {}", file.display())));
+    }
     eprintln!(
         "backed up {} to {}",
         store::database_path(data_dir).display(),

@@ -5,7 +5,7 @@ use super::output::print_stdout;
 use color_eyre::eyre::{Context, Result};
 use gridx_proto::config::{GridxConfig, LogFormat};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn init_logging(format: LogFormat) {
@@ -21,8 +21,27 @@ fn init_logging(format: LogFormat) {
     };
 }
 
+/// The store holds everyone's code, output and token hashes: say so, in the log and
+/// plainly on stderr, when group or others may read it (docs/operations.md).
+fn warn_if_exposed(data_dir: &Path) {
+    for (path, mode) in gridx_server::store::exposed_paths(data_dir) {
+        let want = if path.is_dir() {
+            gridx_server::store::DIR_MODE
+        } else {
+            gridx_server::store::FILE_MODE
+        };
+        tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the store is readable by group or others");
+        eprintln!(
+            "warning: {} has mode {mode:o}: group or others can reach the store; run `chmod {want:o} {}`",
+            path.display(),
+            path.display()
+        );
+    }
+}
+
 pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
     init_logging(config.server.log_format);
+    warn_if_exposed(&data_dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gridx-server")

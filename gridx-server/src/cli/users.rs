@@ -1,4 +1,4 @@
-//! `gridx-server user add|list|token`.
+//! `gridx-server user add|set|list|token`.
 
 use super::args::UserCommand;
 use super::output::print_stdout;
@@ -21,6 +21,7 @@ pub fn user(
             name,
             credits,
             admin,
+            max_priority,
         } => {
             let name = UserName::new(&name)?;
             let credits = match credits {
@@ -30,9 +31,16 @@ pub fn user(
             if credits.is_negative() {
                 bail!("--credits must not be negative");
             }
-            let token = users::create_user(&mut conn, &name, credits, admin)?;
+            let max_priority = max_priority.unwrap_or(0);
+            let token = users::create_user_with_max_priority(
+                &mut conn,
+                &name,
+                credits,
+                admin,
+                max_priority,
+            )?;
             eprintln!(
-                "created user {name} with {credits} credits{}",
+                "created user {name} with {credits} credits, max priority {max_priority}{}",
                 if admin { " (admin)" } else { "" }
             );
             if json {
@@ -41,21 +49,27 @@ pub fn user(
                 print_stdout(&token)?;
             }
         }
+        UserCommand::Set { name, max_priority } => {
+            let name = UserName::new(&name)?;
+            users::set_max_priority(&conn, &name, max_priority)?;
+            eprintln!("{name} may now submit up to priority {max_priority}");
+        }
         UserCommand::List => {
             let list = users::list_users(&conn)?;
             if json {
                 print_stdout(&serde_json::to_string(&list)?)?;
             } else {
                 print_stdout(&format!(
-                    "{:<24} {:>14} {:>8}  ADMIN",
-                    "USER", "BALANCE", "JOBS"
+                    "{:<24} {:>14} {:>8} {:>12}  ADMIN",
+                    "USER", "BALANCE", "JOBS", "MAX_PRIORITY"
                 ))?;
                 for u in list {
                     print_stdout(&format!(
-                        "{:<24} {:>14} {:>8}  {}",
+                        "{:<24} {:>14} {:>8} {:>12}  {}",
                         u.user.to_string(),
                         u.balance.to_string(),
                         u.jobs,
+                        u.max_priority,
                         if u.admin { "yes" } else { "" }
                     ))?;
                 }

@@ -198,11 +198,11 @@ impl State {
             jobs.sort_unstable();
             jobs.dedup();
             for id in jobs {
-                match jobs::job_view(conn, id) {
-                    Ok(Some(view)) => self.events.publish(
-                        Audience::User(view.user.clone()),
-                        ServerEvent::Job { job: view },
-                    ),
+                // A summary: an event's size never depends on what the job printed.
+                match jobs::job_summary(conn, id) {
+                    Ok(Some(job)) => self
+                        .events
+                        .publish(Audience::User(job.user.clone()), ServerEvent::Job { job }),
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(job = %id, error = %e, "could not read a job for its event")

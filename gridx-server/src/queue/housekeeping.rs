@@ -84,7 +84,7 @@ impl State {
             owner: w.owner.clone(),
             status: w.status(),
             languages: caps.map(|c| c.languages.clone()).unwrap_or_default(),
-            slots: caps.map_or(0, |c| c.slots),
+            slots: w.slots(),
             running: w.running.len() as u32,
             executor: caps.map(|c| c.executor),
             metrics: w.metrics.clone(),

@@ -57,6 +57,10 @@ pub enum QueueError {
     ShuttingDown,
     #[error("the Idempotency-Key {0:?} was already used for a different job request")]
     KeyReused(String),
+    #[error(
+        "priority {priority} is above your maximum of {max}; an operator can raise it with `gridx-server user set NAME --max-priority N`"
+    )]
+    PriorityNotAllowed { priority: i32, max: i32 },
     #[error("the store failed: {0}")]
     Store(String),
 }

@@ -58,6 +58,9 @@ pub(super) struct WorkerState {
     pub(super) owner: UserName,
     pub(super) session: Option<Session>,
     pub(super) capabilities: Option<Capabilities>,
+    /// The operator's cap on its slots (`worker add --max-slots`), read from the
+    /// store at start-up and at each `hello`; `None`: no cap but the claim.
+    pub(super) max_slots: Option<u32>,
     /// The jobs leased to this worker.
     pub(super) running: HashSet<JobId>,
     /// Leased jobs missing from this worker's heartbeats, with how many heartbeats in a
@@ -81,6 +84,7 @@ impl WorkerState {
             owner,
             session: None,
             capabilities: None,
+            max_slots: None,
             running: HashSet::new(),
             unreported: HashMap::new(),
             strays_cancelled: HashSet::new(),
@@ -104,9 +108,15 @@ impl WorkerState {
         }
     }
 
+    /// How many attempts this worker may hold at once: what its `hello` claims,
+    /// never more than the operator's cap. The worker's word alone decides nothing.
+    pub(super) fn slots(&self) -> u32 {
+        let claimed = self.capabilities.as_ref().map_or(0, |c| c.slots);
+        self.max_slots.map_or(claimed, |cap| claimed.min(cap))
+    }
+
     pub(super) fn free_slots(&self) -> u32 {
-        let slots = self.capabilities.as_ref().map_or(0, |c| c.slots);
-        slots.saturating_sub(self.running.len() as u32)
+        self.slots().saturating_sub(self.running.len() as u32)
     }
 
     pub(super) fn can_take(&self, language: Language) -> bool {
@@ -235,6 +245,7 @@ impl State {
                     w.running.clear();
                     w.unreported.clear();
                     w.revoked = record.revoked;
+                    w.max_slots = record.max_slots;
                     w
                 }
                 None => {
@@ -242,6 +253,7 @@ impl State {
                     let mut w = WorkerState::new(record.name, record.owner, last_seen);
                     w.last_seen = now;
                     w.revoked = record.revoked;
+                    w.max_slots = record.max_slots;
                     w
                 }
             };

@@ -1,8 +1,9 @@
 //! Job rows. Only the queue (`crate::queue`) calls the writing functions here, inside
-//! its transactions; the API reads through [`job_view`] and [`list_jobs`].
+//! its transactions; the API reads through [`job_view`], [`list_jobs`] and
+//! [`job_output`].
 
 use super::{StoreError, StoreResult};
-use gridx_proto::api::JobView;
+use gridx_proto::api::{JobSummary, JobView, OutputStream};
 use gridx_proto::job::FailureReason;
 use gridx_proto::time_fmt::from_unix_millis;
 use gridx_proto::{Credits, JobId, JobSpec, JobStatus, Language, UserName, WorkerId};
@@ -11,6 +12,14 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 const VIEW_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
     submitted_at, started_at, finished_at, worker_id, attempts, exit_code, stdout, stderr,
     stdout_truncated, stderr_truncated, duration_ms, reason, message, cost";
+
+/// The view's columns with the output's byte lengths in place of the output:
+/// `octet_length` counts a TEXT value's bytes without loading it, so a summary costs
+/// the same whatever the job printed.
+const SUMMARY_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
+    submitted_at, started_at, finished_at, worker_id, attempts, exit_code,
+    octet_length(stdout), octet_length(stderr), stdout_truncated, stderr_truncated,
+    duration_ms, reason, message, cost";
 
 fn corrupt(what: &str, value: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -21,11 +30,46 @@ fn corrupt(what: &str, value: &str) -> rusqlite::Error {
 }
 
 fn view_from_row(r: &Row<'_>) -> rusqlite::Result<JobView> {
+    let summary = summary_from_row(r)?;
+    Ok(JobView {
+        job_id: summary.job_id,
+        user: summary.user,
+        status: summary.status,
+        language: summary.language,
+        priority: summary.priority,
+        timeout_s: summary.timeout_s,
+        memory_mb: summary.memory_mb,
+        submitted_at: summary.submitted_at,
+        started_at: summary.started_at,
+        finished_at: summary.finished_at,
+        worker_id: summary.worker_id,
+        attempts: summary.attempts,
+        exit_code: summary.exit_code,
+        stdout: r.get(13)?,
+        stderr: r.get(14)?,
+        stdout_truncated: summary.stdout_truncated,
+        stderr_truncated: summary.stderr_truncated,
+        duration_ms: summary.duration_ms,
+        reason: summary.reason,
+        message: summary.message,
+        cost: summary.cost,
+    })
+}
+
+/// A row of [`VIEW_COLUMNS`] or [`SUMMARY_COLUMNS`] (the same places) as a summary;
+/// columns 13 and 14 are only read as lengths when they are lengths.
+fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<JobSummary> {
     let user: String = r.get(1)?;
     let status: String = r.get(2)?;
     let language: String = r.get(3)?;
     let reason: Option<String> = r.get(18)?;
-    Ok(JobView {
+    let length = |i: usize| -> rusqlite::Result<u64> {
+        Ok(match r.get_ref(i)? {
+            rusqlite::types::ValueRef::Integer(n) => n.max(0) as u64,
+            other => other.as_bytes().map_or(0, |b| b.len() as u64),
+        })
+    };
+    Ok(JobSummary {
         job_id: JobId(r.get::<_, i64>(0)? as u64),
         user: UserName::new(&user).map_err(|_| corrupt("user", &user))?,
         status: status.parse().map_err(|_| corrupt("status", &status))?,
@@ -41,8 +85,8 @@ fn view_from_row(r: &Row<'_>) -> rusqlite::Result<JobView> {
         worker_id: r.get::<_, Option<i64>>(10)?.map(|w| WorkerId(w as u64)),
         attempts: r.get(11)?,
         exit_code: r.get(12)?,
-        stdout: r.get(13)?,
-        stderr: r.get(14)?,
+        stdout_bytes: length(13)?,
+        stderr_bytes: length(14)?,
         stdout_truncated: r.get(15)?,
         stderr_truncated: r.get(16)?,
         duration_ms: r.get::<_, Option<i64>>(17)?.map(|d| d.max(0) as u64),
@@ -128,17 +172,49 @@ pub fn job_view(conn: &Connection, id: JobId) -> StoreResult<Option<JobView>> {
         .optional()?)
 }
 
-/// Jobs newest first, optionally only one user's and one status, before a cursor.
-/// Returns the page and the cursor of the next page.
+/// A job without its output (for live events): its size does not depend on the output.
+pub fn job_summary(conn: &Connection, id: JobId) -> StoreResult<Option<JobSummary>> {
+    let sql = format!("SELECT {SUMMARY_COLUMNS} FROM jobs WHERE id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id.0 as i64], summary_from_row)
+        .optional()?)
+}
+
+/// One of a job's outputs, exactly as stored, with the job's owner (the caller decides
+/// who may read it). `None`: no such job.
+pub fn job_output(
+    conn: &Connection,
+    id: JobId,
+    stream: OutputStream,
+) -> StoreResult<Option<(UserName, String)>> {
+    let sql = match stream {
+        OutputStream::Stdout => "SELECT user, stdout FROM jobs WHERE id = ?1",
+        OutputStream::Stderr => "SELECT user, stderr FROM jobs WHERE id = ?1",
+    };
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row([id.0 as i64], |r| {
+            let user: String = r.get(0)?;
+            Ok((
+                UserName::new(&user).map_err(|_| corrupt("user", &user))?,
+                r.get(1)?,
+            ))
+        })
+        .optional()?)
+}
+
+/// Jobs newest first, optionally only one user's and one status, before a cursor, as
+/// summaries (no output). Returns the page and the cursor of the next page.
 pub fn list_jobs(
     conn: &Connection,
     user: Option<&UserName>,
     status: Option<JobStatus>,
     limit: u32,
     before: Option<JobId>,
-) -> StoreResult<(Vec<JobView>, Option<JobId>)> {
+) -> StoreResult<(Vec<JobSummary>, Option<JobId>)> {
     let sql = format!(
-        "SELECT {VIEW_COLUMNS} FROM jobs
+        "SELECT {SUMMARY_COLUMNS} FROM jobs
          WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR status = ?2) AND id < ?3
          ORDER BY id DESC LIMIT ?4"
     );
@@ -152,7 +228,7 @@ pub fn list_jobs(
             before,
             i64::from(limit) + 1
         ],
-        view_from_row,
+        summary_from_row,
     )?;
     let mut jobs = rows.collect::<Result<Vec<_>, _>>()?;
     let next = if jobs.len() > limit as usize {
@@ -419,6 +495,66 @@ mod tests {
         );
         assert_eq!(load_spec(&conn, old).unwrap().code, "");
         assert_eq!(job_view(&conn, new).unwrap().unwrap().stdout, "out");
+    }
+
+    #[test]
+    fn summaries_and_lists_carry_output_lengths_and_the_output_reads_exactly() {
+        let conn = store();
+        let user = UserName::new("a").unwrap();
+        let id = insert_job(&conn, &user, &spec(), Credits::ZERO, 0).unwrap();
+        let assigned = StatusWrite::Assigned {
+            worker: WorkerId(1),
+            attempt: 1,
+        };
+        write_status(
+            &conn,
+            id,
+            JobStatus::Queued,
+            JobStatus::Running,
+            assigned,
+            0,
+        )
+        .unwrap();
+        let stdout = "é\u{0}\u{FFFD}\r\n\"\\".to_owned();
+        let done = Completion {
+            stdout: stdout.clone(),
+            stderr: "x".repeat(10),
+            stderr_truncated: true,
+            exit_code: Some(0),
+            ..Completion::default()
+        };
+        let write = StatusWrite::Finished(&done);
+        write_status(
+            &conn,
+            id,
+            JobStatus::Running,
+            JobStatus::Succeeded,
+            write,
+            1,
+        )
+        .unwrap();
+        let view = job_view(&conn, id).unwrap().unwrap();
+        let summary = job_summary(&conn, id).unwrap().unwrap();
+        assert_eq!(summary, view.summary());
+        assert_eq!(summary.stdout_bytes, stdout.len() as u64);
+        assert_eq!((summary.stderr_bytes, summary.stderr_truncated), (10, true));
+        let (listed, _) = list_jobs(&conn, Some(&user), None, 10, None).unwrap();
+        assert_eq!(listed, vec![summary]);
+        assert_eq!(
+            job_output(&conn, id, OutputStream::Stdout).unwrap(),
+            Some((user.clone(), stdout))
+        );
+        assert_eq!(
+            job_output(&conn, id, OutputStream::Stderr)
+                .unwrap()
+                .unwrap()
+                .1,
+            "x".repeat(10)
+        );
+        assert_eq!(
+            job_output(&conn, JobId(99), OutputStream::Stdout).unwrap(),
+            None
+        );
     }
 
     /// The row must be in the state the queue names, so a lost race cannot overwrite

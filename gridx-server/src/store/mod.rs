@@ -43,13 +43,29 @@ pub fn database_path(data_dir: &Path) -> PathBuf {
     data_dir.join("gridx.db")
 }
 
-/// Opens (creating and migrating if needed) the store for writing.
+/// The mode of a data directory the store creates: its owner only.
+pub const DIR_MODE: u32 = 0o700;
+/// The mode of the database, its WAL and shared-memory files, and backups: the
+/// owner may read and write, nobody else anything.
+pub const FILE_MODE: u32 = 0o600;
+
+/// Opens (creating and migrating if needed) the store for writing. A data directory
+/// it creates is [`DIR_MODE`], a database file it creates [`FILE_MODE`], whatever
+/// the umask; SQLite gives the WAL and shared-memory files the database's mode.
+/// Existing ones are left as they are ([`exposed_paths`] finds the loose ones).
 pub fn open_writer(data_dir: &Path) -> StoreResult<Connection> {
-    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+    let data_dir_error = |source| StoreError::DataDir {
         path: data_dir.to_owned(),
         source,
-    })?;
-    let mut conn = Connection::open(database_path(data_dir))?;
+    };
+    create_private_dir(data_dir).map_err(data_dir_error)?;
+    let database = database_path(data_dir);
+    match create_private_file(&database) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(data_dir_error(e)),
+    }
+    let mut conn = Connection::open(database)?;
     configure(&conn)?;
     // WAL lets readers (the API, admin commands, backups) run while the queue writes.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -75,6 +91,75 @@ fn configure(conn: &Connection) -> StoreResult<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
+}
+
+/// Creates `dir` (and missing parents) if it does not exist, with [`DIR_MODE`] set
+/// explicitly so the umask cannot widen it. An existing directory is not touched.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
+    builder.create(dir)?;
+    set_mode(dir, DIR_MODE)
+}
+
+/// Creates a new, empty file with [`FILE_MODE`] (umask-independent); fails with
+/// `AlreadyExists` if there is one. SQLite takes an empty file as an empty database,
+/// so the store and backups are written into files that were private from the start.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+    drop(options.open(path)?);
+    set_mode(path, FILE_MODE)
+}
+
+/// Sets a path's permission bits exactly (no-op off Unix).
+pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
+/// The data directory and store files (database, WAL, shared memory) that exist and
+/// that group or others may use, with their permission bits. `serve` warns about
+/// each: the store holds everyone's code, output and token hashes.
+pub fn exposed_paths(data_dir: &Path) -> Vec<(PathBuf, u32)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let database = database_path(data_dir);
+        let mut paths = vec![data_dir.to_owned(), database.clone()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = database.clone().into_os_string();
+            name.push(suffix);
+            paths.push(PathBuf::from(name));
+        }
+        paths
+            .into_iter()
+            .filter_map(|path| {
+                let mode = std::fs::metadata(&path).ok()?.permissions().mode() & 0o777;
+                (mode & 0o077 != 0).then_some((path, mode))
+            })
+            .collect()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = data_dir;
+        Vec::new()
+    }
 }
 
 pub(crate) fn now_millis() -> i64 {

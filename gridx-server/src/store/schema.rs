@@ -105,6 +105,15 @@ CREATE TABLE submit_keys (
 ) WITHOUT ROWID;
 "#,
         ),
+        // The operator, not the worker, decides capacity and precedence: the most job
+        // attempts a worker is given at once whatever its `hello` claims (NULL: its
+        // claim), and the highest priority a user may submit (existing users get 0).
+        M::up(
+            r#"
+ALTER TABLE workers ADD COLUMN max_slots INTEGER CHECK (max_slots IS NULL OR max_slots >= 1);
+ALTER TABLE users ADD COLUMN max_priority INTEGER NOT NULL DEFAULT 0 CHECK (max_priority >= 0);
+"#,
+        ),
     ])
 }
 
@@ -113,5 +122,33 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(super::migrations().validate().is_ok());
+    }
+
+    /// Level 3: existing users may submit up to priority 0 and existing workers have
+    /// no slot cap (they keep getting what they claim) until the operator sets one.
+    #[test]
+    fn operator_limits_start_safe_on_an_existing_store() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::migrations().to_version(&mut conn, 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (name, token_hash, is_admin, created_at) VALUES ('a', x'01', 0, 0);
+             INSERT INTO workers (name, owner, token_hash, created_at) VALUES ('w', 'a', x'02', 0);",
+        )
+        .unwrap();
+        super::migrations().to_latest(&mut conn).unwrap();
+        let (max_priority, max_slots): (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT u.max_priority, w.max_slots FROM users u, workers w",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((max_priority, max_slots), (0, None));
+        for bad in [
+            "UPDATE users SET max_priority = -1",
+            "UPDATE workers SET max_slots = 0",
+        ] {
+            assert!(conn.execute(bad, []).is_err(), "{bad}");
+        }
     }
 }

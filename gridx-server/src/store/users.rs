@@ -20,6 +20,9 @@ pub struct WorkerRecord {
     pub name: String,
     pub owner: UserName,
     pub revoked: bool,
+    /// The most job attempts the coordinator gives it at once, set by the operator
+    /// (`worker add --max-slots`); `None`: as many as its `hello` claims.
+    pub max_slots: Option<u32>,
 }
 
 /// One line of `user list`.
@@ -29,6 +32,7 @@ pub struct UserSummary {
     pub admin: bool,
     pub balance: Credits,
     pub jobs: u64,
+    pub max_priority: i32,
 }
 
 fn token() -> StoreResult<String> {
@@ -36,17 +40,31 @@ fn token() -> StoreResult<String> {
     tokens::generate(tokens::USER_PREFIX).map_err(|_| StoreError::Unavailable)
 }
 
-/// Creates a user, opens their account and grants `credits` from the mint, all in one
-/// transaction. Returns the API token, which is never stored.
+/// Creates a user who may submit up to priority 0 (see
+/// [`create_user_with_max_priority`]).
 pub fn create_user(
     conn: &mut Connection,
     name: &UserName,
     credits: Credits,
     admin: bool,
 ) -> StoreResult<String> {
+    create_user_with_max_priority(conn, name, credits, admin, 0)
+}
+
+/// Creates a user, opens their account and grants `credits` from the mint, all in one
+/// transaction. `max_priority` (0 or more) is the highest priority their submits may
+/// ask for. Returns the API token, which is never stored.
+pub fn create_user_with_max_priority(
+    conn: &mut Connection,
+    name: &UserName,
+    credits: Credits,
+    admin: bool,
+    max_priority: i32,
+) -> StoreResult<String> {
     if credits.is_negative() {
         return Err(StoreError::Conflict("credits must not be negative".into()));
     }
+    check_max_priority(max_priority)?;
     let token = token()?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let exists: bool = tx
@@ -62,8 +80,15 @@ pub fn create_user(
     }
     let now = now_millis();
     tx.execute(
-        "INSERT INTO users (name, token_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![name.as_str(), tokens::hash(&token).as_slice(), admin, now],
+        "INSERT INTO users (name, token_hash, is_admin, created_at, max_priority)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            name.as_str(),
+            tokens::hash(&token).as_slice(),
+            admin,
+            now,
+            max_priority
+        ],
     )?;
     let account = ledger::user_account(name.as_str());
     tx.execute(
@@ -95,10 +120,42 @@ pub fn rotate_user_token(conn: &Connection, name: &UserName) -> StoreResult<Stri
     Ok(token)
 }
 
+fn check_max_priority(max_priority: i32) -> StoreResult<()> {
+    if max_priority < 0 {
+        return Err(StoreError::Conflict(format!(
+            "the maximum priority must be 0 or more, not {max_priority}"
+        )));
+    }
+    Ok(())
+}
+
+/// Sets the highest priority a user's submits may ask for (0 or more). Jobs already
+/// queued keep theirs.
+pub fn set_max_priority(conn: &Connection, name: &UserName, max_priority: i32) -> StoreResult<()> {
+    check_max_priority(max_priority)?;
+    let changed = conn.execute(
+        "UPDATE users SET max_priority = ?2 WHERE name = ?1",
+        params![name.as_str(), max_priority],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("no user {name}")));
+    }
+    Ok(())
+}
+
+/// The highest priority a user may submit (the queue asks on every submit, in the
+/// submit's own transaction, so a change applies to the next submit).
+pub fn max_priority(conn: &Connection, name: &UserName) -> StoreResult<i32> {
+    conn.prepare_cached("SELECT max_priority FROM users WHERE name = ?1")?
+        .query_row([name.as_str()], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no user {name}")))
+}
+
 pub fn list_users(conn: &Connection) -> StoreResult<Vec<UserSummary>> {
     let mut stmt = conn.prepare(
         "SELECT u.name, u.is_admin, a.balance,
-                (SELECT COUNT(*) FROM jobs j WHERE j.user = u.name)
+                (SELECT COUNT(*) FROM jobs j WHERE j.user = u.name), u.max_priority
          FROM users u JOIN accounts a ON a.id = 'user:' || u.name ORDER BY u.name",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -107,16 +164,18 @@ pub fn list_users(conn: &Connection) -> StoreResult<Vec<UserSummary>> {
             r.get::<_, bool>(1)?,
             r.get::<_, i64>(2)?,
             r.get::<_, i64>(3)?,
+            r.get::<_, i32>(4)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (name, admin, balance, jobs) = row?;
+        let (name, admin, balance, jobs, max_priority) = row?;
         out.push(UserSummary {
             user: UserName::new(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             admin,
             balance: Credits::from_millis(balance),
             jobs: jobs as u64,
+            max_priority,
         });
     }
     Ok(out)
@@ -145,12 +204,25 @@ pub fn user_by_token(conn: &Connection, token: &str) -> StoreResult<Option<UserR
     Ok(Some(UserRecord { name, is_admin }))
 }
 
-/// Registers a worker owned by `owner`; returns its id and token.
+/// Registers a worker owned by `owner` with no slot cap of its own (it gets as many
+/// as its `hello` claims); returns its id and token.
 pub fn add_worker(
     conn: &Connection,
     owner: &UserName,
     label: &str,
 ) -> StoreResult<(WorkerId, String)> {
+    register_worker(conn, owner, label, None)
+}
+
+/// Registers a worker owned by `owner`; `max_slots` caps the job attempts the
+/// coordinator gives it at once, whatever it claims. Returns its id and token.
+pub fn register_worker(
+    conn: &Connection,
+    owner: &UserName,
+    label: &str,
+    max_slots: Option<u32>,
+) -> StoreResult<(WorkerId, String)> {
+    check_max_slots(max_slots)?;
     let exists = conn
         .query_row(
             "SELECT 1 FROM users WHERE name = ?1",
@@ -164,15 +236,53 @@ pub fn add_worker(
     }
     let token = tokens::generate(tokens::WORKER_PREFIX).map_err(|_| StoreError::Unavailable)?;
     conn.execute(
-        "INSERT INTO workers (name, owner, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO workers (name, owner, token_hash, created_at, max_slots)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             label,
             owner.as_str(),
             tokens::hash(&token).as_slice(),
-            now_millis()
+            now_millis(),
+            max_slots
         ],
     )?;
     Ok((WorkerId(conn.last_insert_rowid() as u64), token))
+}
+
+fn check_max_slots(max_slots: Option<u32>) -> StoreResult<()> {
+    if max_slots == Some(0) {
+        return Err(StoreError::Conflict(
+            "a worker's max slots must be 1 or more".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Sets (or with `None` removes) a worker's slot cap. A running coordinator applies
+/// it at the worker's next `hello`.
+pub fn set_worker_max_slots(
+    conn: &Connection,
+    id: WorkerId,
+    max_slots: Option<u32>,
+) -> StoreResult<()> {
+    check_max_slots(max_slots)?;
+    let changed = conn.execute(
+        "UPDATE workers SET max_slots = ?2 WHERE id = ?1",
+        params![id.0 as i64, max_slots],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("no worker {id}")));
+    }
+    Ok(())
+}
+
+/// A worker's slot cap as stored now (the queue reads it at each `hello`).
+pub fn worker_max_slots(conn: &Connection, id: WorkerId) -> StoreResult<Option<u32>> {
+    Ok(conn
+        .prepare_cached("SELECT max_slots FROM workers WHERE id = ?1")?
+        .query_row([id.0 as i64], |r| r.get::<_, Option<u32>>(0))
+        .optional()?
+        .flatten())
 }
 
 /// Revokes a worker's token for good. The running coordinator notices within a second
@@ -194,7 +304,8 @@ pub fn worker_by_token(conn: &Connection, token: &str) -> StoreResult<Option<Wor
     let presented = tokens::hash(token);
     let row = conn
         .prepare_cached(
-            "SELECT id, name, owner, revoked, token_hash FROM workers WHERE token_hash = ?1",
+            "SELECT id, name, owner, revoked, token_hash, max_slots FROM workers
+             WHERE token_hash = ?1",
         )?
         .query_row([presented.as_slice()], |r| {
             Ok((
@@ -203,10 +314,11 @@ pub fn worker_by_token(conn: &Connection, token: &str) -> StoreResult<Option<Wor
                 r.get::<_, String>(2)?,
                 r.get::<_, bool>(3)?,
                 r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, Option<u32>>(5)?,
             ))
         })
         .optional()?;
-    let Some((id, name, owner, revoked, stored)) = row else {
+    let Some((id, name, owner, revoked, stored, max_slots)) = row else {
         return Ok(None);
     };
     if !tokens::matches(&stored, &presented) {
@@ -217,13 +329,15 @@ pub fn worker_by_token(conn: &Connection, token: &str) -> StoreResult<Option<Wor
         name,
         owner: UserName::new(&owner).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         revoked,
+        max_slots,
     }))
 }
 
 /// Every registered worker, for the coordinator's start-up and the workers list.
 pub fn all_workers(conn: &Connection) -> StoreResult<Vec<(WorkerRecord, Option<i64>)>> {
-    let mut stmt =
-        conn.prepare("SELECT id, name, owner, revoked, last_seen FROM workers ORDER BY id")?;
+    let mut stmt = conn.prepare(
+        "SELECT id, name, owner, revoked, last_seen, max_slots FROM workers ORDER BY id",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, i64>(0)?,
@@ -231,17 +345,19 @@ pub fn all_workers(conn: &Connection) -> StoreResult<Vec<(WorkerRecord, Option<i
             r.get::<_, String>(2)?,
             r.get::<_, bool>(3)?,
             r.get::<_, Option<i64>>(4)?,
+            r.get::<_, Option<u32>>(5)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, name, owner, revoked, last_seen) = row?;
+        let (id, name, owner, revoked, last_seen, max_slots) = row?;
         out.push((
             WorkerRecord {
                 id: WorkerId(id as u64),
                 name,
                 owner: UserName::new(&owner).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 revoked,
+                max_slots,
             },
             last_seen,
         ));

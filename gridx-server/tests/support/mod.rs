@@ -137,6 +137,12 @@ impl TestServer {
         .expect("create user")
     }
 
+    /// Lets a user submit up to `max` (the operator's `user set --max-priority`).
+    pub fn set_max_priority(&self, name: &str, max: i32) {
+        let conn = store::open_writer(&self.data_dir).expect("store");
+        users::set_max_priority(&conn, &UserName::new(name).unwrap(), max).expect("set");
+    }
+
     pub fn add_admin(&self, name: &str) -> String {
         let mut conn = store::open_writer(&self.data_dir).expect("store");
         users::create_user(

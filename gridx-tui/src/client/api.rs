@@ -4,7 +4,7 @@ use crate::backoff::{Backoff, Retry, retry};
 use gridx_proto::JobId;
 use gridx_proto::api::{
     BalanceResponse, ErrorBody, JobListQuery, JobListResponse, JobView, LedgerQuery,
-    LedgerResponse, SubmitJobRequest, WorkersResponse,
+    LedgerResponse, OutputStream, SubmitJobRequest, WorkersResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -110,6 +110,12 @@ impl ApiClient {
         &self,
         builder: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
+        let bytes = self.send_raw(builder).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// The body of a successful answer as it came; an error answer as `Api`.
+    async fn send_raw(&self, builder: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
         let response = builder.send().await.map_err(|e| ClientError::Network {
             url: self.base.clone(),
             message: root_cause(&e),
@@ -120,7 +126,7 @@ impl ApiClient {
             message: root_cause(&e),
         })?;
         if status.is_success() {
-            serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+            Ok(bytes.into())
         } else {
             match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(body) => Err(ClientError::Api {
@@ -156,8 +162,16 @@ impl ApiClient {
             .await
     }
 
+    /// A page of job summaries (no output: [`ApiClient::job`] or [`ApiClient::output`]).
     pub async fn jobs(&self, query: &JobListQuery) -> Result<JobListResponse, ClientError> {
         self.send(self.get("/v1/jobs", query)?).await
+    }
+
+    /// One of a job's outputs, the bytes the coordinator stores (UTF-8 text).
+    pub async fn output(&self, id: JobId, stream: OutputStream) -> Result<Vec<u8>, ClientError> {
+        let path = format!("/v1/jobs/{id}/{stream}");
+        self.send_raw(self.request(reqwest::Method::GET, &path)?)
+            .await
     }
 
     pub async fn cancel(&self, id: JobId) -> Result<JobView, ClientError> {

@@ -18,6 +18,14 @@ pub enum ConsoleCommand {
         /// Job id.
         id: JobId,
     },
+    /// Print a job's stdout (or stderr) exactly as stored, nothing added.
+    Output {
+        /// Job id.
+        id: JobId,
+        /// Its standard error instead.
+        #[arg(long)]
+        stderr: bool,
+    },
     /// List your jobs, newest first.
     Jobs {
         /// Only jobs in this state (queued, running, succeeded, failed, timed_out, cancelled, error).
@@ -230,6 +238,13 @@ mod tests {
             })
         );
         assert_eq!(parse_line("exit").unwrap(), Some(ConsoleCommand::Quit));
+        assert_eq!(
+            parse_line("output 7 --stderr").unwrap(),
+            Some(ConsoleCommand::Output {
+                id: JobId(7),
+                stderr: true
+            })
+        );
         let Some(ConsoleCommand::Submit(args)) =
             parse_line("submit --lang javascript --code 'console.log(\"hi there\")' --priority -3")
                 .unwrap()
@@ -259,8 +274,8 @@ mod tests {
     fn completion_data_comes_from_the_grammar() {
         let names = command_names();
         for expected in [
-            "submit", "cancel", "job", "jobs", "workers", "balance", "ledger", "theme", "help",
-            "quit",
+            "submit", "cancel", "job", "jobs", "output", "workers", "balance", "ledger", "theme",
+            "help", "quit",
         ] {
             assert!(
                 names.contains(&expected.to_owned()),

@@ -2,10 +2,10 @@
 
 use super::run::Outcome;
 use crate::built_in_themes;
-use gridx_proto::api::JobView;
+use gridx_proto::api::JobSummary;
 use gridx_proto::time_fmt::to_rfc3339;
 
-pub fn job_line(job: &JobView) -> String {
+pub fn job_line(job: &JobSummary) -> String {
     let mut line = format!(
         "job {} {} {} attempts={}",
         job.job_id, job.status, job.language, job.attempts
@@ -39,7 +39,7 @@ pub fn to_lines(outcome: &Outcome) -> Vec<String> {
             }
         )],
         Outcome::Job(job) => {
-            let mut lines = vec![job_line(job)];
+            let mut lines = vec![job_line(&job.summary())];
             if let Some(message) = &job.message {
                 lines.push(format!("  {message}"));
             }
@@ -59,19 +59,24 @@ pub fn to_lines(outcome: &Outcome) -> Vec<String> {
             }
             lines
         }
+        Outcome::Output { bytes, .. } => String::from_utf8_lossy(bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
         Outcome::Jobs(list) => {
             let mut lines = vec![format!(
-                "{:>8}  {:<10} {:<7} {:>3}  {}",
-                "ID", "STATUS", "LANG", "TRY", "SUBMITTED"
+                "{:>8}  {:<10} {:<7} {:>3}  {:<24} {:>9}",
+                "ID", "STATUS", "LANG", "TRY", "SUBMITTED", "OUTPUT"
             )];
             for job in &list.jobs {
                 lines.push(format!(
-                    "{:>8}  {:<10} {:<7} {:>3}  {}",
+                    "{:>8}  {:<10} {:<7} {:>3}  {:<24} {:>9}",
                     job.job_id.to_string(),
                     job.status.to_string(),
                     job.language.to_string(),
                     job.attempts,
-                    to_rfc3339(job.submitted_at)
+                    to_rfc3339(job.submitted_at),
+                    output_size(job)
                 ));
             }
             if list.jobs.is_empty() {
@@ -136,12 +141,34 @@ pub fn to_lines(outcome: &Outcome) -> Vec<String> {
     }
 }
 
+/// A summary's output size for a list: stdout and stderr bytes together, `+` when
+/// either was cut.
+fn output_size(job: &JobSummary) -> String {
+    let bytes = job.stdout_bytes.saturating_add(job.stderr_bytes);
+    let cut = job.stdout_truncated || job.stderr_truncated;
+    let size = match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    };
+    if cut { format!("{size}+") } else { size }
+}
+
 /// Machine-readable output: the API's own JSON shapes.
 pub fn to_json(outcome: &Outcome) -> serde_json::Value {
     let value = match outcome {
         Outcome::Submitted(job) | Outcome::Job(job) | Outcome::Cancelled(job) => {
             serde_json::to_value(job)
         }
+        Outcome::Output {
+            job_id,
+            stream,
+            bytes,
+        } => Ok(serde_json::json!({
+            "job_id": job_id,
+            "stream": stream,
+            "output": String::from_utf8_lossy(bytes),
+        })),
         Outcome::Jobs(list) => serde_json::to_value(list),
         Outcome::Workers(w) => serde_json::to_value(w),
         Outcome::Balance(b) => serde_json::to_value(b),

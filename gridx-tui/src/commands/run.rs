@@ -3,11 +3,11 @@
 
 use super::grammar::{ConsoleCommand, SubmitArgs, help_text};
 use crate::client::{ApiClient, ClientError};
-use gridx_proto::Language;
 use gridx_proto::api::{
-    BalanceResponse, JobListQuery, JobListResponse, JobView, LedgerResponse, SubmitJobRequest,
-    WorkersResponse,
+    BalanceResponse, JobListQuery, JobListResponse, JobView, LedgerResponse, OutputStream,
+    SubmitJobRequest, WorkersResponse,
 };
+use gridx_proto::{JobId, Language};
 
 /// What a command produced.
 #[derive(Debug, Clone)]
@@ -16,6 +16,12 @@ pub enum Outcome {
     /// `submit --wait` and `job`: the job as it is (terminal after a wait).
     Job(Box<JobView>),
     Cancelled(Box<JobView>),
+    /// `output`: one of a job's outputs, the bytes the coordinator stores.
+    Output {
+        job_id: JobId,
+        stream: OutputStream,
+        bytes: Vec<u8>,
+    },
     Jobs(JobListResponse),
     Workers(WorkersResponse),
     Balance(BalanceResponse),
@@ -132,6 +138,19 @@ pub async fn run(
             Ok(Outcome::Cancelled(Box::new(client.cancel(id).await?)))
         }
         ConsoleCommand::Job { id } => Ok(Outcome::Job(Box::new(client.job(id).await?))),
+        ConsoleCommand::Output { id, stderr } => {
+            let stream = if stderr {
+                OutputStream::Stderr
+            } else {
+                OutputStream::Stdout
+            };
+            let bytes = client.output(id, stream).await?;
+            Ok(Outcome::Output {
+                job_id: id,
+                stream,
+                bytes,
+            })
+        }
         ConsoleCommand::Jobs { status, limit, all } => {
             let query = JobListQuery {
                 status,

@@ -4,7 +4,7 @@
 use super::keymap::Keymap;
 use super::state::{AppState, LogLevel, Mode};
 use super::theme::Theme;
-use gridx_proto::api::{JobView, LedgerEntryView, LedgerKind, WorkerStatus, WorkerView};
+use gridx_proto::api::{JobSummary, LedgerEntryView, LedgerKind, WorkerStatus, WorkerView};
 use gridx_proto::metrics::{GpuMetrics, HostMetrics};
 use gridx_proto::protocol::ExecutorKind;
 use gridx_proto::time_fmt::from_unix_millis;
@@ -64,11 +64,20 @@ pub fn worker(
     }
 }
 
-pub fn job(id: u64, user: &str, language: Language, status: JobStatus) -> JobView {
+/// What the fixture jobs printed: one line for an ended job, nothing before.
+pub fn job_stdout(id: u64, status: JobStatus) -> String {
+    if status.is_terminal() {
+        format!("output of job {id}\n")
+    } else {
+        String::new()
+    }
+}
+
+pub fn job(id: u64, user: &str, language: Language, status: JobStatus) -> JobSummary {
     let submitted = NOW_MS - 60_000 * id as i64;
     let terminal = status.is_terminal();
     let started = matches!(status, JobStatus::Running) || terminal;
-    JobView {
+    JobSummary {
         job_id: JobId(id),
         user: name(user),
         status,
@@ -86,12 +95,8 @@ pub fn job(id: u64, user: &str, language: Language, status: JobStatus) -> JobVie
             JobStatus::Failed => Some(1),
             _ => None,
         },
-        stdout: if terminal {
-            format!("output of job {id}\n")
-        } else {
-            String::new()
-        },
-        stderr: String::new(),
+        stdout_bytes: job_stdout(id, status).len() as u64,
+        stderr_bytes: 0,
         stdout_truncated: false,
         stderr_truncated: false,
         duration_ms: terminal.then_some(1_200),

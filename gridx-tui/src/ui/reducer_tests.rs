@@ -270,7 +270,7 @@ fn a_repeated_console_line_counts_up_instead_of_flooding() {
 #[test]
 fn command_results_land_in_the_console_and_the_panes() {
     let mut s = client_state();
-    let submitted = job(13, "alice", Language::Python, JobStatus::Queued);
+    let submitted = view_with_output(13, JobStatus::Queued, "");
     s.update(Msg::CommandDone(Ok(Outcome::Submitted(Box::new(
         submitted,
     )))));
@@ -481,7 +481,7 @@ fn the_focused_console_scrolls_its_log_and_errors_are_one_line() {
 #[test]
 fn a_job_submitted_in_the_console_is_announced_when_it_ends_and_o_opens_it() {
     let mut s = client_state();
-    let submitted = job(300, "alice", Language::Python, JobStatus::Queued);
+    let submitted = view_with_output(300, JobStatus::Queued, "");
     s.update(Msg::CommandDone(Ok(Outcome::Submitted(Box::new(
         submitted,
     )))));
@@ -729,4 +729,145 @@ fn ctrl_c_quits_from_every_state_but_first_clears_a_console_line() {
     );
     assert_eq!((s.console.input.as_str(), s.console.editing), ("", false));
     assert_eq!(ctrl(&mut s, 'c'), vec![Effect::Quit]);
+}
+
+/// The job view `GET /v1/jobs/{id}` would answer for a fixture job, with this output.
+fn view_with_output(id: u64, status: JobStatus, stdout: &str) -> gridx_proto::api::JobView {
+    let mut value = serde_json::to_value(job(id, "alice", Language::Python, status)).unwrap();
+    let fields = value.as_object_mut().unwrap();
+    fields.remove("stdout_bytes");
+    fields.remove("stderr_bytes");
+    fields.insert("stdout".into(), stdout.into());
+    fields.insert("stderr".into(), "".into());
+    serde_json::from_value(value).unwrap()
+}
+
+#[test]
+fn opening_an_ended_jobs_details_fetches_its_output_on_demand() {
+    use super::state::{JobOutput, OutputShown};
+    let mut s = client_state();
+    // Lists and events carry no output, so the model has none to begin with.
+    assert!(s.outputs.is_empty());
+    let effects = key(&mut s, KeyCode::Enter);
+    assert_eq!(s.overlay, Overlay::Detail(JobId(12)));
+    assert_eq!(effects, vec![Effect::FetchOutput(JobId(12))]);
+    assert_eq!(s.outputs.get(&JobId(12)), Some(&JobOutput::Loading));
+    assert_eq!(
+        s.output_shown(&s.jobs[&JobId(12)]),
+        OutputShown::Note("loading…")
+    );
+    // One fetch: other messages while it runs ask for nothing more.
+    assert!(s.update(Msg::Resize).0.is_empty());
+    assert!(
+        key(&mut s, KeyCode::Char('j')).is_empty(),
+        "scrolling the details"
+    );
+    let (effects, redraw) = s.update(Msg::Output {
+        job_id: JobId(12),
+        result: Ok(Box::new(view_with_output(12, JobStatus::Succeeded, "42\n"))),
+    });
+    assert!(effects.is_empty() && redraw);
+    assert_eq!(
+        s.output_shown(&s.jobs[&JobId(12)]),
+        OutputShown::Text {
+            stdout: "42\n",
+            stderr: ""
+        }
+    );
+    // Closed: the output is dropped (a client keeps only the open job's); reopened:
+    // fetched again.
+    key(&mut s, KeyCode::Esc);
+    assert!(s.outputs.is_empty());
+    assert_eq!(
+        key(&mut s, KeyCode::Enter),
+        vec![Effect::FetchOutput(JobId(12))]
+    );
+}
+
+#[test]
+fn a_running_jobs_details_fetch_its_output_when_it_ends() {
+    use super::state::OutputShown;
+    let mut s = client_state();
+    s.overlay = Overlay::Detail(JobId(2));
+    assert!(s.update(Msg::Resize).0.is_empty(), "nothing to fetch yet");
+    assert_eq!(
+        s.output_shown(&s.jobs[&JobId(2)]),
+        OutputShown::Note("(when the job ends)")
+    );
+    // Another job's end changes nothing here.
+    let other = job(9, "alice", Language::Python, JobStatus::Failed);
+    let (effects, _) = s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job {
+        job: other,
+    }))));
+    assert!(effects.is_empty());
+    let ended = job(2, "alice", Language::Node, JobStatus::Succeeded);
+    let (effects, _) = s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job {
+        job: ended,
+    }))));
+    assert_eq!(effects, vec![Effect::FetchOutput(JobId(2))]);
+}
+
+#[test]
+fn a_failed_fetch_says_why_and_a_late_answer_is_dropped() {
+    use super::state::OutputShown;
+    let mut s = client_state();
+    key(&mut s, KeyCode::Enter);
+    s.update(Msg::Output {
+        job_id: JobId(12),
+        result: Err("cannot reach the coordinator".into()),
+    });
+    assert_eq!(
+        s.output_shown(&s.jobs[&JobId(12)]),
+        OutputShown::Note("could not load the output: cannot reach the coordinator")
+    );
+    assert!(s.update(Msg::Resize).0.is_empty(), "no retry loop");
+    key(&mut s, KeyCode::Esc);
+    // An answer for details that closed meanwhile is not kept.
+    let (_, redraw) = s.update(Msg::Output {
+        job_id: JobId(12),
+        result: Ok(Box::new(view_with_output(12, JobStatus::Succeeded, "late"))),
+    });
+    assert!(!redraw && s.outputs.is_empty());
+}
+
+#[test]
+fn a_worker_host_shows_its_own_jobs_output_without_fetching() {
+    use super::state::OutputShown;
+    use crate::worker::host::WorkerEvent;
+    use gridx_proto::job::{RunEnd, RunOutcome};
+    let mut s = super::fixtures::worker_state(gridx_proto::protocol::ExecutorKind::Docker);
+    s.update(Msg::Worker(WorkerEvent::JobStarted {
+        job_id: JobId(77),
+        attempt: 1,
+        language: Language::Bash,
+        timeout_s: 30,
+        memory_mb: 256,
+        priority: 0,
+    }));
+    s.update(Msg::Worker(WorkerEvent::JobFinished {
+        job_id: JobId(77),
+        attempt: 1,
+        outcome: Box::new(RunOutcome {
+            end: RunEnd::Exited,
+            exit_code: Some(0),
+            stdout: "here\n".into(),
+            stderr: "warn\n".into(),
+            stdout_truncated: true,
+            stderr_truncated: false,
+            duration_ms: 10,
+            message: None,
+        }),
+    }));
+    let job = &s.jobs[&JobId(77)];
+    assert_eq!((job.stdout_bytes, job.stderr_bytes), (5, 5));
+    assert!(job.stdout_truncated);
+    s.overlay = Overlay::Detail(JobId(77));
+    assert!(s.update(Msg::Resize).0.is_empty(), "nothing to fetch");
+    assert_eq!(
+        s.output_shown(&s.jobs[&JobId(77)]),
+        OutputShown::Text {
+            stdout: "here\n",
+            stderr: "warn\n"
+        }
+    );
 }

@@ -147,6 +147,25 @@ pub async fn run(mut state: AppState, mut sources: Sources) -> std::io::Result<(
                     }
                     None => state.log(super::state::LogLevel::Error, "no coordinator client here"),
                 },
+                Effect::FetchOutput(job_id) => {
+                    let tx = tx.clone();
+                    match sources.client.clone() {
+                        Some(client) => {
+                            tokio::spawn(async move {
+                                let result = client
+                                    .job(job_id)
+                                    .await
+                                    .map(Box::new)
+                                    .map_err(|e| e.to_string());
+                                let _ = tx.send(Msg::Output { job_id, result });
+                            });
+                        }
+                        None => {
+                            let result = Err("no coordinator client here".to_owned());
+                            let _ = tx.send(Msg::Output { job_id, result });
+                        }
+                    }
+                }
                 Effect::SetTheme(name) => {
                     match Theme::load(&name, sources.themes_dir.as_deref()) {
                         Ok(theme) => {

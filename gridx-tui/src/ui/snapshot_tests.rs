@@ -4,7 +4,7 @@
 
 use super::draw;
 use super::fixtures::{client_state, worker_state};
-use super::state::{AppState, Overlay, Pane};
+use super::state::{AppState, JobOutput, Overlay, Pane};
 use gridx_proto::JobId;
 use gridx_proto::protocol::ExecutorKind;
 use ratatui::Terminal;
@@ -49,6 +49,21 @@ screen!(help_overlay, {
 screen!(job_detail, {
     let mut s = client_state();
     s.overlay = Overlay::Detail(JobId(4));
+    // As fetched when the details opened.
+    s.outputs.insert(
+        JobId(4),
+        JobOutput::Loaded {
+            stdout: super::fixtures::job_stdout(4, gridx_proto::JobStatus::Succeeded),
+            stderr: String::new(),
+        },
+    );
+    s
+});
+screen!(job_detail_loading_its_output, {
+    // Lists carry no output: until the fetch answers, the details say so.
+    let mut s = client_state();
+    s.overlay = Overlay::Detail(JobId(4));
+    s.outputs.insert(JobId(4), JobOutput::Loading);
     s
 });
 screen!(help_overlay_scrolled_to_the_end, {
@@ -62,10 +77,13 @@ screen!(job_detail_pager_of_a_long_output, {
     // A job printing 300 lines, paged down past its fields: stdout continues, and
     // stderr follows it.
     let mut s = client_state();
-    if let Some(job) = s.jobs.get_mut(&JobId(4)) {
-        job.stdout = (1..=300).map(|i| format!("line {i}\n")).collect();
-        job.stderr = "Error: at the end\n".into();
-    }
+    s.outputs.insert(
+        JobId(4),
+        JobOutput::Loaded {
+            stdout: (1..=300).map(|i| format!("line {i}\n")).collect(),
+            stderr: "Error: at the end\n".into(),
+        },
+    );
     s.overlay = Overlay::Detail(JobId(4));
     s.overlay_scroll = 40;
     s
@@ -135,9 +153,13 @@ screen!(empty_grid, {
 screen!(job_detail_search, {
     // `/line 2` then Enter: the pager moves to the first match and marks every one.
     let mut s = client_state();
-    if let Some(job) = s.jobs.get_mut(&JobId(4)) {
-        job.stdout = (1..=300).map(|i| format!("line {i}\n")).collect();
-    }
+    s.outputs.insert(
+        JobId(4),
+        JobOutput::Loaded {
+            stdout: (1..=300).map(|i| format!("line {i}\n")).collect(),
+            stderr: String::new(),
+        },
+    );
     s.overlay = Overlay::Detail(JobId(4));
     s.search.query = "line 2".into();
     s.overlay_scroll = 16;

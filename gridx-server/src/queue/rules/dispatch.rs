@@ -13,6 +13,9 @@ use std::cmp::Reverse;
 impl State {
     /// Hands queued jobs to free slots: the language whose next job has the highest
     /// priority (then the oldest) first, to the capable worker with most free slots.
+    /// A worker's slots are what it claims capped by the operator's `--max-slots`
+    /// (`WorkerState::slots`), so a worker that overstates its capacity neither
+    /// gets more jobs than its cap nor jumps ahead of the others.
     pub(in crate::queue) fn dispatch(&mut self, conn: &Connection, fx: &mut Effects) {
         if self.draining {
             return;

@@ -8,7 +8,7 @@ use crate::queue::{QueueError, SubmitKey, Submitted};
 use crate::settlement::{self, Ending, Movement, SettleError};
 use crate::store::jobs::{self, Completion};
 use crate::store::ledger::{self, PostError};
-use crate::store::{StoreError, now_millis};
+use crate::store::{StoreError, now_millis, users};
 use gridx_proto::api::JobView;
 use gridx_proto::job::{FailureReason, RunEnd, RunOutcome};
 use gridx_proto::protocol::CoordinatorMessage;
@@ -93,6 +93,16 @@ impl State {
                 view,
                 replayed: true,
             });
+        }
+        // The operator decides precedence: a user may not ask for more than their
+        // maximum (`user add/set --max-priority`), read in this transaction. Lowering
+        // one's own priority is always allowed.
+        let max = users::max_priority(conn, &user)?;
+        if spec.priority > max {
+            return Err(StepError::Refused(QueueError::PriorityNotAllowed {
+                priority: spec.priority,
+                max,
+            }));
         }
         if self.draining {
             return Err(StepError::Refused(QueueError::ShuttingDown));

@@ -38,6 +38,9 @@ impl State {
                 "this worker's token was revoked".into(),
             )));
         }
+        // The operator's cap as stored now, so `worker set --max-slots` applies at the
+        // next connection.
+        let max_slots = users::worker_max_slots(conn, worker_id)?;
         // Jobs leased to this worker that it no longer reports are lost now.
         let reported: HashSet<JobAttempt> = hello.running.iter().copied().collect();
         for job_id in self.leased_to(worker_id) {
@@ -64,6 +67,7 @@ impl State {
         }
         worker.name = hello.name;
         worker.capabilities = Some(hello.capabilities);
+        worker.max_slots = max_slots;
         worker.session = Some(Session {
             id: hello.session_id,
             outbox: hello.outbox.clone(),

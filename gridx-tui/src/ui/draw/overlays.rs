@@ -2,7 +2,7 @@
 //! and the cancel confirmation.
 
 use super::human_ms;
-use crate::ui::state::{AppState, Overlay};
+use crate::ui::state::{AppState, OutputShown, Overlay};
 use gridx_proto::time_fmt::to_rfc3339;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
@@ -336,9 +336,14 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
             ledger.join(" · ")
         },
     ));
+    // Lists carry no output: a client fetches it when these details open.
+    let (stdout, stderr) = match state.output_shown(job) {
+        OutputShown::Text { stdout, stderr } => (stdout, stderr),
+        OutputShown::Note(note) => (note, note),
+    };
     for (name, text, cut) in [
-        ("stdout", &job.stdout, job.stdout_truncated),
-        ("stderr", &job.stderr, job.stderr_truncated),
+        ("stdout", stdout, job.stdout_truncated),
+        ("stderr", stderr, job.stderr_truncated),
     ] {
         lines.push(Line::from(Span::styled(
             format!("── {name}{}", if cut { " (truncated)" } else { "" }),
@@ -413,7 +418,7 @@ fn worker_card(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto:
         }
         None => lines.push(field("metrics", "none reported yet".into())),
     }
-    let jobs: Vec<&gridx_proto::api::JobView> = state
+    let jobs: Vec<&gridx_proto::api::JobSummary> = state
         .visible_jobs()
         .into_iter()
         .filter(|j| j.worker_id == Some(id))

@@ -9,5 +9,8 @@ mod model;
 mod reducer;
 
 pub use console::{Console, LogLevel};
-pub use model::{AppState, Connection, History, JobSort, Mode, Overlay, Pane, worker_is_down};
+pub use model::{
+    AppState, Connection, History, JobOutput, JobSort, Mode, OutputShown, Overlay, Pane,
+    worker_is_down,
+};
 pub use reducer::{Effect, Msg};

@@ -4,7 +4,7 @@
 use super::console::{Console, LogLevel};
 use crate::ui::keymap::Keymap;
 use crate::ui::theme::Theme;
-use gridx_proto::api::{JobView, LedgerEntryView, WorkerStatus, WorkerView};
+use gridx_proto::api::{JobSummary, LedgerEntryView, WorkerStatus, WorkerView};
 use gridx_proto::metrics::HostMetrics;
 use gridx_proto::protocol::ExecutorKind;
 use gridx_proto::time_fmt::Timestamp;
@@ -126,6 +126,32 @@ pub enum Connection {
     },
 }
 
+/// A job's output as the details overlay has it. Lists and live events carry
+/// summaries only, so a client fetches the output when the overlay opens; a worker
+/// host has its own jobs' output from running them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutput {
+    /// Asked for (`Effect::FetchOutput`), not here yet.
+    Loading,
+    Loaded {
+        stdout: String,
+        stderr: String,
+    },
+    /// The fetch failed; reopening the details tries again.
+    Failed(String),
+}
+
+/// What the details overlay shows under its stdout and stderr headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputShown<'a> {
+    Text {
+        stdout: &'a str,
+        stderr: &'a str,
+    },
+    /// A line in place of the text: loading, not ended yet, or why it failed.
+    Note(&'a str),
+}
+
 /// A metric's recent history, for sparklines.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
@@ -165,8 +191,11 @@ pub struct AppState {
     pub page_rows: std::cell::Cell<[u16; 5]>,
     /// Job details wrap long lines (`w` toggles).
     pub detail_wrap: bool,
-    pub jobs: BTreeMap<JobId, JobView>,
+    pub jobs: BTreeMap<JobId, JobSummary>,
     pub max_jobs: usize,
+    /// Output of jobs, by job: in client mode only the open details' job's (fetched
+    /// on demand), in worker-host mode every job's this host ran and still lists.
+    pub outputs: BTreeMap<JobId, JobOutput>,
     pub workers: BTreeMap<WorkerId, WorkerView>,
     pub ledger: VecDeque<LedgerEntryView>,
     pub selected: [usize; 5],
@@ -215,6 +244,7 @@ impl AppState {
             page_rows: std::cell::Cell::new([10; 5]),
             jobs: BTreeMap::new(),
             max_jobs: 10_000,
+            outputs: BTreeMap::new(),
             workers: BTreeMap::new(),
             ledger: VecDeque::new(),
             selected: [0; 5],
@@ -240,7 +270,7 @@ impl AppState {
         self.console.push(level, line);
     }
 
-    fn job_matches(&self, j: &JobView) -> bool {
+    fn job_matches(&self, j: &JobSummary) -> bool {
         self.filter.is_empty() || {
             let hay = format!(
                 "{} {} {} {} {}",
@@ -267,7 +297,7 @@ impl AppState {
 
     /// The jobs pane's order: the sort, then newest first, so it is total; `S`
     /// reverses all of it.
-    fn job_order(&self, a: &JobView, b: &JobView) -> Ordering {
+    fn job_order(&self, a: &JobSummary, b: &JobSummary) -> Ordering {
         let order = self.job_order_forward(a, b);
         if self.sort_reversed {
             order.reverse()
@@ -276,7 +306,7 @@ impl AppState {
         }
     }
 
-    fn job_order_forward(&self, a: &JobView, b: &JobView) -> Ordering {
+    fn job_order_forward(&self, a: &JobSummary, b: &JobSummary) -> Ordering {
         let newest = b.job_id.cmp(&a.job_id);
         match self.sort {
             JobSort::Newest => newest,
@@ -291,8 +321,9 @@ impl AppState {
     }
 
     /// Jobs as the jobs pane shows them: filtered and sorted.
-    pub fn visible_jobs(&self) -> Vec<&JobView> {
-        let mut jobs: Vec<&JobView> = self.jobs.values().filter(|j| self.job_matches(j)).collect();
+    pub fn visible_jobs(&self) -> Vec<&JobSummary> {
+        let mut jobs: Vec<&JobSummary> =
+            self.jobs.values().filter(|j| self.job_matches(j)).collect();
         jobs.sort_by(|a, b| self.job_order(a, b));
         jobs
     }
@@ -312,13 +343,25 @@ impl AppState {
 
     /// The selected job, found without sorting (the reducer asks on every message).
     pub fn selected_job(&self) -> Option<JobId> {
-        let mut jobs: Vec<&JobView> = self.jobs.values().filter(|j| self.job_matches(j)).collect();
+        let mut jobs: Vec<&JobSummary> =
+            self.jobs.values().filter(|j| self.job_matches(j)).collect();
         let at = self.selected[Pane::Jobs.index()];
         if at >= jobs.len() {
             return None;
         }
         let (_, nth, _) = jobs.select_nth_unstable_by(at, |a, b| self.job_order(a, b));
         Some(nth.job_id)
+    }
+
+    /// The output the details overlay shows for `job`.
+    pub fn output_shown(&self, job: &JobSummary) -> OutputShown<'_> {
+        match self.outputs.get(&job.job_id) {
+            Some(JobOutput::Loaded { stdout, stderr }) => OutputShown::Text { stdout, stderr },
+            Some(JobOutput::Failed(why)) => OutputShown::Note(why),
+            Some(JobOutput::Loading) => OutputShown::Note("loading…"),
+            None if job.status.is_terminal() => OutputShown::Note("loading…"),
+            None => OutputShown::Note("(when the job ends)"),
+        }
     }
 
     pub fn selected_worker(&self) -> Option<&WorkerView> {

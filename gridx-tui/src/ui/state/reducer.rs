@@ -3,12 +3,12 @@
 //! runtime must carry out. Keys are handled in `keys`.
 
 use super::console::LogLevel;
-use super::model::{AppState, Connection, Mode};
+use super::model::{AppState, Connection, JobOutput, Mode, Overlay};
 use crate::client::live::LiveEvent;
 use crate::commands::{ConsoleCommand, Outcome, render};
 use crate::worker::host::WorkerEvent;
 use crossterm::event::KeyEvent;
-use gridx_proto::api::{JobView, LedgerEntryView, WorkerView};
+use gridx_proto::api::{JobSummary, JobView, LedgerEntryView, WorkerView};
 use gridx_proto::events::ServerEvent;
 use gridx_proto::job::RunEnd;
 use gridx_proto::metrics::HostMetrics;
@@ -24,6 +24,9 @@ pub enum Effect {
     Refresh,
     RunCommand(ConsoleCommand),
     SetTheme(String),
+    /// Fetch this job's output (`GET /v1/jobs/{id}`) and answer with `Msg::Output`:
+    /// the details overlay opened on a job that has ended.
+    FetchOutput(JobId),
 }
 
 /// What can happen to the dashboard.
@@ -34,12 +37,17 @@ pub enum Msg {
     Live(LiveEvent),
     /// A full reload: the jobs, workers, ledger and balance as fetched now.
     Snapshot {
-        jobs: Vec<JobView>,
+        jobs: Vec<JobSummary>,
         workers: Vec<WorkerView>,
         ledger: Vec<LedgerEntryView>,
         balance: Option<(String, Credits)>,
     },
     CommandDone(Result<Outcome, String>),
+    /// The answer to `Effect::FetchOutput`: the job with its output, or why not.
+    Output {
+        job_id: JobId,
+        result: Result<Box<JobView>, String>,
+    },
     Worker(WorkerEvent),
     /// The clock, for ages and durations of running jobs.
     Now(Timestamp),
@@ -87,14 +95,59 @@ impl AppState {
                 self.on_command_done(result, &mut effects);
                 true
             }
+            Msg::Output { job_id, result } => self.on_output(job_id, result),
             Msg::Worker(event) => self.on_worker_event(event),
         };
+        let fetching = self.sync_output(&mut effects);
         self.keep_selection(before, anchors);
         self.clamp_selection();
-        (effects, changed)
+        (effects, changed || fetching)
     }
 
-    fn upsert_job(&mut self, job: JobView) {
+    /// In client mode the details overlay's job is the only one whose output is kept:
+    /// when it opens on a job that has ended (or the open job ends), its output is
+    /// fetched, shown as loading meanwhile; when it closes, the output is dropped. A
+    /// worker host keeps the output of the jobs it ran and fetches nothing. Returns
+    /// whether a fetch started.
+    fn sync_output(&mut self, effects: &mut Vec<Effect>) -> bool {
+        if self.mode != Mode::Client {
+            return false;
+        }
+        let open = match self.overlay {
+            Overlay::Detail(id) => Some(id),
+            _ => None,
+        };
+        self.outputs.retain(|id, _| Some(*id) == open);
+        let Some(id) = open else {
+            return false;
+        };
+        let ended = self.jobs.get(&id).is_some_and(|j| j.status.is_terminal());
+        if !ended || self.outputs.contains_key(&id) {
+            return false;
+        }
+        self.outputs.insert(id, JobOutput::Loading);
+        effects.push(Effect::FetchOutput(id));
+        true
+    }
+
+    fn on_output(&mut self, job_id: JobId, result: Result<Box<JobView>, String>) -> bool {
+        // An answer for details closed meanwhile is dropped (`sync_output` would).
+        if self.overlay != Overlay::Detail(job_id) {
+            return false;
+        }
+        let output = match result {
+            Ok(view) => {
+                self.upsert_job(view.summary());
+                let JobView { stdout, stderr, .. } = *view;
+                JobOutput::Loaded { stdout, stderr }
+            }
+            Err(why) => JobOutput::Failed(format!("could not load the output: {why}")),
+        };
+        self.outputs.insert(job_id, output);
+        true
+    }
+
+    fn upsert_job(&mut self, job: JobSummary) {
         self.jobs.insert(job.job_id, job);
         while self.jobs.len() > self.max_jobs {
             // Drop the oldest finished job first, else the oldest.
@@ -105,7 +158,10 @@ impl AppState {
                 .or_else(|| self.jobs.values().next())
                 .map(|j| j.job_id);
             match victim {
-                Some(id) => self.jobs.remove(&id),
+                Some(id) => {
+                    self.jobs.remove(&id);
+                    self.outputs.remove(&id);
+                }
                 None => break,
             };
         }
@@ -202,8 +258,8 @@ impl AppState {
                 priority,
             } => {
                 let limits = (timeout_s, memory_mb, priority);
-                let view = local_job_view(job_id, attempt, language, limits, self.now);
-                self.upsert_job(view);
+                let job = local_job(job_id, attempt, language, limits, self.now);
+                self.upsert_job(job);
                 self.log(
                     LogLevel::Info,
                     format!("job {job_id} attempt {attempt} started ({language})"),
@@ -221,8 +277,18 @@ impl AppState {
                     job.exit_code = outcome.exit_code;
                     job.duration_ms = Some(outcome.duration_ms);
                     job.finished_at = Some(from_unix_millis(to_unix_millis(self.now)));
-                    job.stdout = outcome.stdout.clone();
-                    job.stderr = outcome.stderr.clone();
+                    job.stdout_bytes = outcome.stdout.len() as u64;
+                    job.stderr_bytes = outcome.stderr.len() as u64;
+                    job.stdout_truncated = outcome.stdout_truncated;
+                    job.stderr_truncated = outcome.stderr_truncated;
+                    // The worker host ran it: its output is here, nothing to fetch.
+                    self.outputs.insert(
+                        job_id,
+                        JobOutput::Loaded {
+                            stdout: outcome.stdout.clone(),
+                            stderr: outcome.stderr.clone(),
+                        },
+                    );
                 }
                 let end = match outcome.end {
                     RunEnd::Exited => format!("exit {}", outcome.exit_code.unwrap_or(-1)),
@@ -287,10 +353,10 @@ impl AppState {
                         if self.watched.len() < MAX_WATCHED {
                             self.watched.insert(job.job_id);
                         }
-                        self.upsert_job((**job).clone());
+                        self.upsert_job(job.summary());
                     }
                     Outcome::Job(job) | Outcome::Cancelled(job) => {
-                        self.upsert_job((**job).clone());
+                        self.upsert_job(job.summary());
                     }
                     Outcome::Balance(b) => {
                         self.balance = Some(b.balance);
@@ -314,18 +380,18 @@ impl AppState {
     }
 }
 
-/// A job view for the worker host's own pane, built from what the worker knows.
-/// A job as a worker host knows it: its spec's `(timeout_s, memory_mb, priority)`.
-fn local_job_view(
+/// A job for the worker host's own pane, built from what the worker knows: its
+/// spec's `(timeout_s, memory_mb, priority)`.
+fn local_job(
     job_id: JobId,
     attempt: u32,
     language: Language,
     (timeout_s, memory_mb, priority): (u32, u32, i32),
     now: Timestamp,
-) -> JobView {
+) -> JobSummary {
     // Milliseconds, as the coordinator stores them (not the clock's nanoseconds).
     let now = from_unix_millis(to_unix_millis(now));
-    JobView {
+    JobSummary {
         job_id,
         user: UserName::new("-").unwrap_or_else(|_| placeholder_user()),
         status: JobStatus::Running,
@@ -339,8 +405,8 @@ fn local_job_view(
         worker_id: None,
         attempts: attempt,
         exit_code: None,
-        stdout: String::new(),
-        stderr: String::new(),
+        stdout_bytes: 0,
+        stderr_bytes: 0,
         stdout_truncated: false,
         stderr_truncated: false,
         duration_ms: None,
