@@ -1,6 +1,6 @@
 //! The HTTP accept loop: hyper with a header-read timeout (slow clients cannot hold
 //! connections open forever), the peer address for rate limiting, WebSocket upgrades,
-//! and graceful shutdown.
+//! TLS when the coordinator terminates it itself (`tls.rs`), and graceful shutdown.
 //!
 //! HTTP/1.1 only. With protocol sniffing (HTTP/1 or HTTP/2) a connection that sends
 //! nothing, or trickles the HTTP/2 preface, was held open forever: the header timeout
@@ -13,14 +13,20 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1::Builder;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+/// Serves `router` on `listener` until `stop`; over TLS when `tls` is given. A TLS
+/// handshake must finish within `header_timeout` too, so a client that opens a
+/// connection and sends nothing cannot hold it.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_timeout: Duration,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut builder = Builder::new();
@@ -50,23 +56,24 @@ pub async fn serve(
                     request.extensions_mut().insert(ConnectInfo(peer));
                     router.clone().oneshot(request)
                 });
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades();
+                let builder = builder.clone();
+                let tls = tls.clone();
                 let mut stop = stop.clone();
                 connections.spawn(async move {
-                    tokio::pin!(connection);
-                    let ended = tokio::select! {
-                        ended = connection.as_mut() => ended,
-                        _ = crate::app::signalled(&mut stop) => {
-                            // Finish the request in flight, then close; idle keep-alives
-                            // close at once.
-                            connection.as_mut().graceful_shutdown();
-                            connection.await
-                        }
+                    let Some(acceptor) = tls else {
+                        drive(&builder, stream, service, stop, peer).await;
+                        return;
                     };
-                    if let Err(e) = ended {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    let handshake = tokio::select! {
+                        done = tokio::time::timeout(header_timeout, acceptor.accept(stream)) => done,
+                        _ = crate::app::signalled(&mut stop) => return,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => drive(&builder, stream, service, stop, peer).await,
+                        // Scanners, plain-HTTP clients, clients that refuse the
+                        // certificate: their own business, at debug level.
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 });
             }
@@ -79,4 +86,35 @@ pub async fn serve(
         while connections.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// Serves one connection (plain or TLS) until it ends or `stop`.
+async fn drive<S, F>(
+    builder: &Builder,
+    stream: S,
+    service: F,
+    mut stop: watch::Receiver<bool>,
+    peer: std::net::SocketAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: hyper::service::HttpService<Incoming>,
+    F::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F::ResBody: 'static,
+    <F::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        _ = crate::app::signalled(&mut stop) => {
+            // Finish the request in flight, then close; idle keep-alives close at once.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
 }
