@@ -77,17 +77,20 @@ impl Endpoint {
         ca_cert: Option<&Path>,
         allow_insecure: bool,
     ) -> Result<Endpoint, EndpointError> {
-        let trimmed = server.trim().trim_end_matches('/');
-        let bad = || EndpointError::BadAddress(server.trim().to_owned());
+        let trimmed = server.trim();
+        let bad = || EndpointError::BadAddress(trimmed.to_owned());
         let (tls, rest) = match trimmed.split_once("://") {
             Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
                 "http" | "ws" => (false, rest),
                 "https" | "wss" => (true, rest),
                 _ => return Err(bad()),
             },
-            None if !trimmed.is_empty() => (false, trimmed),
-            None => return Err(bad()),
+            None => (false, trimmed),
         };
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() {
+            return Err(bad());
+        }
         let base = format!("{}://{rest}", if tls { "https" } else { "http" });
         let url = reqwest::Url::parse(&base).map_err(|_| bad())?;
         let host_text = url

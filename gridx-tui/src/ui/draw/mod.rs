@@ -343,7 +343,7 @@ mod tests {
             state.insecure = insecure;
             let backend = ratatui::backend::TestBackend::new(120, 24);
             let mut terminal = ratatui::Terminal::new(backend).unwrap();
-            terminal.draw(|f| draw(f, &state)).unwrap();
+            terminal.draw(|f| super::draw(f, &state)).unwrap();
             let buffer = terminal.backend().buffer().clone();
             let cells: Vec<String> = (0..120)
                 .map(|x| buffer[(x, 0)].symbol().to_owned())
@@ -355,7 +355,8 @@ mod tests {
             (cells.concat(), red)
         };
         let (line, red) = header(true);
-        assert_eq!(red, Some(ratatui::style::Color::Red), "{line}");
+        let theme = crate::ui::fixtures::client_state().theme;
+        assert_eq!(red, theme.error().fg, "{line}");
         assert!(!header(false).0.contains("insecure"));
     }
 
