@@ -39,11 +39,10 @@ pub fn dashboard_state(config: &GridxConfig, mode: Mode) -> Result<AppState> {
     };
     let mut state = AppState::new(mode, theme, keymap, config.client.server.clone());
     // Plain http outside loopback (--insecure) shows in the header.
-    let (server, allow) = match state.mode {
-        Mode::Client => (&config.client.server, config.client.allow_insecure),
-        Mode::WorkerHost { .. } => (&config.worker.server, config.worker.allow_insecure),
-    };
-    state.insecure = Endpoint::new(server, None, allow).is_ok_and(|e| e.is_insecure());
+    state.insecure = crate::client::tls::is_insecure(match state.mode {
+        Mode::Client => &config.client.server,
+        Mode::WorkerHost { .. } => &config.worker.server,
+    });
     state.ascii = d.ascii;
     state.read_only = d.read_only;
     state.max_jobs = d.max_jobs as usize;

@@ -31,7 +31,11 @@ async fn the_live_stream_follows_the_coordinator_over_wss() {
     let alice = grid.user("alice", "10");
 
     let endpoint = Endpoint::new(&grid.url, Some(&ca_path), false).unwrap();
-    assert!(endpoint.ws_url("/v1/events").starts_with("wss://localhost:"));
+    assert!(
+        endpoint
+            .ws_url("/v1/events")
+            .starts_with("wss://localhost:")
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let following = tokio::spawn(follow(endpoint, alice.clone(), tx, stop_rx));

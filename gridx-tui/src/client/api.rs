@@ -22,6 +22,9 @@ pub enum ClientError {
     },
     #[error("cannot reach the coordinator at {url}: {message}")]
     Network { url: String, message: String },
+    /// The TLS handshake failed (a refused certificate): not worth a resend.
+    #[error("cannot reach the coordinator at {url}: {message}")]
+    Tls { url: String, message: String },
     #[error("unexpected answer from the coordinator: {0}")]
     Decode(String),
     #[error(
@@ -124,15 +127,9 @@ impl ApiClient {
         &self,
         builder: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let response = builder.send().await.map_err(|e| ClientError::Network {
-            url: self.base.clone(),
-            message: self.endpoint.explain(&e),
-        })?;
+        let response = builder.send().await.map_err(|e| self.network_error(&e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| ClientError::Network {
-            url: self.base.clone(),
-            message: self.endpoint.explain(&e),
-        })?;
+        let bytes = response.bytes().await.map_err(|e| self.network_error(&e))?;
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
         } else {
@@ -148,6 +145,18 @@ impl ApiClient {
                     message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
                 }),
             }
+        }
+    }
+
+    /// A failed exchange: `Tls` when TLS refused the coordinator, else `Network`.
+    fn network_error(&self, e: &reqwest::Error) -> ClientError {
+        let url = self.base.clone();
+        match self.endpoint.tls_problem(e) {
+            Some(message) => ClientError::Tls { url, message },
+            None => ClientError::Network {
+                url,
+                message: self.endpoint.explain(e),
+            },
         }
     }
 

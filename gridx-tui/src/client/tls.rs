@@ -69,14 +69,17 @@ pub fn is_loopback(host: &str) -> bool {
     }
 }
 
-impl Endpoint {
-    /// Checks an address and prepares its TLS. `ws://`/`wss://` are read as
-    /// `http://`/`https://`, and an address without a scheme as `http://`.
-    pub fn new(
-        server: &str,
-        ca_cert: Option<&Path>,
-        allow_insecure: bool,
-    ) -> Result<Endpoint, EndpointError> {
+/// An address read: `https` or not, the base URL, and its host.
+struct Address {
+    tls: bool,
+    base: String,
+    host: String,
+}
+
+impl Address {
+    /// `ws://`/`wss://` are read as `http://`/`https://`, and an address without a
+    /// scheme as `http://`.
+    fn parse(server: &str) -> Result<Address, EndpointError> {
         let trimmed = server.trim();
         let bad = || EndpointError::BadAddress(trimmed.to_owned());
         let (tls, rest) = match trimmed.split_once("://") {
@@ -93,28 +96,49 @@ impl Endpoint {
         }
         let base = format!("{}://{rest}", if tls { "https" } else { "http" });
         let url = reqwest::Url::parse(&base).map_err(|_| bad())?;
-        let host_text = url
+        let host = url
             .host_str()
             .filter(|h| !h.is_empty())
             .ok_or_else(bad)?
             .to_owned();
-        if tls {
-            return Ok(Endpoint {
-                base,
-                host: host_text,
-                tls: Some(client_config(ca_cert)?),
-                insecure: false,
-            });
+        Ok(Address { tls, base, host })
+    }
+
+    /// Plain http to somewhere other than this machine.
+    fn plain_outside_loopback(&self) -> bool {
+        !self.tls && !is_loopback(&self.host)
+    }
+}
+
+/// Whether `server` is plain http to an address outside loopback (what `--insecure`
+/// allows, and the dashboard's header warns of), without setting up any TLS.
+pub fn is_insecure(server: &str) -> bool {
+    Address::parse(server).is_ok_and(|a| a.plain_outside_loopback())
+}
+
+impl Endpoint {
+    /// Checks an address and prepares its TLS (see [`Address::parse`] for the
+    /// forms accepted): plain http outside loopback needs `allow_insecure`.
+    pub fn new(
+        server: &str,
+        ca_cert: Option<&Path>,
+        allow_insecure: bool,
+    ) -> Result<Endpoint, EndpointError> {
+        let address = Address::parse(server)?;
+        let insecure = address.plain_outside_loopback();
+        if insecure && !allow_insecure {
+            return Err(EndpointError::Insecure { url: address.base });
         }
-        let loopback = is_loopback(&host_text);
-        if !loopback && !allow_insecure {
-            return Err(EndpointError::Insecure { url: base });
-        }
+        let tls = if address.tls {
+            Some(client_config(ca_cert)?)
+        } else {
+            None
+        };
         Ok(Endpoint {
-            base,
-            host: host_text,
-            tls: None,
-            insecure: !loopback,
+            base: address.base,
+            host: address.host,
+            tls,
+            insecure,
         })
     }
 
@@ -162,13 +186,16 @@ impl Endpoint {
         }
     }
 
-    /// Why a connection failed, in words: a certificate problem named as such, else
-    /// the innermost cause.
+    /// Why a connection failed, in words: a TLS problem named as such, else the
+    /// innermost cause.
     pub fn explain(&self, error: &(dyn std::error::Error + 'static)) -> String {
-        match find_rustls_error(error) {
-            Some(tls) => describe_tls_error(tls, &self.host),
-            None => root_cause(error),
-        }
+        self.tls_problem(error).unwrap_or_else(|| root_cause(error))
+    }
+
+    /// The TLS problem (a refused certificate, a server without TLS) behind a failed
+    /// connection, in words; `None` when the failure was something else.
+    pub fn tls_problem(&self, error: &(dyn std::error::Error + 'static)) -> Option<String> {
+        find_rustls_error(error).map(|tls| describe_tls_error(tls, &self.host))
     }
 }
 
@@ -349,6 +376,8 @@ mod tests {
             let allowed = plain(refused, true).unwrap();
             assert!(allowed.is_insecure(), "{refused}");
         }
+        assert!(is_insecure("http://10.0.0.5:1") && is_insecure("grid:1"));
+        assert!(!is_insecure("http://127.0.0.1:1") && !is_insecure("https://grid:1"));
         for bad in ["", "ftp://x", "http://", "https://"] {
             assert!(
                 matches!(plain(bad, true), Err(EndpointError::BadAddress(_))),
