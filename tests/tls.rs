@@ -196,6 +196,14 @@ async fn certificate_problems_are_refused_with_their_names() {
         "{stderr}"
     );
 
+    // Plain http to the TLS port is answered with what to use instead.
+    let plain = format!("http://localhost:{}", grid.port);
+    let stderr = balance(&plain, None);
+    assert!(
+        stderr.contains("this coordinator speaks TLS only: use https://"),
+        "{stderr}"
+    );
+
     // The worker refuses it too, and says why.
     let token = grid.worker_token("alice", "w");
     let work_dir = tempfile::tempdir().unwrap();

@@ -65,11 +65,12 @@ pub async fn serve(
                         return;
                     };
                     let handshake = tokio::select! {
-                        done = tokio::time::timeout(header_timeout, acceptor.accept(stream)) => done,
+                        done = tokio::time::timeout(header_timeout, handshake(&acceptor, stream)) => done,
                         _ = crate::app::signalled(&mut stop) => return,
                     };
                     match handshake {
-                        Ok(Ok(stream)) => drive(&builder, stream, service, stop, peer).await,
+                        Ok(Ok(Some(stream))) => drive(&builder, stream, service, stop, peer).await,
+                        Ok(Ok(None)) => tracing::debug!(%peer, "plain HTTP on the TLS port; told to use https"),
                         // Scanners, plain-HTTP clients, clients that refuse the
                         // certificate: their own business, at debug level.
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -84,6 +85,46 @@ pub async fn serve(
     // Let in-flight requests finish, for up to 5 s.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while connections.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// The TLS handshake of one connection; `None` when the client spoke plain HTTP
+/// instead, which is answered with a 400 that says to use https (an `http://` address
+/// given for a TLS coordinator is an easy mistake, and a bare reset explains nothing).
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: tokio::net::TcpStream,
+) -> std::io::Result<Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).await? == 1 && first[0] != TLS_HANDSHAKE {
+        refuse_plain_http(stream).await;
+        return Ok(None);
+    }
+    acceptor.accept(stream).await.map(Some)
+}
+
+async fn refuse_plain_http(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = gridx_proto::api::ErrorBody::new(
+        gridx_proto::api::ErrorCode::InvalidRequest,
+        "this coordinator speaks TLS only: use https:// (and wss://) with the same host and port",
+    );
+    let body = serde_json::to_string(&body).unwrap_or_default();
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    // Read the request out before closing: closing over unread bytes sends a reset,
+    // which can reach the client before the answer does.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
 }
