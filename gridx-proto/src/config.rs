@@ -55,6 +55,16 @@ pub struct ServerConfig {
     pub cors_allowed_origins: Vec<String>,
     pub shutdown_grace_s: u32,
     pub limits: JobLimits,
+    pub tls: ServerTlsConfig,
+}
+
+/// `[server.tls]`: serve HTTPS and WSS with this certificate chain and key (PEM
+/// files, reloaded on SIGHUP or when they change). Both or neither.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerTlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +90,7 @@ impl Default for ServerConfig {
             cors_allowed_origins: Vec::new(),
             shutdown_grace_s: 10,
             limits: JobLimits::default(),
+            tls: ServerTlsConfig::default(),
         }
     }
 }
@@ -90,6 +101,10 @@ impl Default for ServerConfig {
 pub struct ClientConfig {
     pub server: String,
     pub token: Option<String>,
+    /// A CA certificate (PEM) trusted besides the system's, for a private CA.
+    pub ca_cert: Option<PathBuf>,
+    /// Allow plain http:// to an address outside loopback.
+    pub allow_insecure: bool,
 }
 
 impl Default for ClientConfig {
@@ -97,6 +112,8 @@ impl Default for ClientConfig {
         Self {
             server: "http://127.0.0.1:8420".into(),
             token: None,
+            ca_cert: None,
+            allow_insecure: false,
         }
     }
 }
@@ -137,6 +154,9 @@ pub struct WorkerConfig {
     pub reconnect_max_backoff_s: u32,
     pub docker_connect_timeout_ms: u32,
     pub images: RuntimeImages,
+    /// As in `[client]`: a private CA, and plain http:// outside loopback.
+    pub ca_cert: Option<PathBuf>,
+    pub allow_insecure: bool,
 }
 
 impl Default for WorkerConfig {
@@ -158,6 +178,8 @@ impl Default for WorkerConfig {
             reconnect_max_backoff_s: 30,
             docker_connect_timeout_ms: 2000,
             images: RuntimeImages::default(),
+            ca_cert: None,
+            allow_insecure: false,
         }
     }
 }
@@ -316,6 +338,21 @@ impl GridxConfig {
                         .map_err(|_| bad(format!("{value:?} is not a whole number")))?;
                     self.worker.slots = Some(slots);
                 }
+                "GRIDX_TLS_CERT" => self.server.tls.cert = Some(PathBuf::from(value)),
+                "GRIDX_TLS_KEY" => self.server.tls.key = Some(PathBuf::from(value)),
+                "GRIDX_CA_CERT" => {
+                    self.client.ca_cert = Some(PathBuf::from(value));
+                    self.worker.ca_cert = Some(PathBuf::from(value));
+                }
+                "GRIDX_ALLOW_INSECURE" => {
+                    let allow = match value {
+                        "1" | "true" | "yes" => true,
+                        "0" | "false" | "no" | "" => false,
+                        other => return Err(bad(format!("{other:?} is not true or false"))),
+                    };
+                    self.client.allow_insecure = allow;
+                    self.worker.allow_insecure = allow;
+                }
                 _ => {}
             }
         }
@@ -352,6 +389,9 @@ impl GridxConfig {
         }
         if s.max_ws_frame_bytes < 1024 {
             return invalid("server.max_ws_frame_bytes must be at least 1024");
+        }
+        if s.tls.cert.is_some() != s.tls.key.is_some() {
+            return invalid("server.tls.cert and server.tls.key go together: set both or neither");
         }
         s.limits
             .check()
@@ -473,6 +513,29 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn tls_settings_come_in_pairs_and_from_the_environment() {
+        let err = GridxConfig::from_toml_str("[server.tls]\ncert = \"c.pem\"").unwrap_err();
+        assert!(err.to_string().contains("server.tls.key"), "{err}");
+        let c =
+            GridxConfig::from_toml_str("[server.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"").unwrap();
+        assert_eq!(
+            c.server.tls.key.as_deref(),
+            Some(std::path::Path::new("k.pem"))
+        );
+        let mut c = GridxConfig::default();
+        c.apply_env([("GRIDX_CA_CERT", "/ca.pem"), ("GRIDX_ALLOW_INSECURE", "1")])
+            .unwrap();
+        assert_eq!(c.client.ca_cert, c.worker.ca_cert);
+        assert!(c.client.allow_insecure && c.worker.allow_insecure);
+        let err = c
+            .apply_env([("GRIDX_ALLOW_INSECURE", "maybe")])
+            .unwrap_err();
+        assert!(err.to_string().contains("GRIDX_ALLOW_INSECURE"), "{err}");
+        let err = c.apply_env([("GRIDX_TLS_KEY", "k.pem")]).unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
     }
 
     #[test]

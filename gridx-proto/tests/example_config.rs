@@ -50,6 +50,9 @@ fn every_option_is_in_the_example_file() {
         "work_dir",
         "themes_dir",
         "keymap",
+        "cert",
+        "key",
+        "ca_cert",
     ] {
         assert!(
             text.contains(&format!("# {key} = ")),

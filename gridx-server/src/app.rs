@@ -41,18 +41,27 @@ pub enum LaunchError {
     Store(#[from] StoreError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Runs the coordinator on `listener` until `shutdown` turns true: then it stops
 /// taking work, sends `drain` to every worker, waits up to `shutdown_grace_s` for
 /// running jobs, flushes and returns. Jobs still running then stay `running` in the
-/// store and are recovered at the next start.
+/// store and are recovered at the next start. With `[server.tls]` set it speaks TLS,
+/// and reloads the certificate on SIGHUP and when its files change.
 pub async fn launch(
     config: ServerConfig,
     data_dir: PathBuf,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), LaunchError> {
+    // Before the store: a bad certificate must not leave anything half started.
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Some(crate::tls::ServerCert::load(cert, key)?),
+        _ => None,
+    };
+    let acceptor = tls.as_ref().map(|t| t.acceptor()).transpose()?;
     let conn = tokio::task::spawn_blocking({
         let data_dir = data_dir.clone();
         move || store::open_writer(&data_dir)
@@ -107,11 +116,24 @@ pub async fn launch(
 
     let (stop_http_tx, stop_http_rx) = watch::channel(false);
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "coordinator listening");
+    let renewal = match &tls {
+        Some(cert) => {
+            tracing::info!(%addr, url = %format!("https://{addr}"), fingerprint = %cert.fingerprint(), "coordinator listening (TLS)");
+            Some(tokio::spawn(crate::tls::watch_for_renewal(
+                cert.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => {
+            tracing::info!(%addr, url = %format!("http://{addr}"), "coordinator listening");
+            None
+        }
+    };
     let server = tokio::spawn(crate::http::serve(
         listener,
         router,
         Duration::from_secs(u64::from(config.request_timeout_s)),
+        acceptor,
         stop_http_rx,
     ));
 
@@ -132,6 +154,9 @@ pub async fn launch(
         ),
     }
     ticker.abort();
+    if let Some(renewal) = renewal {
+        renewal.abort();
+    }
     queue.stop().await;
     let _ = stop_http_tx.send(true);
     let _ = server.await;

@@ -13,6 +13,7 @@ pub mod settings;
 pub mod settlement;
 pub mod signals;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod worker_session;
 

@@ -20,6 +20,8 @@ fn server() -> Completions {
         "backup",
         "ledger",
         "ledger verify",
+        "tls",
+        "tls self-signed",
         "completions",
         "man",
     ];

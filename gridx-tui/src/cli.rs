@@ -28,6 +28,12 @@ pub struct Global {
     /// Coordinator URL [env: GRIDX_SERVER] (default http://127.0.0.1:8420).
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
+    /// Also trust this CA certificate (PEM) for https:// [env: GRIDX_CA_CERT].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Allow plain http:// to an address outside loopback [env: GRIDX_ALLOW_INSECURE].
+    #[arg(long, global = true)]
+    pub insecure: bool,
     /// API token; for `worker`, the worker token [env: GRIDX_TOKEN / GRIDX_WORKER_TOKEN].
     #[arg(long, global = true, value_name = "TOKEN")]
     pub token: Option<String>,
@@ -142,6 +148,12 @@ pub fn load_config(global: &Global) -> Result<GridxConfig> {
     if let Some(token) = &global.token {
         config.client.token = Some(token.clone());
     }
+    if let Some(ca) = &global.ca_cert {
+        config.client.ca_cert = Some(ca.clone());
+        config.worker.ca_cert = Some(ca.clone());
+    }
+    config.client.allow_insecure |= global.insecure;
+    config.worker.allow_insecure |= global.insecure;
     if let Some(theme) = &global.theme {
         config.dashboard.theme = theme.clone();
     }
@@ -198,6 +210,25 @@ mod tests {
             Some(Command::Console(ConsoleCommand::Submit(_)))
         ));
         assert!(Cli::try_parse_from(["gridx-tui", "worker", "--executor", "podman"]).is_err());
+    }
+
+    #[test]
+    fn tls_flags_reach_the_client_and_the_worker() {
+        let cli = Cli::try_parse_from([
+            "gridx-tui",
+            "jobs",
+            "--ca-cert",
+            "/ca.pem",
+            "--insecure",
+            "--config",
+            "/nonexistent/gridx.toml",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.global.ca_cert.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        assert!(cli.global.insecure);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! store, a local worker with the best sandbox available, a demo user with credits,
 //! a few sample jobs in each language, and the dashboard.
 
-use crate::client::ApiClient;
+use crate::client::{ApiClient, Endpoint};
 use crate::worker::exec::select_executor;
 use crate::worker::host::{HostOptions, WorkerHost, describe};
 use color_eyre::eyre::{Context, Result, eyre};
@@ -96,9 +96,11 @@ impl DemoGrid {
         )
         .context("writing the demo's env file")?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        // Plain http on loopback, whatever [server.tls] says: the demo is local.
         let server_config = ServerConfig {
             heartbeat_s: 2,
             shutdown_grace_s: 3,
+            tls: Default::default(),
             ..config.server.clone()
         };
         let server = tokio::spawn(gridx_server::launch(
@@ -121,7 +123,7 @@ impl DemoGrid {
         let kind = executor.kind();
         let languages = executor.languages();
         let options = HostOptions {
-            server: url.clone(),
+            endpoint: Endpoint::new(&url, None, false)?,
             token: worker_token,
             name: "demo-worker".into(),
             slots: 2,
@@ -158,7 +160,10 @@ impl DemoGrid {
 
     /// Submits the sample jobs the worker can run.
     pub async fn submit_samples(&self) -> Result<usize> {
-        let client = ApiClient::new(&self.url, Some(self.token.clone()));
+        let client = ApiClient::new(
+            Endpoint::new(&self.url, None, false)?,
+            Some(self.token.clone()),
+        )?;
         let mut n = 0;
         for sample in samples()
             .into_iter()

@@ -2,7 +2,7 @@
 //! dashboard), the REPL, the demo, one-shot commands, images and host info.
 
 use crate::cli::{Global, WorkerArgs};
-use crate::client::ApiClient;
+use crate::client::{ApiClient, Endpoint};
 use crate::commands::{self, ConsoleCommand, Outcome, run::StdinSource};
 use crate::ui::keymap::Keymap;
 use crate::ui::runtime::Sources;
@@ -38,6 +38,11 @@ pub fn dashboard_state(config: &GridxConfig, mode: Mode) -> Result<AppState> {
         None => Keymap::default(),
     };
     let mut state = AppState::new(mode, theme, keymap, config.client.server.clone());
+    // Plain http outside loopback (--insecure) shows in the header.
+    state.insecure = crate::client::tls::is_insecure(match state.mode {
+        Mode::Client => &config.client.server,
+        Mode::WorkerHost { .. } => &config.worker.server,
+    });
     state.ascii = d.ascii;
     state.read_only = d.read_only;
     state.max_jobs = d.max_jobs as usize;
@@ -61,13 +66,24 @@ fn sources(
     }
 }
 
+/// The coordinator of the `[client]` section: its address checked (plain http only
+/// to loopback unless --insecure) and its TLS set up.
+fn client_endpoint(config: &GridxConfig) -> Result<Endpoint> {
+    let c = &config.client;
+    Ok(Endpoint::new(
+        &c.server,
+        c.ca_cert.as_deref(),
+        c.allow_insecure,
+    )?)
+}
+
 fn client(config: &GridxConfig) -> Result<ApiClient> {
     let token = config
         .client
         .token
         .clone()
         .ok_or_else(|| eyre!(crate::client::ClientError::NoToken))?;
-    Ok(ApiClient::new(&config.client.server, Some(token)))
+    Ok(ApiClient::new(client_endpoint(config)?, Some(token))?)
 }
 
 pub async fn dashboard(config: GridxConfig) -> Result<ExitCode> {
@@ -102,7 +118,10 @@ pub async fn demo(config: GridxConfig) -> Result<ExitCode> {
     let submitted = grid.submit_samples().await?;
     let mut config = config;
     config.client.server = grid.url.clone();
-    let client = ApiClient::new(&grid.url, Some(grid.token.clone()));
+    let client = ApiClient::new(
+        Endpoint::new(&grid.url, None, false)?,
+        Some(grid.token.clone()),
+    )?;
     let mut state = dashboard_state(&config, Mode::Client)?;
     state.log(LogLevel::Info, grid.describe());
     state.log(LogLevel::Info, grid.reach_hint());
@@ -270,6 +289,8 @@ pub async fn worker(
     if let Some(dir) = args.work_dir {
         w.work_dir = Some(dir);
     }
+    // Checked before the sandbox is probed: a refused address fails at once.
+    let endpoint = Endpoint::new(&w.server, w.ca_cert.as_deref(), w.allow_insecure)?;
     let Some(token) = w.token.clone() else {
         bail!(
             "no worker token: pass --token or set GRIDX_WORKER_TOKEN (an operator issues one with `gridx-server worker add --owner YOU`)"
@@ -297,7 +318,7 @@ pub async fn worker(
         .slots
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
     let options = HostOptions {
-        server: w.server.clone(),
+        endpoint,
         token,
         name,
         slots,
@@ -330,11 +351,10 @@ pub async fn worker(
         )?;
         // The host reports the first connection itself (WorkerEvent::Connected), as it
         // does every reconnect; logging it here as well printed it twice.
-        let client = config
-            .client
-            .token
-            .clone()
-            .map(|t| ApiClient::new(&config.client.server, Some(t)));
+        let client = match config.client.token.clone() {
+            Some(t) => Some(ApiClient::new(client_endpoint(&config)?, Some(t))?),
+            None => None,
+        };
         let sources = sources(&config, client, Some(events_rx));
         crate::ui::runtime::run(state, sources).await?;
         // Leaving the dashboard shuts the worker down gracefully.

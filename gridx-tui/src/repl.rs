@@ -126,7 +126,7 @@ pub fn run_blocking(
     if let Some(token) = client.token() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         runtime.spawn(live::follow(
-            client.base_url().to_owned(),
+            client.endpoint().clone(),
             token.to_owned(),
             tx,
             stop_rx,

@@ -36,7 +36,8 @@ pub enum Kind {
 
 /// Short heartbeats so losses show within seconds; rate limits out of the way (the
 /// scenarios test the queue and the ledger; the hostile-client suite tests limits);
-/// grace long enough for the scenarios' jobs; quick worker reconnects.
+/// grace long enough for the scenarios' jobs; quick worker reconnects; plain http
+/// between containers (a private network, not loopback).
 const CONFIG: &str = "\
 [server]
 heartbeat_s = 1
@@ -47,6 +48,8 @@ rate_limit_burst = 10000
 [worker]
 shutdown_grace_s = 20
 reconnect_max_backoff_s = 2
+# Docker workers dial http://coordinator:8420 on the cluster's private network.
+allow_insecure = true
 ";
 
 /// One scenario at a time: they share two cores, and their timings mean something

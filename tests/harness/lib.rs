@@ -10,6 +10,7 @@ pub mod completions;
 mod docker_hosts;
 mod proxy;
 pub mod skip;
+pub mod tls;
 
 use skip::Tool;
 use std::io::{BufRead, BufReader};
@@ -196,6 +197,8 @@ pub struct Grid {
     pub http: reqwest::Client,
     /// Extra `[server]` settings of this grid's coordinator.
     extra_server_config: String,
+    /// The coordinator serves TLS (`--tls-cert`/`--tls-key`) and `url` is https.
+    pub tls: Option<tls::GridTls>,
 }
 
 impl Grid {
@@ -205,14 +208,28 @@ impl Grid {
 
     /// A grid whose coordinator also has these `[server]` settings (TOML lines).
     pub async fn start_with(extra_server_config: &str) -> Grid {
+        Grid::start_inner(extra_server_config, None).await
+    }
+
+    /// A grid whose coordinator terminates TLS with `tls`'s certificate; `url` is
+    /// `https://HOST:PORT` and `http` trusts the test CA.
+    pub async fn start_tls(tls: tls::GridTls) -> Grid {
+        Grid::start_inner("", Some(tls)).await
+    }
+
+    async fn start_inner(extra_server_config: &str, tls: Option<tls::GridTls>) -> Grid {
         let dir = tempfile::tempdir().expect("temp dir");
+        let http = tls
+            .as_ref()
+            .map_or_else(reqwest::Client::new, tls::GridTls::http_client);
         let mut grid = Grid {
             dir,
             port: 0,
             url: String::new(),
             server: None,
-            http: reqwest::Client::new(),
+            http,
             extra_server_config: extra_server_config.to_owned(),
+            tls,
         };
         grid.start_server().await;
         grid
@@ -241,21 +258,31 @@ impl Grid {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
             format!("\ngridx-server's stderr:\n{text}")
         };
-        let (child, addr) = spawn_server(
-            Command::new(binary("gridx-server"))
-                .arg("--data-dir")
-                .arg(self.dir.path())
-                .arg("--config")
-                .arg(&config)
-                .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-                .env("GRIDX_LOG", "warn")
-                .stderr(log),
-        )
-        .await
-        .unwrap_or_else(|why| panic!("{why}{}", server_log()));
+        let mut command = Command::new(binary("gridx-server"));
+        command
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .env("GRIDX_LOG", "warn")
+            .stderr(log);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--tls-cert")
+                .arg(&tls.cert)
+                .arg("--tls-key")
+                .arg(&tls.key);
+        }
+        let (child, addr) = spawn_server(&mut command)
+            .await
+            .unwrap_or_else(|why| panic!("{why}{}", server_log()));
         self.server = Some(child);
         self.port = addr.port();
-        self.url = format!("http://{addr}");
+        self.url = match &self.tls {
+            Some(tls) => format!("https://{}:{}", tls.host, addr.port()),
+            None => format!("http://{addr}"),
+        };
         wait_healthy(&self.http, &self.url, 10, &server_log).await;
     }
 
@@ -390,6 +417,11 @@ impl Grid {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("worker {name} never came online");
+    }
+
+    /// The coordinator's stderr so far (its log, at `warn` and above).
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     pub fn server_pid(&self) -> Option<u32> {

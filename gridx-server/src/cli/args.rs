@@ -43,7 +43,16 @@ pub enum Command {
         /// Log format on stderr.
         #[arg(long, value_enum)]
         log_format: Option<LogFormatArg>,
+        /// Serve HTTPS/WSS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, value_name = "FILE")]
+        tls_key: Option<PathBuf>,
     },
+    /// TLS certificates for `serve`.
+    #[command(subcommand)]
+    Tls(TlsCommand),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -154,6 +163,23 @@ fn parse_max_slots(text: &str) -> Result<MaxSlots, String> {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum TlsCommand {
+    /// Make a private CA (ca.pem) and a certificate signed by it for HOSTs (cert.pem,
+    /// key.pem); prints the CA's fingerprint and the flags for clients.
+    SelfSigned {
+        /// A name or IP address the coordinator is reached by (repeat for more).
+        #[arg(long = "host", value_name = "NAME", required = true)]
+        hosts: Vec<String>,
+        /// Directory to write ca.pem, cert.pem and key.pem into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Overwrite files that exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum LedgerCommand {
     /// Check every ledger invariant; exit 1 with the offending rows if one fails.
     Verify,
@@ -178,6 +204,29 @@ mod tests {
             assert!(cli.global.json);
             assert!(matches!(cli.command, Command::User(UserCommand::List)));
         }
+    }
+
+    #[test]
+    fn tls_self_signed_needs_a_host_and_a_directory() {
+        let ok = Cli::try_parse_from([
+            "gridx-server",
+            "tls",
+            "self-signed",
+            "--host",
+            "a",
+            "--host",
+            "10.0.0.1",
+            "--out",
+            "d",
+        ]);
+        match ok.map(|c| c.command) {
+            Ok(Command::Tls(super::TlsCommand::SelfSigned { hosts, force, .. })) => {
+                assert_eq!(hosts, ["a", "10.0.0.1"]);
+                assert!(!force);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["gridx-server", "tls", "self-signed", "--out", "d"]).is_err());
     }
 
     #[test]

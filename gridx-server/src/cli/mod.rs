@@ -10,10 +10,11 @@ mod ledger;
 mod manpages;
 mod output;
 mod serve;
+mod tls;
 mod users;
 mod workers;
 
-use args::{Cli, Command, LedgerCommand};
+use args::{Cli, Command, LedgerCommand, TlsCommand};
 use color_eyre::eyre::Result;
 use gridx_proto::config::GridxConfig;
 use gridx_server::settings;
@@ -28,7 +29,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     // come from the grammar alone and work without a home directory or config file.
     let configured = || configured(global.config.as_deref(), global.data_dir.as_deref());
     match cli.command {
-        Command::Serve { listen, log_format } => {
+        Command::Serve {
+            listen,
+            log_format,
+            tls_cert,
+            tls_key,
+        } => {
             let (mut config, data_dir) = configured()?;
             if let Some(listen) = listen {
                 config.server.listen = listen;
@@ -36,7 +42,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(format) = log_format {
                 config.server.log_format = format.into();
             }
+            if let Some(cert) = tls_cert {
+                config.server.tls.cert = Some(cert);
+            }
+            if let Some(key) = tls_key {
+                config.server.tls.key = Some(key);
+            }
+            config.validate()?;
             serve::serve(config, data_dir)
+        }
+        Command::Tls(TlsCommand::SelfSigned { hosts, out, force }) => {
+            // The listen port for the printed client flags; no store is touched.
+            let config = settings::load(global.config.as_deref())?;
+            tls::self_signed(&hosts, &out, force, &config.server.listen)
         }
         Command::User(cmd) => {
             let (config, data_dir) = configured()?;

@@ -47,6 +47,11 @@ pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
         .thread_name("gridx-server")
         .build()
         .context("starting the async runtime")?;
+    // A certificate that does not load stops `serve` before it binds and says
+    // `listening on`; `launch` loads it again for serving.
+    if let (Some(cert), Some(key)) = (&config.server.tls.cert, &config.server.tls.key) {
+        gridx_server::tls::load_pair(cert, key).context("the TLS certificate")?;
+    }
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await

@@ -1,6 +1,7 @@
 //! A typed client of the coordinator's HTTP API.
 
 use crate::backoff::{Backoff, Retry, retry};
+use crate::client::tls::{Endpoint, EndpointError};
 use gridx_proto::JobId;
 use gridx_proto::api::{
     BalanceResponse, ErrorBody, JobListQuery, JobListResponse, JobView, LedgerQuery,
@@ -21,12 +22,19 @@ pub enum ClientError {
     },
     #[error("cannot reach the coordinator at {url}: {message}")]
     Network { url: String, message: String },
+    /// The TLS handshake failed (a refused certificate): not worth a resend.
+    #[error("cannot reach the coordinator at {url}: {message}")]
+    Tls { url: String, message: String },
     #[error("unexpected answer from the coordinator: {0}")]
     Decode(String),
     #[error(
         "no API token: pass --token or set GRIDX_TOKEN (an operator creates one with `gridx-server user add`)"
     )]
     NoToken,
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
 }
 
 impl ClientError {
@@ -41,6 +49,7 @@ impl ClientError {
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
+    endpoint: Endpoint,
     base: String,
     token: Option<String>,
     /// First pause before a submit is sent again; about doubles each time.
@@ -63,22 +72,30 @@ fn idempotency_key() -> String {
 }
 
 impl ApiClient {
-    pub fn new(server: &str, token: Option<String>) -> Self {
-        let http = reqwest::Client::builder()
+    /// A client of the coordinator at `endpoint` (its TLS included).
+    pub fn new(endpoint: Endpoint, token: Option<String>) -> Result<Self, ClientError> {
+        let http = endpoint
+            .http_client()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             .build()
-            .unwrap_or_default();
-        Self {
+            .map_err(|e| ClientError::Setup(endpoint.explain(&e)))?;
+        Ok(Self {
             http,
-            base: server.trim().trim_end_matches('/').to_owned(),
+            base: endpoint.base_url().to_owned(),
+            endpoint,
             token,
             resend_delay: Duration::from_millis(500),
-        }
+        })
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// Where the coordinator is and how to reach it (for the live stream).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     pub fn token(&self) -> Option<&str> {
@@ -116,15 +133,9 @@ impl ApiClient {
 
     /// The body of a successful answer as it came; an error answer as `Api`.
     async fn send_raw(&self, builder: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
-        let response = builder.send().await.map_err(|e| ClientError::Network {
-            url: self.base.clone(),
-            message: root_cause(&e),
-        })?;
+        let response = builder.send().await.map_err(|e| self.network_error(&e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| ClientError::Network {
-            url: self.base.clone(),
-            message: root_cause(&e),
-        })?;
+        let bytes = response.bytes().await.map_err(|e| self.network_error(&e))?;
         if status.is_success() {
             Ok(bytes.into())
         } else {
@@ -140,6 +151,18 @@ impl ApiClient {
                     message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
                 }),
             }
+        }
+    }
+
+    /// A failed exchange: `Tls` when TLS refused the coordinator, else `Network`.
+    fn network_error(&self, e: &reqwest::Error) -> ClientError {
+        let url = self.base.clone();
+        match self.endpoint.tls_problem(e) {
+            Some(message) => ClientError::Tls { url, message },
+            None => ClientError::Network {
+                url,
+                message: self.endpoint.explain(e),
+            },
         }
     }
 
@@ -238,14 +261,6 @@ impl Retry for Resend<'_> {
     }
 }
 
-fn root_cause(e: &reqwest::Error) -> String {
-    let mut source: &dyn std::error::Error = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::{ApiClient, idempotency_key};
@@ -303,7 +318,9 @@ mod tests {
             second.write_all(answer.as_bytes()).await.unwrap();
             keys
         });
-        let mut client = ApiClient::new(&format!("http://{addr}"), Some("gxu_x".into()));
+        let endpoint =
+            crate::client::Endpoint::new(&format!("http://{addr}"), None, false).unwrap();
+        let mut client = ApiClient::new(endpoint, Some("gxu_x".into())).unwrap();
         client.resend_delay = Duration::from_millis(10);
         let request: SubmitJobRequest =
             serde_json::from_str(r#"{"language":"bash","code":"echo hi"}"#).unwrap();
@@ -327,7 +344,9 @@ mod tests {
 
     #[test]
     fn query_strings_are_written_by_serde_and_leave_out_absent_fields() {
-        let client = ApiClient::new("http://coordinator:8420/", Some("gxu_x".into()));
+        let endpoint =
+            crate::client::Endpoint::new("http://coordinator:8420/", None, true).unwrap();
+        let client = ApiClient::new(endpoint, Some("gxu_x".into())).unwrap();
         let query = |q: &JobListQuery| {
             let request = client.get("/v1/jobs", q).and_then(|b| {
                 b.build()

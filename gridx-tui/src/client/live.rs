@@ -2,6 +2,7 @@
 //! reported as events too, so a face can show "reconnecting in 4 s".
 
 use crate::backoff::{Backoff, Retry, retry};
+use crate::client::tls::Endpoint;
 use futures_util::StreamExt;
 use gridx_proto::events::ServerEvent;
 use std::time::Duration;
@@ -16,22 +17,10 @@ pub enum LiveEvent {
     Event(Box<ServerEvent>),
 }
 
-fn events_url(server: &str) -> Option<String> {
-    let server = server.trim().trim_end_matches('/');
-    let rest = server
-        .strip_prefix("http://")
-        .map(|r| format!("ws://{r}"))
-        .or_else(|| {
-            server
-                .strip_prefix("https://")
-                .map(|r| format!("wss://{r}"))
-        })?;
-    Some(format!("{rest}/v1/events"))
-}
-
 /// What following the stream needs between tries: where to, as whom, where events
 /// go, and the stop signal.
 struct Follower {
+    endpoint: Endpoint,
     url: String,
     token: String,
     tx: mpsc::UnboundedSender<LiveEvent>,
@@ -46,22 +35,17 @@ enum Ended {
     Lost(String),
 }
 
-/// Follows the stream until `stop` turns true, sending everything to `tx`.
+/// Follows the stream until `stop` turns true, sending everything to `tx`: over
+/// `wss://` when the endpoint is https, with its TLS configuration.
 pub async fn follow(
-    server: String,
+    endpoint: Endpoint,
     token: String,
     tx: mpsc::UnboundedSender<LiveEvent>,
     stop: watch::Receiver<bool>,
 ) {
-    let Some(url) = events_url(&server) else {
-        let _ = tx.send(LiveEvent::Disconnected {
-            reason: format!("{server} is not an http:// or https:// address"),
-            retry_in: Duration::MAX,
-        });
-        return;
-    };
     let mut follower = Follower {
-        url,
+        url: endpoint.ws_url("/v1/events"),
+        endpoint,
         token,
         tx,
         stop,
@@ -101,13 +85,16 @@ impl Retry for Follower {
             .parse()
             .map_err(|_| "the token is not a valid header".to_owned())?;
         request.headers_mut().insert("Authorization", header);
-        let (socket, _) = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio_tungstenite::connect_async(request),
-        )
-        .await
-        .map_err(|_| "timed out connecting".to_owned())?
-        .map_err(|e| e.to_string())?;
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            None,
+            true,
+            Some(self.endpoint.ws_connector()),
+        );
+        let (socket, _) = tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .map_err(|_| "timed out connecting".to_owned())?
+            .map_err(|e| self.endpoint.explain(&e))?;
         Ok(socket)
     }
 
@@ -157,22 +144,10 @@ impl Follower {
 
 #[cfg(test)]
 mod tests {
-    use super::{LiveEvent, events_url, follow};
+    use super::{LiveEvent, follow};
+    use crate::client::Endpoint;
     use std::time::Duration;
     use tokio::sync::{mpsc, watch};
-
-    #[test]
-    fn http_addresses_map_to_the_events_socket() {
-        assert_eq!(
-            events_url(" https://grid.example/ ").as_deref(),
-            Some("wss://grid.example/v1/events")
-        );
-        assert_eq!(
-            events_url("http://127.0.0.1:8420").as_deref(),
-            Some("ws://127.0.0.1:8420/v1/events")
-        );
-        assert_eq!(events_url("ftp://grid.example"), None);
-    }
 
     #[tokio::test]
     async fn an_unreachable_coordinator_is_retried_with_growing_waits_until_stopped() {
@@ -183,12 +158,9 @@ mod tests {
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let following = tokio::spawn(follow(
-            format!("http://127.0.0.1:{port}"),
-            "gxu_x".into(),
-            tx,
-            stop_rx,
-        ));
+        let endpoint = Endpoint::new(&format!("http://127.0.0.1:{port}"), None, false)
+            .expect("a loopback address");
+        let following = tokio::spawn(follow(endpoint, "gxu_x".into(), tx, stop_rx));
         let mut waits = Vec::new();
         while waits.len() < 2 {
             match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {

@@ -3,5 +3,7 @@
 
 pub mod api;
 pub mod live;
+pub mod tls;
 
 pub use api::{ApiClient, ClientError};
+pub use tls::{Endpoint, EndpointError};

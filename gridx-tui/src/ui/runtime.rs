@@ -86,7 +86,7 @@ pub async fn run(mut state: AppState, mut sources: Sources) -> std::io::Result<(
     {
         let (live_tx, mut live_rx) = mpsc::unbounded_channel::<LiveEvent>();
         tokio::spawn(live::follow(
-            client.base_url().to_owned(),
+            client.endpoint().clone(),
             token.to_owned(),
             live_tx,
             stop_rx.clone(),

@@ -57,7 +57,8 @@ pub enum WorkerEvent {
 /// How the worker host is set up.
 #[derive(Clone)]
 pub struct HostOptions {
-    pub server: String,
+    /// The coordinator, with its TLS (`client/tls.rs`).
+    pub endpoint: crate::client::Endpoint,
     pub token: String,
     pub name: String,
     pub slots: u32,
@@ -124,7 +125,7 @@ impl Retry for Reconnect<'_> {
     async fn attempt(&mut self) -> Result<Self::Output, LinkError> {
         // The hello is built for each try: it lists what runs now.
         let hello = self.host.hello();
-        link::handshake(&self.host.options.server, &hello).await
+        link::handshake(&self.host.options.endpoint, &hello).await
     }
 
     async fn pause(&mut self, error: &LinkError, delay: Duration) -> bool {
@@ -199,7 +200,7 @@ impl WorkerHost {
 
     /// Authenticates once: the caller starts its face only after this succeeded.
     pub async fn authenticate(&mut self) -> Result<(Socket, WorkerId, u32), HostError> {
-        Ok(link::handshake(&self.options.server, &self.hello()).await?)
+        Ok(link::handshake(&self.options.endpoint, &self.hello()).await?)
     }
 
     /// Runs until drained or shut down, starting from an authenticated socket.

@@ -1,6 +1,7 @@
-//! The worker's WebSocket link to the coordinator: connect, send `hello`, and wait
-//! for `welcome` or `reject`.
+//! The worker's WebSocket link to the coordinator: connect (over TLS for an https
+//! address, see `client/tls.rs`), send `hello`, and wait for `welcome` or `reject`.
 
+use crate::client::tls::Endpoint;
 use futures_util::{SinkExt, StreamExt};
 use gridx_proto::protocol::{
     CloseCode, CoordinatorMessage, RejectCode, WorkerMessage, decode_coordinator_message, encode,
@@ -18,8 +19,6 @@ pub const MAX_FRAME: usize = gridx_proto::protocol::DEFAULT_MAX_FRAME_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("invalid coordinator address {0:?}: use http://host:port")]
-    BadUrl(String),
     #[error("cannot reach the coordinator at {url}: {message}")]
     Unreachable { url: String, message: String },
     #[error("the coordinator refused this worker ({code}): {message}")]
@@ -44,29 +43,9 @@ impl LinkError {
     pub fn is_retryable(&self) -> bool {
         match self {
             LinkError::Rejected { code, .. } => code.is_retryable(),
-            LinkError::BadUrl(_) => false,
             _ => true,
         }
     }
-}
-
-/// `http://host:port` (or `ws://`) to the worker endpoint's WebSocket URL.
-pub fn worker_url(server: &str) -> Result<String, LinkError> {
-    let server = server.trim().trim_end_matches('/');
-    let rest = if let Some(rest) = server.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else if let Some(rest) = server.strip_prefix("ws://") {
-        format!("ws://{rest}")
-    } else if server.starts_with("https://") || server.starts_with("wss://") {
-        return Err(LinkError::BadUrl(format!(
-            "{server} (TLS is not built into this worker yet; terminate TLS in front of the coordinator and use a private http:// address, or tunnel)"
-        )));
-    } else if !server.contains("://") && !server.is_empty() {
-        format!("ws://{server}")
-    } else {
-        return Err(LinkError::BadUrl(server.to_owned()));
-    };
-    Ok(format!("{rest}/v1/worker/connect"))
 }
 
 /// How long one frame may take to leave. A partitioned network does not fail a
@@ -146,14 +125,19 @@ pub async fn recv_inbound(socket: &mut Socket) -> Option<Result<Inbound, LinkErr
 /// Connects and completes the handshake. Returns the socket with the worker id and
 /// heartbeat interval from `welcome`.
 pub async fn handshake(
-    server: &str,
+    endpoint: &Endpoint,
     hello: &WorkerMessage,
 ) -> Result<(Socket, gridx_proto::WorkerId, u32), LinkError> {
-    let url = worker_url(server)?;
+    let url = endpoint.ws_url("/v1/worker/connect");
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME))
         .max_frame_size(Some(MAX_FRAME));
-    let connect = tokio_tungstenite::connect_async_with_config(&url, Some(config), true);
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        &url,
+        Some(config),
+        true,
+        Some(endpoint.ws_connector()),
+    );
     let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), connect)
         .await
         .map_err(|_| LinkError::Unreachable {
@@ -162,7 +146,7 @@ pub async fn handshake(
         })?
         .map_err(|e| LinkError::Unreachable {
             url: url.clone(),
-            message: e.to_string(),
+            message: endpoint.explain(&e),
         })?;
     send(&mut socket, hello).await?;
     let answer = tokio::time::timeout(Duration::from_secs(10), recv(&mut socket))
@@ -192,19 +176,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_map_to_the_worker_endpoint() {
+    fn addresses_map_to_the_worker_endpoint() {
+        let url = |server: &str| {
+            Endpoint::new(server, None, true)
+                .map(|e| e.ws_url("/v1/worker/connect"))
+                .ok()
+        };
         assert_eq!(
-            worker_url("http://127.0.0.1:8420").unwrap(),
-            "ws://127.0.0.1:8420/v1/worker/connect"
+            url("http://127.0.0.1:8420").as_deref(),
+            Some("ws://127.0.0.1:8420/v1/worker/connect")
         );
         assert_eq!(
-            worker_url("http://h:1/").unwrap(),
-            "ws://h:1/v1/worker/connect"
+            url("http://h:1/").as_deref(),
+            Some("ws://h:1/v1/worker/connect")
         );
-        assert_eq!(worker_url("h:1").unwrap(), "ws://h:1/v1/worker/connect");
-        assert!(worker_url("https://h").is_err());
-        assert!(worker_url("").is_err());
-        assert!(worker_url("ftp://x").is_err());
+        assert_eq!(url("h:1").as_deref(), Some("ws://h:1/v1/worker/connect"));
+        assert_eq!(
+            url("https://h").as_deref(),
+            Some("wss://h/v1/worker/connect")
+        );
+        assert_eq!(url(""), None);
+        assert_eq!(url("ftp://x"), None);
     }
 
     /// A close after a refused frame is retried (the worker reconnects and keeps

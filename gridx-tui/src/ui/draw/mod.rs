@@ -245,6 +245,9 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
         }
     };
     keep.push((0, vec![Span::raw("  "), connection]));
+    if state.insecure {
+        keep.push((0, vec![Span::styled("  insecure", t.error())]));
+    }
     if state.read_only {
         keep.push((1, vec![Span::styled("  read-only", t.warn())]));
     }
@@ -363,6 +366,30 @@ mod tests {
         assert_eq!(human_ms(184_000), "3m04s");
         assert_eq!(human_ms(7_500_000), "2h05m");
         assert_eq!(human_ms(100 * 3600 * 1000), "4d04h");
+    }
+
+    #[test]
+    fn plain_http_outside_loopback_says_insecure_in_the_header() {
+        let header = |insecure: bool| {
+            let mut state = crate::ui::fixtures::client_state();
+            state.insecure = insecure;
+            let backend = ratatui::backend::TestBackend::new(120, 24);
+            let mut terminal = ratatui::Terminal::new(backend).unwrap();
+            terminal.draw(|f| super::draw(f, &state)).unwrap();
+            let buffer = terminal.backend().buffer().clone();
+            let cells: Vec<String> = (0..120)
+                .map(|x| buffer[(x, 0)].symbol().to_owned())
+                .collect();
+            let red = cells
+                .windows(8)
+                .position(|w| w.concat() == "insecure")
+                .map(|at| buffer[(u16::try_from(at).unwrap(), 0)].fg);
+            (cells.concat(), red)
+        };
+        let (line, red) = header(true);
+        let theme = crate::ui::fixtures::client_state().theme;
+        assert_eq!(red, theme.error().fg, "{line}");
+        assert!(!header(false).0.contains("insecure"));
     }
 
     #[test]

@@ -176,6 +176,8 @@ pub struct AppState {
     pub keymap: Keymap,
     pub ascii: bool,
     pub read_only: bool,
+    /// Plain http to a coordinator outside loopback (`--insecure`): shown in red.
+    pub insecure: bool,
     pub server: String,
     pub user: Option<String>,
     pub balance: Option<Credits>,
@@ -232,6 +234,7 @@ impl AppState {
             keymap,
             ascii: false,
             read_only: false,
+            insecure: false,
             server,
             user: None,
             balance: None,
