@@ -35,6 +35,15 @@ pub const MAX_GPU_NOTE_BYTES: usize = 1024;
 pub const MAX_OUTCOME_MESSAGE_BYTES: usize = 16 * 1024;
 /// Largest job or worker id and `duration_ms`: they are stored as SQLite integers.
 pub const MAX_ID: u64 = i64::MAX as u64;
+/// Largest `hello` frame, in bytes. A hello at every other bound (1024 `running`
+/// entries with the largest ids) fits; the coordinator reads no more than this (and
+/// the framing) from a connection before its token is checked.
+pub const MAX_HELLO_BYTES: usize = 64 * 1024;
+/// Heartbeats a session may send at once before the rate below applies.
+pub const HEARTBEAT_BURST: u32 = 10;
+/// Heartbeats per `heartbeat_s` a session may send in the long run: four times what
+/// a worker needs. The coordinator drops the ones past it (docs/protocol.md §3).
+pub const HEARTBEATS_PER_INTERVAL: u32 = 4;
 
 /// Checks a decoded worker frame against the protocol's bounds.
 pub fn check_worker(message: &WorkerMessage) -> Result<(), DecodeError> {
@@ -52,7 +61,8 @@ pub fn check_worker(message: &WorkerMessage) -> Result<(), DecodeError> {
                 ));
             }
             check_capabilities(capabilities)?;
-            check_running(running)
+            check_running(running)?;
+            check_running_within_slots(running.len(), capabilities.slots)
         }
         WorkerMessage::Heartbeat {
             metrics, running, ..
@@ -123,6 +133,20 @@ fn check_capabilities(c: &Capabilities) -> Result<(), DecodeError> {
         u64::from(MAX_GPUS),
         u64::from(c.gpus),
     )
+}
+
+/// A worker never holds more attempts than its `slots` (the coordinator counts the
+/// ones it is still stopping against them), so a `running` list, in `hello` or in a
+/// heartbeat, is at most `slots` long. The decoder checks a hello's; the coordinator
+/// checks each heartbeat's against the slots of the session's hello.
+pub fn check_running_within_slots(running: usize, slots: u32) -> Result<(), DecodeError> {
+    if running > slots as usize {
+        return Err(out_of_bounds(
+            "running",
+            &format!("must have at most capabilities.slots ({slots}) entries, got {running}"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_running(running: &[JobAttempt]) -> Result<(), DecodeError> {
@@ -385,6 +409,66 @@ mod tests {
             blamed(hello(), "/running", json!(running)).as_deref(),
             Some("running")
         );
+    }
+
+    /// A worker never holds more attempts than its slots, so a hello may not list
+    /// more; the coordinator holds heartbeats to the same rule.
+    #[test]
+    fn a_hello_lists_at_most_its_slots() {
+        let attempts = |n: usize| -> Value {
+            json!(
+                (1..=n)
+                    .map(|i| json!({"job_id": i, "attempt": 1}))
+                    .collect::<Vec<_>>()
+            )
+        };
+        assert_eq!(blamed(hello(), "/running", attempts(2)), None);
+        assert_eq!(
+            blamed(hello(), "/running", attempts(3)).as_deref(),
+            Some("running")
+        );
+        assert!(super::check_running_within_slots(4, 4).is_ok());
+        match super::check_running_within_slots(5, 4) {
+            Err(DecodeError::OutOfBounds { field, rule }) => {
+                assert_eq!(field, "running");
+                assert!(rule.contains("(4)") && rule.contains("got 5"), "{rule}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `MAX_HELLO_BYTES` is what the coordinator reads before it checks a token: a
+    /// hello at every other bound must fit in it, and one past it is refused.
+    #[test]
+    fn a_hello_at_every_bound_fits_the_hello_limit_and_a_longer_one_is_refused() {
+        use crate::protocol::{MAX_HELLO_BYTES, MAX_ID, MAX_LANGUAGES, MAX_SLOTS};
+        let mut frame = hello();
+        frame["token"] = json!(format!("gxw_{}", "f".repeat(252)));
+        frame["name"] = json!("n".repeat(64));
+        frame["capabilities"]["slots"] = json!(MAX_SLOTS);
+        frame["capabilities"]["languages"] = json!(vec!["python"; MAX_LANGUAGES]);
+        frame["capabilities"]["memory_mb"] = json!(1u64 << 30);
+        frame["running"] = json!(
+            (0..MAX_SLOTS as u64)
+                .map(|i| json!({"job_id": MAX_ID - i, "attempt": u32::MAX}))
+                .collect::<Vec<_>>()
+        );
+        let text = frame.to_string();
+        assert!(text.len() <= MAX_HELLO_BYTES, "{} bytes", text.len());
+        decode_worker_message(&text, DEFAULT_MAX_FRAME_BYTES).expect("a hello at its bounds");
+        // Padded past the limit (whitespace is legal JSON): too large, not out of bounds.
+        let padded = format!("{text}{}", " ".repeat(MAX_HELLO_BYTES + 1 - text.len()));
+        assert_eq!(
+            decode_worker_message(&padded, DEFAULT_MAX_FRAME_BYTES),
+            Err(DecodeError::TooLarge {
+                len: MAX_HELLO_BYTES + 1,
+                max: MAX_HELLO_BYTES
+            })
+        );
+        // Other messages keep the frame limit.
+        let beat = heartbeat().to_string();
+        let padded = format!("{beat}{}", " ".repeat(MAX_HELLO_BYTES + 1));
+        decode_worker_message(&padded, DEFAULT_MAX_FRAME_BYTES).expect("a long heartbeat");
     }
 
     #[test]
