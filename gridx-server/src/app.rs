@@ -70,7 +70,7 @@ pub async fn launch(
         metrics.clone(),
     )?;
     let state = AppState {
-        limits: Limits::new(config.rate_limit_per_s, config.rate_limit_burst),
+        limits: Limits::new(&config),
         config: Arc::new(config.clone()),
         queue: queue.clone(),
         reader: Reader::new(data_dir, 8),

@@ -104,9 +104,13 @@ impl WorkerState {
         }
     }
 
+    /// Slots neither leased nor still busy stopping an attempt it was told to cancel
+    /// (a stray it reported): so a worker never holds more attempts than its slots,
+    /// and a `running` list longer than them is a lie (`check_running_within_slots`).
     pub(super) fn free_slots(&self) -> u32 {
         let slots = self.capabilities.as_ref().map_or(0, |c| c.slots);
-        slots.saturating_sub(self.running.len() as u32)
+        let busy = self.running.len() + self.strays_cancelled.len();
+        slots.saturating_sub(u32::try_from(busy).unwrap_or(u32::MAX))
     }
 
     pub(super) fn can_take(&self, language: Language) -> bool {
