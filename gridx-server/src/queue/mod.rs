@@ -21,7 +21,7 @@
 mod batch;
 mod housekeeping;
 mod model;
-mod outbox;
+pub(crate) mod outbox;
 mod rules;
 pub mod scheduler;
 mod transitions;
@@ -79,7 +79,9 @@ pub struct Submitted {
     pub replayed: bool,
 }
 
-pub use outbox::{Delivery, SessionRx, SessionTx, capacity as outbox_capacity, outbox};
+pub use outbox::{
+    DISPATCH_BACKLOG_BYTES, Delivery, SessionRx, SessionTx, capacity as outbox_capacity, outbox,
+};
 
 /// What the queue asks a worker session to do.
 #[derive(Debug, Clone)]

@@ -3,11 +3,35 @@
 //! otherwise make the coordinator keep every `cancel` and `assign` for it forever;
 //! when its outbox is full the session is closed instead (1008, docs/protocol.md
 //! §1.3), and its jobs follow the lease rules like any lost connection's.
+//!
+//! An outbox also counts the bytes it holds, mostly the code and stdin of `assign`s:
+//! dispatch gives a worker whose outbox holds [`DISPATCH_BACKLOG_BYTES`] no new job
+//! until it has read them, so a worker with many slots that does not read cannot
+//! pin that many job specs in memory (the jobs wait in the store instead).
 
 use super::Outbound;
+use gridx_proto::protocol::CoordinatorMessage;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::{Notify, mpsc};
+
+/// Bytes of messages waiting in a worker's outbox past which it is assigned nothing
+/// more until it reads them.
+pub const DISPATCH_BACKLOG_BYTES: usize = 8 * 1024 * 1024;
+
+/// About what a message holds in memory: the job spec's code and stdin for an
+/// `assign`, and a little for everything.
+pub fn weight(message: &Outbound) -> usize {
+    let payload = match message {
+        Outbound::Send(CoordinatorMessage::Assign { job, .. }) => {
+            job.spec.code.len() + job.spec.stdin.len()
+        }
+        Outbound::Send(CoordinatorMessage::Reject { message, .. })
+        | Outbound::Close(Some((_, message))) => message.len(),
+        _ => 0,
+    };
+    128 + payload
+}
 
 /// Messages an outbox holds for a worker with `slots` slots. A batch sends a worker
 /// at most one `cancel` per attempt it lists (at most `slots`, hello and heartbeat
@@ -35,6 +59,8 @@ pub struct SessionRx {
 struct Overflow {
     happened: AtomicBool,
     notify: Notify,
+    /// The [`weight`] of the messages waiting.
+    bytes: AtomicUsize,
 }
 
 /// What the session gets next from its outbox.
@@ -65,8 +91,12 @@ impl SessionTx {
     /// the session is told to close; a closed session's messages go nowhere (its jobs
     /// are covered by the lease rules). Returns whether the message was queued.
     pub fn send(&self, message: Outbound) -> bool {
+        let weight = weight(&message);
         match self.tx.try_send(message) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.overflow.bytes.fetch_add(weight, Ordering::AcqRel);
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.overflow.happened.store(true, Ordering::Release);
                 self.overflow.notify.notify_one();
@@ -80,6 +110,11 @@ impl SessionTx {
     pub fn overflowed(&self) -> bool {
         self.overflow.happened.load(Ordering::Acquire)
     }
+
+    /// The [`weight`] of the messages waiting for the session.
+    pub fn backlog_bytes(&self) -> usize {
+        self.overflow.bytes.load(Ordering::Acquire)
+    }
 }
 
 impl SessionRx {
@@ -92,7 +127,13 @@ impl SessionRx {
         tokio::select! {
             biased;
             _ = self.overflow.notify.notified() => Delivery::Overflowed,
-            message = self.rx.recv() => message.map_or(Delivery::Closed, Delivery::Message),
+            message = self.rx.recv() => match message {
+                Some(message) => {
+                    self.overflow.bytes.fetch_sub(weight(&message), Ordering::AcqRel);
+                    Delivery::Message(message)
+                }
+                None => Delivery::Closed,
+            },
         }
     }
 }
@@ -155,6 +196,37 @@ mod tests {
         drop(rx);
         assert!(!tx.send(drain_message()));
         assert!(!tx.overflowed(), "a closed session is not an overflow");
+    }
+
+    #[tokio::test]
+    async fn the_backlog_counts_the_bytes_of_what_waits() {
+        use gridx_proto::protocol::AssignedJob;
+        use gridx_proto::{JobId, JobSpec, Language};
+        let assign = |code_bytes: usize| {
+            Outbound::Send(CoordinatorMessage::Assign {
+                job: AssignedJob {
+                    job_id: JobId(1),
+                    spec: JobSpec {
+                        language: Language::Bash,
+                        code: "x".repeat(code_bytes),
+                        stdin: "y".repeat(10),
+                        timeout_s: 1,
+                        memory_mb: 32,
+                        priority: 0,
+                        max_output_bytes: 1,
+                    },
+                },
+                attempt: 1,
+            })
+        };
+        let (tx, mut rx) = outbox(8);
+        assert!(tx.send(assign(1000)));
+        assert!(tx.send(drain_message()));
+        assert_eq!(tx.backlog_bytes(), 128 + 1010 + 128);
+        let _ = rx.recv().await;
+        assert_eq!(tx.backlog_bytes(), 128);
+        let _ = rx.recv().await;
+        assert_eq!(tx.backlog_bytes(), 0);
     }
 
     #[test]
