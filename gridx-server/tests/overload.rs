@@ -105,10 +105,7 @@ async fn worker_sockets_past_the_per_address_limit_get_429_and_past_the_total_50
     let path = "/v1/worker/connect";
     let first = ws_from(&server, a, path, None).await.expect("first");
     let _second = ws_from(&server, a, path, None).await.expect("second");
-    let (status, body) = ws_from(&server, a, path, None)
-        .await
-        .err()
-        .expect("refused");
+    let (status, body) = ws_from(&server, a, path, None).await.expect_err("refused");
     assert_eq!(
         (status, error_code(&body).as_str()),
         (429, "rate_limited"),
@@ -122,10 +119,7 @@ async fn worker_sockets_past_the_per_address_limit_get_429_and_past_the_total_50
     let _third = ws_from(&server, b, path, None)
         .await
         .expect("another address");
-    let (status, body) = ws_from(&server, b, path, None)
-        .await
-        .err()
-        .expect("refused");
+    let (status, body) = ws_from(&server, b, path, None).await.expect_err("refused");
     assert_eq!(
         (status, error_code(&body).as_str()),
         (503, "unavailable"),
@@ -158,8 +152,7 @@ async fn event_streams_past_the_per_address_limit_get_429() {
         .expect("first stream");
     let (status, body) = ws_from(&server, a, "/v1/events", Some(&alice))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(
         (status, error_code(&body).as_str()),
         (429, "rate_limited"),
@@ -169,8 +162,7 @@ async fn event_streams_past_the_per_address_limit_get_429() {
     // A wrong token is still a 401, checked first.
     let (status, _) = ws_from(&server, a, "/v1/events", Some("gxu_wrong"))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(status, 401);
 }
 
