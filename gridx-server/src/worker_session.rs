@@ -263,8 +263,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Budgeted<S> {
 /// Heartbeats a session passes on to the queue: a token bucket holding
 /// [`HEARTBEAT_BURST`], refilled with [`HEARTBEATS_PER_INTERVAL`] per `heartbeat_s`.
 /// A heartbeat past it is dropped (docs/protocol.md §3): it renews nothing and is
-/// neither stored nor broadcast, so a storm costs no more than a worker that heartbeats
-/// four times as often as it should.
+/// neither stored nor broadcast. The session then reads nothing more from that worker
+/// until the bucket holds a heartbeat again, so a storm is held back by TCP and costs
+/// the coordinator no more parsing than a worker that heartbeats four times as often
+/// as it should.
 #[derive(Debug)]
 struct HeartbeatRate {
     tokens: f64,
@@ -283,15 +285,26 @@ impl HeartbeatRate {
 
     /// Whether a heartbeat arriving at `now` is passed on.
     fn allow(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.per_second).min(f64::from(HEARTBEAT_BURST));
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
         } else {
             false
         }
+    }
+
+    /// When the bucket next holds a whole heartbeat.
+    fn next_at(&mut self, now: Instant) -> Instant {
+        self.refill(now);
+        let missing = (1.0 - self.tokens).max(0.0);
+        now + Duration::from_secs_f64(missing / self.per_second)
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(f64::from(HEARTBEAT_BURST));
     }
 }
 
@@ -633,8 +646,9 @@ fn mismatch(theirs: &str) -> End {
 /// Frames both ways until one side ends the session. Only valid messages reach the
 /// queue: a frame that does not decode ends the session with a close frame saying
 /// why, and no `reject` (whose codes answer the handshake or drop a session).
-/// Heartbeats past the session's rate are dropped; a worker that does not read what
-/// it is sent is dropped when its outbox fills or a frame to it times out.
+/// Heartbeats past the session's rate are dropped, and reading pauses until the rate
+/// allows another; a worker that does not read what it is sent is dropped when its
+/// outbox fills or a frame to it times out.
 async fn frames(socket: &mut Socket, state: &AppState, session: &mut Registered) -> End {
     let max = state.config.max_ws_frame_bytes;
     let timeout = Duration::from_secs(u64::from(state.config.send_timeout_s));
@@ -646,9 +660,14 @@ async fn frames(socket: &mut Socket, state: &AppState, session: &mut Registered)
     );
     let mut heartbeats = HeartbeatRate::new(session.heartbeat_s, Instant::now());
     let mut dropped = 0u64;
+    // Set after a dropped heartbeat: nothing is read from the worker until then.
+    let mut resume_at: Option<Instant> = None;
     loop {
         tokio::select! {
-            incoming = tokio::time::timeout(idle, socket.next()) => {
+            () = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {
+                resume_at = None;
+            }
+            incoming = tokio::time::timeout(idle, socket.next()), if resume_at.is_none() => {
                 let message = match incoming {
                     Err(_) => {
                         tracing::info!(worker = %worker_id, "worker silent; closing its socket");
@@ -679,6 +698,7 @@ async fn frames(socket: &mut Socket, state: &AppState, session: &mut Registered)
                         }
                         Ok(WorkerMessage::Heartbeat { .. }) if !heartbeats.allow(Instant::now()) => {
                             state.metrics.shed(Shed::Heartbeat);
+                            resume_at = Some(heartbeats.next_at(Instant::now()));
                             dropped += 1;
                             if dropped.is_power_of_two() {
                                 tracing::warn!(worker = %worker_id, dropped, "heartbeats past the rate; dropping them");
@@ -762,6 +782,11 @@ mod tests {
         let much_later = start + Duration::from_secs(3600);
         let passed = (0..100).filter(|_| rate.allow(much_later)).count();
         assert_eq!(passed, HEARTBEAT_BURST as usize);
+        // Empty, it holds the next heartbeat a quarter of an interval later.
+        let next = rate.next_at(much_later);
+        assert_eq!(next - much_later, Duration::from_millis(250));
+        assert!(!rate.allow(next - Duration::from_millis(10)));
+        assert!(rate.allow(next));
     }
 
     #[tokio::test]

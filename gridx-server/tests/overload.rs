@@ -244,13 +244,15 @@ async fn a_running_list_longer_than_the_slots_is_refused() {
 }
 
 /// A heartbeat storm: past the burst and the rate, heartbeats are dropped (counted,
-/// not stored, not broadcast), and the session stays open.
+/// not stored, not broadcast), the coordinator reads no faster than the rate allows,
+/// and the session stays open.
 #[tokio::test]
 async fn heartbeats_past_the_rate_are_dropped_and_the_session_stays() {
     let server = TestServer::start().await;
     let alice = server.add_user("alice", 1);
     let (worker_id, token) = server.add_worker("alice");
     let mut worker = FakeWorker::connect(&server, &token, 1).await;
+    let started = tokio::time::Instant::now();
     for i in 0..200u32 {
         worker
             .send(WorkerMessage::Heartbeat {
@@ -263,19 +265,14 @@ async fn heartbeats_past_the_rate_are_dropped_and_the_session_stays() {
             })
             .await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let dropped = loop {
-        let dropped = metric(&server, "gridx_shed_total{what=\"heartbeat\"}").await;
-        if dropped >= 150 || tokio::time::Instant::now() > deadline {
-            break dropped;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    tokio::time::sleep_until(started + Duration::from_secs(2)).await;
+    let dropped = metric(&server, "gridx_shed_total{what=\"heartbeat\"}").await;
+    // heartbeat_s = 1: a burst of 10, then 4 a second pass, and each one past the
+    // rate is dropped and pauses reading until the next would pass.
     assert!(
-        (150..=190).contains(&dropped),
-        "{dropped} of 200 heartbeats sent at once were dropped"
+        (4..=20).contains(&dropped),
+        "{dropped} heartbeats dropped in the first 2 s of a storm"
     );
-    // The board shows a heartbeat from early in the storm, not the last one.
     let (_, workers) = server.get_json(&alice, "/v1/workers").await;
     let me = workers["workers"]
         .as_array()
@@ -284,23 +281,10 @@ async fn heartbeats_past_the_rate_are_dropped_and_the_session_stays() {
         .find(|w| w["worker_id"] == worker_id.0)
         .cloned()
         .unwrap();
-    assert_eq!(me["status"], "online", "{me}");
-    let used = me["metrics"]["memory_used_mb"].as_u64().unwrap();
-    assert!(used < 50, "a heartbeat past the burst was stored: {me}");
-    // Still open: a heartbeat at the normal pace after a second goes through.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    worker.heartbeat(vec![]).await;
-    worker
-        .socket
-        .send(Message::Ping(vec![1].into()))
-        .await
-        .unwrap();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), worker.socket.next()).await {
-            Ok(Some(Ok(Message::Pong(_)))) => break,
-            Ok(Some(Ok(Message::Close(f)))) => panic!("closed: {f:?}"),
-            Ok(Some(Ok(_))) => {}
-            other => panic!("no pong: {other:?}"),
-        }
-    }
+    assert_eq!(me["status"], "online", "the storm closed the session: {me}");
+    let stored = me["metrics"]["memory_used_mb"].as_u64().unwrap();
+    assert!(
+        (9..60).contains(&stored),
+        "the coordinator kept up with the storm instead of holding it back: {me}"
+    );
 }
