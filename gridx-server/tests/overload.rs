@@ -8,7 +8,7 @@
 
 mod support;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use gridx_proto::protocol::{JobAttempt, WorkerMessage};
 use gridx_proto::{JobId, metrics::HostMetrics};
 use std::net::IpAddr;
