@@ -2779,13 +2779,51 @@ impl Latencies {
     }
 }
 
+/// What the well-behaved user's own event stream said: a job that succeeded, or that
+/// the stream ended (it is read all the time, as a dashboard reads it).
+enum Heard {
+    Succeeded(u64),
+    Ended(String),
+}
+
+/// Reads the user's event stream until it ends, passing on what [`measure`] needs.
+fn follow_events(
+    mut events: Ws,
+    tx: tokio::sync::mpsc::UnboundedSender<Heard>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let heard = match events.next().await {
+                // Worker events carry large views in this test: only job events and
+                // `lagged` are parsed.
+                Some(Ok(Message::Text(text))) if text.starts_with("{\"type\":\"job\"") => {
+                    let v: Value = serde_json::from_str(&text).unwrap_or_default();
+                    if v["job"]["status"] != "succeeded" {
+                        continue;
+                    }
+                    Heard::Succeeded(v["job"]["job_id"].as_u64().unwrap_or(0))
+                }
+                Some(Ok(Message::Text(text))) if text.starts_with("{\"type\":\"lagged\"") => {
+                    Heard::Ended(format!("the user's own event stream lagged: {text}"))
+                }
+                Some(Ok(_)) => continue,
+                other => Heard::Ended(format!("the user's event stream ended: {other:?}")),
+            };
+            let ended = matches!(heard, Heard::Ended(_));
+            if tx.send(heard).is_err() || ended {
+                return;
+            }
+        }
+    })
+}
+
 /// The well-behaved user: `rounds` times, one GET round trip (`/v1/balance`) and one
 /// job from submit until its `succeeded` event arrives on its own event stream.
 async fn measure(
     http: &reqwest::Client,
     port: u16,
     token: &str,
-    events: &mut Ws,
+    heard: &mut tokio::sync::mpsc::UnboundedReceiver<Heard>,
     rounds: u32,
     pace: Duration,
 ) -> Latencies {
@@ -2828,27 +2866,19 @@ async fn measure(
         if let Some(id) = id {
             let deadline = started + Duration::from_secs(10);
             loop {
-                match tokio::time::timeout_at(deadline, events.next()).await {
-                    // Worker events carry large views in this test: only job events
-                    // are parsed.
-                    Ok(Some(Ok(Message::Text(text)))) if text.starts_with("{\"type\":\"job\"") => {
-                        let v: Value = serde_json::from_str(&text).unwrap_or_default();
-                        if v["job"]["job_id"] == id && v["job"]["status"] == "succeeded" {
-                            seen.finish.push(started.elapsed());
-                            break;
-                        }
-                    }
-                    Ok(Some(Ok(Message::Text(text))))
-                        if text.starts_with("{\"type\":\"lagged\"") =>
-                    {
-                        seen.errors
-                            .push("the user's own event stream lagged".into());
+                match tokio::time::timeout_at(deadline, heard.recv()).await {
+                    Ok(Some(Heard::Succeeded(done))) if done == id => {
+                        seen.finish.push(started.elapsed());
                         break;
                     }
-                    Ok(Some(Ok(_))) => {}
-                    other => {
+                    Ok(Some(Heard::Succeeded(_))) => {}
+                    Ok(Some(Heard::Ended(why))) => {
+                        seen.errors.push(why);
+                        return seen;
+                    }
+                    Ok(None) | Err(_) => {
                         seen.errors
-                            .push(format!("job {id}: no succeeded event: {other:?}"));
+                            .push(format!("job {id}: no succeeded event within 10 s"));
                         break;
                     }
                 }
@@ -2905,7 +2935,7 @@ async fn one_worker_token_and_one_client_cannot_exhaust_the_coordinator() {
     let stop_good = Arc::new(AtomicBool::new(false));
     let (good, _) = welcomed(&grid, &good_token, "good").await;
     let good = tokio::spawn(good_worker(good, stop_good.clone()));
-    let (mut events, _) = {
+    let (events, _) = {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = format!("ws://127.0.0.1:{port}/v1/events")
             .into_client_request()
@@ -2918,13 +2948,15 @@ async fn one_worker_token_and_one_client_cannot_exhaust_the_coordinator() {
             .await
             .expect("alice's events")
     };
+    let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let follower = follow_events(events, heard_tx);
 
     // Before: the well-behaved user alone.
     let before = measure(
         &http,
         port,
         &alice,
-        &mut events,
+        &mut heard,
         20,
         Duration::from_millis(100),
     )
@@ -2949,22 +2981,29 @@ async fn one_worker_token_and_one_client_cannot_exhaust_the_coordinator() {
     let flood_started = Instant::now();
     let attacks = start_attacks(port, &stop, &tally, &hostile);
     // Mallory's big node jobs, which only the deaf worker takes (and never reads).
-    for i in 0..60 {
-        let code = format!("// {i}\n{}", "x".repeat(200 * 1024));
-        let response = http
-            .post(format!("http://127.0.0.1:{port}/v1/jobs"))
-            .bearer_auth(&mallory)
-            .json(&json!({"language": "node", "code": code}))
-            .send()
-            .await
-            .expect("mallory's submit");
-        assert_eq!(response.status(), 201, "mallory's big job was refused");
-    }
+    let big_jobs = tokio::spawn({
+        let (http, mallory) = (http.clone(), mallory.clone());
+        async move {
+            for i in 0..50 {
+                let code = format!("// {i}\n{}", "x".repeat(200 * 1024));
+                let response = http
+                    .post(format!("http://127.0.0.1:{port}/v1/jobs"))
+                    .bearer_auth(&mallory)
+                    .json(&json!({"language": "node", "code": code}))
+                    .send()
+                    .await;
+                if !response.is_ok_and(|r| r.status() == 201) {
+                    return Err(format!("mallory's big job {i} was refused"));
+                }
+            }
+            Ok(())
+        }
+    });
     let during = measure(
         &http,
         port,
         &alice,
-        &mut events,
+        &mut heard,
         40,
         Duration::from_millis(400),
     )
@@ -2989,6 +3028,11 @@ async fn one_worker_token_and_one_client_cannot_exhaust_the_coordinator() {
     let peak_rss = peak.lock().map(|p| *p).unwrap_or(f64::MAX);
     stop_good.store(true, Ordering::SeqCst);
     let ran = good.await.expect("good worker task");
+    follower.abort();
+    big_jobs
+        .await
+        .expect("mallory's submits")
+        .expect("mallory's big jobs");
 
     let seen = tally.snapshot();
     let figures = format!(
@@ -3055,6 +3099,5 @@ async fn one_worker_token_and_one_client_cannot_exhaust_the_coordinator() {
         lagged + send_timeout > 0,
         "no event stream was dropped: {figures}"
     );
-    drop(events);
     grid.assert_ledger_verifies();
 }
