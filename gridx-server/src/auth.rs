@@ -26,8 +26,8 @@ type KeyedLimiter<K> =
 /// How long a token that authenticated stays "recent": still looked up from an
 /// address whose failed-token budget is spent.
 const RECENT_TOKEN_TTL: Duration = Duration::from_secs(600);
-/// Most recent tokens remembered; past it, new ones are not (they then wait out a
-/// blocked address like any other token).
+/// Most recent tokens remembered; past it, new ones are not until expired ones are
+/// forgotten (they then wait out a blocked address like any other token).
 const MAX_RECENT_TOKENS: usize = 65_536;
 
 /// The rate and connection limits of the API and the worker endpoint.
@@ -131,14 +131,10 @@ impl Limits {
         let Ok(mut recent) = self.recent.lock() else {
             return;
         };
-        let now = Instant::now();
-        if recent.len() >= MAX_RECENT_TOKENS && !recent.contains_key(&token) {
-            recent.retain(|_, at| now.duration_since(*at) < RECENT_TOKEN_TTL);
-            if recent.len() >= MAX_RECENT_TOKENS {
-                return;
-            }
+        // When full, a new token waits for `shrink` (every minute) to make room.
+        if recent.len() < MAX_RECENT_TOKENS || recent.contains_key(&token) {
+            recent.insert(token, Instant::now());
         }
-        recent.insert(token, now);
     }
 
     /// Forgets idle keys so the limiters' memory stays bounded.
