@@ -725,7 +725,17 @@ async fn frames(socket: &mut Socket, state: &AppState, session: &mut Registered)
             }
             outgoing = session.inbox.recv() => match outgoing {
                 Delivery::Message(Outbound::Send(message)) => {
-                    match send(socket, &message, timeout).await {
+                    // A worker that does not take this frame while its outbox fills
+                    // up is dropped at once, not at the send timeout.
+                    let sent = tokio::select! {
+                        sent = send(socket, &message, timeout) => sent,
+                        () = session.inbox.overflowed() => {
+                            state.metrics.shed(Shed::Outbox);
+                            tracing::warn!(worker = %worker_id, "the worker does not read its messages; dropping the connection");
+                            return End::Gone;
+                        }
+                    };
+                    match sent {
                         Sent::Ok => {}
                         Sent::Failed => return End::Gone,
                         Sent::TimedOut => return timed_out(state, worker_id),

@@ -105,8 +105,8 @@ impl WorkerState {
     }
 
     /// Slots neither leased nor still busy stopping an attempt it was told to cancel
-    /// (a stray it reported): so a worker never holds more attempts than its slots,
-    /// and a `running` list longer than them is a lie (`check_running_within_slots`).
+    /// (a stray it reported), so a worker is not handed more attempts than its slots
+    /// (a `running` list over twice them is refused: `check_running_within_slots`).
     pub(super) fn free_slots(&self) -> u32 {
         let slots = self.capabilities.as_ref().map_or(0, |c| c.slots);
         let busy = self.running.len() + self.strays_cancelled.len();

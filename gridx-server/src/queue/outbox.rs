@@ -34,11 +34,11 @@ pub fn weight(message: &Outbound) -> usize {
 }
 
 /// Messages an outbox holds for a worker with `slots` slots. A batch sends a worker
-/// at most one `cancel` per attempt it lists (at most `slots`, hello and heartbeat
-/// alike) and one `assign` per free slot, plus a `drain` or a close: twice this is
-/// room for a worker that reads, however its batches fall.
+/// at most one `cancel` per attempt it lists (at most 2 × `slots`, hello and
+/// heartbeat alike) and one `assign` per free slot, plus a `drain` or a close: twice
+/// that is room for a worker that reads, however its batches fall.
 pub fn capacity(slots: u32) -> usize {
-    4 * slots as usize + 64
+    6 * slots as usize + 64
 }
 
 /// The queue's end: cloned into its model of the session.
@@ -118,6 +118,18 @@ impl SessionTx {
 }
 
 impl SessionRx {
+    /// Resolves once the outbox has overflowed: raced against a send that the worker
+    /// does not take, so the session ends at once instead of at the send timeout.
+    pub async fn overflowed(&self) {
+        loop {
+            let notified = self.overflow.notify.notified();
+            if self.overflow.happened.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// The next message, in order; `Overflowed` as soon as the outbox has overflowed,
     /// before anything still queued (the worker is not reading it anyway).
     pub async fn recv(&mut self) -> Delivery {
@@ -188,6 +200,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_overflow_is_heard_while_the_session_is_busy_sending() {
+        let (tx, rx) = outbox(1);
+        let waiting = tokio::spawn(async move {
+            rx.overflowed().await;
+            rx
+        });
+        tokio::task::yield_now().await;
+        assert!(tx.send(drain_message()));
+        assert!(
+            !waiting.is_finished(),
+            "a full outbox is not an overflow yet"
+        );
+        assert!(!tx.send(drain_message()));
+        let mut rx = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("woken by the overflow")
+            .expect("no panic");
+        assert!(matches!(rx.recv().await, Delivery::Overflowed));
+    }
+
+    #[tokio::test]
     async fn a_dropped_queue_end_closes_and_a_dropped_session_end_takes_nothing() {
         let (tx, mut rx) = outbox(4);
         drop(tx);
@@ -231,7 +264,7 @@ mod tests {
 
     #[test]
     fn capacity_grows_with_the_slots() {
-        assert_eq!(capacity(1), 68);
-        assert_eq!(capacity(1024), 4160);
+        assert_eq!(capacity(1), 70);
+        assert_eq!(capacity(1024), 6208);
     }
 }
