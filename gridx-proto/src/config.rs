@@ -54,6 +54,16 @@ pub struct ServerConfig {
     pub retention_days: u32,
     pub cors_allowed_origins: Vec<String>,
     pub shutdown_grace_s: u32,
+    /// Overload limits (docs/operations.md, "What is limited"): worker sockets and
+    /// `/v1/events` streams open at once per client address and in all, how far an
+    /// event subscriber may fall behind before it is dropped, and how long one frame
+    /// to a worker or subscriber may take to send before that peer is dropped.
+    pub max_worker_connections_per_address: u32,
+    pub max_worker_connections: u32,
+    pub max_event_streams_per_address: u32,
+    pub max_event_streams: u32,
+    pub max_event_backlog_bytes: usize,
+    pub send_timeout_s: u32,
     pub limits: JobLimits,
     pub tls: ServerTlsConfig,
 }
@@ -89,6 +99,12 @@ impl Default for ServerConfig {
             retention_days: 7,
             cors_allowed_origins: Vec::new(),
             shutdown_grace_s: 10,
+            max_worker_connections_per_address: 16,
+            max_worker_connections: 4096,
+            max_event_streams_per_address: 16,
+            max_event_streams: 4096,
+            max_event_backlog_bytes: 8 * 1024 * 1024,
+            send_timeout_s: 10,
             limits: JobLimits::default(),
             tls: ServerTlsConfig::default(),
         }
@@ -392,6 +408,22 @@ impl GridxConfig {
         }
         if s.tls.cert.is_some() != s.tls.key.is_some() {
             return invalid("server.tls.cert and server.tls.key go together: set both or neither");
+        }
+        if [
+            s.max_worker_connections_per_address,
+            s.max_worker_connections,
+            s.max_event_streams_per_address,
+            s.max_event_streams,
+            s.send_timeout_s,
+        ]
+        .contains(&0)
+        {
+            return invalid(
+                "server.max_worker_connections(_per_address), max_event_streams(_per_address) and send_timeout_s must be at least 1",
+            );
+        }
+        if s.max_event_backlog_bytes < 64 * 1024 {
+            return invalid("server.max_event_backlog_bytes must be at least 65536");
         }
         s.limits
             .check()

@@ -11,9 +11,10 @@ mod bounds;
 mod close;
 
 pub use bounds::{
-    MAX_CPU_CORES, MAX_GPU_NAME_BYTES, MAX_GPU_NOTE_BYTES, MAX_GPUS, MAX_ID, MAX_LANGUAGES,
-    MAX_MEMORY_MB, MAX_OUTCOME_MESSAGE_BYTES, MAX_POWER_W, MAX_RUNNING, MAX_SLOTS,
-    MAX_TEMPERATURE_C,
+    HEARTBEAT_BURST, HEARTBEATS_PER_INTERVAL, MAX_CPU_CORES, MAX_GPU_NAME_BYTES,
+    MAX_GPU_NOTE_BYTES, MAX_GPUS, MAX_HELLO_BYTES, MAX_ID, MAX_LANGUAGES, MAX_MEMORY_MB,
+    MAX_OUTCOME_MESSAGE_BYTES, MAX_POWER_W, MAX_RUNNING, MAX_SLOTS, MAX_TEMPERATURE_C,
+    check_running_within_slots,
 };
 pub use close::{CloseCode, MAX_CLOSE_REASON_BYTES, close_reason};
 
@@ -237,9 +238,15 @@ impl CoordinatorMessage {
 }
 
 /// Decodes a worker's frame, enforcing `max_bytes` before parsing anything and the
-/// bounds of every field after.
+/// bounds of every field after; a `hello` is also held to [`MAX_HELLO_BYTES`].
 pub fn decode_worker_message(text: &str, max_bytes: usize) -> Result<WorkerMessage, DecodeError> {
     let message = decode(text, max_bytes, &WorkerMessage::TYPES)?;
+    if matches!(message, WorkerMessage::Hello { .. }) && text.len() > MAX_HELLO_BYTES {
+        return Err(DecodeError::TooLarge {
+            len: text.len(),
+            max: MAX_HELLO_BYTES,
+        });
+    }
     bounds::check_worker(&message)?;
     Ok(message)
 }

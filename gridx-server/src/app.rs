@@ -2,7 +2,7 @@
 //! signal, so tests bind port 0 and the binary stays thin.
 
 use crate::auth::Limits;
-use crate::events::{EventBus, WorkerBoard};
+use crate::events::{Backlog, EventBus, WorkerBoard};
 use crate::metrics::Metrics;
 use crate::queue::{self, QueueHandle, QueueSettings};
 use crate::store::{self, StoreError, reader::Reader};
@@ -69,7 +69,10 @@ pub async fn launch(
     .await
     .map_err(|_| StoreError::Unavailable)??;
     let metrics = Metrics::new();
-    let events = EventBus::new(4096);
+    let events = EventBus::new(Backlog {
+        max_events: crate::api::live::MAX_BACKLOG_EVENTS,
+        max_bytes: config.max_event_backlog_bytes,
+    });
     let board = WorkerBoard::default();
     let (queue, queue_thread) = queue::start(
         conn,
@@ -79,7 +82,7 @@ pub async fn launch(
         metrics.clone(),
     )?;
     let state = AppState {
-        limits: Limits::new(config.rate_limit_per_s, config.rate_limit_burst),
+        limits: Limits::new(&config),
         config: Arc::new(config.clone()),
         queue: queue.clone(),
         reader: Reader::new(data_dir, 8),

@@ -18,6 +18,38 @@ pub struct AccountLabel {
     pub account: String,
 }
 
+/// What an overload limit shed (docs/operations.md, "What is limited").
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Shed {
+    /// A WebSocket upgrade refused past a connection limit (429 or 503).
+    Connection,
+    /// A heartbeat past a session's rate, dropped.
+    Heartbeat,
+    /// A worker session closed because its outbox was full.
+    Outbox,
+    /// A peer dropped because one frame to it did not go out in time.
+    SendTimeout,
+    /// An event subscriber dropped for falling too far behind.
+    Lagged,
+}
+
+impl Shed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shed::Connection => "connection",
+            Shed::Heartbeat => "heartbeat",
+            Shed::Outbox => "outbox",
+            Shed::SendTimeout => "send_timeout",
+            Shed::Lagged => "lagged",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabel {
+    pub what: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub jobs_submitted: Counter,
@@ -32,6 +64,7 @@ pub struct Metrics {
     pub fenced_reports: Counter,
     pub requeued_jobs: Counter,
     pub rate_limited: Counter,
+    pub shed: Family<ShedLabel, Counter>,
 }
 
 impl Metrics {
@@ -53,6 +86,7 @@ impl Metrics {
             fenced_reports: Counter::default(),
             requeued_jobs: Counter::default(),
             rate_limited: Counter::default(),
+            shed: Family::default(),
             registry: Registry::default(),
         };
         registry.register("jobs_submitted", "Jobs accepted", m.jobs_submitted.clone());
@@ -107,7 +141,21 @@ impl Metrics {
             "Requests refused with 429",
             m.rate_limited.clone(),
         );
+        registry.register(
+            "shed",
+            "Connections, heartbeats, sessions and subscribers dropped by overload limits",
+            m.shed.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Counts one thing an overload limit shed.
+    pub fn shed(&self, what: Shed) {
+        self.shed
+            .get_or_create(&ShedLabel {
+                what: what.as_str().to_owned(),
+            })
+            .inc();
     }
 
     pub fn encode(&self) -> String {

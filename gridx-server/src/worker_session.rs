@@ -7,22 +7,47 @@
 //! code (`CloseCode`, listed in docs/protocol.md §1.3): after a `reject` its reason is
 //! the reject code; for a frame refused after `welcome` (which gets no `reject`) it
 //! is the decode error.
+//!
+//! One worker token or one address cannot exhaust the coordinator through here
+//! (docs/operations.md, "What is limited"): sockets are limited per address and in
+//! all, at most [`PRE_AUTH_READ_BYTES`] are read before the hello's token is checked,
+//! heartbeats past a rate are dropped, and a worker that does not read is dropped
+//! when its bounded outbox fills or a frame to it takes longer than
+//! `server.send_timeout_s`.
 
 use crate::app::AppState;
-use crate::queue::{HelloRequest, Outbound, QueueError};
+use crate::auth::peer_ip;
+use crate::error::ApiError;
+use crate::metrics::Shed;
+use crate::queue::{Delivery, HelloRequest, Outbound, QueueError, SessionRx};
 use crate::store::users;
 use crate::tokens;
-use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
-use futures_util::StreamExt;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
 use gridx_proto::PROTOCOL_VERSION;
 use gridx_proto::protocol::{
-    CloseCode, CoordinatorMessage, RejectCode, WorkerMessage, close_reason, decode_worker_message,
+    CloseCode, CoordinatorMessage, HEARTBEAT_BURST, HEARTBEATS_PER_INTERVAL, MAX_HELLO_BYTES,
+    RejectCode, WorkerMessage, check_running_within_slots, close_reason, decode_worker_message,
     encode, hello_protocol,
 };
+use hyper_util::rt::TokioIo;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 /// How long, after its close frame, the coordinator waits for the worker's: a
 /// closing handshake lets the reject and the close reach a peer that is still
@@ -32,24 +57,281 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Tokens longer than this are unknown without a lookup.
 const MAX_TOKEN_BYTES: usize = 256;
 
-pub async fn connect(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// What the coordinator reads from a connection before its hello's token is
+/// checked: the largest hello, its framing (at most 14 bytes) and a few pings.
+pub const PRE_AUTH_READ_BYTES: usize = MAX_HELLO_BYTES + 4 * 1024;
+
+type Socket = WebSocketStream<Budgeted<TokioIo<hyper::upgrade::Upgraded>>>;
+
+/// `GET /v1/worker/connect`: checks the failed-token and connection limits, then
+/// upgrades to a WebSocket whose reads are held to [`PRE_AUTH_READ_BYTES`] until the
+/// hello is verified. The upgrade is done here rather than by axum so that the bound
+/// can be lifted once the worker is known (axum's socket cannot change its limits).
+pub async fn connect(State(state): State<AppState>, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let peer = peer_ip(&parts);
+    let key = match upgrade_key(&parts.headers) {
+        Ok(key) => key,
+        Err(why) => return ApiError::invalid(why).into_response(),
+    };
+    let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return ApiError::invalid("this connection cannot be upgraded to a WebSocket")
+            .into_response();
+    };
+    // Before anything is read: an address that spent its failed-token budget, or one
+    // that holds its share of the sockets, gets nothing.
+    if let Some(after) = state.limits.refused_before_lookup(peer, None) {
+        state.metrics.rate_limited.inc();
+        return ApiError::rate_limited(after).into_response();
+    }
+    let slot = match state.limits.worker_sockets.acquire(peer) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            state.metrics.shed(Shed::Connection);
+            tracing::info!(%peer, ?refused, "worker connection refused");
+            return ApiError::from(refused).into_response();
+        }
+    };
     let max = state.config.max_ws_frame_bytes;
     // Small buffers: tungstenite reads into 128 KiB per connection by default, which
     // is 1.3 GB for 10,000 idle workers; frames larger than the buffer still work.
-    ws.read_buffer_size(4 * 1024)
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| session(socket, state))
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    tokio::spawn(async move {
+        let _slot = slot;
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "worker upgrade failed");
+                return;
+            }
+        };
+        let io = Budgeted::new(TokioIo::new(upgraded), PRE_AUTH_READ_BYTES);
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        session(socket, state, peer).await;
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
 }
 
-async fn send(socket: &mut WebSocket, message: &CoordinatorMessage) -> bool {
-    match encode(message) {
-        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
-        Err(e) => {
-            tracing::error!(error = %e, "could not encode a coordinator message");
+/// The `Sec-WebSocket-Key` of a valid WebSocket upgrade request (RFC 6455 §4.2.1).
+fn upgrade_key(headers: &HeaderMap) -> Result<String, &'static str> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return Err(
+            "this endpoint is a WebSocket: send `Connection: upgrade` and `Upgrade: websocket`",
+        );
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return Err("only WebSocket version 13 is supported (`Sec-WebSocket-Version: 13`)");
+    }
+    match headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(key) if !key.trim().is_empty() => Ok(key.trim().to_owned()),
+        _ => Err("a WebSocket upgrade needs a `Sec-WebSocket-Key` header"),
+    }
+}
+
+/// The upgraded connection with a bound on what may still be read from it. Until
+/// the hello is verified at most [`PRE_AUTH_READ_BYTES`] are read, so an
+/// unauthenticated peer cannot make the coordinator buffer a frame of
+/// `max_ws_frame_bytes`; past the bound a read fails and the session says why.
+pub struct Budgeted<S> {
+    inner: S,
+    /// Bytes that may still be read; `None` once lifted.
+    remaining: Option<usize>,
+    spent: bool,
+}
+
+impl<S> Budgeted<S> {
+    pub fn new(inner: S, budget: usize) -> Self {
+        Self {
+            inner,
+            remaining: Some(budget),
+            spent: false,
+        }
+    }
+
+    /// Reads are unbounded from now on (the tungstenite frame limits still hold).
+    pub fn lift(&mut self) {
+        self.remaining = None;
+    }
+
+    /// Whether a read was refused because the budget ran out.
+    pub fn spent(&self) -> bool {
+        self.spent
+    }
+}
+
+impl<S: AsyncRead + Unpin> Budgeted<S> {
+    /// Reads and drops whatever the peer still sends, for up to `linger`, without
+    /// parsing it: the answer to an oversized first frame then reaches a peer that
+    /// is still sending, instead of a reset for the unread bytes.
+    async fn discard(&mut self, linger: Duration) {
+        let mut scratch = [0u8; 4096];
+        let _ = tokio::time::timeout(linger, async {
+            while let Ok(n) = self.inner.read(&mut scratch).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Budgeted<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let Some(remaining) = this.remaining else {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        };
+        if remaining == 0 {
+            this.spent = true;
+            return Poll::Ready(Err(io::Error::other(
+                "the peer sent more than the coordinator reads before a hello",
+            )));
+        }
+        // Through a small buffer, so no more than the budget leaves the socket.
+        let mut scratch = [0u8; 4096];
+        let want = remaining.min(buf.remaining()).min(scratch.len());
+        let mut small = ReadBuf::new(&mut scratch[..want]);
+        ready!(Pin::new(&mut this.inner).poll_read(cx, &mut small))?;
+        let read = small.filled();
+        buf.put_slice(read);
+        this.remaining = Some(remaining - read.len());
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Budgeted<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Heartbeats a session passes on to the queue: a token bucket holding
+/// [`HEARTBEAT_BURST`], refilled with [`HEARTBEATS_PER_INTERVAL`] per `heartbeat_s`.
+/// A heartbeat past it is dropped (docs/protocol.md §3): it renews nothing and is
+/// neither stored nor broadcast. The session then reads nothing more from that worker
+/// until the bucket holds a heartbeat again, so a storm is held back by TCP and costs
+/// the coordinator no more parsing than a worker that heartbeats four times as often
+/// as it should.
+#[derive(Debug)]
+struct HeartbeatRate {
+    tokens: f64,
+    per_second: f64,
+    last: Instant,
+}
+
+impl HeartbeatRate {
+    fn new(heartbeat_s: u32, now: Instant) -> Self {
+        Self {
+            tokens: f64::from(HEARTBEAT_BURST),
+            per_second: f64::from(HEARTBEATS_PER_INTERVAL) / f64::from(heartbeat_s.max(1)),
+            last: now,
+        }
+    }
+
+    /// Whether a heartbeat arriving at `now` is passed on.
+    fn allow(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
             false
         }
+    }
+
+    /// When the bucket next holds a whole heartbeat.
+    fn next_at(&mut self, now: Instant) -> Instant {
+        self.refill(now);
+        let missing = (1.0 - self.tokens).max(0.0);
+        now + Duration::from_secs_f64(missing / self.per_second)
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(f64::from(HEARTBEAT_BURST));
+    }
+}
+
+/// How a send to the worker went.
+enum Sent {
+    Ok,
+    /// The connection failed.
+    Failed,
+    /// The frame did not go out within the send timeout: the worker does not read.
+    TimedOut,
+}
+
+async fn send(socket: &mut Socket, message: &CoordinatorMessage, timeout: Duration) -> Sent {
+    match encode(message) {
+        Ok(text) => send_frame(socket, Message::Text(text.into()), timeout).await,
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode a coordinator message");
+            Sent::Failed
+        }
+    }
+}
+
+async fn send_frame(socket: &mut Socket, frame: Message, timeout: Duration) -> Sent {
+    match tokio::time::timeout(timeout, socket.send(frame)).await {
+        Ok(Ok(())) => Sent::Ok,
+        Ok(Err(_)) => Sent::Failed,
+        Err(_) => Sent::TimedOut,
     }
 }
 
@@ -88,9 +370,10 @@ impl End {
     }
 }
 
-/// Tells the worker how its connection ends. Returns whether a close frame went out,
-/// so the caller waits for the worker's answering close.
-async fn announce(socket: &mut WebSocket, end: &End) -> bool {
+/// Tells the worker how its connection ends, each frame within the send timeout.
+/// Returns whether a close frame went out, so the caller waits for the worker's
+/// answering close.
+async fn announce(socket: &mut Socket, end: &End, timeout: Duration) -> bool {
     let (close, reason) = match end {
         End::Gone => return false,
         End::Reject {
@@ -103,20 +386,31 @@ async fn announce(socket: &mut WebSocket, end: &End) -> bool {
                 code: *code,
                 message: message.clone(),
             };
-            let _ = send(socket, &reject).await;
+            if !matches!(send(socket, &reject, timeout).await, Sent::Ok) {
+                return false;
+            }
             (*close, code.as_str().to_owned())
         }
         End::Close(close, reason) => (*close, reason.clone()),
     };
     let frame = CloseFrame {
-        code: close.code(),
+        code: close.code().into(),
         reason: close_reason(&reason).into(),
     };
-    socket.send(Message::Close(Some(frame))).await.is_ok()
+    matches!(
+        send_frame(socket, Message::Close(Some(frame)), timeout).await,
+        Sent::Ok
+    )
 }
 
-/// Waits a moment for the worker's close frame, discarding what comes before it.
-async fn linger(socket: &mut WebSocket) {
+/// Waits a moment for the worker's close frame, discarding what comes before it. A
+/// peer that ran out of its pre-hello budget is drained raw instead: its frame is not
+/// parsed, only read away.
+async fn linger(socket: &mut Socket) {
+    if socket.get_ref().spent() {
+        socket.get_mut().discard(CLOSE_LINGER).await;
+        return;
+    }
     let _ = tokio::time::timeout(CLOSE_LINGER, async {
         while let Some(Ok(message)) = socket.next().await {
             if matches!(message, Message::Close(_)) {
@@ -129,24 +423,30 @@ async fn linger(socket: &mut WebSocket) {
 
 /// What a failed read means: a close status and a reason for a frame the worker
 /// sent wrong, or None when the connection itself failed (nobody left to tell).
-/// tungstenite's error reaches us boxed inside axum's, so its kind is told by its
-/// text; tests/protocol_errors.rs pins each case.
-fn read_failure(error: &axum::Error, max_bytes: usize) -> Option<(CloseCode, String)> {
-    let text = error.to_string();
-    if text.starts_with("Space limit exceeded") {
-        Some((
+/// tests/protocol_errors.rs pins each case.
+fn read_failure(
+    error: &WsError,
+    budget_spent: bool,
+    max_bytes: usize,
+) -> Option<(CloseCode, String)> {
+    match error {
+        WsError::Capacity(_) => Some((
             CloseCode::TooBig,
             format!("a frame over the limit of {max_bytes} bytes"),
-        ))
-    } else if text.starts_with("UTF-8 encoding error") {
-        Some((
+        )),
+        WsError::Io(_) if budget_spent => Some((
+            CloseCode::TooBig,
+            format!(
+                "more than {PRE_AUTH_READ_BYTES} bytes before the hello was answered (a hello is at most {MAX_HELLO_BYTES} bytes)"
+            ),
+        )),
+        WsError::Utf8(_) => Some((
             CloseCode::InvalidPayload,
             "a text frame that is not UTF-8".into(),
-        ))
-    } else if text.starts_with("WebSocket protocol error") && !text.contains("reset") {
-        Some((CloseCode::ProtocolError, text))
-    } else {
-        None
+        )),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) => Some((CloseCode::ProtocolError, error.to_string())),
+        _ => None,
     }
 }
 
@@ -155,33 +455,39 @@ struct Registered {
     worker_id: gridx_proto::WorkerId,
     session_id: u64,
     heartbeat_s: u32,
+    slots: u32,
     label: String,
     owner: gridx_proto::UserName,
-    inbox: mpsc::UnboundedReceiver<Outbound>,
+    inbox: SessionRx,
 }
 
-async fn session(mut socket: WebSocket, state: AppState) {
-    let mut registered = match handshake(&mut socket, &state).await {
+async fn session(mut socket: Socket, state: AppState, peer: IpAddr) {
+    let timeout = Duration::from_secs(u64::from(state.config.send_timeout_s));
+    let mut registered = match handshake(&mut socket, &state, peer).await {
         Ok(registered) => registered,
         Err(end) => {
-            if announce(&mut socket, &end).await {
+            if announce(&mut socket, &end, timeout).await {
                 linger(&mut socket).await;
             }
             return;
         }
     };
+    // The token is good: from here on only the frame limits hold.
+    socket.get_mut().lift();
     let (worker_id, session_id) = (registered.worker_id, registered.session_id);
     let welcome = CoordinatorMessage::Welcome {
         worker_id,
         heartbeat_s: registered.heartbeat_s,
     };
-    let end = if send(&mut socket, &welcome).await {
-        tracing::info!(worker = %worker_id, name = %registered.label, owner = %registered.owner, "worker connected");
-        frames(&mut socket, &state, &mut registered).await
-    } else {
-        End::Gone
+    let end = match send(&mut socket, &welcome, timeout).await {
+        Sent::Ok => {
+            tracing::info!(worker = %worker_id, name = %registered.label, owner = %registered.owner, "worker connected");
+            frames(&mut socket, &state, &mut registered).await
+        }
+        Sent::Failed => End::Gone,
+        Sent::TimedOut => timed_out(&state, worker_id),
     };
-    let closed = announce(&mut socket, &end).await;
+    let closed = announce(&mut socket, &end, timeout).await;
     state.queue.session_closed(worker_id, session_id).await;
     if closed {
         linger(&mut socket).await;
@@ -189,17 +495,22 @@ async fn session(mut socket: WebSocket, state: AppState) {
     tracing::info!(worker = %worker_id, "worker session closed");
 }
 
+fn timed_out(state: &AppState, worker_id: gridx_proto::WorkerId) -> End {
+    state.metrics.shed(Shed::SendTimeout);
+    tracing::warn!(worker = %worker_id, timeout_s = state.config.send_timeout_s, "a frame to the worker did not go out in time; dropping the connection");
+    End::Gone
+}
+
 /// The first frame must be a valid `hello`, in time, with a known token; then the
 /// worker is registered with the queue (which may still refuse it).
-async fn handshake(socket: &mut WebSocket, state: &AppState) -> Result<Registered, End> {
+async fn handshake(socket: &mut Socket, state: &AppState, peer: IpAddr) -> Result<Registered, End> {
     let config = &state.config;
     let max = config.max_ws_frame_bytes;
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(u64::from(config.hello_timeout_s));
+    let deadline = Instant::now() + Duration::from_secs(u64::from(config.hello_timeout_s));
 
     // 1. The first data frame must be a hello, in time. Pings may come first.
     let text = loop {
-        let frame = match tokio::time::timeout_at(deadline, socket.recv()).await {
+        let frame = match tokio::time::timeout_at(deadline, socket.next()).await {
             Err(_) => {
                 return Err(End::reject(
                     RejectCode::HelloTimeout,
@@ -209,7 +520,7 @@ async fn handshake(socket: &mut WebSocket, state: &AppState) -> Result<Registere
             Ok(None) => return Err(End::Gone),
             // Too large, or not a WebSocket frame at all: say why before closing.
             Ok(Some(Err(e))) => {
-                return Err(match read_failure(&e, max) {
+                return Err(match read_failure(&e, socket.get_ref().spent(), max) {
                     Some((close, why)) => {
                         End::malformed(format!("the first frame could not be read: {why}"), close)
                     }
@@ -227,7 +538,7 @@ async fn handshake(socket: &mut WebSocket, state: &AppState) -> Result<Registere
                 ));
             }
             Message::Close(_) => return Err(End::Gone),
-            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
     };
     let (protocol, token, name, capabilities, running) = match decode_worker_message(&text, max) {
@@ -256,7 +567,7 @@ async fn handshake(socket: &mut WebSocket, state: &AppState) -> Result<Registere
         return Err(mismatch(&protocol.to_string()));
     }
 
-    // 2. The token.
+    // 2. The token. A refused one counts against the address, as on the API.
     let record = if token.starts_with(tokens::WORKER_PREFIX) && token.len() <= MAX_TOKEN_BYTES {
         let token = token.clone();
         match state
@@ -277,6 +588,7 @@ async fn handshake(socket: &mut WebSocket, state: &AppState) -> Result<Registere
         None
     };
     let Some(record) = record else {
+        let _ = state.limits.failed(peer, None);
         let message = if token.starts_with(tokens::USER_PREFIX) {
             "this is a user API token; a worker needs a worker token from `gridx-server worker add`"
         } else {
@@ -285,6 +597,7 @@ async fn handshake(socket: &mut WebSocket, state: &AppState) -> Result<Registere
         return Err(End::reject(RejectCode::BadToken, message));
     };
     if record.revoked {
+        let _ = state.limits.failed(peer, None);
         return Err(End::reject(
             RejectCode::Revoked,
             "this worker's token was revoked",
@@ -293,7 +606,8 @@ async fn handshake(socket: &mut WebSocket, state: &AppState) -> Result<Registere
 
     // 3. Register with the queue; the caller sends `welcome`.
     let session_id = state.new_session_id();
-    let (outbox, inbox) = mpsc::unbounded_channel();
+    let slots = capabilities.slots;
+    let (outbox, inbox) = crate::queue::outbox(crate::queue::outbox_capacity(slots));
     let heartbeat_s = match state
         .queue
         .hello(HelloRequest {
@@ -315,6 +629,7 @@ async fn handshake(socket: &mut WebSocket, state: &AppState) -> Result<Registere
         worker_id: record.id,
         session_id,
         heartbeat_s,
+        slots,
         label: name,
         owner: record.owner,
         inbox,
@@ -331,17 +646,28 @@ fn mismatch(theirs: &str) -> End {
 /// Frames both ways until one side ends the session. Only valid messages reach the
 /// queue: a frame that does not decode ends the session with a close frame saying
 /// why, and no `reject` (whose codes answer the handshake or drop a session).
-async fn frames(socket: &mut WebSocket, state: &AppState, session: &mut Registered) -> End {
+/// Heartbeats past the session's rate are dropped, and reading pauses until the rate
+/// allows another; a worker that does not read what it is sent is dropped when its
+/// outbox fills or a frame to it times out.
+async fn frames(socket: &mut Socket, state: &AppState, session: &mut Registered) -> End {
     let max = state.config.max_ws_frame_bytes;
+    let timeout = Duration::from_secs(u64::from(state.config.send_timeout_s));
     let worker_id = session.worker_id;
     // Silence is judged by the queue's lease; this read timeout only frees the
     // socket of a peer that vanished without closing.
     let idle = Duration::from_secs(
         u64::from(session.heartbeat_s) * u64::from(gridx_proto::protocol::SILENT_HEARTBEATS) + 5,
     );
+    let mut heartbeats = HeartbeatRate::new(session.heartbeat_s, Instant::now());
+    let mut dropped = 0u64;
+    // Set after a dropped heartbeat: nothing is read from the worker until then.
+    let mut resume_at: Option<Instant> = None;
     loop {
         tokio::select! {
-            incoming = tokio::time::timeout(idle, socket.recv()) => {
+            () = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {
+                resume_at = None;
+            }
+            incoming = tokio::time::timeout(idle, socket.next()), if resume_at.is_none() => {
                 let message = match incoming {
                     Err(_) => {
                         tracing::info!(worker = %worker_id, "worker silent; closing its socket");
@@ -352,7 +678,7 @@ async fn frames(socket: &mut WebSocket, state: &AppState, session: &mut Register
                     }
                     Ok(None) => return End::Gone,
                     Ok(Some(Err(e))) => {
-                        let failure = read_failure(&e, max);
+                        let failure = read_failure(&e, false, max);
                         tracing::warn!(worker = %worker_id, error = %e, "could not read a frame; dropping the connection");
                         return failure.map_or(End::Gone, |(close, why)| End::Close(close, why));
                     }
@@ -363,6 +689,20 @@ async fn frames(socket: &mut WebSocket, state: &AppState, session: &mut Register
                         Ok(WorkerMessage::Hello { .. }) => {
                             tracing::warn!(worker = %worker_id, "hello after welcome; dropping the connection");
                             return End::Close(CloseCode::PolicyViolation, "hello after welcome".into());
+                        }
+                        Ok(WorkerMessage::Heartbeat { ref running, .. })
+                            if let Err(e) = check_running_within_slots(running.len(), session.slots) =>
+                        {
+                            tracing::warn!(worker = %worker_id, error = %e, "protocol error; dropping the connection");
+                            return End::Close(e.close_code(), e.to_string());
+                        }
+                        Ok(WorkerMessage::Heartbeat { .. }) if !heartbeats.allow(Instant::now()) => {
+                            state.metrics.shed(Shed::Heartbeat);
+                            resume_at = Some(heartbeats.next_at(Instant::now()));
+                            dropped += 1;
+                            if dropped.is_power_of_two() {
+                                tracing::warn!(worker = %worker_id, dropped, "heartbeats past the rate; dropping them");
+                            }
                         }
                         Ok(message) => {
                             state.queue.worker_message(worker_id, session.session_id, message).await;
@@ -380,27 +720,139 @@ async fn frames(socket: &mut WebSocket, state: &AppState, session: &mut Register
                         );
                     }
                     Message::Close(_) => return End::Gone,
-                    Message::Ping(_) | Message::Pong(_) => {}
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
             }
             outgoing = session.inbox.recv() => match outgoing {
-                Some(Outbound::Send(message)) => {
-                    if !send(socket, &message).await {
-                        return End::Gone;
+                Delivery::Message(Outbound::Send(message)) => {
+                    // A worker that does not take this frame while its outbox fills
+                    // up is dropped at once, not at the send timeout.
+                    let sent = tokio::select! {
+                        sent = send(socket, &message, timeout) => sent,
+                        () = session.inbox.overflowed() => {
+                            state.metrics.shed(Shed::Outbox);
+                            tracing::warn!(worker = %worker_id, "the worker does not read its messages; dropping the connection");
+                            return End::Gone;
+                        }
+                    };
+                    match sent {
+                        Sent::Ok => {}
+                        Sent::Failed => return End::Gone,
+                        Sent::TimedOut => return timed_out(state, worker_id),
                     }
                 }
-                Some(Outbound::Close(Some((code, message)))) => return End::reject(code, message),
+                Delivery::Message(Outbound::Close(Some((code, message)))) => {
+                    return End::reject(code, message);
+                }
                 // The queue gave up on the worker without a reject: its lease ran out.
-                Some(Outbound::Close(None)) => {
+                Delivery::Message(Outbound::Close(None)) => {
                     return End::Close(
                         CloseCode::PolicyViolation,
                         "the coordinator gave up on this worker (no heartbeat in time)".into(),
                     );
                 }
-                None => {
+                Delivery::Overflowed => {
+                    state.metrics.shed(Shed::Outbox);
+                    let capacity = crate::queue::outbox_capacity(session.slots);
+                    tracing::warn!(worker = %worker_id, capacity, "the worker does not read its messages; dropping the connection");
+                    return End::Close(
+                        CloseCode::PolicyViolation,
+                        format!("the worker did not read its messages (more than {capacity} waiting)"),
+                    );
+                }
+                Delivery::Closed => {
                     return End::reject(RejectCode::ShuttingDown, "the coordinator is shutting down");
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn heartbeats_pass_in_a_burst_then_at_four_per_interval() {
+        let start = Instant::now();
+        let mut rate = HeartbeatRate::new(5, start);
+        let passed = (0..100).filter(|_| rate.allow(start)).count();
+        assert_eq!(passed, HEARTBEAT_BURST as usize, "the burst");
+        // One interval later: four more, and no fifth.
+        let later = start + Duration::from_secs(5);
+        let passed = (0..100).filter(|_| rate.allow(later)).count();
+        assert_eq!(passed, HEARTBEATS_PER_INTERVAL as usize);
+        // A worker that heartbeats as it should is never held back.
+        let mut rate = HeartbeatRate::new(1, start);
+        for second in 0..1000 {
+            assert!(rate.allow(start + Duration::from_secs(second)), "{second}");
+        }
+        // The bucket never holds more than the burst, however long the pause.
+        let mut rate = HeartbeatRate::new(1, start);
+        let much_later = start + Duration::from_secs(3600);
+        let passed = (0..100).filter(|_| rate.allow(much_later)).count();
+        assert_eq!(passed, HEARTBEAT_BURST as usize);
+        // Empty, it holds the next heartbeat a quarter of an interval later.
+        let next = rate.next_at(much_later);
+        assert_eq!(next - much_later, Duration::from_millis(250));
+        assert!(!rate.allow(next - Duration::from_millis(10)));
+        assert!(rate.allow(next));
+    }
+
+    #[tokio::test]
+    async fn reads_stop_at_the_budget_until_it_is_lifted() {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let mut budgeted = Budgeted::new(server, 10);
+        tokio::io::AsyncWriteExt::write_all(&mut client, &[7u8; 25])
+            .await
+            .expect("write");
+        let mut buf = [0u8; 64];
+        let mut total = 0;
+        let error = loop {
+            match budgeted.read(&mut buf).await {
+                Ok(n) => total += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(total, 10, "read past the budget");
+        assert!(error.to_string().contains("before a hello"), "{error}");
+        assert!(budgeted.spent());
+        budgeted.lift();
+        let n = budgeted.read(&mut buf).await.expect("lifted");
+        assert_eq!(n, 15);
+    }
+
+    #[test]
+    fn an_upgrade_needs_the_websocket_headers() {
+        let mut headers = HeaderMap::new();
+        assert!(upgrade_key(&headers).is_err());
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        headers.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
+        assert!(upgrade_key(&headers).unwrap_err().contains("version 13"));
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        assert!(
+            upgrade_key(&headers)
+                .unwrap_err()
+                .contains("Sec-WebSocket-Key")
+        );
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        assert_eq!(
+            upgrade_key(&headers).as_deref(),
+            Ok("dGhlIHNhbXBsZSBub25jZQ==")
+        );
+        // RFC 6455's own example.
+        assert_eq!(
+            derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 }

@@ -13,7 +13,8 @@ use crate::protocol::{Capabilities, CoordinatorMessage, DecodeError, JobAttempt,
 
 /// Most slots a worker may claim.
 pub const MAX_SLOTS: u32 = 1024;
-/// Most entries in a `running` list: a worker never holds more than its slots.
+/// Most entries in a `running` list, whatever the slots (see
+/// [`check_running_within_slots`]).
 pub const MAX_RUNNING: usize = MAX_SLOTS as usize;
 /// Most entries in `capabilities.languages`.
 pub const MAX_LANGUAGES: usize = 16;
@@ -35,6 +36,15 @@ pub const MAX_GPU_NOTE_BYTES: usize = 1024;
 pub const MAX_OUTCOME_MESSAGE_BYTES: usize = 16 * 1024;
 /// Largest job or worker id and `duration_ms`: they are stored as SQLite integers.
 pub const MAX_ID: u64 = i64::MAX as u64;
+/// Largest `hello` frame, in bytes. A hello at every other bound (1024 `running`
+/// entries with the largest ids) fits; the coordinator reads no more than this (and
+/// the framing) from a connection before its token is checked.
+pub const MAX_HELLO_BYTES: usize = 64 * 1024;
+/// Heartbeats a session may send at once before the rate below applies.
+pub const HEARTBEAT_BURST: u32 = 10;
+/// Heartbeats per `heartbeat_s` a session may send in the long run: four times what
+/// a worker needs. The coordinator drops the ones past it (docs/protocol.md §3).
+pub const HEARTBEATS_PER_INTERVAL: u32 = 4;
 
 /// Checks a decoded worker frame against the protocol's bounds.
 pub fn check_worker(message: &WorkerMessage) -> Result<(), DecodeError> {
@@ -52,7 +62,8 @@ pub fn check_worker(message: &WorkerMessage) -> Result<(), DecodeError> {
                 ));
             }
             check_capabilities(capabilities)?;
-            check_running(running)
+            check_running(running)?;
+            check_running_within_slots(running.len(), capabilities.slots)
         }
         WorkerMessage::Heartbeat {
             metrics, running, ..
@@ -123,6 +134,23 @@ fn check_capabilities(c: &Capabilities) -> Result<(), DecodeError> {
         u64::from(MAX_GPUS),
         u64::from(c.gpus),
     )
+}
+
+/// A `running` list, in `hello` or in a heartbeat, lists at most twice `slots`
+/// attempts. A worker runs at most `slots`, and the coordinator counts the attempts
+/// it is still stopping against them; but an `assign` that crossed two heartbeats is
+/// lost and its slot refilled while the worker still starts it, so a worker can hold
+/// a few more for a moment. The decoder checks a hello's; the coordinator checks each
+/// heartbeat's against the slots of the session's hello.
+pub fn check_running_within_slots(running: usize, slots: u32) -> Result<(), DecodeError> {
+    let max = 2 * slots as usize;
+    if running > max {
+        return Err(out_of_bounds(
+            "running",
+            &format!("must have at most twice capabilities.slots ({max}) entries, got {running}"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_running(running: &[JobAttempt]) -> Result<(), DecodeError> {
@@ -385,6 +413,67 @@ mod tests {
             blamed(hello(), "/running", json!(running)).as_deref(),
             Some("running")
         );
+    }
+
+    /// A hello lists at most twice its slots; the coordinator holds heartbeats to the
+    /// same rule.
+    #[test]
+    fn a_hello_lists_at_most_its_slots() {
+        let attempts = |n: usize| -> Value {
+            json!(
+                (1..=n)
+                    .map(|i| json!({"job_id": i, "attempt": 1}))
+                    .collect::<Vec<_>>()
+            )
+        };
+        // The base hello has 2 slots.
+        assert_eq!(blamed(hello(), "/running", attempts(4)), None);
+        assert_eq!(
+            blamed(hello(), "/running", attempts(5)).as_deref(),
+            Some("running")
+        );
+        assert!(super::check_running_within_slots(8, 4).is_ok());
+        match super::check_running_within_slots(9, 4) {
+            Err(DecodeError::OutOfBounds { field, rule }) => {
+                assert_eq!(field, "running");
+                assert!(rule.contains("(8)") && rule.contains("got 9"), "{rule}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `MAX_HELLO_BYTES` is what the coordinator reads before it checks a token: a
+    /// hello at every other bound must fit in it, and one past it is refused.
+    #[test]
+    fn a_hello_at_every_bound_fits_the_hello_limit_and_a_longer_one_is_refused() {
+        use crate::protocol::{MAX_HELLO_BYTES, MAX_ID, MAX_LANGUAGES, MAX_SLOTS};
+        let mut frame = hello();
+        frame["token"] = json!(format!("gxw_{}", "f".repeat(252)));
+        frame["name"] = json!("n".repeat(64));
+        frame["capabilities"]["slots"] = json!(MAX_SLOTS);
+        frame["capabilities"]["languages"] = json!(vec!["python"; MAX_LANGUAGES]);
+        frame["capabilities"]["memory_mb"] = json!(1u64 << 30);
+        frame["running"] = json!(
+            (0..MAX_SLOTS as u64)
+                .map(|i| json!({"job_id": MAX_ID - i, "attempt": u32::MAX}))
+                .collect::<Vec<_>>()
+        );
+        let text = frame.to_string();
+        assert!(text.len() <= MAX_HELLO_BYTES, "{} bytes", text.len());
+        decode_worker_message(&text, DEFAULT_MAX_FRAME_BYTES).expect("a hello at its bounds");
+        // Padded past the limit (whitespace is legal JSON): too large, not out of bounds.
+        let padded = format!("{text}{}", " ".repeat(MAX_HELLO_BYTES + 1 - text.len()));
+        assert_eq!(
+            decode_worker_message(&padded, DEFAULT_MAX_FRAME_BYTES),
+            Err(DecodeError::TooLarge {
+                len: MAX_HELLO_BYTES + 1,
+                max: MAX_HELLO_BYTES
+            })
+        );
+        // Other messages keep the frame limit.
+        let beat = heartbeat().to_string();
+        let padded = format!("{beat}{}", " ".repeat(MAX_HELLO_BYTES + 1));
+        decode_worker_message(&padded, DEFAULT_MAX_FRAME_BYTES).expect("a long heartbeat");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 mod account;
 mod extract;
 mod jobs;
-mod live;
+pub mod live;
 mod openapi;
 mod system;
 mod workers;

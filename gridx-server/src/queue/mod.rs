@@ -14,12 +14,14 @@
 //! - `rules`: jobs (submit, cancel, endings), sessions (handshake, reports,
 //!   reconciliation, leases), dispatch
 //! - `housekeeping`: the tick's periodic work and what is published
+//! - `outbox`: each worker session's bounded outbox
 //! - `scheduler`: priority and fair share among queued jobs
 //! - credits move only through `crate::settlement`
 
 mod batch;
 mod housekeeping;
 mod model;
+pub(crate) mod outbox;
 mod rules;
 pub mod scheduler;
 mod transitions;
@@ -81,8 +83,9 @@ pub struct Submitted {
     pub replayed: bool,
 }
 
-/// An open worker session's outbox.
-pub type SessionTx = mpsc::UnboundedSender<Outbound>;
+pub use outbox::{
+    DISPATCH_BACKLOG_BYTES, Delivery, SessionRx, SessionTx, capacity as outbox_capacity, outbox,
+};
 
 /// What the queue asks a worker session to do.
 #[derive(Debug, Clone)]

@@ -115,8 +115,13 @@ impl WorkerState {
         self.max_slots.map_or(claimed, |cap| claimed.min(cap))
     }
 
+    /// Slots neither leased nor still busy stopping an attempt it was told to cancel
+    /// (a stray it reported), so a worker is not handed more attempts than its slots
+    /// (a `running` list over twice them is refused: `check_running_within_slots`).
     pub(super) fn free_slots(&self) -> u32 {
-        self.slots().saturating_sub(self.running.len() as u32)
+        let busy = self.running.len() + self.strays_cancelled.len();
+        self.slots()
+            .saturating_sub(u32::try_from(busy).unwrap_or(u32::MAX))
     }
 
     pub(super) fn can_take(&self, language: Language) -> bool {
