@@ -12,6 +12,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use gridx_e2e::Grid;
+use gridx_e2e::fake_worker::{Got, Ws, heartbeat, heartbeat_holding, next, send_json};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,58 +23,11 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 // ---------------------------------------------------------------------------------
-// Helpers (as in tests/hostile_clients.rs): the worker WebSocket, raw HTTP.
+// Helpers: raw HTTP (the worker's frames are the harness's `fake_worker`).
 // ---------------------------------------------------------------------------------
 
 /// The longest a GET of the well-behaved user may take during the flood.
 const MAX_STALL: Duration = Duration::from_secs(3);
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
-/// What came next on a WebSocket; the text is read through `Debug`, in messages.
-#[derive(Debug)]
-#[allow(dead_code)]
-enum Got {
-    Json(Value),
-    Other(String),
-}
-
-async fn next(ws: &mut Ws, secs: f64) -> Got {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return Got::Other("nothing in time".into()),
-            Ok(Some(Ok(Message::Text(text)))) => {
-                return match serde_json::from_str(&text) {
-                    Ok(v) => Got::Json(v),
-                    Err(_) => Got::Other(text.to_string()),
-                };
-            }
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            other => return Got::Other(format!("{other:?}")),
-        }
-    }
-}
-
-async fn send_json(ws: &mut Ws, value: &Value) {
-    ws.send(Message::Text(value.to_string().into()))
-        .await
-        .expect("send a frame");
-}
-
-fn heartbeat() -> Value {
-    heartbeat_holding(&[])
-}
-
-fn heartbeat_holding(held: &[(u64, u64)]) -> Value {
-    let running: Vec<Value> = held
-        .iter()
-        .map(|(job_id, attempt)| json!({"job_id": job_id, "attempt": attempt}))
-        .collect();
-    json!({"type": "heartbeat",
-           "metrics": {"cpu_percent": 1.0, "memory_used_mb": 1, "memory_total_mb": 1024},
-           "running": running})
-}
 
 async fn finish_job(ws: &mut Ws, job_id: u64, attempt: u64, stdout: &str) {
     send_json(

@@ -18,6 +18,7 @@
 //! token only when it is revoked (`gridx-server worker revoke ID`). Both are tested.
 
 use futures_util::{SinkExt, StreamExt};
+use gridx_e2e::fake_worker::{Got, Ws, heartbeat, heartbeat_holding, next, send_json};
 use gridx_e2e::{Grid, admin_output};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -405,47 +406,12 @@ fn add_worker(grid: &Grid, owner: &str, name: &str) -> (u64, String) {
 // Helpers: the worker WebSocket.
 // ---------------------------------------------------------------------------------
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
 async fn ws_connect(grid: &Grid) -> Ws {
     let url = format!("ws://127.0.0.1:{}/v1/worker/connect", grid.port);
     tokio_tungstenite::connect_async(url)
         .await
         .expect("worker websocket upgrade")
         .0
-}
-
-/// What came next on a WebSocket. The payloads are read through `Debug`, in the
-/// panic messages.
-#[derive(Debug)]
-#[allow(dead_code)]
-enum Got {
-    Json(Value),
-    Text(String),
-    Close(Option<(u16, String)>),
-    Ended(String),
-    Silent,
-}
-
-async fn next(ws: &mut Ws, secs: f64) -> Got {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return Got::Silent,
-            Ok(None) => return Got::Ended("end of stream".into()),
-            Ok(Some(Err(e))) => return Got::Ended(e.to_string()),
-            Ok(Some(Ok(Message::Text(text)))) => {
-                return match serde_json::from_str(&text) {
-                    Ok(v) => Got::Json(v),
-                    Err(_) => Got::Text(text.to_string()),
-                };
-            }
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                return Got::Close(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
-            }
-            Ok(Some(Ok(_))) => continue,
-        }
-    }
 }
 
 /// The next frame must be `reject {code, message}`, and the connection must end right
@@ -482,28 +448,6 @@ fn hello(token: &str, name: &str) -> Value {
                          "cpu_cores": 1, "memory_mb": 1024, "gpus": 0},
         "running": []
     })
-}
-
-fn heartbeat() -> Value {
-    heartbeat_holding(&[])
-}
-
-/// A heartbeat listing the attempts `(job_id, attempt)` the worker holds: a worker must
-/// list them, or the coordinator loses them after two heartbeats (docs/protocol.md §3).
-fn heartbeat_holding(held: &[(u64, u64)]) -> Value {
-    let running: Vec<Value> = held
-        .iter()
-        .map(|(job_id, attempt)| json!({"job_id": job_id, "attempt": attempt}))
-        .collect();
-    json!({"type": "heartbeat",
-           "metrics": {"cpu_percent": 1.0, "memory_used_mb": 1, "memory_total_mb": 1024},
-           "running": running})
-}
-
-async fn send_json(ws: &mut Ws, value: &Value) {
-    ws.send(Message::Text(value.to_string().into()))
-        .await
-        .expect("send a frame");
 }
 
 /// Connects and completes the handshake; returns the socket and the worker id.

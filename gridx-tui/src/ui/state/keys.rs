@@ -246,12 +246,10 @@ impl AppState {
             KeyCode::Esc => self.search = PagerSearch::default(),
             KeyCode::Enter => {
                 self.search.editing = false;
-                // From the line shown at the top, that line included.
-                let from = self.overlay_scroll.checked_sub(1);
-                let found = match from {
-                    Some(row) => self.find_match(row, true),
-                    None => self.first_match(),
-                };
+                // From the line shown at the top, that line included: after the row
+                // above it, or, at the top, round from the end to the first match.
+                let after = self.overlay_scroll.checked_sub(1).unwrap_or(u16::MAX);
+                let found = self.find_match(after, true);
                 if let Some(row) = found {
                     self.overlay_scroll = row.min(self.overlay_max_scroll.get());
                 }
@@ -270,28 +268,18 @@ impl AppState {
     /// round the end as `less` does; `None` when nothing matches.
     fn find_match(&self, row: u16, forward: bool) -> Option<u16> {
         let lines = self.pager_lines.borrow();
-        let rows = lines
+        let mut rows = lines
             .iter()
             .filter(|(_, text)| self.search.matches(text))
             .map(|(at, _)| *at);
-        let all: Vec<u16> = rows.collect();
         if forward {
-            all.iter().find(|at| **at > row).or(all.first()).copied()
+            rows.clone().find(|at| *at > row).or_else(|| rows.next())
         } else {
-            all.iter()
-                .rev()
-                .find(|at| **at < row)
-                .or(all.last())
-                .copied()
+            rows.clone()
+                .filter(|at| *at < row)
+                .last()
+                .or_else(|| rows.last())
         }
-    }
-
-    fn first_match(&self) -> Option<u16> {
-        let lines = self.pager_lines.borrow();
-        lines
-            .iter()
-            .find(|(_, text)| self.search.matches(text))
-            .map(|(at, _)| *at)
     }
 
     /// A key while the console line is being edited.
