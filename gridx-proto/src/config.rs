@@ -157,6 +157,13 @@ pub struct WorkerConfig {
     pub slots: Option<u32>,
     pub executor: ExecutorChoice,
     pub allow_unsandboxed: bool,
+    /// bubblewrap: start even where the host cannot enforce every limit (no usable
+    /// cgroup, or no seccomp filter for this architecture). Off: such a worker refuses
+    /// to start and says what is missing.
+    pub allow_weak_sandbox: bool,
+    /// bubblewrap: the cgroup (a path as /proc/self/cgroup prints it) that job groups
+    /// are made under; unset means the worker's own group.
+    pub cgroup_parent: Option<String>,
     /// Base directory of job workspaces; unset means the platform cache directory.
     pub work_dir: Option<PathBuf>,
     /// CPU share of one job in thousandths of a core (1000 = one core); an integer so
@@ -184,6 +191,8 @@ impl Default for WorkerConfig {
             slots: None,
             executor: ExecutorChoice::Auto,
             allow_unsandboxed: false,
+            allow_weak_sandbox: false,
+            cgroup_parent: None,
             work_dir: None,
             cpu_millicores: 1000,
             pids_limit: 128,
@@ -441,6 +450,13 @@ impl GridxConfig {
         if w.executor == ExecutorChoice::Unsandboxed && !w.allow_unsandboxed {
             return invalid(
                 "worker.executor = \"unsandboxed\" also needs worker.allow_unsandboxed = true",
+            );
+        }
+        if let Some(parent) = &w.cgroup_parent
+            && (!parent.starts_with('/') || parent.split('/').any(|p| p == ".."))
+        {
+            return invalid(
+                "worker.cgroup_parent must be an absolute cgroup path without \"..\", as /proc/self/cgroup prints it",
             );
         }
         if let Some(name) = &w.name {

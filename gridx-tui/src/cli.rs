@@ -104,6 +104,14 @@ pub struct WorkerArgs {
     /// Accept running jobs WITHOUT a sandbox when none is available (trusted jobs only).
     #[arg(long)]
     pub allow_unsandboxed: bool,
+    /// bubblewrap: start even where this host cannot enforce every limit (no usable
+    /// cgroup, or no seccomp filter for this architecture); the missing ones are named.
+    #[arg(long)]
+    pub allow_weak_sandbox: bool,
+    /// bubblewrap: the cgroup (as /proc/self/cgroup names it) that jobs' groups are made
+    /// under, for a worker that was delegated one; default: the worker's own.
+    #[arg(long, value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
     /// Base directory of job workspaces.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,

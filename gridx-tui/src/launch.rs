@@ -286,6 +286,10 @@ pub async fn worker(
         w.executor = executor;
     }
     w.allow_unsandboxed |= args.allow_unsandboxed;
+    w.allow_weak_sandbox |= args.allow_weak_sandbox;
+    if let Some(parent) = args.cgroup_parent {
+        w.cgroup_parent = Some(parent);
+    }
     if let Some(dir) = args.work_dir {
         w.work_dir = Some(dir);
     }

@@ -2,12 +2,20 @@
 //! namespace unshared (so no network), the host's /usr mounted read-only, a private
 //! size-limited tmpfs for /tmp, /dev/shm and the workspace, everything else read-only
 //! (/dev included), the job's source copied in through a pipe, no capabilities, uid
-//! 65534, rlimits, and the whole process group killed on timeout or cancel.
+//! 65534, no further user namespaces (`--disable-userns`), a seccomp filter modelled on
+//! Docker's default profile ([`super::seccomp`]), a control group of its own with
+//! memory, swap, pids and CPU limits ([`super::cgroup`]), rlimits, and every process of
+//! the job killed on timeout or cancel.
+//!
+//! A host where the cgroup limits or the filter cannot be had is refused unless the
+//! volunteer passes `--allow-weak-sandbox`; what is missing is named then, by the
+//! refusal, by `host-info` and in the log.
 //!
 //! bwrap reports on a status pipe (`--json-status-fd`) whether it started the job's
 //! program; when it ends without saying so, its setup failed and the outcome is
 //! `SandboxError`, never the job's own failure (see [`process::STATUS_FD`]).
 
+use super::cgroup::{Cgroups, JobLimits};
 use super::process::{self, ProcessPlan, Rlimits};
 use super::{Executor, JobRun, SandboxLimits, StopToken, interpreter_command, write_source};
 use futures_util::future::BoxFuture;
@@ -21,6 +29,57 @@ pub struct BubblewrapExecutor {
     bwrap: PathBuf,
     limits: SandboxLimits,
     languages: Vec<Language>,
+    /// The compiled filter, `--seccomp`; absent only with `allow_weak_sandbox`.
+    seccomp: Option<Vec<u8>>,
+    /// Where jobs' groups are made; absent only with `allow_weak_sandbox`.
+    cgroups: Option<Cgroups>,
+    /// What this host cannot enforce, in words (empty on a fully able host).
+    weaknesses: Vec<String>,
+}
+
+/// The oldest bubblewrap with `--disable-userns` and `--assert-userns-disabled`.
+const MIN_BWRAP: (u32, u32, u32) = (0, 8, 0);
+
+/// `0.8.0` from `bubblewrap 0.8.0`.
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let version = text.split_whitespace().nth(1)?;
+    let mut parts = version.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .ok()
+    });
+    let major = parts.next()??;
+    let minor = parts.next().flatten().unwrap_or(0);
+    let patch = parts.next().flatten().unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+/// Refuses a bubblewrap too old for the options the sandbox relies on, naming its
+/// version.
+async fn check_version(bwrap: &Path) -> Result<(), String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::process::Command::new(bwrap)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .map_err(|_| "bwrap --version did not answer within 5 s".to_owned())?
+    .map_err(|e| format!("bwrap did not start: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let text = text.trim();
+    match parse_version(text) {
+        Some(version) if version >= MIN_BWRAP => Ok(()),
+        Some(_) => Err(format!(
+            "{text} is too old: {}.{}.{} or newer is needed for --disable-userns \
+             (no user namespaces inside a job)",
+            MIN_BWRAP.0, MIN_BWRAP.1, MIN_BWRAP.2
+        )),
+        None => Err(format!("bwrap --version said {text:?}, not a version")),
+    }
 }
 
 /// Where system interpreters live. Only these are mounted into the sandbox, so a
@@ -41,41 +100,143 @@ impl BubblewrapExecutor {
             .map(PathBuf::from)
             .find(|p| p.exists())
             .ok_or("bwrap is not installed (apt-get install bubblewrap)")?;
+        check_version(&bwrap).await?;
         let languages: Vec<Language> = Language::ALL
             .into_iter()
             .filter(|l| Path::new(interpreter_path(*l)).exists())
             .collect();
+        let mut weaknesses = Vec::new();
+        let seccomp = match super::seccomp::job_filter_bytes() {
+            Ok(filter) => Some(filter),
+            Err(e) => {
+                weaknesses.push(format!("no seccomp filter ({e})"));
+                None
+            }
+        };
+        let cgroups = match Cgroups::detect(limits.cgroup_parent.as_deref()) {
+            Ok(cgroups) => {
+                let missing = cgroups.missing();
+                if !missing.is_empty() {
+                    let names: Vec<&str> = missing.iter().map(|l| l.name()).collect();
+                    weaknesses.push(format!(
+                        "no cgroup limit on {} ({})",
+                        names.join(", "),
+                        cgroups.describe()
+                    ));
+                }
+                Some(cgroups)
+            }
+            Err(e) => {
+                weaknesses.push(format!(
+                    "no cgroup limits on memory, swap, pids or cpu ({e})"
+                ));
+                None
+            }
+        };
+        if !weaknesses.is_empty() && !limits.allow_weak_sandbox {
+            return Err(format!(
+                "this host cannot confine jobs fully: {}. Run the worker as root or in a \
+                 delegated cgroup (docs/worker.md#cgroups), or pass --allow-weak-sandbox to \
+                 run jobs without these limits",
+                weaknesses.join("; ")
+            ));
+        }
+        if !weaknesses.is_empty() {
+            tracing::warn!(weaknesses = %weaknesses.join("; "), "bubblewrap runs jobs with a WEAK sandbox, as allowed");
+        }
         let executor = Self {
             bwrap,
             limits,
             languages,
+            seccomp,
+            cgroups,
+            weaknesses,
         };
-        // The probe asks for the status report too (on stdout, which goes nowhere), so
-        // a bwrap too old for `--json-status-fd` (before 0.5) is refused here, not on
-        // every job.
-        let probe = tokio::process::Command::new(&executor.bwrap)
-            .args(["--json-status-fd", "1"])
-            .args(executor.sandbox_args(16, None))
-            .arg("/usr/bin/true")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .output();
-        match tokio::time::timeout(Duration::from_secs(5), probe).await {
-            Ok(Ok(out)) if out.status.success() => Ok(executor),
-            Ok(Ok(out)) => Err(format!(
-                "bwrap cannot create namespaces here: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-            Ok(Err(e)) => Err(format!("bwrap did not start: {e}")),
-            Err(_) => Err("bwrap did not answer within 5 s".into()),
+        // The probe is a whole job's sandbox (namespaces, mounts, the filter, the
+        // cgroup) around /usr/bin/true, so a host that cannot give one is refused here,
+        // not on every job.
+        let mut probe = bash_probe();
+        probe.workspace = std::env::temp_dir();
+        let mut plan = executor.plan(&probe);
+        if let Some(command) = plan.args.iter().position(|arg| arg == "--") {
+            plan.args.truncate(command + 1);
+            plan.args.push("/usr/bin/true".into());
         }
+        plan.timeout = Duration::from_secs(5);
+        let outcome = executor.run_plan(&probe, plan, StopToken::new()).await;
+        match (outcome.end, outcome.exit_code) {
+            (gridx_proto::job::RunEnd::Exited, Some(0)) => Ok(executor),
+            _ => Err(format!(
+                "bwrap cannot set up a sandbox here: {}",
+                outcome
+                    .message
+                    .unwrap_or_else(|| outcome.stderr.trim().to_owned())
+            )),
+        }
+    }
+
+    /// What this host cannot enforce, in words; empty when every limit holds.
+    pub fn weaknesses(&self) -> &[String] {
+        &self.weaknesses
+    }
+
+    /// Runs a plan inside a fresh cgroup of its own, removed afterwards.
+    async fn run_plan(&self, job: &JobRun, mut plan: ProcessPlan, stop: StopToken) -> RunOutcome {
+        if let Some(cgroups) = &self.cgroups {
+            static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let name = format!(
+                "gridx-{}-{}-{}-{}",
+                std::process::id(),
+                job.job_id,
+                job.attempt,
+                SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            let limits = JobLimits {
+                memory_bytes: u64::from(job.spec.memory_mb.max(16)) * 1024 * 1024,
+                pids: self.limits.pids,
+                cpu_millicores: self.limits.cpu_millicores,
+            };
+            let made = tokio::task::spawn_blocking({
+                let cgroups = cgroups.clone();
+                move || cgroups.create(&name, limits)
+            })
+            .await;
+            match made {
+                Ok(Ok(group)) => plan.cgroup = Some(std::sync::Arc::new(group)),
+                Ok(Err(e)) => {
+                    return super::sandbox_error(
+                        format!("could not make the job's cgroup: {e}"),
+                        0,
+                    );
+                }
+                Err(e) => {
+                    return super::sandbox_error(
+                        format!("could not make the job's cgroup: {e}"),
+                        0,
+                    );
+                }
+            }
+        }
+        let group = plan.cgroup.clone();
+        let outcome = process::run(plan, stop).await;
+        // The last handle: dropping it kills what is left and removes the directories,
+        // which may wait a little for the kernel to reap, so off the async threads.
+        if let Some(group) = group {
+            let _ = tokio::task::spawn_blocking(move || drop(group)).await;
+        }
+        outcome
     }
 
     fn sandbox_args(&self, memory_mb: u32, source: Option<&str>) -> Vec<String> {
         let tmpfs_bytes = (u64::from(self.limits.tmpfs_mb) * 1024 * 1024).to_string();
         let mut args: Vec<String> = [
             "--unshare-all",
+            // Explicit, so that --disable-userns applies: the job can make no user
+            // namespace of its own (max_user_namespaces is 0 inside), which the check
+            // after it asserts.
+            "--unshare-user",
+            "--disable-userns",
+            "--assert-userns-disabled",
             "--die-with-parent",
             "--new-session",
             "--cap-drop",
@@ -186,6 +347,9 @@ impl BubblewrapExecutor {
             "--json-status-fd".to_owned(),
             process::STATUS_FD.to_string(),
         ];
+        if self.seccomp.is_some() {
+            args.extend(["--seccomp".to_owned(), process::SECCOMP_FD.to_string()]);
+        }
         args.extend(self.sandbox_args(spec.memory_mb, Some(&source)));
         let mut command = interpreter_command(spec.language, &source);
         command[0] = interpreter_path(spec.language).into();
@@ -207,6 +371,8 @@ impl BubblewrapExecutor {
             stdin: spec.stdin.clone(),
             fd3: Some(spec.code.clone().into_bytes()),
             bwrap_status: true,
+            seccomp: self.seccomp.clone(),
+            cgroup: None,
             timeout: Duration::from_secs(u64::from(spec.timeout_s)),
             max_output_bytes: spec.max_output_bytes,
         }
@@ -223,7 +389,28 @@ impl Executor for BubblewrapExecutor {
     }
 
     fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome> {
-        Box::pin(async move { process::run(self.plan(&job), stop).await })
+        Box::pin(async move {
+            let plan = self.plan(&job);
+            self.run_plan(&job, plan, stop).await
+        })
+    }
+}
+
+/// The job the start-up probe's sandbox is made for.
+fn bash_probe() -> JobRun {
+    JobRun {
+        job_id: gridx_proto::JobId(0),
+        attempt: 0,
+        spec: gridx_proto::JobSpec {
+            language: Language::Bash,
+            code: "exit 0".into(),
+            stdin: String::new(),
+            timeout_s: 5,
+            memory_mb: 64,
+            priority: 0,
+            max_output_bytes: 4096,
+        },
+        workspace: std::env::temp_dir(),
     }
 }
 
@@ -303,6 +490,8 @@ impl Executor for UnsandboxedExecutor {
                 stdin: spec.stdin.clone(),
                 fd3: None,
                 bwrap_status: false,
+                seccomp: None,
+                cgroup: None,
                 timeout: Duration::from_secs(u64::from(spec.timeout_s)),
                 max_output_bytes: spec.max_output_bytes,
             };
@@ -461,6 +650,204 @@ mod tests {
             (RunEnd::Exited, Some(137)),
             "{outcome:?}"
         );
+    }
+
+    fn python_job(code: &str, memory_mb: u32) -> JobRun {
+        let mut job = bash_job("");
+        job.spec.language = Language::Python;
+        job.spec.code = code.into();
+        job.spec.memory_mb = memory_mb;
+        job
+    }
+
+    /// Inside a job no user namespace can be made (`unshare -Ur` gave uid 0 with every
+    /// capability before the filter and --disable-userns), nor any other namespace,
+    /// and the refusal is the job's own failure, not a sandbox error.
+    #[tokio::test]
+    async fn nested_namespaces_are_refused_as_the_jobs_own_failure() {
+        let Some(executor) = executor().await else {
+            return;
+        };
+        let code = "unshare -Ur id -u 2>&1; echo \"user $?\"\n\
+                    unshare -n true 2>&1; echo \"net $?\"\n\
+                    unshare -m true 2>&1; echo \"mount $?\"\n\
+                    exit 3";
+        let outcome = executor.run(bash_job(code), StopToken::new()).await;
+        assert_eq!(
+            (outcome.end, outcome.exit_code),
+            (RunEnd::Exited, Some(3)),
+            "{outcome:?}"
+        );
+        for namespace in ["user", "net", "mount"] {
+            assert!(
+                outcome.stdout.contains(&format!("{namespace} 1")),
+                "unshare of a {namespace} namespace was not refused: {outcome:?}"
+            );
+        }
+        assert!(
+            outcome.stdout.contains("Operation not permitted"),
+            "{outcome:?}"
+        );
+        assert!(!outcome.stdout.lines().any(|l| l == "0"), "{outcome:?}");
+    }
+
+    /// A call the filter denies is an ordinary error the job can see and handle.
+    #[tokio::test]
+    async fn a_denied_call_fails_with_eperm_inside_the_job() {
+        let Some(executor) = executor().await else {
+            return;
+        };
+        let code = format!(
+            "import ctypes, os\n\
+             libc = ctypes.CDLL(None, use_errno=True)\n\
+             for name, nr in (('keyctl', {keyctl}), ('bpf', {bpf}), ('userfaultfd', {uffd}), ('perf_event_open', {perf})):\n\
+             \x20   r = libc.syscall(nr, 0, 0, 0, 0, 0)\n\
+             \x20   print(name, r, os.strerror(ctypes.get_errno()))\n\
+             raise SystemExit(4)\n",
+            keyctl = libc::SYS_keyctl,
+            bpf = libc::SYS_bpf,
+            uffd = libc::SYS_userfaultfd,
+            perf = libc::SYS_perf_event_open,
+        );
+        let outcome = executor.run(python_job(&code, 64), StopToken::new()).await;
+        assert_eq!(
+            (outcome.end, outcome.exit_code),
+            (RunEnd::Exited, Some(4)),
+            "{outcome:?}"
+        );
+        for name in ["keyctl", "bpf", "userfaultfd", "perf_event_open"] {
+            assert!(
+                outcome
+                    .stdout
+                    .contains(&format!("{name} -1 Operation not permitted")),
+                "{name}: {outcome:?}"
+            );
+        }
+    }
+
+    /// Shared memory (memfd, /dev/shm, tmpfs) is charged to the job's cgroup: past its
+    /// memory limit the kernel OOM-kills it, and the outcome says OOM from the group's
+    /// own counter. Before the cgroup, a 64 MB job held 300 MB through memfd.
+    #[tokio::test]
+    async fn shared_memory_counts_against_the_jobs_memory() {
+        let Some(executor) = executor().await else {
+            return;
+        };
+        let memfd = "import os\n\
+                     fd = os.memfd_create('bomb')\n\
+                     chunk = b'x' * (1 << 20)\n\
+                     for i in range(300):\n\
+                     \x20   os.write(fd, chunk)\n\
+                     print('held', i + 1, 'MiB')\n";
+        let outcome = executor.run(python_job(memfd, 64), StopToken::new()).await;
+        assert_eq!(outcome.end, RunEnd::Oom, "memfd: {outcome:?}");
+        assert!(!outcome.stdout.contains("held"), "{outcome:?}");
+        // Three tmpfs of 64 MiB each, filled together, past a 48 MiB job.
+        let tmpfs = "for d in /tmp /dev/shm /workspace; do head -c 60M /dev/zero > $d/fill; done\n\
+                     echo filled";
+        let mut job = bash_job(tmpfs);
+        job.spec.memory_mb = 48;
+        let outcome = executor.run(job, StopToken::new()).await;
+        assert_eq!(outcome.end, RunEnd::Oom, "tmpfs: {outcome:?}");
+        assert!(!outcome.stdout.contains("filled"), "{outcome:?}");
+    }
+
+    /// cpu_millicores holds under bubblewrap: a busy loop at 500 millicores gets about
+    /// half a core. The job measures itself: CPU time over wall time.
+    #[tokio::test]
+    async fn a_busy_loop_gets_only_its_cpu_share() {
+        let limits = SandboxLimits {
+            cpu_millicores: 500,
+            ..SandboxLimits::default()
+        };
+        let Some(executor) = detected(limits).await else {
+            return;
+        };
+        let code = "import time\n\
+                    wall, cpu = time.monotonic(), time.process_time()\n\
+                    while time.monotonic() - wall < 2.0:\n\
+                    \x20   pass\n\
+                    print(round((time.process_time() - cpu) / (time.monotonic() - wall), 3))\n";
+        let outcome = executor.run(python_job(code, 64), StopToken::new()).await;
+        assert_eq!(outcome.end, RunEnd::Exited, "{outcome:?}");
+        let share: f64 = outcome
+            .stdout
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{outcome:?}"));
+        assert!(share <= 0.55, "a 500-millicore job used {share} of a core");
+        assert!(
+            share >= 0.2,
+            "a 500-millicore job got only {share} of a core"
+        );
+    }
+
+    /// The cgroup's pids limit bounds a fork bomb whatever uid the worker runs as
+    /// (RLIMIT_NPROC only holds for a root worker's per-job uid).
+    #[tokio::test]
+    async fn a_fork_bomb_meets_the_pids_limit() {
+        let limits = SandboxLimits {
+            pids: 32,
+            ..SandboxLimits::default()
+        };
+        let Some(executor) = detected(limits).await else {
+            return;
+        };
+        let code = "import os, time\n\
+                    made = 0\n\
+                    for _ in range(200):\n\
+                    \x20   try:\n\
+                    \x20       pid = os.fork()\n\
+                    \x20   except OSError:\n\
+                    \x20       break\n\
+                    \x20   if pid == 0:\n\
+                    \x20       time.sleep(5)\n\
+                    \x20       os._exit(0)\n\
+                    \x20   made += 1\n\
+                    print('running', made)\n";
+        let outcome = executor.run(python_job(code, 64), StopToken::new()).await;
+        let running: u32 = outcome
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("running "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{outcome:?}"));
+        assert!(
+            running <= 32,
+            "{running} processes under a pids limit of 32"
+        );
+    }
+
+    /// A process that left the job's process group and session (`setsid`) is still in
+    /// the job's cgroup, and dies with the job.
+    #[tokio::test]
+    async fn nothing_outlives_the_job() {
+        let Some(executor) = executor().await else {
+            return;
+        };
+        let marker = format!("gridx-outlive-{}", std::process::id());
+        let code = format!("setsid sh -c 'exec -a {marker} sleep 300' & sleep 0.3; echo started");
+        let outcome = executor.run(bash_job(&code), StopToken::new()).await;
+        assert_eq!(outcome.stdout, "started\n", "{outcome:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .expect("pgrep");
+        assert!(
+            left.stdout.is_empty(),
+            "still running after the job: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+    }
+
+    #[test]
+    fn versions_are_read_and_compared() {
+        assert_eq!(parse_version("bubblewrap 0.8.0"), Some((0, 8, 0)));
+        assert_eq!(parse_version("bubblewrap 0.11.0-rc1"), Some((0, 11, 0)));
+        assert_eq!(parse_version("bubblewrap 1"), Some((1, 0, 0)));
+        assert_eq!(parse_version("nonsense"), None);
+        assert!(parse_version("bubblewrap 0.6.1") < Some(MIN_BWRAP));
     }
 
     /// Found by tests/hostile_jobs.rs: bwrap's own /dev is a tmpfs of half the host's

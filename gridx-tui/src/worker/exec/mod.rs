@@ -6,10 +6,12 @@
 //! logs (stdout and stderr, each capped).
 
 pub mod bubblewrap;
+pub mod cgroup;
 pub mod docker;
 pub mod noop;
 pub mod output;
 pub mod process;
+pub mod seccomp;
 pub mod select;
 
 use futures_util::future::BoxFuture;
@@ -41,7 +43,8 @@ pub enum StopReason {
     Shutdown,
 }
 
-/// Resource limits of a job, from `[worker]` config (`cpu_millicores`: Docker only).
+/// Resource limits of a job and how the sandbox may enforce them, from `[worker]`
+/// config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxLimits {
     pub cpu_millicores: u32,
@@ -49,6 +52,11 @@ pub struct SandboxLimits {
     pub tmpfs_mb: u32,
     pub nofile: u32,
     pub fsize_mb: u32,
+    /// bubblewrap: the cgroup job groups are made under (as /proc/self/cgroup names
+    /// it); unset means the worker's own.
+    pub cgroup_parent: Option<String>,
+    /// bubblewrap: start even where a cgroup limit or the seccomp filter is missing.
+    pub allow_weak_sandbox: bool,
 }
 
 impl Default for SandboxLimits {
@@ -66,6 +74,8 @@ impl SandboxLimits {
             tmpfs_mb: c.tmpfs_mb,
             nofile: c.nofile_limit,
             fsize_mb: c.fsize_mb,
+            cgroup_parent: c.cgroup_parent.clone(),
+            allow_weak_sandbox: c.allow_weak_sandbox,
         }
     }
 }

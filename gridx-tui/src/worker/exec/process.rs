@@ -6,6 +6,7 @@
 //! whether the job's program was started, so that a sandbox which could not be set up
 //! is reported as `sandbox_error` and not as the job's own failure.
 
+use super::cgroup::JobCgroup;
 use super::output::CappedBuffer;
 use super::{StopReason, StopToken};
 use gridx_proto::job::{RunEnd, RunOutcome};
@@ -49,6 +50,12 @@ pub struct ProcessPlan {
     /// a pipe there, and a run whose bwrap ends without reporting an `exit-code` (its
     /// setup failed before the job's program was started) is a `SandboxError`.
     pub bwrap_status: bool,
+    /// A compiled seccomp filter the child can read on [`SECCOMP_FD`] (bubblewrap's
+    /// `--seccomp 5`).
+    pub seccomp: Option<Vec<u8>>,
+    /// The job's control group: the child joins it before it execs, the whole group is
+    /// killed when the job ends, and OOM is the kernel's word from it.
+    pub cgroup: Option<std::sync::Arc<JobCgroup>>,
     pub timeout: Duration,
     pub max_output_bytes: usize,
 }
@@ -56,6 +63,10 @@ pub struct ProcessPlan {
 /// The child's file descriptor bwrap writes its JSON status to, when
 /// [`ProcessPlan::bwrap_status`] asks for it (`--json-status-fd 4`).
 pub const STATUS_FD: i32 = 4;
+
+/// The child's file descriptor the seccomp filter is read from
+/// ([`ProcessPlan::seccomp`], `--seccomp 5`).
+pub const SECCOMP_FD: i32 = 5;
 
 /// At most this much of bwrap's status report is kept (it writes two short lines).
 const STATUS_CAP: usize = 16 * 1024;
@@ -186,12 +197,44 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
         );
     }
     let status_write = status_pipe.map(|(_, w)| w);
+    // The filter goes into a pipe whole before the child starts (a few kilobytes, far
+    // below a pipe's buffer), and our write end is closed at once, so the child reads
+    // the filter and then end-of-file.
+    let seccomp_read = match &plan.seccomp {
+        Some(filter) => match filled_pipe(filter) {
+            Ok(read) => Some(read),
+            Err(error) => {
+                close_pipes(fd3, status_pipe);
+                return super::sandbox_error(
+                    format!("could not hand the seccomp filter over: {error}"),
+                    elapsed_ms(started),
+                );
+            }
+        },
+        None => None,
+    };
+    // The cgroup.procs files to join, as C strings made before the fork.
+    let procs_files: Vec<std::ffi::CString> = plan
+        .cgroup
+        .as_ref()
+        .map(|group| group.procs_files())
+        .unwrap_or_default();
     // SAFETY: between fork and exec only async-signal-safe calls are made
-    // (fcntl, dup2, setrlimit, setgroups, setgid, setuid), with no allocation.
+    // (fcntl, dup2, open, write, close, setrlimit, setgroups, setgid, setuid), with no
+    // allocation.
     unsafe {
         command.pre_exec(move || {
-            // SAFETY: both sources are pipe ends made above for this child.
-            install_fds([(fd3_read, 3), (status_write, STATUS_FD)])?;
+            // First, while still the worker's uid: into the job's group, so that
+            // everything the job will run is counted and killed with it.
+            for file in &procs_files {
+                join_cgroup(file)?;
+            }
+            // SAFETY: the sources are pipe ends made above for this child.
+            install_fds([
+                (fd3_read, 3),
+                (status_write, STATUS_FD),
+                (seccomp_read, SECCOMP_FD),
+            ])?;
             set_limit(libc::RLIMIT_DATA, limits.data_bytes)?;
             set_limit(libc::RLIMIT_CPU, limits.cpu_seconds)?;
             set_limit(libc::RLIMIT_FSIZE, limits.file_bytes)?;
@@ -209,7 +252,14 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
             Ok(())
         });
     }
-    let mut child = match command.spawn() {
+    let spawned = command.spawn();
+    if let Some(read) = seccomp_read {
+        // SAFETY: closing our copy of the filter pipe; the child has its own.
+        unsafe {
+            libc::close(read);
+        }
+    }
+    let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             close_pipes(fd3, status_pipe);
@@ -277,6 +327,7 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
         _ = tokio::time::sleep(plan.timeout) => {
             killed_for = Some(RunEnd::TimedOut);
             kill_group(pgid);
+            kill_cgroup(&plan.cgroup).await;
             child.wait().await
         }
         _ = stop.stopped() => {
@@ -285,11 +336,14 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
                 _ => RunEnd::Cancelled,
             });
             kill_group(pgid);
+            kill_cgroup(&plan.cgroup).await;
             child.wait().await
         }
     };
-    // The leader is gone; make sure nothing it forked outlives it.
+    // The leader is gone; make sure nothing it forked outlives it, even what left the
+    // process group (setsid): the cgroup holds every process the job made.
     kill_group(pgid);
+    kill_cgroup(&plan.cgroup).await;
     let (stdout, stdout_truncated) = collect(stdout).await;
     let (stderr, stderr_truncated) = collect(stderr).await;
     let duration_ms = elapsed_ms(started);
@@ -322,8 +376,13 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
             None => {}
         }
     }
+    // With a memory cgroup the kernel decides: it OOM-kills, and says so in the
+    // group's counter, whatever the job printed. A runtime's own heap limit (Node's
+    // --max-old-space-size, RLIMIT_DATA's failed allocations) it reports itself.
+    let oom_killed = plan.cgroup.as_ref().is_some_and(|group| group.oom_killed());
     let end = match killed_for {
         Some(end) => end,
+        None if oom_killed => RunEnd::Oom,
         None if exit_code != Some(0) && looks_out_of_memory(&stderr) => RunEnd::Oom,
         None if status.signal() == Some(libc::SIGXCPU) => RunEnd::TimedOut,
         None => RunEnd::Exited,
@@ -466,6 +525,74 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Kills every process of the job's control group, on a blocking thread: it may wait
+/// a few milliseconds for forks in flight (bounded, see [`JobCgroup::kill_all`]).
+async fn kill_cgroup(group: &Option<std::sync::Arc<JobCgroup>>) {
+    if let Some(group) = group.clone() {
+        let _ = tokio::task::spawn_blocking(move || group.kill_all()).await;
+    }
+}
+
+/// Moves the calling process into a control group: "0" written to its `cgroup.procs`
+/// means "me" in both hierarchies. Only open, write and close: safe after fork.
+fn join_cgroup(procs: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: a valid NUL-terminated path; the descriptor is ours and closed below.
+    let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: writing one byte from a static buffer to the descriptor opened above.
+    let written = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+    let error = std::io::Error::last_os_error();
+    // SAFETY: closing the descriptor opened above.
+    unsafe {
+        libc::close(fd);
+    }
+    if written != 1 {
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// A pipe holding all of `bytes`, its write end already closed: returns the read end
+/// (close-on-exec, like the other pipes, until `install_fds` places it).
+fn filled_pipe(bytes: &[u8]) -> std::io::Result<i32> {
+    // Linux's smallest pipe buffer is 4 KiB for an unprivileged user past its quota;
+    // a filter that large would need a writer thread, and ours is far smaller.
+    if bytes.len() > 4096 {
+        return Err(std::io::Error::other(format!(
+            "the filter is {} bytes, more than a pipe surely holds",
+            bytes.len()
+        )));
+    }
+    let mut fds = [-1i32; 2];
+    // SAFETY: pipe2 writes two descriptors into a valid two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let [read, write] = fds;
+    let mut rest = bytes;
+    let mut result = Ok(read);
+    while !rest.is_empty() {
+        // SAFETY: writing from a valid slice to the pipe made above. The pipe's buffer
+        // (64 KiB) holds the whole filter, so this never blocks.
+        let n = unsafe { libc::write(write, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            result = Err(std::io::Error::last_os_error());
+            break;
+        }
+        rest = &rest[usize::try_from(n).unwrap_or(rest.len()).min(rest.len())..];
+    }
+    // SAFETY: closing the write end made above (and the read end on failure).
+    unsafe {
+        libc::close(write);
+        if result.is_err() {
+            libc::close(read);
+        }
+    }
+    result
 }
 
 fn kill_group(pgid: Option<i32>) {
