@@ -831,7 +831,13 @@ mod tests {
         // bounds the bomb.
         let job = python_job(code, 64);
         let mut plan = executor.plan(&job);
-        plan.rlimits.processes = 100_000;
+        let mut hard = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit fills a valid struct.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut hard) }, 0);
+        plan.rlimits.processes = hard.rlim_max;
         let outcome = executor.run_plan(&job, plan, StopToken::new()).await;
         let running: u32 = outcome
             .stdout

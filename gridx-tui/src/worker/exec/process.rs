@@ -355,6 +355,11 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
     };
     use std::os::unix::process::ExitStatusExt;
     let mut exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+    // With a memory cgroup the kernel decides: it OOM-kills, and says so in the
+    // group's counter, whatever the job printed. The victim may be bwrap itself (tmpfs
+    // pages belong to no process, so the largest process is chosen), which then never
+    // reports the job's end: the counter is read first, and is the answer.
+    let oom_killed = plan.cgroup.as_ref().is_some_and(|group| group.oom_killed());
     if let Some(report) = bwrap_report {
         // bwrap is gone, so the report has ended; a bound all the same, so that a
         // stray holder of the pipe cannot hang the worker.
@@ -370,16 +375,14 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
             // (namespaces, mounts, the exec itself) failed, and the job's code never
             // ran, so all of stderr is bwrap's. A job cannot fake this: the status
             // pipe never reaches the sandbox, and no output of the job counts.
-            None if killed_for.is_none() => {
+            None if killed_for.is_none() && !oom_killed => {
                 return super::sandbox_error(setup_failure(&stderr, status), duration_ms);
             }
             None => {}
         }
     }
-    // With a memory cgroup the kernel decides: it OOM-kills, and says so in the
-    // group's counter, whatever the job printed. A runtime's own heap limit (Node's
-    // --max-old-space-size, RLIMIT_DATA's failed allocations) it reports itself.
-    let oom_killed = plan.cgroup.as_ref().is_some_and(|group| group.oom_killed());
+    // A runtime's own heap limit (Node's --max-old-space-size, RLIMIT_DATA's failed
+    // allocations) the runtime reports itself.
     let end = match killed_for {
         Some(end) => end,
         None if oom_killed => RunEnd::Oom,
