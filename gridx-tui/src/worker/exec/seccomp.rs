@@ -165,19 +165,16 @@ pub fn job_program() -> Result<BpfProgram, SeccompError> {
     let eperm = SeccompAction::Errno(libc::EPERM as u32);
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED
         .iter()
-        .map(|(_, number)| (i64::from(*number), Vec::new()))
+        .map(|(_, number)| (*number, Vec::new()))
         .collect();
     let clone_rules = NAMESPACE_FLAGS
         .iter()
         .map(|flag| has_bits(0, *flag as u64))
         .collect::<Result<Vec<_>, _>>()?;
-    rules.insert(i64::from(libc::SYS_clone), clone_rules);
+    rules.insert(libc::SYS_clone, clone_rules);
     rules.insert(
-        i64::from(libc::SYS_ioctl),
-        vec![
-            equals(1, libc::TIOCSTI as u64)?,
-            equals(1, libc::TIOCLINUX as u64)?,
-        ],
+        libc::SYS_ioctl,
+        vec![equals(1, libc::TIOCSTI)?, equals(1, libc::TIOCLINUX)?],
     );
     let denied =
         SeccompFilter::new(rules, SeccompAction::Allow, eperm, arch).map_err(compile_error)?;
@@ -215,7 +212,8 @@ pub fn job_filter_bytes() -> Result<Vec<u8>, SeccompError> {
 // Hand-written BPF, kept to the few instructions seccompiler cannot express: a test on
 // the syscall number's range, and an answer other than the filter's one match action.
 // Constants from <linux/bpf_common.h> and <linux/seccomp.h>.
-const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+/// BPF_LD (0x00) | BPF_W (0x00) | BPF_ABS (0x20).
+const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
 const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
 const BPF_RET_K: u16 = 0x06;
