@@ -58,9 +58,35 @@ impl Worker {
         work_dir: &Path,
         slots: u32,
     ) -> Worker {
+        Worker::spawn_with(grid, token, name, executor, work_dir, slots, None, &[])
+    }
+
+    /// As [`Worker::spawn`], with more flags, and optionally as a normal user in a
+    /// cgroup delegated to it (as `systemd-run --user --scope -p Delegate=yes` would
+    /// start it).
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_with(
+        grid: &Grid,
+        token: &str,
+        name: &str,
+        executor: &str,
+        work_dir: &Path,
+        slots: u32,
+        user: Option<&Delegation>,
+        extra: &[String],
+    ) -> Worker {
         let log = grid.dir.path().join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log).expect("worker log file");
-        let child = Command::new(binary("gridx-tui"))
+        let mut command = Command::new(binary("gridx-tui"));
+        let mut extra = extra.to_vec();
+        if let Some(user) = user {
+            std::fs::create_dir_all(work_dir).expect("work dir");
+            std::os::unix::fs::chown(work_dir, Some(user.uid), Some(user.uid)).expect("chown");
+            command.env("HOME", work_dir);
+            extra.extend(["--cgroup-parent".to_owned(), user.parent.clone()]);
+            user.start_inside(&mut command);
+        }
+        let child = command
             .args([
                 "worker",
                 "--headless",
@@ -73,6 +99,7 @@ impl Worker {
             .arg("--work-dir")
             .arg(work_dir)
             .args(["--slots", &slots.to_string()])
+            .args(&extra)
             .env("GRIDX_LOG", "info")
             .env("GRIDX_WORKER_TOKEN", token)
             .stdin(Stdio::null())
@@ -101,6 +128,151 @@ impl Worker {
             "the worker exited ({exited:?}); its log:\n{}",
             self.log()
         );
+    }
+}
+
+/// The uid a "normal user" worker runs as: no account, no groups, nothing of root's.
+const NORMAL_UID: u32 = 64_123;
+
+/// A cgroup delegated to [`NORMAL_UID`], as an administrator (or systemd's
+/// `Delegate=yes`) gives one: a directory in each hierarchy the user owns, with the
+/// files that let it move processes and make children. Removed on drop.
+struct Delegation {
+    uid: u32,
+    /// The path as /proc/self/cgroup names it (`--cgroup-parent`).
+    parent: String,
+    /// The directories made, deepest last.
+    dirs: Vec<PathBuf>,
+    /// Where the worker itself is put before it drops to `uid`: `<parent>/worker` on
+    /// v2 (no processes in a group that has children with controllers), the parent on
+    /// v1.
+    worker_procs: Vec<std::ffi::CString>,
+}
+
+impl Delegation {
+    fn new(uid: u32) -> Delegation {
+        let own = std::fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");
+        let leaf = format!("gridx-delegated-{}", std::process::id());
+        let v1: Vec<(&str, &str)> = own
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.splitn(3, ':');
+                let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+                ["memory", "pids", "cpu"]
+                    .into_iter()
+                    .find(|c| controllers.split(',').any(|x| x == *c))
+                    .map(|c| (c, path))
+            })
+            .collect();
+        let mut dirs = Vec::new();
+        let mut worker_procs = Vec::new();
+        let chown = |path: &Path| {
+            if path.exists() {
+                std::os::unix::fs::chown(path, Some(uid), Some(uid))
+                    .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+            }
+        };
+        let parent;
+        if !v1.is_empty() {
+            // One path for every hierarchy: under this process's memory group (so
+            // the test stays inside whatever bounds this machine), made in the others.
+            let base = v1
+                .iter()
+                .find(|(c, _)| *c == "memory")
+                .map(|(_, p)| p.trim_end_matches('/'))
+                .unwrap_or("");
+            parent = format!("{base}/{leaf}");
+            for (controller, _) in &v1 {
+                let dir = PathBuf::from(format!("/sys/fs/cgroup/{controller}{parent}"));
+                // Every level made here is removed again, not only the last.
+                let mut missing: Vec<PathBuf> = dir
+                    .ancestors()
+                    .take_while(|d| !d.exists())
+                    .map(Path::to_path_buf)
+                    .collect();
+                missing.reverse();
+                std::fs::create_dir_all(&dir)
+                    .unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+                let made = missing.len();
+                dirs.extend(missing.into_iter().take(made.saturating_sub(1)));
+                for file in ["", "cgroup.procs", "tasks"] {
+                    chown(&dir.join(file));
+                }
+                worker_procs.push(procs(&dir));
+                dirs.push(dir);
+            }
+        } else {
+            // cgroup v2: a group at the root, where a root test may enable controllers.
+            let root = Path::new("/sys/fs/cgroup");
+            std::fs::write(root.join("cgroup.subtree_control"), "+memory +pids +cpu")
+                .expect("enable controllers at the root");
+            parent = format!("/{leaf}");
+            let dir = root.join(&leaf);
+            std::fs::create_dir(&dir).expect("delegated group");
+            let worker = dir.join("worker");
+            std::fs::create_dir(&worker).expect("worker leaf");
+            for path in [&dir, &worker] {
+                for file in [
+                    "",
+                    "cgroup.procs",
+                    "cgroup.subtree_control",
+                    "cgroup.threads",
+                ] {
+                    chown(&path.join(file));
+                }
+            }
+            worker_procs.push(procs(&worker));
+            dirs.push(dir);
+            dirs.push(worker);
+        }
+        Delegation {
+            uid,
+            parent,
+            dirs,
+            worker_procs,
+        }
+    }
+
+    /// The worker starts inside the delegated group and as the user: joined while
+    /// still root, then setgid/setuid, all between fork and exec.
+    fn start_inside(&self, command: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        let procs = self.worker_procs.clone();
+        let uid = self.uid;
+        // SAFETY: only open, write, close, setgroups, setgid and setuid after the fork,
+        // on C strings made before it.
+        unsafe {
+            command.pre_exec(move || {
+                for file in &procs {
+                    let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                }
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(uid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+fn procs(dir: &Path) -> std::ffi::CString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).expect("a path")
+}
+
+impl Drop for Delegation {
+    fn drop(&mut self) {
+        // The worker has exited; its job groups are gone. Deepest first.
+        for dir in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
@@ -296,7 +468,58 @@ except OSError:
             name: "kill the parent",
             body: bash("kill -9 $PPID; kill -9 -1; sleep 1; echo still-here"),
         },
+        Hostile {
+            name: "nested namespaces",
+            body: bash(
+                "for args in -Ur -n -m -p; do unshare $args true 2>/dev/null; echo \"unshare $args $?\"; done",
+            ),
+        },
+        Hostile {
+            name: "memfd bomb",
+            body: with(python(MEMFD_BOMB), "memory_mb", json!(64)),
+        },
+        Hostile {
+            name: "tmpfs bomb",
+            // Three places of 64 MiB each, filled together, past a 48 MiB job.
+            body: with(
+                bash(
+                    "for d in /tmp /dev/shm /workspace; do head -c 60M /dev/zero > $d/fill; done; echo filled",
+                ),
+                "memory_mb",
+                json!(48),
+            ),
+        },
+        Hostile {
+            name: "denied calls",
+            body: python(&denied_calls()),
+        },
     ]
+}
+
+/// Holds 300 MiB in a memfd: shared memory that no per-process limit (RLIMIT_DATA)
+/// counts, only the job's memory cgroup.
+const MEMFD_BOMB: &str = "import os\n\
+    fd = os.memfd_create('bomb')\n\
+    chunk = b'x' * (1 << 20)\n\
+    for i in range(300):\n\
+    \x20   os.write(fd, chunk)\n\
+    print('held', i + 1, 'MiB')\n";
+
+/// Calls that Docker's default profile and the bubblewrap filter deny, through libc's
+/// `syscall`, printing what each returned; the job then exits 3 by itself.
+fn denied_calls() -> String {
+    format!(
+        "import ctypes, os\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         for name, nr in (('keyctl', {keyctl}), ('bpf', {bpf}), ('userfaultfd', {uffd}), ('perf_event_open', {perf})):\n\
+         \x20   r = libc.syscall(nr, 0, 0, 0, 0, 0)\n\
+         \x20   print(name, r, os.strerror(ctypes.get_errno()))\n\
+         raise SystemExit(3)\n",
+        keyctl = libc::SYS_keyctl,
+        bpf = libc::SYS_bpf,
+        uffd = libc::SYS_userfaultfd,
+        perf = libc::SYS_perf_event_open,
+    )
 }
 
 /// Free bytes on the file system holding `path`, from `df` (no libc in this crate).
@@ -571,11 +794,52 @@ fn check(name: &str, job: &Value, executor: &str, work_dir: &Path) {
         "canary" => {
             assert_eq!((status(job), out), ("succeeded", "42\n"), "{context}");
         }
+        "nested namespaces" => {
+            // Neither a user namespace (uid 0 with every capability inside) nor any
+            // other: the filter (or Docker's profile) answers EPERM.
+            assert_eq!(
+                (status(job), out),
+                (
+                    "succeeded",
+                    "unshare -Ur 1\nunshare -n 1\nunshare -m 1\nunshare -p 1\n"
+                ),
+                "{context}"
+            );
+        }
+        "memfd bomb" | "tmpfs bomb" => {
+            assert_eq!(
+                (status(job), job["reason"].as_str()),
+                ("failed", Some("oom")),
+                "{context}"
+            );
+            assert!(
+                !out.contains("held") && !out.contains("filled"),
+                "{context}"
+            );
+        }
+        "denied calls" => {
+            // The job's own failure (its exit 3), not a sandbox error.
+            assert_eq!(
+                (
+                    status(job),
+                    job["reason"].as_str(),
+                    job["exit_code"].as_i64()
+                ),
+                ("failed", Some("non_zero_exit"), Some(3)),
+                "{context}"
+            );
+            for call in ["keyctl", "bpf", "userfaultfd", "perf_event_open"] {
+                assert!(
+                    out.contains(&format!("{call} -1 Operation not permitted")),
+                    "{call} was not denied: {context}"
+                );
+            }
+        }
         other => panic!("no check for {other}"),
     }
 }
 
-async fn hostile_jobs_are_contained(executor: &str) {
+async fn hostile_jobs_are_contained(executor: &str, normal_user: bool) {
     if !require_executor(executor) {
         return;
     }
@@ -584,10 +848,24 @@ async fn hostile_jobs_are_contained(executor: &str) {
     let alice = grid.user("mallory", "100");
     grid.user("owner", "0");
     // Unique per run, so the leftover-container check sees only this worker's.
-    let name = format!("hostile-{executor}-{}", std::process::id());
+    let name = format!(
+        "hostile-{executor}{}-{}",
+        if normal_user { "-user" } else { "" },
+        std::process::id()
+    );
     let token = grid.worker_token("owner", &name);
     let work_dir = tempfile::tempdir().unwrap();
-    let mut worker = Worker::spawn(&grid, &token, &name, executor, work_dir.path(), SLOTS);
+    let delegation = normal_user.then(|| Delegation::new(NORMAL_UID));
+    let mut worker = Worker::spawn_with(
+        &grid,
+        &token,
+        &name,
+        executor,
+        work_dir.path(),
+        SLOTS,
+        delegation.as_ref(),
+        &[],
+    );
     grid.wait_online(&alice, &name).await;
     let listed = grid.workers(&alice).await;
     assert_eq!(listed[0]["executor"], executor, "{listed:?}");
@@ -797,14 +1075,166 @@ async fn a_fork_bomb_does_not_starve_another_workers_job(executor: &str) {
     );
 }
 
+/// A worker whose jobs may use half a core: a busy loop measures its own share (CPU
+/// time over wall time) and gets no more than about 0.55 of a core.
+async fn a_busy_loop_gets_only_its_cpu_share(executor: &str) {
+    if !require_executor(executor) {
+        return;
+    }
+    let grid = Grid::start().await;
+    let alice = grid.user("spinner", "10");
+    grid.user("owner", "0");
+    let name = format!("cpu-{executor}-{}", std::process::id());
+    let token = grid.worker_token("owner", &name);
+    let work_dir = tempfile::tempdir().unwrap();
+    let config = grid.dir.path().join(format!("{name}.toml"));
+    std::fs::write(&config, "[worker]\ncpu_millicores = 500\n").expect("config");
+    let mut worker = Worker::spawn_with(
+        &grid,
+        &token,
+        &name,
+        executor,
+        work_dir.path(),
+        1,
+        None,
+        &["--config".to_owned(), config.display().to_string()],
+    );
+    grid.wait_online(&alice, &name).await;
+    let code = "import time\n\
+                wall, cpu = time.monotonic(), time.process_time()\n\
+                while time.monotonic() - wall < 3.0:\n\
+                \x20   pass\n\
+                print(round((time.process_time() - cpu) / (time.monotonic() - wall), 3))\n";
+    let job = grid.submit(&alice, python(code)).await;
+    let job = grid
+        .wait_terminal(&alice, job["job_id"].as_u64().unwrap(), 60)
+        .await;
+    assert_eq!(status(&job), "succeeded", "{job}\n{}", worker.log());
+    let share: f64 = stdout(&job).trim().parse().expect("a share");
+    eprintln!("{executor}: a busy loop at 500 millicores used {share} of a core");
+    // Only an upper bound: a loaded machine gives less, never more.
+    assert!(share <= 0.55, "{executor}: used {share} of a core: {job}");
+    worker.assert_alive();
+    terminate(&mut worker.child, 20).expect("the worker exits on SIGTERM");
+}
+
+/// A worker killed outright (SIGKILL: no drain, no cleanup) in the middle of a job:
+/// nothing of the job runs on past the job's own timeout (plus a grace for the
+/// sandbox's deadline to act).
+async fn a_killed_worker_leaves_nothing_running(executor: &str) {
+    if !require_executor(executor) {
+        return;
+    }
+    const TIMEOUT_S: u64 = 4;
+    const GRACE_S: u64 = 10;
+    let grid = Grid::start().await;
+    let alice = grid.user("orphaner", "10");
+    grid.user("owner", "0");
+    let name = format!("killed-{executor}-{}", std::process::id());
+    let token = grid.worker_token("owner", &name);
+    let work_dir = tempfile::tempdir().unwrap();
+    let mut worker = Worker::spawn(&grid, &token, &name, executor, work_dir.path(), 1);
+    grid.wait_online(&alice, &name).await;
+    let marker =
+        8_000_000 + u64::from(std::process::id() % 100_000) * 10 + u64::from(executor == "docker");
+    let job = grid
+        .submit(
+            &alice,
+            with(
+                bash(&format!(
+                    "setsid sleep {marker} & sleep {marker} & echo started; wait"
+                )),
+                "timeout_s",
+                json!(TIMEOUT_S),
+            ),
+        )
+        .await;
+    let id = job["job_id"].as_u64().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while processes_with(&format!("sleep {marker}")).len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{executor}: the job never started: {}\n{}",
+            grid.get(&alice, &format!("/v1/jobs/{id}")).await,
+            worker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let killed = std::time::Instant::now();
+    worker.child.kill().expect("SIGKILL the worker");
+    let _ = worker.child.wait();
+    let needle = format!("sleep {marker}");
+    let mut left = processes_with(&needle);
+    while !left.is_empty() && killed.elapsed() < Duration::from_secs(TIMEOUT_S + GRACE_S) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        left = processes_with(&needle);
+    }
+    eprintln!(
+        "{executor}: the job's processes were gone {:.1} s after the worker was killed",
+        killed.elapsed().as_secs_f64()
+    );
+    assert!(
+        left.is_empty(),
+        "{executor}: still running {} s after the worker died: {left:?}",
+        TIMEOUT_S + GRACE_S
+    );
+    if executor == "docker" {
+        // Ended, not running; the next start of the worker removes it.
+        let running = Command::new("docker")
+            .args(["ps", "-q", "--filter"])
+            .arg(format!("label=io.gridx.worker={name}"))
+            .output()
+            .expect("docker ps");
+        assert!(running.stdout.is_empty(), "a container still runs");
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "docker ps -aq --filter label=io.gridx.worker={name} | xargs -r docker rm -f"
+            ))
+            .output();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_jobs_are_contained_on_bubblewrap() {
-    hostile_jobs_are_contained("bubblewrap").await;
+    hostile_jobs_are_contained("bubblewrap", false).await;
+}
+
+/// The common volunteer: the worker runs as their own user, not root, in a cgroup
+/// delegated to them. No per-job uid (RLIMIT_NPROC no longer bounds a fork bomb), so
+/// the cgroup's limits must.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_jobs_are_contained_on_bubblewrap_as_a_normal_user() {
+    // Only root can hand a cgroup and a uid to the test's worker.
+    if !gridx_e2e::skip::require(gridx_e2e::skip::Tool::Root) {
+        return;
+    }
+    hostile_jobs_are_contained("bubblewrap", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_jobs_are_contained_on_docker() {
-    hostile_jobs_are_contained("docker").await;
+    hostile_jobs_are_contained("docker", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_loop_gets_only_its_cpu_share_on_bubblewrap() {
+    a_busy_loop_gets_only_its_cpu_share("bubblewrap").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_loop_gets_only_its_cpu_share_on_docker() {
+    a_busy_loop_gets_only_its_cpu_share("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_leaves_nothing_running_on_bubblewrap() {
+    a_killed_worker_leaves_nothing_running("bubblewrap").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_leaves_nothing_running_on_docker() {
+    a_killed_worker_leaves_nothing_running("docker").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

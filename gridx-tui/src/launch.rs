@@ -428,20 +428,23 @@ pub async fn host_info(config: &GridxConfig, json: bool) -> Result<ExitCode> {
         .name
         .clone()
         .unwrap_or_else(default_worker_name);
-    let (executor, languages, problem) = match select_executor(&config.worker, &name).await {
-        Ok(e) => (
-            Some(e.kind().to_string()),
-            e.languages().iter().map(|l| l.to_string()).collect(),
-            None,
-        ),
-        Err(e) => (None, Vec::new(), Some(e.to_string())),
-    };
+    let (executor, languages, weaknesses, problem) =
+        match select_executor(&config.worker, &name).await {
+            Ok(e) => (
+                Some(e.kind().to_string()),
+                e.languages().iter().map(|l| l.to_string()).collect(),
+                e.weaknesses(),
+                None,
+            ),
+            Err(e) => (None, Vec::new(), Vec::new(), Some(e.to_string())),
+        };
     if json {
         let value = serde_json::json!({
             "name": name,
             "executor": executor,
             "languages": languages,
             "executor_problem": problem,
+            "sandbox_weaknesses": weaknesses,
             "cpu_cores": monitor.cpu_cores(),
             "metrics": metrics,
         });
@@ -452,6 +455,12 @@ pub async fn host_info(config: &GridxConfig, json: bool) -> Result<ExitCode> {
             (Some(kind), _) => println!("executor      {kind} ({})", languages.join(", ")),
             (None, Some(p)) => println!("executor      none: {p}"),
             _ => {}
+        }
+        if executor.is_some() {
+            match weaknesses.as_slice() {
+                [] => println!("sandbox       every documented limit holds (docs/worker.md)"),
+                weak => println!("sandbox       WEAK: {}", weak.join("; ")),
+            }
         }
         println!(
             "cpu           {:.1}% over {} cores",

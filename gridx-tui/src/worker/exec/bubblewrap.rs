@@ -175,11 +175,6 @@ impl BubblewrapExecutor {
         }
     }
 
-    /// What this host cannot enforce, in words; empty when every limit holds.
-    pub fn weaknesses(&self) -> &[String] {
-        &self.weaknesses
-    }
-
     /// Runs a plan inside a fresh cgroup of its own, removed afterwards.
     async fn run_plan(&self, job: &JobRun, mut plan: ProcessPlan, stop: StopToken) -> RunOutcome {
         if let Some(cgroups) = &self.cgroups {
@@ -388,6 +383,23 @@ impl Executor for BubblewrapExecutor {
         self.languages.clone()
     }
 
+    fn weaknesses(&self) -> Vec<String> {
+        self.weaknesses.clone()
+    }
+
+    /// The cgroups of a worker that was killed outright (its processes are gone with
+    /// it: bwrap dies with its parent).
+    fn remove_orphans(&self) -> BoxFuture<'_, usize> {
+        Box::pin(async move {
+            let Some(cgroups) = self.cgroups.clone() else {
+                return 0;
+            };
+            tokio::task::spawn_blocking(move || cgroups.remove_stale())
+                .await
+                .unwrap_or(0)
+        })
+    }
+
     fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome> {
         Box::pin(async move {
             let plan = self.plan(&job);
@@ -446,6 +458,12 @@ impl Executor for UnsandboxedExecutor {
 
     fn languages(&self) -> Vec<Language> {
         self.languages.iter().map(|(l, _)| *l).collect()
+    }
+
+    fn weaknesses(&self) -> Vec<String> {
+        vec![
+            "no sandbox: jobs run as plain processes with rlimits, so this worker takes only its owner's jobs".into(),
+        ]
     }
 
     fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome> {

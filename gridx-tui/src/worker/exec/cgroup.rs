@@ -273,6 +273,46 @@ impl Cgroups {
     }
 }
 
+impl Cgroups {
+    /// Removes the groups of jobs whose worker process is gone (killed outright, so it
+    /// never cleaned up): a group is named `gridx-<worker pid>-...`. Returns how many.
+    pub fn remove_stale(&self) -> usize {
+        let parents: Vec<&PathBuf> = match self {
+            Cgroups::V2 { parent, .. } => vec![parent],
+            Cgroups::V1 {
+                memory, pids, cpu, ..
+            } => [memory, pids, cpu].into_iter().flatten().collect(),
+        };
+        let mut removed = 0;
+        for parent in parents {
+            let Ok(entries) = std::fs::read_dir(parent) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name
+                    .strip_prefix("gridx-")
+                    .and_then(|rest| rest.split('-').next())
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+                    continue;
+                }
+                let stale = JobCgroup {
+                    dirs: vec![entry.path()],
+                    memory: None,
+                    v2: matches!(self, Cgroups::V2 { .. }),
+                };
+                drop(stale);
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
 /// The quota of `millicores` thousandths of a core per [`CPU_PERIOD_US`]; at least the
 /// kernel's minimum of 1 ms.
 fn cpu_quota_us(millicores: u32) -> u64 {

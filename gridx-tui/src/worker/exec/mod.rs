@@ -93,6 +93,12 @@ pub trait Executor: Send + Sync + 'static {
     /// The token carries why it was cancelled via [`StopToken`].
     fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome>;
 
+    /// What this sandbox cannot enforce on this host, in words (empty when every
+    /// documented wall holds): shown by `host-info`, logged at start.
+    fn weaknesses(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Removes what a previous, crashed instance of this worker left behind.
     fn remove_orphans(&self) -> BoxFuture<'_, usize> {
         Box::pin(async { 0 })
