@@ -491,7 +491,7 @@ except OSError:
         },
         Hostile {
             name: "denied calls",
-            body: python(&denied_calls()),
+            body: bash(&denied_calls()),
         },
     ]
 }
@@ -505,16 +505,14 @@ const MEMFD_BOMB: &str = "import os\n\
     \x20   os.write(fd, chunk)\n\
     print('held', i + 1, 'MiB')\n";
 
-/// Calls that Docker's default profile and the bubblewrap filter deny, through libc's
-/// `syscall`, printing what each returned; the job then exits 3 by itself.
+/// Calls that Docker's default profile and the bubblewrap filter deny, through Perl's
+/// `syscall` (perl-base is in every Debian image; the runtime images' Python has no
+/// ctypes), printing what each returned; the job then exits 3 by itself.
 fn denied_calls() -> String {
     format!(
-        "import ctypes, os\n\
-         libc = ctypes.CDLL(None, use_errno=True)\n\
-         for name, nr in (('keyctl', {keyctl}), ('bpf', {bpf}), ('userfaultfd', {uffd}), ('perf_event_open', {perf})):\n\
-         \x20   r = libc.syscall(nr, 0, 0, 0, 0, 0)\n\
-         \x20   print(name, r, os.strerror(ctypes.get_errno()))\n\
-         raise SystemExit(3)\n",
+        "perl -e 'for ([\"keyctl\", {keyctl}], [\"bpf\", {bpf}], [\"userfaultfd\", {uffd}], [\"perf_event_open\", {perf}]) {{ \
+         my $r = syscall($$_[1], 0, 0, 0, 0, 0); print \"$$_[0] $r $!\\n\"; }}'\n\
+         exit 3\n",
         keyctl = libc::SYS_keyctl,
         bpf = libc::SYS_bpf,
         uffd = libc::SYS_userfaultfd,
