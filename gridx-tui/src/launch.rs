@@ -4,6 +4,7 @@
 use crate::cli::{Global, WorkerArgs};
 use crate::client::{ApiClient, Endpoint};
 use crate::commands::{self, ConsoleCommand, Outcome, run::StdinSource};
+use crate::inert::inert;
 use crate::ui::keymap::Keymap;
 use crate::ui::runtime::Sources;
 use crate::ui::state::{AppState, LogLevel, Mode};
@@ -156,27 +157,31 @@ pub async fn one_shot(
     )
     .await?;
     if json {
-        println!("{}", commands::render::to_json(&outcome));
+        println!("{}", commands::render::to_json_text(&outcome));
     } else {
+        use std::io::IsTerminal;
         match &outcome {
             // The id alone, so scripts can capture it.
             Outcome::Submitted(job) => println!("{}", job.job_id),
-            // Exactly the stored bytes, nothing added: `gridx-tui output 7 > out.txt`.
-            Outcome::Output { bytes, .. } => {
-                use std::io::Write;
-                let mut stdout = std::io::stdout().lock();
-                stdout
-                    .write_all(bytes)
-                    .and_then(|()| stdout.flush())
-                    .context("writing to stdout")?;
+            // Into a pipe or a file, exactly the stored bytes, nothing added
+            // (`gridx-tui output 7 > out.txt`); on a terminal shown inert unless --raw.
+            Outcome::Output { bytes, raw, .. } => {
+                if *raw || !std::io::stdout().is_terminal() {
+                    write_stdout(bytes)?;
+                } else {
+                    write_stdout(inert(&String::from_utf8_lossy(bytes)).as_bytes())?;
+                }
             }
+            // The job's own streams to ours: raw into pipes, inert on terminals.
             Outcome::Job(job) if wait => {
                 use std::io::Write;
-                print!("{}", job.stdout);
-                eprint!("{}", job.stderr);
-                let _ = std::io::stdout().flush();
+                let stdout = shown_on(&job.stdout, std::io::stdout().is_terminal());
+                write_stdout(stdout.as_bytes())?;
+                let stderr = shown_on(&job.stderr, std::io::stderr().is_terminal());
+                let _ = std::io::stderr().write_all(stderr.as_bytes());
                 if let Some(message) = &job.message {
-                    eprintln!("[{}: {message}]", job.status);
+                    // A note for a person, whoever wrote it: inert, pipe or not.
+                    eprintln!("[{}: {}]", job.status, inert(message));
                 }
             }
             other => {
@@ -195,6 +200,16 @@ pub async fn one_shot(
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A job's output for one of our streams: inert on a terminal, the text as it is
+/// into a pipe or a file, for whatever reads it next.
+fn shown_on(text: &str, terminal: bool) -> std::borrow::Cow<'_, str> {
+    if terminal {
+        inert(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// Logs of full-screen modes go to a file: nothing may print over the dashboard.

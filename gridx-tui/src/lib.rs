@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod demo;
+pub mod inert;
 pub mod launch;
 pub mod repl;
 pub mod ui;

@@ -28,9 +28,11 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err}");
+            // An error may quote the coordinator or a job's message: shown inert.
+            let inert = |text: String| gridx_tui::inert::inert_string(text);
+            eprintln!("error: {}", inert(err.to_string()));
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", inert(cause.to_string()));
             }
             ExitCode::FAILURE
         }

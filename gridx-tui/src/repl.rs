@@ -6,6 +6,7 @@ use crate::client::ApiClient;
 use crate::client::live::{self, LiveEvent};
 use crate::commands::completion::complete;
 use crate::commands::{self, ConsoleCommand, Outcome, run::StdinSource};
+use crate::inert::inert;
 use gridx_proto::events::ServerEvent;
 use reedline::{
     ColumnarMenu, Completer, CompletionResult, DefaultHinter, DefaultPrompt, DefaultPromptSegment,
@@ -14,6 +15,7 @@ use reedline::{
     default_emacs_keybindings,
 };
 use std::collections::HashSet;
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 struct GrammarCompleter;
@@ -175,7 +177,7 @@ pub fn run_blocking(
             Ok(Some(command)) => command,
             Ok(None) => continue,
             Err(e) => {
-                eprintln!("{e}");
+                eprintln!("{}", inert(&e.to_string()));
                 continue;
             }
         };
@@ -197,11 +199,22 @@ pub fn run_blocking(
                 if let Outcome::Theme(Some(_)) = outcome {
                     println!("themes apply to the dashboard");
                 }
+                if let Outcome::Output {
+                    bytes, raw: true, ..
+                } = &outcome
+                {
+                    // `output ID --raw`: the stored bytes, obeyed by this terminal
+                    // as the person asked.
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = stdout.write_all(bytes).and_then(|()| stdout.flush());
+                    continue;
+                }
+                // Lines as `to_lines` writes them: inert.
                 for l in commands::render::to_lines(&outcome) {
                     println!("{l}");
                 }
             }
-            Err(e) => eprintln!("error: {e}"),
+            Err(e) => eprintln!("error: {}", inert(&e.to_string())),
         }
     }
     let _ = stop_tx.send(true);

@@ -18,13 +18,18 @@ pub enum ConsoleCommand {
         /// Job id.
         id: JobId,
     },
-    /// Print a job's stdout (or stderr) exactly as stored, nothing added.
+    /// Print a job's stdout (or stderr): the stored bytes into a pipe or file, shown
+    /// inert on a terminal.
     Output {
         /// Job id.
         id: JobId,
         /// Its standard error instead.
         #[arg(long)]
         stderr: bool,
+        /// The stored bytes even on a terminal, escape sequences and all (one-shot
+        /// and REPL; the dashboard's console always shows them inert).
+        #[arg(long)]
+        raw: bool,
     },
     /// List your jobs, newest first.
     Jobs {
@@ -242,7 +247,16 @@ mod tests {
             parse_line("output 7 --stderr").unwrap(),
             Some(ConsoleCommand::Output {
                 id: JobId(7),
-                stderr: true
+                stderr: true,
+                raw: false
+            })
+        );
+        assert_eq!(
+            parse_line("output 7 --raw").unwrap(),
+            Some(ConsoleCommand::Output {
+                id: JobId(7),
+                stderr: false,
+                raw: true
             })
         );
         let Some(ConsoleCommand::Submit(args)) =

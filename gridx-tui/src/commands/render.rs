@@ -2,8 +2,9 @@
 
 use super::run::Outcome;
 use crate::built_in_themes;
+use crate::inert::{inert_json, inert_string};
 use gridx_proto::api::JobSummary;
-use gridx_proto::time_fmt::to_rfc3339;
+use gridx_proto::time_fmt::to_rfc3339_millis;
 
 pub fn job_line(job: &JobSummary) -> String {
     let mut line = format!(
@@ -22,8 +23,13 @@ pub fn job_line(job: &JobSummary) -> String {
     line
 }
 
-/// Text lines for a person.
+/// Text lines for a person, inert (`crate::inert`): job output, messages and names
+/// that strangers wrote are shown, never obeyed by the terminal they reach.
 pub fn to_lines(outcome: &Outcome) -> Vec<String> {
+    lines(outcome).into_iter().map(inert_string).collect()
+}
+
+fn lines(outcome: &Outcome) -> Vec<String> {
     match outcome {
         Outcome::Submitted(job) => vec![format!(
             "submitted job {} ({}, {})",
@@ -75,7 +81,7 @@ pub fn to_lines(outcome: &Outcome) -> Vec<String> {
                     job.status.to_string(),
                     job.language.to_string(),
                     job.attempts,
-                    to_rfc3339(job.submitted_at),
+                    to_rfc3339_millis(job.submitted_at),
                     output_size(job)
                 ));
             }
@@ -123,7 +129,7 @@ pub fn to_lines(outcome: &Outcome) -> Vec<String> {
                 lines.push(format!(
                     "{:>6}  {:<24} {:<7} {:>10} {:>8} {:>12}",
                     e.id,
-                    to_rfc3339(e.at),
+                    to_rfc3339_millis(e.at),
                     e.kind.to_string(),
                     e.amount.to_string(),
                     e.job_id
@@ -154,6 +160,17 @@ fn output_size(job: &JobSummary) -> String {
     if cut { format!("{size}+") } else { size }
 }
 
+/// `to_json` as text for a terminal or a pipe: the characters a terminal would obey
+/// or hide are `\uXXXX` escapes (serde_json escapes only C0 controls), which parse
+/// back to the very same value.
+pub fn to_json_text(outcome: &Outcome) -> String {
+    let json = to_json(outcome).to_string();
+    match inert_json(&json) {
+        std::borrow::Cow::Borrowed(_) => json,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
+}
+
 /// Machine-readable output: the API's own JSON shapes.
 pub fn to_json(outcome: &Outcome) -> serde_json::Value {
     let value = match outcome {
@@ -164,6 +181,7 @@ pub fn to_json(outcome: &Outcome) -> serde_json::Value {
             job_id,
             stream,
             bytes,
+            ..
         } => Ok(serde_json::json!({
             "job_id": job_id,
             "stream": stream,
@@ -178,4 +196,72 @@ pub fn to_json(outcome: &Outcome) -> serde_json::Value {
         Outcome::Quit => Ok(serde_json::Value::Null),
     };
     value.unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Outcome, to_json_text, to_lines};
+    use crate::ui::fixtures::{job, worker};
+    use gridx_proto::api::{JobListResponse, OutputStream, WorkerStatus, WorkersResponse};
+    use gridx_proto::protocol::ExecutorKind;
+    use gridx_proto::time_fmt::from_unix_millis;
+    use gridx_proto::{JobId, JobStatus, Language};
+
+    #[test]
+    fn the_jobs_table_lines_up_whatever_the_fraction_digits() {
+        let jobs = [0, 500, 7]
+            .into_iter()
+            .enumerate()
+            .map(|(i, ms)| {
+                let mut j = job(i as u64 + 1, "alice", Language::Bash, JobStatus::Queued);
+                j.submitted_at = from_unix_millis(1_700_000_000_000 + ms);
+                j
+            })
+            .collect();
+        let lines = to_lines(&Outcome::Jobs(JobListResponse { jobs, next: None }));
+        let at = lines[0].find("SUBMITTED").unwrap();
+        let times: Vec<&str> = lines[1..].iter().map(|l| &l[at..at + 24]).collect();
+        assert_eq!(
+            times,
+            [
+                "2023-11-14T22:13:20.000Z",
+                "2023-11-14T22:13:20.500Z",
+                "2023-11-14T22:13:20.007Z"
+            ]
+        );
+        let widths: Vec<usize> = lines.iter().map(|l| l.len()).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{lines:#?}");
+    }
+
+    #[test]
+    fn one_shot_text_is_inert_and_json_keeps_the_value() {
+        let output = Outcome::Output {
+            job_id: JobId(7),
+            stream: OutputStream::Stdout,
+            bytes: b"\x1b]0;pwned\x07\x1b[2J hello\r\nbye \xe2\x80\xae!\n".to_vec(),
+            raw: false,
+        };
+        assert_eq!(
+            to_lines(&output),
+            ["^[]0;pwned^G^[[2J hello", "bye <U+202E>!"]
+        );
+        let json = to_json_text(&output);
+        assert!(json.is_ascii() && !json.contains('\x1b'), "{json}");
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            back["output"],
+            "\x1b]0;pwned\x07\x1b[2J hello\r\nbye \u{202e}!\n"
+        );
+        // A worker's name, as a coordinator relays it: a stranger's text too.
+        let w = worker(
+            1,
+            "box\u{9b}2J",
+            "alice",
+            WorkerStatus::Online,
+            ExecutorKind::Docker,
+            0,
+        );
+        let lines = to_lines(&Outcome::Workers(WorkersResponse { workers: vec![w] }));
+        assert!(lines[1].contains("box<U+009B>2J"), "{lines:#?}");
+    }
 }

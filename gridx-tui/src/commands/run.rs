@@ -16,11 +16,13 @@ pub enum Outcome {
     /// `submit --wait` and `job`: the job as it is (terminal after a wait).
     Job(Box<JobView>),
     Cancelled(Box<JobView>),
-    /// `output`: one of a job's outputs, the bytes the coordinator stores.
+    /// `output`: one of a job's outputs, the bytes the coordinator stores. `raw`:
+    /// asked for with `--raw`, written as they are even to a terminal.
     Output {
         job_id: JobId,
         stream: OutputStream,
         bytes: Vec<u8>,
+        raw: bool,
     },
     Jobs(JobListResponse),
     Workers(WorkersResponse),
@@ -138,7 +140,7 @@ pub async fn run(
             Ok(Outcome::Cancelled(Box::new(client.cancel(id).await?)))
         }
         ConsoleCommand::Job { id } => Ok(Outcome::Job(Box::new(client.job(id).await?))),
-        ConsoleCommand::Output { id, stderr } => {
+        ConsoleCommand::Output { id, stderr, raw } => {
             let stream = if stderr {
                 OutputStream::Stderr
             } else {
@@ -149,6 +151,7 @@ pub async fn run(
                 job_id: id,
                 stream,
                 bytes,
+                raw,
             })
         }
         ConsoleCommand::Jobs { status, limit, all } => {

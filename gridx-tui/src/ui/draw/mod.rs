@@ -46,6 +46,31 @@ pub(crate) fn ascii_safe(state: &AppState, text: String) -> String {
         .replace('─', "-")
 }
 
+/// One line of text a stranger wrote (job output, the console's log) as a pane draws
+/// it: inert (`crate::inert`), and each tab as spaces to the next multiple of 8
+/// columns, as a terminal would: ratatui drops a tab, which joined the words it
+/// parted.
+pub(crate) fn shown_line(text: &str) -> std::borrow::Cow<'_, str> {
+    use unicode_width::UnicodeWidthChar;
+    let text = crate::inert::inert(text);
+    if !text.contains('\t') {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut column = 0;
+    for c in text.chars() {
+        if c == '\t' {
+            let to = (column / 8 + 1) * 8;
+            out.extend(std::iter::repeat_n(' ', to - column));
+            column = to;
+        } else {
+            out.push(c);
+            column += c.width().unwrap_or(0);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A pane's frame, focused or not, in the state's theme and glyph set.
 pub(crate) fn pane_block<'a>(state: &AppState, pane: Pane, title: String) -> Block<'a> {
     let title = ascii_safe(state, title);
@@ -241,6 +266,8 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
             let retry = retry_in_s
                 .map(|s| format!(", retrying in {s}s"))
                 .unwrap_or_default();
+            // The reason may quote the coordinator or a proxy: shown inert.
+            let reason = crate::inert::inert(reason);
             Span::styled(format!("○ offline{retry}: {reason}"), t.error())
         }
     };
@@ -390,6 +417,23 @@ mod tests {
         let theme = crate::ui::fixtures::client_state().theme;
         assert_eq!(red, theme.error().fg, "{line}");
         assert!(!header(false).0.contains("insecure"));
+    }
+
+    #[test]
+    fn a_shown_line_is_inert_with_tabs_as_spaces() {
+        use super::shown_line;
+        assert_eq!(shown_line("a\tb"), "a       b");
+        assert_eq!(shown_line("12345678\tx"), "12345678        x");
+        assert_eq!(
+            shown_line("日本\tx"),
+            "日本    x",
+            "wide characters count two"
+        );
+        assert_eq!(shown_line("\x1b[2J\tx"), "^[[2J   x");
+        assert!(matches!(
+            shown_line("plain"),
+            std::borrow::Cow::Borrowed("plain")
+        ));
     }
 
     #[test]

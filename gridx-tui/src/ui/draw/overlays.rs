@@ -2,8 +2,9 @@
 //! and the cancel confirmation.
 
 use super::human_ms;
+use crate::inert::inert;
 use crate::ui::state::{AppState, OutputShown, Overlay};
-use gridx_proto::time_fmt::to_rfc3339;
+use gridx_proto::time_fmt::to_rfc3339_millis;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -278,16 +279,18 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
         if here {
             field("submitted", "-".into())
         } else {
-            field("submitted", to_rfc3339(job.submitted_at))
+            field("submitted", to_rfc3339_millis(job.submitted_at))
         },
         field(
             "started",
-            job.started_at.map(to_rfc3339).unwrap_or_else(|| "-".into()),
+            job.started_at
+                .map(to_rfc3339_millis)
+                .unwrap_or_else(|| "-".into()),
         ),
         field(
             "finished",
             job.finished_at
-                .map(to_rfc3339)
+                .map(to_rfc3339_millis)
                 .unwrap_or_else(|| "-".into()),
         ),
         field(
@@ -318,7 +321,7 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
         lines.push(field("cost", job.cost.to_string()));
     }
     if let Some(message) = &job.message {
-        lines.push(field("message", message.clone()));
+        lines.push(field("message", inert(message).into_owned()));
     }
     let ledger: Vec<String> = state
         .ledger
@@ -349,8 +352,12 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
             format!("── {name}{}", if cut { " (truncated)" } else { "" }),
             t.dim(),
         )));
+        // What the job printed is shown, never obeyed (`crate::inert`).
         for l in text.lines().take(MAX_DETAIL_LINES) {
-            lines.push(Line::from(Span::styled(l.to_owned(), t.text())));
+            lines.push(Line::from(Span::styled(
+                super::shown_line(l).into_owned(),
+                t.text(),
+            )));
         }
         let more = text.lines().count().saturating_sub(MAX_DETAIL_LINES);
         if more > 0 {
@@ -380,7 +387,7 @@ fn worker_card(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto:
     let languages: Vec<String> = w.languages.iter().map(|l| l.to_string()).collect();
     let mut lines = vec![
         Line::from(vec![
-            Span::styled(format!("{} ", w.name), t.accent()),
+            Span::styled(format!("{} ", inert(&w.name)), t.accent()),
             Span::styled(w.status.as_str(), t.text()),
         ]),
         field("id", w.worker_id.to_string()),
@@ -393,7 +400,7 @@ fn worker_card(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto:
         field("slots", format!("{} of {} in use", w.running, w.slots)),
         field(
             "last seen",
-            w.last_seen.map_or_else(|| "-".into(), to_rfc3339),
+            w.last_seen.map_or_else(|| "-".into(), to_rfc3339_millis),
         ),
     ];
     match &w.metrics {
@@ -412,7 +419,8 @@ fn worker_card(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto:
                     .map_or_else(|| "-".into(), |u| format!("{u}%"));
                 lines.push(field(
                     &format!("gpu {}", g.index),
-                    format!("{} · {util}", g.name),
+                    // The worker reports its GPUs' names: a stranger's text.
+                    format!("{} · {util}", inert(&g.name)),
                 ));
             }
         }

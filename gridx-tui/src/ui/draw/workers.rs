@@ -3,6 +3,7 @@
 use super::{
     ascii_safe, columns_that_fit, human_ms, kept, pane_block, row_style, since_ms, table, window,
 };
+use crate::inert::inert;
 use crate::ui::state::{AppState, Connection, Mode, Pane, worker_is_down};
 use gridx_proto::api::WorkerStatus;
 use gridx_proto::protocol::ExecutorKind;
@@ -91,7 +92,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
             .collect();
         let name_style = if worker_is_down(w) { t.dim() } else { t.text() };
         let cells = [
-            Cell::from(Span::styled(w.name.clone(), name_style)),
+            Cell::from(Span::styled(inert(&w.name), name_style)),
             Cell::from(w.owner.to_string()),
             Cell::from(Span::styled(w.status.to_string(), status_style)),
             Cell::from(Span::styled(sandbox, sandbox_style)),
@@ -146,7 +147,7 @@ fn this_worker(
     let (link, link_style) = match &state.connection {
         Connection::Online => ("connected".to_owned(), t.ok()),
         Connection::Connecting => ("connecting".to_owned(), t.warn()),
-        Connection::Offline { reason, .. } => (format!("offline: {reason}"), t.error()),
+        Connection::Offline { reason, .. } => (format!("offline: {}", inert(reason)), t.error()),
     };
     let field = |label: &str, value: String, style| {
         Line::from(vec![

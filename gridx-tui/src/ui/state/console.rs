@@ -51,10 +51,12 @@ impl Console {
         }
     }
 
-    /// Appends a line; the same line again only counts up on the last one ("(x3)"),
-    /// so a worker retrying an unreachable coordinator does not flood the console.
+    /// Appends a line, inert (`crate::inert`): the log holds job output and messages
+    /// strangers wrote, shown and never obeyed. The same line again only counts up on
+    /// the last one ("(x3)"), so a worker retrying an unreachable coordinator does not
+    /// flood the console.
     pub fn push(&mut self, level: LogLevel, line: impl Into<String>) {
-        let line = line.into();
+        let line = crate::inert::inert_string(line.into());
         if let Some((last_level, last)) = self.log.back_mut()
             && *last_level == level
         {
@@ -432,6 +434,15 @@ mod tests {
         assert_eq!(lines, ["refused (x3)", "refused"]);
         assert_eq!(split_repeat("job 7 (x12)"), ("job 7", 12));
         assert_eq!(split_repeat("echo (xyz)"), ("echo (xyz)", 1));
+    }
+
+    #[test]
+    fn a_pushed_line_is_inert() {
+        let mut c = Console::new();
+        c.push(LogLevel::Error, "\x1b]0;pwned\x07\x1b[2J hello");
+        c.push(LogLevel::Error, "\x1b]0;pwned\x07\x1b[2J hello");
+        let lines: Vec<&str> = c.log.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(lines, ["^[]0;pwned^G^[[2J hello (x2)"]);
     }
 
     #[test]

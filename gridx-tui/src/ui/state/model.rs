@@ -2,6 +2,7 @@
 //! at, with the read-only views the panes draw from. Changes come from the reducer.
 
 use super::console::{Console, LogLevel};
+use crate::inert::inert;
 use crate::ui::keymap::Keymap;
 use crate::ui::theme::Theme;
 use gridx_proto::api::{JobSummary, LedgerEntryView, WorkerStatus, WorkerView};
@@ -290,12 +291,12 @@ impl AppState {
         }
     }
 
-    /// How a worker is named wherever one is shown: its name when this dashboard
-    /// knows it, else `#id`.
+    /// How a worker is named wherever one is shown: its name (inert, as all text a
+    /// worker sent) when this dashboard knows it, else `#id`.
     pub fn worker_label(&self, id: WorkerId) -> String {
         self.workers
             .get(&id)
-            .map_or_else(|| format!("#{id}"), |w| w.name.clone())
+            .map_or_else(|| format!("#{id}"), |w| inert(&w.name).into_owned())
     }
 
     /// The jobs pane's order: the sort, then newest first, so it is total; `S`
@@ -390,7 +391,7 @@ impl AppState {
             Mode::WorkerHost { name, .. } => self.local_metrics.as_ref().map(|m| (name.clone(), m)),
             Mode::Client => self
                 .gauge_worker()
-                .and_then(|w| w.metrics.as_ref().map(|m| (w.name.clone(), m))),
+                .and_then(|w| w.metrics.as_ref().map(|m| (inert(&w.name).into_owned(), m))),
         }
     }
 
