@@ -324,6 +324,7 @@ pub async fn worker(
     };
     let executor = select_executor(w, &name).await?;
     let kind = executor.kind();
+    let weaknesses = executor.weaknesses();
     let host_name = name.clone();
     let languages: Vec<String> = executor.languages().iter().map(|l| l.to_string()).collect();
     if languages.is_empty() {
@@ -366,6 +367,7 @@ pub async fn worker(
             Mode::WorkerHost {
                 executor: kind,
                 name: host_name.clone(),
+                weaknesses: weaknesses.clone(),
             },
         )?;
         // The host reports the first connection itself (WorkerEvent::Connected), as it

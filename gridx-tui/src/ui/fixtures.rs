@@ -200,6 +200,7 @@ pub fn worker_state(executor: ExecutorKind) -> AppState {
         Mode::WorkerHost {
             executor,
             name: "lab-7".into(),
+            weaknesses: Vec::new(),
         },
         Theme::default_dark(),
         Keymap::default(),

@@ -157,6 +157,18 @@ screen!(
     worker_host_unsandboxed,
     worker_state(ExecutorKind::Unsandboxed)
 );
+screen!(worker_host_with_a_weak_sandbox, {
+    let mut s = worker_state(ExecutorKind::Bubblewrap);
+    s.mode = super::state::Mode::WorkerHost {
+        executor: ExecutorKind::Bubblewrap,
+        name: "lab-7".into(),
+        weaknesses: vec![
+            "no cgroup limit on pids, cpu (cgroup v1 (memory under /sys/fs/cgroup/memory/user))"
+                .into(),
+        ],
+    };
+    s
+});
 screen!(ascii_mode, {
     let mut s = worker_state(ExecutorKind::Bubblewrap);
     s.ascii = true;

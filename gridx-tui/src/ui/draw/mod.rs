@@ -242,18 +242,25 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
                 ));
             }
         }
-        Mode::WorkerHost { executor, name } => {
+        Mode::WorkerHost {
+            executor,
+            name,
+            weaknesses,
+        } => {
             keep.push((
                 3,
                 vec![Span::raw("worker "), Span::styled(name.clone(), t.text())],
             ));
-            let style = if executor.is_sandboxed() {
+            let style = if !executor.is_sandboxed() {
+                t.error().add_modifier(Modifier::REVERSED)
+            } else if weaknesses.is_empty() {
                 t.ok()
             } else {
-                t.error().add_modifier(Modifier::REVERSED)
+                t.warn().add_modifier(Modifier::REVERSED)
             };
             let label = match executor {
                 ExecutorKind::Unsandboxed => "UNSANDBOXED (trusted jobs only)".to_owned(),
+                other if !weaknesses.is_empty() => format!("{other} WEAK"),
                 other => other.to_string(),
             };
             keep.push((1, vec![Span::raw("  sandbox "), Span::styled(label, style)]));

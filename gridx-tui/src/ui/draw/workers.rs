@@ -22,8 +22,13 @@ const TITLES: [&str; 9] = [
 ];
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
-    if let Mode::WorkerHost { executor, name } = &state.mode {
-        return this_worker(frame, area, state, *executor, name);
+    if let Mode::WorkerHost {
+        executor,
+        name,
+        weaknesses,
+    } = &state.mode
+    {
+        return this_worker(frame, area, state, *executor, name, weaknesses);
     }
     let t = &state.theme;
     let workers = state.visible_workers();
@@ -126,6 +131,7 @@ fn this_worker(
     state: &AppState,
     executor: ExecutorKind,
     name: &str,
+    weaknesses: &[String],
 ) {
     let t = &state.theme;
     let block = pane_block(state, Pane::Workers, "This worker".into());
@@ -139,10 +145,12 @@ fn this_worker(
         .values()
         .filter(|j| j.status.is_terminal())
         .count();
-    let sandbox_style = if executor.is_sandboxed() {
+    let sandbox_style = if !executor.is_sandboxed() {
+        t.error()
+    } else if weaknesses.is_empty() {
         t.ok()
     } else {
-        t.error()
+        t.warn()
     };
     let (link, link_style) = match &state.connection {
         Connection::Online => ("connected".to_owned(), t.ok()),
@@ -155,7 +163,7 @@ fn this_worker(
             Span::styled(ascii_safe(state, value), style),
         ])
     };
-    let lines = vec![
+    let mut lines = vec![
         field("name", name.to_owned(), t.text()),
         field("coordinator", state.server.clone(), t.text()),
         field("link", link, link_style),
@@ -170,5 +178,10 @@ fn this_worker(
             t.text(),
         ),
     ];
+    // What --allow-weak-sandbox let through, right under the sandbox line so that a
+    // short card still shows it (`host-info` prints it whole).
+    for (at, weakness) in weaknesses.iter().enumerate() {
+        lines.insert(4 + at, field("WEAK", weakness.clone(), t.warn()));
+    }
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }

@@ -114,6 +114,9 @@ pub enum Mode {
     WorkerHost {
         executor: ExecutorKind,
         name: String,
+        /// What the sandbox cannot enforce on this host (`--allow-weak-sandbox`),
+        /// in words; empty when every documented limit holds.
+        weaknesses: Vec<String>,
     },
 }
 
