@@ -169,6 +169,45 @@ async fn an_unreachable_coordinator_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn a_docker_runtime_the_engine_lacks_refuses_to_start() {
+    // `--docker-runtime` names a runtime no engine has: the worker refuses before it
+    // takes a job, naming it; a name that is not one is refused as a flag error.
+    require!(Tool::Docker);
+    let grid = Grid::start().await;
+    let token = {
+        grid.user("alice", "1");
+        grid.worker_token("alice", "w")
+    };
+    let work_dir = tempfile::tempdir().unwrap();
+    for (runtime, needle) in [
+        (
+            "gridx-no-such-runtime",
+            "the Docker engine has no runtime \"gridx-no-such-runtime\"",
+        ),
+        (
+            "run sc",
+            "--docker-runtime: \"run sc\" is not a runtime name",
+        ),
+    ] {
+        let mut worker = grid.spawn_worker(
+            &token,
+            "w",
+            "docker",
+            work_dir.path(),
+            &["--docker-runtime", runtime],
+        );
+        let (status, stderr) = tokio::task::spawn_blocking(move || {
+            let status = worker.wait();
+            (status, stderr_of(&mut worker))
+        })
+        .await
+        .unwrap();
+        assert!(!status.unwrap().success(), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+}
+
+#[tokio::test]
 async fn the_worker_rides_out_a_coordinator_restart() {
     require!(Tool::Bubblewrap);
     let mut grid = Grid::start().await;

@@ -176,6 +176,10 @@ pub struct WorkerConfig {
     pub shutdown_grace_s: u32,
     pub reconnect_max_backoff_s: u32,
     pub docker_connect_timeout_ms: u32,
+    /// The engine's OCI runtime for job containers, e.g. gVisor's `runsc`; unset
+    /// means the engine's default (normally `runc`). Checked against `docker info`
+    /// at start: a runtime the engine lacks refuses to start the Docker executor.
+    pub docker_runtime: Option<String>,
     pub images: RuntimeImages,
     /// As in `[client]`: a private CA, and plain http:// outside loopback.
     pub ca_cert: Option<PathBuf>,
@@ -202,6 +206,7 @@ impl Default for WorkerConfig {
             shutdown_grace_s: 10,
             reconnect_max_backoff_s: 30,
             docker_connect_timeout_ms: 2000,
+            docker_runtime: None,
             images: RuntimeImages::default(),
             ca_cert: None,
             allow_insecure: false,
@@ -459,6 +464,10 @@ impl GridxConfig {
                 "worker.cgroup_parent must be an absolute cgroup path without \"..\", as /proc/self/cgroup prints it",
             );
         }
+        if let Some(runtime) = &w.docker_runtime {
+            check_docker_runtime(runtime)
+                .map_err(|m| ConfigError::Invalid(format!("worker.docker_runtime: {m}")))?;
+        }
         if let Some(name) = &w.name {
             crate::ids::UserName::new(name)
                 .map_err(|e| ConfigError::Invalid(format!("worker.name: {e}")))?;
@@ -467,6 +476,23 @@ impl GridxConfig {
             return invalid("dashboard.max_jobs must be at least 1");
         }
         Ok(())
+    }
+}
+
+/// A Docker runtime name as engines register them (`runsc`, `io.containerd.runc.v2`):
+/// 1 to 64 of `A-Z a-z 0-9 . _ -`. Whether the engine has it is checked at start.
+pub fn check_docker_runtime(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not a runtime name (1 to 64 of A-Z a-z 0-9 . _ -)",
+            name.chars().take(80).collect::<String>()
+        ))
     }
 }
 
@@ -584,6 +610,20 @@ mod tests {
         assert!(err.to_string().contains("GRIDX_ALLOW_INSECURE"), "{err}");
         let err = c.apply_env([("GRIDX_TLS_KEY", "k.pem")]).unwrap_err();
         assert!(err.to_string().contains("go together"), "{err}");
+    }
+
+    #[test]
+    fn docker_runtime_is_a_plain_name() {
+        let c = GridxConfig::from_toml_str("[worker]\ndocker_runtime = \"runsc\"").unwrap();
+        assert_eq!(c.worker.docker_runtime.as_deref(), Some("runsc"));
+        assert_eq!(GridxConfig::default().worker.docker_runtime, None);
+        assert!(check_docker_runtime("io.containerd.runsc.v1").is_ok());
+        for bad in ["", "run sc", "runsc;rm", "../runc", &"r".repeat(65)] {
+            let err = check_docker_runtime(bad).unwrap_err();
+            assert!(err.contains("not a runtime name"), "{bad:?}: {err}");
+        }
+        let err = GridxConfig::from_toml_str("[worker]\ndocker_runtime = \"\"").unwrap_err();
+        assert!(err.to_string().contains("worker.docker_runtime"), "{err}");
     }
 
     #[test]

@@ -53,6 +53,7 @@ fn every_option_is_in_the_example_file() {
         "cert",
         "key",
         "ca_cert",
+        "docker_runtime",
     ] {
         assert!(
             text.contains(&format!("# {key} = ")),
@@ -78,4 +79,5 @@ fn commented_examples_parse_too() {
     let parsed = GridxConfig::from_toml_str(&uncommented).unwrap();
     assert_eq!(parsed.worker.slots, Some(4));
     assert_eq!(parsed.worker.name.as_deref(), Some("lab-box-1"));
+    assert_eq!(parsed.worker.docker_runtime.as_deref(), Some("runsc"));
 }

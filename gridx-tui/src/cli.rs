@@ -115,6 +115,9 @@ pub struct WorkerArgs {
     /// Base directory of job workspaces.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// The Docker engine's OCI runtime for job containers, e.g. runsc (gVisor).
+    #[arg(long, value_name = "NAME")]
+    pub docker_runtime: Option<String>,
 }
 
 fn parse_executor(text: &str) -> Result<ExecutorChoice, String> {

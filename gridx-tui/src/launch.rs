@@ -308,6 +308,11 @@ pub async fn worker(
     if let Some(dir) = args.work_dir {
         w.work_dir = Some(dir);
     }
+    if let Some(runtime) = args.docker_runtime {
+        gridx_proto::config::check_docker_runtime(&runtime)
+            .map_err(|e| eyre!("--docker-runtime: {e}"))?;
+        w.docker_runtime = Some(runtime);
+    }
     // Checked before the sandbox is probed: a refused address fails at once.
     let endpoint = Endpoint::new(&w.server, w.ca_cert.as_deref(), w.allow_insecure)?;
     let Some(token) = w.token.clone() else {

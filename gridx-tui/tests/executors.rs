@@ -21,7 +21,8 @@ const TEST_WORKER: &str = "gridx-executor-tests";
 
 static IMAGES: OnceCell<Result<(), String>> = OnceCell::const_new();
 
-async fn docker_executor() -> Option<Arc<dyn Executor>> {
+/// The local engine with the runtime images built, or `None` after a skip.
+async fn docker_engine() -> Option<bollard::Docker> {
     let engine = match docker::connect(Duration::from_secs(2)).await {
         Ok(engine) => engine,
         Err(why) => {
@@ -41,6 +42,12 @@ async fn docker_executor() -> Option<Arc<dyn Executor>> {
     if let Err(e) = built {
         panic!("the Docker engine is here but the runtime images could not be built: {e}");
     }
+    Some(engine)
+}
+
+async fn docker_executor() -> Option<Arc<dyn Executor>> {
+    let engine = docker_engine().await?;
+    let images = gridx_proto::config::RuntimeImages::default();
     Some(Arc::new(
         DockerExecutor::new(engine, images, SandboxLimits::default(), TEST_WORKER.into()).await,
     ))
@@ -370,3 +377,277 @@ for_each_executor!(
     works_from_a_private_work_dir,
     a_job_cannot_claim_a_sandbox_failure,
 );
+
+// Docker only: what the other sandboxes do not have (a container outliving its
+// worker, the engine's memory limit, the engine's runtimes).
+
+/// `docker ARGS`, stdout trimmed; panics with stderr on failure.
+fn docker_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Removes a test worker's containers when the test ends, passed or failed (the test
+/// itself checks that `remove_orphans` already did).
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let filter = format!("label=io.gridx.worker={}", self.0);
+        if let Ok(out) = std::process::Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = std::process::Command::new("docker")
+                    .args(["rm", "-f", id])
+                    .output();
+            }
+        }
+    }
+}
+
+fn rfc3339(text: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+/// A worker that dies (here: its `run` future aborted, so none of its cleanup runs,
+/// as after SIGKILL) cannot kill its job. The container must still end by itself at
+/// the job's timeout plus the grace, stay stopped, and be removed by the next start's
+/// `remove_orphans`.
+async fn a_dead_workers_container_ends_at_its_deadline(pooled: bool, code: &str) {
+    let Some(engine) = docker_engine().await else {
+        return;
+    };
+    // A worker name of its own: `remove_orphans` below must not touch the containers
+    // of the tests running beside this one.
+    let worker = format!(
+        "gridx-deadline-{}-{}",
+        if pooled { "pool" } else { "fresh" },
+        std::process::id()
+    );
+    let _cleanup = RemoveOnDrop(worker.clone());
+    let mut executor = DockerExecutor::new(
+        engine,
+        gridx_proto::config::RuntimeImages::default(),
+        SandboxLimits::default(),
+        worker.clone(),
+    )
+    .await;
+    if pooled {
+        // Pooled containers are created before any job's timeout is known.
+        executor = executor.with_pool(1).await;
+    }
+    let executor = Arc::new(executor);
+    let timeout_s = 3;
+    let mut s = spec(Language::Bash, code);
+    s.timeout_s = timeout_s;
+    let base = tempfile::tempdir().unwrap();
+    let workspace = Workspace::create(base.path(), 1, 1).unwrap();
+    let job = JobRun {
+        job_id: JobId(1),
+        attempt: 1,
+        spec: s,
+        workspace: workspace.path().to_owned(),
+    };
+    let running = || {
+        docker_cli(&[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=io.gridx.worker={worker}"),
+            "--filter",
+            "status=running",
+        ])
+    };
+    let worker_task = {
+        let executor = executor.clone();
+        tokio::spawn(async move { executor.run(job, StopToken::new()).await })
+    };
+    let polling = Instant::now();
+    let id = loop {
+        let ids = running();
+        if !ids.is_empty() {
+            break ids;
+        }
+        assert!(
+            polling.elapsed() < Duration::from_secs(30),
+            "the job's container never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Let the stdin handoff finish (the job starts its sleep), then the worker dies.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    worker_task.abort();
+    match worker_task.await {
+        Ok(outcome) => panic!("the job ended before its worker died: {outcome:?}"),
+        Err(e) => assert!(e.is_cancelled(), "{e}"),
+    }
+    let bound = Duration::from_secs(u64::from(timeout_s + docker::DEADLINE_GRACE_S + 5));
+    while docker_cli(&["inspect", "--format", "{{.State.Running}}", &id]) == "true" {
+        assert!(
+            polling.elapsed() < bound,
+            "the container of a dead worker still runs {:?} after it was created",
+            polling.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let state = docker_cli(&[
+        "inspect",
+        "--format",
+        "{{.State.StartedAt}} {{.State.FinishedAt}} {{.State.ExitCode}}",
+        &id,
+    ]);
+    let parts: Vec<&str> = state.split(' ').collect();
+    let lived = rfc3339(parts[1]) - rfc3339(parts[0]);
+    eprintln!(
+        "the orphaned container ({}) lived {lived} and exited {}",
+        if pooled { "pooled" } else { "fresh" },
+        parts[2]
+    );
+    // It ran the whole timeout (the deadline is not early), and ended within the grace.
+    assert!(
+        lived >= time::Duration::seconds(i64::from(timeout_s)),
+        "lived only {lived}"
+    );
+    assert!(
+        lived <= time::Duration::seconds(i64::from(timeout_s + docker::DEADLINE_GRACE_S + 1)),
+        "lived {lived}"
+    );
+    // Killed by `timeout --signal=KILL`, not ended by its own sleep.
+    assert_eq!(parts[2], "137", "{state}");
+    // Nothing cleaned up after the dead worker: the stopped container is still there
+    // until the next start removes it.
+    let removed = executor.remove_orphans().await;
+    assert!(removed >= 1, "remove_orphans removed {removed}");
+    let left = docker_cli(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=io.gridx.worker={worker}"),
+    ]);
+    assert!(left.is_empty(), "left behind: {left}");
+}
+
+const SLEEPER: &str = "echo started; sleep 60; echo NOT KILLED";
+
+#[tokio::test]
+async fn docker_a_dead_workers_container_ends_at_its_deadline() {
+    a_dead_workers_container_ends_at_its_deadline(false, SLEEPER).await;
+}
+
+#[tokio::test]
+async fn docker_a_dead_workers_pooled_container_ends_at_its_deadline() {
+    a_dead_workers_container_ends_at_its_deadline(true, SLEEPER).await;
+}
+
+/// The deadline's holder is the container's PID 1: a job can neither stop it (which
+/// would freeze its timer) nor kill it, by itself or with everything it may signal.
+#[tokio::test]
+async fn docker_a_job_cannot_stop_or_kill_its_deadline() {
+    let code = "kill -STOP $PPID 1; kill -9 $PPID 1; kill -STOP -1; kill -9 -1; \
+                echo started; sleep 60; echo NOT KILLED";
+    a_dead_workers_container_ends_at_its_deadline(false, code).await;
+}
+
+/// Docker reads a memory limit of 0 as "unlimited": a spec's 0 gets the floor.
+#[tokio::test]
+async fn docker_memory_zero_is_not_unlimited() {
+    let Some(executor) = docker_executor().await else {
+        return;
+    };
+    // The job reads its own cgroup's limit (v2, else v1).
+    let mut s = spec(
+        Language::Bash,
+        "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+    );
+    s.memory_mb = 0;
+    let outcome = run(&executor, s).await;
+    assert_eq!(outcome.end, RunEnd::Exited, "{outcome:?}");
+    assert_eq!(
+        outcome.stdout.trim(),
+        (u64::from(docker::MIN_MEMORY_MB) * 1024 * 1024).to_string(),
+        "{outcome:?}"
+    );
+}
+
+/// `docker_runtime = "runsc"`: where the engine has gVisor, jobs run in it; where it
+/// does not, the worker refuses to start the Docker executor, naming the runtime and
+/// the ones the engine has, in auto mode too (never a silent fallback).
+#[tokio::test]
+async fn docker_runsc_runs_jobs_under_gvisor_or_is_refused() {
+    use gridx_proto::config::{ExecutorChoice, WorkerConfig};
+    use gridx_tui::worker::exec::{SelectError, select_executor};
+    let Some(engine) = docker_engine().await else {
+        return;
+    };
+    let mut have: Vec<String> = engine
+        .info()
+        .await
+        .unwrap()
+        .runtimes
+        .unwrap_or_default()
+        .into_keys()
+        .collect();
+    have.sort();
+    let config = |executor, runtime: &str| WorkerConfig {
+        executor,
+        docker_runtime: Some(runtime.into()),
+        ..WorkerConfig::default()
+    };
+    let refusal = |selected: Result<Arc<dyn Executor>, SelectError>| match selected {
+        Ok(_) => panic!("started with a runtime the engine does not have"),
+        Err(e) => e.to_string(),
+    };
+    // A runtime no engine has: refused on every machine, in both modes.
+    for mode in [ExecutorChoice::Docker, ExecutorChoice::Auto] {
+        let message =
+            refusal(select_executor(&config(mode, "gridx-no-such-runtime"), TEST_WORKER).await);
+        assert!(message.contains("\"gridx-no-such-runtime\""), "{message}");
+        for name in &have {
+            assert!(
+                message.contains(name.as_str()),
+                "{name} not listed: {message}"
+            );
+        }
+    }
+    let selected = select_executor(&config(ExecutorChoice::Docker, "runsc"), TEST_WORKER).await;
+    if !have.iter().any(|r| r == "runsc") {
+        let message = refusal(selected);
+        assert!(
+            message.contains("no runtime \"runsc\"") && message.contains("runc"),
+            "{message}"
+        );
+        let message =
+            refusal(select_executor(&config(ExecutorChoice::Auto, "runsc"), TEST_WORKER).await);
+        assert!(message.contains("no runtime \"runsc\""), "{message}");
+        return;
+    }
+    let Ok(gvisor) = selected else {
+        panic!("the engine has runsc but the executor refused it");
+    };
+    let code = "cat /proc/version; dmesg 2>&1 | head -n 3";
+    let under_gvisor = run(&gvisor, spec(Language::Bash, code)).await;
+    let under_runc = run(
+        &docker_executor().await.unwrap(),
+        spec(Language::Bash, code),
+    )
+    .await;
+    assert_eq!(under_gvisor.end, RunEnd::Exited, "{under_gvisor:?}");
+    assert!(
+        under_gvisor.stdout.contains("gVisor")
+            && !under_runc.stdout.contains("gVisor")
+            && under_gvisor.stdout.lines().next() != under_runc.stdout.lines().next(),
+        "not gVisor's kernel: {under_gvisor:?} (runc: {under_runc:?})"
+    );
+}

@@ -2,12 +2,22 @@
 //! reused, hardened by default: no network, read-only root filesystem, size-limited
 //! tmpfs for /tmp and /workspace, every capability dropped, no-new-privileges, uid
 //! 65534, a pids limit, memory equal to memory+swap, a CPU quota, nofile and fsize
-//! ulimits, an init process, and no log driver (output is read from the attach
+//! ulimits, its own deadline, and no log driver (output is read from the attach
 //! stream and capped here, so nothing grows on the engine's disk).
 //!
 //! The job's code reaches the container through its stdin (the first N bytes, written
 //! to the tmpfs by `head -c N`), so nothing of the host is mounted: that keeps working
 //! when the worker itself runs in a container and talks to the host's engine.
+//!
+//! Every container also carries its own deadline: GNU `timeout --signal=KILL` is its
+//! PID 1 and runs the job, given the job's timeout plus [`DEADLINE_GRACE_S`] on
+//! stdin. The worker kills at the timeout itself; the deadline is for a worker that
+//! died (SIGKILL, a crash) and can no longer kill: its containers still end on time.
+//! PID 1, not a child of docker's init: the kernel keeps the job from killing or
+//! stopping its namespace's init, while a `timeout` under docker's init could be
+//! stopped (SIGSTOP) by the job, which would then outlive its deadline. The price:
+//! nothing reaps the job's orphans; their zombies count against the job's own pids
+//! limit until the container ends.
 
 use super::output::CappedBuffer;
 use super::{Executor, JobRun, SandboxLimits, StopReason, StopToken, interpreter_command};
@@ -32,12 +42,37 @@ use tokio::io::AsyncWriteExt;
 pub const WORKER_LABEL: &str = "io.gridx.worker";
 const JOB_LABEL: &str = "io.gridx.job";
 
+/// Seconds past the job's timeout at which the container ends by itself. The worker's
+/// own timer starts before the container does and kills first; this only ever fires
+/// when the worker is gone.
+pub const DEADLINE_GRACE_S: u32 = 5;
+/// Seconds the container waits for each part of its handoff (the two header lines,
+/// then the code) before giving up, so that even a container whose worker died
+/// before writing its stdin ends.
+const HANDOFF_S: u32 = 30;
+
+/// The smallest memory limit a job container gets, in MB. Docker reads a limit of 0
+/// as "unlimited", so a spec's 0 (or anything tiny) is raised to this, never passed on.
+pub const MIN_MEMORY_MB: u32 = 16;
+
+/// The memory limit a job really gets, in MB: its spec's, but at least [`MIN_MEMORY_MB`].
+pub fn memory_limit_mb(requested_mb: u32) -> u32 {
+    requested_mb.max(MIN_MEMORY_MB)
+}
+
+/// The container's memory limit in bytes (also its memory+swap: no swap). Never 0.
+pub fn memory_bytes(requested_mb: u32) -> i64 {
+    i64::from(memory_limit_mb(requested_mb)) * 1024 * 1024
+}
+
 pub struct DockerExecutor {
     docker: Docker,
     images: RuntimeImages,
     languages: Vec<Language>,
     limits: SandboxLimits,
     worker_name: String,
+    /// The engine's OCI runtime (e.g. `runsc`); `None` is the engine's default.
+    runtime: Option<String>,
     pool: Option<std::sync::Arc<Pool>>,
 }
 
@@ -97,8 +132,36 @@ impl DockerExecutor {
             languages,
             limits,
             worker_name,
+            runtime: None,
             pool: None,
         }
+    }
+
+    /// Runs every job under the engine's runtime `name` (e.g. gVisor's `runsc`), once
+    /// `docker info` shows the engine has it; otherwise a clear error naming the
+    /// runtimes it does have. Call before [`DockerExecutor::with_pool`].
+    pub async fn with_runtime(mut self, name: &str) -> Result<Self, String> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| format!("could not ask the Docker engine for its runtimes: {e}"))?;
+        let mut known: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+        if !known.iter().any(|k| k == name) {
+            known.sort();
+            return Err(format!(
+                "the Docker engine has no runtime {name:?} (worker.docker_runtime); it has: {}. \
+                 Install it and register it with the engine (docs/worker.md, \"gVisor\"), or \
+                 unset docker_runtime",
+                if known.is_empty() {
+                    "none listed".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        self.runtime = Some(name.to_owned());
+        Ok(self)
     }
 
     /// Pre-creates `size` containers per language (the pool experiment).
@@ -124,7 +187,7 @@ impl DockerExecutor {
     /// replacement is created in the background.
     fn take_pooled(&self, job: &JobRun) -> Option<String> {
         let pool = self.pool.as_ref()?;
-        if job.spec.memory_mb != POOL_MEMORY_MB {
+        if memory_limit_mb(job.spec.memory_mb) != POOL_MEMORY_MB {
             return None;
         }
         let language = job.spec.language;
@@ -148,7 +211,7 @@ impl DockerExecutor {
         memory_mb: u32,
         label: String,
     ) -> ContainerCreateBody {
-        let memory = i64::from(memory_mb) * 1024 * 1024;
+        let memory = memory_bytes(memory_mb);
         let tmpfs_mb = self.limits.tmpfs_mb;
         let source = format!("/workspace/{}", language.source_file_name());
         let run = interpreter_command(language, &source).join(" ");
@@ -168,20 +231,34 @@ impl DockerExecutor {
         let nofile = i64::from(self.limits.nofile);
         ContainerCreateBody {
             image: Some(image_for(&self.images, language).to_owned()),
-            // The first line of stdin is the code's length, then the code, then the
-            // job's own stdin: so the same container works for any code (and can be
-            // created before the job is known). `read` takes exactly one line.
+            // Stdin is: the code's length, a line; the deadline in seconds, a line;
+            // the code; then the job's own stdin. So the same container works for any
+            // job (and can be created before the job is known, as the pool does).
+            // `read` takes exactly one line. bash, not sh: dash has no `read -t`.
+            // bash is PID 1 for the handoff, then `exec`s `timeout`: at the deadline
+            // it kills the job's process group and exits, and PID 1's exit ends the
+            // container and everything left in its PID namespace.
             cmd: Some(vec![
-                "/bin/sh".into(),
+                "/bin/bash".into(),
                 "-c".into(),
-                format!("umask 077 && read -r n && head -c \"$n\" > {source} && exec {run}"),
+                format!(
+                    "umask 077 && read -t {HANDOFF_S} -r n && read -t {HANDOFF_S} -r t && \
+                     timeout --signal=KILL {HANDOFF_S} head -c \"$n\" > {source} && \
+                     exec timeout --signal=KILL \"$t\" {run}"
+                ),
             ]),
+            // `docker stop` (an operator, or the engine shutting down) need not wait
+            // the default 10 s for a job that ignores SIGTERM.
+            stop_timeout: Some(1),
             env: Some(vec![
                 "HOME=/workspace".into(),
                 "LANG=C.UTF-8".into(),
                 "PATH=/usr/local/bin:/usr/bin:/bin".into(),
                 "PYTHONDONTWRITEBYTECODE=1".into(),
-                format!("NODE_OPTIONS=--max-old-space-size={}", memory_mb.max(16)),
+                format!(
+                    "NODE_OPTIONS=--max-old-space-size={}",
+                    memory_limit_mb(memory_mb)
+                ),
             ]),
             user: Some("65534:65534".into()),
             working_dir: Some("/workspace".into()),
@@ -215,11 +292,16 @@ impl DockerExecutor {
                         hard: Some(fsize),
                     },
                 ]),
-                init: Some(true),
+                // No docker init: `timeout` is PID 1 (see the module's doc).
+                init: Some(false),
                 log_config: Some(HostConfigLogConfig {
                     typ: Some("none".into()),
                     config: None,
                 }),
+                runtime: self.runtime.clone(),
+                // Not auto-removed: the outcome reads the container's OOM state after
+                // it ended. A container whose worker died ends at its deadline and is
+                // removed by the next start's `remove_orphans`.
                 auto_remove: Some(false),
                 privileged: Some(false),
                 ..Default::default()
@@ -314,8 +396,10 @@ impl DockerExecutor {
             reader.abort();
             return super::sandbox_error(format!("could not start the container: {e}"), 0);
         }
-        let mut payload = Vec::with_capacity(spec.code.len() + spec.stdin.len() + 12);
-        payload.extend_from_slice(format!("{}\n", spec.code.len()).as_bytes());
+        // At least the grace, so never 0, which `timeout` would read as "no deadline".
+        let deadline_s = spec.timeout_s.saturating_add(DEADLINE_GRACE_S);
+        let mut payload = Vec::with_capacity(spec.code.len() + spec.stdin.len() + 24);
+        payload.extend_from_slice(format!("{}\n{deadline_s}\n", spec.code.len()).as_bytes());
         payload.extend_from_slice(spec.code.as_bytes());
         payload.extend_from_slice(spec.stdin.as_bytes());
         let writer = tokio::spawn(async move {
@@ -338,6 +422,12 @@ impl DockerExecutor {
             }
         };
         let exit_code = match (killed_for, exit) {
+            // Only if this worker's timer was starved past the grace: the container's
+            // own deadline ended the job.
+            (None, Some(Ok(_))) if started.elapsed() >= timeout => {
+                killed_for = Some(RunEnd::TimedOut);
+                None
+            }
             (None, Some(Ok(response))) => Some(response.status_code),
             (None, Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => {
                 Some(code)
@@ -392,8 +482,12 @@ impl DockerExecutor {
             stdout_truncated,
             stderr_truncated,
             duration_ms,
-            message: (end == RunEnd::Oom)
-                .then(|| format!("killed at the memory limit of {} MB", spec.memory_mb)),
+            message: (end == RunEnd::Oom).then(|| {
+                format!(
+                    "killed at the memory limit of {} MB",
+                    memory_limit_mb(spec.memory_mb)
+                )
+            }),
         }
     }
 }
@@ -442,5 +536,22 @@ impl Executor for DockerExecutor {
             }
             removed
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_is_never_unlimited() {
+        // Docker reads 0 as "no limit": a spec's 0 must become the floor, not 0.
+        assert_eq!(memory_bytes(0), 16 * 1024 * 1024);
+        assert_eq!(memory_bytes(1), 16 * 1024 * 1024);
+        assert_eq!(memory_bytes(MIN_MEMORY_MB - 1), 16 * 1024 * 1024);
+        assert_eq!(memory_bytes(256), 256 * 1024 * 1024);
+        assert_eq!(memory_bytes(u32::MAX), i64::from(u32::MAX) * 1024 * 1024);
+        assert_eq!(memory_limit_mb(0), MIN_MEMORY_MB);
+        assert_eq!(memory_limit_mb(4096), 4096);
     }
 }

@@ -1,5 +1,7 @@
 //! Choosing the executor: Docker if an engine answers, else bubblewrap if namespaces
 //! work, else refuse, unless the operator explicitly accepted running unsandboxed.
+//! A `docker_runtime` the engine lacks refuses to start, even in auto: the operator
+//! asked for that isolation, so no other sandbox stands in for it.
 
 use super::bubblewrap::{BubblewrapExecutor, UnsandboxedExecutor};
 use super::docker::{self, DockerExecutor};
@@ -17,6 +19,10 @@ pub enum SelectError {
     NoSandbox { docker: String, bubblewrap: String },
     #[error("the Docker executor was asked for but is not usable: {0}")]
     Docker(String),
+    /// Never a reason to fall back to another sandbox: the operator asked for this
+    /// runtime's isolation.
+    #[error("{0}")]
+    DockerRuntime(String),
     #[error("the bubblewrap executor was asked for but is not usable: {0}")]
     Bubblewrap(String),
     #[error("the unsandboxed executor needs allow_unsandboxed = true (or --allow-unsandboxed)")]
@@ -31,20 +37,29 @@ pub async fn select_executor(
 ) -> Result<Arc<dyn Executor>, SelectError> {
     let limits = SandboxLimits::from_config(config);
     let timeout = Duration::from_millis(u64::from(config.docker_connect_timeout_ms));
+    // Err(Docker) when there is no usable engine, Err(DockerRuntime) when the engine
+    // lacks the configured runtime.
     let docker = || async {
-        let engine = docker::connect(timeout).await?;
-        Ok::<_, String>(
-            DockerExecutor::new(
-                engine,
-                config.images.clone(),
-                limits.clone(),
-                name.to_owned(),
-            )
-            .await,
+        let engine = docker::connect(timeout)
+            .await
+            .map_err(SelectError::Docker)?;
+        let executor = DockerExecutor::new(
+            engine,
+            config.images.clone(),
+            limits.clone(),
+            name.to_owned(),
         )
+        .await;
+        match &config.docker_runtime {
+            Some(runtime) => executor
+                .with_runtime(runtime)
+                .await
+                .map_err(SelectError::DockerRuntime),
+            None => Ok(executor),
+        }
     };
     match config.executor {
-        ExecutorChoice::Docker => Ok(Arc::new(docker().await.map_err(SelectError::Docker)?)),
+        ExecutorChoice::Docker => Ok(Arc::new(docker().await?)),
         ExecutorChoice::Bubblewrap => Ok(Arc::new(
             BubblewrapExecutor::detect(limits.clone())
                 .await
@@ -59,7 +74,8 @@ pub async fn select_executor(
                 Ok(executor) if !executor.languages().is_empty() => return Ok(Arc::new(executor)),
                 Ok(_) => "the Docker engine has no runtime images (run `gridx-tui images build`)"
                     .to_owned(),
-                Err(e) => e,
+                Err(SelectError::Docker(e)) => e,
+                Err(e) => return Err(e),
             };
             let bwrap_error = match BubblewrapExecutor::detect(limits.clone()).await {
                 Ok(executor) if !executor.languages().is_empty() => return Ok(Arc::new(executor)),
