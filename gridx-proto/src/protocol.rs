@@ -11,7 +11,7 @@ mod admission;
 mod bounds;
 mod close;
 
-pub use admission::Inadmissible;
+pub use admission::{AdmissionCaps, Inadmissible};
 pub use bounds::{
     HEARTBEAT_BURST, HEARTBEATS_PER_INTERVAL, MAX_CPU_CORES, MAX_GPU_NAME_BYTES,
     MAX_GPU_NOTE_BYTES, MAX_GPUS, MAX_HELLO_BYTES, MAX_ID, MAX_LANGUAGES, MAX_MEMORY_MB,

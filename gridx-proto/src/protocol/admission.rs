@@ -31,10 +31,19 @@ pub enum Inadmissible {
     TimeoutOverCap { asked: u32, cap: u32 },
 }
 
-impl Capabilities {
-    /// Whether this worker takes a job that asks for `memory_mb` and `timeout_s`
-    /// while the jobs it runs already hold `in_use_mb` of its memory budget. A cap
-    /// the worker did not advertise does not limit anything.
+/// A worker's admission caps, as its `hello` advertises them (`Capabilities`); a cap
+/// that is `None` limits nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdmissionCaps {
+    pub max_job_memory_mb: Option<u32>,
+    pub memory_budget_mb: Option<u64>,
+    pub max_job_timeout_s: Option<u32>,
+}
+
+impl AdmissionCaps {
+    /// Whether a worker with these caps takes a job that asks for `memory_mb` and
+    /// `timeout_s` while the jobs it runs already hold `in_use_mb` of its memory
+    /// budget.
     pub fn admits(
         &self,
         memory_mb: u32,
@@ -73,6 +82,37 @@ impl Capabilities {
     }
 }
 
+impl Capabilities {
+    /// The admission caps this worker advertised.
+    pub fn admission(&self) -> AdmissionCaps {
+        AdmissionCaps {
+            max_job_memory_mb: self.max_job_memory_mb,
+            memory_budget_mb: self.memory_budget_mb,
+            max_job_timeout_s: self.max_job_timeout_s,
+        }
+    }
+
+    /// Advertises these admission caps.
+    pub fn with_admission(self, caps: AdmissionCaps) -> Self {
+        Capabilities {
+            max_job_memory_mb: caps.max_job_memory_mb,
+            memory_budget_mb: caps.memory_budget_mb,
+            max_job_timeout_s: caps.max_job_timeout_s,
+            ..self
+        }
+    }
+
+    /// [`AdmissionCaps::admits`] with the caps this worker advertised.
+    pub fn admits(
+        &self,
+        memory_mb: u32,
+        timeout_s: u32,
+        in_use_mb: u64,
+    ) -> Result<(), Inadmissible> {
+        self.admission().admits(memory_mb, timeout_s, in_use_mb)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,10 +126,15 @@ mod tests {
             cpu_cores: 4,
             memory_mb: 8192,
             gpus: 0,
+            max_job_memory_mb: None,
+            memory_budget_mb: None,
+            max_job_timeout_s: None,
+        }
+        .with_admission(AdmissionCaps {
             max_job_memory_mb: memory,
             memory_budget_mb: budget,
             max_job_timeout_s: timeout,
-        }
+        })
     }
 
     #[test]

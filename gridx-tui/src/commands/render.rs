@@ -19,6 +19,9 @@ pub fn job_line(job: &JobSummary) -> String {
     if let Some(reason) = job.reason {
         line.push_str(&format!(" reason={reason}"));
     }
+    if job.refusals > 0 {
+        line.push_str(&format!(" refusals={}", job.refusals));
+    }
     line
 }
 
@@ -42,6 +45,10 @@ pub fn to_lines(outcome: &Outcome) -> Vec<String> {
             let mut lines = vec![job_line(&job.summary())];
             if let Some(message) = &job.message {
                 lines.push(format!("  {message}"));
+            }
+            // The last worker that refused it, and why (docs/jobs.md, "Refusals").
+            if let Some(refusal) = &job.refusal {
+                lines.push(format!("  {refusal}"));
             }
             if !job.stdout.is_empty() {
                 lines.push("--- stdout".into());
@@ -178,4 +185,31 @@ pub fn to_json(outcome: &Outcome) -> serde_json::Value {
         Outcome::Quit => Ok(serde_json::Value::Null),
     };
     value.unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridx_proto::api::JobView;
+
+    #[test]
+    fn a_job_shows_how_often_it_was_refused_and_the_last_refusal() {
+        let view: JobView = serde_json::from_str(include_str!(
+            "../../../gridx-proto/tests/fixtures/job_view.json"
+        ))
+        .expect("the fixture");
+        let lines = to_lines(&Outcome::Job(Box::new(view.clone())));
+        assert!(lines[0].ends_with(" refusals=1"), "{lines:?}");
+        assert_eq!(
+            lines[1],
+            "  refused by worker small-box (#3): the job asks for 256 MB of memory and the jobs running on this worker already hold 900 MB of its 1024 MB"
+        );
+        let never = JobView {
+            refusals: 0,
+            refusal: None,
+            ..view
+        };
+        let lines = to_lines(&Outcome::Job(Box::new(never)));
+        assert!(!lines.iter().any(|l| l.contains("refus")), "{lines:?}");
+    }
 }
