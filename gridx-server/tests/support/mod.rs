@@ -274,7 +274,7 @@ pub struct FakeWorker {
 }
 
 pub fn hello(token: &str, slots: u32, running: Vec<JobAttempt>) -> WorkerMessage {
-    hello_with(token, slots, running, capabilities(slots))
+    hello_with(token, running, capabilities(slots))
 }
 
 /// What the fake worker claims by default: a sandbox (so it gets every user's jobs;
@@ -295,7 +295,6 @@ pub fn capabilities(slots: u32) -> Capabilities {
 
 pub fn hello_with(
     token: &str,
-    slots: u32,
     running: Vec<JobAttempt>,
     capabilities: Capabilities,
 ) -> WorkerMessage {
@@ -364,13 +363,8 @@ impl FakeWorker {
         running: Vec<JobAttempt>,
         capabilities: Capabilities,
     ) -> Result<FakeWorker, (RejectCode, String)> {
-        let slots = capabilities.slots;
         let mut socket = raw_socket(server).await;
-        send(
-            &mut socket,
-            &hello_with(token, slots, running, capabilities),
-        )
-        .await;
+        send(&mut socket, &hello_with(token, running, capabilities)).await;
         match recv(&mut socket, 5).await {
             Some(CoordinatorMessage::Welcome { worker_id, .. }) => Ok(FakeWorker {
                 socket,
