@@ -221,6 +221,12 @@ pub enum CoordinatorMessage {
     Welcome {
         worker_id: WorkerId,
         heartbeat_s: u32,
+        /// This coordinator reads `refused`. A worker sends `refused` only when told
+        /// so, since an older coordinator would end the session on an unknown type;
+        /// to one that does not, it reports what it will not run as `finished` with
+        /// `end: "sandbox_error"`. Absent means false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reads_refused: bool,
     },
     /// Followed by the close of the connection.
     Reject {
@@ -563,6 +569,7 @@ mod tests {
             CoordinatorMessage::Welcome {
                 worker_id: WorkerId(1),
                 heartbeat_s: 1,
+                reads_refused: true,
             },
             CoordinatorMessage::Reject {
                 code: RejectCode::Malformed,
@@ -631,6 +638,20 @@ mod tests {
                 proptest::prop_assert_eq!(i64::from(a), attempt);
             }
         }
+    }
+
+    /// An older coordinator's `welcome` says nothing of `refused`: its worker must not
+    /// send one.
+    #[test]
+    fn a_welcome_without_reads_refused_does_not_read_it() {
+        assert_eq!(
+            decode_coordinator_message(r#"{"type":"welcome","worker_id":1,"heartbeat_s":5}"#, 100),
+            Ok(CoordinatorMessage::Welcome {
+                worker_id: WorkerId(1),
+                heartbeat_s: 5,
+                reads_refused: false,
+            })
+        );
     }
 
     #[test]

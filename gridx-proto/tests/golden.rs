@@ -223,6 +223,7 @@ fn coordinator_messages() {
         CoordinatorMessage::Welcome {
             worker_id: WorkerId(7),
             heartbeat_s: 5,
+            reads_refused: true,
         },
     );
     coordinator_message(

@@ -275,3 +275,17 @@ async fn owner_only_workers_never_get_another_users_job() {
     assert_eq!(executor(sandboxed_id), Some("docker".into()));
     server.assert_ledger_ok();
 }
+
+/// A worker sends `refused` only to a coordinator that says it reads it.
+#[tokio::test]
+async fn the_welcome_says_refused_is_read() {
+    let server = TestServer::start().await;
+    server.add_user("bob", 0);
+    let (_, token) = server.add_worker("bob");
+    let mut socket = support::raw_socket(&server).await;
+    support::send(&mut socket, &support::hello(&token, 1, vec![])).await;
+    match support::recv(&mut socket, 5).await {
+        Some(CoordinatorMessage::Welcome { reads_refused, .. }) => assert!(reads_refused),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}

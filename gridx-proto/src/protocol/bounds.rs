@@ -102,6 +102,7 @@ pub fn check_coordinator(message: &CoordinatorMessage) -> Result<(), DecodeError
         CoordinatorMessage::Welcome {
             worker_id: WorkerId(id),
             heartbeat_s,
+            ..
         } => {
             at_most("worker_id", 1, MAX_ID, *id)?;
             at_most(

@@ -4,7 +4,7 @@
 
 use super::admission;
 use super::exec::{Executor, JobRun, StopReason, StopToken};
-use super::link::{self, Inbound, LinkError, Socket};
+use super::link::{self, Inbound, LinkError, Socket, Welcomed};
 use super::monitor::Monitor;
 use super::workspace::Workspace;
 use crate::backoff::{Backoff, Retry, retry};
@@ -111,6 +111,9 @@ pub struct WorkerHost {
     updates_rx: mpsc::UnboundedReceiver<JobUpdate>,
     /// This host is shutting down: no new jobs, exit once the running ones report.
     draining: bool,
+    /// The coordinator of the current session reads `refused`; to one that does not,
+    /// an assignment past the caps is reported as a sandbox error instead.
+    coordinator_reads_refused: bool,
     /// The coordinator of the current session is shutting down: no new jobs, and once
     /// the running ones have reported, close and reconnect with backoff. A volunteer's
     /// worker must ride out a coordinator restart, not exit with it.
@@ -126,7 +129,7 @@ struct Reconnect<'a> {
 }
 
 impl Retry for Reconnect<'_> {
-    type Output = (Socket, WorkerId, u32);
+    type Output = (Socket, Welcomed);
     type Error = LinkError;
 
     async fn attempt(&mut self) -> Result<Self::Output, LinkError> {
@@ -177,6 +180,7 @@ impl WorkerHost {
             updates_tx,
             updates_rx,
             draining: false,
+            coordinator_reads_refused: false,
             coordinator_draining: false,
         }
     }
@@ -219,14 +223,14 @@ impl WorkerHost {
     }
 
     /// Authenticates once: the caller starts its face only after this succeeded.
-    pub async fn authenticate(&mut self) -> Result<(Socket, WorkerId, u32), HostError> {
+    pub async fn authenticate(&mut self) -> Result<(Socket, Welcomed), HostError> {
         Ok(link::handshake(&self.options.endpoint, &self.hello()).await?)
     }
 
     /// Runs until drained or shut down, starting from an authenticated socket.
     pub async fn run(
         mut self,
-        first: (Socket, WorkerId, u32),
+        first: (Socket, Welcomed),
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<HostExit, HostError> {
         let removed = self.executor.remove_orphans().await;
@@ -242,7 +246,7 @@ impl WorkerHost {
         let mut connection = Some(first);
         let mut shutdown_at: Option<tokio::time::Instant> = None;
         loop {
-            let (socket, worker_id, heartbeat_s) = match connection.take() {
+            let (socket, welcomed) = match connection.take() {
                 Some(c) => c,
                 None => {
                     if self.finished_draining() {
@@ -266,6 +270,12 @@ impl WorkerHost {
                     }
                 }
             };
+            let Welcomed {
+                worker_id,
+                heartbeat_s,
+                reads_refused,
+            } = welcomed;
+            self.coordinator_reads_refused = reads_refused;
             self.emit(WorkerEvent::Connected {
                 worker_id,
                 heartbeat_s,
@@ -502,10 +512,21 @@ impl WorkerHost {
                     // Past this host's caps: not started, and the coordinator puts it
                     // back in the queue for another worker, charging nobody.
                     tracing::warn!(job = %job.job_id, attempt, reason = %why, "refused an assignment past this worker's caps");
-                    let reply = WorkerMessage::Refused {
-                        job_id: job.job_id,
-                        attempt,
-                        reason: why.to_string(),
+                    let reply = if self.coordinator_reads_refused {
+                        WorkerMessage::Refused {
+                            job_id: job.job_id,
+                            attempt,
+                            reason: why.to_string(),
+                        }
+                    } else {
+                        WorkerMessage::Finished {
+                            job_id: job.job_id,
+                            attempt,
+                            outcome: super::exec::sandbox_error(
+                                format!("this worker does not run it: {why}"),
+                                0,
+                            ),
+                        }
                     };
                     if let Err(e) = link::send(socket, &reply).await {
                         return Some(SessionEnd::Lost(e.to_string()));
@@ -721,6 +742,17 @@ mod tests {
     /// runs one within them.
     #[tokio::test]
     async fn an_assignment_past_the_caps_is_refused_and_one_within_them_runs() {
+        past_the_caps(true).await;
+    }
+
+    /// A coordinator that does not say it reads `refused` would end the session on
+    /// it: it hears of the job as a sandbox error instead.
+    #[tokio::test]
+    async fn a_coordinator_without_refused_hears_a_sandbox_error() {
+        past_the_caps(false).await;
+    }
+
+    async fn past_the_caps(reads_refused: bool) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -757,23 +789,34 @@ mod tests {
             let welcome = CoordinatorMessage::Welcome {
                 worker_id: WorkerId(1),
                 heartbeat_s: 1,
+                reads_refused,
             };
             send(&mut ws, &welcome).await;
             send(&mut ws, &assign(7, 513)).await;
-            match report(&mut ws).await {
+            let reason = match report(&mut ws).await {
                 WorkerMessage::Refused {
                     job_id,
                     attempt,
                     reason,
-                } => {
+                } if reads_refused => {
                     assert_eq!((job_id, attempt), (JobId(7), 1));
-                    assert!(
-                        reason.contains("513 MB") && reason.contains("512 MB per job"),
-                        "{reason}"
-                    );
+                    reason
                 }
-                other => panic!("expected refused, got {other:?}"),
-            }
+                WorkerMessage::Finished {
+                    job_id,
+                    attempt,
+                    outcome,
+                } if !reads_refused => {
+                    assert_eq!((job_id, attempt), (JobId(7), 1));
+                    assert_eq!(outcome.end, RunEnd::SandboxError);
+                    outcome.message.unwrap_or_default()
+                }
+                other => panic!("reads_refused {reads_refused}: got {other:?}"),
+            };
+            assert!(
+                reason.contains("513 MB") && reason.contains("512 MB per job"),
+                "{reason}"
+            );
             send(&mut ws, &assign(8, 512)).await;
             assert!(matches!(
                 report(&mut ws).await,
