@@ -196,7 +196,7 @@ impl WorkerState {
     /// Records a lease of a job that asked for `memory_mb`.
     pub(super) fn lease(&mut self, job_id: JobId, memory_mb: u32) {
         if let Some(old) = self.running.insert(job_id, memory_mb) {
-            self.leased_memory_mb -= u64::from(old);
+            self.leased_memory_mb = self.leased_memory_mb.saturating_sub(u64::from(old));
         }
         self.leased_memory_mb += u64::from(memory_mb);
     }
@@ -204,7 +204,7 @@ impl WorkerState {
     /// Forgets a job this worker no longer holds.
     pub(super) fn release(&mut self, job_id: JobId) {
         if let Some(memory_mb) = self.running.remove(&job_id) {
-            self.leased_memory_mb -= u64::from(memory_mb);
+            self.leased_memory_mb = self.leased_memory_mb.saturating_sub(u64::from(memory_mb));
         }
         self.unreported.remove(&job_id);
     }
