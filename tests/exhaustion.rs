@@ -171,7 +171,7 @@ impl Tally {
 fn hostile_hello(token: &str, slots: u32, languages: &[&str], running: Value) -> Value {
     json!({
         "type": "hello", "protocol": 1, "token": token, "name": "w",
-        "capabilities": {"languages": languages, "slots": slots, "executor": "noop",
+        "capabilities": {"languages": languages, "slots": slots, "executor": "docker",
                          "cpu_cores": 1, "memory_mb": 1024, "gpus": 0},
         "running": running
     })

@@ -444,7 +444,7 @@ async fn expect_closed(ws: &mut Ws, secs: f64, what: &str) {
 fn hello(token: &str, name: &str) -> Value {
     json!({
         "type": "hello", "protocol": 1, "token": token, "name": name,
-        "capabilities": {"languages": ["bash"], "slots": 1, "executor": "noop",
+        "capabilities": {"languages": ["bash"], "slots": 1, "executor": "docker",
                          "cpu_cores": 1, "memory_mb": 1024, "gpus": 0},
         "running": []
     })

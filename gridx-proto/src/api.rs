@@ -70,6 +70,14 @@ pub struct JobView {
     /// A human sentence accompanying `reason`, when the platform has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// How many times a worker refused an assignment of this job because it was past
+    /// the worker's admission caps (docs/jobs.md, "Refusals"). A refused assignment
+    /// costs nothing and does not count toward `server.max_attempts`. Absent: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refusals: u32,
+    /// The last refusal, as `refused by worker NAME (#ID): REASON`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
     pub cost: Credits,
 }
 
@@ -122,6 +130,14 @@ pub struct JobSummary {
     /// A human sentence accompanying `reason`, when the platform has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// How many times a worker refused an assignment of this job because it was past
+    /// the worker's admission caps (docs/jobs.md, "Refusals"). A refused assignment
+    /// costs nothing and does not count toward `server.max_attempts`. Absent: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refusals: u32,
+    /// The last refusal, as `refused by worker NAME (#ID): REASON`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
     pub cost: Credits,
 }
 
@@ -149,9 +165,15 @@ impl JobView {
             duration_ms: self.duration_ms,
             reason: self.reason,
             message: self.message.clone(),
+            refusals: self.refusals,
+            refusal: self.refusal.clone(),
             cost: self.cost,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Which of a job's two outputs: the `{stream}` of `GET /v1/jobs/{id}/{stream}`.

@@ -180,6 +180,13 @@ pub struct WorkerConfig {
     /// means the engine's default (normally `runc`). Checked against `docker info`
     /// at start: a runtime the engine lacks refuses to start the Docker executor.
     pub docker_runtime: Option<String>,
+    /// Admission caps (docs/worker.md, "Admission"): the most memory one job may ask
+    /// for, the most all running jobs may ask for together (unset: three quarters of
+    /// the host's memory, measured at start), and the longest timeout. An assignment
+    /// past them is refused, and the coordinator, told them in `hello`, sends none.
+    pub max_job_memory_mb: u32,
+    pub memory_budget_mb: Option<u64>,
+    pub max_job_timeout_s: u32,
     pub images: RuntimeImages,
     /// As in `[client]`: a private CA, and plain http:// outside loopback.
     pub ca_cert: Option<PathBuf>,
@@ -207,6 +214,11 @@ impl Default for WorkerConfig {
             reconnect_max_backoff_s: 30,
             docker_connect_timeout_ms: 2000,
             docker_runtime: None,
+            // The coordinator's default `server.limits.max_memory_mb` and
+            // `max_timeout_s`: a worker with the defaults takes any default job.
+            max_job_memory_mb: 4096,
+            memory_budget_mb: None,
+            max_job_timeout_s: 300,
             images: RuntimeImages::default(),
             ca_cert: None,
             allow_insecure: false,
@@ -452,6 +464,21 @@ impl GridxConfig {
         if w.pids_limit < 8 {
             return invalid("worker.pids_limit must be at least 8");
         }
+        // The caps travel in `hello`, whose bounds they must meet (protocol.md §2).
+        let max_mb = crate::protocol::MAX_MEMORY_MB;
+        if w.max_job_memory_mb == 0 || u64::from(w.max_job_memory_mb) > max_mb {
+            return Err(ConfigError::Invalid(format!(
+                "worker.max_job_memory_mb must be between 1 and {max_mb}"
+            )));
+        }
+        if w.memory_budget_mb.is_some_and(|b| b == 0 || b > max_mb) {
+            return Err(ConfigError::Invalid(format!(
+                "worker.memory_budget_mb must be between 1 and {max_mb}"
+            )));
+        }
+        if w.max_job_timeout_s == 0 {
+            return invalid("worker.max_job_timeout_s must be at least 1");
+        }
         if w.executor == ExecutorChoice::Unsandboxed && !w.allow_unsandboxed {
             return invalid(
                 "worker.executor = \"unsandboxed\" also needs worker.allow_unsandboxed = true",
@@ -624,6 +651,37 @@ mod tests {
         }
         let err = GridxConfig::from_toml_str("[worker]\ndocker_runtime = \"\"").unwrap_err();
         assert!(err.to_string().contains("worker.docker_runtime"), "{err}");
+    }
+
+    #[test]
+    fn admission_caps_default_to_the_coordinators_maxima_and_are_bounded() {
+        let w = GridxConfig::default().worker;
+        let limits = JobLimits::default();
+        assert_eq!(w.max_job_memory_mb, limits.max_memory_mb);
+        assert_eq!(w.max_job_timeout_s, limits.max_timeout_s);
+        assert_eq!(w.memory_budget_mb, None);
+        let c = GridxConfig::from_toml_str(
+            "[worker]\nmax_job_memory_mb = 512\nmemory_budget_mb = 2048\nmax_job_timeout_s = 60",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.worker.max_job_memory_mb,
+                c.worker.memory_budget_mb,
+                c.worker.max_job_timeout_s
+            ),
+            (512, Some(2048), 60)
+        );
+        for (bad, named) in [
+            ("max_job_memory_mb = 0", "worker.max_job_memory_mb"),
+            ("max_job_memory_mb = 1073741825", "worker.max_job_memory_mb"),
+            ("memory_budget_mb = 0", "worker.memory_budget_mb"),
+            ("memory_budget_mb = 1073741825", "worker.memory_budget_mb"),
+            ("max_job_timeout_s = 0", "worker.max_job_timeout_s"),
+        ] {
+            let err = GridxConfig::from_toml_str(&format!("[worker]\n{bad}")).unwrap_err();
+            assert!(err.to_string().contains(named), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -7,14 +7,16 @@
 //! [`PROTOCOL_VERSION`]. `close.rs` holds the WebSocket close codes the coordinator
 //! ends a connection with.
 
+mod admission;
 mod bounds;
 mod close;
 
+pub use admission::{AdmissionCaps, Inadmissible};
 pub use bounds::{
     HEARTBEAT_BURST, HEARTBEATS_PER_INTERVAL, MAX_CPU_CORES, MAX_GPU_NAME_BYTES,
     MAX_GPU_NOTE_BYTES, MAX_GPUS, MAX_HELLO_BYTES, MAX_ID, MAX_LANGUAGES, MAX_MEMORY_MB,
-    MAX_OUTCOME_MESSAGE_BYTES, MAX_POWER_W, MAX_RUNNING, MAX_SLOTS, MAX_TEMPERATURE_C,
-    check_running_within_slots,
+    MAX_OUTCOME_MESSAGE_BYTES, MAX_POWER_W, MAX_REFUSAL_REASON_BYTES, MAX_RUNNING, MAX_SLOTS,
+    MAX_TEMPERATURE_C, check_running_within_slots,
 };
 pub use close::{CloseCode, MAX_CLOSE_REASON_BYTES, close_reason};
 
@@ -56,8 +58,10 @@ pub enum ExecutorKind {
     Docker,
     Bubblewrap,
     /// No sandbox at all: only with the operator's explicit flag, for trusted jobs.
+    /// The coordinator gives such a worker only its owner's jobs.
     Unsandboxed,
-    /// Finishes every job at once without running it (tests and benchmarks).
+    /// Finishes every job at once without running it (tests and benchmarks). Like
+    /// `Unsandboxed`, it gets only its owner's jobs.
     Noop,
 }
 
@@ -73,6 +77,13 @@ impl ExecutorKind {
 
     pub fn is_sandboxed(self) -> bool {
         matches!(self, ExecutorKind::Docker | ExecutorKind::Bubblewrap)
+    }
+
+    /// Whether a worker with this executor may run other users' jobs: only a sandbox
+    /// protects its host from a stranger's code, and only a real run gives a
+    /// stranger the result they pay for. Others run their owner's jobs alone.
+    pub fn runs_strangers_jobs(self) -> bool {
+        self.is_sandboxed()
     }
 }
 
@@ -94,6 +105,17 @@ pub struct Capabilities {
     pub memory_mb: u64,
     /// Number of GPUs found through NVML (0 when none or no library).
     pub gpus: u32,
+    /// The admission caps (`[worker]` `max_job_memory_mb`, `memory_budget_mb`,
+    /// `max_job_timeout_s`): the most memory one job may ask for, the most all jobs
+    /// running at once may ask for together, and the longest `timeout_s`. The
+    /// coordinator assigns nothing past them, and the worker refuses what is past them
+    /// (`refused`). Absent (a worker older than them): no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_job_memory_mb: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_budget_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_job_timeout_s: Option<u32>,
 }
 
 /// Messages from a worker to the coordinator.
@@ -128,6 +150,15 @@ pub enum WorkerMessage {
         job_id: JobId,
         attempt: u32,
         outcome: RunOutcome,
+    },
+    /// The worker will not run this attempt (it is past its admission caps) and did
+    /// not start it. The coordinator requeues the job without charging anyone or
+    /// counting the attempt, and does not assign it to this worker again.
+    Refused {
+        job_id: JobId,
+        attempt: u32,
+        /// Why, for the job's owner: at most [`MAX_REFUSAL_REASON_BYTES`].
+        reason: String,
     },
 }
 
@@ -190,6 +221,12 @@ pub enum CoordinatorMessage {
     Welcome {
         worker_id: WorkerId,
         heartbeat_s: u32,
+        /// This coordinator reads `refused`. A worker sends `refused` only when told
+        /// so, since an older coordinator would end the session on an unknown type;
+        /// to one that does not, it reports what it will not run as `finished` with
+        /// `end: "sandbox_error"`. Absent means false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reads_refused: bool,
     },
     /// Followed by the close of the connection.
     Reject {
@@ -229,7 +266,7 @@ pub enum DecodeError {
 
 impl WorkerMessage {
     /// Every `type` a worker may send.
-    pub const TYPES: [&'static str; 4] = ["hello", "heartbeat", "started", "finished"];
+    pub const TYPES: [&'static str; 5] = ["hello", "heartbeat", "started", "finished", "refused"];
 }
 
 impl CoordinatorMessage {
@@ -491,6 +528,9 @@ mod tests {
                     cpu_cores: 1,
                     memory_mb: 0,
                     gpus: 0,
+                    max_job_memory_mb: None,
+                    memory_budget_mb: None,
+                    max_job_timeout_s: None,
                 },
                 running: vec![],
             },
@@ -508,6 +548,11 @@ mod tests {
                 attempt: 1,
                 outcome,
             },
+            WorkerMessage::Refused {
+                job_id: JobId(1),
+                attempt: 1,
+                reason: "too big".into(),
+            },
         ];
         let names: Vec<String> = worker.iter().map(|m| tag(encode(m).unwrap())).collect();
         assert_eq!(names, WorkerMessage::TYPES);
@@ -524,6 +569,7 @@ mod tests {
             CoordinatorMessage::Welcome {
                 worker_id: WorkerId(1),
                 heartbeat_s: 1,
+                reads_refused: true,
             },
             CoordinatorMessage::Reject {
                 code: RejectCode::Malformed,
@@ -592,6 +638,20 @@ mod tests {
                 proptest::prop_assert_eq!(i64::from(a), attempt);
             }
         }
+    }
+
+    /// An older coordinator's `welcome` says nothing of `refused`: its worker must not
+    /// send one.
+    #[test]
+    fn a_welcome_without_reads_refused_does_not_read_it() {
+        assert_eq!(
+            decode_coordinator_message(r#"{"type":"welcome","worker_id":1,"heartbeat_s":5}"#, 100),
+            Ok(CoordinatorMessage::Welcome {
+                worker_id: WorkerId(1),
+                heartbeat_s: 5,
+                reads_refused: false,
+            })
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ fn every_option_is_in_the_example_file() {
         "token",
         "name",
         "slots",
+        "memory_budget_mb",
         "work_dir",
         "themes_dir",
         "keymap",

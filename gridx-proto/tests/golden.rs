@@ -129,6 +129,10 @@ fn job_view() -> JobView {
         duration_ms: Some(41),
         reason: None,
         message: None,
+        refusals: 1,
+        refusal: Some(
+            "refused by worker small-box (#3): the job asks for 256 MB of memory and the jobs running on this worker already hold 900 MB of its 1024 MB".into(),
+        ),
         cost: Credits::from_millis(1000),
     }
 }
@@ -148,6 +152,9 @@ fn worker_messages() {
                 cpu_cores: 8,
                 memory_mb: 32768,
                 gpus: 1,
+                max_job_memory_mb: Some(4096),
+                memory_budget_mb: Some(24576),
+                max_job_timeout_s: Some(300),
             },
             running: vec![JobAttempt {
                 job_id: JobId(41),
@@ -198,6 +205,15 @@ fn worker_messages() {
             },
         },
     );
+    worker_message(
+        "refused",
+        WorkerMessage::Refused {
+            job_id: JobId(44),
+            attempt: 1,
+            reason: "the job asks for 8192 MB of memory, more than this worker's 4096 MB per job"
+                .into(),
+        },
+    );
 }
 
 #[test]
@@ -207,6 +223,7 @@ fn coordinator_messages() {
         CoordinatorMessage::Welcome {
             worker_id: WorkerId(7),
             heartbeat_s: 5,
+            reads_refused: true,
         },
     );
     coordinator_message(

@@ -202,10 +202,16 @@ async fn worker(
         capabilities: Capabilities {
             languages: vec![Language::Python, Language::Node, Language::Bash],
             slots,
-            executor: ExecutorKind::Noop,
+            // It finishes jobs without running them, but claims a sandbox: a `noop`
+            // worker gets only its owner's jobs, and these stand in for the grid's
+            // sandboxed workers, which take every user's.
+            executor: ExecutorKind::Docker,
             cpu_cores: 1,
             memory_mb: 1024,
             gpus: 0,
+            max_job_memory_mb: None,
+            memory_budget_mb: None,
+            max_job_timeout_s: None,
         },
         running: vec![],
     };

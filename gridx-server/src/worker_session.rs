@@ -478,6 +478,7 @@ async fn session(mut socket: Socket, state: AppState, peer: IpAddr) {
     let welcome = CoordinatorMessage::Welcome {
         worker_id,
         heartbeat_s: registered.heartbeat_s,
+        reads_refused: true,
     };
     let end = match send(&mut socket, &welcome, timeout).await {
         Sent::Ok => {

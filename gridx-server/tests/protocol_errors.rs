@@ -101,7 +101,7 @@ async fn send_text(socket: &mut Socket, text: &str) {
 
 fn hello(token: &str) -> Value {
     json!({"type": "hello", "protocol": 1, "token": token, "name": "w-1",
-           "capabilities": {"languages": ["python"], "slots": 1, "executor": "noop",
+           "capabilities": {"languages": ["python"], "slots": 1, "executor": "docker",
                             "cpu_cores": 1, "memory_mb": 1024, "gpus": 0},
            "running": []})
 }

@@ -118,6 +118,17 @@ pub struct WorkerArgs {
     /// The Docker engine's OCI runtime for job containers, e.g. runsc (gVisor).
     #[arg(long, value_name = "NAME")]
     pub docker_runtime: Option<String>,
+    /// The most memory one job may ask for, in MB (default 4096); larger ones are
+    /// refused.
+    #[arg(long, value_name = "MB")]
+    pub max_job_memory_mb: Option<u32>,
+    /// The most memory the jobs running at once may ask for together, in MB
+    /// (default: three quarters of this host's memory).
+    #[arg(long, value_name = "MB")]
+    pub memory_budget_mb: Option<u64>,
+    /// The longest timeout a job may ask for, in seconds (default 300).
+    #[arg(long, value_name = "SECONDS")]
+    pub max_job_timeout_s: Option<u32>,
 }
 
 fn parse_executor(text: &str) -> Result<ExecutorChoice, String> {

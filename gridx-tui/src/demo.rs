@@ -3,6 +3,7 @@
 //! a few sample jobs in each language, and the dashboard.
 
 use crate::client::{ApiClient, Endpoint};
+use crate::worker::admission;
 use crate::worker::exec::select_executor;
 use crate::worker::host::{HostOptions, WorkerHost, describe};
 use color_eyre::eyre::{Context, Result, eyre};
@@ -78,14 +79,13 @@ impl DemoGrid {
     pub async fn start(config: &GridxConfig) -> Result<DemoGrid> {
         let dir = tempfile::tempdir().context("creating the demo's temporary store")?;
         let data = dir.path().to_owned();
-        let (token, worker_token) = {
+        let demo = UserName::new("demo").map_err(|e| eyre!("{e}"))?;
+        let lender = UserName::new("lender").map_err(|e| eyre!("{e}"))?;
+        let token = {
             let mut conn = store::open_writer(&data)?;
-            let demo = UserName::new("demo").map_err(|e| eyre!("{e}"))?;
-            let lender = UserName::new("lender").map_err(|e| eyre!("{e}"))?;
             let token = users::create_user(&mut conn, &demo, Credits::from_whole(100), true)?;
             users::create_user(&mut conn, &lender, Credits::ZERO, false)?;
-            let (_, worker_token) = users::add_worker(&conn, &lender, "demo-worker")?;
-            (token, worker_token)
+            token
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -122,6 +122,15 @@ impl DemoGrid {
         };
         let kind = executor.kind();
         let languages = executor.languages();
+        // A lender's worker earns the demo's rewards; an unsandboxed one runs only its
+        // owner's jobs (docs/worker.md), so then the demo user lends it to themself.
+        let owner = if kind.runs_strangers_jobs() {
+            &lender
+        } else {
+            &demo
+        };
+        let (_, worker_token) =
+            users::add_worker(&store::open_writer(&data)?, owner, "demo-worker")?;
         let options = HostOptions {
             endpoint: Endpoint::new(&url, None, false)?,
             token: worker_token,
@@ -130,6 +139,7 @@ impl DemoGrid {
             work_dir: data.join("workspaces"),
             grace: Duration::from_secs(3),
             max_backoff: Duration::from_secs(5),
+            admission: admission::Settings::from_config(&worker_config),
         };
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         // The dashboard shows the worker through the coordinator; its local events

@@ -9,6 +9,7 @@ use crate::ui::keymap::Keymap;
 use crate::ui::runtime::Sources;
 use crate::ui::state::{AppState, LogLevel, Mode};
 use crate::ui::theme::Theme;
+use crate::worker::admission;
 use crate::worker::exec::select_executor;
 use crate::worker::host::{HostExit, HostOptions, WorkerEvent, WorkerHost, describe};
 use color_eyre::eyre::{Context, Result, bail, eyre};
@@ -313,6 +314,26 @@ pub async fn worker(
             .map_err(|e| eyre!("--docker-runtime: {e}"))?;
         w.docker_runtime = Some(runtime);
     }
+    // The caps travel in `hello`: held to the same bounds as in the config file.
+    let max_mb = gridx_proto::protocol::MAX_MEMORY_MB;
+    if let Some(mb) = args.max_job_memory_mb {
+        if mb == 0 || u64::from(mb) > max_mb {
+            bail!("--max-job-memory-mb must be between 1 and {max_mb}");
+        }
+        w.max_job_memory_mb = mb;
+    }
+    if let Some(mb) = args.memory_budget_mb {
+        if mb == 0 || mb > max_mb {
+            bail!("--memory-budget-mb must be between 1 and {max_mb}");
+        }
+        w.memory_budget_mb = Some(mb);
+    }
+    if let Some(s) = args.max_job_timeout_s {
+        if s == 0 {
+            bail!("--max-job-timeout-s must be at least 1");
+        }
+        w.max_job_timeout_s = s;
+    }
     // Checked before the sandbox is probed: a refused address fails at once.
     let endpoint = Endpoint::new(&w.server, w.ca_cert.as_deref(), w.allow_insecure)?;
     let Some(token) = w.token.clone() else {
@@ -350,6 +371,7 @@ pub async fn worker(
         work_dir,
         grace: Duration::from_secs(u64::from(w.shutdown_grace_s)),
         max_backoff: Duration::from_secs(u64::from(w.reconnect_max_backoff_s.max(1))),
+        admission: admission::Settings::from_config(w),
     };
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut host = WorkerHost::new(options, executor, events_tx);

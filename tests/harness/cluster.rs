@@ -12,7 +12,6 @@
 
 use crate::docker_hosts::{self, CLUSTER_LABEL, HOST_IMAGE, docker};
 use crate::proxy::Proxy;
-use crate::skip::Tool;
 use crate::{
     admin_on, assert_ledger_verifies_of, binary, require_executor, spawn_server, terminate,
     wait_healthy,
@@ -28,7 +27,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Processes on 127.0.0.1; workers use bubblewrap (unsandboxed where it is absent).
+    /// Processes on 127.0.0.1; workers use bubblewrap.
     Local,
     /// Containers on a private Docker network; workers use the Docker executor.
     Docker,
@@ -97,6 +96,11 @@ impl Cluster {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The workers run other users' jobs, which an unsandboxed worker never gets
+        // (docs/worker.md), so a local grid needs bubblewrap.
+        if kind == Kind::Local && !require_executor("bubblewrap") {
+            return None;
+        }
         if kind == Kind::Docker {
             if !require_executor("docker") {
                 return None;
@@ -394,13 +398,6 @@ impl Cluster {
                 let Some(local) = worker.local.as_mut() else {
                     return;
                 };
-                // Not a skip: the local grid tests the queue and the ledger, which any
-                // executor exercises; the sandboxes have their own tests.
-                let (executor, unsandboxed) = if Tool::Bubblewrap.probe().is_ok() {
-                    ("bubblewrap", None)
-                } else {
-                    ("unsandboxed", Some("--allow-unsandboxed"))
-                };
                 let child = Command::new(binary("gridx-tui"))
                     .arg("--config")
                     .arg(self.scratch.path().join("gridx.toml"))
@@ -412,11 +409,10 @@ impl Cluster {
                         "--name",
                         &worker.name,
                         "--executor",
-                        executor,
+                        "bubblewrap",
                         "--slots",
                         &worker.slots.to_string(),
                     ])
-                    .args(unsandboxed)
                     .arg("--work-dir")
                     .arg(local.work_dir.path())
                     .env("GRIDX_WORKER_TOKEN", &worker.token)

@@ -34,6 +34,8 @@ pub const MAX_GPU_NAME_BYTES: usize = 256;
 pub const MAX_GPU_NOTE_BYTES: usize = 1024;
 /// Longest `outcome.message`, in bytes.
 pub const MAX_OUTCOME_MESSAGE_BYTES: usize = 16 * 1024;
+/// Longest `reason` of a `refused`, in bytes: a sentence for the job's owner.
+pub const MAX_REFUSAL_REASON_BYTES: usize = 1024;
 /// Largest job or worker id and `duration_ms`: they are stored as SQLite integers.
 pub const MAX_ID: u64 = i64::MAX as u64;
 /// Largest `hello` frame, in bytes. A hello at every other bound (1024 `running`
@@ -82,6 +84,14 @@ pub fn check_worker(message: &WorkerMessage) -> Result<(), DecodeError> {
             check_attempt("job_id", "attempt", *job_id, *attempt)?;
             check_outcome(outcome)
         }
+        WorkerMessage::Refused {
+            job_id,
+            attempt,
+            reason,
+        } => {
+            check_attempt("job_id", "attempt", *job_id, *attempt)?;
+            longest("reason", MAX_REFUSAL_REASON_BYTES, reason)
+        }
     }
 }
 
@@ -92,6 +102,7 @@ pub fn check_coordinator(message: &CoordinatorMessage) -> Result<(), DecodeError
         CoordinatorMessage::Welcome {
             worker_id: WorkerId(id),
             heartbeat_s,
+            ..
         } => {
             at_most("worker_id", 1, MAX_ID, *id)?;
             at_most(
@@ -133,7 +144,28 @@ fn check_capabilities(c: &Capabilities) -> Result<(), DecodeError> {
         0,
         u64::from(MAX_GPUS),
         u64::from(c.gpus),
-    )
+    )?;
+    // The admission caps, when advertised: a cap of zero would refuse every job.
+    if let Some(v) = c.max_job_memory_mb {
+        at_most(
+            "capabilities.max_job_memory_mb",
+            1,
+            MAX_MEMORY_MB,
+            u64::from(v),
+        )?;
+    }
+    if let Some(v) = c.memory_budget_mb {
+        at_most("capabilities.memory_budget_mb", 1, MAX_MEMORY_MB, v)?;
+    }
+    if let Some(v) = c.max_job_timeout_s {
+        at_most(
+            "capabilities.max_job_timeout_s",
+            1,
+            u64::from(u32::MAX),
+            u64::from(v),
+        )?;
+    }
+    Ok(())
 }
 
 /// A `running` list, in `hello` or in a heartbeat, lists at most twice `slots`
@@ -301,7 +333,9 @@ mod tests {
     fn hello() -> Value {
         json!({"type": "hello", "protocol": 1, "token": "gxw_x", "name": "box-1",
                "capabilities": {"languages": ["python"], "slots": 2, "executor": "docker",
-                                "cpu_cores": 2, "memory_mb": 1024, "gpus": 0},
+                                "cpu_cores": 2, "memory_mb": 1024, "gpus": 0,
+                                "max_job_memory_mb": 512, "memory_budget_mb": 768,
+                                "max_job_timeout_s": 60},
                "running": [{"job_id": 1, "attempt": 1}]})
     }
 
@@ -389,6 +423,36 @@ mod tests {
                 json!(vec!["bash"; 16]),
                 json!(vec!["bash"; 17]),
                 "capabilities.languages",
+            ),
+            (
+                "/capabilities/max_job_memory_mb",
+                json!(1),
+                json!(0),
+                "capabilities.max_job_memory_mb",
+            ),
+            (
+                "/capabilities/max_job_memory_mb",
+                json!(1u64 << 30),
+                json!((1u64 << 30) + 1),
+                "capabilities.max_job_memory_mb",
+            ),
+            (
+                "/capabilities/memory_budget_mb",
+                json!(1),
+                json!(0),
+                "capabilities.memory_budget_mb",
+            ),
+            (
+                "/capabilities/memory_budget_mb",
+                json!(1u64 << 30),
+                json!((1u64 << 30) + 1),
+                "capabilities.memory_budget_mb",
+            ),
+            (
+                "/capabilities/max_job_timeout_s",
+                json!(1),
+                json!(0),
+                "capabilities.max_job_timeout_s",
             ),
             ("/running/0/job_id", json!(1), json!(0), "running[].job_id"),
             (
@@ -635,6 +699,53 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    /// A worker older than the admission caps sends none: its hello still decodes,
+    /// with no cap.
+    #[test]
+    fn the_admission_caps_are_optional() {
+        let mut frame = hello();
+        let caps = frame["capabilities"].as_object_mut().expect("an object");
+        for cap in ["max_job_memory_mb", "memory_budget_mb", "max_job_timeout_s"] {
+            caps.remove(cap);
+        }
+        match decode_worker_message(&frame.to_string(), DEFAULT_MAX_FRAME_BYTES) {
+            Ok(crate::protocol::WorkerMessage::Hello { capabilities, .. }) => {
+                assert_eq!(capabilities.max_job_memory_mb, None);
+                assert_eq!(capabilities.memory_budget_mb, None);
+                assert_eq!(capabilities.max_job_timeout_s, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_bounded_like_the_other_reports() {
+        let refused = json!({"type": "refused", "job_id": 1, "attempt": 1, "reason": "too big"});
+        assert_eq!(
+            blamed(refused.clone(), "/job_id", json!(0)).as_deref(),
+            Some("job_id")
+        );
+        assert_eq!(
+            blamed(refused.clone(), "/attempt", json!(0)).as_deref(),
+            Some("attempt")
+        );
+        assert_eq!(
+            blamed(refused.clone(), "/reason", json!("r".repeat(1024))),
+            None
+        );
+        assert_eq!(
+            blamed(refused.clone(), "/reason", json!("r".repeat(1025))).as_deref(),
+            Some("reason")
+        );
+        assert!(matches!(
+            decode_worker_message(
+                r#"{"type":"refused","job_id":1,"attempt":1}"#,
+                DEFAULT_MAX_FRAME_BYTES
+            ),
+            Err(DecodeError::MissingField(f)) if f == "reason"
+        ));
     }
 
     #[test]

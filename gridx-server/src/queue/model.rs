@@ -36,7 +36,11 @@ pub(super) struct RunningJob {
     pub(super) cost: Credits,
     pub(super) worker: WorkerId,
     pub(super) attempt: u32,
+    /// Of its attempts, how many workers refused (`QueuedJob::refusals`).
+    pub(super) refusals: u32,
     pub(super) cancel_requested: bool,
+    pub(super) memory_mb: u32,
+    pub(super) timeout_s: u32,
 }
 
 impl RunningJob {
@@ -53,6 +57,16 @@ pub(super) struct Session {
     pub(super) outbox: SessionTx,
 }
 
+/// What decides which queued jobs a worker may run (`WorkerState::reach`): whose, and
+/// how large. `memory_room_mb` is the most memory one more job may ask for there: the
+/// per-job cap or what the memory budget has left, whichever is less.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Reach<'a> {
+    pub(super) only_user: Option<&'a UserName>,
+    pub(super) memory_room_mb: Option<u64>,
+    pub(super) max_timeout_s: Option<u32>,
+}
+
 pub(super) struct WorkerState {
     pub(super) name: String,
     pub(super) owner: UserName,
@@ -61,8 +75,11 @@ pub(super) struct WorkerState {
     /// The operator's cap on its slots (`worker add --max-slots`), read from the
     /// store at start-up and at each `hello`; `None`: no cap but the claim.
     pub(super) max_slots: Option<u32>,
-    /// The jobs leased to this worker.
-    pub(super) running: HashSet<JobId>,
+    /// The jobs leased to this worker, with the memory each asked for: through
+    /// [`WorkerState::lease`] and [`WorkerState::release`] only, which keep
+    /// `leased_memory_mb` their sum.
+    pub(super) running: HashMap<JobId, u32>,
+    leased_memory_mb: u64,
     /// Leased jobs missing from this worker's heartbeats, with how many heartbeats in a
     /// row they were missing (see `rules::sessions`, heartbeat reconciliation).
     pub(super) unreported: HashMap<JobId, u32>,
@@ -85,7 +102,8 @@ impl WorkerState {
             session: None,
             capabilities: None,
             max_slots: None,
-            running: HashSet::new(),
+            running: HashMap::new(),
+            leased_memory_mb: 0,
             unreported: HashMap::new(),
             strays_cancelled: HashSet::new(),
             last_seen: Instant::now(),
@@ -133,10 +151,67 @@ impl WorkerState {
                 .is_some_and(|c| c.languages.contains(&language))
     }
 
+    /// Whether this worker may run `job`, a queued job it has not refused: its
+    /// owner's alone when its executor runs no stranger's jobs, and only what the
+    /// admission caps it advertised admit beside the memory its leases hold (the rule
+    /// the worker itself applies, `Capabilities::admits`).
+    pub(super) fn may_run(&self, job: &QueuedJob) -> bool {
+        let Some(caps) = &self.capabilities else {
+            return false;
+        };
+        (caps.executor.runs_strangers_jobs() || job.user == self.owner)
+            && caps
+                .admits(job.memory_mb, job.timeout_s, self.leased_memory_mb)
+                .is_ok()
+    }
+
+    /// What decides which queued jobs this worker may run, but for the jobs it
+    /// refused: two workers with the same reach may run the same jobs. `None` for a
+    /// worker that has not said hello.
+    pub(super) fn reach(&self) -> Option<Reach<'_>> {
+        let caps = self.capabilities.as_ref()?;
+        let room = match (caps.max_job_memory_mb, caps.memory_budget_mb) {
+            (None, None) => None,
+            (cap, budget) => Some(
+                cap.map_or(u64::MAX, u64::from)
+                    .min(budget.map_or(u64::MAX, |b| b.saturating_sub(self.leased_memory_mb))),
+            ),
+        };
+        Some(Reach {
+            only_user: self.only_user(),
+            memory_room_mb: room,
+            max_timeout_s: caps.max_job_timeout_s,
+        })
+    }
+
+    /// Whose jobs alone this worker runs: its owner's when its executor runs no
+    /// stranger's jobs (`ExecutorKind::runs_strangers_jobs`), else anyone's (`None`).
+    pub(super) fn only_user(&self) -> Option<&UserName> {
+        match &self.capabilities {
+            Some(c) if !c.executor.runs_strangers_jobs() => Some(&self.owner),
+            _ => None,
+        }
+    }
+
+    /// Records a lease of a job that asked for `memory_mb`.
+    pub(super) fn lease(&mut self, job_id: JobId, memory_mb: u32) {
+        if let Some(old) = self.running.insert(job_id, memory_mb) {
+            self.leased_memory_mb = self.leased_memory_mb.saturating_sub(u64::from(old));
+        }
+        self.leased_memory_mb += u64::from(memory_mb);
+    }
+
     /// Forgets a job this worker no longer holds.
     pub(super) fn release(&mut self, job_id: JobId) {
-        self.running.remove(&job_id);
+        if let Some(memory_mb) = self.running.remove(&job_id) {
+            self.leased_memory_mb = self.leased_memory_mb.saturating_sub(u64::from(memory_mb));
+        }
         self.unreported.remove(&job_id);
+    }
+
+    fn clear_leases(&mut self) {
+        self.running.clear();
+        self.leased_memory_mb = 0;
     }
 }
 
@@ -199,6 +274,11 @@ pub(super) struct State {
     pub(super) enqueued_at: HashMap<JobId, Instant>,
     pub(super) running: HashMap<JobId, RunningJob>,
     pub(super) workers: HashMap<WorkerId, WorkerState>,
+    /// The workers that refused each live job, so that it is not assigned to them
+    /// again. In memory only: a restarted coordinator may offer a job once more to a
+    /// worker that refused it (which refuses again, or has room now). Forgotten when
+    /// the job ends.
+    pub(super) refused_by: HashMap<JobId, HashSet<WorkerId>>,
     pub(super) draining: bool,
     pub(super) events: EventBus,
     pub(super) board: WorkerBoard,
@@ -225,6 +305,7 @@ impl State {
             enqueued_at: HashMap::new(),
             running: HashMap::new(),
             workers: HashMap::new(),
+            refused_by: HashMap::new(),
             draining: false,
             events,
             board,
@@ -247,7 +328,7 @@ impl State {
         for (record, last_seen) in users::all_workers(conn)? {
             let state = match sessions.remove(&record.id) {
                 Some(mut w) => {
-                    w.running.clear();
+                    w.clear_leases();
                     w.unreported.clear();
                     w.revoked = record.revoked;
                     w.max_slots = record.max_slots;
@@ -268,7 +349,7 @@ impl State {
             match (job.status, job.worker) {
                 (JobStatus::Running, Some(worker)) if self.workers.contains_key(&worker) => {
                     if let Some(w) = self.workers.get_mut(&worker) {
-                        w.running.insert(job.id);
+                        w.lease(job.id, job.memory_mb);
                     }
                     self.running.insert(
                         job.id,
@@ -279,7 +360,10 @@ impl State {
                             cost: job.cost,
                             worker,
                             attempt: job.attempts,
+                            refusals: job.refusals,
                             cancel_requested: job.cancel_requested,
+                            memory_mb: job.memory_mb,
+                            timeout_s: job.timeout_s,
                         },
                     );
                 }
@@ -291,7 +375,10 @@ impl State {
                         language: job.language,
                         priority: job.priority,
                         attempts: job.attempts,
+                        refusals: job.refusals,
                         cost: job.cost,
+                        memory_mb: job.memory_mb,
+                        timeout_s: job.timeout_s,
                     });
                 }
             }

@@ -1,10 +1,21 @@
 //! The in-memory run queue: priority first, then round-robin between users (fair
 //! share), separately per language so a job waiting for a Node worker never blocks a
 //! Python job behind it. Pure data structure: no I/O, no clocks.
+//!
+//! Not every worker may take every job (an owner-only executor takes only its
+//! owner's, admission caps, refusals), so a worker takes the first job in this order
+//! that it may take ([`Scheduler::pop_for`]); a job no worker may take stays queued
+//! without holding up the ones behind it.
 
 use gridx_proto::{JobId, Language, UserName};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// The most queued jobs one look for a worker's next job examines. A worker that may
+/// take few of the jobs ahead (small caps, a full memory budget) would otherwise scan
+/// the whole queue, up to `server.queue_capacity` jobs, for every dispatch; past this
+/// depth its jobs wait until those ahead of them are taken by other workers.
+pub const MAX_LOOKAHEAD: usize = 4096;
 
 /// A queued job as the scheduler needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +26,12 @@ pub struct QueuedJob {
     pub priority: i32,
     /// Attempts already made (0 for a new job); the scheduler only carries it.
     pub attempts: u32,
+    /// Of those attempts, how many a worker refused (they do not count as failed).
+    pub refusals: u32,
     pub cost: gridx_proto::Credits,
+    /// What the job asks of its worker, which the worker's caps must admit.
+    pub memory_mb: u32,
+    pub timeout_s: u32,
 }
 
 #[derive(Default)]
@@ -30,6 +46,18 @@ pub struct Scheduler {
     by_language: HashMap<Language, BTreeMap<Reverse<i32>, Level>>,
     index: HashMap<JobId, QueuedJob>,
     per_user: HashMap<UserName, u64>,
+}
+
+/// Where the job a worker would take next sits.
+struct Found {
+    level: Reverse<i32>,
+    user: UserName,
+    /// The user's place in the level's rotation when the job was taken in their turn
+    /// (`None` when only this user's jobs were looked at).
+    turn: Option<usize>,
+    /// The job's place in its user's queue.
+    position: usize,
+    id: JobId,
 }
 
 impl Scheduler {
@@ -83,31 +111,98 @@ impl Scheduler {
         self.index.insert(job.id, job);
     }
 
-    /// The priority and id of the job [`Scheduler::pop`] would return next.
-    pub fn peek(&self, language: Language) -> Option<(i32, JobId)> {
-        let (Reverse(priority), level) = self.by_language.get(&language)?.iter().next()?;
-        let user = level.rotation.front()?;
-        let id = level.per_user.get(user)?.front()?;
-        Some((*priority, *id))
+    /// The priority and id of the job [`Scheduler::pop_for`] would return next.
+    pub fn peek_for(
+        &self,
+        language: Language,
+        only_user: Option<&UserName>,
+        fits: impl Fn(&QueuedJob) -> bool,
+    ) -> Option<(i32, JobId)> {
+        self.find(language, only_user, &fits)
+            .map(|f| (f.level.0, f.id))
     }
 
-    /// Takes the next job of a language: highest priority, then the user whose turn it
-    /// is; that user goes to the back of the rotation.
-    pub fn pop(&mut self, language: Language) -> Option<QueuedJob> {
+    /// Takes the next job of a language that a worker may take: the highest priority
+    /// level holding one that `fits`, then, among its users in turn order, the first
+    /// with such a job (their first such job); that user goes to the back of the
+    /// rotation, and users passed over keep their turn. With `only_user` (a worker
+    /// that runs its owner's jobs alone) only that user's jobs are looked at, and the
+    /// rotation is left as it was: the owner's own worker does not use up the owner's
+    /// turn on the shared ones, nor disturb anyone else's.
+    pub fn pop_for(
+        &mut self,
+        language: Language,
+        only_user: Option<&UserName>,
+        fits: impl Fn(&QueuedJob) -> bool,
+    ) -> Option<QueuedJob> {
+        let found = self.find(language, only_user, &fits)?;
         let levels = self.by_language.get_mut(&language)?;
-        let (&key, level) = levels.iter_mut().next()?;
-        let user = level.rotation.pop_front()?;
-        let queue = level.per_user.get_mut(&user)?;
-        let id = queue.pop_front()?;
-        if queue.is_empty() {
-            level.per_user.remove(&user);
-        } else {
-            level.rotation.push_back(user);
+        let level = levels.get_mut(&found.level)?;
+        let queue = level.per_user.get_mut(&found.user)?;
+        queue.remove(found.position);
+        let emptied = queue.is_empty();
+        if emptied {
+            level.per_user.remove(&found.user);
+        }
+        match found.turn {
+            Some(turn) => {
+                if let Some(user) = level.rotation.remove(turn)
+                    && !emptied
+                {
+                    level.rotation.push_back(user);
+                }
+            }
+            None if emptied => level.rotation.retain(|u| *u != found.user),
+            None => {}
         }
         if level.rotation.is_empty() {
-            levels.remove(&key);
+            levels.remove(&found.level);
         }
-        self.forget(id)
+        self.forget(found.id)
+    }
+
+    /// The first job in scheduling order that `fits`, examining at most
+    /// [`MAX_LOOKAHEAD`] jobs.
+    fn find(
+        &self,
+        language: Language,
+        only_user: Option<&UserName>,
+        fits: &impl Fn(&QueuedJob) -> bool,
+    ) -> Option<Found> {
+        let mut budget = MAX_LOOKAHEAD;
+        // A user's first job that fits, or None (`budget` spent counts as none).
+        let mut first_fit = |level: &Level, user: &UserName| -> Option<(usize, JobId)> {
+            for (position, id) in level.per_user.get(user)?.iter().enumerate() {
+                if budget == 0 {
+                    return None;
+                }
+                budget -= 1;
+                if self.index.get(id).is_some_and(fits) {
+                    return Some((position, *id));
+                }
+            }
+            None
+        };
+        for (&level_key, level) in self.by_language.get(&language)? {
+            let found = match only_user {
+                Some(user) => {
+                    first_fit(level, user).map(|(position, id)| (None, user, position, id))
+                }
+                None => level.rotation.iter().enumerate().find_map(|(turn, user)| {
+                    first_fit(level, user).map(|(position, id)| (Some(turn), user, position, id))
+                }),
+            };
+            if let Some((turn, user, position, id)) = found {
+                return Some(Found {
+                    level: level_key,
+                    user: user.clone(),
+                    turn,
+                    position,
+                    id,
+                });
+            }
+        }
+        None
     }
 
     /// Removes a queued job (cancelled). Returns it if it was queued.
@@ -152,8 +247,26 @@ mod tests {
             language,
             priority,
             attempts: 0,
+            refusals: 0,
             cost: gridx_proto::Credits::ZERO,
+            memory_mb: 256,
+            timeout_s: 30,
         }
+    }
+
+    fn user(name: &str) -> UserName {
+        UserName::new(name).unwrap()
+    }
+
+    /// The next job for a worker that may take anything.
+    fn pop(s: &mut Scheduler, language: Language) -> Option<QueuedJob> {
+        s.pop_for(language, None, |_| true)
+    }
+
+    fn drain(s: &mut Scheduler, language: Language) -> Vec<u64> {
+        std::iter::from_fn(|| pop(s, language))
+            .map(|j| j.id.0)
+            .collect()
     }
 
     #[test]
@@ -163,13 +276,15 @@ mod tests {
             s.push(job(i, "flood", Language::Python, 0));
         }
         s.push(job(20_000, "single", Language::Python, 0));
-        let first_two: Vec<_> = (0..2).map(|_| s.pop(Language::Python).unwrap()).collect();
+        let first_two: Vec<_> = (0..2)
+            .map(|_| pop(&mut s, Language::Python).unwrap())
+            .collect();
         assert!(
             first_two.iter().any(|j| j.id == JobId(20_000)),
             "{first_two:?}"
         );
         assert_eq!(s.len(), 9_999);
-        assert_eq!(s.queued_for(&UserName::new("flood").unwrap()), 9_999);
+        assert_eq!(s.queued_for(&user("flood")), 9_999);
     }
 
     #[test]
@@ -178,11 +293,11 @@ mod tests {
         s.push(job(1, "a", Language::Bash, 0));
         s.push(job(2, "a", Language::Bash, 5));
         s.push(job(3, "a", Language::Bash, 0));
-        assert_eq!(s.peek(Language::Bash), Some((5, JobId(2))));
-        let order: Vec<_> = std::iter::from_fn(|| s.pop(Language::Bash))
-            .map(|j| j.id.0)
-            .collect();
-        assert_eq!(order, vec![2, 1, 3]);
+        assert_eq!(
+            s.peek_for(Language::Bash, None, |_| true),
+            Some((5, JobId(2)))
+        );
+        assert_eq!(drain(&mut s, Language::Bash), vec![2, 1, 3]);
         assert!(s.is_empty());
     }
 
@@ -193,7 +308,7 @@ mod tests {
             s.push(job(i, "a", Language::Node, 0));
             s.push(job(10 + i, "b", Language::Node, 0));
         }
-        let users: Vec<_> = std::iter::from_fn(|| s.pop(Language::Node))
+        let users: Vec<_> = std::iter::from_fn(|| pop(&mut s, Language::Node))
             .map(|j| j.user.to_string())
             .collect();
         assert_eq!(users, ["a", "b", "a", "b", "a", "b"]);
@@ -204,9 +319,9 @@ mod tests {
         let mut s = Scheduler::default();
         s.push(job(1, "a", Language::Node, 0));
         s.push(job(2, "a", Language::Python, 0));
-        assert_eq!(s.pop(Language::Python).map(|j| j.id), Some(JobId(2)));
-        assert_eq!(s.pop(Language::Python), None);
-        assert_eq!(s.pop(Language::Node).map(|j| j.id), Some(JobId(1)));
+        assert_eq!(pop(&mut s, Language::Python).map(|j| j.id), Some(JobId(2)));
+        assert_eq!(pop(&mut s, Language::Python), None);
+        assert_eq!(pop(&mut s, Language::Node).map(|j| j.id), Some(JobId(1)));
     }
 
     #[test]
@@ -217,9 +332,118 @@ mod tests {
         assert_eq!(s.remove(JobId(1)).map(|j| j.id), Some(JobId(1)));
         assert_eq!(s.remove(JobId(1)), None);
         s.push_front(job(3, "a", Language::Python, 0));
-        assert_eq!(s.pop(Language::Python).map(|j| j.id), Some(JobId(3)));
-        assert_eq!(s.pop(Language::Python).map(|j| j.id), Some(JobId(2)));
+        assert_eq!(drain(&mut s, Language::Python), vec![3, 2]);
         assert!(s.is_empty());
-        assert_eq!(s.queued_for(&UserName::new("a").unwrap()), 0);
+        assert_eq!(s.queued_for(&user("a")), 0);
+    }
+
+    /// An owner-only worker takes its owner's highest-priority job, and everybody
+    /// else's order is as it would have been without it.
+    #[test]
+    fn an_owner_only_worker_takes_its_owners_best_job_without_disturbing_the_rotation() {
+        let mut s = Scheduler::default();
+        s.push(job(1, "a", Language::Bash, 0));
+        s.push(job(2, "b", Language::Bash, 0));
+        s.push(job(3, "b", Language::Bash, 0));
+        s.push(job(4, "c", Language::Bash, 0));
+        s.push(job(5, "b", Language::Bash, 7));
+        s.push(job(6, "a", Language::Bash, 0));
+        let b = user("b");
+        assert_eq!(
+            s.peek_for(Language::Bash, Some(&b), |_| true),
+            Some((7, JobId(5)))
+        );
+        assert_eq!(
+            s.pop_for(Language::Bash, Some(&b), |_| true)
+                .map(|j| j.id.0),
+            Some(5)
+        );
+        // b's next is at priority 0, taken out of turn: the rotation a, b, c stands.
+        assert_eq!(
+            s.pop_for(Language::Bash, Some(&b), |_| true)
+                .map(|j| j.id.0),
+            Some(2)
+        );
+        assert_eq!(drain(&mut s, Language::Bash), vec![1, 3, 4, 6]);
+        // A user with nothing queued gets nothing, whatever is queued for others.
+        s.push(job(7, "a", Language::Bash, 0));
+        assert_eq!(s.pop_for(Language::Bash, Some(&b), |_| true), None);
+        assert_eq!(s.len(), 1);
+    }
+
+    /// The owner's last job taken out of turn leaves the rotation; the others keep
+    /// theirs.
+    #[test]
+    fn taking_a_users_last_job_out_of_turn_removes_them_from_the_rotation() {
+        let mut s = Scheduler::default();
+        s.push(job(1, "a", Language::Bash, 0));
+        s.push(job(2, "b", Language::Bash, 0));
+        s.push(job(3, "a", Language::Bash, 0));
+        assert_eq!(
+            s.pop_for(Language::Bash, Some(&user("b")), |_| true)
+                .map(|j| j.id.0),
+            Some(2)
+        );
+        assert_eq!(drain(&mut s, Language::Bash), vec![1, 3]);
+        assert!(s.is_empty());
+    }
+
+    /// A job no worker may take stays queued, and the ones behind it are taken;
+    /// a user passed over keeps their turn.
+    #[test]
+    fn a_job_that_does_not_fit_waits_without_blocking_the_others() {
+        let mut s = Scheduler::default();
+        let mut big = job(1, "a", Language::Python, 0);
+        big.memory_mb = 8192;
+        s.push(big);
+        s.push(job(2, "a", Language::Python, 0));
+        s.push(job(3, "b", Language::Python, 0));
+        let small = |j: &QueuedJob| j.memory_mb <= 4096;
+        // a's turn, a's first job does not fit: a's second does, and a goes to the back.
+        assert_eq!(
+            s.pop_for(Language::Python, None, small).map(|j| j.id.0),
+            Some(2)
+        );
+        assert_eq!(
+            s.pop_for(Language::Python, None, small).map(|j| j.id.0),
+            Some(3)
+        );
+        assert_eq!(s.pop_for(Language::Python, None, small), None);
+        assert_eq!(s.get(JobId(1)).map(|j| j.memory_mb), Some(8192));
+        assert_eq!(drain(&mut s, Language::Python), vec![1]);
+
+        // b's job fits nobody: a, passed over nothing, goes on taking turns.
+        let mut s = Scheduler::default();
+        let mut big = job(10, "b", Language::Python, 0);
+        big.memory_mb = 8192;
+        s.push(job(11, "a", Language::Python, 0));
+        s.push(big);
+        s.push(job(12, "a", Language::Python, 0));
+        s.push(job(13, "c", Language::Python, 0));
+        let order: Vec<u64> = std::iter::from_fn(|| s.pop_for(Language::Python, None, small))
+            .map(|j| j.id.0)
+            .collect();
+        assert_eq!(order, vec![11, 13, 12]);
+        // Then b, passed over all along, is first in line for a worker that fits.
+        s.push(job(14, "a", Language::Python, 0));
+        assert_eq!(drain(&mut s, Language::Python), vec![10, 14]);
+    }
+
+    #[test]
+    fn a_look_examines_at_most_the_lookahead() {
+        let mut s = Scheduler::default();
+        for i in 1..=MAX_LOOKAHEAD as u64 {
+            let mut big = job(i, "a", Language::Bash, 0);
+            big.memory_mb = 8192;
+            s.push(big);
+        }
+        s.push(job(1_000_000, "a", Language::Bash, 0));
+        let small = |j: &QueuedJob| j.memory_mb <= 4096;
+        assert_eq!(s.peek_for(Language::Bash, None, small), None);
+        s.remove(JobId(1));
+        assert_eq!(
+            s.peek_for(Language::Bash, None, small),
+            Some((0, JobId(1_000_000)))
+        );
     }
 }

@@ -14,8 +14,9 @@ pub(super) enum Change<'a> {
     Assign { worker: WorkerId, attempt: u32 },
     /// The attempt's process started: a fact recorded within `running`, not an edge.
     Start,
-    /// running -> queued: the attempt was lost and the job runs again.
-    Requeue,
+    /// running -> queued: the attempt was lost, or refused (with the refusal's
+    /// sentence), and the job runs again.
+    Requeue { refusal: Option<&'a str> },
     /// To a terminal state (succeeded, failed, timed_out, cancelled, error).
     Finish {
         to: JobStatus,
@@ -47,7 +48,7 @@ pub(super) fn change_status(
             JobStatus::Running,
             StatusWrite::Assigned { worker, attempt },
         ),
-        Change::Requeue => (JobStatus::Queued, StatusWrite::Requeued),
+        Change::Requeue { refusal } => (JobStatus::Queued, StatusWrite::Requeued { refusal }),
         Change::Finish { to, completion } => {
             if !to.is_terminal() {
                 return Err(StoreError::Conflict(format!(
@@ -88,6 +89,7 @@ mod tests {
         worker: WorkerId(1),
         attempt: 1,
     };
+    const LOST: Change<'static> = Change::Requeue { refusal: None };
 
     #[test]
     fn a_job_walks_the_edges_of_the_table() {
@@ -98,8 +100,24 @@ mod tests {
             JobStatus::Running
         );
         change_status(&conn, id, JobStatus::Running, Change::Start, 2).expect("start");
-        change_status(&conn, id, JobStatus::Running, Change::Requeue, 3).expect("requeue");
+        change_status(&conn, id, JobStatus::Running, LOST, 3).expect("requeue");
         assert_eq!(status(&conn, id), JobStatus::Queued);
+        change_status(&conn, id, JobStatus::Queued, ASSIGN, 4).expect("assign again");
+        let refused = Change::Requeue {
+            refusal: Some("refused by worker w (#1): too big"),
+        };
+        change_status(&conn, id, JobStatus::Running, refused, 4).expect("refused");
+        let view = jobs::job_view(&conn, id).expect("read").expect("exists");
+        assert_eq!(view.refusals, 1);
+        assert_eq!(
+            view.refusal.as_deref(),
+            Some("refused by worker w (#1): too big")
+        );
+        // A later loss keeps the last refusal's sentence.
+        change_status(&conn, id, JobStatus::Queued, ASSIGN, 4).expect("assign again");
+        change_status(&conn, id, JobStatus::Running, LOST, 4).expect("lost");
+        let view = jobs::job_view(&conn, id).expect("read").expect("exists");
+        assert_eq!((view.refusals, view.refusal.is_some()), (1, true));
         change_status(&conn, id, JobStatus::Queued, ASSIGN, 4).expect("assign again");
         let finish = Change::Finish {
             to: JobStatus::Succeeded,
@@ -129,7 +147,7 @@ mod tests {
             )
             .is_err()
         );
-        assert!(change_status(&conn, id, JobStatus::Queued, Change::Requeue, 1).is_err());
+        assert!(change_status(&conn, id, JobStatus::Queued, LOST, 1).is_err());
         assert!(change_status(&conn, id, JobStatus::Queued, Change::Start, 1).is_err());
         assert!(
             change_status(&conn, id, JobStatus::Queued, finish(JobStatus::Running), 1).is_err()
@@ -143,7 +161,7 @@ mod tests {
             1,
         )
         .expect("cancel a queued job");
-        for change in [ASSIGN, Change::Requeue, finish(JobStatus::Succeeded)] {
+        for change in [ASSIGN, LOST, finish(JobStatus::Succeeded)] {
             assert!(change_status(&conn, id, JobStatus::Cancelled, change, 2).is_err());
         }
         assert_eq!(status(&conn, id), JobStatus::Cancelled);

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const VIEW_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
     submitted_at, started_at, finished_at, worker_id, attempts, exit_code, stdout, stderr,
-    stdout_truncated, stderr_truncated, duration_ms, reason, message, cost";
+    stdout_truncated, stderr_truncated, duration_ms, reason, message, cost, refusals, refusal";
 
 /// The view's columns with the output's byte lengths in place of the output:
 /// `octet_length` counts a TEXT value's bytes without loading it, so a summary costs
@@ -19,7 +19,7 @@ const VIEW_COLUMNS: &str = "id, user, status, language, priority, timeout_s, mem
 const SUMMARY_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
     submitted_at, started_at, finished_at, worker_id, attempts, exit_code,
     octet_length(stdout), octet_length(stderr), stdout_truncated, stderr_truncated,
-    duration_ms, reason, message, cost";
+    duration_ms, reason, message, cost, refusals, refusal";
 
 fn corrupt(what: &str, value: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -52,6 +52,8 @@ fn view_from_row(r: &Row<'_>) -> rusqlite::Result<JobView> {
         duration_ms: summary.duration_ms,
         reason: summary.reason,
         message: summary.message,
+        refusals: summary.refusals,
+        refusal: summary.refusal,
         cost: summary.cost,
     })
 }
@@ -96,6 +98,8 @@ fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<JobSummary> {
         },
         message: r.get(19)?,
         cost: Credits::from_millis(r.get(20)?),
+        refusals: r.get(21)?,
+        refusal: r.get(22)?,
     })
 }
 
@@ -307,9 +311,10 @@ pub struct Completion {
 pub enum StatusWrite<'a> {
     /// To `running`: the worker and the attempt it now runs as.
     Assigned { worker: WorkerId, attempt: u32 },
-    /// Back to `queued` after a lost attempt: the worker and times are cleared; the
-    /// attempt count stays, the next assignment increments it.
-    Requeued,
+    /// Back to `queued` after a lost or refused attempt: the worker and times are
+    /// cleared; the attempt count stays, the next assignment increments it. A refusal
+    /// also counts one more refusal and keeps its sentence.
+    Requeued { refusal: Option<&'a str> },
     /// To a terminal state: the facts of the end.
     Finished(&'a Completion),
 }
@@ -340,13 +345,15 @@ pub fn write_status(
                 attempt,
                 now
             ])?,
-        StatusWrite::Requeued => conn
+        StatusWrite::Requeued { refusal } => conn
             .prepare_cached(
                 "UPDATE jobs SET status = ?3, worker_id = NULL, started_at = NULL,
-                                 assigned_at = NULL
+                                 assigned_at = NULL,
+                                 refusals = refusals + (?4 IS NOT NULL),
+                                 refusal = coalesce(?4, refusal)
                  WHERE id = ?1 AND status = ?2",
             )?
-            .execute(params![id.0 as i64, from.as_str(), to.as_str()])?,
+            .execute(params![id.0 as i64, from.as_str(), to.as_str(), refusal])?,
         StatusWrite::Finished(done) => conn
             .prepare_cached(
                 "UPDATE jobs SET status = ?3, finished_at = ?4, exit_code = ?5, stdout = ?6,
@@ -384,12 +391,16 @@ pub struct LiveJob {
     pub attempts: u32,
     pub cancel_requested: bool,
     pub cost: Credits,
+    pub timeout_s: u32,
+    pub memory_mb: u32,
+    pub refusals: u32,
 }
 
 /// Every queued and running job, oldest first, for rebuilding the queue at start-up.
 pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
     let mut stmt = conn.prepare(
-        "SELECT id, user, language, priority, status, worker_id, attempts, cancel_requested, cost
+        "SELECT id, user, language, priority, status, worker_id, attempts, cancel_requested, cost,
+                timeout_s, memory_mb, refusals
          FROM jobs WHERE status IN ('queued', 'running') ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -408,6 +419,9 @@ pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
             attempts: r.get(6)?,
             cancel_requested: r.get(7)?,
             cost: Credits::from_millis(r.get(8)?),
+            timeout_s: r.get(9)?,
+            memory_mb: r.get(10)?,
+            refusals: r.get(11)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -274,18 +274,35 @@ pub struct FakeWorker {
 }
 
 pub fn hello(token: &str, slots: u32, running: Vec<JobAttempt>) -> WorkerMessage {
+    hello_with(token, running, capabilities(slots))
+}
+
+/// What the fake worker claims by default: a sandbox (so it gets every user's jobs;
+/// a `noop` or `unsandboxed` worker gets its owner's only) and no admission caps.
+pub fn capabilities(slots: u32) -> Capabilities {
+    Capabilities {
+        languages: vec![Language::Python, Language::Node, Language::Bash],
+        slots,
+        executor: ExecutorKind::Docker,
+        cpu_cores: 2,
+        memory_mb: 1024,
+        gpus: 0,
+        max_job_memory_mb: None,
+        memory_budget_mb: None,
+        max_job_timeout_s: None,
+    }
+}
+
+pub fn hello_with(
+    token: &str,
+    running: Vec<JobAttempt>,
+    capabilities: Capabilities,
+) -> WorkerMessage {
     WorkerMessage::Hello {
         protocol: PROTOCOL_VERSION,
         token: token.into(),
         name: "fake".into(),
-        capabilities: Capabilities {
-            languages: vec![Language::Python, Language::Node, Language::Bash],
-            slots,
-            executor: ExecutorKind::Noop,
-            cpu_cores: 2,
-            memory_mb: 1024,
-            gpus: 0,
-        },
+        capabilities,
         running,
     }
 }
@@ -336,8 +353,18 @@ impl FakeWorker {
         slots: u32,
         running: Vec<JobAttempt>,
     ) -> Result<FakeWorker, (RejectCode, String)> {
+        Self::connect_claiming(server, token, running, capabilities(slots)).await
+    }
+
+    /// Connects claiming these capabilities (an executor, admission caps).
+    pub async fn connect_claiming(
+        server: &TestServer,
+        token: &str,
+        running: Vec<JobAttempt>,
+        capabilities: Capabilities,
+    ) -> Result<FakeWorker, (RejectCode, String)> {
         let mut socket = raw_socket(server).await;
-        send(&mut socket, &hello(token, slots, running)).await;
+        send(&mut socket, &hello_with(token, running, capabilities)).await;
         match recv(&mut socket, 5).await {
             Some(CoordinatorMessage::Welcome { worker_id, .. }) => Ok(FakeWorker {
                 socket,

@@ -20,6 +20,9 @@ pub fn job_line(job: &JobSummary) -> String {
     if let Some(reason) = job.reason {
         line.push_str(&format!(" reason={reason}"));
     }
+    if job.refusals > 0 {
+        line.push_str(&format!(" refusals={}", job.refusals));
+    }
     line
 }
 
@@ -48,6 +51,10 @@ fn lines(outcome: &Outcome) -> Vec<String> {
             let mut lines = vec![job_line(&job.summary())];
             if let Some(message) = &job.message {
                 lines.push(format!("  {message}"));
+            }
+            // The last worker that refused it, and why (docs/jobs.md, "Refusals").
+            if let Some(refusal) = &job.refusal {
+                lines.push(format!("  {refusal}"));
             }
             if !job.stdout.is_empty() {
                 lines.push("--- stdout".into());
@@ -202,7 +209,7 @@ pub fn to_json(outcome: &Outcome) -> serde_json::Value {
 mod tests {
     use super::{Outcome, to_json_text, to_lines};
     use crate::ui::fixtures::{job, worker};
-    use gridx_proto::api::{JobListResponse, OutputStream, WorkerStatus, WorkersResponse};
+    use gridx_proto::api::{JobListResponse, JobView, OutputStream, WorkerStatus, WorkersResponse};
     use gridx_proto::protocol::ExecutorKind;
     use gridx_proto::time_fmt::from_unix_millis;
     use gridx_proto::{JobId, JobStatus, Language};
@@ -263,5 +270,26 @@ mod tests {
         );
         let lines = to_lines(&Outcome::Workers(WorkersResponse { workers: vec![w] }));
         assert!(lines[1].contains("box<U+009B>2J"), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_job_shows_how_often_it_was_refused_and_the_last_refusal() {
+        let view: JobView = serde_json::from_str(include_str!(
+            "../../../gridx-proto/tests/fixtures/job_view.json"
+        ))
+        .expect("the fixture");
+        let lines = to_lines(&Outcome::Job(Box::new(view.clone())));
+        assert!(lines[0].ends_with(" refusals=1"), "{lines:?}");
+        assert_eq!(
+            lines[1],
+            "  refused by worker small-box (#3): the job asks for 256 MB of memory and the jobs running on this worker already hold 900 MB of its 1024 MB"
+        );
+        let never = JobView {
+            refusals: 0,
+            refusal: None,
+            ..view
+        };
+        let lines = to_lines(&Outcome::Job(Box::new(never)));
+        assert!(!lines.iter().any(|l| l.contains("refus")), "{lines:?}");
     }
 }

@@ -102,6 +102,8 @@ pub fn job(id: u64, user: &str, language: Language, status: JobStatus) -> JobSum
         duration_ms: terminal.then_some(1_200),
         reason: None,
         message: None,
+        refusals: 0,
+        refusal: None,
         cost: Credits::from_whole(1),
     }
 }

@@ -2,16 +2,17 @@
 //! report, heartbeat, reconnect with backoff, and shut down gracefully. It knows
 //! nothing of the terminal: it reports what happens as [`WorkerEvent`]s.
 
+use super::admission;
 use super::exec::{Executor, JobRun, StopReason, StopToken};
-use super::link::{self, Inbound, LinkError, Socket};
+use super::link::{self, Inbound, LinkError, Socket, Welcomed};
 use super::monitor::Monitor;
 use super::workspace::Workspace;
 use crate::backoff::{Backoff, Retry, retry};
 use gridx_proto::job::{RunEnd, RunOutcome};
 use gridx_proto::metrics::HostMetrics;
 use gridx_proto::protocol::{
-    AssignedJob, Capabilities, CoordinatorMessage, ExecutorKind, JobAttempt, PROTOCOL_VERSION,
-    WorkerMessage,
+    AdmissionCaps, AssignedJob, Capabilities, CoordinatorMessage, ExecutorKind, JobAttempt,
+    PROTOCOL_VERSION, WorkerMessage,
 };
 use gridx_proto::{JobId, Language, WorkerId};
 use std::collections::HashMap;
@@ -65,6 +66,8 @@ pub struct HostOptions {
     pub work_dir: PathBuf,
     pub grace: Duration,
     pub max_backoff: Duration,
+    /// The admission caps (`worker::admission`), the budget's default still open.
+    pub admission: admission::Settings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +93,8 @@ enum JobUpdate {
 struct Running {
     stop: StopToken,
     task: JoinHandle<()>,
+    /// The memory the job asked for, held against the memory budget until it ends.
+    memory_mb: u32,
 }
 
 pub struct WorkerHost {
@@ -97,6 +102,8 @@ pub struct WorkerHost {
     executor: Arc<dyn Executor>,
     events: mpsc::UnboundedSender<WorkerEvent>,
     monitor: Monitor,
+    /// The caps this host takes jobs under, advertised in every `hello`.
+    admission: AdmissionCaps,
     running: HashMap<JobAttempt, Running>,
     /// Reports not yet delivered (bounded by the slots: no job starts while offline).
     unsent: Vec<WorkerMessage>,
@@ -104,6 +111,9 @@ pub struct WorkerHost {
     updates_rx: mpsc::UnboundedReceiver<JobUpdate>,
     /// This host is shutting down: no new jobs, exit once the running ones report.
     draining: bool,
+    /// The coordinator of the current session reads `refused`; to one that does not,
+    /// an assignment past the caps is reported as a sandbox error instead.
+    coordinator_reads_refused: bool,
     /// The coordinator of the current session is shutting down: no new jobs, and once
     /// the running ones have reported, close and reconnect with backoff. A volunteer's
     /// worker must ride out a coordinator restart, not exit with it.
@@ -119,7 +129,7 @@ struct Reconnect<'a> {
 }
 
 impl Retry for Reconnect<'_> {
-    type Output = (Socket, WorkerId, u32);
+    type Output = (Socket, Welcomed);
     type Error = LinkError;
 
     async fn attempt(&mut self) -> Result<Self::Output, LinkError> {
@@ -151,16 +161,26 @@ impl WorkerHost {
         events: mpsc::UnboundedSender<WorkerEvent>,
     ) -> Self {
         let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+        let monitor = Monitor::new();
+        let admission = options.admission.caps(monitor.memory_total_mb());
+        tracing::info!(
+            max_job_memory_mb = ?admission.max_job_memory_mb,
+            memory_budget_mb = ?admission.memory_budget_mb,
+            max_job_timeout_s = ?admission.max_job_timeout_s,
+            "admission caps"
+        );
         Self {
             options,
             executor,
             events,
-            monitor: Monitor::new(),
+            monitor,
+            admission,
             running: HashMap::new(),
             unsent: Vec::new(),
             updates_tx,
             updates_rx,
             draining: false,
+            coordinator_reads_refused: false,
             coordinator_draining: false,
         }
     }
@@ -193,20 +213,24 @@ impl WorkerHost {
                 cpu_cores: self.monitor.cpu_cores(),
                 memory_mb: self.monitor.memory_total_mb(),
                 gpus: self.monitor.gpu_count(),
-            },
+                max_job_memory_mb: None,
+                memory_budget_mb: None,
+                max_job_timeout_s: None,
+            }
+            .with_admission(self.admission),
             running,
         }
     }
 
     /// Authenticates once: the caller starts its face only after this succeeded.
-    pub async fn authenticate(&mut self) -> Result<(Socket, WorkerId, u32), HostError> {
+    pub async fn authenticate(&mut self) -> Result<(Socket, Welcomed), HostError> {
         Ok(link::handshake(&self.options.endpoint, &self.hello()).await?)
     }
 
     /// Runs until drained or shut down, starting from an authenticated socket.
     pub async fn run(
         mut self,
-        first: (Socket, WorkerId, u32),
+        first: (Socket, Welcomed),
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<HostExit, HostError> {
         let removed = self.executor.remove_orphans().await;
@@ -222,7 +246,7 @@ impl WorkerHost {
         let mut connection = Some(first);
         let mut shutdown_at: Option<tokio::time::Instant> = None;
         loop {
-            let (socket, worker_id, heartbeat_s) = match connection.take() {
+            let (socket, welcomed) = match connection.take() {
                 Some(c) => c,
                 None => {
                     if self.finished_draining() {
@@ -246,6 +270,12 @@ impl WorkerHost {
                     }
                 }
             };
+            let Welcomed {
+                worker_id,
+                heartbeat_s,
+                reads_refused,
+            } = welcomed;
+            self.coordinator_reads_refused = reads_refused;
             self.emit(WorkerEvent::Connected {
                 worker_id,
                 heartbeat_s,
@@ -457,6 +487,16 @@ impl WorkerHost {
     ) -> Option<SessionEnd> {
         match message {
             CoordinatorMessage::Assign { job, attempt } => {
+                let key = JobAttempt {
+                    job_id: job.job_id,
+                    attempt,
+                };
+                if self.running.contains_key(&key) {
+                    // A repeat of an attempt already running here: it is taken.
+                    return None;
+                }
+                let running_mb = self.running.values().map(|r| r.memory_mb);
+                let admitted = admission::admit(&self.admission, &job.spec, running_mb);
                 if self.draining || self.coordinator_draining {
                     // Raced with a drain: hand it straight back, refunded.
                     let outcome = shutdown_outcome("the worker is shutting down");
@@ -464,6 +504,29 @@ impl WorkerHost {
                         job_id: job.job_id,
                         attempt,
                         outcome,
+                    };
+                    if let Err(e) = link::send(socket, &reply).await {
+                        return Some(SessionEnd::Lost(e.to_string()));
+                    }
+                } else if let Err(why) = admitted {
+                    // Past this host's caps: not started, and the coordinator puts it
+                    // back in the queue for another worker, charging nobody.
+                    tracing::warn!(job = %job.job_id, attempt, reason = %why, "refused an assignment past this worker's caps");
+                    let reply = if self.coordinator_reads_refused {
+                        WorkerMessage::Refused {
+                            job_id: job.job_id,
+                            attempt,
+                            reason: why.to_string(),
+                        }
+                    } else {
+                        WorkerMessage::Finished {
+                            job_id: job.job_id,
+                            attempt,
+                            outcome: super::exec::sandbox_error(
+                                format!("this worker does not run it: {why}"),
+                                0,
+                            ),
+                        }
                     };
                     if let Err(e) = link::send(socket, &reply).await {
                         return Some(SessionEnd::Lost(e.to_string()));
@@ -523,6 +586,7 @@ impl WorkerHost {
         let language = job.spec.language;
         let (timeout_s, memory_mb, priority) =
             (job.spec.timeout_s, job.spec.memory_mb, job.spec.priority);
+        let held_mb = memory_mb;
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let workspace = match Workspace::create(&work_dir, job.job_id.0, attempt) {
@@ -555,7 +619,14 @@ impl WorkerHost {
             drop(workspace);
             let _ = updates.send(JobUpdate::Finished(key, outcome));
         });
-        self.running.insert(key, Running { stop, task });
+        self.running.insert(
+            key,
+            Running {
+                stop,
+                task,
+                memory_mb: held_mb,
+            },
+        );
     }
 
     /// Stops every job and waits for each to clean up (containers, workspaces).
@@ -606,5 +677,174 @@ pub fn describe(kind: ExecutorKind) -> &'static str {
         ExecutorKind::Bubblewrap => "bubblewrap (namespaces, no Docker)",
         ExecutorKind::Unsandboxed => "UNSANDBOXED: trusted jobs only",
         ExecutorKind::Noop => "noop (test executor)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::exec::noop::NoopExecutor;
+    use futures_util::{SinkExt, StreamExt};
+    use gridx_proto::protocol::{decode_worker_message, encode};
+    use gridx_proto::{JobSpec, Language};
+    use tokio_tungstenite::tungstenite::Message;
+
+    type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+    async fn next(ws: &mut Ws) -> WorkerMessage {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("a frame in time")
+                .expect("the worker is connected")
+                .expect("a frame");
+            if let Message::Text(text) = frame {
+                return decode_worker_message(&text, usize::MAX).expect("a valid frame");
+            }
+        }
+    }
+
+    /// The next message that is not a heartbeat.
+    async fn report(ws: &mut Ws) -> WorkerMessage {
+        loop {
+            match next(ws).await {
+                WorkerMessage::Heartbeat { .. } => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn send(ws: &mut Ws, message: &CoordinatorMessage) {
+        let text = encode(message).expect("encode");
+        ws.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    fn assign(job_id: u64, memory_mb: u32) -> CoordinatorMessage {
+        CoordinatorMessage::Assign {
+            job: AssignedJob {
+                job_id: JobId(job_id),
+                spec: JobSpec {
+                    language: Language::Bash,
+                    code: "true".into(),
+                    stdin: String::new(),
+                    timeout_s: 30,
+                    memory_mb,
+                    priority: 0,
+                    max_output_bytes: 1024,
+                },
+            },
+            attempt: 1,
+        }
+    }
+
+    /// Against a scripted coordinator: the host advertises its caps in `hello`,
+    /// answers an assignment past them with `refused` (and does not start it), and
+    /// runs one within them.
+    #[tokio::test]
+    async fn an_assignment_past_the_caps_is_refused_and_one_within_them_runs() {
+        past_the_caps(true).await;
+    }
+
+    /// A coordinator that does not say it reads `refused` would end the session on
+    /// it: it hears of the job as a sandbox error instead.
+    #[tokio::test]
+    async fn a_coordinator_without_refused_hears_a_sandbox_error() {
+        past_the_caps(false).await;
+    }
+
+    async fn past_the_caps(reads_refused: bool) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let work_dir = tempfile::tempdir().expect("a work dir");
+        let options = HostOptions {
+            endpoint: crate::client::Endpoint::new(&format!("http://{addr}"), None, false)
+                .expect("an endpoint"),
+            token: "gxw_test".into(),
+            name: "small".into(),
+            slots: 2,
+            work_dir: work_dir.path().to_owned(),
+            grace: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(1),
+            admission: admission::Settings {
+                max_job_memory_mb: 512,
+                memory_budget_mb: Some(1024),
+                max_job_timeout_s: 60,
+            },
+        };
+        let (events, _events_rx) = mpsc::unbounded_channel();
+        let mut host = WorkerHost::new(options, Arc::new(NoopExecutor), events);
+        let coordinator = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+            match next(&mut ws).await {
+                WorkerMessage::Hello { capabilities, .. } => {
+                    assert_eq!(capabilities.max_job_memory_mb, Some(512));
+                    assert_eq!(capabilities.memory_budget_mb, Some(1024));
+                    assert_eq!(capabilities.max_job_timeout_s, Some(60));
+                }
+                other => panic!("expected hello, got {other:?}"),
+            }
+            let welcome = CoordinatorMessage::Welcome {
+                worker_id: WorkerId(1),
+                heartbeat_s: 1,
+                reads_refused,
+            };
+            send(&mut ws, &welcome).await;
+            send(&mut ws, &assign(7, 513)).await;
+            let reason = match report(&mut ws).await {
+                WorkerMessage::Refused {
+                    job_id,
+                    attempt,
+                    reason,
+                } if reads_refused => {
+                    assert_eq!((job_id, attempt), (JobId(7), 1));
+                    reason
+                }
+                WorkerMessage::Finished {
+                    job_id,
+                    attempt,
+                    outcome,
+                } if !reads_refused => {
+                    assert_eq!((job_id, attempt), (JobId(7), 1));
+                    assert_eq!(outcome.end, RunEnd::SandboxError);
+                    outcome.message.unwrap_or_default()
+                }
+                other => panic!("reads_refused {reads_refused}: got {other:?}"),
+            };
+            assert!(
+                reason.contains("513 MB") && reason.contains("512 MB per job"),
+                "{reason}"
+            );
+            send(&mut ws, &assign(8, 512)).await;
+            assert!(matches!(
+                report(&mut ws).await,
+                WorkerMessage::Started {
+                    job_id: JobId(8),
+                    attempt: 1
+                }
+            ));
+            assert!(matches!(
+                report(&mut ws).await,
+                WorkerMessage::Finished {
+                    job_id: JobId(8),
+                    attempt: 1,
+                    ..
+                }
+            ));
+            ws
+        });
+        let first = host.authenticate().await.expect("welcomed");
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let run = tokio::spawn(host.run(first, shutdown_rx));
+        let ws = coordinator.await.expect("the coordinator's script");
+        let _ = shutdown_tx.send(true);
+        let exit = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the host stops in time")
+            .expect("the host task");
+        assert!(matches!(exit, Ok(HostExit::Shutdown)), "{exit:?}");
+        drop(ws);
     }
 }

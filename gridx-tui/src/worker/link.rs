@@ -122,12 +122,21 @@ pub async fn recv_inbound(socket: &mut Socket) -> Option<Result<Inbound, LinkErr
     }
 }
 
-/// Connects and completes the handshake. Returns the socket with the worker id and
-/// heartbeat interval from `welcome`.
+/// What the coordinator's `welcome` said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Welcomed {
+    pub worker_id: gridx_proto::WorkerId,
+    /// At least 1.
+    pub heartbeat_s: u32,
+    /// The coordinator reads `refused` (docs/protocol.md §2).
+    pub reads_refused: bool,
+}
+
+/// Connects and completes the handshake. Returns the socket with what `welcome` said.
 pub async fn handshake(
     endpoint: &Endpoint,
     hello: &WorkerMessage,
-) -> Result<(Socket, gridx_proto::WorkerId, u32), LinkError> {
+) -> Result<(Socket, Welcomed), LinkError> {
     let url = endpoint.ws_url("/v1/worker/connect");
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME))
@@ -156,7 +165,15 @@ pub async fn handshake(
         Some(Ok(CoordinatorMessage::Welcome {
             worker_id,
             heartbeat_s,
-        })) => Ok((socket, worker_id, heartbeat_s.max(1))),
+            reads_refused,
+        })) => Ok((
+            socket,
+            Welcomed {
+                worker_id,
+                heartbeat_s: heartbeat_s.max(1),
+                reads_refused,
+            },
+        )),
         Some(Ok(CoordinatorMessage::Reject { code, message })) => {
             Err(LinkError::Rejected { code, message })
         }

@@ -1,6 +1,7 @@
 //! The worker host: what `gridx-tui worker` runs. Executors, the link to the
 //! coordinator, monitoring and workspaces; no terminal drawing here.
 
+pub mod admission;
 pub mod exec;
 pub mod host;
 pub mod images;

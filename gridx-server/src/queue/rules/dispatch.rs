@@ -1,6 +1,6 @@
 //! Dispatch: queued jobs to free slots, the moment something frees or arrives.
 
-use crate::queue::model::{Effects, RunningJob, State, WorkerState};
+use crate::queue::model::{Effects, Reach, RunningJob, State, WorkerState};
 use crate::queue::scheduler::QueuedJob;
 use crate::queue::transitions::{Change, change_status};
 use crate::queue::{DISPATCH_BACKLOG_BYTES, Outbound, outbox};
@@ -9,7 +9,24 @@ use gridx_proto::protocol::{AssignedJob, CoordinatorMessage};
 use gridx_proto::{JobId, JobStatus, Language, WorkerId};
 use rusqlite::Connection;
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// Which worker gets the next job of which language: the job is the one that
+/// worker's `Scheduler::pop_for` takes.
+struct Placement {
+    language: Language,
+    worker: WorkerId,
+}
+
+/// Whether worker `id` may take queued `job`: it may run it, and has not refused it.
+fn may_take(
+    w: &WorkerState,
+    id: WorkerId,
+    refused_by: &HashMap<JobId, HashSet<WorkerId>>,
+    job: &QueuedJob,
+) -> bool {
+    w.may_run(job) && !refused_by.get(&job.id).is_some_and(|r| r.contains(&id))
+}
 
 impl State {
     /// Hands queued jobs to free slots: the language whose next job has the highest
@@ -19,67 +36,121 @@ impl State {
     /// gets more jobs than its cap nor jumps ahead of the others.
     /// A worker whose outbox already holds [`DISPATCH_BACKLOG_BYTES`] (counting what
     /// this round assigned it) gets nothing more until it has read them.
+    /// A worker gets only jobs it may run (`WorkerState::may_run`: its owner's alone
+    /// for an owner-only executor, within its admission caps) and none it refused.
     pub(in crate::queue) fn dispatch(&mut self, conn: &Connection, fx: &mut Effects) {
         if self.draining {
             return;
         }
         let mut assigned: HashMap<WorkerId, usize> = HashMap::new();
-        let ready = |assigned: &HashMap<WorkerId, usize>,
-                     id: &WorkerId,
-                     w: &WorkerState,
-                     language: Language| {
-            w.can_take(language)
-                && w.session.as_ref().is_some_and(|s| {
-                    s.outbox.backlog_bytes() + assigned.get(id).copied().unwrap_or(0)
-                        < DISPATCH_BACKLOG_BYTES
-                })
-        };
+        // Languages with no job any ready worker may take stay so for the rest of this
+        // round (it only removes jobs and fills slots), so they are not searched again.
+        let mut stuck: HashSet<Language> = HashSet::new();
         loop {
-            let mut best: Option<(i32, Reverse<JobId>, Language)> = None;
-            for language in Language::ALL {
-                let Some((priority, head)) = self.scheduler.peek(language) else {
-                    continue;
-                };
-                let candidate = (priority, Reverse(head), language);
-                if best
-                    .as_ref()
-                    .is_some_and(|b| (b.0, b.1) >= (candidate.0, candidate.1))
-                {
-                    continue;
+            let mut heads: Vec<(i32, Reverse<JobId>, Language)> = Language::ALL
+                .into_iter()
+                .filter(|language| !stuck.contains(language))
+                .filter_map(|language| {
+                    let (priority, head) = self.scheduler.peek_for(language, None, |_| true)?;
+                    Some((priority, Reverse(head), language))
+                })
+                .collect();
+            heads.sort_unstable_by(|a, b| b.cmp(a));
+            let mut best = None;
+            for (_, _, language) in heads {
+                best = self.placement(language, &assigned);
+                if best.is_some() {
+                    break;
                 }
-                if self
-                    .workers
-                    .iter()
-                    .any(|(id, w)| ready(&assigned, id, w, language))
-                {
-                    best = Some(candidate);
-                }
+                stuck.insert(language);
             }
-            let Some((_, _, language)) = best else {
-                return;
-            };
-            let Some(worker_id) = self
-                .workers
-                .iter()
-                .filter(|(id, w)| ready(&assigned, id, w, language))
-                .max_by_key(|(id, w)| (w.free_slots(), Reverse(**id)))
-                .map(|(id, _)| *id)
+            let Some(Placement {
+                language, worker, ..
+            }) = best
             else {
                 return;
             };
-            let Some(job) = self.scheduler.pop(language) else {
+            let Some(taker) = self.workers.get(&worker) else {
                 return;
             };
-            match self.assign(conn, &job, worker_id, fx) {
-                Ok(bytes) => *assigned.entry(worker_id).or_default() += bytes,
+            let refused_by = &self.refused_by;
+            let Some(job) = self.scheduler.pop_for(language, taker.only_user(), |job| {
+                may_take(taker, worker, refused_by, job)
+            }) else {
+                return;
+            };
+            match self.assign(conn, &job, worker, fx) {
+                Ok(bytes) => *assigned.entry(worker).or_default() += bytes,
                 Err(e) => {
-                    tracing::error!(job = %job.id, worker = %worker_id, error = %e, "dispatch failed; the job stays queued");
+                    tracing::error!(job = %job.id, worker = %worker, error = %e, "dispatch failed; the job stays queued");
                     self.metrics.dispatch_errors.inc();
                     self.scheduler.push_front(job);
                     return;
                 }
             }
         }
+    }
+
+    /// The next job of `language` to place, and where. Usually the language's next
+    /// job in scheduling order goes to the ready worker with most free slots that may
+    /// take it, found in one pass over the workers. When no ready worker may take
+    /// that job (only owner-only workers of other users are free, or it is past every
+    /// free worker's caps), each ready worker looks for the first job it may take
+    /// (`Scheduler::pop_for`), and the highest priority (then oldest) of those is
+    /// placed, with ties going to the worker with most free slots.
+    fn placement(
+        &self,
+        language: Language,
+        assigned: &HashMap<WorkerId, usize>,
+    ) -> Option<Placement> {
+        let (_, head) = self.scheduler.peek_for(language, None, |_| true)?;
+        let head_job = self.scheduler.get(head)?;
+        let ready = |id: &WorkerId, w: &WorkerState| {
+            w.can_take(language)
+                && w.session.as_ref().is_some_and(|s| {
+                    s.outbox.backlog_bytes() + assigned.get(id).copied().unwrap_or(0)
+                        < DISPATCH_BACKLOG_BYTES
+                })
+        };
+        let first_choice = self
+            .workers
+            .iter()
+            .filter(|(id, w)| ready(id, w) && may_take(w, **id, &self.refused_by, head_job))
+            .max_by_key(|(id, w)| (w.free_slots(), Reverse(**id)));
+        if let Some((id, _)) = first_choice {
+            return Some(Placement {
+                language,
+                worker: *id,
+            });
+        }
+        // Workers alike in what they may take find the same job: each kind looks once.
+        let refusing: HashSet<WorkerId> = self.refused_by.values().flatten().copied().collect();
+        let mut looked: HashMap<Option<Reach<'_>>, Option<(i32, JobId)>> = HashMap::new();
+        self.workers
+            .iter()
+            .filter(|(id, w)| ready(id, w))
+            .filter_map(|(id, w)| {
+                let look = || {
+                    self.scheduler.peek_for(language, w.only_user(), |job| {
+                        may_take(w, *id, &self.refused_by, job)
+                    })
+                };
+                let found = if refusing.contains(id) {
+                    look()
+                } else {
+                    *looked.entry(w.reach()).or_insert_with(look)
+                };
+                let (priority, job) = found?;
+                Some((
+                    (priority, Reverse(job), w.free_slots(), Reverse(*id)),
+                    Placement {
+                        language,
+                        worker: *id,
+                    },
+                ))
+            })
+            .max_by_key(|(rank, _)| *rank)
+            .map(|(_, placement)| placement)
     }
 
     fn assign(
@@ -99,7 +170,7 @@ impl State {
             attempt,
         };
         change_status(conn, job.id, JobStatus::Queued, change, now_millis())?;
-        worker.running.insert(job.id);
+        worker.lease(job.id, job.memory_mb);
         let message = Outbound::Send(CoordinatorMessage::Assign {
             job: AssignedJob {
                 job_id: job.id,
@@ -123,7 +194,10 @@ impl State {
                 cost: job.cost,
                 worker: worker_id,
                 attempt,
+                refusals: job.refusals,
                 cancel_requested: false,
+                memory_mb: job.memory_mb,
+                timeout_s: job.timeout_s,
             },
         );
         fx.changed_jobs.push(job.id);

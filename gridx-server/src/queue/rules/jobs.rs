@@ -26,6 +26,14 @@ fn settle_error(e: SettleError) -> StepError {
     })
 }
 
+/// How an attempt came back without a result.
+enum TakenBack<'a> {
+    /// Its worker was lost, or shut down under it (why): a failed attempt.
+    Lost(&'a str),
+    /// Its worker refused it (the sentence the job keeps): not a failed attempt.
+    Refused(&'a str),
+}
+
 /// A job about to end, with what its settlement needs.
 struct Ended<'a> {
     id: JobId,
@@ -150,7 +158,10 @@ impl State {
             language: spec.language,
             priority: spec.priority,
             attempts: 0,
+            refusals: 0,
             cost,
+            memory_mb: spec.memory_mb,
+            timeout_s: spec.timeout_s,
         });
         let view = JobView {
             job_id: id,
@@ -173,6 +184,8 @@ impl State {
             duration_ms: None,
             reason: None,
             message: None,
+            refusals: 0,
+            refusal: None,
             cost,
         };
         Ok(Submitted {
@@ -256,6 +269,7 @@ impl State {
         self.end_job(conn, end, &done, fx)?;
         self.scheduler.remove(job_id);
         self.enqueued_at.remove(&job_id);
+        self.refused_by.remove(&job_id);
         Ok(())
     }
 
@@ -319,6 +333,7 @@ impl State {
             reported_by: Some(&owner),
         };
         self.end_job(conn, end, &done, fx)?;
+        self.refused_by.remove(&job_id);
         self.release(job_id, worker, fx);
         Ok(())
     }
@@ -333,22 +348,74 @@ impl State {
         why: &str,
         fx: &mut Effects,
     ) -> Step<()> {
+        self.take_back(conn, job_id, TakenBack::Lost(why), fx)
+    }
+
+    /// The worker holding a job's current attempt refused it (past its admission
+    /// caps) without running it: back to the front of the queue, like a lost attempt
+    /// but charging nobody and not counting toward `max_attempts`, with the refusal
+    /// on the job for its owner to read; the job is not offered to that worker again
+    /// (`State::refused_by`). If its owner had asked to cancel it, it ends
+    /// `cancelled` (refunded) instead.
+    pub(in crate::queue) fn refused_job(
+        &mut self,
+        conn: &Connection,
+        job_id: JobId,
+        worker_id: WorkerId,
+        reason: &str,
+        fx: &mut Effects,
+    ) -> Step<()> {
+        let name = self
+            .workers
+            .get(&worker_id)
+            .map(|w| w.name.as_str())
+            .unwrap_or("?");
+        // The reason is the worker's words, bounded by the decoder; what cannot be
+        // printed is not kept, so it shows as the one line it is.
+        let reason: String = reason
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let sentence = format!("refused by worker {name} (#{worker_id}): {}", reason.trim());
+        self.take_back(conn, job_id, TakenBack::Refused(&sentence), fx)?;
+        if self.scheduler.get(job_id).is_some() {
+            self.refused_by.entry(job_id).or_default().insert(worker_id);
+        }
+        Ok(())
+    }
+
+    /// The one way an attempt comes back without a result (lost or refused): the job
+    /// is requeued at the front of its user's queue, or ends.
+    fn take_back(
+        &mut self,
+        conn: &Connection,
+        job_id: JobId,
+        how: TakenBack<'_>,
+        fx: &mut Effects,
+    ) -> Step<()> {
         let Some(job) = self.running.get(&job_id) else {
             return Ok(());
         };
         let (worker, attempt) = (job.worker, job.attempt);
+        let (why, refusal) = match how {
+            TakenBack::Lost(why) => (why, None),
+            TakenBack::Refused(sentence) => (sentence, Some(sentence)),
+        };
+        // A refused attempt never ran: it is not a failed one.
+        let refusals = job.refusals + u32::from(refusal.is_some());
+        let failed = attempt.saturating_sub(refusals);
         let ending = if job.cancel_requested {
             Some((
                 JobStatus::Cancelled,
                 FailureReason::CancelledByUser,
                 format!("cancelled; {why}"),
             ))
-        } else if attempt >= self.settings.max_attempts {
+        } else if refusal.is_none() && failed >= self.settings.max_attempts {
             Some((
                 JobStatus::Error,
                 FailureReason::RetriesExhausted,
                 format!(
-                    "attempt {attempt} of {} failed: {why}",
+                    "attempt {failed} of {} failed: {why}",
                     self.settings.max_attempts
                 ),
             ))
@@ -371,16 +438,19 @@ impl State {
                     reported_by: None,
                 };
                 self.end_job(conn, end, &done, fx)?;
+                self.refused_by.remove(&job_id);
             }
             None => {
                 change_status(
                     conn,
                     job_id,
                     JobStatus::Running,
-                    Change::Requeue,
+                    Change::Requeue { refusal },
                     now_millis(),
                 )?;
-                self.metrics.requeued_jobs.inc();
+                if refusal.is_none() {
+                    self.metrics.requeued_jobs.inc();
+                }
                 self.enqueued_at.insert(job_id, Instant::now());
                 self.scheduler.push_front(QueuedJob {
                     id: job_id,
@@ -388,7 +458,10 @@ impl State {
                     language: job.language,
                     priority: job.priority,
                     attempts: attempt,
+                    refusals,
                     cost: job.cost,
+                    memory_mb: job.memory_mb,
+                    timeout_s: job.timeout_s,
                 });
                 fx.changed_jobs.push(job_id);
             }

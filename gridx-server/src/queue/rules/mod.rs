@@ -4,3 +4,5 @@
 mod dispatch;
 mod jobs;
 pub(super) mod sessions;
+#[cfg(test)]
+mod tests;

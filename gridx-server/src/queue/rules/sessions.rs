@@ -167,6 +167,21 @@ impl State {
                 }
                 self.finish_running(conn, job_id, outcome, fx)
             }
+            WorkerMessage::Refused {
+                job_id,
+                attempt,
+                reason,
+            } => {
+                if !self.is_current(job_id, attempt, worker_id) {
+                    // Nothing to give back: a late refusal of an attempt already lost,
+                    // or a worker refusing what it was never given.
+                    self.metrics.fenced_reports.inc();
+                    tracing::warn!(job = %job_id, attempt, worker = %worker_id, "ignored `refused` of an attempt this worker does not hold");
+                    return Ok(());
+                }
+                tracing::info!(job = %job_id, attempt, worker = %worker_id, reason = %reason.escape_debug(), "the worker refused an assignment; requeued");
+                self.refused_job(conn, job_id, worker_id, &reason, fx)
+            }
         }
     }
 
@@ -257,7 +272,7 @@ impl State {
     fn leased_to(&self, worker: WorkerId) -> Vec<JobId> {
         self.workers
             .get(&worker)
-            .map(|w| w.running.iter().copied().collect())
+            .map(|w| w.running.keys().copied().collect())
             .unwrap_or_default()
     }
 

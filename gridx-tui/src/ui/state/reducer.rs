@@ -412,6 +412,8 @@ fn local_job(
         duration_ms: None,
         reason: None,
         message: None,
+        refusals: 0,
+        refusal: None,
         cost: Credits::ZERO,
     }
 }
