@@ -214,10 +214,12 @@ impl BubblewrapExecutor {
         }
         let group = plan.cgroup.clone();
         let outcome = process::run(plan, stop).await;
-        // The last handle: dropping it kills what is left and removes the directories,
-        // which may wait a little for the kernel to reap, so off the async threads.
+        // Every process of the job was killed through the group before `run` returned.
+        // The last handle goes in the background: removing the directories waits for
+        // the kernel to finish reaping (rmdir answers EBUSY until then), and the
+        // outcome need not wait for that.
         if let Some(group) = group {
-            let _ = tokio::task::spawn_blocking(move || drop(group)).await;
+            drop(tokio::task::spawn_blocking(move || drop(group)));
         }
         outcome
     }

@@ -370,11 +370,13 @@ impl JobCgroup {
     /// process forking while it is killed is caught on a later round, and pids.max
     /// bounds how many there can be).
     pub fn kill_all(&self) {
-        for dir in &self.dirs {
+        // The job joined every directory at once (one per v1 hierarchy, or the one v2
+        // group), so each holds the same processes: the first is enough.
+        if let Some(dir) = self.dirs.first() {
             if self.v2 && write(dir, "cgroup.kill", "1").is_ok() {
-                continue;
+                return;
             }
-            for _ in 0..50 {
+            for _ in 0..100 {
                 let pids = read_pids(dir);
                 if pids.is_empty() {
                     break;
@@ -385,7 +387,7 @@ impl JobCgroup {
                         libc::kill(pid, libc::SIGKILL);
                     }
                 }
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
         }
     }
