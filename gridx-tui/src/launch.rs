@@ -473,7 +473,7 @@ pub async fn host_info(config: &GridxConfig, json: bool) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(default_worker_name);
     let (executor, languages, weaknesses, problem) =
-        match select_executor(&config.worker, &name).await {
+        match crate::worker::exec::inspect_executor(&config.worker, &name).await {
             Ok(e) => (
                 Some(e.kind().to_string()),
                 e.languages().iter().map(|l| l.to_string()).collect(),

@@ -113,7 +113,7 @@ impl BubblewrapExecutor {
                 None
             }
         };
-        let cgroups = match Cgroups::detect(limits.cgroup_parent.as_deref()) {
+        let cgroups = match Cgroups::detect(limits.cgroup_parent.as_deref(), limits.inspect_only) {
             Ok(cgroups) => {
                 let missing = cgroups.missing();
                 if !missing.is_empty() {
@@ -163,7 +163,12 @@ impl BubblewrapExecutor {
             plan.args.push("/usr/bin/true".into());
         }
         plan.timeout = Duration::from_secs(5);
-        let outcome = executor.run_plan(&probe, plan, StopToken::new()).await;
+        let outcome = if executor.limits.inspect_only {
+            // Nothing made on the host: the probe runs without a cgroup of its own.
+            process::run(plan, StopToken::new()).await
+        } else {
+            executor.run_plan(&probe, plan, StopToken::new()).await
+        };
         match (outcome.end, outcome.exit_code) {
             (gridx_proto::job::RunEnd::Exited, Some(0)) => Ok(executor),
             _ => Err(format!(
@@ -723,7 +728,18 @@ mod tests {
              for name, nr in (('keyctl', {keyctl}), ('bpf', {bpf}), ('userfaultfd', {uffd}), ('perf_event_open', {perf})):\n\
              \x20   r = libc.syscall(nr, 0, 0, 0, 0, 0)\n\
              \x20   print(name, r, os.strerror(ctypes.get_errno()))\n\
+             import socket\n\
+             try:\n\
+             \x20   socket.socket(40, socket.SOCK_STREAM)\n\
+             \x20   print('vsock OPENED')\n\
+             except OSError as e:\n\
+             \x20   print('vsock', os.strerror(e.errno))\n\
+             r = libc.syscall({personality}, 0x0040000)\n\
+             print('personality', r, os.strerror(ctypes.get_errno()))\n\
+             r = libc.syscall(467, 0, 0, 0, 0, 0)\n\
+             print('newer', r, os.strerror(ctypes.get_errno()))\n\
              raise SystemExit(4)\n",
+            personality = libc::SYS_personality,
             keyctl = libc::SYS_keyctl,
             bpf = libc::SYS_bpf,
             uffd = libc::SYS_userfaultfd,
@@ -742,6 +758,16 @@ mod tests {
                     .contains(&format!("{name} -1 Operation not permitted")),
                 "{name}: {outcome:?}"
             );
+        }
+        // vsock would reach a VM's host whatever the network namespace; personality
+        // flags such as ADDR_NO_RANDOMIZE are not Docker's five; and a call newer than
+        // the audited list is "not implemented".
+        for line in [
+            "vsock Operation not permitted",
+            "personality -1 Operation not permitted",
+            "newer -1 Function not implemented",
+        ] {
+            assert!(outcome.stdout.contains(line), "{line}: {outcome:?}");
         }
     }
 

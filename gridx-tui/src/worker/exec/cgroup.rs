@@ -75,7 +75,9 @@ const CPU_PERIOD_US: u64 = 100_000;
 impl Cgroups {
     /// Finds the hierarchy and the parent group on this host. `parent` overrides the
     /// worker's own group. An error says why no limit at all is available.
-    pub fn detect(parent: Option<&str>) -> Result<Cgroups, String> {
+    /// `inspect_only` (for `host-info`) changes nothing on the host: on v2 it neither
+    /// moves processes nor enables controllers, and reports what it could enable.
+    pub fn detect(parent: Option<&str>, inspect_only: bool) -> Result<Cgroups, String> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
         let own = std::fs::read_to_string("/proc/self/cgroup")
@@ -85,7 +87,7 @@ impl Cgroups {
             .map(|s| s.lines().count() > 1)
             .unwrap_or(false);
         let found = Self::locate(&mounts, &own, parent)?;
-        found.prepare(swap_in_use)
+        found.prepare(swap_in_use, inspect_only)
     }
 
     /// Where the groups would go, from the mount table and /proc/self/cgroup; pure.
@@ -95,9 +97,9 @@ impl Cgroups {
             let mount = mounts
                 .v1
                 .iter()
-                .find(|(c, _)| c.iter().any(|c| c == name))?;
+                .find(|(c, _, _)| c.iter().any(|c| c == name))?;
             let path = parent.or_else(|| own.v1_path(&mount.0))?;
-            Some(join_cgroup_path(&mount.1, path))
+            Some(join_cgroup_path(&mount.2, strip_root(path, &mount.1)))
         };
         let v1 = (
             v1_controller("memory"),
@@ -112,21 +114,21 @@ impl Cgroups {
                 cpu: v1.2,
             });
         }
-        let Some(mount) = &mounts.v2 else {
+        let Some((root, mount)) = &mounts.v2 else {
             return Err("no cgroup file system is mounted".into());
         };
         let path = parent
             .or(own.v2.as_deref())
             .ok_or("this process is in no cgroup v2 group")?;
         Ok(Cgroups::V2 {
-            parent: join_cgroup_path(mount, path),
+            parent: join_cgroup_path(mount, strip_root(path, root)),
             controllers: Vec::new(),
         })
     }
 
     /// Checks what the located groups can really do, enabling v2 controllers for the
     /// children on the way.
-    fn prepare(self, swap_in_use: bool) -> Result<Cgroups, String> {
+    fn prepare(self, swap_in_use: bool, inspect_only: bool) -> Result<Cgroups, String> {
         match self {
             Cgroups::V1 {
                 memory, pids, cpu, ..
@@ -150,15 +152,20 @@ impl Cgroups {
                 };
                 if found.missing().len() == Limit::ALL.len() {
                     return Err(
-                        "no cgroup v1 controller (memory, pids, cpu) is writable here; \
-                                run the worker as root or give it a delegated cgroup_parent"
-                            .into(),
+                        "no cgroup v1 controller (memory, pids, cpu) is writable here".into(),
                     );
                 }
                 Ok(found)
             }
             Cgroups::V2 { parent, .. } => {
-                let controllers = enable_v2(&parent)?;
+                let controllers = if inspect_only {
+                    if !writable_dir(&parent) {
+                        return Err(format!("{} is not writable here", parent.display()));
+                    }
+                    v2_wanted(&parent)?.into_iter().map(|(_, l)| l).collect()
+                } else {
+                    enable_v2(&parent)?
+                };
                 Ok(Cgroups::V2 {
                     parent,
                     controllers,
@@ -300,13 +307,12 @@ impl Cgroups {
                 if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
                     continue;
                 }
-                let stale = JobCgroup {
-                    dirs: vec![entry.path()],
-                    memory: None,
-                    v2: matches!(self, Cgroups::V2 { .. }),
-                };
-                drop(stale);
-                removed += 1;
+                // Only rmdir, which the kernel refuses for a group with processes: a
+                // worker in another pid namespace (where its pid means nothing here)
+                // may share the parent, and its jobs must not be killed.
+                if std::fs::remove_dir(entry.path()).is_ok() {
+                    removed += 1;
+                }
             }
         }
         removed
@@ -442,6 +448,19 @@ fn writable_dir(dir: &Path) -> bool {
     unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
 }
 
+/// A group's path as /proc/self/cgroup prints it, relative to what the mount shows:
+/// `/docker/abc/x` under a mount of `/docker/abc` is `/x`.
+fn strip_root<'a>(path: &'a str, root: &str) -> &'a str {
+    let root = root.trim_end_matches('/');
+    if root.is_empty() {
+        return path;
+    }
+    match path.strip_prefix(root) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => path,
+    }
+}
+
 /// `mount` + a cgroup path such as `/user.slice/x.scope` (absolute, as the kernel
 /// prints it), never escaping the mount with `..`.
 fn join_cgroup_path(mount: &Path, path: &str) -> PathBuf {
@@ -459,6 +478,38 @@ fn join_cgroup_path(mount: &Path, path: &str) -> PathBuf {
 /// into a `worker` leaf first when it lives in `parent` itself. Returns the
 /// controllers the children get.
 fn enable_v2(parent: &Path) -> Result<Vec<Limit>, String> {
+    let wanted = v2_wanted(parent)?;
+    let me = std::process::id();
+    let is_root_group = !parent.join("cgroup.type").exists();
+    let here = read_pids(parent);
+    if !is_root_group && !here.is_empty() {
+        // "No internal processes": every process of the parent (the worker, and
+        // whatever started it in the same delegated group) moves into a `worker`
+        // leaf, as systemd does for a delegated unit, or enabling controllers for the
+        // job groups fails with EBUSY.
+        let leaf = parent.join("worker");
+        match std::fs::create_dir(&leaf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot create {}: {e}", leaf.display())),
+        }
+        for pid in here {
+            // A process that exited meanwhile is fine; one we may not move is not,
+            // and the subtree_control write below says so.
+            if let Err(e) = write(&leaf, "cgroup.procs", &pid.to_string())
+                && pid == me as i32
+            {
+                return Err(e.to_string());
+            }
+        }
+    }
+    let enable: Vec<String> = wanted.iter().map(|(name, _)| format!("+{name}")).collect();
+    write(parent, "cgroup.subtree_control", &enable.join(" ")).map_err(|e| e.to_string())?;
+    Ok(wanted.into_iter().map(|(_, limit)| limit).collect())
+}
+
+/// The controllers among memory, pids and cpu that `parent` can hand its children.
+fn v2_wanted(parent: &Path) -> Result<Vec<(&'static str, Limit)>, String> {
     let available = std::fs::read_to_string(parent.join("cgroup.controllers"))
         .map_err(|e| format!("cannot read {}/cgroup.controllers: {e}", parent.display()))?;
     let wanted: Vec<(&str, Limit)> = [
@@ -475,28 +526,16 @@ fn enable_v2(parent: &Path) -> Result<Vec<Limit>, String> {
             parent.display()
         ));
     }
-    let me = std::process::id();
-    let is_root_group = !parent.join("cgroup.type").exists();
-    if !is_root_group && read_pids(parent).contains(&(me as i32)) {
-        let leaf = parent.join("worker");
-        match std::fs::create_dir(&leaf) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(format!("cannot create {}: {e}", leaf.display())),
-        }
-        write(&leaf, "cgroup.procs", &me.to_string()).map_err(|e| e.to_string())?;
-    }
-    let enable: Vec<String> = wanted.iter().map(|(name, _)| format!("+{name}")).collect();
-    write(parent, "cgroup.subtree_control", &enable.join(" ")).map_err(|e| e.to_string())?;
-    Ok(wanted.into_iter().map(|(_, limit)| limit).collect())
+    Ok(wanted)
 }
 
 /// The cgroup file systems of /proc/self/mountinfo.
 #[derive(Debug, Default)]
 struct Mounts {
-    v2: Option<PathBuf>,
-    /// Each v1 hierarchy: its controllers and mount point.
-    v1: Vec<(Vec<String>, PathBuf)>,
+    /// The v2 hierarchy: the group mounted (mountinfo's root field) and where.
+    v2: Option<(String, PathBuf)>,
+    /// Each v1 hierarchy: its controllers, the group mounted, and where.
+    v1: Vec<(Vec<String>, String, PathBuf)>,
 }
 
 impl Mounts {
@@ -507,13 +546,20 @@ impl Mounts {
             let Some((left, right)) = line.split_once(" - ") else {
                 continue;
             };
-            let mount_point = left.split(' ').nth(4).map(unescape_mount_path);
+            let mut fields = left.split(' ');
+            // Field 3 is the group the mount shows (not "/" when a subtree is
+            // bind-mounted, as container hosts do), field 4 where it is mounted.
+            let root = fields
+                .nth(3)
+                .map(|r| unescape_mount_path(r).to_string_lossy().into_owned());
+            let mount_point = fields.next().map(unescape_mount_path);
             let mut right = right.split(' ');
-            let (Some(fs), Some(mount_point)) = (right.next(), mount_point) else {
+            let (Some(fs), Some(root), Some(mount_point)) = (right.next(), root, mount_point)
+            else {
                 continue;
             };
             match fs {
-                "cgroup2" if mounts.v2.is_none() => mounts.v2 = Some(mount_point),
+                "cgroup2" if mounts.v2.is_none() => mounts.v2 = Some((root, mount_point)),
                 "cgroup" => {
                     let options = right.nth(1).unwrap_or_default();
                     let controllers = options
@@ -522,7 +568,7 @@ impl Mounts {
                         .map(String::from)
                         .collect::<Vec<_>>();
                     if !controllers.is_empty() {
-                        mounts.v1.push((controllers, mount_point));
+                        mounts.v1.push((controllers, root, mount_point));
                     }
                 }
                 _ => {}
@@ -670,6 +716,21 @@ mod tests {
         )
         .expect("events");
         assert!(group.oom_killed());
+    }
+
+    #[test]
+    fn a_bind_mounted_subtree_is_not_joined_twice() {
+        let mountinfo =
+            "40 30 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        let own = "4:memory:/docker/abc\n";
+        let found = Cgroups::locate(&Mounts::parse(mountinfo), own, None).expect("v1");
+        let Cgroups::V1 { memory, .. } = found else {
+            panic!("v1 expected");
+        };
+        assert_eq!(memory, Some("/sys/fs/cgroup/memory".into()));
+        assert_eq!(strip_root("/docker/abc/jobs", "/docker/abc"), "/jobs");
+        assert_eq!(strip_root("/docker/abcd", "/docker/abc"), "/docker/abcd");
+        assert_eq!(strip_root("/x", "/"), "/x");
     }
 
     #[test]

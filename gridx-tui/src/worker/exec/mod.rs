@@ -21,7 +21,7 @@ use gridx_proto::{JobId, JobSpec, Language};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
-pub use select::{SelectError, select_executor};
+pub use select::{SelectError, inspect_executor, select_executor};
 
 /// One attempt to run.
 #[derive(Debug, Clone)]
@@ -57,6 +57,9 @@ pub struct SandboxLimits {
     pub cgroup_parent: Option<String>,
     /// bubblewrap: start even where a cgroup limit or the seccomp filter is missing.
     pub allow_weak_sandbox: bool,
+    /// Detect only, changing nothing on the host (`host-info`): no cgroup is made or
+    /// joined, no process moved, no v2 controller enabled.
+    pub inspect_only: bool,
 }
 
 impl Default for SandboxLimits {
@@ -76,6 +79,7 @@ impl SandboxLimits {
             fsize_mb: c.fsize_mb,
             cgroup_parent: c.cgroup_parent.clone(),
             allow_weak_sandbox: c.allow_weak_sandbox,
+            inspect_only: false,
         }
     }
 }

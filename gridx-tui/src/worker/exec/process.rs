@@ -385,7 +385,8 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
     // allocations) the runtime reports itself.
     let end = match killed_for {
         Some(end) => end,
-        None if oom_killed => RunEnd::Oom,
+        // A job that handled a helper's OOM kill and exited 0 succeeded.
+        None if oom_killed && exit_code != Some(0) => RunEnd::Oom,
         None if exit_code != Some(0) && looks_out_of_memory(&stderr) => RunEnd::Oom,
         None if status.signal() == Some(libc::SIGXCPU) => RunEnd::TimedOut,
         None => RunEnd::Exited,

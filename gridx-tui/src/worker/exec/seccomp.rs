@@ -18,11 +18,18 @@
 //! - other processes' memory (`ptrace`, `process_vm_readv/writev`, `kcmp`,
 //!   `pidfd_getfd`);
 //! - the machine itself: module loading, `kexec_*`, `reboot`, `swapon/off`, clocks,
-//!   `acct`, `quotactl`, `syslog`, `iopl`/`ioperm`, NUMA placement, `personality`
-//!   changes beyond the default, and `ioctl(TIOCSTI)`, which types into a terminal.
+//!   `acct`, `quotactl(_fd)`, `syslog`, `iopl`/`ioperm`, NUMA placement, `personality`
+//!   other than the values Docker allows, and `ioctl(TIOCSTI)`, which types into a
+//!   terminal;
+//! - `socket(AF_VSOCK)`: vsock ignores network namespaces, so on a virtual machine it
+//!   would reach the hypervisor's host and its listeners despite `--unshare-net`;
+//! - the mount listing calls (`statmount`, `listmount`).
 //!
 //! On x86-64 every x32-ABI call (numbers with bit 30 set) is refused too: a deny-list
-//! keyed by number would otherwise be bypassed through the x32 aliases.
+//! keyed by number would otherwise be bypassed through the x32 aliases. And every call
+//! newer than [`MAX_AUDITED`] answers `ENOSYS` ("this kernel has no such call", which
+//! libc and runtimes handle by falling back): a deny-list must not let through what was
+//! added to the kernel after it was written.
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -80,6 +87,12 @@ const DENIED: &[(&str, libc::c_long)] = &[
     ("pivot_root", libc::SYS_pivot_root),
     ("process_vm_readv", libc::SYS_process_vm_readv),
     ("process_vm_writev", libc::SYS_process_vm_writev),
+    ("process_madvise", libc::SYS_process_madvise),
+    ("quotactl_fd", libc::SYS_quotactl_fd),
+    ("set_mempolicy_home_node", libc::SYS_set_mempolicy_home_node),
+    // Numbers from 424 on are the same on every architecture; libc names neither yet.
+    ("statmount", 457),
+    ("listmount", 458),
     ("ptrace", libc::SYS_ptrace),
     ("quotactl", libc::SYS_quotactl),
     ("reboot", libc::SYS_reboot),
@@ -119,12 +132,26 @@ const NAMESPACE_FLAGS: [libc::c_int; 7] = [
     libc::CLONE_NEWCGROUP,
 ];
 
+/// The newest system call this list was checked against: `removexattrat` (466, Linux
+/// 6.13; numbers from 424 on are shared by every architecture). Anything above answers
+/// ENOSYS until someone audits it and raises this.
+const MAX_AUDITED: u32 = 466;
+
+/// `AF_VSOCK`, which the libc crate does not name for glibc targets.
+const AF_VSOCK: u64 = 40;
+
+/// The `personality` values Docker's default profile allows: `PER_LINUX`,
+/// `PER_LINUX32`, `UNAME26`, `PER_LINUX32|UNAME26`, and 0xffffffff (a query).
+const PERSONALITIES: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+
 /// Names of what the filter denies, for `host-info` and docs.
 pub fn denied_names() -> impl Iterator<Item = &'static str> {
     DENIED.iter().map(|(name, _)| *name).chain([
         "clone (new namespaces)",
         "clone3",
         "ioctl (TIOCSTI, TIOCLINUX)",
+        "socket (AF_VSOCK)",
+        "personality (other than Docker's five)",
     ])
 }
 
@@ -172,6 +199,19 @@ pub fn job_program() -> Result<BpfProgram, SeccompError> {
         .map(|flag| has_bits(0, *flag as u64))
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_clone, clone_rules);
+    rules.insert(libc::SYS_socket, vec![equals(0, AF_VSOCK)?]);
+    // One rule whose conditions all hold (AND): a value that is none of the allowed.
+    let other_personality = PERSONALITIES
+        .iter()
+        .map(|value| {
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, *value)
+                .map_err(compile_error)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(
+        libc::SYS_personality,
+        vec![SeccompRule::new(other_personality).map_err(compile_error)?],
+    );
     rules.insert(
         libc::SYS_ioctl,
         vec![equals(1, libc::TIOCSTI)?, equals(1, libc::TIOCLINUX)?],
@@ -187,6 +227,20 @@ pub fn job_program() -> Result<BpfProgram, SeccompError> {
         &[
             load_syscall_number(),
             jump_if_equal(libc::SYS_clone3 as u32, 0, 1),
+            ret(enosys.clone()),
+        ],
+    );
+    // Calls newer than the audit answer ENOSYS, before any rule is looked at.
+    splice_after_arch_check(
+        &mut program,
+        &[
+            load_syscall_number(),
+            sock_filter {
+                code: BPF_JMP_JGT_K,
+                jt: 0,
+                jf: 1,
+                k: MAX_AUDITED,
+            },
             ret(enosys),
         ],
     );
@@ -216,6 +270,7 @@ pub fn job_filter_bytes() -> Result<Vec<u8>, SeccompError> {
 const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
 const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
+const BPF_JMP_JGT_K: u16 = 0x05 | 0x20;
 const BPF_RET_K: u16 = 0x06;
 /// Offset of `nr` in `struct seccomp_data`.
 const NR_OFFSET: u32 = 0;
@@ -309,10 +364,20 @@ mod tests {
             u32::from(SeccompAction::Errno(libc::ENOSYS as u32))
         );
         if cfg!(target_arch = "x86_64") {
-            // ... after x32, which comes right after the arch check.
+            // ... after x32, which comes right after the arch check ...
             assert_eq!(program[ARCH_CHECK_LEN..ARCH_CHECK_LEN + 3], x32_refusal());
             assert!(clone3 > ARCH_CHECK_LEN + 3);
         }
+        // ... and the unaudited calls, which come before clone3.
+        let newest = program
+            .iter()
+            .position(|i| i.code == BPF_JMP_JGT_K && i.k == MAX_AUDITED)
+            .expect("a test of the newest audited call");
+        assert!(newest < clone3);
+        assert_eq!(
+            program[newest + 1].k,
+            u32::from(SeccompAction::Errno(libc::ENOSYS as u32))
+        );
     }
 
     #[test]

@@ -35,7 +35,28 @@ pub async fn select_executor(
     config: &WorkerConfig,
     name: &str,
 ) -> Result<Arc<dyn Executor>, SelectError> {
-    let limits = SandboxLimits::from_config(config);
+    select(config, name, SandboxLimits::from_config(config)).await
+}
+
+/// As [`select_executor`], for `host-info`: the same choice and the same refusals, but
+/// nothing on the host is changed (no cgroup made or joined, see
+/// [`SandboxLimits::inspect_only`]).
+pub async fn inspect_executor(
+    config: &WorkerConfig,
+    name: &str,
+) -> Result<Arc<dyn Executor>, SelectError> {
+    let limits = SandboxLimits {
+        inspect_only: true,
+        ..SandboxLimits::from_config(config)
+    };
+    select(config, name, limits).await
+}
+
+async fn select(
+    config: &WorkerConfig,
+    name: &str,
+    limits: SandboxLimits,
+) -> Result<Arc<dyn Executor>, SelectError> {
     let timeout = Duration::from_millis(u64::from(config.docker_connect_timeout_ms));
     // Err(Docker) when there is no usable engine, Err(DockerRuntime) when the engine
     // lacks the configured runtime.
