@@ -327,11 +327,19 @@ def resolve():
         return 'RESOLVED'
     except OSError:
         return 'blocked'
+def vsock():
+    # vsock ignores network namespaces: on a virtual machine it reaches the host.
+    try:
+        socket.socket(40, socket.SOCK_STREAM).close()
+        return 'OPENED'
+    except OSError:
+        return 'refused'
 print('interfaces', sorted(n for _, n in socket.if_nameindex()))
 print('tcp 1.1.1.1:53', connect('1.1.1.1', 53))
 print('udp 1.1.1.1:53', udp())
 print('coordinator', connect('127.0.0.1', {coordinator_port}))
 print('resolve', resolve())
+print('vsock', vsock())
 "#
     );
     // Writes 8 MiB files into every place that might be writable until the first
@@ -653,8 +661,23 @@ fn check(name: &str, job: &Value, executor: &str, work_dir: &Path) {
     match name {
         "network" => {
             assert_eq!(status(job), "succeeded", "{context}");
+            // vsock: bubblewrap's filter refuses it; under Docker the engine's own
+            // default profile decides (Debian 12's Docker 20.10 allows it, newer
+            // engines refuse it), a gap docs/worker.md names in its threat model.
+            let (rest, vsock) = out
+                .strip_suffix("vsock refused\n")
+                .map(|rest| (rest, "refused"))
+                .or_else(|| {
+                    out.strip_suffix("vsock OPENED\n")
+                        .map(|rest| (rest, "OPENED"))
+                })
+                .unwrap_or((out, "missing"));
+            eprintln!("{executor}: vsock {vsock}");
+            if executor == "bubblewrap" || vsock == "missing" {
+                assert_eq!(vsock, "refused", "{context}");
+            }
             assert_eq!(
-                out,
+                rest,
                 "interfaces ['lo']\ntcp 1.1.1.1:53 blocked\nudp 1.1.1.1:53 blocked\n\
                  coordinator blocked\nresolve blocked\n",
                 "{context}"
