@@ -63,7 +63,7 @@ async fn a_refused_job_runs_on_another_worker_charged_once_with_the_refusal_show
         })
         .await;
 
-    // The other worker gets it, as a new attempt; the refusing one never again.
+    // The other worker gets it, as a new attempt; the refusing one not for a minute.
     let (job_id, attempt, _) = big.expect_assign().await;
     assert_eq!((job_id, attempt), (id, 2));
     // A refusal of an attempt it does not hold is ignored.

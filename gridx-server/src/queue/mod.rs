@@ -22,6 +22,7 @@ mod batch;
 mod housekeeping;
 mod model;
 pub(crate) mod outbox;
+mod refusals;
 mod rules;
 pub mod scheduler;
 mod transitions;

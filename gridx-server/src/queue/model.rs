@@ -3,6 +3,7 @@
 //! the rules (`super::rules`) keep in step, changing memory only after their writes
 //! succeeded.
 
+use super::refusals::Refusals;
 use super::scheduler::{QueuedJob, Scheduler};
 use super::{Outbound, QueueError, QueueSettings, SessionTx};
 use crate::events::{EventBus, WorkerBoard};
@@ -41,6 +42,9 @@ pub(super) struct RunningJob {
     pub(super) cancel_requested: bool,
     pub(super) memory_mb: u32,
     pub(super) timeout_s: u32,
+    /// The worker said `started`: the job's code runs, so the attempt can no longer
+    /// be refused (a `refused` of it is a lost attempt, `rules::sessions`).
+    pub(super) started: bool,
 }
 
 impl RunningJob {
@@ -274,11 +278,9 @@ pub(super) struct State {
     pub(super) enqueued_at: HashMap<JobId, Instant>,
     pub(super) running: HashMap<JobId, RunningJob>,
     pub(super) workers: HashMap<WorkerId, WorkerState>,
-    /// The workers that refused each live job, so that it is not assigned to them
-    /// again. In memory only: a restarted coordinator may offer a job once more to a
-    /// worker that refused it (which refuses again, or has room now). Forgotten when
-    /// the job ends.
-    pub(super) refused_by: HashMap<JobId, HashSet<WorkerId>>,
+    /// The workers that refused each live job lately, so that it is not handed
+    /// straight back to them (for `refusals::REFUSAL_HOLD`, in memory only).
+    pub(super) refusals: Refusals,
     pub(super) draining: bool,
     pub(super) events: EventBus,
     pub(super) board: WorkerBoard,
@@ -305,7 +307,7 @@ impl State {
             enqueued_at: HashMap::new(),
             running: HashMap::new(),
             workers: HashMap::new(),
-            refused_by: HashMap::new(),
+            refusals: Refusals::default(),
             draining: false,
             events,
             board,
@@ -364,6 +366,7 @@ impl State {
                             cancel_requested: job.cancel_requested,
                             memory_mb: job.memory_mb,
                             timeout_s: job.timeout_s,
+                            started: job.started,
                         },
                     );
                 }

@@ -11,11 +11,23 @@ use gridx_proto::{JobId, Language, UserName};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-/// The most queued jobs one look for a worker's next job examines. A worker that may
-/// take few of the jobs ahead (small caps, a full memory budget) would otherwise scan
-/// the whole queue, up to `server.queue_capacity` jobs, for every dispatch; past this
-/// depth its jobs wait until those ahead of them are taken by other workers.
-pub const MAX_LOOKAHEAD: usize = 4096;
+/// The most queued jobs one look for a worker's next job examines, all users and
+/// priority levels together. A worker that may take few of the jobs ahead (small caps,
+/// a full memory budget) would otherwise scan the whole queue, up to
+/// `server.queue_capacity` jobs, for every dispatch. Every user a look visits has at
+/// least one job queued at that level (the rotation holds no others), so this also
+/// bounds how many users one look visits.
+pub const MAX_LOOKAHEAD: usize = 16_384;
+
+/// The most jobs of one user at one priority level that one look examines; past it,
+/// the look goes on to the next user. Without it one user's deep queue of jobs that no
+/// ready worker may take (a flood of 8 GB jobs on a grid of small workers) would use up
+/// [`MAX_LOOKAHEAD`] alone and, since a user passed over keeps their turn, hold up
+/// every other user's jobs of that language. With it, a job waits only behind this
+/// many of its own user's jobs at its level, or behind
+/// `MAX_LOOKAHEAD / MAX_LOOKAHEAD_PER_USER` (64) users each holding this many that
+/// nobody may take.
+pub const MAX_LOOKAHEAD_PER_USER: usize = 256;
 
 /// A queued job as the scheduler needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +174,8 @@ impl Scheduler {
     }
 
     /// The first job in scheduling order that `fits`, examining at most
-    /// [`MAX_LOOKAHEAD`] jobs.
+    /// [`MAX_LOOKAHEAD_PER_USER`] jobs of each user at each level and
+    /// [`MAX_LOOKAHEAD`] in all. In the common case (the first job fits) that is one.
     fn find(
         &self,
         language: Language,
@@ -170,36 +183,32 @@ impl Scheduler {
         fits: &impl Fn(&QueuedJob) -> bool,
     ) -> Option<Found> {
         let mut budget = MAX_LOOKAHEAD;
-        // A user's first job that fits, or None (`budget` spent counts as none).
-        let mut first_fit = |level: &Level, user: &UserName| -> Option<(usize, JobId)> {
-            for (position, id) in level.per_user.get(user)?.iter().enumerate() {
-                if budget == 0 {
-                    return None;
-                }
-                budget -= 1;
-                if self.index.get(id).is_some_and(fits) {
-                    return Some((position, *id));
-                }
-            }
-            None
-        };
         for (&level_key, level) in self.by_language.get(&language)? {
-            let found = match only_user {
-                Some(user) => {
-                    first_fit(level, user).map(|(position, id)| (None, user, position, id))
+            // Only the owner's jobs, out of turn; or everybody's, in turn order.
+            let owner = only_user.map(|user| (None, user));
+            let rotation = only_user.is_none().then(|| {
+                let turns = level.rotation.iter().enumerate();
+                turns.map(|(turn, user)| (Some(turn), user))
+            });
+            for (turn, user) in owner.into_iter().chain(rotation.into_iter().flatten()) {
+                let Some(queue) = level.per_user.get(user) else {
+                    continue;
+                };
+                for (position, id) in queue.iter().enumerate().take(MAX_LOOKAHEAD_PER_USER) {
+                    if budget == 0 {
+                        return None;
+                    }
+                    budget -= 1;
+                    if self.index.get(id).is_some_and(fits) {
+                        return Some(Found {
+                            level: level_key,
+                            user: user.clone(),
+                            turn,
+                            position,
+                            id: *id,
+                        });
+                    }
                 }
-                None => level.rotation.iter().enumerate().find_map(|(turn, user)| {
-                    first_fit(level, user).map(|(position, id)| (Some(turn), user, position, id))
-                }),
-            };
-            if let Some((turn, user, position, id)) = found {
-                return Some(Found {
-                    level: level_key,
-                    user: user.clone(),
-                    turn,
-                    position,
-                    id,
-                });
             }
         }
         None
@@ -429,16 +438,85 @@ mod tests {
         assert_eq!(drain(&mut s, Language::Python), vec![10, 14]);
     }
 
+    fn big(id: u64, user: &str) -> QueuedJob {
+        QueuedJob {
+            memory_mb: 8192,
+            ..job(id, user, Language::Bash, 0)
+        }
+    }
+
+    fn small(j: &QueuedJob) -> bool {
+        j.memory_mb <= 4096
+    }
+
+    /// A look examines at most [`MAX_LOOKAHEAD_PER_USER`] jobs of one user at a level.
     #[test]
-    fn a_look_examines_at_most_the_lookahead() {
+    fn a_look_examines_at_most_the_lookahead_of_one_user() {
         let mut s = Scheduler::default();
-        for i in 1..=MAX_LOOKAHEAD as u64 {
-            let mut big = job(i, "a", Language::Bash, 0);
-            big.memory_mb = 8192;
-            s.push(big);
+        for i in 1..=MAX_LOOKAHEAD_PER_USER as u64 {
+            s.push(big(i, "a"));
         }
         s.push(job(1_000_000, "a", Language::Bash, 0));
-        let small = |j: &QueuedJob| j.memory_mb <= 4096;
+        assert_eq!(s.peek_for(Language::Bash, None, small), None);
+        assert_eq!(s.peek_for(Language::Bash, Some(&user("a")), small), None);
+        s.remove(JobId(1));
+        assert_eq!(
+            s.peek_for(Language::Bash, None, small),
+            Some((0, JobId(1_000_000)))
+        );
+    }
+
+    /// One user's deep queue of jobs nobody may take, at the head of the rotation,
+    /// does not hold up another user's job: the look goes on to the next user once
+    /// it has examined its share of the first's.
+    #[test]
+    fn one_users_jobs_that_fit_nobody_do_not_hold_up_anothers() {
+        let mut s = Scheduler::default();
+        for i in 1..=5000 {
+            s.push(big(i, "flood"));
+        }
+        s.push(job(1_000_000, "other", Language::Bash, 0));
+        assert_eq!(
+            s.peek_for(Language::Bash, None, small),
+            Some((0, JobId(1_000_000)))
+        );
+        assert_eq!(
+            s.pop_for(Language::Bash, None, small).map(|j| j.id.0),
+            Some(1_000_000)
+        );
+        // The flood kept its turn: the first worker that fits it takes its first job.
+        s.push(job(1_000_001, "other", Language::Bash, 0));
+        assert_eq!(pop(&mut s, Language::Bash).map(|j| j.id.0), Some(1));
+        // And so at a higher priority level: the flood there does not hide the other
+        // user's job at a lower one.
+        let mut s = Scheduler::default();
+        for i in 1..=5000 {
+            s.push(QueuedJob {
+                priority: 5,
+                ..big(i, "flood")
+            });
+        }
+        s.push(job(1_000_000, "other", Language::Bash, 0));
+        assert_eq!(
+            s.peek_for(Language::Bash, None, small),
+            Some((0, JobId(1_000_000)))
+        );
+    }
+
+    /// The whole look is bounded too, across users and levels: past
+    /// [`MAX_LOOKAHEAD`] jobs examined it finds nothing.
+    #[test]
+    fn a_look_examines_at_most_the_lookahead_in_all() {
+        let users = MAX_LOOKAHEAD / MAX_LOOKAHEAD_PER_USER;
+        let mut s = Scheduler::default();
+        let mut id = 0;
+        for u in 0..users {
+            for _ in 0..MAX_LOOKAHEAD_PER_USER {
+                id += 1;
+                s.push(big(id, &format!("u{u}")));
+            }
+        }
+        s.push(job(1_000_000, "last", Language::Bash, 0));
         assert_eq!(s.peek_for(Language::Bash, None, small), None);
         s.remove(JobId(1));
         assert_eq!(

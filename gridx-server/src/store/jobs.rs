@@ -394,13 +394,15 @@ pub struct LiveJob {
     pub timeout_s: u32,
     pub memory_mb: u32,
     pub refusals: u32,
+    /// Its current attempt said `started` (a running job only).
+    pub started: bool,
 }
 
 /// Every queued and running job, oldest first, for rebuilding the queue at start-up.
 pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
     let mut stmt = conn.prepare(
         "SELECT id, user, language, priority, status, worker_id, attempts, cancel_requested, cost,
-                timeout_s, memory_mb, refusals
+                timeout_s, memory_mb, refusals, started_at IS NOT NULL
          FROM jobs WHERE status IN ('queued', 'running') ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -422,6 +424,7 @@ pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
             timeout_s: r.get(9)?,
             memory_mb: r.get(10)?,
             refusals: r.get(11)?,
+            started: r.get(12)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

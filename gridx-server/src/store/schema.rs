@@ -117,7 +117,7 @@ ALTER TABLE users ADD COLUMN max_priority INTEGER NOT NULL DEFAULT 0 CHECK (max_
         // Admission refusals: how many assignments of a job workers refused (past their
         // caps), which cost nothing and do not count toward `max_attempts`, and the
         // last refusal's sentence for the job's owner. Which workers refused a job is
-        // kept in memory only (`queue::model::State::refused_by`).
+        // kept in memory only (`queue::model::State::refusals`).
         M::up(
             r#"
 ALTER TABLE jobs ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0 CHECK (refusals >= 0);

@@ -2,7 +2,8 @@
 //! `max_job_memory_mb`, `memory_budget_mb`, `max_job_timeout_s`), advertised in its
 //! `hello` and applied to every `assign`. The rule itself is gridx-proto's
 //! (`AdmissionCaps::admits`), the one the coordinator applies before it assigns; an
-//! assignment that fails it anyway is answered with `refused` and never started.
+//! assignment that fails it anyway is answered with `refused` and never started
+//! (to an older coordinator that cannot read `refused`, see [`judge`]).
 
 use gridx_proto::JobSpec;
 use gridx_proto::config::WorkerConfig;
@@ -42,7 +43,7 @@ impl Settings {
 }
 
 /// Whether to start `spec` beside running jobs that asked for `running_mb` each;
-/// the error is the `reason` of the `refused` to send instead.
+/// the error is why not, which [`judge`] turns into what the host does.
 pub fn admit(
     caps: &AdmissionCaps,
     spec: &JobSpec,
@@ -50,6 +51,41 @@ pub fn admit(
 ) -> Result<(), Inadmissible> {
     let in_use: u64 = running_mb.into_iter().map(u64::from).sum();
     caps.admits(spec.memory_mb, spec.timeout_s, in_use)
+}
+
+/// What the host does with an assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the caps: start it.
+    Run,
+    /// Past the caps, started all the same (with a warning): the coordinator cannot
+    /// take a refusal back, and any other answer would end the job for good though a
+    /// bigger worker could run it. The executor's own limits (the job's `memory_mb`
+    /// and `timeout_s`) still hold; only this host's caps on them do not.
+    RunPastCaps(Inadmissible),
+    /// Not started: answered with `refused` to a coordinator that reads it, else
+    /// with a sandbox error.
+    Refuse(Inadmissible),
+}
+
+/// [`admit`], and what to do about its answer. A coordinator whose `welcome` lacks
+/// `reads_refused` (an older one) neither knows the caps nor can requeue a job a
+/// worker will not run, so to it the caps are not enforced (as before the caps
+/// existed), except that a job asking for no memory is never run: it would run
+/// without a memory limit, and it cannot run anywhere else either.
+pub fn judge(
+    caps: &AdmissionCaps,
+    spec: &JobSpec,
+    running_mb: impl IntoIterator<Item = u32>,
+    coordinator_reads_refused: bool,
+) -> Verdict {
+    match admit(caps, spec, running_mb) {
+        Ok(()) => Verdict::Run,
+        Err(why) if coordinator_reads_refused || why == Inadmissible::NoMemory => {
+            Verdict::Refuse(why)
+        }
+        Err(why) => Verdict::RunPastCaps(why),
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +154,33 @@ mod tests {
         let too_long = admit(&caps, &spec(64, 61), []).unwrap_err();
         assert!(too_long.to_string().contains("61 s"), "{too_long}");
         assert_eq!(admit(&caps, &spec(0, 1), []), Err(Inadmissible::NoMemory));
+    }
+
+    /// To a coordinator that reads `refused` every cap is held to; to an older one
+    /// only the rule against a job without memory, since it cannot requeue the job.
+    #[test]
+    fn an_older_coordinator_gets_its_jobs_run_past_the_caps_but_never_without_memory() {
+        let caps = Settings {
+            max_job_memory_mb: 512,
+            memory_budget_mb: Some(1024),
+            max_job_timeout_s: 60,
+        }
+        .caps(64 * 1024);
+        assert_eq!(judge(&caps, &spec(512, 60), [], true), Verdict::Run);
+        assert_eq!(judge(&caps, &spec(512, 60), [], false), Verdict::Run);
+        for past in [spec(513, 60), spec(512, 61), spec(512, 60)] {
+            let why = admit(&caps, &past, [600]).unwrap_err();
+            assert_eq!(
+                judge(&caps, &past, [600], true),
+                Verdict::Refuse(why.clone())
+            );
+            assert_eq!(judge(&caps, &past, [600], false), Verdict::RunPastCaps(why));
+        }
+        for reads_refused in [true, false] {
+            assert_eq!(
+                judge(&caps, &spec(0, 1), [], reads_refused),
+                Verdict::Refuse(Inadmissible::NoMemory)
+            );
+        }
     }
 }

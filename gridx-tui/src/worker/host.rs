@@ -112,7 +112,7 @@ pub struct WorkerHost {
     /// This host is shutting down: no new jobs, exit once the running ones report.
     draining: bool,
     /// The coordinator of the current session reads `refused`; to one that does not,
-    /// an assignment past the caps is reported as a sandbox error instead.
+    /// an assignment past the caps is run all the same (`admission::judge`).
     coordinator_reads_refused: bool,
     /// The coordinator of the current session is shutting down: no new jobs, and once
     /// the running ones have reported, close and reconnect with backoff. A volunteer's
@@ -496,7 +496,12 @@ impl WorkerHost {
                     return None;
                 }
                 let running_mb = self.running.values().map(|r| r.memory_mb);
-                let admitted = admission::admit(&self.admission, &job.spec, running_mb);
+                let verdict = admission::judge(
+                    &self.admission,
+                    &job.spec,
+                    running_mb,
+                    self.coordinator_reads_refused,
+                );
                 if self.draining || self.coordinator_draining {
                     // Raced with a drain: hand it straight back, refunded.
                     let outcome = shutdown_outcome("the worker is shutting down");
@@ -508,7 +513,7 @@ impl WorkerHost {
                     if let Err(e) = link::send(socket, &reply).await {
                         return Some(SessionEnd::Lost(e.to_string()));
                     }
-                } else if let Err(why) = admitted {
+                } else if let admission::Verdict::Refuse(why) = verdict {
                     // Past this host's caps: not started, and the coordinator puts it
                     // back in the queue for another worker, charging nobody.
                     tracing::warn!(job = %job.job_id, attempt, reason = %why, "refused an assignment past this worker's caps");
@@ -532,6 +537,9 @@ impl WorkerHost {
                         return Some(SessionEnd::Lost(e.to_string()));
                     }
                 } else {
+                    if let admission::Verdict::RunPastCaps(why) = &verdict {
+                        tracing::warn!(job = %job.job_id, attempt, reason = %why, "running an assignment past this worker's caps: the coordinator does not read `refused`, so it could not run the job elsewhere");
+                    }
                     self.start_job(job, attempt);
                 }
                 None
@@ -746,10 +754,52 @@ mod tests {
     }
 
     /// A coordinator that does not say it reads `refused` would end the session on
-    /// it: it hears of the job as a sandbox error instead.
+    /// it, and could not run the job elsewhere: the host runs an assignment past its
+    /// caps all the same, but never one without memory (a sandbox error).
     #[tokio::test]
-    async fn a_coordinator_without_refused_hears_a_sandbox_error() {
+    async fn a_coordinator_without_refused_gets_its_job_run_past_the_caps() {
         past_the_caps(false).await;
+    }
+
+    /// The next report, which is `started` and then `finished` of this attempt.
+    async fn ran(ws: &mut Ws, id: u64) {
+        assert!(matches!(
+            report(ws).await,
+            WorkerMessage::Started { job_id, attempt: 1 } if job_id == JobId(id)
+        ));
+        match report(ws).await {
+            WorkerMessage::Finished {
+                job_id,
+                attempt: 1,
+                outcome,
+            } if job_id == JobId(id) => assert_eq!(outcome.end, RunEnd::Exited),
+            other => panic!("expected job {id} finished, got {other:?}"),
+        }
+    }
+
+    /// The reason the next report gives for not running attempt 1 of job `id`:
+    /// `refused`, or to an older coordinator a sandbox error.
+    async fn not_run(ws: &mut Ws, id: u64, reads_refused: bool) -> String {
+        match report(ws).await {
+            WorkerMessage::Refused {
+                job_id,
+                attempt,
+                reason,
+            } if reads_refused => {
+                assert_eq!((job_id, attempt), (JobId(id), 1));
+                reason
+            }
+            WorkerMessage::Finished {
+                job_id,
+                attempt,
+                outcome,
+            } if !reads_refused => {
+                assert_eq!((job_id, attempt), (JobId(id), 1));
+                assert_eq!(outcome.end, RunEnd::SandboxError);
+                outcome.message.unwrap_or_default()
+            }
+            other => panic!("reads_refused {reads_refused}: got {other:?}"),
+        }
     }
 
     async fn past_the_caps(reads_refused: bool) {
@@ -793,46 +843,20 @@ mod tests {
             };
             send(&mut ws, &welcome).await;
             send(&mut ws, &assign(7, 513)).await;
-            let reason = match report(&mut ws).await {
-                WorkerMessage::Refused {
-                    job_id,
-                    attempt,
-                    reason,
-                } if reads_refused => {
-                    assert_eq!((job_id, attempt), (JobId(7), 1));
-                    reason
-                }
-                WorkerMessage::Finished {
-                    job_id,
-                    attempt,
-                    outcome,
-                } if !reads_refused => {
-                    assert_eq!((job_id, attempt), (JobId(7), 1));
-                    assert_eq!(outcome.end, RunEnd::SandboxError);
-                    outcome.message.unwrap_or_default()
-                }
-                other => panic!("reads_refused {reads_refused}: got {other:?}"),
-            };
-            assert!(
-                reason.contains("513 MB") && reason.contains("512 MB per job"),
-                "{reason}"
-            );
+            if reads_refused {
+                let reason = not_run(&mut ws, 7, true).await;
+                assert!(
+                    reason.contains("513 MB") && reason.contains("512 MB per job"),
+                    "{reason}"
+                );
+            } else {
+                ran(&mut ws, 7).await;
+            }
+            send(&mut ws, &assign(9, 0)).await;
+            let reason = not_run(&mut ws, 9, reads_refused).await;
+            assert!(reason.contains("no memory"), "{reason}");
             send(&mut ws, &assign(8, 512)).await;
-            assert!(matches!(
-                report(&mut ws).await,
-                WorkerMessage::Started {
-                    job_id: JobId(8),
-                    attempt: 1
-                }
-            ));
-            assert!(matches!(
-                report(&mut ws).await,
-                WorkerMessage::Finished {
-                    job_id: JobId(8),
-                    attempt: 1,
-                    ..
-                }
-            ));
+            ran(&mut ws, 8).await;
             ws
         });
         let first = host.authenticate().await.expect("welcomed");

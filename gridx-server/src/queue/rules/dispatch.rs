@@ -1,6 +1,7 @@
 //! Dispatch: queued jobs to free slots, the moment something frees or arrives.
 
 use crate::queue::model::{Effects, Reach, RunningJob, State, WorkerState};
+use crate::queue::refusals::Refusals;
 use crate::queue::scheduler::QueuedJob;
 use crate::queue::transitions::{Change, change_status};
 use crate::queue::{DISPATCH_BACKLOG_BYTES, Outbound, outbox};
@@ -10,6 +11,7 @@ use gridx_proto::{JobId, JobStatus, Language, WorkerId};
 use rusqlite::Connection;
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 /// Which worker gets the next job of which language: the job is the one that
 /// worker's `Scheduler::pop_for` takes.
@@ -18,14 +20,16 @@ struct Placement {
     worker: WorkerId,
 }
 
-/// Whether worker `id` may take queued `job`: it may run it, and has not refused it.
+/// Whether worker `id` may take queued `job` at `now`: it may run it, and has not
+/// refused it lately.
 fn may_take(
     w: &WorkerState,
     id: WorkerId,
-    refused_by: &HashMap<JobId, HashSet<WorkerId>>,
+    refusals: &Refusals,
     job: &QueuedJob,
+    now: Instant,
 ) -> bool {
-    w.may_run(job) && !refused_by.get(&job.id).is_some_and(|r| r.contains(&id))
+    w.may_run(job) && !refusals.holds(job.id, id, now)
 }
 
 impl State {
@@ -37,11 +41,14 @@ impl State {
     /// A worker whose outbox already holds [`DISPATCH_BACKLOG_BYTES`] (counting what
     /// this round assigned it) gets nothing more until it has read them.
     /// A worker gets only jobs it may run (`WorkerState::may_run`: its owner's alone
-    /// for an owner-only executor, within its admission caps) and none it refused.
+    /// for an owner-only executor, within its admission caps) and none it refused
+    /// lately (`refusals::REFUSAL_HOLD`).
     pub(in crate::queue) fn dispatch(&mut self, conn: &Connection, fx: &mut Effects) {
         if self.draining {
             return;
         }
+        // One clock for the round: a refusal lapses between rounds, not within one.
+        let now = Instant::now();
         let mut assigned: HashMap<WorkerId, usize> = HashMap::new();
         // Languages with no job any ready worker may take stay so for the rest of this
         // round (it only removes jobs and fills slots), so they are not searched again.
@@ -58,7 +65,7 @@ impl State {
             heads.sort_unstable_by(|a, b| b.cmp(a));
             let mut best = None;
             for (_, _, language) in heads {
-                best = self.placement(language, &assigned);
+                best = self.placement(language, &assigned, now);
                 if best.is_some() {
                     break;
                 }
@@ -73,9 +80,9 @@ impl State {
             let Some(taker) = self.workers.get(&worker) else {
                 return;
             };
-            let refused_by = &self.refused_by;
+            let refusals = &self.refusals;
             let Some(job) = self.scheduler.pop_for(language, taker.only_user(), |job| {
-                may_take(taker, worker, refused_by, job)
+                may_take(taker, worker, refusals, job, now)
             }) else {
                 return;
             };
@@ -98,10 +105,18 @@ impl State {
     /// free worker's caps), each ready worker looks for the first job it may take
     /// (`Scheduler::pop_for`), and the highest priority (then oldest) of those is
     /// placed, with ties going to the worker with most free slots.
+    ///
+    /// What that fallback costs: workers alike in what they may run (`Reach`) find
+    /// the same job, so each kind looks once, refusals aside; a worker that refused
+    /// the job its kind found looks again on its own, the refusals of that one job
+    /// read from its own entry. So at most (kinds of ready workers + ready workers
+    /// that refused their kind's job) looks of at most `scheduler::MAX_LOOKAHEAD`
+    /// jobs each, per job placed.
     fn placement(
         &self,
         language: Language,
         assigned: &HashMap<WorkerId, usize>,
+        now: Instant,
     ) -> Option<Placement> {
         let (_, head) = self.scheduler.peek_for(language, None, |_| true)?;
         let head_job = self.scheduler.get(head)?;
@@ -115,7 +130,7 @@ impl State {
         let first_choice = self
             .workers
             .iter()
-            .filter(|(id, w)| ready(id, w) && may_take(w, **id, &self.refused_by, head_job))
+            .filter(|(id, w)| ready(id, w) && may_take(w, **id, &self.refusals, head_job, now))
             .max_by_key(|(id, w)| (w.free_slots(), Reverse(**id)));
         if let Some((id, _)) = first_choice {
             return Some(Placement {
@@ -123,22 +138,22 @@ impl State {
                 worker: *id,
             });
         }
-        // Workers alike in what they may take find the same job: each kind looks once.
-        let refusing: HashSet<WorkerId> = self.refused_by.values().flatten().copied().collect();
         let mut looked: HashMap<Option<Reach<'_>>, Option<(i32, JobId)>> = HashMap::new();
         self.workers
             .iter()
             .filter(|(id, w)| ready(id, w))
             .filter_map(|(id, w)| {
-                let look = || {
-                    self.scheduler.peek_for(language, w.only_user(), |job| {
-                        may_take(w, *id, &self.refused_by, job)
-                    })
-                };
-                let found = if refusing.contains(id) {
-                    look()
-                } else {
-                    *looked.entry(w.reach()).or_insert_with(look)
+                let kind = *looked.entry(w.reach()).or_insert_with(|| {
+                    self.scheduler
+                        .peek_for(language, w.only_user(), |job| w.may_run(job))
+                });
+                let found = match kind {
+                    Some((_, job)) if self.refusals.holds(job, *id, now) => {
+                        self.scheduler.peek_for(language, w.only_user(), |job| {
+                            may_take(w, *id, &self.refusals, job, now)
+                        })
+                    }
+                    kind => kind,
                 };
                 let (priority, job) = found?;
                 Some((
@@ -198,6 +213,7 @@ impl State {
                 cancel_requested: false,
                 memory_mb: job.memory_mb,
                 timeout_s: job.timeout_s,
+                started: false,
             },
         );
         fx.changed_jobs.push(job.id);

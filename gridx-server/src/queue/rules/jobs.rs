@@ -269,7 +269,7 @@ impl State {
         self.end_job(conn, end, &done, fx)?;
         self.scheduler.remove(job_id);
         self.enqueued_at.remove(&job_id);
-        self.refused_by.remove(&job_id);
+        self.refusals.forget(job_id);
         Ok(())
     }
 
@@ -333,7 +333,7 @@ impl State {
             reported_by: Some(&owner),
         };
         self.end_job(conn, end, &done, fx)?;
-        self.refused_by.remove(&job_id);
+        self.refusals.forget(job_id);
         self.release(job_id, worker, fx);
         Ok(())
     }
@@ -355,8 +355,9 @@ impl State {
     /// caps) without running it: back to the front of the queue, like a lost attempt
     /// but charging nobody and not counting toward `max_attempts`, with the refusal
     /// on the job for its owner to read; the job is not offered to that worker again
-    /// (`State::refused_by`). If its owner had asked to cancel it, it ends
-    /// `cancelled` (refunded) instead.
+    /// for a while (`State::refusals`, `refusals::REFUSAL_HOLD`). If its owner had
+    /// asked to cancel it, it ends `cancelled` (refunded) instead. The caller has
+    /// made sure the attempt had not started (a started one is lost instead).
     pub(in crate::queue) fn refused_job(
         &mut self,
         conn: &Connection,
@@ -379,7 +380,7 @@ impl State {
         let sentence = format!("refused by worker {name} (#{worker_id}): {}", reason.trim());
         self.take_back(conn, job_id, TakenBack::Refused(&sentence), fx)?;
         if self.scheduler.get(job_id).is_some() {
-            self.refused_by.entry(job_id).or_default().insert(worker_id);
+            self.refusals.record(job_id, worker_id, Instant::now());
         }
         Ok(())
     }
@@ -438,7 +439,7 @@ impl State {
                     reported_by: None,
                 };
                 self.end_job(conn, end, &done, fx)?;
-                self.refused_by.remove(&job_id);
+                self.refusals.forget(job_id);
             }
             None => {
                 change_status(

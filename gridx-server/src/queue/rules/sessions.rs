@@ -152,6 +152,9 @@ impl State {
                     Change::Start,
                     now_millis(),
                 )?;
+                if let Some(job) = self.running.get_mut(&job_id) {
+                    job.started = true;
+                }
                 fx.changed_jobs.push(job_id);
                 Ok(())
             }
@@ -178,6 +181,20 @@ impl State {
                     self.metrics.fenced_reports.inc();
                     tracing::warn!(job = %job_id, attempt, worker = %worker_id, "ignored `refused` of an attempt this worker does not hold");
                     return Ok(());
+                }
+                if self.running.get(&job_id).is_some_and(|j| j.started) {
+                    // A refused job has not started (protocol.md): a worker that
+                    // refuses what it said it started has had the job's code, and
+                    // perhaps its whole timeout, so the attempt counts as a failed
+                    // one. Else such a worker could hold every job it gets and hand it
+                    // back for free, again and again.
+                    tracing::warn!(job = %job_id, attempt, worker = %worker_id, reason = %reason.escape_debug(), "the worker refused an attempt it had started; it is lost");
+                    return self.lose_job(
+                        conn,
+                        job_id,
+                        "its worker refused it after starting it",
+                        fx,
+                    );
                 }
                 tracing::info!(job = %job_id, attempt, worker = %worker_id, reason = %reason.escape_debug(), "the worker refused an assignment; requeued");
                 self.refused_job(conn, job_id, worker_id, &reason, fx)

@@ -1,10 +1,11 @@
 //! The rules on a real (in-memory) store, driven through the queue's own methods:
 //! who gets which job (owner-only executors, admission caps) and what a refusal
-//! does to a job.
+//! does to a job, and for how long.
 
 use crate::events::{Backlog, EventBus, WorkerBoard};
 use crate::metrics::Metrics;
 use crate::queue::model::{Effects, QueueStats, State};
+use crate::queue::refusals::REFUSAL_HOLD;
 use crate::queue::{HelloRequest, QueueSettings, SessionRx, outbox};
 use crate::store::{jobs, testing};
 use gridx_proto::api::JobView;
@@ -163,7 +164,7 @@ impl Rig {
 }
 
 #[test]
-fn a_refused_attempt_runs_elsewhere_uncounted_and_never_goes_back() {
+fn a_refused_attempt_runs_elsewhere_uncounted_and_does_not_go_back_at_once() {
     let mut rig = Rig::new(&["a"], &[(1, "a"), (2, "a")], 2);
     rig.hello(1, caps());
     let job = rig.submit("a", 256, 30);
@@ -196,7 +197,7 @@ fn a_refused_attempt_runs_elsewhere_uncounted_and_never_goes_back() {
     assert_eq!(rig.holder(job), Some((2, 2)));
 
     // Lost on worker 2: its first failed attempt of two, so it is requeued (had the
-    // refusal counted, this would have been the last). Worker 1 still never gets it.
+    // refusal counted, this would have been the last). Worker 1 still does not get it.
     let mut fx = Effects::default();
     assert!(
         rig.state
@@ -229,7 +230,7 @@ fn a_refused_attempt_runs_elsewhere_uncounted_and_never_goes_back() {
         (JobStatus::Succeeded, 3, 1)
     );
     assert!(view.refusal.is_some(), "the refusal stays on the job");
-    assert!(rig.state.refused_by.is_empty(), "forgotten once it ended");
+    assert!(rig.state.refusals.is_empty(), "forgotten once it ended");
 }
 
 #[test]
@@ -248,7 +249,7 @@ fn a_refused_attempt_whose_cancel_was_requested_ends_cancelled() {
     let view = rig.view(job);
     assert_eq!(view.status, JobStatus::Cancelled);
     assert_eq!(view.reason, Some(FailureReason::CancelledByUser));
-    assert!(rig.state.refused_by.is_empty());
+    assert!(rig.state.refusals.is_empty());
 }
 
 #[test]
@@ -321,4 +322,108 @@ fn dispatch_stays_within_the_advertised_caps() {
     assert_eq!(rig.holder(fits[0]).map(|h| h.0), Some(1));
     assert_eq!(rig.holder(fits[3]), None);
     assert_eq!(rig.view(too_big).status, JobStatus::Queued);
+}
+
+fn noop() -> Capabilities {
+    Capabilities {
+        executor: ExecutorKind::Noop,
+        ..caps()
+    }
+}
+
+/// A refusal keeps the job from that worker for a while only: a job that only that
+/// worker may take (here its owner's owner-only worker) gets it again once the hold
+/// has passed, instead of waiting for a coordinator restart.
+#[test]
+fn a_refusal_lapses_and_the_only_worker_that_may_take_the_job_gets_it_again() {
+    let mut rig = Rig::new(&["a"], &[(1, "a")], 3);
+    rig.hello(1, noop());
+    let job = rig.submit("a", 256, 30);
+    rig.dispatch();
+    assert_eq!(rig.holder(job), Some((1, 1)));
+    rig.refuse(1, job, 1, "the memory budget is full");
+    rig.dispatch();
+    assert_eq!(rig.holder(job), None, "not straight back");
+    rig.state
+        .refusals
+        .age(job, REFUSAL_HOLD - Duration::from_secs(1));
+    rig.dispatch();
+    assert_eq!(rig.holder(job), None, "nor within the hold");
+    rig.state.refusals.age(job, Duration::from_secs(1));
+    rig.dispatch();
+    assert_eq!(rig.holder(job), Some((1, 2)));
+    let view = rig.view(job);
+    assert_eq!((view.status, view.refusals), (JobStatus::Running, 1));
+}
+
+/// A worker that said `started` cannot refuse the attempt any more: its `refused`
+/// is a lost attempt, counted toward `max_attempts`, not a free hand-back. The
+/// coordinator knows an attempt started across a restart too (from the store).
+#[test]
+fn refusing_a_started_attempt_loses_it() {
+    let mut rig = Rig::new(&["a"], &[(1, "a")], 2);
+    rig.hello(1, caps());
+    let job = rig.submit("a", 256, 30);
+    rig.dispatch();
+    assert_eq!(rig.holder(job), Some((1, 1)));
+    rig.say(
+        1,
+        WorkerMessage::Started {
+            job_id: job,
+            attempt: 1,
+        },
+    );
+    rig.refuse(1, job, 1, "changed my mind");
+    let view = rig.view(job);
+    assert_eq!(view.status, JobStatus::Queued);
+    assert_eq!((view.attempts, view.refusals), (1, 0));
+    assert_eq!(view.refusal, None);
+    assert!(rig.state.refusals.is_empty(), "a lost attempt bars nobody");
+
+    // The second attempt, started, and the coordinator restarted meanwhile.
+    rig.dispatch();
+    assert_eq!(rig.holder(job), Some((1, 2)));
+    rig.say(
+        1,
+        WorkerMessage::Started {
+            job_id: job,
+            attempt: 2,
+        },
+    );
+    assert!(rig.state.reload(&rig.conn).is_ok());
+    rig.refuse(1, job, 2, "changed my mind again");
+    let view = rig.view(job);
+    assert_eq!(view.status, JobStatus::Error);
+    assert_eq!(view.reason, Some(FailureReason::RetriesExhausted));
+    assert_eq!(view.refusals, 0);
+    assert!(
+        view.message
+            .as_deref()
+            .is_some_and(|m| m.contains("refused it after starting it")),
+        "{:?}",
+        view.message
+    );
+}
+
+/// The dispatch fallback (no ready worker may take the head job): workers alike in
+/// what they may run share one look, and one of them that refused the job that look
+/// found takes the next job it may instead.
+#[test]
+fn in_the_fallback_a_worker_that_refused_the_job_its_kind_found_takes_the_next() {
+    let mut rig = Rig::new(&["a", "b"], &[(1, "a"), (2, "a")], 3);
+    rig.hello(1, noop());
+    // b's job heads the queue and no worker here may take it.
+    let theirs = rig.submit("b", 256, 30);
+    let first = rig.submit("a", 256, 30);
+    rig.dispatch();
+    assert_eq!(rig.holder(first), Some((1, 1)));
+    rig.refuse(1, first, 1, "the memory budget is full");
+    rig.dispatch();
+    assert_eq!(rig.holder(first), None);
+    rig.hello(2, noop());
+    let second = rig.submit("a", 256, 30);
+    rig.dispatch();
+    assert_eq!(rig.holder(first), Some((2, 2)));
+    assert_eq!(rig.holder(second), Some((1, 1)));
+    assert_eq!(rig.holder(theirs), None);
 }
