@@ -19,6 +19,8 @@ pub struct DemoGrid {
     pub url: String,
     pub token: String,
     pub executor: ExecutorKind,
+    /// What the demo worker's sandbox cannot enforce here (a weak bubblewrap).
+    pub weaknesses: Vec<String>,
     pub languages: Vec<Language>,
     /// `export GRIDX_SERVER=… GRIDX_TOKEN=…` for the demo user, readable by this
     /// user only, so other terminals can use the grid (`. FILE; gridx-tui jobs`).
@@ -115,12 +117,16 @@ impl DemoGrid {
         let executor = match select_executor(&worker_config, "demo-worker").await {
             Ok(e) => e,
             Err(_) => {
-                // The demo's own sample jobs are trusted; say so loudly in the UI.
+                // The demo's own sample jobs are trusted; say so loudly in the UI. A
+                // bubblewrap without every limit (no cgroup for a normal user) still
+                // beats no sandbox at all, so it is tried first.
+                worker_config.allow_weak_sandbox = true;
                 worker_config.allow_unsandboxed = true;
                 select_executor(&worker_config, "demo-worker").await?
             }
         };
         let kind = executor.kind();
+        let weaknesses = executor.weaknesses();
         let languages = executor.languages();
         // A lender's worker earns the demo's rewards; an unsandboxed one runs only its
         // owner's jobs (docs/worker.md), so then the demo user lends it to themself.
@@ -159,6 +165,7 @@ impl DemoGrid {
             url,
             token,
             executor: kind,
+            weaknesses,
             languages,
             env_file,
             stop,

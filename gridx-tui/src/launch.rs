@@ -129,6 +129,15 @@ pub async fn demo(config: GridxConfig) -> Result<ExitCode> {
     state.log(LogLevel::Info, grid.reach_hint());
     if grid.executor == gridx_proto::protocol::ExecutorKind::Unsandboxed {
         state.log(LogLevel::Error, "no sandbox (Docker or bubblewrap) here: the demo worker runs its own sample jobs UNSANDBOXED");
+    } else if !grid.weaknesses.is_empty() {
+        state.log(
+            LogLevel::Error,
+            format!(
+                "the demo worker's {} sandbox is WEAK here: {}",
+                grid.executor,
+                grid.weaknesses.join("; ")
+            ),
+        );
     }
     state.log(LogLevel::Info, format!("submitted {submitted} sample jobs as user demo; press : and try `submit --lang python --code 'print(6*7)'`"));
     let sources = sources(&config, Some(client), None);
