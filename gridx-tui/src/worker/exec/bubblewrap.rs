@@ -201,14 +201,11 @@ impl BubblewrapExecutor {
                 move || cgroups.create(&name, limits)
             })
             .await;
+            let made = made
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
             match made {
-                Ok(Ok(group)) => plan.cgroup = Some(std::sync::Arc::new(group)),
-                Ok(Err(e)) => {
-                    return super::sandbox_error(
-                        format!("could not make the job's cgroup: {e}"),
-                        0,
-                    );
-                }
+                Ok(group) => plan.cgroup = Some(std::sync::Arc::new(group)),
                 Err(e) => {
                     return super::sandbox_error(
                         format!("could not make the job's cgroup: {e}"),
@@ -229,7 +226,7 @@ impl BubblewrapExecutor {
         outcome
     }
 
-    fn sandbox_args(&self, memory_mb: u32, source: Option<&str>) -> Vec<String> {
+    fn sandbox_args(&self, memory_mb: u32, source: &str) -> Vec<String> {
         let tmpfs_bytes = (u64::from(self.limits.tmpfs_mb) * 1024 * 1024).to_string();
         let mut args: Vec<String> = [
             "--unshare-all",
@@ -291,15 +288,13 @@ impl BubblewrapExecutor {
             ]
             .map(String::from),
         );
-        if let Some(source) = source {
-            args.extend([
-                "--perms".into(),
-                "0400".into(),
-                "--file".into(),
-                "3".into(),
-                source.to_owned(),
-            ]);
-        }
+        args.extend([
+            "--perms".into(),
+            "0400".into(),
+            "--file".into(),
+            "3".into(),
+            source.to_owned(),
+        ]);
         args.extend(
             [
                 // Everything outside /tmp, /workspace and /dev/shm is read-only, the
@@ -352,7 +347,7 @@ impl BubblewrapExecutor {
         if self.seccomp.is_some() {
             args.extend(["--seccomp".to_owned(), process::SECCOMP_FD.to_string()]);
         }
-        args.extend(self.sandbox_args(spec.memory_mb, Some(&source)));
+        args.extend(self.sandbox_args(spec.memory_mb, &source));
         let mut command = interpreter_command(spec.language, &source);
         command[0] = interpreter_path(spec.language).into();
         args.extend(command);
@@ -685,6 +680,18 @@ mod tests {
         job
     }
 
+    /// A busy loop of `seconds` that prints its own CPU share: CPU time over wall time.
+    fn cpu_share_job(seconds: f64) -> JobRun {
+        let code = format!(
+            "import time\n\
+             wall, cpu = time.monotonic(), time.process_time()\n\
+             while time.monotonic() - wall < {seconds}:\n\
+             \x20   pass\n\
+             print(round((time.process_time() - cpu) / (time.monotonic() - wall), 3))\n"
+        );
+        python_job(&code, 64)
+    }
+
     /// Inside a job no user namespace can be made (`unshare -Ur` gave uid 0 with every
     /// capability before the filter and --disable-userns), nor any other namespace,
     /// and the refusal is the job's own failure, not a sandbox error.
@@ -809,12 +816,7 @@ mod tests {
         let Some(executor) = detected(limits).await else {
             return;
         };
-        let code = "import time\n\
-                    wall, cpu = time.monotonic(), time.process_time()\n\
-                    while time.monotonic() - wall < 2.0:\n\
-                    \x20   pass\n\
-                    print(round((time.process_time() - cpu) / (time.monotonic() - wall), 3))\n";
-        let outcome = executor.run(python_job(code, 64), StopToken::new()).await;
+        let outcome = executor.run(cpu_share_job(2.0), StopToken::new()).await;
         assert_eq!(outcome.end, RunEnd::Exited, "{outcome:?}");
         let share: f64 = outcome
             .stdout
@@ -836,12 +838,7 @@ mod tests {
         let Some(executor) = detected(limits).await else {
             return;
         };
-        let code = "import time\n\
-                    wall, cpu = time.monotonic(), time.process_time()\n\
-                    while time.monotonic() - wall < 1.5:\n\
-                    \x20   pass\n\
-                    print(round((time.process_time() - cpu) / (time.monotonic() - wall), 3))\n";
-        let outcome = executor.run(python_job(code, 64), StopToken::new()).await;
+        let outcome = executor.run(cpu_share_job(1.5), StopToken::new()).await;
         let share: f64 = outcome
             .stdout
             .trim()

@@ -367,11 +367,6 @@ impl JobCgroup {
             .unwrap_or(false)
     }
 
-    /// Whether the kernel tracks memory for this job (and so decides about OOM).
-    pub fn bounds_memory(&self) -> bool {
-        self.memory.is_some()
-    }
-
     /// SIGKILLs every process in the job's groups, until none is left (bounded: a
     /// process forking while it is killed is caught on a later round, and pids.max
     /// bounds how many there can be).
