@@ -25,6 +25,11 @@ pub struct SubmitJobRequest {
     pub memory_mb: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
+    /// Whether the result may be checked by running the job again on another owner's
+    /// worker and comparing (docs/trust.md). `false` for a job whose output differs
+    /// from run to run: it then runs only on a worker the grid trusts. Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<bool>,
 }
 
 /// A job as its owner sees it.
@@ -79,6 +84,161 @@ pub struct JobView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
     pub cost: Credits,
+    /// How the result was (or will be) checked (docs/trust.md).
+    pub validation: JobValidation,
+}
+
+/// How a job's result is checked: the replicas run so far, and how the job was
+/// accepted (docs/trust.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobValidation {
+    /// What the submitter asked: `false` for a job whose result cannot be compared.
+    pub required: bool,
+    /// How the result was accepted, once the job ended; absent while it is live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<ValidationOutcome>,
+    /// Every result a worker reported that took part in the check, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaView>,
+    /// Why a queued job is waiting, when the check is what holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+}
+
+/// How a job's result came to be accepted, or why none was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationOutcome {
+    /// A quorum of replicas, run by workers of different owners, agreed.
+    Quorum,
+    /// Run by a worker the operator marked trusted: no replica.
+    TrustedWorker,
+    /// Run by a worker the job's own submitter owns: no replica.
+    OwnWorker,
+    /// Run by a worker whose record let this result pass without a spot check.
+    NotSpotChecked,
+    /// A `validate: false` job, run by a worker the grid trusts.
+    Unvalidated,
+    /// The replicas disagreed up to the maximum: the job ended `error`, refunded.
+    NoQuorum,
+    /// The job ended without a result to accept (cancelled, lost, or a platform error).
+    NoResult,
+}
+
+impl ValidationOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationOutcome::Quorum => "quorum",
+            ValidationOutcome::TrustedWorker => "trusted_worker",
+            ValidationOutcome::OwnWorker => "own_worker",
+            ValidationOutcome::NotSpotChecked => "not_spot_checked",
+            ValidationOutcome::Unvalidated => "unvalidated",
+            ValidationOutcome::NoQuorum => "no_quorum",
+            ValidationOutcome::NoResult => "no_result",
+        }
+    }
+
+    pub const ALL: [ValidationOutcome; 7] = [
+        ValidationOutcome::Quorum,
+        ValidationOutcome::TrustedWorker,
+        ValidationOutcome::OwnWorker,
+        ValidationOutcome::NotSpotChecked,
+        ValidationOutcome::Unvalidated,
+        ValidationOutcome::NoQuorum,
+        ValidationOutcome::NoResult,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+impl fmt::Display for ValidationOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the check decided about one replica's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Waiting for more replicas.
+    Pending,
+    /// Agrees with the accepted result: its worker's owner is paid a share.
+    Valid,
+    /// Disagrees with the accepted result: paid nothing, and a strike on its worker.
+    Invalid,
+    /// The job ended without a quorum, or was cancelled: paid nothing, no strike.
+    Inconclusive,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pending => "pending",
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Verdict::Pending,
+            Verdict::Valid,
+            Verdict::Invalid,
+            Verdict::Inconclusive,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// One replica's result as the check compares it: the terminal state, exit code and
+/// SHA-256 digests of the stored stdout and stderr with their truncation flags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReplicaView {
+    pub attempt: u32,
+    pub worker_id: WorkerId,
+    pub owner: UserName,
+    pub status: JobStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<FailureReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub stdout_sha256: String,
+    pub stderr_sha256: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub verdict: Verdict,
+}
+
+/// A worker's reliability record (docs/trust.md): what the checks found of its
+/// results, and whether it may take jobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Reliability {
+    /// Marked trusted by the operator: its results need no replica.
+    pub trusted: bool,
+    /// Results a quorum confirmed.
+    pub validated: u64,
+    /// Results a quorum contradicted.
+    pub invalid: u64,
+    /// Platform errors it reported (`sandbox_error`).
+    pub errors: u64,
+    /// Attempts lost with it (lease expired, disconnected).
+    pub lost: u64,
+    /// Results confirmed in a row since its last invalid one (the lower of its own and
+    /// its owner's): what its spot-check rate follows.
+    pub streak: u64,
+    /// The share of its results checked by a replica, in per-mille.
+    pub spot_check_permille: u16,
+    /// Results waiting for a replica to confirm them (their rewards are pending).
+    pub pending: u64,
+    /// Why it gets no jobs, when quarantined (it or its owner); an operator restores
+    /// it with `gridx-server worker restore ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<String>,
 }
 
 /// A job without its output: what lists (`GET /v1/jobs`) and live events carry, so
@@ -373,6 +533,9 @@ pub struct WorkerView {
     )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen: Option<Timestamp>,
+    /// What result checks found of it (docs/trust.md).
+    #[serde(default)]
+    pub reliability: Reliability,
 }
 
 /// `GET /v1/workers`.

@@ -66,6 +66,46 @@ pub struct ServerConfig {
     pub send_timeout_s: u32,
     pub limits: JobLimits,
     pub tls: ServerTlsConfig,
+    pub validation: ValidationConfig,
+}
+
+/// `[server.validation]`: how the results of workers nobody vouches for are checked
+/// (docs/trust.md). The defaults are the safe ones: every new worker's result is run
+/// again by another owner's worker until its record earns it spot checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationConfig {
+    /// Replicas, run by workers of different owners, that must agree for a checked
+    /// result to be accepted. 1 turns checking off: every result is taken as reported.
+    pub quorum: u32,
+    /// The most replicas a job runs; no quorum among that many ends it `error`,
+    /// refunded.
+    pub max_replicas: u32,
+    /// Confirmed results in a row before a worker is spot-checked rather than always
+    /// checked; its rate is then `probation / streak`, never below the floor.
+    pub probation: u32,
+    /// The floor of the spot-check rate, in per-mille (never 0: a cheater that earned
+    /// a record is still caught).
+    pub min_spot_check_permille: u16,
+    /// Invalid results that quarantine a worker, or its owner (all its workers, and
+    /// any new one): it gets no jobs until an operator restores it.
+    pub quarantine_after: u32,
+    /// Confirmed results in a row that let a worker run `validate: false` jobs
+    /// without being marked trusted.
+    pub trusted_streak: u32,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        Self {
+            quorum: 2,
+            max_replicas: 3,
+            probation: 10,
+            min_spot_check_permille: 50,
+            quarantine_after: 2,
+            trusted_streak: 200,
+        }
+    }
 }
 
 /// `[server.tls]`: serve HTTPS and WSS with this certificate chain and key (PEM
@@ -107,6 +147,7 @@ impl Default for ServerConfig {
             send_timeout_s: 10,
             limits: JobLimits::default(),
             tls: ServerTlsConfig::default(),
+            validation: ValidationConfig::default(),
         }
     }
 }
@@ -454,6 +495,23 @@ impl GridxConfig {
         s.limits
             .check()
             .map_err(|m| ConfigError::Invalid(format!("server.limits.{m}")))?;
+        let v = &s.validation;
+        if v.quorum == 0 || v.quorum > 16 {
+            return invalid("server.validation.quorum must be between 1 and 16");
+        }
+        if v.max_replicas < v.quorum || v.max_replicas > 16 {
+            return invalid(
+                "server.validation.max_replicas must be at least quorum and at most 16",
+            );
+        }
+        if v.min_spot_check_permille == 0 || v.min_spot_check_permille > 1000 {
+            return invalid(
+                "server.validation.min_spot_check_permille must be between 1 and 1000: a rate of 0 would never check a worker with a record",
+            );
+        }
+        if v.quarantine_after == 0 {
+            return invalid("server.validation.quarantine_after must be at least 1");
+        }
         let w = &self.worker;
         if w.slots == Some(0) {
             return invalid("worker.slots must be at least 1");

@@ -156,6 +156,8 @@ pub enum FailureReason {
     NoCapableWorker,
     /// The worker was shut down and killed the job after its grace period.
     WorkerShutdown,
+    /// Its replicas disagreed up to `server.validation.max_replicas` (docs/trust.md).
+    NoQuorum,
 }
 
 impl FailureReason {
@@ -169,6 +171,7 @@ impl FailureReason {
             FailureReason::SandboxError => "sandbox_error",
             FailureReason::NoCapableWorker => "no_capable_worker",
             FailureReason::WorkerShutdown => "worker_shutdown",
+            FailureReason::NoQuorum => "no_quorum",
         }
     }
 }

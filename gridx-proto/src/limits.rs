@@ -211,6 +211,7 @@ mod tests {
             timeout_s: None,
             memory_mb: None,
             priority: None,
+            validate: None,
         }
     }
 

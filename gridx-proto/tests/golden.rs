@@ -134,6 +134,39 @@ fn job_view() -> JobView {
             "refused by worker small-box (#3): the job asks for 256 MB of memory and the jobs running on this worker already hold 900 MB of its 1024 MB".into(),
         ),
         cost: Credits::from_millis(1000),
+        validation: JobValidation {
+            required: true,
+            outcome: Some(ValidationOutcome::Quorum),
+            replicas: vec![
+                ReplicaView {
+                    attempt: 1,
+                    worker_id: WorkerId(3),
+                    owner: UserName::new("carol").unwrap(),
+                    status: JobStatus::Succeeded,
+                    reason: None,
+                    exit_code: Some(0),
+                    stdout_sha256: "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03".into(),
+                    stderr_sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+                    stdout_truncated: false,
+                    stderr_truncated: false,
+                    verdict: Verdict::Valid,
+                },
+                ReplicaView {
+                    attempt: 2,
+                    worker_id: WorkerId(7),
+                    owner: UserName::new("bob").unwrap(),
+                    status: JobStatus::Succeeded,
+                    reason: None,
+                    exit_code: Some(0),
+                    stdout_sha256: "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03".into(),
+                    stderr_sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+                    stdout_truncated: false,
+                    stderr_truncated: false,
+                    verdict: Verdict::Valid,
+                },
+            ],
+            waiting: None,
+        },
     }
 }
 
@@ -264,6 +297,7 @@ fn rest_bodies() {
             timeout_s: Some(10),
             memory_mb: Some(128),
             priority: Some(5),
+            validate: Some(false),
         },
     );
     golden("job_view", &job_view());
@@ -318,6 +352,17 @@ fn rest_bodies() {
                 executor: Some(ExecutorKind::Docker),
                 metrics: Some(metrics()),
                 last_seen: Some(from_unix_millis(1_780_000_000_000)),
+                reliability: Reliability {
+                    trusted: false,
+                    validated: 120,
+                    invalid: 0,
+                    errors: 1,
+                    lost: 2,
+                    streak: 120,
+                    spot_check_permille: 83,
+                    pending: 1,
+                    quarantined: None,
+                },
             }],
         },
     );

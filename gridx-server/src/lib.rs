@@ -15,6 +15,7 @@ pub mod signals;
 pub mod store;
 pub mod tls;
 pub mod tokens;
+pub mod trust;
 pub mod worker_session;
 
 pub use app::{AppState, launch};

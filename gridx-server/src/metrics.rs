@@ -65,6 +65,12 @@ pub struct Metrics {
     pub requeued_jobs: Counter,
     pub rate_limited: Counter,
     pub shed: Family<ShedLabel, Counter>,
+    /// Result checks (docs/trust.md): runs that reported a result, jobs accepted by
+    /// how, verdicts on replicas, and quarantines.
+    pub results_reported: Counter,
+    pub jobs_accepted: Family<StatusLabel, Counter>,
+    pub replica_verdicts: Family<StatusLabel, Counter>,
+    pub quarantines: Counter,
 }
 
 impl Metrics {
@@ -87,6 +93,10 @@ impl Metrics {
             requeued_jobs: Counter::default(),
             rate_limited: Counter::default(),
             shed: Family::default(),
+            results_reported: Counter::default(),
+            jobs_accepted: Family::default(),
+            replica_verdicts: Family::default(),
+            quarantines: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("jobs_submitted", "Jobs accepted", m.jobs_submitted.clone());
@@ -146,6 +156,26 @@ impl Metrics {
             "Connections, heartbeats, sessions and subscribers dropped by overload limits",
             m.shed.clone(),
         );
+        registry.register(
+            "results_reported",
+            "Runs whose worker reported a result (every replica counts): divided by jobs_accepted, the replicas run per accepted job",
+            m.results_reported.clone(),
+        );
+        registry.register(
+            "jobs_accepted",
+            "Jobs whose result was accepted, by how (status: quorum, trusted_worker, own_worker, not_spot_checked, unvalidated)",
+            m.jobs_accepted.clone(),
+        );
+        registry.register(
+            "replica_verdicts",
+            "Replicas judged by a result check (status: valid, invalid = a mismatch with the accepted result, inconclusive)",
+            m.replica_verdicts.clone(),
+        );
+        registry.register(
+            "quarantines",
+            "Workers and owners quarantined for invalid results",
+            m.quarantines.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -163,6 +193,14 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    pub fn count(family: &Family<StatusLabel, Counter>, status: &str) {
+        family
+            .get_or_create(&StatusLabel {
+                status: status.to_owned(),
+            })
+            .inc();
     }
 
     pub fn set_status_gauge(family: &Family<StatusLabel, Gauge>, status: &str, value: i64) {

@@ -32,8 +32,11 @@ pub struct Ending<'a> {
     pub reported_by_worker: bool,
     /// Who submitted the job (a refund goes back to them).
     pub user: &'a UserName,
-    /// The owner of the worker that ran the attempt (a reward goes to them).
-    pub worker_owner: Option<&'a UserName>,
+    /// The owners of the workers whose results were accepted: the one that ran the
+    /// attempt, or every replica that agreed with the accepted result
+    /// (docs/trust.md). The reward is shared equally among them
+    /// (`trust::share_reward`), the remainder going to the fee.
+    pub paid: Vec<&'a UserName>,
     pub cost: Credits,
     pub reward_permille: u16,
 }
@@ -89,17 +92,30 @@ pub fn postings(movement: &Movement<'_>) -> Result<Vec<Posting>, RuleError> {
                 end.cost,
             )],
             Some(Settlement::PayWorker) => {
-                let owner = end.worker_owner.ok_or(RuleError::NoWorkerOwner)?;
+                if end.paid.is_empty() {
+                    return Err(RuleError::NoWorkerOwner);
+                }
                 let (reward, fee) = end.cost.split_permille(end.reward_permille);
-                vec![
-                    posting(
-                        LedgerKind::Reward,
-                        ESCROW,
-                        &ledger::user_account(owner.as_str()),
-                        reward,
-                    ),
-                    posting(LedgerKind::Fee, ESCROW, PLATFORM, fee),
-                ]
+                let (share, rest) = crate::trust::share_reward(reward.millis(), &end.paid);
+                let mut entries: Vec<Posting> = end
+                    .paid
+                    .iter()
+                    .map(|owner| {
+                        posting(
+                            LedgerKind::Reward,
+                            ESCROW,
+                            &ledger::user_account(owner.as_str()),
+                            Credits::from_millis(share),
+                        )
+                    })
+                    .collect();
+                entries.push(posting(
+                    LedgerKind::Fee,
+                    ESCROW,
+                    PLATFORM,
+                    Credits::from_millis(fee.millis() + rest),
+                ));
+                entries
             }
         },
     })
@@ -151,7 +167,7 @@ mod tests {
             status,
             reported_by_worker: reported,
             user,
-            worker_owner: Some(owner),
+            paid: vec![owner],
             cost: Credits::from_millis(1_001),
             reward_permille: 800,
         })
@@ -211,7 +227,7 @@ mod tests {
             status: JobStatus::Succeeded,
             reported_by_worker: true,
             user: &alice,
-            worker_owner: None,
+            paid: vec![],
             cost: Credits::from_whole(1),
             reward_permille: 800,
         });
@@ -293,6 +309,36 @@ mod tests {
         assert_eq!(balance("escrow"), 0);
         let report = ledger::verify(&conn).expect("verify runs");
         assert!(report.violations.is_empty(), "{:?}", report.violations);
+    }
+
+    /// A result confirmed by three owners: each gets a third of the reward, in whole
+    /// milli-credits, and what does not divide goes to the fee; the hold leaves
+    /// escrow whole.
+    #[test]
+    fn a_confirmed_result_shares_the_reward_among_the_agreeing_owners() {
+        let (alice, b, c, d) = (name("alice"), name("b"), name("c"), name("d"));
+        let m = Movement::End(Ending {
+            status: JobStatus::Succeeded,
+            reported_by_worker: true,
+            user: &alice,
+            paid: vec![&b, &c, &d],
+            cost: Credits::from_millis(1_001),
+            reward_permille: 800,
+        });
+        let got: Vec<_> = postings(&m)
+            .expect("settles")
+            .into_iter()
+            .map(|p| (p.kind, p.to, p.amount.millis()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (LedgerKind::Reward, "user:b".to_owned(), 266),
+                (LedgerKind::Reward, "user:c".to_owned(), 266),
+                (LedgerKind::Reward, "user:d".to_owned(), 266),
+                (LedgerKind::Fee, "platform".to_owned(), 203),
+            ]
+        );
     }
 
     #[test]

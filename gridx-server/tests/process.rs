@@ -148,7 +148,10 @@ async fn kill_9_under_load_loses_nothing() {
     let (_, token, _) = admin(dir.path(), &["user", "add", "alice", "--credits", "1000"]);
     let token = token.trim().to_owned();
     admin(dir.path(), &["user", "add", "bob", "--credits", "0"]);
-    let (_, worker_token, _) = admin(dir.path(), &["worker", "add", "--owner", "bob"]);
+    let (_, worker_token, _) = admin(
+        dir.path(),
+        &["worker", "add", "--owner", "bob", "--trusted"],
+    );
     let worker_token = worker_token.trim().to_owned();
     let mut accepted: Vec<JobId> = Vec::new();
 

@@ -320,14 +320,26 @@ impl Cluster {
 
     // ---- workers -------------------------------------------------------------------
 
-    /// Registers a worker owned by `owner` and starts it; returns its index.
+    /// Registers a worker owned by `owner`, marked trusted (its results need no
+    /// replica, docs/trust.md), and starts it; returns its index.
     pub async fn add_worker(&mut self, owner: &str, slots: u32) -> usize {
+        self.add_worker_with(owner, slots, true).await
+    }
+
+    /// Registers a worker on probation (every result checked by another owner's
+    /// worker) and starts it; returns its index.
+    pub async fn add_untrusted_worker(&mut self, owner: &str, slots: u32) -> usize {
+        self.add_worker_with(owner, slots, false).await
+    }
+
+    async fn add_worker_with(&mut self, owner: &str, slots: u32, trusted: bool) -> usize {
         let index = self.workers.len();
         let name = format!("{}-w{}", self.run, index + 1);
-        let token = admin_on(
-            self.data.path(),
-            &["worker", "add", "--owner", owner, "--name", &name],
-        );
+        let mut args = vec!["worker", "add", "--owner", owner, "--name", &name];
+        if trusted {
+            args.push("--trusted");
+        }
+        let token = admin_on(self.data.path(), &args);
         let local = match self.kind {
             Kind::Local => Some(LocalWorker {
                 child: None,

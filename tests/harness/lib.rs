@@ -296,7 +296,13 @@ impl Grid {
         self.admin(&["user", "add", name, "--credits", credits])
     }
 
+    /// A trusted worker's token (its results need no replica, docs/trust.md).
     pub fn worker_token(&self, owner: &str, name: &str) -> String {
+        self.admin(&["worker", "add", "--owner", owner, "--name", name, "--trusted"])
+    }
+
+    /// The token of a worker on probation: its results are checked by replicas.
+    pub fn untrusted_worker_token(&self, owner: &str, name: &str) -> String {
         self.admin(&["worker", "add", "--owner", owner, "--name", name])
     }
 

@@ -134,6 +134,11 @@ pub enum WorkerCommand {
         /// (default: as many as it claims).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SLOTS)))]
         max_slots: Option<u32>,
+        /// Trust its results without replicas, and never quarantine it automatically
+        /// (docs/trust.md): for the operator's own machines, or a grid with fewer
+        /// owners than the quorum.
+        #[arg(long)]
+        trusted: bool,
     },
     /// Change a worker's slot cap (applied when it next connects).
     Set {
@@ -144,6 +149,16 @@ pub enum WorkerCommand {
     },
     /// Revoke a worker's token; a connected worker is dropped.
     Revoke { id: String },
+    /// Mark a worker trusted (its results need no replica), or with `--off` take the
+    /// mark back; a running coordinator applies it within a second.
+    Trust {
+        id: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Lift a worker's quarantine, and its owner's: back on probation (every result
+    /// checked) with its counts kept.
+    Restore { id: String },
     /// List registered workers.
     List,
 }

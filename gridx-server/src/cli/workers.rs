@@ -1,9 +1,11 @@
-//! `gridx-server worker add|set|revoke|list`: worker tokens and slot caps.
+//! `gridx-server worker add|set|revoke|trust|restore|list`: worker tokens, slot caps
+//! and trust (docs/trust.md).
 
 use super::args::WorkerCommand;
 use super::output::print_stdout;
 use color_eyre::eyre::{Result, eyre};
 use gridx_proto::{UserName, WorkerId};
+use gridx_server::store::trust::{self, Subject};
 use gridx_server::store::{self, users};
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,6 +17,7 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
             owner,
             name,
             max_slots,
+            trusted,
         } => {
             let owner = UserName::new(&owner)?;
             let label = match name {
@@ -23,13 +26,23 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
                     .to_string(),
                 None => format!("{owner}-worker"),
             };
-            let (id, token) = users::register_worker(&conn, &owner, &label, max_slots)?;
+            let tx = conn.unchecked_transaction()?;
+            let (id, token) = users::register_worker(&tx, &owner, &label, max_slots)?;
+            if trusted {
+                trust::set_trusted(&tx, id, true)?;
+            }
+            tx.commit()?;
             eprintln!(
-                "registered worker {id} ({label}) owned by {owner}, {}",
-                describe_cap(max_slots)
+                "registered worker {id} ({label}) owned by {owner}, {}, {}",
+                describe_cap(max_slots),
+                if trusted {
+                    "trusted (its results need no replica)"
+                } else {
+                    "on probation (its results are checked by other owners' workers)"
+                }
             );
             if json {
-                print_stdout(&serde_json::json!({"worker_id": id, "name": label, "owner": owner, "max_slots": max_slots, "token": token}).to_string())?;
+                print_stdout(&serde_json::json!({"worker_id": id, "name": label, "owner": owner, "max_slots": max_slots, "trusted": trusted, "token": token}).to_string())?;
             } else {
                 print_stdout(&token)?;
             }
@@ -47,27 +60,90 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
             users::revoke_worker(&conn, id)?;
             eprintln!("revoked worker {id}; a running coordinator drops it within a second");
         }
+        WorkerCommand::Trust { id, off } => {
+            let id: WorkerId = id.parse()?;
+            trust::set_trusted(&conn, id, !off)?;
+            if off {
+                eprintln!(
+                    "worker {id} is no longer trusted: its results are checked by its record; a running coordinator applies it within a second"
+                );
+            } else {
+                eprintln!(
+                    "worker {id} is trusted: its results need no replica; a running coordinator applies it within a second"
+                );
+            }
+        }
+        WorkerCommand::Restore { id } => {
+            let id: WorkerId = id.parse()?;
+            let owner = users::all_workers(&conn)?
+                .into_iter()
+                .find(|(w, _)| w.id == id)
+                .map(|(w, _)| w.owner)
+                .ok_or_else(|| eyre!("no worker {id}"))?;
+            let lifted = trust::restore(&conn, id, &owner)?;
+            if lifted.is_empty() {
+                eprintln!(
+                    "worker {id} was not quarantined; its and {owner}'s streaks start again"
+                );
+            } else {
+                eprintln!(
+                    "worker {id} restored (lifted: {}); it is on probation again, every result checked",
+                    lifted.join("; ")
+                );
+            }
+        }
         WorkerCommand::List => {
             let list = users::all_workers(&conn)?;
+            let marks = trust::trusted_workers(&conn)?;
+            let records = trust::all_records(&conn)?;
+            let record = |s: Subject| records.get(&s).cloned().unwrap_or_default();
+            let rows: Vec<_> = list
+                .iter()
+                .map(|(w, _)| {
+                    let own = record(Subject::Worker(w.id));
+                    let owner = record(Subject::Owner(w.owner.clone()));
+                    let trusted = marks.get(&w.id).copied().unwrap_or(false);
+                    let quarantined = if trusted {
+                        None
+                    } else {
+                        own.quarantined.clone().or_else(|| {
+                            owner
+                                .quarantined
+                                .map(|r| format!("owner {}: {r}", w.owner))
+                        })
+                    };
+                    (w, trusted, own, quarantined)
+                })
+                .collect();
             if json {
-                let rows: Vec<_> = list
+                let rows: Vec<_> = rows
                     .iter()
-                    .map(|(w, _)| serde_json::json!({"worker_id": w.id, "name": w.name, "owner": w.owner, "max_slots": w.max_slots, "revoked": w.revoked}))
+                    .map(|(w, trusted, r, q)| serde_json::json!({"worker_id": w.id, "name": w.name, "owner": w.owner, "max_slots": w.max_slots, "revoked": w.revoked, "trusted": trusted, "validated": r.validated, "invalid": r.invalid, "errors": r.errors, "lost": r.lost, "streak": r.streak, "quarantined": q}))
                     .collect();
                 print_stdout(&serde_json::to_string(&rows)?)?;
             } else {
                 print_stdout(&format!(
-                    "{:>6}  {:<24} {:<24} {:>9}  REVOKED",
-                    "ID", "NAME", "OWNER", "MAX_SLOTS"
+                    "{:>6}  {:<20} {:<16} {:>9}  {:<7} {:>9} {:>7}  STATE",
+                    "ID", "NAME", "OWNER", "MAX_SLOTS", "TRUSTED", "VALIDATED", "INVALID"
                 ))?;
-                for (w, _) in list {
+                for (w, trusted, r, quarantined) in rows {
+                    let state = if w.revoked {
+                        "revoked".to_owned()
+                    } else if let Some(q) = quarantined {
+                        format!("quarantined: {q}")
+                    } else {
+                        String::new()
+                    };
                     print_stdout(&format!(
-                        "{:>6}  {:<24} {:<24} {:>9}  {}",
+                        "{:>6}  {:<20} {:<16} {:>9}  {:<7} {:>9} {:>7}  {}",
                         w.id.to_string(),
                         w.name,
                         w.owner.to_string(),
                         w.max_slots.map_or_else(|| "-".into(), |n| n.to_string()),
-                        if w.revoked { "yes" } else { "" }
+                        if trusted { "yes" } else { "" },
+                        r.validated,
+                        r.invalid,
+                        state
                     ))?;
                 }
             }

@@ -104,10 +104,11 @@ impl State {
             Command::Submit {
                 user,
                 spec,
+                validate,
                 key,
                 reply,
             } => {
-                let (result, failure) = split(self.submit(conn, user, spec, key, fx));
+                let (result, failure) = split(self.submit(conn, user, spec, validate, key, fx));
                 fx.replies.push(answer(reply, result));
                 failure.map_or(Ok(()), Err)
             }

@@ -1,12 +1,13 @@
 //! Housekeeping on the queue's tick: leases, revoked tokens, `last_seen`, the ledger
 //! gauges and output retention; and publishing what changed (worker views, stats).
 
-use super::model::{Effects, State, Step};
+use super::model::{Effects, State, Step, WorkerState};
+use crate::store::trust::{self, Subject};
 use crate::events::Audience;
 use crate::metrics::{AccountLabel, Metrics};
 use crate::store::ledger::{ESCROW, PLATFORM};
 use crate::store::{jobs, ledger, now_millis};
-use gridx_proto::api::{WorkerStatus, WorkerView};
+use gridx_proto::api::{Reliability, WorkerStatus, WorkerView};
 use gridx_proto::events::ServerEvent;
 use gridx_proto::time_fmt::from_unix_millis;
 use gridx_proto::{Credits, WorkerId};
@@ -26,6 +27,7 @@ impl State {
         if now.duration_since(self.last_housekeeping) >= HOUSEKEEPING_EVERY {
             self.last_housekeeping = now;
             self.drop_revoked(conn, fx)?;
+            self.reload_trust_if_changed(conn, fx)?;
             self.persist_last_seen(conn)?;
             self.refresh_ledger_gauges(conn)?;
         }
@@ -89,12 +91,67 @@ impl State {
             executor: caps.map(|c| c.executor),
             metrics: w.metrics.clone(),
             last_seen: w.last_seen_wall.map(from_unix_millis),
+            reliability: self.reliability(id, w),
         };
         self.board.upsert(view.clone());
         if self.events.has_subscribers() {
             self.events
                 .publish(Audience::Everyone, ServerEvent::Worker { worker: view });
         }
+    }
+
+    /// A worker's record as the worker list shows it: its own counts, the streak and
+    /// quarantine that decide where it stands (its owner's included).
+    fn reliability(&self, id: WorkerId, w: &WorkerState) -> Reliability {
+        let own = self.record(&Subject::Worker(id));
+        let owner = self.record(&Subject::Owner(w.owner.clone()));
+        let quarantined = if w.standing.trusted {
+            None
+        } else {
+            own.quarantined.clone().or_else(|| {
+                owner
+                    .quarantined
+                    .as_ref()
+                    .map(|r| format!("its owner {} is quarantined: {r}", w.owner))
+            })
+        };
+        Reliability {
+            trusted: w.standing.trusted,
+            validated: own.validated,
+            invalid: own.invalid,
+            errors: own.errors,
+            lost: own.lost,
+            streak: w.standing.streak,
+            spot_check_permille: if w.standing.trusted {
+                0
+            } else {
+                self.policy.spot_check_permille(w.standing.streak)
+            },
+            pending: w.pending,
+            quarantined,
+        }
+    }
+
+    /// Trust marks and records an operator changed (`worker trust`, `worker restore`)
+    /// take effect within a second: the change counter is read on each housekeeping
+    /// pass and everything is reloaded when it grew.
+    fn reload_trust_if_changed(&mut self, conn: &Connection, fx: &mut Effects) -> Step<()> {
+        let version = trust::trust_version(conn)?;
+        if version == self.trust_version {
+            return Ok(());
+        }
+        self.trust_version = version;
+        self.records = trust::all_records(conn)?;
+        let marks = trust::trusted_workers(conn)?;
+        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+        for id in ids {
+            if let Some(w) = self.workers.get_mut(&id) {
+                w.standing.trusted = marks.get(&id).copied().unwrap_or(false);
+            }
+            self.refresh_standing(id);
+            fx.changed_workers.push(id);
+        }
+        Ok(())
     }
 
     pub(super) fn publish_stats(&self) {

@@ -113,6 +113,8 @@ pub enum Command {
     Submit {
         user: UserName,
         spec: JobSpec,
+        /// Whether its result may be checked by replicas (`validate` in the request).
+        validate: bool,
         key: Option<SubmitKey>,
         reply: oneshot::Sender<Result<Submitted, QueueError>>,
     },
@@ -168,11 +170,13 @@ impl QueueHandle {
         &self,
         user: UserName,
         spec: JobSpec,
+        validate: bool,
         key: Option<SubmitKey>,
     ) -> Result<Submitted, QueueError> {
         self.call(|reply| Command::Submit {
             user,
             spec,
+            validate,
             key,
             reply,
         })
@@ -265,6 +269,7 @@ pub struct QueueSettings {
     pub max_queued_per_user: u64,
     pub max_output_bytes: usize,
     pub retention: Duration,
+    pub policy: crate::trust::Policy,
 }
 
 impl QueueSettings {
@@ -279,6 +284,7 @@ impl QueueSettings {
             max_queued_per_user: c.max_queued_per_user,
             max_output_bytes: c.limits.max_output_bytes,
             retention: Duration::from_secs(u64::from(c.retention_days) * 86_400),
+            policy: crate::trust::Policy::from(&c.validation),
         }
     }
 }

@@ -5,6 +5,8 @@
 
 use super::refusals::Refusals;
 use super::scheduler::{QueuedJob, Scheduler};
+use crate::store::trust::{self, Record, Subject};
+use crate::trust::{JobCheck, Policy};
 use super::{Outbound, QueueError, QueueSettings, SessionTx};
 use crate::events::{EventBus, WorkerBoard};
 use crate::metrics::Metrics;
@@ -45,6 +47,8 @@ pub(super) struct RunningJob {
     /// The worker said `started`: the job's code runs, so the attempt can no longer
     /// be refused (a `refused` of it is a lost attempt, `rules::sessions`).
     pub(super) started: bool,
+    /// Its result check (`QueuedJob::check`).
+    pub(super) check: JobCheck,
 }
 
 impl RunningJob {
@@ -69,6 +73,29 @@ pub(super) struct Reach<'a> {
     pub(super) only_user: Option<&'a UserName>,
     pub(super) memory_room_mb: Option<u64>,
     pub(super) max_timeout_s: Option<u32>,
+    /// Result checks make whose worker it is matter (a replica must come from another
+    /// owner, an owner's own jobs need none) and what its record allows.
+    pub(super) owner: &'a UserName,
+    pub(super) standing: Standing,
+    pub(super) doubt_room: bool,
+}
+
+/// Where a worker stands with result checks (docs/trust.md), from its trust mark and
+/// its and its owner's records (`State::refresh_standing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(super) struct Standing {
+    /// Marked trusted by the operator: its results need no replica and it is never
+    /// quarantined automatically.
+    pub(super) trusted: bool,
+    /// It or its owner is quarantined: it gets no jobs.
+    pub(super) quarantined: bool,
+    /// Confirmed results in a row: the lower of its own and its owner's.
+    pub(super) streak: u64,
+    /// May run `validate: false` jobs (`Policy::proven`).
+    pub(super) proven: bool,
+    /// Jobs whose results are not yet confirmed it may hold at once
+    /// (`Policy::allowance`).
+    pub(super) allowance: u64,
 }
 
 pub(super) struct WorkerState {
@@ -96,6 +123,9 @@ pub(super) struct WorkerState {
     pub(super) metrics: Option<HostMetrics>,
     pub(super) draining: bool,
     pub(super) revoked: bool,
+    pub(super) standing: Standing,
+    /// Its results waiting for a replica to confirm them.
+    pub(super) pending: u64,
 }
 
 impl WorkerState {
@@ -115,6 +145,8 @@ impl WorkerState {
             metrics: None,
             draining: false,
             revoked: false,
+            standing: Standing::default(),
+            pending: 0,
         }
     }
 
@@ -159,7 +191,14 @@ impl WorkerState {
     /// owner's alone when its executor runs no stranger's jobs, and only what the
     /// admission caps it advertised admit beside the memory its leases hold (the rule
     /// the worker itself applies, `Capabilities::admits`).
-    pub(super) fn may_run(&self, job: &QueuedJob) -> bool {
+    ///
+    /// And only what result checks allow (docs/trust.md): never a job whose replica
+    /// its owner already ran, nothing while quarantined; a worker the grid does not
+    /// vouch for (neither trusted by the operator nor the job's owner's own) takes a
+    /// `validate: false` job only with a proven record, holds no more unconfirmed
+    /// jobs than its allowance, and takes a job's first run only where a quorum of
+    /// owners could check it (`quorum_ok`, computed per language each round).
+    pub(super) fn may_run(&self, job: &QueuedJob, quorum_ok: bool) -> bool {
         let Some(caps) = &self.capabilities else {
             return false;
         };
@@ -167,6 +206,29 @@ impl WorkerState {
             && caps
                 .admits(job.memory_mb, job.timeout_s, self.leased_memory_mb)
                 .is_ok()
+            && self.checks_allow(job, quorum_ok)
+    }
+
+    fn checks_allow(&self, job: &QueuedJob, quorum_ok: bool) -> bool {
+        let s = &self.standing;
+        if s.quarantined || job.check.replica_owners.contains(&self.owner) {
+            return false;
+        }
+        if s.trusted || job.user == self.owner {
+            return true;
+        }
+        if !self.doubt_room() {
+            return false;
+        }
+        if !job.check.validate {
+            return s.proven;
+        }
+        quorum_ok || !job.check.replica_owners.is_empty()
+    }
+
+    /// Whether it may hold one more job whose result is not yet confirmed.
+    fn doubt_room(&self) -> bool {
+        (self.running.len() as u64).saturating_add(self.pending) < self.standing.allowance
     }
 
     /// What decides which queued jobs this worker may run, but for the jobs it
@@ -185,6 +247,9 @@ impl WorkerState {
             only_user: self.only_user(),
             memory_room_mb: room,
             max_timeout_s: caps.max_job_timeout_s,
+            owner: &self.owner,
+            standing: self.standing,
+            doubt_room: self.doubt_room(),
         })
     }
 
@@ -288,6 +353,13 @@ pub(super) struct State {
     pub(super) stats: watch::Sender<QueueStats>,
     pub(super) last_housekeeping: Instant,
     pub(super) last_prune: Instant,
+    /// Result checks: the policy, every reliability record (workers' and owners'),
+    /// the operator's change counter last read, and the languages a quorum of owners
+    /// could check this dispatch round.
+    pub(super) policy: Policy,
+    pub(super) records: HashMap<Subject, Record>,
+    pub(super) trust_version: i64,
+    pub(super) quorum_languages: HashSet<Language>,
 }
 
 impl State {
@@ -315,7 +387,12 @@ impl State {
             stats,
             last_housekeeping: Instant::now(),
             last_prune: Instant::now() - Duration::from_secs(3600),
+            policy: Policy::default(),
+            records: HashMap::new(),
+            trust_version: 0,
+            quorum_languages: HashSet::new(),
         };
+        state.policy = state.settings.policy.clone();
         state.reload(conn)?;
         Ok(state)
     }
@@ -327,6 +404,11 @@ impl State {
         let mut sessions: HashMap<WorkerId, WorkerState> = std::mem::take(&mut self.workers);
         self.scheduler = Scheduler::default();
         self.running.clear();
+        self.records = trust::all_records(conn)?;
+        self.trust_version = trust::trust_version(conn)?;
+        let trusted = trust::trusted_workers(conn)?;
+        let pending = trust::pending_by_worker(conn)?;
+        let mut replica_owners = trust::live_replica_owners(conn)?;
         for (record, last_seen) in users::all_workers(conn)? {
             let state = match sessions.remove(&record.id) {
                 Some(mut w) => {
@@ -345,9 +427,20 @@ impl State {
                     w
                 }
             };
+            let mut state = state;
+            state.standing.trusted = trusted.get(&record.id).copied().unwrap_or(false);
+            state.pending = pending.get(&record.id).copied().unwrap_or(0);
             self.workers.insert(record.id, state);
         }
+        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+        for id in ids {
+            self.refresh_standing(id);
+        }
         for job in jobs::live_jobs(conn)? {
+            let check = JobCheck {
+                validate: job.validate,
+                replica_owners: replica_owners.remove(&job.id).unwrap_or_default(),
+            };
             match (job.status, job.worker) {
                 (JobStatus::Running, Some(worker)) if self.workers.contains_key(&worker) => {
                     if let Some(w) = self.workers.get_mut(&worker) {
@@ -367,6 +460,7 @@ impl State {
                             memory_mb: job.memory_mb,
                             timeout_s: job.timeout_s,
                             started: job.started,
+                            check,
                         },
                     );
                 }
@@ -382,6 +476,7 @@ impl State {
                         cost: job.cost,
                         memory_mb: job.memory_mb,
                         timeout_s: job.timeout_s,
+                        check,
                     });
                 }
             }
@@ -391,5 +486,64 @@ impl State {
         }
         self.publish_stats();
         Ok(())
+    }
+
+    /// A worker's record, or an owner's (empty until its first checked result).
+    pub(super) fn record(&self, subject: &Subject) -> Record {
+        self.records.get(subject).cloned().unwrap_or_default()
+    }
+
+    /// Recomputes where a worker stands from its trust mark and its and its owner's
+    /// records. A trusted worker is never quarantined automatically, not even with
+    /// its owner.
+    pub(super) fn refresh_standing(&mut self, id: WorkerId) {
+        let Some(w) = self.workers.get(&id) else {
+            return;
+        };
+        let own = self.record(&Subject::Worker(id));
+        let owner = self.record(&Subject::Owner(w.owner.clone()));
+        let streak = own.streak.min(owner.streak);
+        let trusted = w.standing.trusted;
+        let standing = Standing {
+            trusted,
+            quarantined: !trusted && (own.quarantined.is_some() || owner.quarantined.is_some()),
+            streak,
+            proven: !self.policy.enabled() || self.policy.proven(streak),
+            allowance: if self.policy.enabled() {
+                self.policy.allowance(streak)
+            } else {
+                u64::MAX
+            },
+        };
+        if let Some(w) = self.workers.get_mut(&id) {
+            w.standing = standing;
+        }
+    }
+
+    /// The languages whose first runs a quorum could check: online workers of at
+    /// least `quorum` different owners, none quarantined, run them. Worked out once
+    /// per dispatch round (one pass over the workers).
+    pub(super) fn refresh_quorum_languages(&mut self) {
+        self.quorum_languages.clear();
+        if !self.policy.enabled() {
+            self.quorum_languages.extend(Language::ALL);
+            return;
+        }
+        let quorum = self.policy.quorum as usize;
+        let mut owners: HashMap<Language, HashSet<&UserName>> = HashMap::new();
+        for w in self.workers.values() {
+            if w.status() != WorkerStatus::Online || w.standing.quarantined {
+                continue;
+            }
+            for language in w.capabilities.iter().flat_map(|c| c.languages.iter()) {
+                owners.entry(*language).or_default().insert(&w.owner);
+            }
+        }
+        let ready: Vec<Language> = owners
+            .into_iter()
+            .filter(|(_, o)| o.len() >= quorum)
+            .map(|(l, _)| l)
+            .collect();
+        self.quorum_languages.extend(ready);
     }
 }

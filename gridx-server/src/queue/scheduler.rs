@@ -44,6 +44,8 @@ pub struct QueuedJob {
     /// What the job asks of its worker, which the worker's caps must admit.
     pub memory_mb: u32,
     pub timeout_s: u32,
+    /// Its result check: `validate`, and the owners that already reported a replica.
+    pub check: crate::trust::JobCheck,
 }
 
 #[derive(Default)]
@@ -260,6 +262,7 @@ mod tests {
             cost: gridx_proto::Credits::ZERO,
             memory_mb: 256,
             timeout_s: 30,
+            check: Default::default(),
         }
     }
 

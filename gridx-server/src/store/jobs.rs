@@ -3,7 +3,7 @@
 //! [`job_output`].
 
 use super::{StoreError, StoreResult};
-use gridx_proto::api::{JobSummary, JobView, OutputStream};
+use gridx_proto::api::{JobSummary, JobValidation, JobView, OutputStream, ValidationOutcome};
 use gridx_proto::job::FailureReason;
 use gridx_proto::time_fmt::from_unix_millis;
 use gridx_proto::{Credits, JobId, JobSpec, JobStatus, Language, UserName, WorkerId};
@@ -11,7 +11,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const VIEW_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
     submitted_at, started_at, finished_at, worker_id, attempts, exit_code, stdout, stderr,
-    stdout_truncated, stderr_truncated, duration_ms, reason, message, cost, refusals, refusal";
+    stdout_truncated, stderr_truncated, duration_ms, reason, message, cost, refusals, refusal,
+    validate, validation";
 
 /// The view's columns with the output's byte lengths in place of the output:
 /// `octet_length` counts a TEXT value's bytes without loading it, so a summary costs
@@ -55,6 +56,15 @@ fn view_from_row(r: &Row<'_>) -> rusqlite::Result<JobView> {
         refusals: summary.refusals,
         refusal: summary.refusal,
         cost: summary.cost,
+        validation: JobValidation {
+            required: r.get(23)?,
+            outcome: r
+                .get::<_, Option<String>>(24)?
+                .as_deref()
+                .and_then(ValidationOutcome::parse),
+            replicas: Vec::new(),
+            waiting: None,
+        },
     })
 }
 
@@ -116,10 +126,22 @@ pub fn insert_job(
     cost: Credits,
     now: i64,
 ) -> StoreResult<JobId> {
+    insert_checked_job(conn, user, spec, true, cost, now)
+}
+
+/// [`insert_job`], saying whether the job's result may be checked by replicas.
+pub fn insert_checked_job(
+    conn: &Connection,
+    user: &UserName,
+    spec: &JobSpec,
+    validate: bool,
+    cost: Credits,
+    now: i64,
+) -> StoreResult<JobId> {
     conn.prepare_cached(
         "INSERT INTO jobs (user, status, language, code, stdin, timeout_s, memory_mb, priority,
-                           max_output_bytes, cost, submitted_at)
-         VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                           max_output_bytes, cost, submitted_at, validate)
+         VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         user.as_str(),
@@ -131,7 +153,8 @@ pub fn insert_job(
         spec.priority,
         spec.max_output_bytes as i64,
         cost.millis(),
-        now
+        now,
+        validate
     ])?;
     Ok(JobId(conn.last_insert_rowid() as u64))
 }
@@ -168,12 +191,18 @@ pub fn insert_submit_key(
     Ok(())
 }
 
+/// A job with its output and the replicas of its result check.
 pub fn job_view(conn: &Connection, id: JobId) -> StoreResult<Option<JobView>> {
     let sql = format!("SELECT {VIEW_COLUMNS} FROM jobs WHERE id = ?1");
-    Ok(conn
+    let Some(mut view) = conn
         .prepare_cached(&sql)?
         .query_row([id.0 as i64], view_from_row)
-        .optional()?)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    view.validation.replicas = super::trust::replicas_of(conn, id)?;
+    Ok(Some(view))
 }
 
 /// A job without its output (for live events): its size does not depend on the output.
@@ -304,6 +333,8 @@ pub struct Completion {
     pub duration_ms: Option<u64>,
     pub reason: Option<FailureReason>,
     pub message: Option<String>,
+    /// How the result was accepted (docs/trust.md); `None` is written as `no_result`.
+    pub validation: Option<ValidationOutcome>,
 }
 
 /// What is written with a status change, besides the status itself.
@@ -358,7 +389,8 @@ pub fn write_status(
             .prepare_cached(
                 "UPDATE jobs SET status = ?3, finished_at = ?4, exit_code = ?5, stdout = ?6,
                                  stderr = ?7, stdout_truncated = ?8, stderr_truncated = ?9,
-                                 duration_ms = ?10, reason = ?11, message = ?12
+                                 duration_ms = ?10, reason = ?11, message = ?12,
+                                 validation = ?13
                  WHERE id = ?1 AND status = ?2",
             )?
             .execute(params![
@@ -374,6 +406,9 @@ pub fn write_status(
                 done.duration_ms.map(|d| d.min(i64::MAX as u64) as i64),
                 done.reason.map(|r| r.as_str()),
                 done.message,
+                done.validation
+                    .unwrap_or(ValidationOutcome::NoResult)
+                    .as_str(),
             ])?,
     };
     expect_one(changed, id, &format!("{from} -> {to}"))
@@ -396,13 +431,15 @@ pub struct LiveJob {
     pub refusals: u32,
     /// Its current attempt said `started` (a running job only).
     pub started: bool,
+    /// Its result may be checked by replicas.
+    pub validate: bool,
 }
 
 /// Every queued and running job, oldest first, for rebuilding the queue at start-up.
 pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
     let mut stmt = conn.prepare(
         "SELECT id, user, language, priority, status, worker_id, attempts, cancel_requested, cost,
-                timeout_s, memory_mb, refusals, started_at IS NOT NULL
+                timeout_s, memory_mb, refusals, started_at IS NOT NULL, validate
          FROM jobs WHERE status IN ('queued', 'running') ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -425,6 +462,7 @@ pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
             memory_mb: r.get(10)?,
             refusals: r.get(11)?,
             started: r.get(12)?,
+            validate: r.get(13)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -278,7 +278,10 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
                 (SELECT COUNT(*) FROM ledger WHERE job_id = j.id AND kind = 'fee'),
                 (SELECT COUNT(*) FROM ledger WHERE job_id = j.id AND kind = 'refund'),
                 (SELECT COALESCE(SUM(amount), 0) FROM ledger
-                   WHERE job_id = j.id AND kind IN ('reward', 'fee', 'refund'))
+                   WHERE job_id = j.id AND kind IN ('reward', 'fee', 'refund')),
+                (SELECT COUNT(*) FROM replicas WHERE job_id = j.id AND verdict = 'valid'),
+                (SELECT COUNT(*) FROM replicas WHERE job_id = j.id AND verdict = 'pending'),
+                j.validation
          FROM jobs j",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -291,12 +294,16 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
             r.get::<_, i64>(5)?,
             r.get::<_, i64>(6)?,
             r.get::<_, i64>(7)?,
+            r.get::<_, i64>(8)?,
+            r.get::<_, i64>(9)?,
+            r.get::<_, Option<String>>(10)?,
         ))
     })?;
     let mut jobs = 0u64;
     let mut unsettled_holds = 0i64;
     for row in rows {
-        let (id, status, cost, holds, rewards, fees, refunds, settled_amount) = row?;
+        let (id, status, cost, holds, rewards, fees, refunds, settled_amount, valid, pending, validation) =
+            row?;
         jobs += 1;
         let live = status == "queued" || status == "running";
         let expected_holds = if cost > 0 { 1 } else { 0 };
@@ -306,9 +313,28 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
             ));
         }
         let settlements = refunds + rewards.max(fees);
-        if rewards > 1 || fees > 1 || refunds > 1 || (refunds > 0 && rewards + fees > 0) {
+        // A reward per owner whose result was accepted: one, or with a result check
+        // one per agreeing replica and the trusted worker that settled it
+        // (docs/trust.md); never one without a fee.
+        let most_rewards = (valid + 1).max(1);
+        if rewards > most_rewards
+            || fees > 1
+            || refunds > 1
+            || (refunds > 0 && rewards + fees > 0)
+            || (rewards > 0 && fees == 0)
+        {
             violations.push(format!(
-                "job {id}: settled more than once ({rewards} rewards, {fees} fees, {refunds} refunds)"
+                "job {id}: settled more than once ({rewards} rewards, {fees} fees, {refunds} refunds, {valid} valid replicas)"
+            ));
+        }
+        if rewards > 0 && (status == "error" || validation.as_deref() == Some("no_quorum")) {
+            violations.push(format!(
+                "job {id}: ended {status} without an accepted result but paid {rewards} rewards"
+            ));
+        }
+        if pending > 0 && !live {
+            violations.push(format!(
+                "job {id}: is {status} but {pending} of its replicas still wait for a verdict"
             ));
         }
         if cost > 0 && live && settlements > 0 {
@@ -327,6 +353,25 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
         if live {
             unsettled_holds += cost;
         }
+    }
+
+    // A reward goes only to the owner of the worker that ran the accepted attempt, or
+    // of a replica whose result agreed with it: never to an invalid replica's owner.
+    let mut stmt = conn.prepare(
+        "SELECT l.job_id, l.to_account FROM ledger l JOIN jobs j ON j.id = l.job_id
+         WHERE l.kind = 'reward'
+           AND l.to_account NOT IN
+               (SELECT 'user:' || w.owner FROM workers w WHERE w.id = j.worker_id)
+           AND l.to_account NOT IN
+               (SELECT 'user:' || r.owner FROM replicas r
+                 WHERE r.job_id = l.job_id AND r.verdict = 'valid')",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (job, account) = row?;
+        violations.push(format!(
+            "job {job}: a reward to {account}, whose worker neither ran the accepted attempt nor agreed with it"
+        ));
     }
 
     let totals = totals(conn)?;

@@ -8,6 +8,7 @@ pub mod reader;
 pub mod schema;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod trust;
 pub mod users;
 
 use rusqlite::Connection;

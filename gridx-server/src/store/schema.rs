@@ -124,6 +124,58 @@ ALTER TABLE jobs ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0 CHECK (refusals 
 ALTER TABLE jobs ADD COLUMN refusal TEXT;
 "#,
         ),
+        // Result checks (docs/trust.md). `validate`: whether the submitter allows the
+        // result to be checked by replicas; `validation`: how it was accepted, once the
+        // job ended. Workers registered before this level were trusted by the code that
+        // served them, so they stay trusted (the operator can take it back with
+        // `worker trust ID --off`); new ones start on probation. `reliability` keeps
+        // each worker's and each owner's record ('worker:ID', 'owner:NAME'), so that a
+        // new token of a cheating owner starts where the owner stands. `replicas` holds
+        // every result that took part in a check, with its digests: the accepted output
+        // is stored on the job, the others are compared by digest only.
+        // `trust_version` grows at every operator change to trust, so a running
+        // coordinator reloads the records.
+        M::up(
+            r#"
+ALTER TABLE jobs ADD COLUMN validate INTEGER NOT NULL DEFAULT 1 CHECK (validate IN (0, 1));
+ALTER TABLE jobs ADD COLUMN validation TEXT;
+ALTER TABLE workers ADD COLUMN trusted INTEGER NOT NULL DEFAULT 0 CHECK (trusted IN (0, 1));
+UPDATE workers SET trusted = 1;
+CREATE TABLE reliability (
+    subject         TEXT PRIMARY KEY,
+    validated       INTEGER NOT NULL DEFAULT 0 CHECK (validated >= 0),
+    invalid         INTEGER NOT NULL DEFAULT 0 CHECK (invalid >= 0),
+    errors          INTEGER NOT NULL DEFAULT 0 CHECK (errors >= 0),
+    lost            INTEGER NOT NULL DEFAULT 0 CHECK (lost >= 0),
+    streak          INTEGER NOT NULL DEFAULT 0 CHECK (streak >= 0),
+    strikes         INTEGER NOT NULL DEFAULT 0 CHECK (strikes >= 0),
+    quarantined     TEXT,
+    quarantined_at  INTEGER
+) STRICT;
+CREATE TABLE replicas (
+    job_id            INTEGER NOT NULL REFERENCES jobs(id),
+    attempt           INTEGER NOT NULL,
+    worker_id         INTEGER NOT NULL REFERENCES workers(id),
+    owner             TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    exit_code         INTEGER,
+    stdout_sha256     TEXT NOT NULL,
+    stderr_sha256     TEXT NOT NULL,
+    stdout_truncated  INTEGER NOT NULL,
+    stderr_truncated  INTEGER NOT NULL,
+    verdict           TEXT NOT NULL
+                        CHECK (verdict IN ('pending','valid','invalid','inconclusive')),
+    reported_at       INTEGER NOT NULL,
+    PRIMARY KEY (job_id, attempt)
+) STRICT;
+CREATE INDEX replicas_pending ON replicas(worker_id) WHERE verdict = 'pending';
+CREATE TABLE grid_state (
+    key    TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+) STRICT;
+INSERT INTO grid_state (key, value) VALUES ('trust_version', 0);
+"#,
+        ),
     ])
 }
 

@@ -25,7 +25,7 @@ pub(crate) fn memory_store(users: &[&str], worker_owner: &str) -> Connection {
         .expect("account row");
     }
     conn.execute(
-        "INSERT INTO workers (id, name, owner, token_hash, created_at) VALUES (1, 'w', ?1, x'01', 0)",
+        "INSERT INTO workers (id, name, owner, token_hash, created_at, trusted) VALUES (1, 'w', ?1, x'01', 0, 1)",
         [worker_owner],
     )
     .expect("worker row");

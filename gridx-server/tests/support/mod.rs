@@ -156,6 +156,17 @@ impl TestServer {
 
     pub fn add_worker(&self, owner: &str) -> (WorkerId, String) {
         let conn = store::open_writer(&self.data_dir).expect("store");
+        let (id, token) =
+            users::add_worker(&conn, &UserName::new(owner).unwrap(), "w").expect("add worker");
+        // Trusted, so results are taken as reported; the result-check suite
+        // (tests/validation.rs) registers its workers with `add_untrusted_worker`.
+        gridx_server::store::trust::set_trusted(&conn, id, true).expect("trust");
+        (id, token)
+    }
+
+    /// A worker on probation: its results are checked by replicas (docs/trust.md).
+    pub fn add_untrusted_worker(&self, owner: &str) -> (WorkerId, String) {
+        let conn = store::open_writer(&self.data_dir).expect("store");
         users::add_worker(&conn, &UserName::new(owner).unwrap(), "w").expect("add worker")
     }
 

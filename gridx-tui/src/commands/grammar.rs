@@ -90,6 +90,10 @@ pub struct SubmitArgs {
     /// Wait for the job, print its output, and exit with its exit code.
     #[arg(long)]
     pub wait: bool,
+    /// Its output differs from run to run, so it cannot be checked by running it
+    /// again elsewhere: run it only on a worker the grid trusts (docs/trust.md).
+    #[arg(long)]
+    pub no_validate: bool,
 }
 
 /// A console line is parsed as if it followed the program name.

@@ -109,6 +109,7 @@ pub fn submit_request(
         timeout_s: args.timeout,
         memory_mb: args.memory,
         priority: args.priority,
+        validate: args.no_validate.then_some(false),
     })
 }
 

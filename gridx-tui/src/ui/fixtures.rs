@@ -61,6 +61,7 @@ pub fn worker(
             if id == 1 { 2 } else { 0 },
         )),
         last_seen: Some(from_unix_millis(NOW_MS - 2_000 * id as i64)),
+        reliability: Default::default(),
     }
 }
 

@@ -26,10 +26,11 @@ fn may_take(
     w: &WorkerState,
     id: WorkerId,
     refusals: &Refusals,
+    quorum: &HashSet<Language>,
     job: &QueuedJob,
     now: Instant,
 ) -> bool {
-    w.may_run(job) && !refusals.holds(job.id, id, now)
+    w.may_run(job, quorum.contains(&job.language)) && !refusals.holds(job.id, id, now)
 }
 
 impl State {
@@ -49,6 +50,7 @@ impl State {
         }
         // One clock for the round: a refusal lapses between rounds, not within one.
         let now = Instant::now();
+        self.refresh_quorum_languages();
         let mut assigned: HashMap<WorkerId, usize> = HashMap::new();
         // Languages with no job any ready worker may take stay so for the rest of this
         // round (it only removes jobs and fills slots), so they are not searched again.
@@ -81,8 +83,9 @@ impl State {
                 return;
             };
             let refusals = &self.refusals;
+            let quorum = &self.quorum_languages;
             let Some(job) = self.scheduler.pop_for(language, taker.only_user(), |job| {
-                may_take(taker, worker, refusals, job, now)
+                may_take(taker, worker, refusals, quorum, job, now)
             }) else {
                 return;
             };
@@ -130,7 +133,17 @@ impl State {
         let first_choice = self
             .workers
             .iter()
-            .filter(|(id, w)| ready(id, w) && may_take(w, **id, &self.refusals, head_job, now))
+            .filter(|(id, w)| {
+                ready(id, w)
+                    && may_take(
+                        w,
+                        **id,
+                        &self.refusals,
+                        &self.quorum_languages,
+                        head_job,
+                        now,
+                    )
+            })
             .max_by_key(|(id, w)| (w.free_slots(), Reverse(**id)));
         if let Some((id, _)) = first_choice {
             return Some(Placement {
@@ -144,13 +157,14 @@ impl State {
             .filter(|(id, w)| ready(id, w))
             .filter_map(|(id, w)| {
                 let kind = *looked.entry(w.reach()).or_insert_with(|| {
+                    let quorum_ok = self.quorum_languages.contains(&language);
                     self.scheduler
-                        .peek_for(language, w.only_user(), |job| w.may_run(job))
+                        .peek_for(language, w.only_user(), |job| w.may_run(job, quorum_ok))
                 });
                 let found = match kind {
                     Some((_, job)) if self.refusals.holds(job, *id, now) => {
                         self.scheduler.peek_for(language, w.only_user(), |job| {
-                            may_take(w, *id, &self.refusals, job, now)
+                            may_take(w, *id, &self.refusals, &self.quorum_languages, job, now)
                         })
                     }
                     kind => kind,
@@ -214,6 +228,7 @@ impl State {
                 memory_mb: job.memory_mb,
                 timeout_s: job.timeout_s,
                 started: false,
+                check: job.check.clone(),
             },
         );
         fx.changed_jobs.push(job.id);

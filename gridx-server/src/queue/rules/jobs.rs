@@ -9,7 +9,8 @@ use crate::settlement::{self, Ending, Movement, SettleError};
 use crate::store::jobs::{self, Completion};
 use crate::store::ledger::{self, PostError};
 use crate::store::{StoreError, now_millis, users};
-use gridx_proto::api::JobView;
+use crate::trust::JobCheck;
+use gridx_proto::api::{JobValidation, JobView};
 use gridx_proto::job::{FailureReason, RunEnd, RunOutcome};
 use gridx_proto::protocol::CoordinatorMessage;
 use gridx_proto::time_fmt::from_unix_millis;
@@ -32,23 +33,29 @@ enum TakenBack<'a> {
     Lost(&'a str),
     /// Its worker refused it (the sentence the job keeps): not a failed attempt.
     Refused(&'a str),
+    /// Its worker reported a platform failure while the job's result was being
+    /// checked (why): a failed attempt, counted as an error in the worker's record.
+    Errored(&'a str),
 }
 
 /// A job about to end, with what its settlement needs.
-struct Ended<'a> {
-    id: JobId,
-    from: JobStatus,
-    to: JobStatus,
-    user: &'a UserName,
-    cost: Credits,
-    /// The worker that ran the attempt and reported its end; `None` when nobody did
-    /// (queued, or the attempt was lost), which is never paid.
-    reported_by: Option<&'a UserName>,
+pub(super) struct Ended<'a> {
+    pub(super) id: JobId,
+    pub(super) from: JobStatus,
+    pub(super) to: JobStatus,
+    pub(super) user: &'a UserName,
+    pub(super) cost: Credits,
+    /// The owners of the workers whose results were accepted (the one that ran the
+    /// attempt, or the replicas that agreed); empty when nobody's was (queued, lost,
+    /// no quorum), which pays nobody.
+    pub(super) paid: Vec<&'a UserName>,
 }
 
 impl State {
     /// Ends a job: its status, then its settlement, in the caller's transaction.
-    fn end_job(
+    /// Replicas still pending are closed `inconclusive` by the caller first
+    /// (`close_replicas`) when the ending is not a check's verdict.
+    pub(super) fn end_job(
         &self,
         conn: &Connection,
         end: Ended<'_>,
@@ -63,9 +70,9 @@ impl State {
         let to = change_status(conn, end.id, end.from, change, now)?;
         let movement = Movement::End(Ending {
             status: to,
-            reported_by_worker: end.reported_by.is_some(),
+            reported_by_worker: !end.paid.is_empty(),
             user: end.user,
-            worker_owner: end.reported_by,
+            paid: end.paid,
             cost: end.cost,
             reward_permille: self.settings.reward_permille,
         });
@@ -81,6 +88,7 @@ impl State {
         conn: &Connection,
         user: UserName,
         spec: JobSpec,
+        validate: bool,
         key: Option<SubmitKey>,
         fx: &mut Effects,
     ) -> Step<Submitted> {
@@ -139,7 +147,7 @@ impl State {
                 cost,
             }));
         }
-        let id = jobs::insert_job(conn, &user, &spec, cost, now)?;
+        let id = jobs::insert_checked_job(conn, &user, &spec, validate, cost, now)?;
         let hold = Movement::Hold { user: &user, cost };
         // An `Insufficient` here cannot happen after the check above; if it does, the
         // batch aborts rather than keep a job without its hold.
@@ -162,6 +170,10 @@ impl State {
             cost,
             memory_mb: spec.memory_mb,
             timeout_s: spec.timeout_s,
+            check: JobCheck {
+                validate,
+                replica_owners: Vec::new(),
+            },
         });
         let view = JobView {
             job_id: id,
@@ -187,6 +199,12 @@ impl State {
             refusals: 0,
             refusal: None,
             cost,
+            validation: JobValidation {
+                required: validate,
+                outcome: None,
+                replicas: Vec::new(),
+                waiting: None,
+            },
         };
         Ok(Submitted {
             view,
@@ -264,8 +282,11 @@ impl State {
             to,
             user: &job.user,
             cost: job.cost,
-            reported_by: None,
+            paid: Vec::new(),
         };
+        if !job.check.replica_owners.is_empty() {
+            self.close_replicas(conn, job_id, None, fx)?;
+        }
         self.end_job(conn, end, &done, fx)?;
         self.scheduler.remove(job_id);
         self.enqueued_at.remove(&job_id);
@@ -317,6 +338,7 @@ impl State {
             duration_ms: Some(outcome.duration_ms),
             reason,
             message,
+            validation: None,
         };
         let worker = job.worker;
         let owner = self
@@ -324,17 +346,52 @@ impl State {
             .get(&worker)
             .map(|w| w.owner.clone())
             .ok_or_else(|| StepError::Store(StoreError::NotFound(format!("worker {worker}"))))?;
-        let end = Ended {
-            id: job_id,
-            from: JobStatus::Running,
-            to,
-            user: &job.user,
-            cost: job.cost,
-            reported_by: Some(&owner),
-        };
-        self.end_job(conn, end, &done, fx)?;
-        self.refusals.forget(job_id);
-        self.release(job_id, worker, fx);
+        let (user, cost, checked) = (
+            job.user.clone(),
+            job.cost,
+            !job.check.replica_owners.is_empty(),
+        );
+        match to {
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::TimedOut => {
+                // A result: the check decides (`rules::validation`).
+                self.judge_result(conn, job_id, to, done, worker, &owner, fx)?;
+            }
+            JobStatus::Error if checked => {
+                // A platform failure in the middle of a check: the replicas so far
+                // wait for another run, which counts as a failed attempt.
+                let why = format!(
+                    "its worker failed to run it: {}",
+                    done.message.as_deref().unwrap_or("sandbox error")
+                );
+                return self.take_back(conn, job_id, TakenBack::Errored(&why), fx);
+            }
+            _ => {
+                // Cancelled on request (the worker's time is paid, as before checks
+                // existed: a cancel is not a result), or a platform failure.
+                if to == JobStatus::Error {
+                    self.note_error(conn, worker, fx)?;
+                }
+                let paid = if to == JobStatus::Cancelled {
+                    vec![&owner]
+                } else {
+                    Vec::new()
+                };
+                if checked {
+                    self.close_replicas(conn, job_id, None, fx)?;
+                }
+                let end = Ended {
+                    id: job_id,
+                    from: JobStatus::Running,
+                    to,
+                    user: &user,
+                    cost,
+                    paid,
+                };
+                self.end_job(conn, end, &done, fx)?;
+                self.refusals.forget(job_id);
+                self.release(job_id, worker, fx);
+            }
+        }
         Ok(())
     }
 
@@ -399,12 +456,15 @@ impl State {
         };
         let (worker, attempt) = (job.worker, job.attempt);
         let (why, refusal) = match how {
-            TakenBack::Lost(why) => (why, None),
+            TakenBack::Lost(why) | TakenBack::Errored(why) => (why, None),
             TakenBack::Refused(sentence) => (sentence, Some(sentence)),
         };
-        // A refused attempt never ran: it is not a failed one.
+        // A refused attempt never ran, and a replica that reported a result ran to
+        // its end: neither is a failed one.
         let refusals = job.refusals + u32::from(refusal.is_some());
-        let failed = attempt.saturating_sub(refusals);
+        let failed = attempt
+            .saturating_sub(refusals)
+            .saturating_sub(job.check.replica_owners.len() as u32);
         let ending = if job.cancel_requested {
             Some((
                 JobStatus::Cancelled,
@@ -430,13 +490,17 @@ impl State {
                     message: Some(message),
                     ..Completion::default()
                 };
+                let (user, cost) = (job.user.clone(), job.cost);
+                if !job.check.replica_owners.is_empty() {
+                    self.close_replicas(conn, job_id, None, fx)?;
+                }
                 let end = Ended {
                     id: job_id,
                     from: JobStatus::Running,
                     to,
-                    user: &job.user,
-                    cost: job.cost,
-                    reported_by: None,
+                    user: &user,
+                    cost,
+                    paid: Vec::new(),
                 };
                 self.end_job(conn, end, &done, fx)?;
                 self.refusals.forget(job_id);
@@ -463,16 +527,22 @@ impl State {
                     cost: job.cost,
                     memory_mb: job.memory_mb,
                     timeout_s: job.timeout_s,
+                    check: job.check.clone(),
                 });
                 fx.changed_jobs.push(job_id);
             }
+        }
+        match how {
+            TakenBack::Lost(_) => self.note_lost(conn, worker, fx)?,
+            TakenBack::Errored(_) => self.note_error(conn, worker, fx)?,
+            TakenBack::Refused(_) => {}
         }
         self.release(job_id, worker, fx);
         Ok(())
     }
 
     /// Forgets a lease in memory once its end or requeue is written.
-    fn release(&mut self, job_id: JobId, worker: WorkerId, fx: &mut Effects) {
+    pub(super) fn release(&mut self, job_id: JobId, worker: WorkerId, fx: &mut Effects) {
         self.running.remove(&job_id);
         if let Some(w) = self.workers.get_mut(&worker) {
             w.release(job_id);
@@ -483,7 +553,7 @@ impl State {
 
 /// Cuts output to `cap` bytes at a character boundary. A worker is supposed to cap its
 /// output itself; the coordinator does not trust it to.
-fn cap_output(mut text: String, cap: usize) -> (String, bool) {
+pub(super) fn cap_output(mut text: String, cap: usize) -> (String, bool) {
     if text.len() <= cap {
         return (text, false);
     }

@@ -6,3 +6,4 @@ mod jobs;
 pub(super) mod sessions;
 #[cfg(test)]
 mod tests;
+mod validation;

@@ -41,6 +41,7 @@ impl State {
         // The operator's cap as stored now, so `worker set --max-slots` applies at the
         // next connection.
         let max_slots = users::worker_max_slots(conn, worker_id)?;
+        let trusted = crate::store::trust::is_trusted(conn, worker_id)?;
         // Jobs leased to this worker that it no longer reports are lost now.
         let reported: HashSet<JobAttempt> = hello.running.iter().copied().collect();
         for job_id in self.leased_to(worker_id) {
@@ -77,6 +78,8 @@ impl State {
         worker.draining = false;
         worker.unreported.clear();
         worker.strays_cancelled.clear();
+        worker.standing.trusted = trusted;
+        self.refresh_standing(worker_id);
         // Superseded attempts the worker still runs: tell it to stop them. Adopted
         // ones whose cancel was requested meanwhile get their cancel again.
         for attempt in &hello.running {

@@ -44,13 +44,45 @@ fn caps() -> Capabilities {
 impl Rig {
     /// A store with these users and workers (id, owner), free jobs, and
     /// `max_attempts` attempts a job.
+    /// The workers are trusted, so results are taken as reported (the result-check
+    /// rules have their own rig, [`Rig::checked`]).
     fn new(users: &[&str], workers: &[(u64, &str)], max_attempts: u32) -> Rig {
+        Rig::build(users, workers, max_attempts, true, Credits::ZERO)
+    }
+
+    /// Untrusted workers (every result checked by the default policy), jobs costing
+    /// 1 credit, and 100 credits for every user.
+    fn checked(users: &[&str], workers: &[(u64, &str)]) -> Rig {
+        let rig = Rig::build(users, workers, 3, false, Credits::from_whole(1));
+        for user in users {
+            let grant = crate::settlement::Movement::Grant {
+                user: &name(user),
+                amount: Credits::from_whole(100),
+            };
+            crate::settlement::settle(&rig.conn, &grant, None, 0).expect("grant");
+        }
+        rig
+    }
+
+    fn build(
+        users: &[&str],
+        workers: &[(u64, &str)],
+        max_attempts: u32,
+        trusted: bool,
+        job_cost: Credits,
+    ) -> Rig {
         let conn = testing::memory_store(users, users[0]);
         for (id, owner) in workers {
             conn.execute(
-                "INSERT OR REPLACE INTO workers (id, name, owner, token_hash, created_at)
-                 VALUES (?1, ?2, ?3, ?4, 0)",
-                rusqlite::params![*id as i64, format!("w{id}"), owner, id.to_be_bytes()],
+                "INSERT OR REPLACE INTO workers (id, name, owner, token_hash, created_at, trusted)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                rusqlite::params![
+                    *id as i64,
+                    format!("w{id}"),
+                    owner,
+                    id.to_be_bytes(),
+                    trusted
+                ],
             )
             .expect("a worker row");
         }
@@ -58,12 +90,13 @@ impl Rig {
             heartbeat: Duration::from_secs(5),
             heartbeat_s: 5,
             max_attempts,
-            job_cost: Credits::ZERO,
+            job_cost,
             reward_permille: 800,
             queue_capacity: 1000,
             max_queued_per_user: 1000,
             max_output_bytes: 1024,
             retention: Duration::from_secs(3600),
+            policy: crate::trust::Policy::default(),
         };
         let events = EventBus::new(Backlog {
             max_events: 16,
@@ -117,7 +150,7 @@ impl Rig {
         let mut fx = Effects::default();
         match self
             .state
-            .submit(&self.conn, name(user), spec, None, &mut fx)
+            .submit(&self.conn, name(user), spec, true, None, &mut fx)
         {
             Ok(submitted) => submitted.view.job_id,
             Err(_) => panic!("submit refused"),
