@@ -15,6 +15,7 @@
 //!   a new worker claiming 1,024 slots gets one job until its first result is checked
 //!   (BOINC's per-host daily quota, counted in results rather than days).
 
+use gridx_proto::api::{JobView, WorkerStatus, WorkerView};
 use gridx_proto::config::ValidationConfig;
 use gridx_proto::job::FailureReason;
 use gridx_proto::{JobStatus, UserName};
@@ -164,6 +165,70 @@ impl Policy {
             Tally::NeedMore
         }
     }
+}
+
+/// Why a queued job waits, when result checks are what hold it, from the workers as
+/// the board shows them: `None` when some online worker could take it as far as
+/// checks go (it may still wait for a free slot).
+pub fn waiting_reason(job: &JobView, workers: &[WorkerView], policy: &Policy) -> Option<String> {
+    if job.status != JobStatus::Queued || !policy.enabled() {
+        return None;
+    }
+    let replica_owners: Vec<&UserName> =
+        job.validation.replicas.iter().map(|r| &r.owner).collect();
+    let candidates: Vec<&WorkerView> = workers
+        .iter()
+        .filter(|w| {
+            w.status == WorkerStatus::Online
+                && w.reliability.quarantined.is_none()
+                && w.languages.contains(&job.language)
+                && !replica_owners.contains(&&w.owner)
+        })
+        .collect();
+    if candidates
+        .iter()
+        .any(|w| w.reliability.trusted || w.owner == job.user)
+    {
+        return None;
+    }
+    if !job.validation.required {
+        if candidates.iter().any(|w| policy.proven(w.reliability.streak)) {
+            return None;
+        }
+        return Some(format!(
+            "it asked not to be checked (validate: false), so it runs only on a worker the grid trusts: one the operator marked trusted, one of yours, or one with {} confirmed results in a row; none is online",
+            policy.trusted_streak
+        ));
+    }
+    if !replica_owners.is_empty() {
+        if candidates.is_empty() {
+            let owners: Vec<&str> = replica_owners.iter().map(|o| o.as_str()).collect();
+            return Some(format!(
+                "its result is being checked: replica {} must come from a worker of an owner other than {}, and none that runs {} is online",
+                replica_owners.len() + 1,
+                owners.join(", "),
+                job.language
+            ));
+        }
+        return None;
+    }
+    let mut owners: Vec<&str> = candidates.iter().map(|w| w.owner.as_str()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    if owners.len() >= policy.quorum as usize {
+        return None;
+    }
+    Some(format!(
+        "waiting for a quorum: its result is checked by workers of {} different owners, and online workers that run {} belong to {} ({}); an operator can mark a worker trusted (`gridx-server worker trust ID`)",
+        policy.quorum,
+        job.language,
+        owners.len(),
+        if owners.is_empty() {
+            "nobody".to_owned()
+        } else {
+            owners.join(", ")
+        }
+    ))
 }
 
 /// How a job's reward is shared by the owners of the replicas that agreed with the

@@ -171,12 +171,17 @@ pub async fn get_one(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobView>, ApiError> {
     let id = parse_id(id)?;
-    let view = state
+    let mut view = state
         .reader
         .read(move |conn| store_jobs::job_view(conn, id))
         .await?
         .filter(|v| user.is_admin || v.user == user.name)
         .ok_or_else(|| ApiError::not_found("job"))?;
+    if view.status == JobStatus::Queued {
+        let policy = crate::trust::Policy::from(&state.config.validation);
+        view.validation.waiting =
+            crate::trust::waiting_reason(&view, &state.board.snapshot(), &policy);
+    }
     Ok(Json(view))
 }
 
