@@ -47,7 +47,14 @@ async fn finish_job(ws: &mut Ws, job_id: u64, attempt: u64, stdout: &str) {
 /// Registers a worker; returns its token.
 fn add_worker(grid: &Grid, owner: &str, name: &str) -> String {
     let out = grid.admin(&[
-        "worker", "add", "--owner", owner, "--name", name, "--json", "--trusted",
+        "worker",
+        "add",
+        "--owner",
+        owner,
+        "--name",
+        name,
+        "--json",
+        "--trusted",
     ]);
     let v: Value = serde_json::from_str(&out).expect("worker add --json");
     v["token"].as_str().expect("token").to_owned()

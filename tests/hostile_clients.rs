@@ -395,7 +395,14 @@ fn admin_fails(data_dir: &std::path::Path, args: &[&str]) -> String {
 /// Registers a worker; returns (worker id, token).
 fn add_worker(grid: &Grid, owner: &str, name: &str) -> (u64, String) {
     let out = grid.admin(&[
-        "worker", "add", "--owner", owner, "--name", name, "--json", "--trusted",
+        "worker",
+        "add",
+        "--owner",
+        owner,
+        "--name",
+        name,
+        "--json",
+        "--trusted",
     ]);
     let v: Value = serde_json::from_str(&out).expect("worker add --json");
     (

@@ -174,8 +174,7 @@ pub fn waiting_reason(job: &JobView, workers: &[WorkerView], policy: &Policy) ->
     if job.status != JobStatus::Queued || !policy.enabled() {
         return None;
     }
-    let replica_owners: Vec<&UserName> =
-        job.validation.replicas.iter().map(|r| &r.owner).collect();
+    let replica_owners: Vec<&UserName> = job.validation.replicas.iter().map(|r| &r.owner).collect();
     let candidates: Vec<&WorkerView> = workers
         .iter()
         .filter(|w| {
@@ -192,7 +191,10 @@ pub fn waiting_reason(job: &JobView, workers: &[WorkerView], policy: &Policy) ->
         return None;
     }
     if !job.validation.required {
-        if candidates.iter().any(|w| policy.proven(w.reliability.streak)) {
+        if candidates
+            .iter()
+            .any(|w| policy.proven(w.reliability.streak))
+        {
             return None;
         }
         return Some(format!(

@@ -25,8 +25,7 @@ fn add_capped_worker(
 ) -> (WorkerId, String) {
     let conn = store::open_writer(&server.data_dir).unwrap();
     let (id, token) =
-        users::register_worker(&conn, &UserName::new(owner).unwrap(), "capped", max_slots)
-            .unwrap();
+        users::register_worker(&conn, &UserName::new(owner).unwrap(), "capped", max_slots).unwrap();
     gridx_server::store::trust::set_trusted(&conn, id, true).unwrap();
     (id, token)
 }

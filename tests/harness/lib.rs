@@ -298,7 +298,15 @@ impl Grid {
 
     /// A trusted worker's token (its results need no replica, docs/trust.md).
     pub fn worker_token(&self, owner: &str, name: &str) -> String {
-        self.admin(&["worker", "add", "--owner", owner, "--name", name, "--trusted"])
+        self.admin(&[
+            "worker",
+            "add",
+            "--owner",
+            owner,
+            "--name",
+            name,
+            "--trusted",
+        ])
     }
 
     /// The token of a worker on probation: its results are checked by replicas.

@@ -82,9 +82,7 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
                 .ok_or_else(|| eyre!("no worker {id}"))?;
             let lifted = trust::restore(&conn, id, &owner)?;
             if lifted.is_empty() {
-                eprintln!(
-                    "worker {id} was not quarantined; its and {owner}'s streaks start again"
-                );
+                eprintln!("worker {id} was not quarantined; its and {owner}'s streaks start again");
             } else {
                 eprintln!(
                     "worker {id} restored (lifted: {}); it is on probation again, every result checked",
@@ -107,9 +105,7 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
                         None
                     } else {
                         own.quarantined.clone().or_else(|| {
-                            owner
-                                .quarantined
-                                .map(|r| format!("owner {}: {r}", w.owner))
+                            owner.quarantined.map(|r| format!("owner {}: {r}", w.owner))
                         })
                     };
                     (w, trusted, own, quarantined)

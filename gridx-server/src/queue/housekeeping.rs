@@ -2,10 +2,10 @@
 //! gauges and output retention; and publishing what changed (worker views, stats).
 
 use super::model::{Effects, State, Step, WorkerState};
-use crate::store::trust::{self, Subject};
 use crate::events::Audience;
 use crate::metrics::{AccountLabel, Metrics};
 use crate::store::ledger::{ESCROW, PLATFORM};
+use crate::store::trust::{self, Subject};
 use crate::store::{jobs, ledger, now_millis};
 use gridx_proto::api::{Reliability, WorkerStatus, WorkerView};
 use gridx_proto::events::ServerEvent;

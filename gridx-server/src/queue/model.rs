@@ -5,13 +5,13 @@
 
 use super::refusals::Refusals;
 use super::scheduler::{QueuedJob, Scheduler};
-use crate::store::trust::{self, Record, Subject};
-use crate::trust::{JobCheck, Policy};
 use super::{Outbound, QueueError, QueueSettings, SessionTx};
 use crate::events::{EventBus, WorkerBoard};
 use crate::metrics::Metrics;
 use crate::store::ledger::Posted;
+use crate::store::trust::{self, Record, Subject};
 use crate::store::{StoreError, jobs, users};
+use crate::trust::{JobCheck, Policy};
 use gridx_proto::api::WorkerStatus;
 use gridx_proto::metrics::HostMetrics;
 use gridx_proto::protocol::{Capabilities, JobAttempt};
@@ -195,9 +195,9 @@ impl WorkerState {
     /// And only what result checks allow (docs/trust.md): never a job whose replica
     /// its owner already ran, nothing while quarantined; a worker the grid does not
     /// vouch for (neither trusted by the operator nor the job's owner's own) takes a
-    /// `validate: false` job only with a proven record, holds no more unconfirmed
-    /// jobs than its allowance, and takes a job's first run only where a quorum of
-    /// owners could check it (`quorum_ok`, computed per language each round).
+    /// `validate: false` job only with a proven record, and takes a job's first run
+    /// only within its allowance of unconfirmed jobs and where a quorum of owners
+    /// could check it (`quorum_ok`, computed per language each round).
     pub(super) fn may_run(&self, job: &QueuedJob, quorum_ok: bool) -> bool {
         let Some(caps) = &self.capabilities else {
             return false;
@@ -217,13 +217,16 @@ impl WorkerState {
         if s.trusted || job.user == self.owner {
             return true;
         }
-        if !self.doubt_room() {
-            return false;
-        }
         if !job.check.validate {
-            return s.proven;
+            return s.proven && self.doubt_room();
         }
-        quorum_ok || !job.check.replica_owners.is_empty()
+        if !job.check.replica_owners.is_empty() {
+            // A replica is itself checked against the runs before it, so it is not
+            // held to the allowance: two new workers each waiting for the other to
+            // confirm its first result would otherwise wait forever.
+            return true;
+        }
+        quorum_ok && self.doubt_room()
     }
 
     /// Whether it may hold one more job whose result is not yet confirmed.

@@ -302,8 +302,19 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
     let mut jobs = 0u64;
     let mut unsettled_holds = 0i64;
     for row in rows {
-        let (id, status, cost, holds, rewards, fees, refunds, settled_amount, valid, pending, validation) =
-            row?;
+        let (
+            id,
+            status,
+            cost,
+            holds,
+            rewards,
+            fees,
+            refunds,
+            settled_amount,
+            valid,
+            pending,
+            validation,
+        ) = row?;
         jobs += 1;
         let live = status == "queued" || status == "running";
         let expected_holds = if cost > 0 { 1 } else { 0 };

@@ -7,3 +7,5 @@ pub(super) mod sessions;
 #[cfg(test)]
 mod tests;
 mod validation;
+#[cfg(test)]
+mod validation_tests;

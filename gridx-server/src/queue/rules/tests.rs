@@ -15,19 +15,19 @@ use gridx_proto::{Credits, JobId, JobSpec, JobStatus, Language, UserName, Worker
 use rusqlite::Connection;
 use std::time::Duration;
 
-struct Rig {
-    conn: Connection,
-    state: State,
+pub(super) struct Rig {
+    pub(super) conn: Connection,
+    pub(super) state: State,
     /// The workers' outboxes, kept open.
     _outboxes: Vec<SessionRx>,
 }
 
-fn name(n: &str) -> UserName {
+pub(super) fn name(n: &str) -> UserName {
     UserName::new(n).expect("a user name")
 }
 
 /// Docker, 4 slots, bash, no caps.
-fn caps() -> Capabilities {
+pub(super) fn caps() -> Capabilities {
     Capabilities {
         languages: vec![Language::Bash],
         slots: 4,
@@ -52,7 +52,7 @@ impl Rig {
 
     /// Untrusted workers (every result checked by the default policy), jobs costing
     /// 1 credit, and 100 credits for every user.
-    fn checked(users: &[&str], workers: &[(u64, &str)]) -> Rig {
+    pub(super) fn checked(users: &[&str], workers: &[(u64, &str)]) -> Rig {
         let rig = Rig::build(users, workers, 3, false, Credits::from_whole(1));
         for user in users {
             let grant = crate::settlement::Movement::Grant {
@@ -119,7 +119,7 @@ impl Rig {
         }
     }
 
-    fn hello(&mut self, id: u64, capabilities: Capabilities) {
+    pub(super) fn hello(&mut self, id: u64, capabilities: Capabilities) {
         let (tx, rx) = outbox(1024);
         self._outboxes.push(rx);
         let owner = self
@@ -141,7 +141,7 @@ impl Rig {
         assert!(self.state.hello(&self.conn, hello, &mut fx).is_ok());
     }
 
-    fn submit(&mut self, user: &str, memory_mb: u32, timeout_s: u32) -> JobId {
+    pub(super) fn submit(&mut self, user: &str, memory_mb: u32, timeout_s: u32) -> JobId {
         let spec = JobSpec {
             memory_mb,
             timeout_s,
@@ -157,20 +157,20 @@ impl Rig {
         }
     }
 
-    fn dispatch(&mut self) {
+    pub(super) fn dispatch(&mut self) {
         let mut fx = Effects::default();
         self.state.dispatch(&self.conn, &mut fx);
     }
 
     /// The worker and attempt holding a job, if it runs.
-    fn holder(&self, job: JobId) -> Option<(u64, u32)> {
+    pub(super) fn holder(&self, job: JobId) -> Option<(u64, u32)> {
         self.state
             .running
             .get(&job)
             .map(|j| (j.worker.0, j.attempt))
     }
 
-    fn say(&mut self, worker: u64, message: WorkerMessage) {
+    pub(super) fn say(&mut self, worker: u64, message: WorkerMessage) {
         let mut fx = Effects::default();
         let result =
             self.state
@@ -189,7 +189,7 @@ impl Rig {
         );
     }
 
-    fn view(&self, job: JobId) -> JobView {
+    pub(super) fn view(&self, job: JobId) -> JobView {
         jobs::job_view(&self.conn, job)
             .expect("read")
             .expect("the job")

@@ -1,0 +1,311 @@
+//! Result checks on a real (in-memory) store, driven through the queue's own methods
+//! with the default policy (quorum 2, at most 3 replicas, probation 10, quarantine
+//! after 2 invalid results): who runs replicas, what is accepted, who is paid, and
+//! how records and quarantine follow. Jobs cost 1 credit (800 reward, 200 fee).
+
+use super::tests::{Rig, caps, name};
+use crate::queue::model::Effects;
+use crate::store::ledger;
+use crate::store::trust::Subject;
+use gridx_proto::api::{ValidationOutcome, Verdict};
+use gridx_proto::job::{FailureReason, RunEnd, RunOutcome};
+use gridx_proto::protocol::WorkerMessage;
+use gridx_proto::{JobId, JobSpec, JobStatus, WorkerId};
+
+fn finish(rig: &mut Rig, worker: u64, job: JobId, stdout: &str) {
+    let (holder, attempt) = rig.holder(job).expect("the job runs");
+    assert_eq!(holder, worker, "job {job} runs on worker {holder}");
+    rig.say(
+        worker,
+        WorkerMessage::Finished {
+            job_id: job,
+            attempt,
+            outcome: RunOutcome {
+                end: RunEnd::Exited,
+                exit_code: Some(0),
+                stdout: stdout.into(),
+                stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                duration_ms: 1,
+                message: None,
+            },
+        },
+    );
+}
+
+fn balance(rig: &Rig, user: &str) -> i64 {
+    ledger::balance(&rig.conn, &ledger::user_account(user))
+        .expect("balance")
+        .millis()
+}
+
+fn verify(rig: &Rig) {
+    let report = ledger::verify(&rig.conn).expect("verify runs");
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+}
+
+fn verdicts(rig: &Rig, job: JobId) -> Vec<(u64, Verdict)> {
+    rig.view(job)
+        .validation
+        .replicas
+        .iter()
+        .map(|r| (r.worker_id.0, r.verdict))
+        .collect()
+}
+
+/// Runs `job` to its end: each worker that gets it answers as `answer` says.
+fn run_to_end(rig: &mut Rig, job: JobId, answer: impl Fn(u64) -> &'static str) -> Vec<u64> {
+    let mut ran_by = Vec::new();
+    loop {
+        rig.dispatch();
+        let Some((worker, _)) = rig.holder(job) else {
+            return ran_by;
+        };
+        assert!(ran_by.len() < 3, "more than max_replicas runs: {ran_by:?}");
+        ran_by.push(worker);
+        finish(rig, worker, job, answer(worker));
+    }
+}
+
+/// The cheater (worker 1, so first in line among equally free workers) answers at
+/// once with a fake result. Its answer is outvoted: the job runs on two more owners'
+/// workers, the honest result is accepted, both honest owners share the reward, the
+/// cheater earns nothing and takes a strike. Its second invalid result quarantines
+/// it and its owner: then neither it nor a new worker of that owner gets a job.
+#[test]
+fn a_cheater_is_outvoted_unpaid_and_quarantined_on_its_second_invalid_result() {
+    let users = ["alice", "mallory", "bob", "carol"];
+    let mut rig = Rig::checked(
+        &users,
+        &[(1, "mallory"), (2, "bob"), (3, "carol"), (4, "mallory")],
+    );
+    for id in 1..=3 {
+        rig.hello(id, caps());
+    }
+    let cheat = |w: u64| if w == 1 { "fake" } else { "42" };
+    for round in 1..=2 {
+        let job = rig.submit("alice", 256, 30);
+        let ran_by = run_to_end(&mut rig, job, cheat);
+        assert_eq!(ran_by, vec![1, 2, 3], "round {round}");
+        let view = rig.view(job);
+        assert_eq!(view.status, JobStatus::Succeeded, "round {round}");
+        assert_eq!(view.stdout, "42", "the honest answer, round {round}");
+        assert_eq!(view.validation.outcome, Some(ValidationOutcome::Quorum));
+        assert_eq!(
+            verdicts(&rig, job),
+            vec![
+                (1, Verdict::Invalid),
+                (2, Verdict::Valid),
+                (3, Verdict::Valid)
+            ]
+        );
+        verify(&rig);
+    }
+    assert_eq!(
+        balance(&rig, "mallory"),
+        100_000,
+        "the cheater earned nothing"
+    );
+    assert_eq!(
+        balance(&rig, "bob"),
+        100_000 + 2 * 400,
+        "half of each reward"
+    );
+    assert_eq!(balance(&rig, "carol"), 100_000 + 2 * 400);
+    assert_eq!(balance(&rig, "alice"), 100_000 - 2 * 1_000);
+
+    let worker = rig.state.record(&Subject::Worker(WorkerId(1)));
+    let owner = rig.state.record(&Subject::Owner(name("mallory")));
+    assert_eq!((worker.invalid, worker.strikes, worker.streak), (2, 2, 0));
+    assert!(worker.quarantined.is_some() && owner.quarantined.is_some());
+    assert_eq!(rig.state.record(&Subject::Worker(WorkerId(2))).streak, 2);
+    // A new token of the same owner starts where the owner stands.
+    rig.hello(4, caps());
+    assert!(rig.state.workers[&WorkerId(4)].standing.quarantined);
+    let job = rig.submit("alice", 256, 30);
+    let ran_by = run_to_end(&mut rig, job, cheat);
+    assert_eq!(ran_by, vec![2, 3], "only the honest owners' workers run it");
+    assert_eq!(rig.view(job).stdout, "42");
+    verify(&rig);
+}
+
+/// Three owners, three different answers: no quorum at the maximum of 3 replicas.
+/// The job ends `error` (no_quorum), the user is refunded, nobody is paid, and no
+/// worker takes a strike (nobody was shown wrong).
+#[test]
+fn no_quorum_at_the_maximum_refunds_and_pays_nobody() {
+    let users = ["alice", "bob", "carol", "dave"];
+    let mut rig = Rig::checked(&users, &[(1, "bob"), (2, "carol"), (3, "dave")]);
+    for id in 1..=3 {
+        rig.hello(id, caps());
+    }
+    let job = rig.submit("alice", 256, 30);
+    let mut answers = vec!["one", "two", "three"].into_iter();
+    loop {
+        rig.dispatch();
+        let Some((worker, _)) = rig.holder(job) else {
+            break;
+        };
+        finish(
+            &mut rig,
+            worker,
+            job,
+            answers.next().expect("three runs at most"),
+        );
+    }
+    let view = rig.view(job);
+    assert_eq!(view.status, JobStatus::Error);
+    assert_eq!(view.reason, Some(FailureReason::NoQuorum));
+    assert_eq!(view.validation.outcome, Some(ValidationOutcome::NoQuorum));
+    assert!(
+        view.validation
+            .replicas
+            .iter()
+            .all(|r| r.verdict == Verdict::Inconclusive)
+    );
+    assert_eq!(view.validation.replicas.len(), 3);
+    assert_eq!(balance(&rig, "alice"), 100_000, "refunded");
+    for owner in ["bob", "carol", "dave"] {
+        assert_eq!(balance(&rig, owner), 100_000, "{owner} unpaid");
+        assert_eq!(
+            rig.state.record(&Subject::Owner(name(owner))).strikes,
+            0,
+            "{owner}"
+        );
+    }
+    verify(&rig);
+}
+
+/// With untrusted workers of one owner only, a stranger's job cannot be checked: it
+/// waits (the job view says why) and runs once a second owner's worker is online.
+/// On a grid of one owner, the submitter's own worker takes their job unchecked.
+#[test]
+fn a_job_waits_for_a_quorum_of_owners_and_an_own_worker_needs_none() {
+    let users = ["alice", "bob", "carol"];
+    let mut rig = Rig::checked(&users, &[(1, "bob"), (2, "carol"), (3, "alice")]);
+    rig.hello(1, caps());
+    let job = rig.submit("alice", 256, 30);
+    rig.dispatch();
+    assert_eq!(
+        rig.holder(job),
+        None,
+        "one owner online: no quorum possible"
+    );
+    rig.state.publish_worker(WorkerId(1));
+    let policy = crate::trust::Policy::default();
+    let why = crate::trust::waiting_reason(&rig.view(job), &rig.state.board.snapshot(), &policy)
+        .expect("the view says why it waits");
+    assert!(why.contains("quorum") && why.contains("bob"), "{why}");
+    rig.hello(2, caps());
+    rig.dispatch();
+    assert_eq!(
+        rig.holder(job).map(|h| h.0),
+        Some(1),
+        "two owners online: it runs"
+    );
+
+    let mut rig = Rig::checked(&users, &[(3, "alice")]);
+    rig.hello(3, caps());
+    let own = rig.submit("alice", 256, 30);
+    assert_eq!(run_to_end(&mut rig, own, |_| "mine"), vec![3]);
+    let view = rig.view(own);
+    assert_eq!(view.validation.outcome, Some(ValidationOutcome::OwnWorker));
+    assert!(view.validation.replicas.is_empty());
+    assert_eq!(
+        balance(&rig, "alice"),
+        100_000 - 1_000 + 800,
+        "paid to herself"
+    );
+    verify(&rig);
+}
+
+/// A new worker claiming 1,024 slots holds one unconfirmed first run at a time; a
+/// replica of another's result is not held to that (else two new workers, each
+/// waiting for the other to confirm its first result, would wait forever). Once a
+/// result is confirmed, the allowance grows.
+#[test]
+fn a_new_worker_holds_one_unconfirmed_job_at_a_time() {
+    let users = ["alice", "bob", "carol"];
+    let mut rig = Rig::checked(&users, &[(1, "bob"), (2, "carol")]);
+    let many = gridx_proto::protocol::Capabilities {
+        slots: 1024,
+        ..caps()
+    };
+    rig.hello(1, many.clone());
+    rig.hello(2, many);
+    let jobs: Vec<JobId> = (0..4).map(|_| rig.submit("alice", 256, 30)).collect();
+    rig.dispatch();
+    let running = |rig: &Rig, w: u64| rig.state.workers[&WorkerId(w)].running.len();
+    assert_eq!((running(&rig, 1), running(&rig, 2)), (1, 1));
+    assert_eq!(rig.holder(jobs[0]).map(|h| h.0), Some(1));
+    assert_eq!(rig.holder(jobs[1]).map(|h| h.0), Some(2));
+    // Worker 1 reports: its result waits for a replica, and still counts.
+    finish(&mut rig, 1, jobs[0], "ok");
+    assert_eq!(rig.state.workers[&WorkerId(1)].pending, 1);
+    rig.dispatch();
+    assert_eq!(
+        running(&rig, 1),
+        0,
+        "its allowance is spent on the pending result"
+    );
+    assert_eq!(
+        rig.holder(jobs[0]).map(|h| h.0),
+        Some(2),
+        "the replica runs"
+    );
+    assert_eq!(rig.holder(jobs[2]), None);
+    finish(&mut rig, 2, jobs[0], "ok");
+    let view = rig.view(jobs[0]);
+    assert_eq!(view.validation.outcome, Some(ValidationOutcome::Quorum));
+    assert_eq!(balance(&rig, "bob"), 100_000 + 400);
+    for w in [1, 2] {
+        let standing = rig.state.workers[&WorkerId(w)].standing;
+        assert_eq!((standing.streak, standing.allowance), (1, 2), "worker {w}");
+    }
+    assert_eq!(rig.state.workers[&WorkerId(1)].pending, 0);
+    rig.dispatch();
+    assert_eq!(running(&rig, 1), 2, "two unconfirmed first runs now");
+    verify(&rig);
+}
+
+/// A `validate: false` job goes only to a worker the grid trusts (here its
+/// submitter's own, or an operator-trusted one), never to a stranger on probation.
+#[test]
+fn an_unvalidated_job_goes_only_to_a_trusted_worker() {
+    let users = ["alice", "bob", "carol"];
+    let mut rig = Rig::checked(&users, &[(1, "bob"), (2, "carol")]);
+    rig.hello(1, caps());
+    rig.hello(2, caps());
+    let mut fx = Effects::default();
+    let spec = JobSpec {
+        ..crate::store::testing::spec()
+    };
+    let job = match rig
+        .state
+        .submit(&rig.conn, name("alice"), spec, false, None, &mut fx)
+    {
+        Ok(s) => s.view.job_id,
+        Err(_) => panic!("submit refused"),
+    };
+    rig.dispatch();
+    assert_eq!(rig.holder(job), None, "no worker the grid trusts");
+    crate::store::trust::set_trusted(&rig.conn, WorkerId(2), true).expect("trust");
+    let mut fx = Effects::default();
+    assert!(rig.state.tick(&rig.conn, &mut fx).is_ok());
+    // The tick reloads trust marks once a second; force the pass.
+    rig.state.last_housekeeping = std::time::Instant::now() - std::time::Duration::from_secs(2);
+    let mut fx = Effects::default();
+    assert!(rig.state.tick(&rig.conn, &mut fx).is_ok());
+    rig.dispatch();
+    assert_eq!(rig.holder(job).map(|h| h.0), Some(2));
+    finish(&mut rig, 2, job, "random 7");
+    let view = rig.view(job);
+    assert_eq!(
+        view.validation.outcome,
+        Some(ValidationOutcome::TrustedWorker)
+    );
+    assert!(!view.validation.required);
+    assert_eq!(balance(&rig, "carol"), 100_000 + 800);
+    verify(&rig);
+}
