@@ -117,7 +117,11 @@ pub enum ValidationOutcome {
     OwnWorker,
     /// Run by a worker whose record let this result pass without a spot check.
     NotSpotChecked,
-    /// A `validate: false` job, run by a worker the grid trusts.
+    /// A `validate: false` job, run by a stranger's worker whose record is long and
+    /// clean (`server.validation.trusted_streak`).
+    ProvenWorker,
+    /// Checks are off on this grid (`server.validation.quorum = 1`): taken as
+    /// reported.
     Unvalidated,
     /// The replicas disagreed up to the maximum: the job ended `error`, refunded.
     NoQuorum,
@@ -132,17 +136,19 @@ impl ValidationOutcome {
             ValidationOutcome::TrustedWorker => "trusted_worker",
             ValidationOutcome::OwnWorker => "own_worker",
             ValidationOutcome::NotSpotChecked => "not_spot_checked",
+            ValidationOutcome::ProvenWorker => "proven_worker",
             ValidationOutcome::Unvalidated => "unvalidated",
             ValidationOutcome::NoQuorum => "no_quorum",
             ValidationOutcome::NoResult => "no_result",
         }
     }
 
-    pub const ALL: [ValidationOutcome; 7] = [
+    pub const ALL: [ValidationOutcome; 8] = [
         ValidationOutcome::Quorum,
         ValidationOutcome::TrustedWorker,
         ValidationOutcome::OwnWorker,
         ValidationOutcome::NotSpotChecked,
+        ValidationOutcome::ProvenWorker,
         ValidationOutcome::Unvalidated,
         ValidationOutcome::NoQuorum,
         ValidationOutcome::NoResult,

@@ -11,7 +11,15 @@
 //! cargo build --release -p gridx-server --bins --examples
 //! target/release/examples/loadgen --workers 1000 --jobs 50000 --users 10 --concurrency 64
 //! target/release/examples/loadgen --idle-workers 10000      # RSS with idle workers
+//! target/release/examples/loadgen --owners 10 --streak 200   # with result checks
 //! ```
+//!
+//! By default the simulated workers belong to one owner and are marked trusted, so
+//! no result is checked (docs/trust.md). `--owners N` spreads them over N owners,
+//! untrusted, each worker and owner starting with a record of `--streak S` confirmed
+//! results in a row (its spot-check rate is then max(5 %, 10 / S) with the default
+//! policy): the steady state of a grid whose workers have records. It then reports
+//! replicas run per accepted job from `/metrics`.
 
 use futures_util::{SinkExt, StreamExt};
 use gridx_proto::Language;
@@ -37,6 +45,10 @@ struct Options {
     idle_workers: usize,
     /// Submits per second in all (0: as fast as possible).
     rate: usize,
+    /// Owners the workers are spread over, untrusted (0: one owner, trusted).
+    owners: usize,
+    /// The confirmed results in a row every worker's and owner's record starts with.
+    streak: u64,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -48,6 +60,8 @@ fn parse_args() -> Result<Options, String> {
         concurrency: 32,
         idle_workers: 0,
         rate: 0,
+        owners: 0,
+        streak: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -63,6 +77,8 @@ fn parse_args() -> Result<Options, String> {
             "--concurrency" => o.concurrency = n.max(1),
             "--idle-workers" => o.idle_workers = n,
             "--rate" => o.rate = n,
+            "--owners" => o.owners = n,
+            "--streak" => o.streak = n as u64,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -228,7 +244,9 @@ async fn worker(
                 match message {
                     CoordinatorMessage::Assign { job, attempt } if busy => {
                         let request = job.spec.code.rsplit('#').next().and_then(|n| n.trim().parse::<u64>().ok());
-                        if let Some(t0) = request.and_then(|n| submitted.lock().ok().and_then(|m| m.get(&n).copied()))
+                        // A replica (a later attempt) is not a submit's first assignment.
+                        if attempt == 1
+                            && let Some(t0) = request.and_then(|n| submitted.lock().ok().and_then(|m| m.get(&n).copied()))
                             && let Ok(mut l) = latencies.lock()
                         {
                             l.push(t0.elapsed().as_secs_f64() * 1000.0);
@@ -241,7 +259,13 @@ async fn worker(
                         if socket.send(Message::Text(encode(&finished).unwrap_or_default().into())).await.is_err() { return; }
                         done.fetch_add(1, Ordering::Relaxed);
                     }
-                    CoordinatorMessage::Reject { message, .. } => { eprintln!("worker rejected: {message}"); return; }
+                    CoordinatorMessage::Reject { code, message } => {
+                        // The coordinator stopping at the end of the run is expected.
+                        if code != gridx_proto::protocol::RejectCode::ShuttingDown {
+                            eprintln!("worker rejected: {message}");
+                        }
+                        return;
+                    }
                     _ => {}
                 }
             }
@@ -295,28 +319,52 @@ async fn main() {
             )
         })
         .collect();
-    admin(
-        &bin,
-        dir.path(),
-        &["user", "add", "owner", "--credits", "0"],
-    );
+    let owner_names: Vec<String> = if options.owners == 0 {
+        vec!["owner".into()]
+    } else {
+        (0..options.owners).map(|i| format!("owner{i}")).collect()
+    };
+    for name in &owner_names {
+        admin(&bin, dir.path(), &["user", "add", name, "--credits", "0"]);
+    }
     let total_workers = options.workers + options.idle_workers;
     let started = Instant::now();
     let worker_tokens: Vec<String> = {
         // One admin process per token is slow for thousands; register in bulk.
+        use gridx_server::store::trust::{self, Record, Subject};
         let mut conn = gridx_server::store::open_writer(dir.path()).expect("store");
-        let owner = gridx_proto::UserName::new("owner").expect("name");
+        let owners: Vec<gridx_proto::UserName> = owner_names
+            .iter()
+            .map(|n| gridx_proto::UserName::new(n).expect("name"))
+            .collect();
         let tx = conn.transaction().expect("tx");
+        let record = Record {
+            validated: options.streak,
+            streak: options.streak,
+            ..Record::default()
+        };
         let tokens = (0..total_workers)
-            .map(|_| {
+            .map(|i| {
+                let owner = &owners[i % owners.len()];
                 let (id, token) =
-                    gridx_server::store::users::add_worker(&tx, &owner, "sim").expect("worker");
-                // One owner's simulated workers cannot check each other (docs/trust.md):
-                // trusted, so this measures the coordinator without result checks.
-                gridx_server::store::trust::set_trusted(&tx, id, true).expect("trust");
+                    gridx_server::store::users::add_worker(&tx, owner, "sim").expect("worker");
+                if options.owners == 0 {
+                    // One owner's simulated workers cannot check each other
+                    // (docs/trust.md): trusted, so this measures the coordinator
+                    // without result checks.
+                    trust::set_trusted(&tx, id, true).expect("trust");
+                } else {
+                    trust::save_record(&tx, &Subject::Worker(id), &record, 0).expect("record");
+                }
                 token
             })
             .collect();
+        if options.owners > 0 {
+            for owner in &owners {
+                trust::save_record(&tx, &Subject::Owner(owner.clone()), &record, 0)
+                    .expect("record");
+            }
+        }
         tx.commit().expect("commit");
         tokens
     };
@@ -505,6 +553,30 @@ async fn main() {
         .map(|(n, t)| format!("{n} {t:.2}s"))
         .collect();
     println!("                by thread: {}", breakdown.join(" · "));
+    let metrics = http
+        .get(format!("{http_url}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let sum = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let reported = sum("gridx_results_reported_total");
+    let accepted = sum("gridx_jobs_accepted_total");
+    println!(
+        "result checks   {} owners · streak {} · {:.3} runs per accepted job ({reported} results, {accepted} accepted, {} mismatches)",
+        options.owners,
+        options.streak,
+        if accepted > 0.0 { reported / accepted } else { 0.0 },
+        sum("gridx_replica_verdicts_total{status=\"invalid\"}").max(0.0)
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();

@@ -163,7 +163,7 @@ impl Metrics {
         );
         registry.register(
             "jobs_accepted",
-            "Jobs whose result was accepted, by how (status: quorum, trusted_worker, own_worker, not_spot_checked, unvalidated)",
+            "Jobs whose result was accepted, by how (status: quorum, trusted_worker, own_worker, not_spot_checked, proven_worker, unvalidated)",
             m.jobs_accepted.clone(),
         );
         registry.register(

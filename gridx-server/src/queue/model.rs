@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// How stale the languages a quorum could check may get (`refresh_quorum_languages`).
+const QUORUM_RECHECK: Duration = Duration::from_millis(250);
+
 /// Counts published after every batch, for `/healthz`, `/metrics` and shutdown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -363,6 +366,9 @@ pub(super) struct State {
     pub(super) records: HashMap<Subject, Record>,
     pub(super) trust_version: i64,
     pub(super) quorum_languages: HashSet<Language>,
+    /// When `quorum_languages` was worked out; `None`: now (a worker said hello or
+    /// its standing changed).
+    pub(super) quorum_checked_at: Option<Instant>,
 }
 
 impl State {
@@ -394,6 +400,7 @@ impl State {
             records: HashMap::new(),
             trust_version: 0,
             quorum_languages: HashSet::new(),
+            quorum_checked_at: None,
         };
         state.policy = state.settings.policy.clone();
         state.reload(conn)?;
@@ -521,12 +528,24 @@ impl State {
         if let Some(w) = self.workers.get_mut(&id) {
             w.standing = standing;
         }
+        self.quorum_checked_at = None;
     }
 
     /// The languages whose first runs a quorum could check: online workers of at
-    /// least `quorum` different owners, none quarantined, run them. Worked out once
-    /// per dispatch round (one pass over the workers).
+    /// least `quorum` different owners, none quarantined, run them. One pass over the
+    /// workers, so not every dispatch round: at once after a `hello` or a change of
+    /// standing (so a newly possible quorum is used at once), else at most every
+    /// [`QUORUM_RECHECK`] (a worker that left is noticed that much later: a first run
+    /// may then go out and its check wait, which the job view explains).
     pub(super) fn refresh_quorum_languages(&mut self) {
+        let now = Instant::now();
+        if self
+            .quorum_checked_at
+            .is_some_and(|at| now.duration_since(at) < QUORUM_RECHECK)
+        {
+            return;
+        }
+        self.quorum_checked_at = Some(now);
         self.quorum_languages.clear();
         if !self.policy.enabled() {
             self.quorum_languages.extend(Language::ALL);

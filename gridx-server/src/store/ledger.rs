@@ -332,7 +332,6 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
             || fees > 1
             || refunds > 1
             || (refunds > 0 && rewards + fees > 0)
-            || (rewards > 0 && fees == 0)
         {
             violations.push(format!(
                 "job {id}: settled more than once ({rewards} rewards, {fees} fees, {refunds} refunds, {valid} valid replicas)"

@@ -376,6 +376,7 @@ impl State {
         for job_id in self.leased_to(worker_id) {
             self.lose_job(conn, job_id, why, fx)?;
         }
+        self.quorum_checked_at = None;
         if let Some(w) = self.workers.get_mut(&worker_id) {
             if let Some(s) = w.session.take() {
                 fx.outbound.push((s.outbox, Outbound::Close(reject)));
@@ -400,6 +401,7 @@ impl State {
         {
             w.session = None;
             fx.changed_workers.push(worker_id);
+            self.quorum_checked_at = None;
         }
     }
 }

@@ -82,7 +82,7 @@ impl State {
         } else if *owner == job.user {
             Some(ValidationOutcome::OwnWorker)
         } else if !job.check.validate {
-            Some(ValidationOutcome::Unvalidated)
+            Some(ValidationOutcome::ProvenWorker)
         } else if !has_replicas && !self.policy.spot_check(standing.streak, draw_permille()) {
             Some(ValidationOutcome::NotSpotChecked)
         } else {
