@@ -98,14 +98,14 @@ pub fn check_headline(v: &JobValidation, status: JobStatus) -> String {
         Some(ValidationOutcome::NotSpotChecked) => {
             "not checked: its worker's record let it pass this time (spot checks)".into()
         }
-        Some(ValidationOutcome::Unvalidated) if !v.required => "not checked: validate=false".into(),
+        // Live too: a queued one's `waiting` says where it may run.
+        Some(ValidationOutcome::Unvalidated) | None if !v.required => {
+            "not checked: validate=false".into()
+        }
         Some(ValidationOutcome::Unvalidated) => "not checked: checks are off on this grid".into(),
         Some(ValidationOutcome::NoResult) => "not checked: the job ended without a result".into(),
         // Only a job that ended before the coordinator recorded checks (migration 5).
         None if status.is_terminal() => "not checked: it ended before result checks".into(),
-        None if !v.required => {
-            "not checked: validate=false (runs only on a worker the grid trusts)".into()
-        }
         None if v.replicas.is_empty() => "pending: decided when a worker reports".into(),
         None => format!(
             "checking: {} result{} in, waiting for agreement",
