@@ -5,6 +5,7 @@
 pub mod completion;
 pub mod grammar;
 pub mod render;
+pub mod result_checks;
 pub mod run;
 
 pub use grammar::{ConsoleCommand, parse_line};

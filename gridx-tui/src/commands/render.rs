@@ -1,5 +1,8 @@
 //! Outcomes as text lines (console, REPL, one-shot) and as JSON (`--json`).
 
+use super::result_checks::{
+    TrustLevel, check_line, trust_cell, trust_level, trust_sentence, waiting_line,
+};
 use super::run::Outcome;
 use crate::built_in_themes;
 use crate::inert::{inert_json, inert_string};
@@ -56,6 +59,8 @@ fn lines(outcome: &Outcome) -> Vec<String> {
             if let Some(refusal) = &job.refusal {
                 lines.push(format!("  {refusal}"));
             }
+            lines.push(format!("  {}", check_line(&job.validation, job.status)));
+            lines.extend(waiting_line(&job.validation).map(|w| format!("  {w}")));
             if !job.stdout.is_empty() {
                 lines.push("--- stdout".into());
                 lines.extend(job.stdout.lines().map(str::to_owned));
@@ -102,17 +107,36 @@ fn lines(outcome: &Outcome) -> Vec<String> {
         }
         Outcome::Workers(workers) => {
             let mut lines = vec![format!(
-                "{:>5}  {:<16} {:<12} {:<9} {:<11} {:>5}  {}",
-                "ID", "NAME", "OWNER", "STATUS", "EXECUTOR", "SLOTS", "LANGUAGES"
+                "{:>5}  {:<16} {:<12} {:<9} {:<11} {:>6} {:>4} {:<11} {:>5}  {}",
+                "ID",
+                "NAME",
+                "OWNER",
+                "STATUS",
+                "TRUST",
+                "STREAK",
+                "PEND",
+                "EXECUTOR",
+                "SLOTS",
+                "LANGUAGES"
             )];
             for w in &workers.workers {
                 let langs: Vec<String> = w.languages.iter().map(|l| l.to_string()).collect();
+                let r = &w.reliability;
+                // A trusted worker's results are not checked: no streak, none pending.
+                let (streak, pending) = if r.trusted {
+                    ("-".to_owned(), "-".to_owned())
+                } else {
+                    (r.streak.to_string(), r.pending.to_string())
+                };
                 lines.push(format!(
-                    "{:>5}  {:<16} {:<12} {:<9} {:<11} {:>2}/{:<2}  {}",
+                    "{:>5}  {:<16} {:<12} {:<9} {:<11} {:>6} {:>4} {:<11} {:>2}/{:<2}  {}",
                     w.worker_id.to_string(),
                     w.name,
                     w.owner.to_string(),
                     w.status.to_string(),
+                    trust_cell(r),
+                    streak,
+                    pending,
                     w.executor
                         .map(|e| e.to_string())
                         .unwrap_or_else(|| "-".into()),
@@ -123,6 +147,16 @@ fn lines(outcome: &Outcome) -> Vec<String> {
             }
             if workers.workers.is_empty() {
                 lines.push("(no workers)".into());
+            }
+            // Why each quarantined worker gets no jobs, under the table.
+            for w in &workers.workers {
+                if trust_level(&w.reliability) == TrustLevel::Quarantined {
+                    lines.push(format!(
+                        "worker {} {}",
+                        w.worker_id,
+                        trust_sentence(&w.reliability, w.worker_id)
+                    ));
+                }
             }
             lines
         }
@@ -291,5 +325,92 @@ mod tests {
         };
         let lines = to_lines(&Outcome::Job(Box::new(never)));
         assert!(!lines.iter().any(|l| l.contains("refus")), "{lines:?}");
+    }
+
+    #[test]
+    fn workers_show_their_trust_and_why_one_is_quarantined() {
+        use crate::ui::fixtures::{on_probation, quarantined, trusted};
+        let mut workers = Vec::new();
+        for (id, name, reliability) in [
+            (1, "gpu-box", trusted()),
+            (2, "lab-7", on_probation()),
+            (9, "mallory-pc", quarantined()),
+        ] {
+            let mut w = worker(
+                id,
+                name,
+                "bob",
+                WorkerStatus::Online,
+                ExecutorKind::Docker,
+                0,
+            );
+            w.reliability = reliability;
+            workers.push(w);
+        }
+        let outcome = Outcome::Workers(WorkersResponse { workers });
+        let lines = to_lines(&outcome);
+        let at = lines[0].find("TRUST").unwrap();
+        let cell = |l: &str| {
+            l[at..]
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(cell(&lines[0]), "TRUST STREAK PEND");
+        assert_eq!(cell(&lines[1]), "trusted - -");
+        assert_eq!(cell(&lines[2]), "check 100% 3");
+        assert_eq!(lines[2][at..].split_whitespace().nth(3), Some("1"));
+        assert_eq!(cell(&lines[3]), "QUARANTINED 0 0");
+        assert_eq!(
+            lines[4],
+            "worker 9 QUARANTINED: 2 invalid results since it was last restored (the last on job 4); it gets no jobs until an operator runs `gridx-server worker restore 9`"
+        );
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        // --json is the API's own shape: every reliability field is there.
+        let json: serde_json::Value = serde_json::from_str(&to_json_text(&outcome)).unwrap();
+        let r = &json["workers"][2]["reliability"];
+        assert_eq!(r["invalid"], 2);
+        assert_eq!(r["spot_check_permille"], 1000);
+        assert!(r["quarantined"].as_str().unwrap().starts_with("2 invalid"));
+        assert_eq!(json["workers"][0]["reliability"]["trusted"], true);
+    }
+
+    #[test]
+    fn a_job_shows_how_its_result_was_checked_or_why_it_waits() {
+        use crate::ui::fixtures::{validated_by_quorum, waiting_for_quorum};
+        let view: JobView = serde_json::from_str(include_str!(
+            "../../../gridx-proto/tests/fixtures/job_view.json"
+        ))
+        .expect("the fixture");
+        let checked = JobView {
+            validation: validated_by_quorum(),
+            ..view.clone()
+        };
+        let lines = to_lines(&Outcome::Job(Box::new(checked.clone())));
+        assert_eq!(
+            lines[2],
+            "  checked: quorum of 2 agreed (bob #1 valid, carol #2 valid, mallory #9 INVALID)"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json_text(&Outcome::Job(Box::new(checked)))).unwrap();
+        assert_eq!(json["validation"]["outcome"], "quorum");
+        assert_eq!(json["validation"]["replicas"][2]["verdict"], "invalid");
+        let mut waiting = waiting_for_quorum();
+        waiting.waiting = Some("too few owners \u{1b}[2J".into());
+        let queued = JobView {
+            status: JobStatus::Queued,
+            validation: waiting,
+            stdout: String::new(),
+            ..view
+        };
+        let lines = to_lines(&Outcome::Job(Box::new(queued)));
+        assert_eq!(
+            lines[2..4],
+            [
+                "  pending: decided when a worker reports",
+                "  queued: too few owners ^[[2J"
+            ]
+        );
     }
 }

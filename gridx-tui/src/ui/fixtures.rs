@@ -4,7 +4,10 @@
 use super::keymap::Keymap;
 use super::state::{AppState, LogLevel, Mode};
 use super::theme::Theme;
-use gridx_proto::api::{JobSummary, LedgerEntryView, LedgerKind, WorkerStatus, WorkerView};
+use gridx_proto::api::{
+    JobSummary, JobValidation, LedgerEntryView, LedgerKind, Reliability, ReplicaView,
+    ValidationOutcome, Verdict, WorkerStatus, WorkerView,
+};
 use gridx_proto::metrics::{GpuMetrics, HostMetrics};
 use gridx_proto::protocol::ExecutorKind;
 use gridx_proto::time_fmt::from_unix_millis;
@@ -62,6 +65,101 @@ pub fn worker(
         )),
         last_seen: Some(from_unix_millis(NOW_MS - 2_000 * id as i64)),
         reliability: Default::default(),
+    }
+}
+
+/// A worker the operator marked trusted.
+pub fn trusted() -> Reliability {
+    Reliability {
+        trusted: true,
+        validated: 340,
+        streak: 340,
+        ..Default::default()
+    }
+}
+
+/// A worker on probation: every result checked, one waiting for its replica.
+pub fn on_probation() -> Reliability {
+    Reliability {
+        validated: 3,
+        streak: 3,
+        spot_check_permille: 1000,
+        pending: 1,
+        ..Default::default()
+    }
+}
+
+/// A worker past probation: a long streak, one result in twenty checked.
+pub fn proven() -> Reliability {
+    Reliability {
+        validated: 214,
+        errors: 1,
+        lost: 2,
+        streak: 180,
+        spot_check_permille: 55,
+        ..Default::default()
+    }
+}
+
+/// A worker whose results two quorums contradicted.
+pub fn quarantined() -> Reliability {
+    Reliability {
+        validated: 1,
+        invalid: 2,
+        spot_check_permille: 1000,
+        quarantined: Some(
+            "2 invalid results since it was last restored (the last on job 4)".into(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// One replica of a job: every fixture replica succeeded with exit 0; an invalid one
+/// printed something else (its digest differs).
+pub fn replica(attempt: u32, worker: u64, owner: &str, verdict: Verdict) -> ReplicaView {
+    let digest = if verdict == Verdict::Invalid {
+        "0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de"
+    } else {
+        "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+    };
+    ReplicaView {
+        attempt,
+        worker_id: WorkerId(worker),
+        owner: name(owner),
+        status: JobStatus::Succeeded,
+        reason: None,
+        exit_code: Some(0),
+        stdout_sha256: digest.into(),
+        stderr_sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        verdict,
+    }
+}
+
+/// A result a quorum of two accepted after mallory's replica disagreed.
+pub fn validated_by_quorum() -> JobValidation {
+    JobValidation {
+        required: true,
+        outcome: Some(ValidationOutcome::Quorum),
+        replicas: vec![
+            replica(1, 1, "bob", Verdict::Valid),
+            replica(2, 2, "carol", Verdict::Valid),
+            replica(3, 9, "mallory", Verdict::Invalid),
+        ],
+        waiting: None,
+    }
+}
+
+/// A queued job no run has started: too few owners are online for a quorum.
+pub fn waiting_for_quorum() -> JobValidation {
+    JobValidation {
+        required: true,
+        outcome: None,
+        replicas: vec![],
+        waiting: Some(
+            "waiting for a quorum: its result is checked by workers of 2 different owners, and online workers that run python belong to 1 (bob); an operator can mark a worker trusted (`gridx-server worker trust ID`)".into(),
+        ),
     }
 }
 
@@ -149,6 +247,12 @@ pub fn client_state() -> AppState {
     ] {
         state.workers.insert(w.worker_id, w);
     }
+    // One worker of each standing the checks give (docs/trust.md).
+    for (id, reliability) in [(1, trusted()), (2, proven()), (3, on_probation())] {
+        if let Some(w) = state.workers.get_mut(&WorkerId(id)) {
+            w.reliability = reliability;
+        }
+    }
     let statuses = [
         JobStatus::Queued,
         JobStatus::Running,
@@ -194,6 +298,23 @@ pub fn client_state() -> AppState {
     state.log(LogLevel::Info, "> submit --lang python --code 'print(6*7)'");
     state.log(LogLevel::Output, "submitted job 12 (python, queued)");
     state.log(LogLevel::Error, "job 99: no such job (not_found, HTTP 404)");
+    state
+}
+
+/// `client_state` with mallory's worker, quarantined for results a quorum contradicted.
+pub fn with_a_quarantined_worker() -> AppState {
+    let mut state = client_state();
+    let mut w = worker(
+        9,
+        "mallory-pc",
+        "mallory",
+        WorkerStatus::Online,
+        ExecutorKind::Docker,
+        0,
+    );
+    w.reliability = quarantined();
+    w.metrics = Some(metrics(12.0, 0));
+    state.workers.insert(w.worker_id, w);
     state
 }
 

@@ -11,6 +11,8 @@ pub mod fixtures;
 pub mod keymap;
 #[cfg(test)]
 mod reducer_tests;
+#[cfg(test)]
+mod result_check_tests;
 pub mod runtime;
 #[cfg(test)]
 mod snapshot_tests;

@@ -732,13 +732,18 @@ fn ctrl_c_quits_from_every_state_but_first_clears_a_console_line() {
 }
 
 /// The job view `GET /v1/jobs/{id}` would answer for a fixture job, with this output.
-fn view_with_output(id: u64, status: JobStatus, stdout: &str) -> gridx_proto::api::JobView {
+pub(super) fn view_with_output(
+    id: u64,
+    status: JobStatus,
+    stdout: &str,
+) -> gridx_proto::api::JobView {
     let mut value = serde_json::to_value(job(id, "alice", Language::Python, status)).unwrap();
     let fields = value.as_object_mut().unwrap();
     fields.remove("stdout_bytes");
     fields.remove("stderr_bytes");
     fields.insert("stdout".into(), stdout.into());
     fields.insert("stderr".into(), "".into());
+    fields.insert("validation".into(), serde_json::json!({ "required": true }));
     serde_json::from_value(value).unwrap()
 }
 
@@ -789,7 +794,17 @@ fn a_running_jobs_details_fetch_its_output_when_it_ends() {
     use super::state::OutputShown;
     let mut s = client_state();
     s.overlay = Overlay::Detail(JobId(2));
-    assert!(s.update(Msg::Resize).0.is_empty(), "nothing to fetch yet");
+    // Its view is asked for its result check; the output is not there yet.
+    let (effects, _) = s.update(Msg::Resize);
+    assert_eq!(effects, vec![Effect::FetchOutput(JobId(2))]);
+    s.update(Msg::Output {
+        job_id: JobId(2),
+        result: Ok(Box::new(view_with_output(2, JobStatus::Running, ""))),
+    });
+    assert!(
+        s.update(Msg::Resize).0.is_empty(),
+        "nothing more to fetch yet"
+    );
     assert_eq!(
         s.output_shown(&s.jobs[&JobId(2)]),
         OutputShown::Note("(when the job ends)")
@@ -885,16 +900,18 @@ fn a_jobs_escape_sequences_reach_the_console_inert() {
     );
     view.stderr = "\u{9b}31mred".into();
     view.message = Some("sandbox: \u{202e}exe.live".into());
+    view.validation = super::fixtures::validated_by_quorum();
     s.update(Msg::CommandDone(Ok(Outcome::Job(Box::new(view)))));
     s.update(Msg::CommandDone(Err("no such job \x1b[8mhidden".into())));
     let log: Vec<&str> = s.console.log.iter().map(|(_, l)| l.as_str()).collect();
     // The job's line, then what strangers wrote, then the error.
-    let tail = &log[log.len() - 8..];
+    let tail = &log[log.len() - 9..];
     assert!(tail[0].starts_with("job 12 failed"), "{log:#?}");
     assert_eq!(
         tail[1..],
         [
             "  sandbox: <U+202E>exe.live",
+            "  checked: quorum of 2 agreed (bob #1 valid, carol #2 valid, mallory #9 INVALID)",
             "--- stdout",
             "^[]0;pwned^G^[[2J hello",
             "^[]52;c;Y3VybA==^G",

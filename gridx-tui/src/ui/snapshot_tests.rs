@@ -3,10 +3,12 @@
 //! change in drawing shows up as a snapshot diff in review (`cargo insta review`).
 
 use super::draw;
-use super::fixtures::{client_state, worker_state};
-use super::state::{AppState, JobOutput, Overlay, Pane};
-use gridx_proto::JobId;
+use super::fixtures::{
+    client_state, validated_by_quorum, waiting_for_quorum, with_a_quarantined_worker, worker_state,
+};
+use super::state::{AppState, CheckState, JobCheck, JobOutput, Overlay, Pane};
 use gridx_proto::protocol::ExecutorKind;
+use gridx_proto::{JobId, JobStatus};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -47,8 +49,16 @@ screen!(help_overlay, {
     s
 });
 screen!(job_detail, {
-    let mut s = client_state();
+    let mut s = with_a_quarantined_worker();
     s.overlay = Overlay::Detail(JobId(4));
+    // Accepted by a quorum of two, mallory's replica contradicted.
+    s.checks.insert(
+        JobId(4),
+        JobCheck {
+            as_of: JobStatus::Succeeded,
+            state: CheckState::Loaded(validated_by_quorum()),
+        },
+    );
     // As fetched when the details opened.
     s.outputs.insert(
         JobId(4),
@@ -114,6 +124,33 @@ screen!(console_error_in_one_line, {
     if let Err(e) = crate::commands::parse_line("jbos --limit 2") {
         s.log(super::state::LogLevel::Error, e.summary());
     }
+    s
+});
+screen!(job_detail_of_a_job_waiting_for_a_quorum, {
+    // Queued with too few owners online: the details say why it waits.
+    let mut s = client_state();
+    s.overlay = Overlay::Detail(JobId(1));
+    s.checks.insert(
+        JobId(1),
+        JobCheck {
+            as_of: JobStatus::Queued,
+            state: CheckState::Loaded(waiting_for_quorum()),
+        },
+    );
+    s
+});
+screen!(workers_of_every_standing, {
+    // Trusted, proven, on probation and quarantined: the trust column widens for
+    // `QUARANTINED` and the narrowest columns give way.
+    let mut s = with_a_quarantined_worker();
+    s.focus = Pane::Workers;
+    s.selected[0] = 3;
+    s
+});
+screen!(worker_card_of_a_quarantined_worker, {
+    let mut s = with_a_quarantined_worker();
+    s.focus = Pane::Workers;
+    s.overlay = Overlay::Worker(gridx_proto::WorkerId(9));
     s
 });
 screen!(worker_card, {

@@ -3,6 +3,7 @@
 
 mod console;
 mod gauges;
+mod job_check;
 mod jobs;
 mod ledger;
 mod overlays;

@@ -2,6 +2,7 @@
 //! and the cancel confirmation.
 
 use super::human_ms;
+use crate::commands::result_checks::{TrustLevel, record_sentence, trust_level, trust_sentence};
 use crate::inert::inert;
 use crate::ui::state::{AppState, OutputShown, Overlay};
 use gridx_proto::time_fmt::to_rfc3339_millis;
@@ -236,9 +237,19 @@ fn card_area(
 
 /// One `name value` line of a card, names right-aligned.
 fn card_field(state: &AppState, name: &str, value: String) -> Line<'static> {
+    styled_field(state, name, value, state.theme.text())
+}
+
+/// A card's line with its value in `style`.
+pub(super) fn styled_field(
+    state: &AppState,
+    name: &str,
+    value: String,
+    style: Style,
+) -> Line<'static> {
     Line::from(vec![
         Span::styled(format!("{name:>10} "), state.theme.dim()),
-        Span::styled(value, state.theme.text()),
+        Span::styled(value, style),
     ])
 }
 
@@ -323,6 +334,10 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
     if let Some(message) = &job.message {
         lines.push(field("message", inert(message).into_owned()));
     }
+    // A worker host is not told how the coordinator checks what it ran.
+    if !here {
+        lines.extend(super::job_check::check_lines(state, id));
+    }
     let ledger: Vec<String> = state
         .ledger
         .iter()
@@ -403,6 +418,22 @@ fn worker_card(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto:
             w.last_seen.map_or_else(|| "-".into(), to_rfc3339_millis),
         ),
     ];
+    // Right under the name, so that a short card still shows why it gets no jobs.
+    let trust_style = match trust_level(&w.reliability) {
+        TrustLevel::Trusted => t.ok(),
+        TrustLevel::Checked => t.text(),
+        TrustLevel::Quarantined => t.error(),
+    };
+    lines.insert(
+        1,
+        styled_field(
+            state,
+            "trust",
+            trust_sentence(&w.reliability, w.worker_id),
+            trust_style,
+        ),
+    );
+    lines.insert(2, field("record", record_sentence(&w.reliability)));
     match &w.metrics {
         Some(m) => {
             lines.push(field(

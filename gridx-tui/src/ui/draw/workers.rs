@@ -3,9 +3,10 @@
 use super::{
     ascii_safe, columns_that_fit, human_ms, kept, pane_block, row_style, since_ms, table, window,
 };
+use crate::commands::result_checks::{TrustLevel, trust_cell, trust_level};
 use crate::inert::inert;
 use crate::ui::state::{AppState, Connection, Mode, Pane, worker_is_down};
-use gridx_proto::api::WorkerStatus;
+use gridx_proto::api::{WorkerStatus, WorkerView};
 use gridx_proto::protocol::ExecutorKind;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -13,12 +14,15 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
 /// Columns from the most important: a narrow pane gives up the last ones first, so
-/// the name and status stay longest, then what an operator scans for.
-const PRIORITY: [usize; 9] = [0, 2, 5, 3, 6, 7, 8, 1, 4];
-/// What each column needs at least; the name takes what is left beyond its own.
-const MIN_WIDTH: [u16; 9] = [8, 6, 8, 7, 8, 5, 4, 4, 6];
-const TITLES: [&str; 9] = [
-    "NAME", "OWNER", "STATUS", "SANDBOX", "LANGS", "SLOTS", "CPU", "MEM", "SEEN",
+/// the name, status and trust stay longest, then what an operator scans for.
+const PRIORITY: [usize; 12] = [0, 2, 3, 8, 6, 9, 10, 11, 1, 4, 5, 7];
+/// What each column needs at least; the name takes what is left beyond its own. The
+/// trust column's is as wide as its widest cell (`trust_width`).
+const MIN_WIDTH: [u16; 12] = [8, 6, 8, 0, 6, 4, 7, 8, 5, 4, 4, 6];
+const TRUST: usize = 3;
+const TITLES: [&str; 12] = [
+    "NAME", "OWNER", "STATUS", "TRUST", "STREAK", "PEND", "SANDBOX", "LANGS", "SLOTS", "CPU",
+    "MEM", "SEEN",
 ];
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
@@ -54,7 +58,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         return;
     }
     // Narrow panes keep what an operator scans for first, and always the name.
-    let keep = columns_that_fit(area.width.saturating_sub(2), &MIN_WIDTH, &PRIORITY);
+    let trust_width = trust_width(&workers);
+    let mut min_width = MIN_WIDTH;
+    min_width[TRUST] = trust_width;
+    let keep = columns_that_fit(area.width.saturating_sub(2), &min_width, &PRIORITY);
     let height = area.height.saturating_sub(3) as usize;
     state.set_page_rows(Pane::Workers, height);
     let (start, end) = window(workers.len(), state.selected[0], height);
@@ -96,10 +103,25 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
             })
             .collect();
         let name_style = if worker_is_down(w) { t.dim() } else { t.text() };
+        let r = &w.reliability;
+        let trust_style = match trust_level(r) {
+            TrustLevel::Trusted => t.ok(),
+            TrustLevel::Checked => t.text(),
+            TrustLevel::Quarantined => t.error(),
+        };
+        // A trusted worker's results are not checked: it has no streak or pending.
+        let (streak, pending) = if r.trusted {
+            ("-".to_owned(), "-".to_owned())
+        } else {
+            (r.streak.to_string(), r.pending.to_string())
+        };
         let cells = [
             Cell::from(Span::styled(inert(&w.name), name_style)),
             Cell::from(w.owner.to_string()),
             Cell::from(Span::styled(w.status.to_string(), status_style)),
+            Cell::from(Span::styled(trust_cell(r), trust_style)),
+            Cell::from(streak),
+            Cell::from(pending),
             Cell::from(Span::styled(sandbox, sandbox_style)),
             Cell::from(langs.join(",")),
             Cell::from(format!("{}/{}", w.running, w.slots)),
@@ -113,6 +135,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         Constraint::Fill(2),
         Constraint::Fill(1),
         Constraint::Length(8),
+        Constraint::Length(trust_width),
+        Constraint::Length(6),
+        Constraint::Length(4),
         Constraint::Length(7),
         Constraint::Length(8),
         Constraint::Length(5),
@@ -122,6 +147,17 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     ];
     let header = Row::new(kept(TITLES, &keep)).style(t.dim());
     frame.render_widget(table(rows, kept(widths, &keep), header, block), area);
+}
+
+/// The trust column's width: its widest cell, so that `QUARANTINED` costs the room
+/// only while some worker is.
+fn trust_width(workers: &[&WorkerView]) -> u16 {
+    let widest = workers
+        .iter()
+        .map(|w| trust_cell(&w.reliability).len())
+        .max()
+        .unwrap_or(0);
+    u16::try_from(widest.max(TITLES[TRUST].len())).unwrap_or(u16::MAX)
 }
 
 /// The worker host's own card: who it is, how it sandboxes, how busy it is.

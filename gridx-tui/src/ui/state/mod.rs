@@ -10,7 +10,7 @@ mod reducer;
 
 pub use console::{Console, LogLevel};
 pub use model::{
-    AppState, Connection, History, JobOutput, JobSort, Mode, OutputShown, Overlay, Pane,
-    worker_is_down,
+    AppState, CheckState, Connection, History, JobCheck, JobOutput, JobSort, Mode, OutputShown,
+    Overlay, Pane, worker_is_down,
 };
 pub use reducer::{Effect, Msg};

@@ -5,7 +5,7 @@ use super::console::{Console, LogLevel};
 use crate::inert::inert;
 use crate::ui::keymap::Keymap;
 use crate::ui::theme::Theme;
-use gridx_proto::api::{JobSummary, LedgerEntryView, WorkerStatus, WorkerView};
+use gridx_proto::api::{JobSummary, JobValidation, LedgerEntryView, WorkerStatus, WorkerView};
 use gridx_proto::metrics::HostMetrics;
 use gridx_proto::protocol::ExecutorKind;
 use gridx_proto::time_fmt::Timestamp;
@@ -145,6 +145,24 @@ pub enum JobOutput {
     Failed(String),
 }
 
+/// How a job's result is checked, as the details overlay has it: only the job's view
+/// (`GET /v1/jobs/{id}`) carries it, not lists or live events, so a client fetches it
+/// when the details open, and again when the job's status moves on from `as_of` (a
+/// run requeued for a replica, a job that ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobCheck {
+    pub as_of: JobStatus,
+    pub state: CheckState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckState {
+    Loading,
+    Loaded(JobValidation),
+    /// The fetch failed; the job's next change asks again.
+    Failed(String),
+}
+
 /// What the details overlay shows under its stdout and stderr headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputShown<'a> {
@@ -202,6 +220,8 @@ pub struct AppState {
     /// Output of jobs, by job: in client mode only the open details' job's (fetched
     /// on demand), in worker-host mode every job's this host ran and still lists.
     pub outputs: BTreeMap<JobId, JobOutput>,
+    /// The open details' job's result check (client mode only; `JobCheck`).
+    pub checks: BTreeMap<JobId, JobCheck>,
     pub workers: BTreeMap<WorkerId, WorkerView>,
     pub ledger: VecDeque<LedgerEntryView>,
     pub selected: [usize; 5],
@@ -252,6 +272,7 @@ impl AppState {
             jobs: BTreeMap::new(),
             max_jobs: 10_000,
             outputs: BTreeMap::new(),
+            checks: BTreeMap::new(),
             workers: BTreeMap::new(),
             ledger: VecDeque::new(),
             selected: [0; 5],

@@ -3,7 +3,7 @@
 //! runtime must carry out. Keys are handled in `keys`.
 
 use super::console::LogLevel;
-use super::model::{AppState, Connection, JobOutput, Mode, Overlay};
+use super::model::{AppState, CheckState, Connection, JobCheck, JobOutput, Mode, Overlay};
 use crate::client::live::LiveEvent;
 use crate::commands::{ConsoleCommand, Outcome, render};
 use crate::worker::host::WorkerEvent;
@@ -24,8 +24,9 @@ pub enum Effect {
     Refresh,
     RunCommand(ConsoleCommand),
     SetTheme(String),
-    /// Fetch this job's output (`GET /v1/jobs/{id}`) and answer with `Msg::Output`:
-    /// the details overlay opened on a job that has ended.
+    /// Fetch this job's view (`GET /v1/jobs/{id}`) and answer with `Msg::Output`:
+    /// the details overlay opened on it, for its result check and, once it has
+    /// ended, its output.
     FetchOutput(JobId),
 }
 
@@ -104,11 +105,12 @@ impl AppState {
         (effects, changed || fetching)
     }
 
-    /// In client mode the details overlay's job is the only one whose output is kept:
-    /// when it opens on a job that has ended (or the open job ends), its output is
-    /// fetched, shown as loading meanwhile; when it closes, the output is dropped. A
-    /// worker host keeps the output of the jobs it ran and fetches nothing. Returns
-    /// whether a fetch started.
+    /// In client mode the details overlay's job is the only one whose output and
+    /// result check are kept: when it opens, its view is fetched for the check, and
+    /// for the output once the job has ended (shown as loading meanwhile); when the
+    /// job's status moves on, the check is asked again; when it closes, both are
+    /// dropped. A worker host keeps the output of the jobs it ran and fetches
+    /// nothing. Returns whether a fetch started.
     fn sync_output(&mut self, effects: &mut Vec<Effect>) -> bool {
         if self.mode != Mode::Client {
             return false;
@@ -118,16 +120,30 @@ impl AppState {
             _ => None,
         };
         self.outputs.retain(|id, _| Some(*id) == open);
-        let Some(id) = open else {
+        self.checks.retain(|id, _| Some(*id) == open);
+        let Some((id, status)) = open.and_then(|id| self.jobs.get(&id).map(|j| (id, j.status)))
+        else {
             return false;
         };
-        let ended = self.jobs.get(&id).is_some_and(|j| j.status.is_terminal());
-        if !ended || self.outputs.contains_key(&id) {
-            return false;
+        let want_output = status.is_terminal() && !self.outputs.contains_key(&id);
+        let want_check = self.checks.get(&id).is_none_or(|c| c.as_of != status);
+        if want_output {
+            self.outputs.insert(id, JobOutput::Loading);
         }
-        self.outputs.insert(id, JobOutput::Loading);
-        effects.push(Effect::FetchOutput(id));
-        true
+        if want_check {
+            let state = CheckState::Loading;
+            self.checks.insert(
+                id,
+                JobCheck {
+                    as_of: status,
+                    state,
+                },
+            );
+        }
+        if want_output || want_check {
+            effects.push(Effect::FetchOutput(id));
+        }
+        want_output || want_check
     }
 
     fn on_output(&mut self, job_id: JobId, result: Result<Box<JobView>, String>) -> bool {
@@ -135,15 +151,49 @@ impl AppState {
         if self.overlay != Overlay::Detail(job_id) {
             return false;
         }
-        let output = match result {
+        match result {
             Ok(view) => {
-                self.upsert_job(view.summary());
-                let JobView { stdout, stderr, .. } = *view;
-                JobOutput::Loaded { stdout, stderr }
+                // A view asked for while the job ran may answer after its end was
+                // announced: an ended job does not come back to life.
+                let ended = self
+                    .jobs
+                    .get(&job_id)
+                    .is_some_and(|j| j.status.is_terminal());
+                if !ended || view.status.is_terminal() {
+                    self.upsert_job(view.summary());
+                }
+                let JobView {
+                    status,
+                    stdout,
+                    stderr,
+                    validation,
+                    ..
+                } = *view;
+                let state = CheckState::Loaded(validation);
+                self.checks.insert(
+                    job_id,
+                    JobCheck {
+                        as_of: status,
+                        state,
+                    },
+                );
+                // A live job's view has no output yet: it is fetched when it ends.
+                if status.is_terminal() {
+                    self.outputs
+                        .insert(job_id, JobOutput::Loaded { stdout, stderr });
+                }
             }
-            Err(why) => JobOutput::Failed(format!("could not load the output: {why}")),
-        };
-        self.outputs.insert(job_id, output);
+            Err(why) => {
+                let state = CheckState::Failed(format!("could not load the check: {why}"));
+                if let Some(check) = self.checks.get_mut(&job_id) {
+                    check.state = state;
+                }
+                if self.outputs.contains_key(&job_id) {
+                    let why = format!("could not load the output: {why}");
+                    self.outputs.insert(job_id, JobOutput::Failed(why));
+                }
+            }
+        }
         true
     }
 
