@@ -98,6 +98,9 @@ pub fn check_headline(v: &JobValidation, status: JobStatus) -> String {
         Some(ValidationOutcome::NotSpotChecked) => {
             "not checked: its worker's record let it pass this time (spot checks)".into()
         }
+        Some(ValidationOutcome::ProvenWorker) => {
+            "not checked: validate=false, run by a worker with a long clean record".into()
+        }
         // Live too: a queued one's `waiting` says where it may run.
         Some(ValidationOutcome::Unvalidated) | None if !v.required => {
             "not checked: validate=false".into()
