@@ -574,7 +574,11 @@ async fn main() {
         "result checks   {} owners · streak {} · {:.3} runs per accepted job ({reported} results, {accepted} accepted, {} mismatches)",
         options.owners,
         options.streak,
-        if accepted > 0.0 { reported / accepted } else { 0.0 },
+        if accepted > 0.0 {
+            reported / accepted
+        } else {
+            0.0
+        },
         sum("gridx_replica_verdicts_total{status=\"invalid\"}").max(0.0)
     );
     let _ = Command::new("kill")

@@ -328,10 +328,7 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
         // one per agreeing replica and the trusted worker that settled it
         // (docs/trust.md); never one without a fee.
         let most_rewards = (valid + 1).max(1);
-        if rewards > most_rewards
-            || fees > 1
-            || refunds > 1
-            || (refunds > 0 && rewards + fees > 0)
+        if rewards > most_rewards || fees > 1 || refunds > 1 || (refunds > 0 && rewards + fees > 0)
         {
             violations.push(format!(
                 "job {id}: settled more than once ({rewards} rewards, {fees} fees, {refunds} refunds, {valid} valid replicas)"
