@@ -505,10 +505,10 @@ impl State {
 
     /// Recomputes where a worker stands from its trust mark and its and its owner's
     /// records. A trusted worker is never quarantined automatically, not even with
-    /// its owner.
-    pub(super) fn refresh_standing(&mut self, id: WorkerId) {
+    /// its owner. Says whether it changed.
+    pub(super) fn refresh_standing(&mut self, id: WorkerId) -> bool {
         let Some(w) = self.workers.get(&id) else {
-            return;
+            return false;
         };
         let own = self.record(&Subject::Worker(id));
         let owner = self.record(&Subject::Owner(w.owner.clone()));
@@ -525,10 +525,14 @@ impl State {
                 u64::MAX
             },
         };
+        let changed = w.standing != standing;
         if let Some(w) = self.workers.get_mut(&id) {
             w.standing = standing;
         }
-        self.quorum_checked_at = None;
+        if changed {
+            self.quorum_checked_at = None;
+        }
+        changed
     }
 
     /// The languages whose first runs a quorum could check: online workers of at

@@ -80,6 +80,8 @@ impl State {
         worker.strays_cancelled.clear();
         worker.standing.trusted = trusted;
         self.refresh_standing(worker_id);
+        // One more online worker may make a quorum possible.
+        self.quorum_checked_at = None;
         // Superseded attempts the worker still runs: tell it to stop them. Adopted
         // ones whose cancel was requested meanwhile get their cancel again.
         for attempt in &hello.running {

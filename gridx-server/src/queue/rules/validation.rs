@@ -297,10 +297,13 @@ impl State {
             trust::save_record(conn, &subject, &record, now)?;
             self.records.insert(subject, record);
         }
+        fx.changed_workers.push(worker);
         self.refresh_owner(owner, fx);
         Ok(())
     }
 
+    /// Where each of an owner's workers stands after its record changed; only those
+    /// whose standing changed are published again (an owner may have thousands).
     fn refresh_owner(&mut self, owner: &UserName, fx: &mut Effects) {
         let ids: Vec<WorkerId> = self
             .workers
@@ -309,8 +312,9 @@ impl State {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            self.refresh_standing(id);
-            fx.changed_workers.push(id);
+            if self.refresh_standing(id) {
+                fx.changed_workers.push(id);
+            }
         }
     }
 
