@@ -13,7 +13,9 @@
 //!   one person's many tokens are one voice.
 //! - A worker may hold only `1 + streak` jobs whose results are not yet confirmed, so
 //!   a new worker claiming 1,024 slots gets one job until its first result is checked
-//!   (BOINC's per-host daily quota, counted in results rather than days).
+//!   (BOINC's per-host daily quota, counted in results rather than days), and one
+//!   more place only for checking another owner's result (so new workers waiting for
+//!   each other's checks can still give them).
 
 use gridx_proto::api::{JobView, WorkerStatus, WorkerView};
 use gridx_proto::config::ValidationConfig;
@@ -130,7 +132,8 @@ impl Policy {
     }
 
     /// How many jobs whose results are not yet confirmed (leased, or reported and
-    /// waiting for a replica) a worker may hold at once: `1 + streak`.
+    /// waiting for a replica) a worker may hold at once: `1 + streak`, and one more
+    /// when that one checks another owner's result (`WorkerState::doubt_room`).
     pub fn allowance(&self, streak: u64) -> u64 {
         streak.saturating_add(1)
     }
@@ -174,8 +177,7 @@ pub fn waiting_reason(job: &JobView, workers: &[WorkerView], policy: &Policy) ->
     if job.status != JobStatus::Queued || !policy.enabled() {
         return None;
     }
-    let replica_owners: Vec<&UserName> =
-        job.validation.replicas.iter().map(|r| &r.owner).collect();
+    let replica_owners: Vec<&UserName> = job.validation.replicas.iter().map(|r| &r.owner).collect();
     let candidates: Vec<&WorkerView> = workers
         .iter()
         .filter(|w| {
@@ -192,7 +194,10 @@ pub fn waiting_reason(job: &JobView, workers: &[WorkerView], policy: &Policy) ->
         return None;
     }
     if !job.validation.required {
-        if candidates.iter().any(|w| policy.proven(w.reliability.streak)) {
+        if candidates
+            .iter()
+            .any(|w| policy.proven(w.reliability.streak))
+        {
             return None;
         }
         return Some(format!(

@@ -5,6 +5,7 @@
 //! network, with the faults the reliability scenarios inject. [`skip`] holds the rule
 //! for tests that need a tool the machine may lack.
 
+pub mod cheater;
 pub mod cluster;
 pub mod completions;
 mod docker_hosts;
@@ -298,7 +299,15 @@ impl Grid {
 
     /// A trusted worker's token (its results need no replica, docs/trust.md).
     pub fn worker_token(&self, owner: &str, name: &str) -> String {
-        self.admin(&["worker", "add", "--owner", owner, "--name", name, "--trusted"])
+        self.admin(&[
+            "worker",
+            "add",
+            "--owner",
+            owner,
+            "--name",
+            name,
+            "--trusted",
+        ])
     }
 
     /// The token of a worker on probation: its results are checked by replicas.

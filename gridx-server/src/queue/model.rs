@@ -5,13 +5,13 @@
 
 use super::refusals::Refusals;
 use super::scheduler::{QueuedJob, Scheduler};
-use crate::store::trust::{self, Record, Subject};
-use crate::trust::{JobCheck, Policy};
 use super::{Outbound, QueueError, QueueSettings, SessionTx};
 use crate::events::{EventBus, WorkerBoard};
 use crate::metrics::Metrics;
 use crate::store::ledger::Posted;
+use crate::store::trust::{self, Record, Subject};
 use crate::store::{StoreError, jobs, users};
+use crate::trust::{JobCheck, Policy};
 use gridx_proto::api::WorkerStatus;
 use gridx_proto::metrics::HostMetrics;
 use gridx_proto::protocol::{Capabilities, JobAttempt};
@@ -77,7 +77,8 @@ pub(super) struct Reach<'a> {
     /// owner, an owner's own jobs need none) and what its record allows.
     pub(super) owner: &'a UserName,
     pub(super) standing: Standing,
-    pub(super) doubt_room: bool,
+    /// Room for one more unconfirmed first run, and for one more check of another's.
+    pub(super) doubt_room: (bool, bool),
 }
 
 /// Where a worker stands with result checks (docs/trust.md), from its trust mark and
@@ -217,7 +218,7 @@ impl WorkerState {
         if s.trusted || job.user == self.owner {
             return true;
         }
-        if !self.doubt_room() {
+        if !self.doubt_room(!job.check.replica_owners.is_empty()) {
             return false;
         }
         if !job.check.validate {
@@ -226,9 +227,13 @@ impl WorkerState {
         quorum_ok || !job.check.replica_owners.is_empty()
     }
 
-    /// Whether it may hold one more job whose result is not yet confirmed.
-    fn doubt_room(&self) -> bool {
-        (self.running.len() as u64).saturating_add(self.pending) < self.standing.allowance
+    /// Whether it may hold one more job whose result is not yet confirmed: within its
+    /// allowance, plus one place kept for checking another owner's result. Without
+    /// that place, new workers that each hold their own first result, waiting for a
+    /// check, could never check each other's, and no job would ever end.
+    fn doubt_room(&self, checking: bool) -> bool {
+        (self.running.len() as u64).saturating_add(self.pending)
+            < self.standing.allowance.saturating_add(u64::from(checking))
     }
 
     /// What decides which queued jobs this worker may run, but for the jobs it
@@ -249,7 +254,7 @@ impl WorkerState {
             max_timeout_s: caps.max_job_timeout_s,
             owner: &self.owner,
             standing: self.standing,
-            doubt_room: self.doubt_room(),
+            doubt_room: (self.doubt_room(false), self.doubt_room(true)),
         })
     }
 
