@@ -586,7 +586,7 @@ async fn quarantine_restore_and_trust_take_effect_on_a_running_coordinator() {
 /// New workers of two owners, each holding its own first result while it waits for
 /// the other's check: each must still be able to check the other's, or neither job
 /// ever ends (a worker's allowance of unconfirmed results keeps one place for
-/// checking others).
+/// checking others: a check counts only while leased).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_workers_that_each_wait_for_a_check_still_check_each_other() {
     let server = TestServer::start().await;

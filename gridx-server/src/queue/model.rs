@@ -227,13 +227,17 @@ impl WorkerState {
         quorum_ok || !job.check.replica_owners.is_empty()
     }
 
-    /// Whether it may hold one more job whose result is not yet confirmed: within its
-    /// allowance, plus one place kept for checking another owner's result. Without
-    /// that place, new workers that each hold their own first result, waiting for a
-    /// check, could never check each other's, and no job would ever end.
+    /// Whether it may take one more job whose result will not be confirmed at once:
+    /// a first run only while its leases and its results waiting for a check stay
+    /// within its allowance; a check of another owner's result whenever its leases
+    /// do. Results waiting for a check must not stop a worker from checking: workers
+    /// that each wait for the other's check (new ones, or honest ones whose checks
+    /// contradicted a liar and wait for a third replica) would never give it, and no
+    /// job would end. A check cannot be accepted on the checker's word alone, so a
+    /// liar gains nothing by it, and its strikes come as fast as the checks end.
     fn doubt_room(&self, checking: bool) -> bool {
-        (self.running.len() as u64).saturating_add(self.pending)
-            < self.standing.allowance.saturating_add(u64::from(checking))
+        let waiting = if checking { 0 } else { self.pending };
+        (self.running.len() as u64).saturating_add(waiting) < self.standing.allowance
     }
 
     /// What decides which queued jobs this worker may run, but for the jobs it
