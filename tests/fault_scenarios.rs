@@ -41,16 +41,24 @@ where
     }
 }
 
-/// Every scenario on both kinds of grid; `NAME with CONFIG` adds coordinator
-/// settings for that scenario.
+/// Every scenario on both kinds of grid, then those on local processes only (the
+/// further result-check scenarios: the Docker grid runs the first of them, and they
+/// test the coordinator's rules, not the executor); `NAME with CONFIG` adds
+/// coordinator settings for that scenario.
 macro_rules! on_both_kinds {
-    ($($scenario:ident $(with $config:expr)?),* $(,)?) => {
+    ($($scenario:ident),* $(,)?; local only: $($local:ident $(with $config:expr)?),* $(,)?) => {
         mod local {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
+                    super::run(gridx_e2e::cluster::Kind::Local, "", super::$scenario).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $local() {
                     let config = config_or_none!($($config)?);
-                    super::run(gridx_e2e::cluster::Kind::Local, config, super::$scenario).await;
+                    super::run(gridx_e2e::cluster::Kind::Local, config, super::$local).await;
                 }
             )*
         }
@@ -58,8 +66,7 @@ macro_rules! on_both_kinds {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    let config = config_or_none!($($config)?);
-                    super::run(gridx_e2e::cluster::Kind::Docker, config, super::$scenario).await;
+                    super::run(gridx_e2e::cluster::Kind::Docker, "", super::$scenario).await;
                 }
             )*
         }
@@ -82,7 +89,8 @@ on_both_kinds!(
     the_coordinator_killed_ten_times_under_load_loses_nothing,
     graceful_shutdowns_under_load_lose_nothing,
     a_thousand_concurrent_submits_cannot_overspend,
-    a_cheater_among_honest_workers_earns_nothing_and_is_quarantined,
+    a_cheater_among_honest_workers_earns_nothing_and_is_quarantined;
+    local only:
     two_cheaters_of_one_owner_cannot_confirm_each_other,
     a_sleeper_still_on_probation_is_caught_at_its_first_lie with super::SLEEPER_POLICY,
     a_sleeper_past_probation_is_caught_by_spot_checks with super::SLEEPER_POLICY,

@@ -427,7 +427,6 @@ async fn an_unchecked_job_waits_for_a_worker_the_grid_trusts_and_an_own_worker_n
     assert_eq!(job["validation"]["outcome"], "trusted_worker", "{job}");
     assert!(job["validation"]["replicas"].is_null(), "{job}");
     assert_eq!(server.balance(&dave).await.millis(), 800);
-    drop(all);
     drop(dave_worker);
 
     // Bob's and carol's workers confirm one checked job together: proven now
@@ -448,7 +447,6 @@ async fn an_unchecked_job_waits_for_a_worker_the_grid_trusts_and_an_own_worker_n
     let job = server.wait_status(&alice, unchecked, "succeeded", 5).await;
     assert_eq!(job["validation"]["outcome"], "unvalidated", "{job}");
     assert!(job["validation"]["replicas"].is_null(), "{job}");
-    drop(pair);
     drop(bob_worker);
     drop(carol_worker);
 
