@@ -18,25 +18,47 @@ const CREDIT: i64 = 1000;
 const COST: i64 = CREDIT;
 const REWARD: i64 = 800;
 
-async fn run<F, Fut>(kind: Kind, scenario: F)
+// In a folder of its own, so cargo does not take it for a test target of its own.
+#[path = "fault_scenarios/cheating.rs"]
+mod cheating;
+
+use cheating::{
+    SLEEPER_POLICY, a_cheater_among_honest_workers_earns_nothing_and_is_quarantined,
+    a_sleeper_past_probation_is_caught_by_spot_checks,
+    a_sleeper_still_on_probation_is_caught_at_its_first_lie,
+    two_cheaters_of_one_owner_cannot_confirm_each_other,
+};
+
+/// Runs a scenario on a grid of `kind` whose coordinator also has `config` (TOML).
+async fn run<F, Fut>(kind: Kind, config: &str, scenario: F)
 where
     F: FnOnce(Cluster) -> Fut,
     Fut: Future<Output = ()>,
 {
     // `None`: skipped, and reported as such (in CI, Cluster::start fails instead).
-    if let Some(cluster) = Cluster::start(kind).await {
+    if let Some(cluster) = Cluster::start_with(kind, config).await {
         scenario(cluster).await;
     }
 }
 
-/// Every scenario on both kinds of grid.
+/// Every scenario on both kinds of grid, then those on local processes only (the
+/// further result-check scenarios: the Docker grid runs the first of them, and they
+/// test the coordinator's rules, not the executor); `NAME with CONFIG` adds
+/// coordinator settings for that scenario.
 macro_rules! on_both_kinds {
-    ($($scenario:ident),* $(,)?) => {
+    ($($scenario:ident),* $(,)?; local only: $($local:ident $(with $config:expr)?),* $(,)?) => {
         mod local {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    super::run(gridx_e2e::cluster::Kind::Local, super::$scenario).await;
+                    super::run(gridx_e2e::cluster::Kind::Local, "", super::$scenario).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $local() {
+                    let config = config_or_none!($($config)?);
+                    super::run(gridx_e2e::cluster::Kind::Local, config, super::$local).await;
                 }
             )*
         }
@@ -44,10 +66,19 @@ macro_rules! on_both_kinds {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    super::run(gridx_e2e::cluster::Kind::Docker, super::$scenario).await;
+                    super::run(gridx_e2e::cluster::Kind::Docker, "", super::$scenario).await;
                 }
             )*
         }
+    };
+}
+
+macro_rules! config_or_none {
+    () => {
+        ""
+    };
+    ($config:expr) => {
+        $config
     };
 }
 
@@ -58,6 +89,11 @@ on_both_kinds!(
     the_coordinator_killed_ten_times_under_load_loses_nothing,
     graceful_shutdowns_under_load_lose_nothing,
     a_thousand_concurrent_submits_cannot_overspend,
+    a_cheater_among_honest_workers_earns_nothing_and_is_quarantined;
+    local only:
+    two_cheaters_of_one_owner_cannot_confirm_each_other,
+    a_sleeper_still_on_probation_is_caught_at_its_first_lie with super::SLEEPER_POLICY,
+    a_sleeper_past_probation_is_caught_by_spot_checks with super::SLEEPER_POLICY,
 );
 
 /// A job that prints `tag`, in one of the three languages by `n`.

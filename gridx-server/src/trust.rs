@@ -13,7 +13,9 @@
 //!   one person's many tokens are one voice.
 //! - A worker may hold only `1 + streak` jobs whose results are not yet confirmed, so
 //!   a new worker claiming 1,024 slots gets one job until its first result is checked
-//!   (BOINC's per-host daily quota, counted in results rather than days).
+//!   (BOINC's per-host daily quota, counted in results rather than days). Checks of
+//!   another owner's result count only while leased (so workers waiting for each
+//!   other's checks can still give them).
 
 use gridx_proto::api::{JobView, WorkerStatus, WorkerView};
 use gridx_proto::config::ValidationConfig;
@@ -130,7 +132,8 @@ impl Policy {
     }
 
     /// How many jobs whose results are not yet confirmed (leased, or reported and
-    /// waiting for a replica) a worker may hold at once: `1 + streak`.
+    /// waiting for a replica) a worker may hold at once: `1 + streak`; a check of
+    /// another owner's result counts only while leased (`WorkerState::doubt_room`).
     pub fn allowance(&self, streak: u64) -> u64 {
         streak.saturating_add(1)
     }

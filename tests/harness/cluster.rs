@@ -93,6 +93,12 @@ impl Cluster {
     /// absent outside CI: see [`crate::skip`]). A failed image build or `docker
     /// create` fails the test.
     pub async fn start(kind: Kind) -> Option<Cluster> {
+        Cluster::start_with(kind, "").await
+    }
+
+    /// Like [`Cluster::start`], with `extra_config` (TOML tables, e.g. a
+    /// `[server.validation]` policy) after the cluster's own settings.
+    pub async fn start_with(kind: Kind, extra_config: &str) -> Option<Cluster> {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -115,7 +121,11 @@ impl Cluster {
             NEXT_RUN.fetch_add(1, Ordering::Relaxed)
         );
         let scratch = tempfile::tempdir().expect("a scratch directory");
-        std::fs::write(scratch.path().join("gridx.toml"), CONFIG).expect("write the config");
+        std::fs::write(
+            scratch.path().join("gridx.toml"),
+            format!("{CONFIG}\n{extra_config}\n"),
+        )
+        .expect("write the config");
         let mut cluster = Cluster {
             kind,
             data: tempfile::tempdir().expect("a data directory"),
@@ -330,6 +340,21 @@ impl Cluster {
     /// worker) and starts it; returns its index.
     pub async fn add_untrusted_worker(&mut self, owner: &str, slots: u32) -> usize {
         self.add_worker_with(owner, slots, false).await
+    }
+
+    /// Registers a worker on probation for `owner` without starting anything: the
+    /// token of a worker the test plays itself (a cheater, `crate::cheater`).
+    pub fn untrusted_worker_token(&self, owner: &str, name: &str) -> String {
+        admin_on(
+            self.data.path(),
+            &["worker", "add", "--owner", owner, "--name", name],
+        )
+    }
+
+    /// Runs a `gridx-server` admin command on the coordinator's data directory (it
+    /// may be running); its stdout, trimmed.
+    pub fn admin(&self, args: &[&str]) -> String {
+        admin_on(self.data.path(), args)
     }
 
     async fn add_worker_with(&mut self, owner: &str, slots: u32, trusted: bool) -> usize {

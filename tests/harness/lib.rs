@@ -5,6 +5,7 @@
 //! network, with the faults the reliability scenarios inject. [`skip`] holds the rule
 //! for tests that need a tool the machine may lack.
 
+pub mod cheater;
 pub mod cluster;
 pub mod completions;
 mod docker_hosts;

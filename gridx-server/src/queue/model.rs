@@ -80,7 +80,8 @@ pub(super) struct Reach<'a> {
     /// owner, an owner's own jobs need none) and what its record allows.
     pub(super) owner: &'a UserName,
     pub(super) standing: Standing,
-    pub(super) doubt_room: bool,
+    /// Room for one more unconfirmed first run, and for one more check of another's.
+    pub(super) doubt_room: (bool, bool),
 }
 
 /// Where a worker stands with result checks (docs/trust.md), from its trust mark and
@@ -198,9 +199,10 @@ impl WorkerState {
     /// And only what result checks allow (docs/trust.md): never a job whose replica
     /// its owner already ran, nothing while quarantined; a worker the grid does not
     /// vouch for (neither trusted by the operator nor the job's owner's own) takes a
-    /// `validate: false` job only with a proven record, and takes a job's first run
-    /// only within its allowance of unconfirmed jobs and where a quorum of owners
-    /// could check it (`quorum_ok`, computed per language each round).
+    /// `validate: false` job only with a proven record, holds no more unconfirmed
+    /// jobs than its allowance (`doubt_room`), and takes a job's first run only where
+    /// a quorum of owners could check it (`quorum_ok`, computed per language each
+    /// round).
     pub(super) fn may_run(&self, job: &QueuedJob, quorum_ok: bool) -> bool {
         let Some(caps) = &self.capabilities else {
             return false;
@@ -220,21 +222,27 @@ impl WorkerState {
         if s.trusted || job.user == self.owner {
             return true;
         }
+        let checking = !job.check.replica_owners.is_empty();
+        if !self.doubt_room(checking) {
+            return false;
+        }
         if !job.check.validate {
-            return s.proven && self.doubt_room();
+            return s.proven;
         }
-        if !job.check.replica_owners.is_empty() {
-            // A replica is itself checked against the runs before it, so it is not
-            // held to the allowance: two new workers each waiting for the other to
-            // confirm its first result would otherwise wait forever.
-            return true;
-        }
-        quorum_ok && self.doubt_room()
+        checking || quorum_ok
     }
 
-    /// Whether it may hold one more job whose result is not yet confirmed.
-    fn doubt_room(&self) -> bool {
-        (self.running.len() as u64).saturating_add(self.pending) < self.standing.allowance
+    /// Whether it may take one more job whose result will not be confirmed at once:
+    /// a first run only while its leases and its results waiting for a check stay
+    /// within its allowance; a check of another owner's result whenever its leases
+    /// do. Results waiting for a check must not stop a worker from checking: workers
+    /// that each wait for the other's check (new ones, or honest ones whose checks
+    /// contradicted a liar and wait for a third replica) would never give it, and no
+    /// job would end. A check cannot be accepted on the checker's word alone, so a
+    /// liar gains nothing by it, and its strikes come as fast as the checks end.
+    fn doubt_room(&self, checking: bool) -> bool {
+        let waiting = if checking { 0 } else { self.pending };
+        (self.running.len() as u64).saturating_add(waiting) < self.standing.allowance
     }
 
     /// What decides which queued jobs this worker may run, but for the jobs it
@@ -255,7 +263,7 @@ impl WorkerState {
             max_timeout_s: caps.max_job_timeout_s,
             owner: &self.owner,
             standing: self.standing,
-            doubt_room: self.doubt_room(),
+            doubt_room: (self.doubt_room(false), self.doubt_room(true)),
         })
     }
 

@@ -220,10 +220,11 @@ fn a_job_waits_for_a_quorum_of_owners_and_an_own_worker_needs_none() {
     verify(&rig);
 }
 
-/// A new worker claiming 1,024 slots holds one unconfirmed first run at a time; a
-/// replica of another's result is not held to that (else two new workers, each
-/// waiting for the other to confirm its first result, would wait forever). Once a
-/// result is confirmed, the allowance grows.
+/// A new worker claiming 1,024 slots holds one unconfirmed first run at a time. A
+/// check of another owner's result counts only its leases against that allowance,
+/// not its own results waiting for a check (else two new workers, each waiting for
+/// the other to confirm its first result, would wait forever). Once a result is
+/// confirmed, the allowance grows.
 #[test]
 fn a_new_worker_holds_one_unconfirmed_job_at_a_time() {
     let users = ["alice", "bob", "carol"];
@@ -240,32 +241,29 @@ fn a_new_worker_holds_one_unconfirmed_job_at_a_time() {
     assert_eq!((running(&rig, 1), running(&rig, 2)), (1, 1));
     assert_eq!(rig.holder(jobs[0]).map(|h| h.0), Some(1));
     assert_eq!(rig.holder(jobs[1]).map(|h| h.0), Some(2));
-    // Worker 1 reports: its result waits for a replica, and still counts.
+    // Both report: each result waits for the other's check, and still counts.
     finish(&mut rig, 1, jobs[0], "ok");
+    finish(&mut rig, 2, jobs[1], "ok");
     assert_eq!(rig.state.workers[&WorkerId(1)].pending, 1);
     rig.dispatch();
-    assert_eq!(
-        running(&rig, 1),
-        0,
-        "its allowance is spent on the pending result"
-    );
-    assert_eq!(
-        rig.holder(jobs[0]).map(|h| h.0),
-        Some(2),
-        "the replica runs"
-    );
-    assert_eq!(rig.holder(jobs[2]), None);
+    // Each checks the other's; neither takes a new first run.
+    assert_eq!(rig.holder(jobs[0]).map(|h| h.0), Some(2), "the checks run");
+    assert_eq!(rig.holder(jobs[1]).map(|h| h.0), Some(1));
+    assert_eq!((rig.holder(jobs[2]), rig.holder(jobs[3])), (None, None));
     finish(&mut rig, 2, jobs[0], "ok");
-    let view = rig.view(jobs[0]);
-    assert_eq!(view.validation.outcome, Some(ValidationOutcome::Quorum));
-    assert_eq!(balance(&rig, "bob"), 100_000 + 400);
+    finish(&mut rig, 1, jobs[1], "ok");
+    for job in &jobs[..2] {
+        let view = rig.view(*job);
+        assert_eq!(view.validation.outcome, Some(ValidationOutcome::Quorum));
+    }
+    assert_eq!(balance(&rig, "bob"), 100_000 + 2 * 400);
     for w in [1, 2] {
         let standing = rig.state.workers[&WorkerId(w)].standing;
-        assert_eq!((standing.streak, standing.allowance), (1, 2), "worker {w}");
+        assert_eq!((standing.streak, standing.allowance), (2, 3), "worker {w}");
+        assert_eq!(rig.state.workers[&WorkerId(w)].pending, 0);
     }
-    assert_eq!(rig.state.workers[&WorkerId(1)].pending, 0);
     rig.dispatch();
-    assert_eq!(running(&rig, 1), 2, "two unconfirmed first runs now");
+    assert_eq!(running(&rig, 1) + running(&rig, 2), 2, "the last two run");
     verify(&rig);
 }
 
