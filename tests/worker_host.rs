@@ -292,3 +292,51 @@ async fn a_running_job_survives_a_coordinator_crash() {
     let (ok, report) = grid.verify_ledger();
     assert!(ok, "{report}");
 }
+
+/// Two hosts started with one worker token (issue 19): they no longer replace each
+/// other thousands of times a second. Each replaced host backs off harder each time,
+/// the coordinator keeps a session younger than a second in a run of replacements
+/// and logs the run with a count (not a line per reconnect), and the host replaced
+/// three times within two minutes stops, saying another process uses its token and
+/// naming it. The other keeps the connection.
+#[tokio::test]
+async fn two_hosts_sharing_a_token_settle_and_one_stops_naming_the_other() {
+    require!(Tool::Bubblewrap);
+    let grid = Grid::start().await;
+    let alice = grid.user("alice", "1");
+    let token = grid.worker_token("alice", "shared");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut hosts = [
+        grid.spawn_worker(&token, "host-a", "bubblewrap", dir_a.path(), &[]),
+        grid.spawn_worker(&token, "host-b", "bubblewrap", dir_b.path(), &[]),
+    ];
+    let names = ["host-a", "host-b"];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+    let stopped = loop {
+        if let Some(i) = (0..2).find(|&i| hosts[i].try_wait().unwrap().is_some()) {
+            break i;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "neither host stopped within 150 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let other = 1 - stopped;
+    let stderr = stderr_of(&mut hosts[stopped]);
+    assert!(
+        stderr.contains("another process is using this worker token")
+            && stderr.contains(&format!("name={}", names[other]))
+            && stderr.contains("gridx-server worker add"),
+        "{stderr}"
+    );
+    // The other keeps the connection: it is the one online.
+    grid.wait_online(&alice, names[other]).await;
+    let log = grid.server_log();
+    let storm_lines = log.matches("keep replacing each other").count();
+    assert!(
+        (1..=15).contains(&storm_lines),
+        "replacements logged {storm_lines} times:\n{log}"
+    );
+    terminate(&mut hosts[other], 20);
+}

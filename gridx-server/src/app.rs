@@ -62,9 +62,9 @@ pub async fn launch(
         _ => None,
     };
     let acceptor = tls.as_ref().map(|t| t.acceptor()).transpose()?;
-    let conn = tokio::task::spawn_blocking({
+    let (_serve_lock, conn) = tokio::task::spawn_blocking({
         let data_dir = data_dir.clone();
-        move || store::open_writer(&data_dir)
+        move || store::open_for_serving(&data_dir)
     })
     .await
     .map_err(|_| StoreError::Unavailable)??;

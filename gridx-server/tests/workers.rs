@@ -396,6 +396,46 @@ async fn a_second_connection_replaces_the_first() {
     }
 }
 
+/// Two hosts with one token: the first replacement goes through (a host reconnecting
+/// over its own stale connection) and says who replaced it; in a run of them, a
+/// session younger than a second is kept and the newcomer is refused, naming the
+/// holder, so the two cannot take the connection from each other thousands of times
+/// a second. A second later the newcomer may replace it again.
+#[tokio::test]
+async fn connections_sharing_a_token_cannot_replace_each_other_in_a_storm() {
+    let server = TestServer::start().await;
+    server.add_user("alice", 10);
+    let (_, token) = server.add_worker("alice");
+    let mut first = FakeWorker::connect(&server, &token, 1).await;
+    let mut second = FakeWorker::connect(&server, &token, 1).await;
+    match first.recv(5).await {
+        Some(CoordinatorMessage::Reject { code, message }) => {
+            assert_eq!(code, RejectCode::Replaced);
+            assert!(message.contains("name="), "{message}");
+        }
+        other => panic!("expected replaced, got {other:?}"),
+    }
+    let refused = FakeWorker::connect_with(&server, &token, 1, vec![]).await;
+    match refused {
+        Err((RejectCode::Replaced, message)) => {
+            assert!(
+                message.contains("already connected") && message.contains("one host"),
+                "{message}"
+            );
+        }
+        Err(other) => panic!("expected a refusal as replaced, got {other:?}"),
+        Ok(_) => panic!("a session younger than a second was replaced in a storm"),
+    }
+    // The holder kept its connection.
+    second.heartbeat(vec![]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let _third = FakeWorker::connect(&server, &token, 1).await;
+    match second.recv(5).await {
+        Some(CoordinatorMessage::Reject { code, .. }) => assert_eq!(code, RejectCode::Replaced),
+        other => panic!("expected replaced, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_reconnecting_worker_keeps_its_job() {
     let server = TestServer::start_with(|c| c.heartbeat_s = 2).await;

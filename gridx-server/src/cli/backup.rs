@@ -9,7 +9,7 @@ pub fn backup(data_dir: &Path, file: &Path) -> Result<ExitCode> {
     if file.exists() {
         bail!("{} already exists; choose a new file", file.display());
     }
-    let conn = store::open_reader(data_dir)
+    let conn = store::open_inspector(data_dir)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     // A copy of the store is as private as the store: the file is made owner-only
     // before a byte is written into it, whatever the umask.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn verify(data_dir: &Path, json: bool) -> Result<ExitCode> {
-    let conn = store::open_reader(data_dir)
+    let conn = store::open_inspector(data_dir)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let report = ledger::verify(&conn)?;
     let t = &report.totals;

@@ -66,6 +66,9 @@ impl RunningJob {
 pub(super) struct Session {
     pub(super) id: u64,
     pub(super) outbox: SessionTx,
+    /// When its `hello` was accepted: in a run of replacements, a session younger
+    /// than `rules::sessions::MIN_SESSION_AGE` is not replaced.
+    pub(super) since: Instant,
 }
 
 /// What decides which queued jobs a worker may run (`WorkerState::reach`): whose, and
@@ -130,6 +133,13 @@ pub(super) struct WorkerState {
     pub(super) standing: Standing,
     /// Its results waiting for a replica to confirm them.
     pub(super) pending: u64,
+    /// Connections with its token that replaced or tried to replace a live one since
+    /// this was last logged, and when that was (logged once per
+    /// `rules::sessions::REPLACEMENT_LOG_EVERY`, with the count).
+    pub(super) replacements: u32,
+    pub(super) replacements_logged_at: Option<Instant>,
+    /// When a newer connection last replaced its session.
+    pub(super) last_replaced_at: Option<Instant>,
 }
 
 impl WorkerState {
@@ -151,6 +161,9 @@ impl WorkerState {
             revoked: false,
             standing: Standing::default(),
             pending: 0,
+            replacements: 0,
+            replacements_logged_at: None,
+            last_replaced_at: None,
         }
     }
 

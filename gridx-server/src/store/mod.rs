@@ -4,6 +4,7 @@
 
 pub mod jobs;
 pub mod ledger;
+pub mod lock;
 pub mod reader;
 pub mod schema;
 #[cfg(test)]
@@ -22,11 +23,16 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("schema migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("{}: {source}", path.display())]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{}: permission denied: this user may read the store but not write it; run as the store's owner",
+        .0.display()
+    )]
+    NotWritable(PathBuf),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -66,12 +72,30 @@ pub fn open_writer(data_dir: &Path) -> StoreResult<Connection> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(data_dir_error(e)),
     }
-    let mut conn = Connection::open(database)?;
+    let mut conn = Connection::open(&database)?;
+    // SQLite opens a file this user may not write read-only, and fails only at the
+    // first write ("attempt to write a readonly database"): refuse it now, by name.
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(StoreError::NotWritable(database));
+    }
     configure(&conn)?;
     // WAL lets readers (the API, admin commands, backups) run while the queue writes.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     schema::migrations().to_latest(&mut conn)?;
     Ok(conn)
+}
+
+/// Opens the store for the one coordinator that may serve it: takes its lock
+/// ([`lock::ServeLock`], held as long as the returned guard lives), then the write
+/// connection.
+pub fn open_for_serving(data_dir: &Path) -> StoreResult<(lock::ServeLock, Connection)> {
+    create_private_dir(data_dir).map_err(|source| StoreError::DataDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    let guard = lock::ServeLock::acquire(data_dir)?;
+    let conn = open_writer(data_dir)?;
+    Ok((guard, conn))
 }
 
 /// Opens a read-only connection to an existing store.
@@ -82,6 +106,53 @@ pub fn open_reader(data_dir: &Path) -> StoreResult<Connection> {
     )?;
     configure(&conn)?;
     Ok(conn)
+}
+
+/// Opens an existing store to read it from an admin command (`ledger verify`)
+/// without leaving anything behind. A store with no `-wal` file has no coordinator
+/// writing it (a stopped one, or a restored backup), so it is opened `immutable`:
+/// SQLite then creates no `-wal` or `-shm` file beside it, which the restore steps
+/// warn about. A store with one is opened read-only in WAL mode, to see what the
+/// running coordinator committed. A missing store is named, not SQLite's
+/// "unable to open database file".
+pub fn open_inspector(data_dir: &Path) -> StoreResult<Connection> {
+    let database = database_path(data_dir);
+    if !database.is_file() {
+        return Err(StoreError::NotFound(format!(
+            "no store at {}; check --data-dir or --config",
+            database.display()
+        )));
+    }
+    let mut wal = database.clone().into_os_string();
+    wal.push("-wal");
+    if PathBuf::from(wal).exists() {
+        return open_reader(data_dir);
+    }
+    let mut uri = url_path(&database);
+    uri.insert_str(0, "file:");
+    uri.push_str("?mode=ro&immutable=1");
+    let conn = Connection::open_with_flags(
+        uri,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// A path as the path part of an SQLite `file:` URI: `%`, `?` and `#` escaped.
+fn url_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn configure(conn: &Connection) -> StoreResult<()> {

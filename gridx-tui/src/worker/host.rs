@@ -12,7 +12,7 @@ use gridx_proto::job::{RunEnd, RunOutcome};
 use gridx_proto::metrics::HostMetrics;
 use gridx_proto::protocol::{
     AdmissionCaps, AssignedJob, Capabilities, CoordinatorMessage, ExecutorKind, JobAttempt,
-    PROTOCOL_VERSION, WorkerMessage,
+    PROTOCOL_VERSION, RejectCode, WorkerMessage,
 };
 use gridx_proto::{JobId, Language, WorkerId};
 use std::collections::HashMap;
@@ -74,7 +74,23 @@ pub struct HostOptions {
 pub enum HostError {
     #[error(transparent)]
     Link(#[from] LinkError),
+    /// Another process keeps taking this worker's connection: two hosts share one
+    /// token (docs/worker.md).
+    #[error(
+        "another process is using this worker token: the coordinator replaced this connection {count} times in {window_s} s ({last}); each worker host needs its own token: ask the operator for one (`gridx-server worker add`)"
+    )]
+    TokenShared {
+        count: usize,
+        window_s: u64,
+        last: String,
+    },
 }
+
+/// Replacements of this worker's connection by a newer one with the same token
+/// within [`REPLACED_WINDOW`] that make the host give up: past a few, it is not a
+/// reconnect of this host racing its own old connection but another host.
+const REPLACED_LIMIT: usize = 3;
+const REPLACED_WINDOW: Duration = Duration::from_secs(120);
 
 /// Why the host stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +123,8 @@ pub struct WorkerHost {
     running: HashMap<JobAttempt, Running>,
     /// Reports not yet delivered (bounded by the slots: no job starts while offline).
     unsent: Vec<WorkerMessage>,
+    /// When newer connections with this token replaced this host's lately.
+    replaced: Vec<tokio::time::Instant>,
     updates_tx: mpsc::UnboundedSender<JobUpdate>,
     updates_rx: mpsc::UnboundedReceiver<JobUpdate>,
     /// This host is shutting down: no new jobs, exit once the running ones report.
@@ -177,6 +195,7 @@ impl WorkerHost {
             admission,
             running: HashMap::new(),
             unsent: Vec::new(),
+            replaced: Vec::new(),
             updates_tx,
             updates_rx,
             draining: false,
@@ -289,6 +308,31 @@ impl WorkerHost {
                 SessionEnd::Fatal(e) => {
                     self.stop_all(StopReason::Shutdown).await;
                     return Err(e.into());
+                }
+                SessionEnd::Replaced(message) => {
+                    let now = tokio::time::Instant::now();
+                    self.replaced.retain(|at| now.duration_since(*at) < REPLACED_WINDOW);
+                    self.replaced.push(now);
+                    let count = self.replaced.len();
+                    if count >= REPLACED_LIMIT {
+                        self.stop_all(StopReason::Shutdown).await;
+                        return Err(HostError::TokenShared {
+                            count,
+                            window_s: REPLACED_WINDOW.as_secs(),
+                            last: message,
+                        });
+                    }
+                    // Back off harder each time: the other host keeps its connection
+                    // meanwhile, instead of the two taking it from each other
+                    // thousands of times a second.
+                    let delay = Duration::from_secs(1 << (count - 1).min(5));
+                    tracing::warn!(%message, count, retry_in_s = delay.as_secs(), "this connection was replaced by another with the same token");
+                    self.emit(WorkerEvent::Disconnected {
+                        reason: message,
+                        retry_in: Some(delay),
+                    });
+                    self.wait_offline(delay, &mut shutdown, &mut shutdown_at)
+                        .await;
                 }
                 SessionEnd::Lost(reason) => {
                     tracing::warn!(%reason, "lost the coordinator; reconnecting");
@@ -567,6 +611,9 @@ impl WorkerHost {
                 None
             }
             CoordinatorMessage::Reject { code, message } => {
+                if code == RejectCode::Replaced {
+                    return Some(SessionEnd::Replaced(message));
+                }
                 let error = LinkError::Rejected { code, message };
                 if error.is_retryable() {
                     Some(SessionEnd::Lost(error.to_string()))
@@ -651,6 +698,8 @@ impl WorkerHost {
 enum SessionEnd {
     Done,
     Lost(String),
+    /// A newer connection with this worker's token replaced this one.
+    Replaced(String),
     Fatal(LinkError),
 }
 

@@ -11,7 +11,41 @@ use gridx_proto::protocol::{
 use gridx_proto::{JobId, JobStatus, WorkerId};
 use rusqlite::Connection;
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The youngest session a newer connection with the same token may replace.
+pub(in crate::queue) const MIN_SESSION_AGE: Duration = Duration::from_secs(1);
+/// How often replacements of one worker's connection are logged (with their count).
+pub(in crate::queue) const REPLACEMENT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A worker's self-chosen name for a message: bounded, without control characters.
+fn printable(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect()
+}
+
+impl WorkerState {
+    /// Counts a replacement (done or refused) and logs the count at most once per
+    /// [`REPLACEMENT_LOG_EVERY`], instead of a line per reconnect.
+    fn note_replacement(&mut self, id: WorkerId) {
+        self.replacements += 1;
+        let due = self
+            .replacements_logged_at
+            .is_none_or(|at| at.elapsed() >= REPLACEMENT_LOG_EVERY);
+        if due {
+            tracing::warn!(
+                worker = %id,
+                name = %printable(&self.name),
+                replacements = self.replacements,
+                "connections with this worker's token keep replacing each other; two hosts may share it"
+            );
+            self.replacements = 0;
+            self.replacements_logged_at = Some(Instant::now());
+        }
+    }
+}
 
 /// How many heartbeats in a row may leave out a leased attempt before it is lost.
 /// One is not enough: a heartbeat can cross the `assign` on the wire.
@@ -31,6 +65,25 @@ impl State {
             )));
         }
         let worker_id = hello.worker_id;
+        if let Some(w) = self.workers.get_mut(&worker_id)
+            && let Some(live) = &w.session
+            && live.since.elapsed() < MIN_SESSION_AGE
+            && w.last_replaced_at.is_some_and(|at| at.elapsed() < REPLACEMENT_LOG_EVERY)
+        {
+            // Two hosts with one token would take the connection from each other as
+            // fast as they can reconnect. One replacement is a host reconnecting over
+            // its own stale connection and always goes through; in a run of them, a
+            // session younger than a second is kept, and the newcomer is told who
+            // holds it.
+            w.note_replacement(worker_id);
+            return Err(StepError::Refused(QueueError::Rejected(
+                RejectCode::Replaced,
+                format!(
+                    "this worker's token is already connected (name={}, for less than a second); a worker token belongs to one host",
+                    w.name
+                ),
+            )));
+        }
         let revoked = users::revoked_among(conn, &[worker_id])?;
         if !revoked.is_empty() {
             return Err(StepError::Refused(QueueError::Rejected(
@@ -58,11 +111,16 @@ impl State {
             .entry(worker_id)
             .or_insert_with(|| WorkerState::new(hello.name.clone(), hello.owner.clone(), None));
         if let Some(old) = worker.session.take() {
+            worker.note_replacement(worker_id);
+            worker.last_replaced_at = Some(Instant::now());
             fx.outbound.push((
                 old.outbox,
                 Outbound::Close(Some((
                     RejectCode::Replaced,
-                    "a newer connection of this worker replaced this one".into(),
+                    format!(
+                        "a newer connection with this worker's token (name={}) replaced this one",
+                        printable(&hello.name)
+                    ),
                 ))),
             ));
         }
@@ -72,6 +130,7 @@ impl State {
         worker.session = Some(Session {
             id: hello.session_id,
             outbox: hello.outbox.clone(),
+            since: Instant::now(),
         });
         worker.last_seen = Instant::now();
         worker.last_seen_wall = Some(now_millis());
