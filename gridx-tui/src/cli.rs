@@ -92,6 +92,10 @@ pub struct WorkerArgs {
     /// Log to stderr instead of opening the dashboard.
     #[arg(long)]
     pub headless: bool,
+    /// Read the worker token from FILE (owner-only, e.g. mode 600), so that it shows
+    /// neither in `ps` nor in the environment; overrides GRIDX_WORKER_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Label shown in the dashboard ([A-Za-z0-9_-]{1,64}); default: the host name.
     #[arg(long)]
     pub name: Option<String>,
@@ -232,6 +236,19 @@ mod tests {
             Some(Command::Console(ConsoleCommand::Submit(_)))
         ));
         assert!(Cli::try_parse_from(["gridx-tui", "worker", "--executor", "podman"]).is_err());
+    }
+
+    #[test]
+    fn the_worker_takes_a_token_file() {
+        let cli = Cli::try_parse_from(["gridx-tui", "worker", "--token-file", "/etc/gridx/token"])
+            .unwrap();
+        let Some(Command::Worker(args)) = cli.command else {
+            panic!("not the worker command");
+        };
+        assert_eq!(
+            args.token_file.as_deref(),
+            Some(std::path::Path::new("/etc/gridx/token"))
+        );
     }
 
     #[test]

@@ -291,8 +291,13 @@ pub async fn worker(
         init_file_logging();
     }
     let w = &mut config.worker;
-    if let Some(token) = &global.token {
-        w.token = Some(token.clone());
+    match (&global.token, &args.token_file) {
+        (Some(_), Some(_)) => {
+            bail!("give the worker token once: --token or --token-file, not both")
+        }
+        (Some(token), None) => w.token = Some(token.clone()),
+        (None, Some(path)) => w.token = Some(crate::token_file::read_token_file(path)?),
+        (None, None) => {}
     }
     if let Some(name) = args.name {
         w.name = Some(
@@ -347,7 +352,7 @@ pub async fn worker(
     let endpoint = Endpoint::new(&w.server, w.ca_cert.as_deref(), w.allow_insecure)?;
     let Some(token) = w.token.clone() else {
         bail!(
-            "no worker token: pass --token or set GRIDX_WORKER_TOKEN (an operator issues one with `gridx-server worker add --owner YOU`)"
+            "no worker token: pass --token-file FILE or set GRIDX_WORKER_TOKEN (an operator issues one with `gridx-server worker add --owner YOU`)"
         );
     };
     let name = w.name.clone().unwrap_or_else(default_worker_name);

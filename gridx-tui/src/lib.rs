@@ -11,5 +11,6 @@ pub mod demo;
 pub mod inert;
 pub mod launch;
 pub mod repl;
+pub mod token_file;
 pub mod ui;
 pub mod worker;

@@ -10,6 +10,7 @@ mod ledger;
 mod manpages;
 mod output;
 mod serve;
+mod store_level;
 mod tls;
 mod users;
 mod workers;
@@ -49,6 +50,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 config.server.tls.key = Some(key);
             }
             config.validate()?;
+            // Before binding: a refused store must not first say `listening on`.
+            store_level::refuse_newer_store(&data_dir)?;
             serve::serve(config, data_dir)
         }
         Command::Tls(TlsCommand::SelfSigned { hosts, out, force }) => {
@@ -58,9 +61,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::User(cmd) => {
             let (config, data_dir) = configured()?;
+            store_level::refuse_newer_store(&data_dir)?;
             users::user(cmd, &config, &data_dir, json)
         }
-        Command::Worker(cmd) => workers::worker(cmd, &configured()?.1, json),
+        Command::Worker(cmd) => {
+            let data_dir = configured()?.1;
+            store_level::refuse_newer_store(&data_dir)?;
+            workers::worker(cmd, &data_dir, json)
+        }
         Command::Backup { file } => backup::backup(&configured()?.1, &file),
         Command::Ledger(LedgerCommand::Verify) => ledger::verify(&configured()?.1, json),
         Command::Completions { shell } => completions::print(shell),

@@ -39,6 +39,34 @@ fn warn_if_exposed(data_dir: &Path) {
     }
 }
 
+/// SIGHUP reloads the TLS certificate (`gridx_server::tls`). Without TLS nothing
+/// listens for it, and its default action would end the coordinator at once, without
+/// the graceful shutdown, on a `systemctl reload` (contrib/systemd/gridx-server.service
+/// has `ExecReload`); systemd counts an exit by SIGHUP as clean, so `Restart=on-failure`
+/// would not even bring it back. So it is taken here and logged.
+fn ignore_hangup_without_tls(tls: bool) {
+    #[cfg(unix)]
+    if !tls {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangup) => {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        tracing::info!(
+                            "SIGHUP received; no TLS certificate to reload, nothing to do"
+                        );
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; a SIGHUP would stop the coordinator")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
+}
+
 pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
     init_logging(config.server.log_format);
     warn_if_exposed(&data_dir);
@@ -52,7 +80,10 @@ pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
     if let (Some(cert), Some(key)) = (&config.server.tls.cert, &config.server.tls.key) {
         gridx_server::tls::load_pair(cert, key).context("the TLS certificate")?;
     }
+    let tls = config.server.tls.cert.is_some();
     runtime.block_on(async move {
+        // Before `listening on`: from then on a service manager may send SIGHUP.
+        ignore_hangup_without_tls(tls);
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
