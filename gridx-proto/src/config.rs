@@ -400,7 +400,11 @@ impl GridxConfig {
                 message,
             };
             match key {
-                "GRIDX_LISTEN" => self.server.listen = value.to_owned(),
+                "GRIDX_LISTEN" => {
+                    // Checked here too, so the message names the variable.
+                    check_listen(value).map_err(bad)?;
+                    self.server.listen = value.to_owned();
+                }
                 "GRIDX_DATA_DIR" => self.server.data_dir = Some(PathBuf::from(value)),
                 "GRIDX_LOG_FORMAT" => {
                     self.server.log_format = match value {
@@ -593,7 +597,9 @@ pub fn check_listen(listen: &str) -> Result<(), String> {
     }
     match port.parse::<u16>() {
         Ok(_) => Ok(()),
-        Err(_) => Err(format!("{shown:?} has no valid port (0 to 65535); {expected}")),
+        Err(_) => Err(format!(
+            "{shown:?} has no valid port (0 to 65535); {expected}"
+        )),
     }
 }
 
@@ -684,7 +690,10 @@ mod tests {
         ] {
             let err = check_listen(bad).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");
-            assert!(err.contains("expected HOST:PORT, e.g. 0.0.0.0:8420"), "{bad}: {err}");
+            assert!(
+                err.contains("expected HOST:PORT, e.g. 0.0.0.0:8420"),
+                "{bad}: {err}"
+            );
         }
         // The file and GRIDX_LISTEN both go through validate.
         let err = GridxConfig::from_toml_str("[server]\nlisten = \"0.0.0.0\"").unwrap_err();
@@ -693,6 +702,7 @@ mod tests {
             .apply_env([("GRIDX_LISTEN", "http://0.0.0.0:8420")])
             .unwrap_err();
         assert!(err.to_string().contains("expected HOST:PORT"), "{err}");
+        assert!(err.to_string().contains("GRIDX_LISTEN"), "{err}");
     }
 
     #[test]

@@ -51,9 +51,7 @@ pub enum ClientError {
 impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
-            ClientError::Api { status, .. } | ClientError::Foreign { status, .. } => {
-                Some(*status)
-            }
+            ClientError::Api { status, .. } | ClientError::Foreign { status, .. } => Some(*status),
             _ => None,
         }
     }

@@ -93,7 +93,10 @@ impl Address {
         let rest = rest.trim_end_matches('/');
         // The API's paths all start with /v1, so an address copied from one
         // (`http://host:8420/v1`) means the coordinator's root.
-        let rest = rest.strip_suffix("/v1").unwrap_or(rest).trim_end_matches('/');
+        let rest = rest
+            .strip_suffix("/v1")
+            .unwrap_or(rest)
+            .trim_end_matches('/');
         if rest.is_empty() {
             return Err(bad());
         }
