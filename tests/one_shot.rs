@@ -76,6 +76,22 @@ async fn one_shot_commands_work_end_to_end() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(text(&out.stderr), "oops\n");
 
+    // A timeout's 124 says so on stderr, so it is not taken for the program's own 124.
+    let out = tokio::task::block_in_place(|| {
+        gridx(
+            grid_ref,
+            &alice,
+            &["submit", "-", "--lang", "bash", "--timeout", "1", "--wait"],
+            Some("sleep 5"),
+        )
+    });
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(" timed out after 1 s (exit 124)"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // Without --wait: the id alone on stdout.
     let out = tokio::task::block_in_place(|| {
         gridx(
@@ -100,6 +116,41 @@ async fn one_shot_commands_work_end_to_end() {
     });
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(list["jobs"].as_array().map(Vec::len), Some(2));
+    // The next page, as the table's last line tells: `jobs --before ID`.
+    let next = list["next"].as_u64().expect("more jobs than a page of 2");
+    let out =
+        tokio::task::block_in_place(|| gridx(grid_ref, &alice, &["jobs", "--limit", "2"], None));
+    assert!(
+        text(&out.stdout).contains(&format!("more before job {next}: jobs --before {next}")),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = tokio::task::block_in_place(|| {
+        gridx(
+            grid_ref,
+            &alice,
+            &[
+                "--json",
+                "jobs",
+                "--limit",
+                "2",
+                "--before",
+                &next.to_string(),
+            ],
+            None,
+        )
+    });
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let ids: Vec<u64> = page["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["job_id"].as_u64())
+        .collect();
+    assert!(
+        !ids.is_empty() && ids.iter().all(|id| *id < next),
+        "{ids:?} before {next}"
+    );
     let out = tokio::task::block_in_place(|| gridx(grid_ref, &alice, &["balance"], None));
     assert!(
         text(&out.stdout).starts_with("alice: "),

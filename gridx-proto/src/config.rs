@@ -322,10 +322,13 @@ pub enum ConfigError {
     Toml(String),
     #[error("cannot read config file {path}: {message}")]
     Read { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
+    /// The file's name before what was wrong in it. `error` is part of the message
+    /// and deliberately not a `source()`: printers walk the source chain, and a
+    /// source that is also in the message would be printed twice.
+    #[error("{path}: {error}")]
     InFile {
         path: PathBuf,
-        source: Box<ConfigError>,
+        error: Box<ConfigError>,
     },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
@@ -358,7 +361,7 @@ impl GridxConfig {
             Some(path) => match read(&path) {
                 Ok(text) => GridxConfig::from_toml_str(&text).map_err(|e| ConfigError::InFile {
                     path: path.clone(),
-                    source: Box::new(e),
+                    error: Box::new(e),
                 })?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
                     GridxConfig::default()
@@ -397,7 +400,11 @@ impl GridxConfig {
                 message,
             };
             match key {
-                "GRIDX_LISTEN" => self.server.listen = value.to_owned(),
+                "GRIDX_LISTEN" => {
+                    // Checked here too, so the message names the variable.
+                    check_listen(value).map_err(bad)?;
+                    self.server.listen = value.to_owned();
+                }
                 "GRIDX_DATA_DIR" => self.server.data_dir = Some(PathBuf::from(value)),
                 "GRIDX_LOG_FORMAT" => {
                     self.server.log_format = match value {
@@ -446,6 +453,7 @@ impl GridxConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        check_listen(&s.listen).map_err(|m| ConfigError::Invalid(format!("server.listen: {m}")))?;
         if s.heartbeat_s == 0 {
             return invalid("server.heartbeat_s must be at least 1");
         }
@@ -564,6 +572,37 @@ impl GridxConfig {
     }
 }
 
+/// The coordinator's listen address: `HOST:PORT` as a socket binds it (`0.0.0.0:8420`,
+/// `[::]:8420`, `localhost:8420`), not a URL and not a bare host, both of which the
+/// bind would refuse with a message that does not say what was expected.
+pub fn check_listen(listen: &str) -> Result<(), String> {
+    let shown: String = listen.chars().take(80).collect();
+    let expected = "expected HOST:PORT, e.g. 0.0.0.0:8420 or 127.0.0.1:8420";
+    if let Some((_, rest)) = listen.split_once("://") {
+        let hint = rest.split('/').next().unwrap_or(rest);
+        return Err(format!(
+            "{shown:?} is a URL; {expected} (here perhaps {hint:?}): the coordinator picks http or https from --tls-cert/--tls-key"
+        ));
+    }
+    let Some((host, port)) = listen.rsplit_once(':') else {
+        return Err(format!("{shown:?} has no port; {expected}"));
+    };
+    // An IPv6 host is bracketed; unbracketed colons (`::1`) mean the port is missing.
+    let host_ok = match host.strip_prefix('[') {
+        Some(v6) => v6.len() > 1 && v6.ends_with(']'),
+        None => !host.is_empty() && !host.contains(':'),
+    };
+    if !host_ok {
+        return Err(format!("{shown:?} is not a host and a port; {expected}"));
+    }
+    match port.parse::<u16>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!(
+            "{shown:?} has no valid port (0 to 65535); {expected}"
+        )),
+    }
+}
+
 /// A Docker runtime name as engines register them (`runsc`, `io.containerd.runc.v2`):
 /// 1 to 64 of `A-Z a-z 0-9 . _ -`. Whether the engine has it is checked at start.
 pub fn check_docker_runtime(name: &str) -> Result<(), String> {
@@ -624,6 +663,61 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("f.toml: "), "{err}");
+    }
+
+    #[test]
+    fn listen_is_host_and_port() {
+        for ok in [
+            "127.0.0.1:8420",
+            "0.0.0.0:0",
+            "[::]:8420",
+            "[::1]:1",
+            "localhost:8420",
+            "a:1",
+        ] {
+            assert_eq!(check_listen(ok), Ok(()), "{ok}");
+        }
+        for (bad, says) in [
+            ("0.0.0.0", "has no port"),
+            ("localhost", "has no port"),
+            ("::1", "not a host and a port"),
+            ("", "has no port"),
+            (":8420", "not a host and a port"),
+            ("0.0.0.0:http", "no valid port"),
+            ("0.0.0.0:70000", "no valid port"),
+            ("http://0.0.0.0:8420", "is a URL"),
+            ("https://0.0.0.0:8420/", "is a URL"),
+        ] {
+            let err = check_listen(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+            assert!(
+                err.contains("expected HOST:PORT, e.g. 0.0.0.0:8420"),
+                "{bad}: {err}"
+            );
+        }
+        // The file and GRIDX_LISTEN both go through validate.
+        let err = GridxConfig::from_toml_str("[server]\nlisten = \"0.0.0.0\"").unwrap_err();
+        assert!(err.to_string().contains("server.listen"), "{err}");
+        let err = GridxConfig::default()
+            .apply_env([("GRIDX_LISTEN", "http://0.0.0.0:8420")])
+            .unwrap_err();
+        assert!(err.to_string().contains("expected HOST:PORT"), "{err}");
+        assert!(err.to_string().contains("GRIDX_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn a_file_error_is_its_own_message_and_not_again_its_source() {
+        use std::error::Error as _;
+        let bad = |_: &std::path::Path| Ok("[server]\nlisten = 5".to_owned());
+        let err = GridxConfig::load(
+            Some(std::path::Path::new("f.toml")),
+            None,
+            bad,
+            Vec::<(String, String)>::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+        assert!(err.source().is_none(), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod language;
 pub mod limits;
 pub mod metrics;
 pub mod protocol;
+pub mod report;
 pub mod time_fmt;
 
 pub use credits::Credits;

@@ -19,9 +19,13 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            let lines = gridx_proto::report::chain_lines(err.chain().map(|e| e.to_string()));
+            for (i, line) in lines.iter().enumerate() {
+                if i == 0 {
+                    eprintln!("error: {line}");
+                } else {
+                    eprintln!("  caused by: {line}");
+                }
             }
             ExitCode::FAILURE
         }

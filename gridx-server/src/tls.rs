@@ -21,10 +21,11 @@ pub const RELOAD_CHECK: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {}: {source}", path.display())]
+    /// `error` is in the message, so it is not also a `source()` (printed twice).
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display())]
     NoCertificate { path: PathBuf },
@@ -57,9 +58,9 @@ fn provider() -> Arc<CryptoProvider> {
 /// certificate.
 pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| TlsError::Read {
+        std::fs::read(path).map_err(|error| TlsError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })
     };
     let cert_pem = read(cert)?;

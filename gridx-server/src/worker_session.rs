@@ -601,7 +601,7 @@ async fn handshake(socket: &mut Socket, state: &AppState, peer: IpAddr) -> Resul
         let _ = state.limits.failed(peer, None);
         return Err(End::reject(
             RejectCode::Revoked,
-            "this worker's token was revoked",
+            "this worker's token was revoked by the operator",
         ));
     }
 

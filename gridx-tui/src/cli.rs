@@ -189,25 +189,61 @@ pub fn load_config(global: &Global) -> Result<GridxConfig> {
     Ok(config)
 }
 
+/// The warning for a client or worker left on the default address while the same
+/// config file moved the coordinator: the example config copied whole keeps
+/// `[client]`/`[worker]` at 127.0.0.1:8420 after `server.listen` changes. `None`
+/// when the default still reaches that listener (port 8420 on this machine's loopback
+/// or every address).
+pub fn default_server_warning(config: &GridxConfig, section: &str, server: &str) -> Option<String> {
+    let defaults = GridxConfig::default();
+    let listen = config.server.listen.as_str();
+    if server != defaults.client.server || listen == defaults.server.listen {
+        return None;
+    }
+    let reached = listen.rsplit_once(':').is_some_and(|(host, port)| {
+        port == "8420" && ["127.0.0.1", "0.0.0.0", "localhost", "[::]"].contains(&host)
+    });
+    (!reached).then(|| {
+        format!(
+            "warning: connecting to {server}, the default, but server.listen is {listen}; \
+             set [{section}] server (or --server, GRIDX_SERVER) to the coordinator's address"
+        )
+    })
+}
+
 /// Runs one parsed command line. Only the commands that need it load the config:
 /// completions and man pages come from the grammar alone, so a broken config file or
 /// a missing home directory cannot stop them.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     use crate::launch;
     let global = &cli.global;
-    let config = || load_config(global);
-    match cli.command {
-        None => launch::dashboard(config()?).await,
-        Some(Command::Worker(args)) => launch::worker(config()?, global, args).await,
-        Some(Command::Repl) => launch::repl(config()?).await,
-        Some(Command::Demo) => launch::demo(config()?).await,
-        Some(Command::Images(ImagesCommand::Build { force })) => {
-            launch::images_build(&config()?, force).await
+    // Warned once here, for the commands that connect, before anything else prints.
+    let config = |section: &str| {
+        let config = load_config(global)?;
+        let server = match section {
+            "worker" => &config.worker.server,
+            _ => &config.client.server,
+        };
+        if let Some(warning) = default_server_warning(&config, section, server) {
+            eprintln!("{warning}");
         }
-        Some(Command::HostInfo) => launch::host_info(&config()?, global.json).await,
+        Ok::<_, color_eyre::eyre::Report>(config)
+    };
+    let quiet = || load_config(global);
+    match cli.command {
+        None => launch::dashboard(config("client")?).await,
+        Some(Command::Worker(args)) => launch::worker(config("worker")?, global, args).await,
+        Some(Command::Repl) => launch::repl(config("client")?).await,
+        Some(Command::Demo) => launch::demo(quiet()?).await,
+        Some(Command::Images(ImagesCommand::Build { force })) => {
+            launch::images_build(&quiet()?, force).await
+        }
+        Some(Command::HostInfo) => launch::host_info(&quiet()?, global.json).await,
         Some(Command::Completions { shell }) => launch::completions(shell),
         Some(Command::Man { out }) => launch::man_pages(out.as_deref()),
-        Some(Command::Console(command)) => launch::one_shot(config()?, command, global.json).await,
+        Some(Command::Console(command)) => {
+            launch::one_shot(config("client")?, command, global.json).await
+        }
     }
 }
 
@@ -268,6 +304,32 @@ mod tests {
             Some(std::path::Path::new("/ca.pem"))
         );
         assert!(cli.global.insecure);
+    }
+
+    #[test]
+    fn a_default_server_with_a_moved_listener_is_warned_of() {
+        let moved = |listen: &str| {
+            GridxConfig::from_toml_str(&format!("[server]\nlisten = \"{listen}\"")).unwrap()
+        };
+        let default = "http://127.0.0.1:8420";
+        let warning = default_server_warning(&moved("0.0.0.0:9000"), "client", default).unwrap();
+        assert!(
+            warning.contains("server.listen is 0.0.0.0:9000"),
+            "{warning}"
+        );
+        assert!(warning.contains("[client] server"), "{warning}");
+        assert!(default_server_warning(&moved("10.0.0.5:8420"), "worker", default).is_some());
+        // The default still reaches these, or the address was set: no warning.
+        for quiet in ["127.0.0.1:8420", "0.0.0.0:8420", "[::]:8420"] {
+            assert_eq!(
+                default_server_warning(&moved(quiet), "client", default),
+                None
+            );
+        }
+        assert_eq!(
+            default_server_warning(&moved("0.0.0.0:9000"), "client", "http://grid:9000"),
+            None
+        );
     }
 
     #[test]

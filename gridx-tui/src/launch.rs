@@ -189,7 +189,11 @@ pub async fn one_shot(
                 write_stdout(stdout.as_bytes())?;
                 let stderr = shown_on(&job.stderr, std::io::stderr().is_terminal());
                 let _ = std::io::stderr().write_all(stderr.as_bytes());
-                if let Some(message) = &job.message {
+                if let Some(ending) = commands::run::wait_ending(job) {
+                    // Why our exit code is not the job's own (124: the timeout, not
+                    // the program); it carries the coordinator's message.
+                    eprintln!("gridx-tui: {ending}");
+                } else if let Some(message) = &job.message {
                     // A note for a person, whoever wrote it: inert, pipe or not.
                     eprintln!("[{}: {}]", job.status, inert(message));
                 }

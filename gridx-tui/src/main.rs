@@ -30,9 +30,13 @@ fn main() -> ExitCode {
         Err(err) => {
             // An error may quote the coordinator or a job's message: shown inert.
             let inert = |text: String| gridx_tui::inert::inert_string(text);
-            eprintln!("error: {}", inert(err.to_string()));
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {}", inert(cause.to_string()));
+            let lines = gridx_proto::report::chain_lines(err.chain().map(|e| e.to_string()));
+            for (i, line) in lines.into_iter().enumerate() {
+                if i == 0 {
+                    eprintln!("error: {}", inert(line));
+                } else {
+                    eprintln!("  caused by: {}", inert(line));
+                }
             }
             ExitCode::FAILURE
         }

@@ -27,6 +27,17 @@ pub enum ClientError {
     Tls { url: String, message: String },
     #[error("unexpected answer from the coordinator: {0}")]
     Decode(String),
+    /// An answer that is not the API's JSON (an HTML page, an empty body): most often
+    /// the address of something else, so the error asks rather than pastes the page.
+    #[error("{what} from {url}{detail}; is this a Grid-X coordinator?")]
+    Foreign {
+        status: u16,
+        /// `HTTP 404 Not Found`, or for a success `an answer that is not JSON`.
+        what: String,
+        url: String,
+        /// ` with no body`, or ` (1234 bytes, starting "<!DOCTYPE html>…")`.
+        detail: String,
+    },
     #[error(
         "no API token: pass --token or set GRIDX_TOKEN (an operator creates one with `gridx-server user add`)"
     )]
@@ -40,7 +51,7 @@ pub enum ClientError {
 impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
-            ClientError::Api { status, .. } => Some(*status),
+            ClientError::Api { status, .. } | ClientError::Foreign { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -54,6 +65,21 @@ pub struct ApiClient {
     token: Option<String>,
     /// First pause before a submit is sent again; about doubles each time.
     resend_delay: Duration,
+}
+
+/// A body that is not the API's, described without pasting it: its size and the
+/// start of its first line, quoted (escapes stay escapes).
+fn body_detail(bytes: &[u8]) -> String {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return " with no body".into();
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let first = text.trim_start().lines().next().unwrap_or_default();
+    let mut start: String = first.chars().take(40).collect();
+    if start.len() < text.trim().len() {
+        start.push('…');
+    }
+    format!(" ({} bytes, starting {start:?})", bytes.len())
 }
 
 /// 128 random bits as hex: unique per submit without coordination.
@@ -127,14 +153,32 @@ impl ApiClient {
         &self,
         builder: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
+        let url = builder
+            .try_clone()
+            .and_then(|b| b.build().ok())
+            .map(|r| r.url().to_string())
+            .unwrap_or_else(|| self.base.clone());
         let bytes = self.send_raw(builder).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() {
+                // JSON, but not the shape this client knows: a version mismatch.
+                ClientError::Decode(e.to_string())
+            } else {
+                ClientError::Foreign {
+                    status: 200,
+                    what: "an answer that is not JSON".into(),
+                    url,
+                    detail: body_detail(&bytes),
+                }
+            }
+        })
     }
 
     /// The body of a successful answer as it came; an error answer as `Api`.
     async fn send_raw(&self, builder: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
         let response = builder.send().await.map_err(|e| self.network_error(&e))?;
         let status = response.status();
+        let url = response.url().to_string();
         let bytes = response.bytes().await.map_err(|e| self.network_error(&e))?;
         if status.is_success() {
             Ok(bytes.into())
@@ -145,10 +189,11 @@ impl ApiClient {
                     code: body.error.code.as_str().to_owned(),
                     message: body.error.message,
                 }),
-                Err(_) => Err(ClientError::Api {
+                Err(_) => Err(ClientError::Foreign {
                     status: status.as_u16(),
-                    code: "http_error".into(),
-                    message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                    what: format!("HTTP {status}"),
+                    url,
+                    detail: body_detail(&bytes),
                 }),
             }
         }
@@ -335,6 +380,51 @@ mod tests {
             Some(first.as_str()),
             "the resend reuses it"
         );
+    }
+
+    /// A one-request HTTP server that answers `answer` and returns the request line.
+    async fn answer_once(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = stream.read(&mut buf).await.unwrap();
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+            request.lines().next().unwrap_or_default().to_owned()
+        });
+        (addr.to_string(), server)
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_is_not_the_apis_asks_whether_this_is_a_coordinator() {
+        let page = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 48\r\nConnection: close\r\n\r\n<!DOCTYPE html>\n<html><body>\x1b[2Jhi</body></html>";
+        let (addr, server) = answer_once(page).await;
+        // HOST:PORT without a scheme is http://HOST:PORT.
+        let endpoint = crate::client::Endpoint::new(&addr, None, false).unwrap();
+        let client = ApiClient::new(endpoint, Some("gxu_x".into())).unwrap();
+        let err = client.job(JobId(5)).await.unwrap_err().to_string();
+        assert!(err.contains("is this a Grid-X coordinator?"), "{err}");
+        assert!(err.contains(&format!("http://{addr}/v1/jobs/5")), "{err}");
+        assert!(err.contains("starting \"<!DOCTYPE html>…\""), "{err}");
+        assert!(!err.contains("<body>") && !err.contains('\x1b'), "{err}");
+        assert_eq!(server.await.unwrap(), "GET /v1/jobs/5 HTTP/1.1");
+
+        let empty = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (addr, server) = answer_once(empty).await;
+        // An address ending in /v1 is the coordinator's root: not /v1/v1/jobs.
+        let endpoint =
+            crate::client::Endpoint::new(&format!("http://{addr}/v1/"), None, false).unwrap();
+        let client = ApiClient::new(endpoint, Some("gxu_x".into())).unwrap();
+        let err = client.job(JobId(5)).await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "HTTP 404 Not Found from http://{addr}/v1/jobs/5 with no body; is this a Grid-X coordinator?"
+            )
+        );
+        assert_eq!(server.await.unwrap(), "GET /v1/jobs/5 HTTP/1.1");
     }
 
     #[test]

@@ -91,6 +91,12 @@ impl Address {
             None => (false, trimmed),
         };
         let rest = rest.trim_end_matches('/');
+        // The API's paths all start with /v1, so an address copied from one
+        // (`http://host:8420/v1`) means the coordinator's root.
+        let rest = rest
+            .strip_suffix("/v1")
+            .unwrap_or(rest)
+            .trim_end_matches('/');
         if rest.is_empty() {
             return Err(bad());
         }
@@ -391,6 +397,8 @@ mod tests {
         let e = plain(" http://127.0.0.1:8420/ ", false).unwrap();
         assert_eq!(e.base_url(), "http://127.0.0.1:8420");
         assert_eq!(e.ws_url("/v1/events"), "ws://127.0.0.1:8420/v1/events");
+        let e = plain("127.0.0.1:8420/v1/", false).unwrap();
+        assert_eq!(e.base_url(), "http://127.0.0.1:8420");
         let e = plain("ws://localhost:1", false).unwrap();
         assert_eq!(e.base_url(), "http://localhost:1");
         let e = Endpoint::new("wss://grid.example/", None, false).unwrap();

@@ -36,9 +36,12 @@ pub enum ConsoleCommand {
         /// Only jobs in this state (queued, running, succeeded, failed, timed_out, cancelled, error).
         #[arg(long)]
         status: Option<JobStatus>,
-        /// How many.
+        /// How many (at most 500).
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Only jobs older than this one: the next page, as `more before job ID` says.
+        #[arg(long, value_name = "ID")]
+        before: Option<JobId>,
         /// Everyone's jobs (admins only).
         #[arg(long)]
         all: bool,
@@ -243,9 +246,20 @@ mod tests {
             Some(ConsoleCommand::Jobs {
                 status: Some(JobStatus::Running),
                 limit: 5,
+                before: None,
                 all: false
             })
         );
+        assert_eq!(
+            parse_line("jobs --before 4").unwrap(),
+            Some(ConsoleCommand::Jobs {
+                status: None,
+                limit: 20,
+                before: Some(JobId(4)),
+                all: false
+            })
+        );
+        assert!(parse_line("jobs --before four").is_err());
         assert_eq!(parse_line("exit").unwrap(), Some(ConsoleCommand::Quit));
         assert_eq!(
             parse_line("output 7 --stderr").unwrap(),

@@ -101,7 +101,7 @@ fn lines(outcome: &Outcome) -> Vec<String> {
                 lines.push("(no jobs)".into());
             }
             if let Some(next) = list.next {
-                lines.push(format!("more before job {next}"));
+                lines.push(format!("more before job {next}: jobs --before {next}"));
             }
             lines
         }

@@ -155,11 +155,16 @@ pub async fn run(
                 raw,
             })
         }
-        ConsoleCommand::Jobs { status, limit, all } => {
+        ConsoleCommand::Jobs {
+            status,
+            limit,
+            before,
+            all,
+        } => {
             let query = JobListQuery {
                 status,
                 limit: Some(limit),
-                before: None,
+                before,
                 all: all.then_some(true),
             };
             Ok(Outcome::Jobs(client.jobs(&query).await?))
@@ -184,5 +189,70 @@ pub fn exit_code_of(job: &JobView) -> i32 {
         Cancelled => 130,
         Error => 125,
         Queued | Running => 1,
+    }
+}
+
+/// Why `submit --wait` ended with a code the job did not exit with, for stderr: a
+/// timeout's 124 must not read as the program's own 124. `None` when the job exited
+/// by itself, its code being the answer. The coordinator's message is inert.
+pub fn wait_ending(job: &JobView) -> Option<String> {
+    use gridx_proto::JobStatus::*;
+    let id = job.job_id;
+    let why = || {
+        job.message
+            .as_deref()
+            .map(|m| format!(": {}", crate::inert::inert_string(m.to_owned())))
+            .unwrap_or_default()
+    };
+    let code = exit_code_of(job);
+    Some(match job.status {
+        Succeeded => return None,
+        Failed if job.exit_code.is_some() => return None,
+        Failed => format!(
+            "job {id} failed without an exit code{} (exit {code})",
+            why()
+        ),
+        TimedOut => format!("job {id} timed out after {} s (exit {code})", job.timeout_s),
+        Cancelled => format!("job {id} was cancelled (exit {code})"),
+        Error => format!("job {id} ended error{} (exit {code})", why()),
+        Queued | Running => format!("job {id} is still {} (exit {code})", job.status),
+    })
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::wait_ending;
+    use gridx_proto::JobStatus;
+    use gridx_proto::api::JobView;
+
+    fn job(status: JobStatus, exit_code: Option<i32>, message: Option<&str>) -> JobView {
+        let mut job: JobView = serde_json::from_str(include_str!(
+            "../../../gridx-proto/tests/fixtures/job_view.json"
+        ))
+        .expect("the fixture is a job view");
+        job.job_id = gridx_proto::JobId(12);
+        job.timeout_s = 1;
+        job.status = status;
+        job.exit_code = exit_code;
+        job.message = message.map(str::to_owned);
+        job
+    }
+
+    #[test]
+    fn wait_says_why_the_job_ended_when_it_did_not_exit_by_itself() {
+        assert_eq!(wait_ending(&job(JobStatus::Succeeded, Some(0), None)), None);
+        assert_eq!(wait_ending(&job(JobStatus::Failed, Some(124), None)), None);
+        assert_eq!(
+            wait_ending(&job(JobStatus::TimedOut, None, None)).as_deref(),
+            Some("job 12 timed out after 1 s (exit 124)")
+        );
+        assert_eq!(
+            wait_ending(&job(JobStatus::Cancelled, None, None)).as_deref(),
+            Some("job 12 was cancelled (exit 130)")
+        );
+        assert_eq!(
+            wait_ending(&job(JobStatus::Error, None, Some("no quorum\u{1b}[2J"))).as_deref(),
+            Some("job 12 ended error: no quorum^[[2J (exit 125)")
+        );
     }
 }

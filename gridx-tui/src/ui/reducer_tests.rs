@@ -118,6 +118,7 @@ fn read_only_refuses_cancel_and_submit() {
         vec![Effect::RunCommand(ConsoleCommand::Jobs {
             status: None,
             limit: 20,
+            before: None,
             all: false
         })]
     );

@@ -21,7 +21,7 @@ pub const MAX_FRAME: usize = gridx_proto::protocol::DEFAULT_MAX_FRAME_BYTES;
 pub enum LinkError {
     #[error("cannot reach the coordinator at {url}: {message}")]
     Unreachable { url: String, message: String },
-    #[error("the coordinator refused this worker ({code}): {message}")]
+    #[error("the coordinator refused this worker ({code}): {message}{}", next_step(*code))]
     Rejected { code: RejectCode, message: String },
     #[error("the coordinator did not answer the hello within {0} s")]
     NoWelcome(u64),
@@ -31,6 +31,17 @@ pub enum LinkError {
     /// ours it refused (1007, 1003, 1009, 1008), or as it shut down (1001).
     #[error("the coordinator closed the connection ({}): {reason}", describe_close(*.code))]
     Closed { code: u16, reason: String },
+}
+
+/// What the person running a refused worker can do about it, where only someone else
+/// can: the coordinator's message says what happened, this says whom to ask.
+fn next_step(code: RejectCode) -> &'static str {
+    match code {
+        RejectCode::Revoked => {
+            "; ask the operator for a new worker token (`gridx-server worker add`)"
+        }
+        _ => "",
+    }
 }
 
 /// "1007 invalid message" for the codes the protocol names, the bare number else.
@@ -214,6 +225,28 @@ mod tests {
         );
         assert_eq!(url(""), None);
         assert_eq!(url("ftp://x"), None);
+    }
+
+    #[test]
+    fn a_revoked_worker_is_told_to_ask_for_a_new_token() {
+        let revoked = LinkError::Rejected {
+            code: RejectCode::Revoked,
+            message: "this worker's token was revoked by the operator".into(),
+        };
+        assert!(!revoked.is_retryable());
+        assert_eq!(
+            revoked.to_string(),
+            "the coordinator refused this worker (revoked): this worker's token was revoked by the operator; \
+             ask the operator for a new worker token (`gridx-server worker add`)"
+        );
+        let bad = LinkError::Rejected {
+            code: RejectCode::BadToken,
+            message: "unknown worker token".into(),
+        };
+        assert!(
+            !bad.to_string().contains("gridx-server worker add"),
+            "{bad}"
+        );
     }
 
     /// A close after a refused frame is retried (the worker reconnects and keeps

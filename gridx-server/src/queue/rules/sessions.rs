@@ -88,7 +88,7 @@ impl State {
         if !revoked.is_empty() {
             return Err(StepError::Refused(QueueError::Rejected(
                 RejectCode::Revoked,
-                "this worker's token was revoked".into(),
+                "this worker's token was revoked by the operator".into(),
             )));
         }
         // The operator's cap as stored now, so `worker set --max-slots` applies at the
@@ -413,7 +413,7 @@ impl State {
                 "its worker's token was revoked",
                 Some((
                     RejectCode::Revoked,
-                    "this worker's token was revoked".into(),
+                    "this worker's token was revoked by the operator".into(),
                 )),
                 fx,
             )?;
