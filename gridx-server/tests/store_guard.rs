@@ -53,7 +53,10 @@ async fn a_second_serve_on_one_store_is_refused_naming_the_first() {
         stderr.contains(&format!("another coordinator (pid {})", first.id())),
         "{stderr}"
     );
-    assert!(stderr.contains(&dir.path().display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&dir.path().display().to_string()),
+        "{stderr}"
+    );
     // Admin commands still work beside the running coordinator.
     let (code, _, stderr) = admin(dir.path(), &["ledger", "verify"]);
     assert_eq!(code, 0, "{stderr}");
@@ -93,14 +96,21 @@ fn verify_and_backup_of_a_restored_backup_leave_no_wal_or_shm_behind() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, vec!["again.db", "gridx.db"], "nothing else was created");
+    assert_eq!(
+        names,
+        vec!["again.db", "gridx.db"],
+        "nothing else was created"
+    );
 }
 
 #[test]
 fn a_missing_store_is_named_instead_of_sqlites_error_code() {
     let dir = tempfile::tempdir().unwrap();
     let nowhere = dir.path().join("typo");
-    for args in [&["ledger", "verify"][..], &["backup", "/tmp/never-written.db"]] {
+    for args in [
+        &["ledger", "verify"][..],
+        &["backup", "/tmp/never-written.db"],
+    ] {
         let (code, _, stderr) = admin(&nowhere, args);
         assert_eq!(code, 1, "{args:?}: {stderr}");
         assert!(

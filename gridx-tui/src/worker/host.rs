@@ -311,7 +311,8 @@ impl WorkerHost {
                 }
                 SessionEnd::Replaced(message) => {
                     let now = tokio::time::Instant::now();
-                    self.replaced.retain(|at| now.duration_since(*at) < REPLACED_WINDOW);
+                    self.replaced
+                        .retain(|at| now.duration_since(*at) < REPLACED_WINDOW);
                     self.replaced.push(now);
                     let count = self.replaced.len();
                     if count >= REPLACED_LIMIT {

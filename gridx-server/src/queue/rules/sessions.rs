@@ -20,10 +20,7 @@ pub(in crate::queue) const REPLACEMENT_LOG_EVERY: Duration = Duration::from_secs
 
 /// A worker's self-chosen name for a message: bounded, without control characters.
 fn printable(name: &str) -> String {
-    name.chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect()
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 impl WorkerState {
@@ -68,7 +65,8 @@ impl State {
         if let Some(w) = self.workers.get_mut(&worker_id)
             && let Some(live) = &w.session
             && live.since.elapsed() < MIN_SESSION_AGE
-            && w.last_replaced_at.is_some_and(|at| at.elapsed() < REPLACEMENT_LOG_EVERY)
+            && w.last_replaced_at
+                .is_some_and(|at| at.elapsed() < REPLACEMENT_LOG_EVERY)
         {
             // Two hosts with one token would take the connection from each other as
             // fast as they can reconnect. One replacement is a host reconnecting over
