@@ -16,14 +16,18 @@ pub fn refuse_newer_store(data_dir: &Path) -> Result<()> {
     }
     // Read-only: an older binary must not touch (not even switch to WAL) a store it
     // does not understand.
-    let conn = rusqlite::Connection::open_with_flags(
+    // A store this check cannot read (no permission, not a database) is not judged
+    // here: the opener that follows names the path and what is wrong with it.
+    let Ok(conn) = rusqlite::Connection::open_with_flags(
         &database,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .wrap_err_with(|| format!("opening {}", database.display()))?;
-    let found: i64 = conn
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .wrap_err_with(|| format!("reading the schema level of {}", database.display()))?;
+    ) else {
+        return Ok(());
+    };
+    let Ok(found) = conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
+    else {
+        return Ok(());
+    };
     let ahead = schema::migrations()
         .pending_migrations(&conn)
         .wrap_err_with(|| format!("reading the schema level of {}", database.display()))?;
