@@ -1,6 +1,7 @@
 //! Job rules: submit, cancel, and every way a job ends. Status changes go through
 //! `transitions::change_status`, credits through `crate::settlement`.
 
+use super::validation::Mishap;
 use crate::queue::model::{Effects, State, Step, StepError};
 use crate::queue::scheduler::QueuedJob;
 use crate::queue::transitions::{Change, change_status};
@@ -369,7 +370,7 @@ impl State {
                 // Cancelled on request (the worker's time is paid, as before checks
                 // existed: a cancel is not a result), or a platform failure.
                 if to == JobStatus::Error {
-                    self.note_error(conn, worker, fx)?;
+                    self.note_mishap(conn, worker, Mishap::Error, fx)?;
                 }
                 let paid = if to == JobStatus::Cancelled {
                     vec![&owner]
@@ -533,8 +534,8 @@ impl State {
             }
         }
         match how {
-            TakenBack::Lost(_) => self.note_lost(conn, worker, fx)?,
-            TakenBack::Errored(_) => self.note_error(conn, worker, fx)?,
+            TakenBack::Lost(_) => self.note_mishap(conn, worker, Mishap::Lost, fx)?,
+            TakenBack::Errored(_) => self.note_mishap(conn, worker, Mishap::Error, fx)?,
             TakenBack::Refused(_) => {}
         }
         self.release(job_id, worker, fx);

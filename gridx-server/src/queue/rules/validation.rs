@@ -17,6 +17,13 @@ use gridx_proto::{JobId, JobStatus, UserName, WorkerId};
 use rusqlite::Connection;
 use std::time::Instant;
 
+/// What went wrong with an attempt that reported no result.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Mishap {
+    Error,
+    Lost,
+}
+
 fn key_of(r: &ReplicaView) -> ResultKey {
     ResultKey {
         status: r.status,
@@ -318,30 +325,23 @@ impl State {
         }
     }
 
-    /// A platform error a worker reported (`sandbox_error`): counted in its record.
-    pub(super) fn note_error(
+    /// A platform error (`sandbox_error`) or an attempt lost with a worker: counted
+    /// in its record and its owner's.
+    pub(super) fn note_mishap(
         &mut self,
         conn: &Connection,
         worker: WorkerId,
+        mishap: Mishap,
         fx: &mut Effects,
     ) -> Step<()> {
         let Some(owner) = self.workers.get(&worker).map(|w| w.owner.clone()) else {
             return Ok(());
         };
-        self.note(conn, worker, &owner, |r| r.errors += 1, fx)
-    }
-
-    /// An attempt lost with a worker: counted in its record.
-    pub(super) fn note_lost(
-        &mut self,
-        conn: &Connection,
-        worker: WorkerId,
-        fx: &mut Effects,
-    ) -> Step<()> {
-        let Some(owner) = self.workers.get(&worker).map(|w| w.owner.clone()) else {
-            return Ok(());
+        let change = |r: &mut Record| match mishap {
+            Mishap::Error => r.errors += 1,
+            Mishap::Lost => r.lost += 1,
         };
-        self.note(conn, worker, &owner, |r| r.lost += 1, fx)
+        self.note(conn, worker, &owner, change, fx)
     }
 
     /// Quarantines a worker, or its owner, whose strikes reached
