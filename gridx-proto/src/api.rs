@@ -434,15 +434,18 @@ pub enum LedgerKind {
     Reward,
     Fee,
     Refund,
+    /// The operator took credits back to the mint (`user credit NAME -N`).
+    Debit,
 }
 
 impl LedgerKind {
-    pub const ALL: [LedgerKind; 5] = [
+    pub const ALL: [LedgerKind; 6] = [
         LedgerKind::Grant,
         LedgerKind::Hold,
         LedgerKind::Reward,
         LedgerKind::Fee,
         LedgerKind::Refund,
+        LedgerKind::Debit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -452,6 +455,7 @@ impl LedgerKind {
             LedgerKind::Reward => "reward",
             LedgerKind::Fee => "fee",
             LedgerKind::Refund => "refund",
+            LedgerKind::Debit => "debit",
         }
     }
 
@@ -479,6 +483,9 @@ pub struct LedgerEntryView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<JobId>,
     pub balance_after: Credits,
+    /// The operator's reason, on a `grant` or `debit` they made by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `GET /v1/ledger`.

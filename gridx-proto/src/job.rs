@@ -158,6 +158,8 @@ pub enum FailureReason {
     WorkerShutdown,
     /// Its replicas disagreed up to `server.validation.max_replicas` (docs/trust.md).
     NoQuorum,
+    /// The operator disabled the job's owner while it waited in the queue.
+    UserDisabled,
 }
 
 impl FailureReason {
@@ -172,6 +174,7 @@ impl FailureReason {
             FailureReason::NoCapableWorker => "no_capable_worker",
             FailureReason::WorkerShutdown => "worker_shutdown",
             FailureReason::NoQuorum => "no_quorum",
+            FailureReason::UserDisabled => "user_disabled",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! the golden fixtures under `tests/fixtures/` make such a change visible in review.
 //! This crate does no I/O of its own: it parses and validates text handed to it.
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod credits;

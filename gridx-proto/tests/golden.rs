@@ -320,12 +320,22 @@ fn rest_bodies() {
         &LedgerResponse {
             entries: vec![
                 LedgerEntryView {
+                    id: 4,
+                    at: from_unix_millis(1_780_000_100_000),
+                    kind: LedgerKind::Debit,
+                    amount: Credits::from_millis(-2500),
+                    job_id: None,
+                    balance_after: Credits::from_millis(96_500),
+                    reason: Some("granted twice by mistake".into()),
+                },
+                LedgerEntryView {
                     id: 3,
                     at: from_unix_millis(1_780_000_000_000),
                     kind: LedgerKind::Hold,
                     amount: Credits::from_millis(-1000),
                     job_id: Some(JobId(42)),
                     balance_after: Credits::from_millis(99_000),
+                    reason: None,
                 },
                 LedgerEntryView {
                     id: 1,
@@ -334,6 +344,7 @@ fn rest_bodies() {
                     amount: Credits::from_millis(100_000),
                     job_id: None,
                     balance_after: Credits::from_millis(100_000),
+                    reason: None,
                 },
             ],
         },

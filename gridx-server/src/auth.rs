@@ -351,6 +351,13 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(hash) = hash {
             state.limits.authenticated(hash);
         }
+        // A real token, not a guess: refused with the reason, not counted as a failure.
+        if let Some(reason) = user.disabled {
+            return Err(ApiError::new(
+                gridx_proto::api::ErrorCode::Forbidden,
+                crate::queue::QueueError::AccountDisabled(user.name, reason).to_string(),
+            ));
+        }
         if let Some(wait) = state.limits.retry_after(&state.limits.per_user, &user.name) {
             state.metrics.rate_limited.inc();
             return Err(ApiError::rate_limited(whole_seconds(wait)));

@@ -70,6 +70,9 @@ impl From<QueueError> for ApiError {
             QueueError::ShuttingDown => ErrorCode::Unavailable,
             QueueError::KeyReused(_) => ErrorCode::Conflict,
             QueueError::PriorityNotAllowed { .. } => ErrorCode::Forbidden,
+            QueueError::NoSuchUser(_) => ErrorCode::NotFound,
+            QueueError::Invalid(_) => ErrorCode::Conflict,
+            QueueError::AccountDisabled(..) => ErrorCode::Forbidden,
             QueueError::Store(_) => {
                 tracing::error!(error = %e, "request failed in the store");
                 ErrorCode::Internal

@@ -1,6 +1,7 @@
 //! Grid-X coordinator. [`app::launch`] runs it. The `gridx-server` command line (serve
 //! and the admin commands) lives in the binary (`main.rs`, `cli/`), not here.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -1,6 +1,6 @@
 //! Settlement: the one home of every credit rule.
 //!
-//! Every movement of credits (a grant, the hold at submit, and how a hold leaves escrow
+//! Every movement of credits (a grant or debit by an operator, the hold at submit, and how a hold leaves escrow
 //! when its job ends) is decided here, as a list of [`Posting`]s, and written here, in
 //! the caller's transaction, through the double-entry mechanism in
 //! [`crate::store::ledger`]. The table these functions implement is "Credits" in
@@ -15,8 +15,20 @@ use rusqlite::Connection;
 /// A reason for credits to move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Movement<'a> {
-    /// An operator gives a user credits (`user add --credits`).
-    Grant { user: &'a UserName, amount: Credits },
+    /// An operator gives a user credits (`user add --credits`, or `user credit` with
+    /// a positive amount and a reason).
+    Grant {
+        user: &'a UserName,
+        amount: Credits,
+        reason: Option<&'a str>,
+    },
+    /// An operator takes credits back from a user (`user credit` with a negative
+    /// amount): `amount` is what leaves the user, positive.
+    Debit {
+        user: &'a UserName,
+        amount: Credits,
+        reason: &'a str,
+    },
     /// A submitted job's cost, held in escrow until the job ends.
     Hold { user: &'a UserName, cost: Credits },
     /// A job ended: its hold leaves escrow as its terminal state decides.
@@ -48,6 +60,8 @@ pub struct Posting {
     pub from: String,
     pub to: String,
     pub amount: Credits,
+    /// The operator's reason, for a movement by hand.
+    pub reason: Option<String>,
 }
 
 /// Why a movement cannot be settled.
@@ -65,18 +79,39 @@ fn posting(kind: LedgerKind, from: &str, to: &str, amount: Credits) -> Posting {
         from: from.to_owned(),
         to: to.to_owned(),
         amount,
+        reason: None,
     }
 }
 
 /// The entries a movement consists of, in order. Pure: this is the rules table.
 pub fn postings(movement: &Movement<'_>) -> Result<Vec<Posting>, RuleError> {
     Ok(match movement {
-        Movement::Grant { user, amount } => vec![posting(
-            LedgerKind::Grant,
-            MINT,
-            &ledger::user_account(user.as_str()),
-            *amount,
-        )],
+        Movement::Grant {
+            user,
+            amount,
+            reason,
+        } => vec![Posting {
+            reason: reason.map(str::to_owned),
+            ..posting(
+                LedgerKind::Grant,
+                MINT,
+                &ledger::user_account(user.as_str()),
+                *amount,
+            )
+        }],
+        Movement::Debit {
+            user,
+            amount,
+            reason,
+        } => vec![Posting {
+            reason: Some((*reason).to_owned()),
+            ..posting(
+                LedgerKind::Debit,
+                &ledger::user_account(user.as_str()),
+                MINT,
+                *amount,
+            )
+        }],
         Movement::Hold { user, cost } => vec![posting(
             LedgerKind::Hold,
             &ledger::user_account(user.as_str()),
@@ -132,7 +167,10 @@ pub fn settle(
 ) -> Result<Vec<Posted>, SettleError> {
     let mut written = Vec::new();
     for p in postings(movement)? {
-        if let Some(entry) = ledger::post(conn, p.kind, &p.from, &p.to, p.amount, job_id, at)? {
+        let reason = p.reason.as_deref();
+        if let Some(entry) =
+            ledger::post(conn, p.kind, &p.from, &p.to, p.amount, job_id, at, reason)?
+        {
             written.push(entry);
         }
     }
@@ -251,9 +289,25 @@ mod tests {
         let (alice, owner) = (name("alice"), name("owner"));
         let grant = Movement::Grant {
             user: &alice,
-            amount: Credits::from_whole(100),
+            amount: Credits::from_whole(101),
+            reason: Some("welcome"),
         };
         assert_eq!(settle(&conn, &grant, None, 0).expect("grant").len(), 1);
+        let debit = Movement::Debit {
+            user: &alice,
+            amount: Credits::from_whole(1),
+            reason: "granted one too many",
+        };
+        let written = settle(&conn, &debit, None, 0).expect("debit");
+        assert_eq!(
+            (
+                written[0].kind,
+                written[0].from.as_str(),
+                written[0].to.as_str()
+            ),
+            (LedgerKind::Debit, "user:alice", "mint")
+        );
+        assert_eq!(written[0].reason.as_deref(), Some("granted one too many"));
         let mut expected_alice = 100_000;
         let mut expected_owner = 0;
         let mut expected_platform = 0;
@@ -358,5 +412,34 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0))
             .expect("count");
         assert_eq!(entries, 0);
+    }
+
+    /// A debit never takes more than the balance: credits in escrow for live jobs and
+    /// credits already spent stay where they are.
+    #[test]
+    fn a_debit_past_the_balance_writes_nothing() {
+        let conn = store();
+        let alice = name("alice");
+        let grant = Movement::Grant {
+            user: &alice,
+            amount: Credits::from_whole(2),
+            reason: None,
+        };
+        settle(&conn, &grant, None, 0).expect("grant");
+        let debit = Movement::Debit {
+            user: &alice,
+            amount: Credits::from_millis(2_001),
+            reason: "too much",
+        };
+        assert!(matches!(
+            settle(&conn, &debit, None, 1),
+            Err(SettleError::Post(PostError::Insufficient { .. }))
+        ));
+        assert_eq!(
+            ledger::balance(&conn, "user:alice").expect("balance"),
+            Credits::from_whole(2)
+        );
+        let report = ledger::verify(&conn).expect("verify runs");
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
     }
 }

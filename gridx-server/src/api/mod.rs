@@ -2,6 +2,7 @@
 //! same `routes!` calls, so `/v1/openapi.json` cannot drift from the handlers.
 
 mod account;
+mod admin;
 mod extract;
 mod jobs;
 pub mod live;
@@ -43,6 +44,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(account::balance))
         .routes(routes!(account::ledger))
         .routes(routes!(workers::list))
+        .routes(routes!(admin::list_users))
+        .routes(routes!(admin::credit))
+        .routes(routes!(admin::disable))
+        .routes(routes!(admin::enable))
+        .routes(routes!(admin::rotate_token))
+        .routes(routes!(admin::audit_log))
         .routes(routes!(system::health))
 }
 

@@ -3,6 +3,7 @@
 //! `[server.limits]`, so that a request the document allows is never refused with 400.
 
 use gridx_proto::JobLimits;
+use gridx_proto::admin::{AuditQuery, MAX_REASON_BYTES};
 use gridx_proto::api::{JobListQuery, LedgerQuery, MAX_IDEMPOTENCY_KEY_LEN};
 use gridx_proto::ids::MAX_NAME_LEN;
 use utoipa::Number;
@@ -25,6 +26,7 @@ use utoipa::openapi::{OpenApi as Document, RefOr};
         (name = "account", description = "Balance and ledger"),
         (name = "workers", description = "The grid's workers"),
         (name = "system", description = "Health, metrics and live events"),
+        (name = "admin", description = "The operator's actions on users (admin tokens only)"),
     )
 )]
 pub(super) struct ApiDoc;
@@ -115,6 +117,30 @@ pub fn with_bounds(mut doc: Document, limits: &JobLimits) -> Document {
             ));
         });
     }
+    if let Some(audit) = ops.get_mut("/v1/admin/audit").and_then(|p| p.get.as_mut()) {
+        let max = AuditQuery::MAX_LIMIT;
+        bound_param(audit, "limit", |p, o| {
+            int_range(o, 1, i64::from(max));
+            p.description = Some(format!(
+                "Entries, 1 to {max} (default {})",
+                AuditQuery::DEFAULT_LIMIT
+            ));
+        });
+    }
+    for path in [
+        "/v1/admin/users/{name}/credit",
+        "/v1/admin/users/{name}/disable",
+        "/v1/admin/users/{name}/enable",
+        "/v1/admin/users/{name}/token",
+    ] {
+        if let Some(op) = ops.get_mut(path).and_then(|p| p.post.as_mut()) {
+            bound_param(op, "name", |_, o| {
+                o.min_length = Some(1);
+                o.max_length = Some(MAX_NAME_LEN);
+                o.pattern = Some(format!("^[A-Za-z0-9_-]{{1,{MAX_NAME_LEN}}}$"));
+            });
+        }
+    }
     for path in [
         "/v1/jobs/{id}",
         "/v1/jobs/{id}/stdout",
@@ -130,6 +156,14 @@ pub fn with_bounds(mut doc: Document, limits: &JobLimits) -> Document {
         {
             // Any other text is 404, like a job that does not exist.
             bound_param(op, "id", |_, o| o.minimum = Some(Number::UInt(1)));
+        }
+    }
+    for body in ["CreditRequest", "DisableRequest"] {
+        if let Some(reason) =
+            component(&mut doc, body).and_then(|c| as_object(c.properties.get_mut("reason")))
+        {
+            reason.min_length = Some(1);
+            reason.max_length = Some(MAX_REASON_BYTES);
         }
     }
     if let Some(name) = component(&mut doc, "UserName") {

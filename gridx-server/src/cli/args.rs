@@ -64,6 +64,15 @@ pub enum Command {
     /// Check the credit ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Show the audit log: every operator change, who made it and when, newest first.
+    Audit {
+        /// The most entries to show (1 to 1000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Only entries older than this id (the last id of the previous page).
+        #[arg(long, value_name = "ID")]
+        before: Option<u64>,
+    },
     /// Print a shell completion script on stdout.
     Completions {
         #[arg(value_enum)]
@@ -117,8 +126,34 @@ pub enum UserCommand {
     },
     /// List users with their balances.
     List,
-    /// Issue a new API token for NAME (the old one stops working).
-    Token { name: String },
+    /// Issue a new API token for NAME (the old one stops working). `--rotate` says so
+    /// explicitly; without it the command does the same.
+    Token {
+        name: String,
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Grant (AMOUNT > 0) or debit (AMOUNT < 0) credits, as a ledger entry with the
+    /// reason, which the user sees.
+    Credit {
+        name: String,
+        /// Credits, at most 3 decimals: `50`, `12.5`, `-5`.
+        #[arg(allow_negative_numbers = true)]
+        amount: String,
+        /// Why (shown in the user's ledger and the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Refuse NAME's token from its next request and cancel their queued jobs with a
+    /// refund; running jobs finish.
+    Disable {
+        name: String,
+        /// Why (shown to the user when their token is refused).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Let a disabled user in again.
+    Enable { name: String },
 }
 
 #[derive(Subcommand, Debug)]

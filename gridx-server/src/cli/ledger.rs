@@ -9,6 +9,7 @@ use std::process::ExitCode;
 pub fn verify(data_dir: &Path, json: bool) -> Result<ExitCode> {
     let conn = store::open_inspector(data_dir)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    super::store_level::refuse_newer_level(&conn, &store::database_path(data_dir))?;
     let report = ledger::verify(&conn)?;
     let t = &report.totals;
     if json {

@@ -4,6 +4,7 @@
 //! commands open the same data directory and work while `serve` runs (SQLite WAL).
 
 pub mod args;
+mod audit;
 mod backup;
 mod completions;
 mod ledger;
@@ -71,6 +72,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Backup { file } => backup::backup(&configured()?.1, &file),
         Command::Ledger(LedgerCommand::Verify) => ledger::verify(&configured()?.1, json),
+        Command::Audit { limit, before } => audit::show(&configured()?.1, limit, before, json),
         Command::Completions { shell } => completions::print(shell),
         Command::Man { out } => manpages::write(out.as_deref()),
     }

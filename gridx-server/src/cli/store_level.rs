@@ -24,12 +24,18 @@ pub fn refuse_newer_store(data_dir: &Path) -> Result<()> {
     ) else {
         return Ok(());
     };
+    refuse_newer_level(&conn, &database)
+}
+
+/// The same check on a connection already open (the read-only commands' inspector
+/// connection, which leaves no `-wal` or `-shm` file behind).
+pub fn refuse_newer_level(conn: &rusqlite::Connection, database: &Path) -> Result<()> {
     let Ok(found) = conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
     else {
         return Ok(());
     };
     let ahead = schema::migrations()
-        .pending_migrations(&conn)
+        .pending_migrations(conn)
         .wrap_err_with(|| format!("reading the schema level of {}", database.display()))?;
     if ahead < 0 {
         let known = found + i64::from(ahead);

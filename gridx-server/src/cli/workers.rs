@@ -5,6 +5,7 @@ use super::args::WorkerCommand;
 use super::output::print_stdout;
 use color_eyre::eyre::{Result, eyre};
 use gridx_proto::{UserName, WorkerId};
+use gridx_server::store::audit::{self, Actor};
 use gridx_server::store::trust::{self, Subject};
 use gridx_server::store::{self, users};
 use std::path::Path;
@@ -12,6 +13,10 @@ use std::process::ExitCode;
 
 pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCode> {
     let conn = store::open_writer(data_dir)?;
+    let actor = Actor::cli();
+    let record = |conn: &rusqlite::Connection, action: &str, id: WorkerId, detail: &str| {
+        audit::record(conn, &actor, action, &format!("worker:{id}"), detail)
+    };
     match cmd {
         WorkerCommand::Add {
             owner,
@@ -31,6 +36,12 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
             if trusted {
                 trust::set_trusted(&tx, id, true)?;
             }
+            let detail = format!(
+                "{label} owned by {owner}, {}{}",
+                describe_cap(max_slots),
+                if trusted { ", trusted" } else { "" }
+            );
+            record(&tx, "worker.add", id, &detail)?;
             tx.commit()?;
             eprintln!(
                 "registered worker {id} ({label}) owned by {owner}, {}, {}",
@@ -49,7 +60,10 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
         }
         WorkerCommand::Set { id, max_slots } => {
             let id: WorkerId = id.parse()?;
-            users::set_worker_max_slots(&conn, id, max_slots.0)?;
+            let tx = conn.unchecked_transaction()?;
+            users::set_worker_max_slots(&tx, id, max_slots.0)?;
+            record(&tx, "worker.set", id, &describe_cap(max_slots.0))?;
+            tx.commit()?;
             eprintln!(
                 "worker {id}: {}; a running coordinator applies it when the worker next connects",
                 describe_cap(max_slots.0)
@@ -57,12 +71,18 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
         }
         WorkerCommand::Revoke { id } => {
             let id: WorkerId = id.parse()?;
-            users::revoke_worker(&conn, id)?;
+            let tx = conn.unchecked_transaction()?;
+            users::revoke_worker(&tx, id)?;
+            record(&tx, "worker.revoke", id, "")?;
+            tx.commit()?;
             eprintln!("revoked worker {id}; a running coordinator drops it within a second");
         }
         WorkerCommand::Trust { id, off } => {
             let id: WorkerId = id.parse()?;
-            trust::set_trusted(&conn, id, !off)?;
+            let tx = conn.unchecked_transaction()?;
+            trust::set_trusted(&tx, id, !off)?;
+            record(&tx, "worker.trust", id, if off { "off" } else { "on" })?;
+            tx.commit()?;
             if off {
                 eprintln!(
                     "worker {id} is no longer trusted: its results are checked by its record; a running coordinator applies it within a second"
@@ -80,7 +100,10 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
                 .find(|(w, _)| w.id == id)
                 .map(|(w, _)| w.owner)
                 .ok_or_else(|| eyre!("no worker {id}"))?;
-            let lifted = trust::restore(&conn, id, &owner)?;
+            let tx = conn.unchecked_transaction()?;
+            let lifted = trust::restore(&tx, id, &owner)?;
+            record(&tx, "worker.restore", id, &lifted.join("; "))?;
+            tx.commit()?;
             if lifted.is_empty() {
                 eprintln!("worker {id} was not quarantined; its and {owner}'s streaks start again");
             } else {

@@ -31,6 +31,7 @@ fn not_applied(command: Command, fx: &mut Effects) {
         Command::Submit { reply, .. } => fx.replies.push(answer(reply, refused())),
         Command::Cancel { reply, .. } => fx.replies.push(answer(reply, refused())),
         Command::Hello { reply, .. } => fx.replies.push(answer(reply, refused())),
+        Command::Admin { reply, .. } => fx.replies.push(answer(reply, refused())),
         Command::Drain { reply } => fx.replies.push(Box::new(move |_| {
             let _ = reply.send(());
         })),
@@ -119,6 +120,15 @@ impl State {
                 reply,
             } => {
                 let (result, failure) = split(self.cancel(conn, &user, is_admin, job_id, fx));
+                fx.replies.push(answer(reply, result));
+                failure.map_or(Ok(()), Err)
+            }
+            Command::Admin {
+                admin,
+                action,
+                reply,
+            } => {
+                let (result, failure) = split(self.admin(conn, &admin, action, fx));
                 fx.replies.push(answer(reply, result));
                 failure.map_or(Ok(()), Err)
             }

@@ -28,6 +28,7 @@ impl State {
             self.last_housekeeping = now;
             self.drop_revoked(conn, fx)?;
             self.reload_trust_if_changed(conn, fx)?;
+            self.apply_account_changes(conn, fx)?;
             self.persist_last_seen(conn)?;
             self.refresh_ledger_gauges(conn)?;
         }

@@ -12,7 +12,8 @@
 //! - `model`: what the thread holds in memory, rebuilt from the store
 //! - `transitions`: the one function that changes a job's status
 //! - `rules`: jobs (submit, cancel, endings), sessions (handshake, reports,
-//!   reconciliation, leases), dispatch
+//!   reconciliation, leases), dispatch, result checks, accounts (the operator's
+//!   actions and what a disable does to queued jobs)
 //! - `housekeeping`: the tick's periodic work and what is published
 //! - `outbox`: each worker session's bounded outbox
 //! - `scheduler`: priority and fair share among queued jobs
@@ -64,8 +65,47 @@ pub enum QueueError {
         "priority {priority} is above your maximum of {max}; an operator can raise it with `gridx-server user set NAME --max-priority N`"
     )]
     PriorityNotAllowed { priority: i32, max: i32 },
+    #[error("{0}")]
+    NoSuchUser(String),
+    /// An operator's request that cannot be done as asked (an empty reason, a debit
+    /// past the balance).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the account {0} is disabled by the operator ({1}); ask the operator to enable it")]
+    AccountDisabled(UserName, String),
     #[error("the store failed: {0}")]
     Store(String),
+}
+
+/// An operator's action over the API (`/v1/admin/users/…`), applied by the queue.
+#[derive(Debug, Clone)]
+pub enum AdminAction {
+    Credit {
+        user: UserName,
+        amount: Credits,
+        reason: String,
+    },
+    Disable {
+        user: UserName,
+        reason: String,
+    },
+    Enable {
+        user: UserName,
+    },
+    RotateToken {
+        user: UserName,
+    },
+}
+
+/// What an [`AdminAction`] did.
+#[derive(Debug, Clone)]
+pub enum AdminOutcome {
+    Credited(crate::store::ledger::Posted),
+    /// A disable or enable, with the queued jobs it cancelled.
+    State {
+        cancelled: u32,
+    },
+    Token(String),
 }
 
 /// A submit's idempotency key, with a hash of the job it asks for: a replay must ask
@@ -123,6 +163,11 @@ pub enum Command {
         is_admin: bool,
         job_id: JobId,
         reply: oneshot::Sender<Result<JobView, QueueError>>,
+    },
+    Admin {
+        admin: UserName,
+        action: AdminAction,
+        reply: oneshot::Sender<Result<AdminOutcome, QueueError>>,
     },
     Hello {
         hello: Box<HelloRequest>,
@@ -193,6 +238,20 @@ impl QueueHandle {
             user,
             is_admin,
             job_id,
+            reply,
+        })
+        .await
+    }
+
+    /// An admin's action on an account, audited under the admin's name.
+    pub async fn admin(
+        &self,
+        admin: UserName,
+        action: AdminAction,
+    ) -> Result<AdminOutcome, QueueError> {
+        self.call(|reply| Command::Admin {
+            admin,
+            action,
             reply,
         })
         .await

@@ -386,6 +386,9 @@ pub(super) struct State {
     pub(super) policy: Policy,
     pub(super) records: HashMap<Subject, Record>,
     pub(super) trust_version: i64,
+    /// The `users_version` counter last read: when it grows, the queued jobs of
+    /// disabled accounts are cancelled (`rules::accounts`). -1 until the first pass.
+    pub(super) users_version: i64,
     pub(super) quorum_languages: HashSet<Language>,
     /// When `quorum_languages` was worked out; `None`: now (a worker said hello or
     /// its standing changed).
@@ -420,6 +423,7 @@ impl State {
             policy: Policy::default(),
             records: HashMap::new(),
             trust_version: 0,
+            users_version: -1,
             quorum_languages: HashSet::new(),
             quorum_checked_at: None,
         };

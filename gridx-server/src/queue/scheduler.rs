@@ -87,6 +87,11 @@ impl Scheduler {
         self.per_user.get(user).copied().unwrap_or(0)
     }
 
+    /// Every queued job, in no particular order.
+    pub fn jobs(&self) -> impl Iterator<Item = &QueuedJob> {
+        self.index.values()
+    }
+
     pub fn get(&self, id: JobId) -> Option<&QueuedJob> {
         self.index.get(&id)
     }

@@ -502,6 +502,7 @@ mod tests {
             Credits::from_whole(5),
             None,
             0,
+            None,
         )
         .unwrap();
         let old = insert_job(&conn, &user, &spec(), Credits::from_whole(1), 0).unwrap();

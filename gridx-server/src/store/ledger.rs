@@ -44,6 +44,7 @@ pub struct Posted {
     pub job_id: Option<JobId>,
     pub from_after: Credits,
     pub to_after: Credits,
+    pub reason: Option<String>,
 }
 
 impl Posted {
@@ -63,13 +64,16 @@ impl Posted {
             amount,
             job_id: self.job_id,
             balance_after,
+            reason: self.reason.clone(),
         })
     }
 }
 
 /// Moves `amount` from one account to another and appends the entry. Must run inside a
 /// transaction; a balance that would go negative (other than the mint's) is refused.
-/// A zero amount (a free job) moves nothing and writes nothing.
+/// A zero amount (a free job) moves nothing and writes nothing. `reason` is the
+/// operator's, on a grant or debit made by hand.
+#[allow(clippy::too_many_arguments)]
 pub fn post(
     conn: &Connection,
     kind: LedgerKind,
@@ -78,6 +82,7 @@ pub fn post(
     amount: Credits,
     job_id: Option<JobId>,
     at: i64,
+    reason: Option<&str>,
 ) -> Result<Option<Posted>, PostError> {
     if amount.millis() <= 0 {
         return Ok(None);
@@ -112,8 +117,8 @@ pub fn post(
     let to_after = Credits::from_millis(to_after);
     conn.prepare_cached(
         "INSERT INTO ledger (at, kind, from_account, to_account, amount, job_id,
-                             from_balance_after, to_balance_after)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                             from_balance_after, to_balance_after, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         at,
@@ -123,7 +128,8 @@ pub fn post(
         amount.millis(),
         job_id.map(|j| j.0 as i64),
         from_after.millis(),
-        to_after.millis()
+        to_after.millis(),
+        reason
     ])?;
     Ok(Some(Posted {
         id: conn.last_insert_rowid() as u64,
@@ -135,6 +141,7 @@ pub fn post(
         job_id,
         from_after,
         to_after,
+        reason: reason.map(str::to_owned),
     }))
 }
 
@@ -155,7 +162,8 @@ pub fn entries_for_user(
 ) -> StoreResult<Vec<LedgerEntryView>> {
     let account = user_account(user.as_str());
     let mut stmt = conn.prepare_cached(
-        "SELECT id, at, kind, from_account, amount, job_id, from_balance_after, to_balance_after
+        "SELECT id, at, kind, from_account, amount, job_id, from_balance_after, to_balance_after,
+                reason
          FROM ledger WHERE id IN (
              SELECT id FROM ledger WHERE from_account = ?1
              UNION SELECT id FROM ledger WHERE to_account = ?1)
@@ -171,11 +179,12 @@ pub fn entries_for_user(
             r.get::<_, Option<i64>>(5)?,
             r.get::<_, i64>(6)?,
             r.get::<_, i64>(7)?,
+            r.get::<_, Option<String>>(8)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, at, kind, from, amount, job_id, from_after, to_after) = row?;
+        let (id, at, kind, from, amount, job_id, from_after, to_after, reason) = row?;
         let kind = LedgerKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("ledger kind {kind}")))?;
         let outgoing = from == account;
@@ -186,6 +195,7 @@ pub fn entries_for_user(
             amount: Credits::from_millis(if outgoing { -amount } else { amount }),
             job_id: job_id.map(|j| JobId(j as u64)),
             balance_after: Credits::from_millis(if outgoing { from_after } else { to_after }),
+            reason,
         });
     }
     Ok(out)
@@ -202,8 +212,10 @@ pub struct LedgerTotals {
 }
 
 pub fn totals(conn: &Connection) -> StoreResult<LedgerTotals> {
+    // What the mint gave out, net of what operators took back.
     let granted: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE kind = 'grant'",
+        "SELECT COALESCE(SUM(CASE kind WHEN 'grant' THEN amount ELSE -amount END), 0)
+         FROM ledger WHERE kind IN ('grant', 'debit')",
         [],
         |r| r.get(0),
     )?;
@@ -378,6 +390,31 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
         let (job, account) = row?;
         violations.push(format!(
             "job {job}: a reward to {account}, whose worker neither ran the accepted attempt nor agreed with it"
+        ));
+    }
+
+    // By hand, an operator only grants (mint to a user) or debits (a user to the
+    // mint), never for a job; everything else moves for a job.
+    let mut stmt = conn.prepare(
+        "SELECT id, kind, from_account, to_account FROM ledger
+         WHERE (kind = 'grant' AND (from_account != 'mint' OR to_account NOT LIKE 'user:%'
+                                    OR job_id IS NOT NULL))
+            OR (kind = 'debit' AND (to_account != 'mint' OR from_account NOT LIKE 'user:%'
+                                    OR job_id IS NOT NULL))
+            OR (kind NOT IN ('grant', 'debit') AND job_id IS NULL)",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, kind, from, to) = row?;
+        violations.push(format!(
+            "entry {id}: a {kind} from {from} to {to} that no rule makes"
         ));
     }
 

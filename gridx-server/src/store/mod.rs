@@ -2,6 +2,8 @@
 //! `crate::queue`); a small pool of read-only connections serves the API. Every state
 //! change happens inside a transaction together with the ledger rows it causes.
 
+pub mod audit;
+pub mod counters;
 pub mod jobs;
 pub mod ledger;
 pub mod lock;
@@ -79,6 +81,12 @@ pub fn open_writer(data_dir: &Path) -> StoreResult<Connection> {
         return Err(StoreError::NotWritable(database));
     }
     configure(&conn)?;
+    // Every transaction on a writer takes the write lock at BEGIN. A deferred one
+    // that reads and then writes fails at once with "database is locked" (SQLite
+    // cannot wait: its snapshot is stale) when the coordinator committed in between,
+    // which an admin command next to a busy coordinator meets; an immediate one
+    // waits for the lock under the busy timeout instead.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     // WAL lets readers (the API, admin commands, backups) run while the queue writes.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     schema::migrations().to_latest(&mut conn)?;
@@ -236,4 +244,45 @@ pub fn exposed_paths(data_dir: &Path) -> Vec<(PathBuf, u32)> {
 
 pub(crate) fn now_millis() -> i64 {
     gridx_proto::time_fmt::to_unix_millis(gridx_proto::time_fmt::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add_user(conn: &Connection, name: &str) -> rusqlite::Result<usize> {
+        conn.execute(
+            "INSERT INTO users (name, token_hash, created_at) VALUES (?1, CAST(?1 AS BLOB), 0)",
+            [name],
+        )
+    }
+
+    /// An admin command that reads and then writes while the coordinator commits in
+    /// between must wait for the lock, not fail with "database is locked" (CI met
+    /// this: `worker add` beside a busy coordinator).
+    #[test]
+    fn a_writer_transaction_that_reads_then_writes_waits_for_another_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let admin = open_writer(dir.path()).expect("admin connection");
+        let tx = admin.unchecked_transaction().expect("begin");
+        let users: i64 = tx
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .expect("read");
+        let path = dir.path().to_owned();
+        let coordinator = std::thread::spawn(move || {
+            let conn = open_writer(&path).expect("coordinator connection");
+            add_user(&conn, "coordinator")
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        add_user(&tx, "admin").expect("the admin's write after its read");
+        tx.commit().expect("commit");
+        coordinator
+            .join()
+            .expect("thread")
+            .expect("the coordinator's write waits, then succeeds");
+        let after: i64 = admin
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(after, users + 2);
+    }
 }

@@ -176,6 +176,58 @@ CREATE TABLE grid_state (
 INSERT INTO grid_state (key, value) VALUES ('trust_version', 0);
 "#,
         ),
+        // Operating users (docs/operations.md#users-and-credits). The ledger gains the
+        // kind `debit` (credits an operator takes back to the mint) and the `reason`
+        // an operator gives for a grant or debit by hand. SQLite cannot change a CHECK,
+        // so the table is rebuilt with its rows, indexes and append-only triggers
+        // (nothing references it). `users.disabled` holds why the operator disabled
+        // an account (NULL: enabled). `audit` keeps every operator change, who made it
+        // and when. `users_version` grows at every disable and enable, so a running
+        // coordinator cancels the queued jobs of a user disabled from the command line.
+        M::up(
+            r#"
+CREATE TABLE ledger_v6 (
+    id                  INTEGER PRIMARY KEY,
+    at                  INTEGER NOT NULL,
+    kind                TEXT NOT NULL
+                          CHECK (kind IN ('grant','hold','reward','fee','refund','debit')),
+    from_account        TEXT NOT NULL REFERENCES accounts(id),
+    to_account          TEXT NOT NULL REFERENCES accounts(id),
+    amount              INTEGER NOT NULL CHECK (amount > 0),
+    job_id              INTEGER REFERENCES jobs(id),
+    from_balance_after  INTEGER NOT NULL,
+    to_balance_after    INTEGER NOT NULL,
+    reason              TEXT
+) STRICT;
+INSERT INTO ledger_v6 (id, at, kind, from_account, to_account, amount, job_id,
+                       from_balance_after, to_balance_after)
+    SELECT id, at, kind, from_account, to_account, amount, job_id,
+           from_balance_after, to_balance_after FROM ledger;
+DROP TABLE ledger;
+ALTER TABLE ledger_v6 RENAME TO ledger;
+CREATE INDEX ledger_from ON ledger(from_account, id);
+CREATE INDEX ledger_to ON ledger(to_account, id);
+CREATE INDEX ledger_job ON ledger(job_id);
+CREATE TRIGGER ledger_is_append_only_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER ledger_is_append_only_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+ALTER TABLE users ADD COLUMN disabled TEXT;
+CREATE TABLE audit (
+    id       INTEGER PRIMARY KEY,
+    at       INTEGER NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    detail   TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+INSERT INTO grid_state (key, value) VALUES ('users_version', 0);
+"#,
+        ),
     ])
 }
 
@@ -212,5 +264,63 @@ mod tests {
         ] {
             assert!(conn.execute(bad, []).is_err(), "{bad}");
         }
+    }
+
+    /// Level 6 rebuilds the ledger: its rows, indexes and append-only triggers
+    /// survive, and the new kind `debit` and a `reason` can be written.
+    #[test]
+    fn the_ledger_rebuild_keeps_every_row_and_its_guards() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        super::migrations().to_version(&mut conn, 5).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (name, token_hash, created_at) VALUES ('a', x'01', 0);
+             INSERT INTO accounts (id, balance) VALUES ('user:a', 5000);
+             UPDATE accounts SET balance = -5000 WHERE id = 'mint';
+             INSERT INTO ledger (at, kind, from_account, to_account, amount,
+                                 from_balance_after, to_balance_after)
+                 VALUES (7, 'grant', 'mint', 'user:a', 5000, -5000, 5000);",
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "INSERT INTO ledger (at, kind, from_account, to_account, amount, from_balance_after, to_balance_after)
+                 VALUES (8, 'debit', 'user:a', 'mint', 1, 0, 0)",
+                []
+            )
+            .is_err(),
+            "level 5 has no debit"
+        );
+        super::migrations().to_latest(&mut conn).unwrap();
+        let row: (i64, String, i64, i64) = conn
+            .query_row(
+                "SELECT at, kind, amount, to_balance_after FROM ledger WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (7, "grant".into(), 5000, 5000));
+        conn.execute(
+            "INSERT INTO ledger (at, kind, from_account, to_account, amount, from_balance_after, to_balance_after, reason)
+             VALUES (8, 'debit', 'user:a', 'mint', 1000, 4000, -4000, 'chargeback')",
+            [],
+        )
+        .unwrap();
+        for bad in [
+            "UPDATE ledger SET amount = 1",
+            "DELETE FROM ledger",
+            "INSERT INTO ledger (at, kind, from_account, to_account, amount, from_balance_after, to_balance_after) VALUES (9, 'gift', 'mint', 'user:a', 1, 0, 0)",
+            "INSERT INTO ledger (at, kind, from_account, to_account, amount, from_balance_after, to_balance_after) VALUES (9, 'grant', 'mint', 'user:nobody', 1, 0, 0)",
+        ] {
+            assert!(conn.execute(bad, []).is_err(), "{bad}");
+        }
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 3);
     }
 }

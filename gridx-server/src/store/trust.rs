@@ -3,6 +3,7 @@
 //! decides (`crate::trust` and `crate::queue::rules::validation`); this only reads
 //! and writes, inside the caller's transaction.
 
+use super::counters::{self, Counter};
 use super::{StoreError, StoreResult};
 use gridx_proto::api::{ReplicaView, Verdict};
 use gridx_proto::job::FailureReason;
@@ -112,19 +113,11 @@ pub fn save_record(conn: &Connection, subject: &Subject, r: &Record, now: i64) -
 /// The operator's change counter: a running coordinator reloads trust marks and
 /// records when it grows.
 pub fn trust_version(conn: &Connection) -> StoreResult<i64> {
-    Ok(conn
-        .prepare_cached("SELECT value FROM grid_state WHERE key = 'trust_version'")?
-        .query_row([], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0))
+    counters::read(conn, Counter::Trust)
 }
 
 fn bump_trust_version(conn: &Connection) -> StoreResult<()> {
-    conn.execute(
-        "UPDATE grid_state SET value = value + 1 WHERE key = 'trust_version'",
-        [],
-    )?;
-    Ok(())
+    counters::bump(conn, Counter::Trust)
 }
 
 /// Marks a worker trusted (its results need no replica, it is never quarantined

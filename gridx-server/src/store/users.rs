@@ -1,16 +1,21 @@
 //! Users, workers and their tokens: the admin commands' side of the store.
 
+use super::counters::{self, Counter};
 use super::ledger::{self, PostError};
 use super::{StoreError, StoreResult, now_millis};
 use crate::tokens;
+use gridx_proto::admin::UserAccountView;
 use gridx_proto::{Credits, UserName, WorkerId};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashSet;
 
 /// A user as the API's auth layer knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub name: UserName,
     pub is_admin: bool,
+    /// Why the operator disabled the account, if they did: its token is refused.
+    pub disabled: Option<String>,
 }
 
 /// A worker as the session layer knows it.
@@ -23,16 +28,6 @@ pub struct WorkerRecord {
     /// The most job attempts the coordinator gives it at once, set by the operator
     /// (`worker add --max-slots`); `None`: as many as its `hello` claims.
     pub max_slots: Option<u32>,
-}
-
-/// One line of `user list`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct UserSummary {
-    pub user: UserName,
-    pub admin: bool,
-    pub balance: Credits,
-    pub jobs: u64,
-    pub max_priority: i32,
 }
 
 fn token() -> StoreResult<String> {
@@ -98,6 +93,7 @@ pub fn create_user_with_max_priority(
     let grant = crate::settlement::Movement::Grant {
         user: name,
         amount: credits,
+        reason: None,
     };
     crate::settlement::settle(&tx, &grant, None, now).map_err(|e| match e {
         crate::settlement::SettleError::Post(PostError::Store(s)) => s,
@@ -143,40 +139,92 @@ pub fn set_max_priority(conn: &Connection, name: &UserName, max_priority: i32) -
     Ok(())
 }
 
-/// The highest priority a user may submit (the queue asks on every submit, in the
-/// submit's own transaction, so a change applies to the next submit).
-pub fn max_priority(conn: &Connection, name: &UserName) -> StoreResult<i32> {
-    conn.prepare_cached("SELECT max_priority FROM users WHERE name = ?1")?
-        .query_row([name.as_str()], |r| r.get(0))
+/// What a user may submit: the highest priority, and whether the account is
+/// disabled (why). The queue asks on every submit, in the submit's own transaction,
+/// so an operator's change applies to the next submit.
+pub fn submit_rights(conn: &Connection, name: &UserName) -> StoreResult<(i32, Option<String>)> {
+    conn.prepare_cached("SELECT max_priority, disabled FROM users WHERE name = ?1")?
+        .query_row([name.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("no user {name}")))
 }
 
-pub fn list_users(conn: &Connection) -> StoreResult<Vec<UserSummary>> {
-    let mut stmt = conn.prepare(
+/// Every user as the operator sees them (`user list`, `GET /v1/admin/users`).
+pub fn list_users(conn: &Connection) -> StoreResult<Vec<UserAccountView>> {
+    user_views(conn, None)
+}
+
+/// One user as the operator sees them.
+pub fn user_account_view(conn: &Connection, name: &UserName) -> StoreResult<UserAccountView> {
+    user_views(conn, Some(name))?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("no user {name}")))
+}
+
+/// Every user, or only `only`.
+fn user_views(conn: &Connection, only: Option<&UserName>) -> StoreResult<Vec<UserAccountView>> {
+    let mut stmt = conn.prepare_cached(
         "SELECT u.name, u.is_admin, a.balance,
-                (SELECT COUNT(*) FROM jobs j WHERE j.user = u.name), u.max_priority
-         FROM users u JOIN accounts a ON a.id = 'user:' || u.name ORDER BY u.name",
+                (SELECT COUNT(*) FROM jobs j WHERE j.user = u.name), u.max_priority, u.disabled
+         FROM users u JOIN accounts a ON a.id = 'user:' || u.name
+         WHERE ?1 IS NULL OR u.name = ?1 ORDER BY u.name",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map([only.map(UserName::as_str)], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, bool>(1)?,
             r.get::<_, i64>(2)?,
             r.get::<_, i64>(3)?,
             r.get::<_, i32>(4)?,
+            r.get::<_, Option<String>>(5)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (name, admin, balance, jobs, max_priority) = row?;
-        out.push(UserSummary {
+        let (name, admin, balance, jobs, max_priority, disabled) = row?;
+        out.push(UserAccountView {
             user: UserName::new(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             admin,
             balance: Credits::from_millis(balance),
             jobs: jobs as u64,
             max_priority,
+            disabled,
         });
+    }
+    Ok(out)
+}
+
+/// Disables an account (`reason` given) or enables it (`None`). Returns whether
+/// anything changed; the `users_version` grows when it did, so a running coordinator
+/// cancels the account's queued jobs (`queue::housekeeping`).
+pub fn set_disabled(conn: &Connection, name: &UserName, reason: Option<&str>) -> StoreResult<bool> {
+    let current: Option<Option<String>> = conn
+        .query_row(
+            "SELECT disabled FROM users WHERE name = ?1",
+            [name.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(current) = current else {
+        return Err(StoreError::NotFound(format!("no user {name}")));
+    };
+    if current.is_some() == reason.is_some() {
+        return Ok(false);
+    }
+    conn.execute(
+        "UPDATE users SET disabled = ?2 WHERE name = ?1",
+        params![name.as_str(), reason],
+    )?;
+    counters::bump(conn, Counter::Users)?;
+    Ok(true)
+}
+
+/// The accounts the operator disabled.
+pub fn disabled_users(conn: &Connection) -> StoreResult<HashSet<UserName>> {
+    let mut stmt = conn.prepare_cached("SELECT name FROM users WHERE disabled IS NOT NULL")?;
+    let mut out = HashSet::new();
+    for name in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        out.insert(UserName::new(&name?).map_err(|e| StoreError::Corrupt(e.to_string()))?);
     }
     Ok(out)
 }
@@ -185,23 +233,30 @@ pub fn list_users(conn: &Connection) -> StoreResult<Vec<UserSummary>> {
 pub fn user_by_token(conn: &Connection, token: &str) -> StoreResult<Option<UserRecord>> {
     let presented = tokens::hash(token);
     let row = conn
-        .prepare_cached("SELECT name, is_admin, token_hash FROM users WHERE token_hash = ?1")?
+        .prepare_cached(
+            "SELECT name, is_admin, token_hash, disabled FROM users WHERE token_hash = ?1",
+        )?
         .query_row([presented.as_slice()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, bool>(1)?,
                 r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Option<String>>(3)?,
             ))
         })
         .optional()?;
-    let Some((name, is_admin, stored)) = row else {
+    let Some((name, is_admin, stored, disabled)) = row else {
         return Ok(None);
     };
     if !tokens::matches(&stored, &presented) {
         return Ok(None);
     }
     let name = UserName::new(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(Some(UserRecord { name, is_admin }))
+    Ok(Some(UserRecord {
+        name,
+        is_admin,
+        disabled,
+    }))
 }
 
 /// Registers a worker owned by `owner` with no slot cap of its own (it gets as many

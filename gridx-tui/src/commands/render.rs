@@ -163,12 +163,12 @@ fn lines(outcome: &Outcome) -> Vec<String> {
         Outcome::Balance(b) => vec![format!("{}: {} credits", b.user, b.balance)],
         Outcome::Ledger(l) => {
             let mut lines = vec![format!(
-                "{:>6}  {:<24} {:<7} {:>10} {:>8} {:>12}",
+                "{:>6}  {:<24} {:<7} {:>10} {:>8} {:>12}  REASON",
                 "ID", "AT", "KIND", "AMOUNT", "JOB", "BALANCE"
             )];
             for e in &l.entries {
-                lines.push(format!(
-                    "{:>6}  {:<24} {:<7} {:>10} {:>8} {:>12}",
+                let line = format!(
+                    "{:>6}  {:<24} {:<7} {:>10} {:>8} {:>12}  {}",
                     e.id,
                     to_rfc3339_millis(e.at),
                     e.kind.to_string(),
@@ -176,8 +176,10 @@ fn lines(outcome: &Outcome) -> Vec<String> {
                     e.job_id
                         .map(|j| j.to_string())
                         .unwrap_or_else(|| "-".into()),
-                    e.balance_after.to_string()
-                ));
+                    e.balance_after.to_string(),
+                    e.reason.as_deref().unwrap_or("")
+                );
+                lines.push(line.trim_end().to_owned());
             }
             lines
         }

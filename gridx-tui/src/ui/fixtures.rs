@@ -281,6 +281,7 @@ pub fn client_state() -> AppState {
         amount: Credits::from_whole(100),
         job_id: None,
         balance_after: Credits::from_millis(balance),
+        reason: None,
     }];
     for i in 1..=8u64 {
         balance -= 1_000;
@@ -291,6 +292,7 @@ pub fn client_state() -> AppState {
             amount: Credits::from_millis(-1_000),
             job_id: Some(JobId(i)),
             balance_after: Credits::from_millis(balance),
+            reason: None,
         });
     }
     entries.reverse();

@@ -219,6 +219,7 @@ fn live_events_update_jobs_ledger_and_the_connection() {
         amount: Credits::from_millis(-1000),
         job_id: Some(JobId(13)),
         balance_after: Credits::from_millis(86_400),
+        reason: None,
     };
     s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Ledger {
         entry,
@@ -371,6 +372,7 @@ fn the_ledger_selection_stays_on_its_entry_when_entries_arrive() {
             amount: Credits::from_millis(-1000),
             job_id: Some(JobId(id)),
             balance_after: Credits::from_millis(1_000),
+            reason: None,
         };
         s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Ledger {
             entry,

@@ -113,8 +113,14 @@ impl State {
         }
         // The operator decides precedence: a user may not ask for more than their
         // maximum (`user add/set --max-priority`), read in this transaction. Lowering
-        // one's own priority is always allowed.
-        let max = users::max_priority(conn, &user)?;
+        // one's own priority is always allowed. An account disabled since its request
+        // was authenticated submits nothing.
+        let (max, disabled) = users::submit_rights(conn, &user)?;
+        if let Some(reason) = disabled {
+            return Err(StepError::Refused(QueueError::AccountDisabled(
+                user, reason,
+            )));
+        }
         if spec.priority > max {
             return Err(StepError::Refused(QueueError::PriorityNotAllowed {
                 priority: spec.priority,
@@ -139,8 +145,9 @@ impl State {
         let cost = self.settings.job_cost;
         let now = now_millis();
         // Decide before writing: a batch has no savepoint per command, so a refusal
-        // must come before the first write. Only this thread ever lowers a balance, so
-        // the check holds until the hold below.
+        // must come before the first write. The batch's transaction holds the write
+        // lock (IMMEDIATE), so no admin command's debit can come between this check
+        // and the hold below.
         let balance = ledger::balance(conn, &ledger::user_account(user.as_str()))?;
         if balance < cost {
             return Err(StepError::Refused(QueueError::InsufficientCredits {
@@ -267,7 +274,10 @@ impl State {
         let Some(job) = self.scheduler.get(job_id).cloned() else {
             return Ok(());
         };
-        let to = if reason == FailureReason::CancelledByUser {
+        let to = if matches!(
+            reason,
+            FailureReason::CancelledByUser | FailureReason::UserDisabled
+        ) {
             JobStatus::Cancelled
         } else {
             JobStatus::Error

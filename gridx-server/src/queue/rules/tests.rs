@@ -58,6 +58,7 @@ impl Rig {
             let grant = crate::settlement::Movement::Grant {
                 user: &name(user),
                 amount: Credits::from_whole(100),
+                reason: None,
             };
             crate::settlement::settle(&rig.conn, &grant, None, 0).expect("grant");
         }

@@ -8,8 +8,8 @@ use ratatui::text::Span;
 use ratatui::widgets::{Cell, Paragraph, Row};
 
 /// Columns from the most important: a narrow pane gives up the last ones first.
-const PRIORITY: [usize; 5] = [2, 3, 1, 4, 0];
-const MIN_WIDTH: [u16; 5] = [8, 6, 8, 7, 6];
+const PRIORITY: [usize; 6] = [2, 3, 1, 4, 0, 5];
+const MIN_WIDTH: [u16; 6] = [8, 6, 8, 7, 6, 8];
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let t = &state.theme;
@@ -65,16 +65,29 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
                         .unwrap_or_else(|| "-".into()),
                 ),
                 Cell::from(e.balance_after.to_string()),
+                // The operator's reason for a grant or debit by hand (a stranger's
+                // text: inert).
+                Cell::from(
+                    e.reason
+                        .as_deref()
+                        .map(|r| crate::inert::inert(r).into_owned())
+                        .unwrap_or_default(),
+                ),
             ];
             Row::new(kept(cells, &keep)).style(row_style(state, Pane::Ledger, start + i))
         });
-    let header = Row::new(kept(["TIME", "KIND", "AMOUNT", "JOB", "AFTER"], &keep)).style(t.dim());
+    let header = Row::new(kept(
+        ["TIME", "KIND", "AMOUNT", "JOB", "AFTER", "NOTE"],
+        &keep,
+    ))
+    .style(t.dim());
     let widths = [
         Constraint::Length(8),
         Constraint::Length(6),
         Constraint::Length(8),
         Constraint::Length(7),
-        Constraint::Min(6),
+        Constraint::Length(9),
+        Constraint::Min(8),
     ];
     frame.render_widget(table(rows, kept(widths, &keep), header, block), area);
 }
