@@ -54,20 +54,37 @@ pub async fn launch(
     config: ServerConfig,
     data_dir: PathBuf,
     listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), LaunchError> {
     // Before the store: a bad certificate must not leave anything half started.
-    let tls = match (&config.tls.cert, &config.tls.key) {
-        (Some(cert), Some(key)) => Some(crate::tls::ServerCert::load(cert, key)?),
-        _ => None,
-    };
-    let acceptor = tls.as_ref().map(|t| t.acceptor()).transpose()?;
-    let (_serve_lock, conn) = tokio::task::spawn_blocking({
+    if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
+        crate::tls::ServerCert::load(cert, key)?;
+    }
+    let opened = tokio::task::spawn_blocking({
         let data_dir = data_dir.clone();
         move || store::open_for_serving(&data_dir)
     })
     .await
     .map_err(|_| StoreError::Unavailable)??;
+    launch_on(config, data_dir, opened, listener, shutdown).await
+}
+
+/// [`launch`] on a store the caller already opened with
+/// [`store::open_for_serving`]: `gridx-server serve` opens it before it binds, so a
+/// store it cannot use is refused before it says `listening on`.
+pub async fn launch_on(
+    config: ServerConfig,
+    data_dir: PathBuf,
+    opened: (store::lock::ServeLock, rusqlite::Connection),
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), LaunchError> {
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Some(crate::tls::ServerCert::load(cert, key)?),
+        _ => None,
+    };
+    let acceptor = tls.as_ref().map(|t| t.acceptor()).transpose()?;
+    let (_serve_lock, conn) = opened;
     let metrics = Metrics::new();
     let events = EventBus::new(Backlog {
         max_events: crate::api::live::MAX_BACKLOG_EVENTS,

@@ -55,6 +55,12 @@ async fn a_second_serve_on_one_store_is_refused_naming_the_first() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(1), "{stderr}");
+    // Refused before binding: it never claims to be listening.
+    assert!(
+        second.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&second.stdout)
+    );
     assert!(
         stderr.contains(&format!("another coordinator (pid {})", first.id())),
         "{stderr}"

@@ -80,6 +80,10 @@ pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
     if let (Some(cert), Some(key)) = (&config.server.tls.cert, &config.server.tls.key) {
         gridx_server::tls::load_pair(cert, key).context("the TLS certificate")?;
     }
+    // Before binding too: a store this user cannot write, or one another coordinator
+    // serves, stops `serve` before it says `listening on`.
+    let opened = gridx_server::store::open_for_serving(&data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let tls = config.server.tls.cert.is_some();
     runtime.block_on(async move {
         // Before `listening on`: from then on a service manager may send SIGHUP.
@@ -97,7 +101,7 @@ pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
             let _ = shutdown_tx.send(true);
         });
         tracing::info!(data_dir = %data_dir.display(), "starting");
-        gridx_server::launch(config.server, data_dir, listener, shutdown_rx)
+        gridx_server::app::launch_on(config.server, data_dir, opened, listener, shutdown_rx)
             .await
             .context("coordinator failed")?;
         Ok::<_, color_eyre::Report>(())
