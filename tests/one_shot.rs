@@ -111,6 +111,47 @@ async fn one_shot_commands_work_end_to_end() {
     let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(job["job_id"], id);
 
+    // Several files: one batch, one id per accepted file on stdout in order, each
+    // refused file named on stderr, exit 1.
+    for (name, code) in [("a.py", "print('a')"), ("b.sh", "echo b"), ("blank.py", "  \n")] {
+        std::fs::write(dir.path().join(name), code).unwrap();
+    }
+    let files: Vec<String> = ["a.py", "blank.py", "b.sh"]
+        .iter()
+        .map(|f| dir.path().join(f).to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["submit"];
+    args.extend(files.iter().map(String::as_str));
+    let out = tokio::task::block_in_place(|| gridx(grid_ref, &alice, &args, None));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let batch_ids: Vec<u64> = text(&out.stdout)
+        .lines()
+        .map(|l| l.parse().expect("an id per line"))
+        .collect();
+    assert_eq!(batch_ids.len(), 2, "{}", text(&out.stdout));
+    assert!(batch_ids[0] < batch_ids[1]);
+    assert!(
+        text(&out.stderr).contains("blank.py: not submitted: code is empty (invalid_request)"),
+        "{}",
+        text(&out.stderr)
+    );
+    for (id, want) in batch_ids.iter().zip(["a\n", "b\n"]) {
+        let out = tokio::task::block_in_place(|| {
+            gridx(grid_ref, &alice, &["--json", "job", &id.to_string()], None)
+        });
+        let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut job = job;
+        while job["status"] != "succeeded" && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let out = tokio::task::block_in_place(|| {
+                gridx(grid_ref, &alice, &["--json", "job", &id.to_string()], None)
+            });
+            job = serde_json::from_slice(&out.stdout).expect("JSON");
+        }
+        assert_eq!(job["stdout"], want, "{job}");
+    }
+
     let out = tokio::task::block_in_place(|| {
         gridx(grid_ref, &alice, &["--json", "jobs", "--limit", "2"], None)
     });

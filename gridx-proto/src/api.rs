@@ -32,6 +32,33 @@ pub struct SubmitJobRequest {
     pub validate: Option<bool>,
 }
 
+/// The most jobs one `POST /v1/jobs/batch` may carry.
+pub const MAX_BATCH_JOBS: usize = 100;
+
+/// `POST /v1/jobs/batch`: several submits in one request and one transaction. Each
+/// item is a [`SubmitJobRequest`], checked on its own: one bad item is refused in its
+/// place and the others go ahead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBatchRequest {
+    pub jobs: Vec<SubmitJobRequest>,
+}
+
+/// One item's result in a batch answer: the job it made, or why it made none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BatchItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<JobView>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// The answer to `POST /v1/jobs/batch`: one item per submitted item, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SubmitBatchResponse {
+    pub jobs: Vec<BatchItem>,
+}
+
 /// A job as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobView {

@@ -173,6 +173,21 @@ pub async fn one_shot(
         match &outcome {
             // The id alone, so scripts can capture it.
             Outcome::Submitted(job) => println!("{}", job.job_id),
+            // One id per accepted file on stdout, in order; refusals on stderr.
+            Outcome::Batch(items) => {
+                for (file, item) in items {
+                    match (&item.job, &item.error) {
+                        (Some(job), _) => println!("{}", job.job_id),
+                        (None, Some(e)) => eprintln!(
+                            "gridx-tui: {}: not submitted: {} ({})",
+                            inert(file),
+                            inert(&e.message),
+                            e.code.as_str()
+                        ),
+                        (None, None) => eprintln!("gridx-tui: {}: no answer", inert(file)),
+                    }
+                }
+            }
             // Into a pipe or a file, exactly the stored bytes, nothing added
             // (`gridx-tui output 7 > out.txt`); on a terminal shown inert unless --raw.
             Outcome::Output { bytes, raw, .. } => {
@@ -212,6 +227,12 @@ pub async fn one_shot(
         return Ok(ExitCode::from(
             u8::try_from(code.rem_euclid(256)).unwrap_or(1),
         ));
+    }
+    // A batch in which a file was refused fails, after the others were submitted.
+    if let Outcome::Batch(items) = &outcome
+        && items.iter().any(|(_, item)| item.job.is_none())
+    {
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,8 +13,9 @@ use axum::http::header;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use gridx_proto::api::{
-    ErrorBody, ErrorCode, JobListQuery, JobListResponse, JobView, MAX_IDEMPOTENCY_KEY_LEN,
-    OUTPUT_CONTENT_TYPE, OutputStream, SubmitJobRequest,
+    BatchItem, ErrorBody, ErrorCode, ErrorDetail, JobListQuery, JobListResponse, JobView,
+    MAX_BATCH_JOBS, MAX_IDEMPOTENCY_KEY_LEN, OUTPUT_CONTENT_TYPE, OutputStream,
+    SubmitBatchRequest, SubmitBatchResponse, SubmitJobRequest,
 };
 use gridx_proto::{JobId, JobSpec, JobStatus};
 use sha2::{Digest, Sha256};
@@ -65,6 +66,116 @@ pub async fn submit(
         StatusCode::CREATED
     };
     Ok((status, Json(submitted.view)))
+}
+
+/// The body of a batch as it arrives: each item is decoded on its own, so that one
+/// malformed item is refused in its place instead of failing the whole request.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    jobs: Vec<serde_json::Value>,
+}
+
+/// Submit up to 100 jobs in one request. They are stored in one transaction, in
+/// order, each held from your balance like a single submit; each item is accepted or
+/// refused on its own (`{"job": …}` or `{"error": …}` in its place), so a balance that
+/// covers only the first items queues only those. No `Idempotency-Key`.
+#[utoipa::path(
+    post, path = "/v1/jobs/batch", tag = "jobs",
+    request_body = SubmitBatchRequest,
+    responses(
+        (status = 200, description = "One result per item, in order", body = SubmitBatchResponse),
+        (status = 400, description = "Not a batch: no `jobs` array, none, or more than 100", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+        (status = 503, description = "The coordinator is shutting down", body = ErrorBody),
+    )
+)]
+pub async fn submit_batch(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(batch): ApiJson<RawBatch>,
+) -> Result<Json<SubmitBatchResponse>, ApiError> {
+    if headers.contains_key("idempotency-key") {
+        return Err(ApiError::invalid(
+            "a batch takes no Idempotency-Key; submit one job at a time to use one",
+        ));
+    }
+    if batch.jobs.is_empty() || batch.jobs.len() > MAX_BATCH_JOBS {
+        return Err(ApiError::invalid(format!(
+            "a batch holds 1 to {MAX_BATCH_JOBS} jobs, not {}",
+            batch.jobs.len()
+        )));
+    }
+    // Check every item first; only the valid ones go to the queue, in order.
+    let mut items: Vec<Result<(JobSpec, bool), ErrorDetail>> = Vec::with_capacity(batch.jobs.len());
+    for raw in batch.jobs {
+        items.push(
+            serde_json::from_value::<SubmitJobRequest>(raw)
+                .map_err(|e| ErrorDetail {
+                    code: ErrorCode::InvalidRequest,
+                    message: e.to_string(),
+                })
+                .and_then(|request| {
+                    let validate = request.validate.unwrap_or(true);
+                    state
+                        .config
+                        .limits
+                        .validate(&request)
+                        .map(|spec| (spec, validate))
+                        .map_err(|e| ErrorDetail {
+                            code: if e.is_too_large() {
+                                ErrorCode::PayloadTooLarge
+                            } else {
+                                ErrorCode::InvalidRequest
+                            },
+                            message: e.to_string(),
+                        })
+                }),
+        );
+    }
+    let valid: Vec<(JobSpec, bool)> = items.iter().filter_map(|i| i.as_ref().ok().cloned()).collect();
+    let mut submitted = if valid.is_empty() {
+        Vec::new()
+    } else {
+        state.queue.submit_batch(user.name, valid).await?
+    }
+    .into_iter();
+    let jobs = items
+        .into_iter()
+        .map(|item| match item {
+            Err(error) => BatchItem {
+                job: None,
+                error: Some(error),
+            },
+            Ok(_) => match submitted.next() {
+                Some(Ok(s)) => BatchItem {
+                    job: Some(Box::new(s.view)),
+                    error: None,
+                },
+                Some(Err(e)) => {
+                    let e = ApiError::from(e);
+                    BatchItem {
+                        job: None,
+                        error: Some(ErrorDetail {
+                            code: e.code,
+                            message: e.message,
+                        }),
+                    }
+                }
+                None => BatchItem {
+                    job: None,
+                    error: Some(ErrorDetail {
+                        code: ErrorCode::Internal,
+                        message: "the queue answered fewer items than it was sent".into(),
+                    }),
+                },
+            },
+        })
+        .collect();
+    Ok(Json(SubmitBatchResponse { jobs }))
 }
 
 /// The `Idempotency-Key` header, checked, with a hash of the job it asks for (after

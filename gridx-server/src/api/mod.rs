@@ -37,6 +37,7 @@ pub fn openapi(limits: &JobLimits) -> utoipa::openapi::OpenApi {
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(jobs::submit, jobs::list))
+        .routes(routes!(jobs::submit_batch))
         .routes(routes!(jobs::get_one))
         .routes(routes!(jobs::stdout))
         .routes(routes!(jobs::stderr))

@@ -30,6 +30,7 @@ fn not_applied(command: Command, fx: &mut Effects) {
     match command {
         Command::Submit { reply, .. } => fx.replies.push(answer(reply, refused())),
         Command::Cancel { reply, .. } => fx.replies.push(answer(reply, refused())),
+        Command::SubmitBatch { reply, .. } => fx.replies.push(answer(reply, refused())),
         Command::Hello { reply, .. } => fx.replies.push(answer(reply, refused())),
         Command::Admin { reply, .. } => fx.replies.push(answer(reply, refused())),
         Command::Drain { reply } => fx.replies.push(Box::new(move |_| {
@@ -112,6 +113,22 @@ impl State {
                 let (result, failure) = split(self.submit(conn, user, spec, validate, key, fx));
                 fx.replies.push(answer(reply, result));
                 failure.map_or(Ok(()), Err)
+            }
+            Command::SubmitBatch { user, jobs, reply } => {
+                let mut results = Vec::with_capacity(jobs.len());
+                for (spec, validate) in jobs {
+                    let (result, failure) =
+                        split(self.submit(conn, user.clone(), spec, validate, None, fx));
+                    if let Some(e) = failure {
+                        // The whole batch (and this transaction) fails: nothing of it
+                        // is stored, and the caller hears the store error.
+                        fx.replies.push(answer(reply, Err(QueueError::Store(e.to_string()))));
+                        return Err(e);
+                    }
+                    results.push(result);
+                }
+                fx.replies.push(answer(reply, Ok(results)));
+                Ok(())
             }
             Command::Cancel {
                 user,

@@ -158,6 +158,14 @@ pub enum Command {
         key: Option<SubmitKey>,
         reply: oneshot::Sender<Result<Submitted, QueueError>>,
     },
+    /// Several submits of one user, applied in order in the same transaction: each
+    /// is accepted or refused on its own (`POST /v1/jobs/batch`).
+    SubmitBatch {
+        user: UserName,
+        /// Each job with its `validate`.
+        jobs: Vec<(JobSpec, bool)>,
+        reply: oneshot::Sender<Result<Vec<Result<Submitted, QueueError>>, QueueError>>,
+    },
     Cancel {
         user: UserName,
         is_admin: bool,
@@ -226,6 +234,16 @@ impl QueueHandle {
             reply,
         })
         .await
+    }
+
+    /// Submits several jobs in one transaction; one result per job, in order.
+    pub async fn submit_batch(
+        &self,
+        user: UserName,
+        jobs: Vec<(JobSpec, bool)>,
+    ) -> Result<Vec<Result<Submitted, QueueError>>, QueueError> {
+        self.call(|reply| Command::SubmitBatch { user, jobs, reply })
+            .await
     }
 
     pub async fn cancel(

@@ -5,7 +5,8 @@ use crate::client::tls::{Endpoint, EndpointError};
 use gridx_proto::JobId;
 use gridx_proto::api::{
     BalanceResponse, ErrorBody, JobListQuery, JobListResponse, JobView, LedgerQuery,
-    LedgerResponse, OutputStream, SubmitJobRequest, WorkersResponse,
+    LedgerResponse, OutputStream, SubmitBatchRequest, SubmitBatchResponse, SubmitJobRequest,
+    WorkersResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -223,6 +224,20 @@ impl ApiClient {
         };
         let mut backoff = Backoff::new(self.resend_delay, self.resend_delay * 4).with_retries(3);
         retry(&mut backoff, &mut resend).await
+    }
+
+    /// Submits several jobs in one request (`POST /v1/jobs/batch`), one result per job.
+    /// Sent once: a batch has no idempotency key, so a lost answer is not resent (the
+    /// jobs may exist; `jobs` shows them).
+    pub async fn submit_batch(
+        &self,
+        request: &SubmitBatchRequest,
+    ) -> Result<SubmitBatchResponse, ClientError> {
+        self.send(
+            self.request(reqwest::Method::POST, "/v1/jobs/batch")?
+                .json(request),
+        )
+        .await
     }
 
     pub async fn job(&self, id: JobId) -> Result<JobView, ClientError> {

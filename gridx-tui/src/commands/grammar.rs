@@ -70,13 +70,14 @@ pub enum ConsoleCommand {
 
 #[derive(Args, Debug, Clone, PartialEq, Eq, Default)]
 pub struct SubmitArgs {
-    /// File with the job's code, or - for standard input.
-    pub file: Option<String>,
+    /// File with the job's code, or - for standard input. Several files are
+    /// submitted as one batch, one job each.
+    pub files: Vec<String>,
     /// python, node (javascript) or bash; guessed from the file's extension if absent.
     #[arg(long, short = 'l')]
     pub lang: Option<Language>,
     /// The code itself, instead of a file.
-    #[arg(long, short = 'c', conflicts_with = "file")]
+    #[arg(long, short = 'c', conflicts_with = "files")]
     pub code: Option<String>,
     /// Wall-clock limit in seconds.
     #[arg(long)]

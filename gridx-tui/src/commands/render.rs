@@ -41,6 +41,21 @@ fn lines(outcome: &Outcome) -> Vec<String> {
             "submitted job {} ({}, {})",
             job.job_id, job.language, job.status
         )],
+        Outcome::Batch(items) => items
+            .iter()
+            .map(|(file, item)| match (&item.job, &item.error) {
+                (Some(job), _) => format!(
+                    "{file}: submitted job {} ({}, {})",
+                    job.job_id, job.language, job.status
+                ),
+                (None, Some(e)) => format!(
+                    "{file}: not submitted: {} ({})",
+                    e.message,
+                    e.code.as_str()
+                ),
+                (None, None) => format!("{file}: no answer"),
+            })
+            .collect(),
         Outcome::Cancelled(job) => vec![format!(
             "job {}: {}",
             job.job_id,
@@ -219,6 +234,19 @@ pub fn to_json(outcome: &Outcome) -> serde_json::Value {
     let value = match outcome {
         Outcome::Submitted(job) | Outcome::Job(job) | Outcome::Cancelled(job) => {
             serde_json::to_value(job)
+        }
+        Outcome::Batch(items) => {
+            let jobs: Vec<serde_json::Value> = items
+                .iter()
+                .map(|(file, item)| {
+                    let mut v = serde_json::to_value(item).unwrap_or_default();
+                    if let Some(map) = v.as_object_mut() {
+                        map.insert("file".into(), serde_json::Value::String(file.clone()));
+                    }
+                    v
+                })
+                .collect();
+            Ok(serde_json::json!({ "jobs": jobs }))
         }
         Outcome::Output {
             job_id,

@@ -4,8 +4,8 @@
 use super::grammar::{ConsoleCommand, SubmitArgs, help_text};
 use crate::client::{ApiClient, ClientError};
 use gridx_proto::api::{
-    BalanceResponse, JobListQuery, JobListResponse, JobView, LedgerResponse, OutputStream,
-    SubmitJobRequest, WorkersResponse,
+    BalanceResponse, BatchItem, JobListQuery, JobListResponse, JobView, LedgerResponse,
+    MAX_BATCH_JOBS, OutputStream, SubmitBatchRequest, SubmitJobRequest, WorkersResponse,
 };
 use gridx_proto::{JobId, Language};
 
@@ -13,6 +13,8 @@ use gridx_proto::{JobId, Language};
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Submitted(Box<JobView>),
+    /// `submit a.py b.c …`: each file with what became of it, in order.
+    Batch(Vec<(String, BatchItem)>),
     /// `submit --wait` and `job`: the job as it is (terminal after a wait).
     Job(Box<JobView>),
     Cancelled(Box<JobView>),
@@ -60,7 +62,16 @@ pub fn submit_request(
     args: &SubmitArgs,
     stdin: StdinSource,
 ) -> Result<SubmitJobRequest, CommandError> {
-    let (code, from_file) = match (&args.code, args.file.as_deref()) {
+    let file = match args.files.as_slice() {
+        [] => None,
+        [one] => Some(one.as_str()),
+        _ => {
+            return Err(CommandError::Input(
+                "one file at a time here; several are sent as a batch".into(),
+            ));
+        }
+    };
+    let (code, from_file) = match (&args.code, file) {
         (Some(code), _) => (code.clone(), None),
         (None, Some("-")) => match stdin {
             StdinSource::Process => {
@@ -113,6 +124,36 @@ pub fn submit_request(
     })
 }
 
+/// The requests of `submit a.py b.c …`, one per file, each with the shared flags.
+pub fn batch_requests(args: &SubmitArgs) -> Result<Vec<SubmitJobRequest>, CommandError> {
+    if args.wait {
+        return Err(CommandError::Input(
+            "--wait follows one job; submit the files one at a time to wait for each".into(),
+        ));
+    }
+    if args.files.len() > MAX_BATCH_JOBS {
+        return Err(CommandError::Input(format!(
+            "{} files: a batch holds at most {MAX_BATCH_JOBS}",
+            args.files.len()
+        )));
+    }
+    if args.files.iter().any(|f| f == "-") {
+        return Err(CommandError::Input(
+            "- (standard input) cannot be part of a batch".into(),
+        ));
+    }
+    args.files
+        .iter()
+        .map(|file| {
+            let one = SubmitArgs {
+                files: vec![file.clone()],
+                ..args.clone()
+            };
+            submit_request(&one, StdinSource::Unavailable)
+        })
+        .collect()
+}
+
 /// Runs one command. `read_only` refuses anything that changes state.
 pub async fn run(
     command: ConsoleCommand,
@@ -124,6 +165,20 @@ pub async fn run(
         ConsoleCommand::Submit(args) => {
             if read_only {
                 return Err(CommandError::ReadOnly("submit"));
+            }
+            if args.files.len() > 1 {
+                let jobs = batch_requests(&args)?;
+                let answer = client.submit_batch(&SubmitBatchRequest { jobs }).await?;
+                if answer.jobs.len() != args.files.len() {
+                    return Err(CommandError::Input(format!(
+                        "the coordinator answered {} items for {} files",
+                        answer.jobs.len(),
+                        args.files.len()
+                    )));
+                }
+                return Ok(Outcome::Batch(
+                    args.files.into_iter().zip(answer.jobs).collect(),
+                ));
             }
             let request = submit_request(&args, stdin)?;
             let view = client.submit(&request).await?;

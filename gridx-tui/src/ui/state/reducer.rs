@@ -405,6 +405,14 @@ impl AppState {
                         }
                         self.upsert_job(job.summary());
                     }
+                    Outcome::Batch(items) => {
+                        for job in items.iter().filter_map(|(_, item)| item.job.as_ref()) {
+                            if self.watched.len() < MAX_WATCHED {
+                                self.watched.insert(job.job_id);
+                            }
+                            self.upsert_job(job.summary());
+                        }
+                    }
                     Outcome::Job(job) | Outcome::Cancelled(job) => {
                         self.upsert_job(job.summary());
                     }
