@@ -113,7 +113,11 @@ async fn one_shot_commands_work_end_to_end() {
 
     // Several files: one batch, one id per accepted file on stdout in order, each
     // refused file named on stderr, exit 1.
-    for (name, code) in [("a.py", "print('a')"), ("b.sh", "echo b"), ("blank.py", "  \n")] {
+    for (name, code) in [
+        ("a.py", "print('a')"),
+        ("b.sh", "echo b"),
+        ("blank.py", "  \n"),
+    ] {
         std::fs::write(dir.path().join(name), code).unwrap();
     }
     let files: Vec<String> = ["a.py", "blank.py", "b.sh"]

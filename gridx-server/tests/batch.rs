@@ -41,7 +41,11 @@ async fn a_batch_of_100_is_queued_in_order_held_once_each_and_runs() {
         .map(|i| i["job"]["job_id"].as_u64().unwrap())
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
-    assert!(items.iter().all(|i| i["job"]["status"] == "queued" && i.get("error").is_none()));
+    assert!(
+        items
+            .iter()
+            .all(|i| i["job"]["status"] == "queued" && i.get("error").is_none())
+    );
     assert_eq!(server.balance(&alice).await, Credits::from_whole(100));
 
     // They run like single submits.
@@ -94,8 +98,18 @@ async fn each_item_is_accepted_or_refused_in_its_place() {
         ],
         "{body}"
     );
-    assert!(items[1]["error"]["message"].as_str().unwrap().contains("cobol"));
-    assert!(items[3]["error"]["message"].as_str().unwrap().contains("tmeout_s"));
+    assert!(
+        items[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cobol")
+    );
+    assert!(
+        items[3]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tmeout_s")
+    );
     assert_eq!(server.balance(&alice).await, Credits::ZERO);
     let (_, list) = server.get_json(&alice, "/v1/jobs").await;
     assert_eq!(list["jobs"].as_array().unwrap().len(), 2);

@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use gridx_proto::api::{
     BatchItem, ErrorBody, ErrorCode, ErrorDetail, JobListQuery, JobListResponse, JobView,
-    MAX_BATCH_JOBS, MAX_IDEMPOTENCY_KEY_LEN, OUTPUT_CONTENT_TYPE, OutputStream,
-    SubmitBatchRequest, SubmitBatchResponse, SubmitJobRequest,
+    MAX_BATCH_JOBS, MAX_IDEMPOTENCY_KEY_LEN, OUTPUT_CONTENT_TYPE, OutputStream, SubmitBatchRequest,
+    SubmitBatchResponse, SubmitJobRequest,
 };
 use gridx_proto::{JobId, JobSpec, JobStatus};
 use sha2::{Digest, Sha256};
@@ -136,7 +136,10 @@ pub async fn submit_batch(
                 }),
         );
     }
-    let valid: Vec<(JobSpec, bool)> = items.iter().filter_map(|i| i.as_ref().ok().cloned()).collect();
+    let valid: Vec<(JobSpec, bool)> = items
+        .iter()
+        .filter_map(|i| i.as_ref().ok().cloned())
+        .collect();
     let mut submitted = if valid.is_empty() {
         Vec::new()
     } else {

@@ -122,7 +122,8 @@ impl State {
                     if let Some(e) = failure {
                         // The whole batch (and this transaction) fails: nothing of it
                         // is stored, and the caller hears the store error.
-                        fx.replies.push(answer(reply, Err(QueueError::Store(e.to_string()))));
+                        fx.replies
+                            .push(answer(reply, Err(QueueError::Store(e.to_string()))));
                         return Err(e);
                     }
                     results.push(result);

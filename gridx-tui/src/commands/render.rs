@@ -48,11 +48,9 @@ fn lines(outcome: &Outcome) -> Vec<String> {
                     "{file}: submitted job {} ({}, {})",
                     job.job_id, job.language, job.status
                 ),
-                (None, Some(e)) => format!(
-                    "{file}: not submitted: {} ({})",
-                    e.message,
-                    e.code.as_str()
-                ),
+                (None, Some(e)) => {
+                    format!("{file}: not submitted: {} ({})", e.message, e.code.as_str())
+                }
                 (None, None) => format!("{file}: no answer"),
             })
             .collect(),
