@@ -316,57 +316,66 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = peer_ip(parts);
-        let token = bearer_token(parts);
-        let hash = token.map(tokens::hash);
-        // The failed-token limit comes first: a limited address costs no lookup.
-        if let Some(after) = state.limits.refused_before_lookup(peer, hash.as_ref()) {
+        authenticate(parts, state, bearer_token(parts)).await
+    }
+}
+
+/// Checks a presented user token (from whichever header the API reads it), with the
+/// failed-token limit per address, the per-user rate limit and disabled accounts.
+pub async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    token: Option<&str>,
+) -> Result<AuthUser, ApiError> {
+    let peer = peer_ip(parts);
+    let hash = token.map(tokens::hash);
+    // The failed-token limit comes first: a limited address costs no lookup.
+    if let Some(after) = state.limits.refused_before_lookup(peer, hash.as_ref()) {
+        state.metrics.rate_limited.inc();
+        return Err(ApiError::rate_limited(after));
+    }
+    let found = match token {
+        Some(token) if token.starts_with(tokens::USER_PREFIX) => {
+            let token = token.to_owned();
+            state
+                .reader
+                .read(move |conn| users::user_by_token(conn, &token))
+                .await?
+        }
+        _ => None,
+    };
+    let Some(user) = found else {
+        if let Some(after) = state.limits.failed(peer, hash.as_ref()) {
             state.metrics.rate_limited.inc();
             return Err(ApiError::rate_limited(after));
         }
-        let found = match token {
-            Some(token) if token.starts_with(tokens::USER_PREFIX) => {
-                let token = token.to_owned();
-                state
-                    .reader
-                    .read(move |conn| users::user_by_token(conn, &token))
-                    .await?
+        let message = match token {
+            None => "missing `Authorization: Bearer <token>` header".to_owned(),
+            Some(t) if t.starts_with(tokens::WORKER_PREFIX) => {
+                "this is a worker token; it only works for `gridx-tui worker`".to_owned()
             }
-            _ => None,
+            Some(_) => "unknown or rotated API token".to_owned(),
         };
-        let Some(user) = found else {
-            if let Some(after) = state.limits.failed(peer, hash.as_ref()) {
-                state.metrics.rate_limited.inc();
-                return Err(ApiError::rate_limited(after));
-            }
-            let message = match token {
-                None => "missing `Authorization: Bearer <token>` header".to_owned(),
-                Some(t) if t.starts_with(tokens::WORKER_PREFIX) => {
-                    "this is a worker token; it only works for `gridx-tui worker`".to_owned()
-                }
-                Some(_) => "unknown or rotated API token".to_owned(),
-            };
-            return Err(ApiError::unauthorized(message));
-        };
-        if let Some(hash) = hash {
-            state.limits.authenticated(hash);
-        }
-        // A real token, not a guess: refused with the reason, not counted as a failure.
-        if let Some(reason) = user.disabled {
-            return Err(ApiError::new(
-                gridx_proto::api::ErrorCode::Forbidden,
-                crate::queue::QueueError::AccountDisabled(user.name, reason).to_string(),
-            ));
-        }
-        if let Some(wait) = state.limits.retry_after(&state.limits.per_user, &user.name) {
-            state.metrics.rate_limited.inc();
-            return Err(ApiError::rate_limited(whole_seconds(wait)));
-        }
-        Ok(AuthUser {
-            name: user.name,
-            is_admin: user.is_admin,
-        })
+        return Err(ApiError::unauthorized(message));
+    };
+    if let Some(hash) = hash {
+        state.limits.authenticated(hash);
     }
+    // A real token, not a guess: refused with the reason, not counted as a failure.
+    if let Some(reason) = user.disabled {
+        return Err(ApiError::new(
+            gridx_proto::api::ErrorCode::Forbidden,
+            crate::queue::QueueError::AccountDisabled(user.name, reason).to_string(),
+        ));
+    }
+    if let Some(wait) = state.limits.retry_after(&state.limits.per_user, &user.name) {
+        state.metrics.rate_limited.inc();
+        return Err(ApiError::rate_limited(whole_seconds(wait)));
+    }
+    Ok(AuthUser {
+        name: user.name,
+        is_admin: user.is_admin,
+    })
 }
 
 /// The token of an `Authorization: Bearer` header, if well-formed.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod judge0;
 pub mod metrics;
 pub mod queue;
 pub mod settings;

@@ -4,7 +4,7 @@ use super::{ApiJson, ApiQuery};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::queue::SubmitKey;
+use crate::queue::{NewJob, SubmitKey};
 use crate::store::jobs as store_jobs;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -59,7 +59,11 @@ pub async fn submit(
     })?;
     let validate = request.validate.unwrap_or(true);
     let key = submit_key(&headers, &spec, validate)?;
-    let submitted = state.queue.submit(user.name, spec, validate, key).await?;
+    let job = NewJob {
+        key,
+        ..NewJob::new(spec, validate)
+    };
+    let submitted = state.queue.submit(user.name, job).await?;
     let status = if submitted.replayed {
         StatusCode::OK
     } else {
@@ -110,7 +114,7 @@ pub async fn submit_batch(
         )));
     }
     // Check every item first; only the valid ones go to the queue, in order.
-    let mut items: Vec<Result<(JobSpec, bool), ErrorDetail>> = Vec::with_capacity(batch.jobs.len());
+    let mut items: Vec<Result<NewJob, ErrorDetail>> = Vec::with_capacity(batch.jobs.len());
     for raw in batch.jobs {
         items.push(
             serde_json::from_value::<SubmitJobRequest>(raw)
@@ -124,7 +128,7 @@ pub async fn submit_batch(
                         .config
                         .limits
                         .validate(&request)
-                        .map(|spec| (spec, validate))
+                        .map(|spec| NewJob::new(spec, validate))
                         .map_err(|e| ErrorDetail {
                             code: if e.is_too_large() {
                                 ErrorCode::PayloadTooLarge
@@ -136,7 +140,7 @@ pub async fn submit_batch(
                 }),
         );
     }
-    let valid: Vec<(JobSpec, bool)> = items
+    let valid: Vec<NewJob> = items
         .iter()
         .filter_map(|i| i.as_ref().ok().cloned())
         .collect();

@@ -146,6 +146,8 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(u64::from(state.config.request_timeout_s));
     let api = api
         .route("/metrics", get(system::metrics))
+        // Judge0's API, for its clients (docs/judge0.md); not in the OpenAPI document.
+        .nest("/judge0", crate::judge0::router())
         .route(
             "/v1/openapi.json",
             get(move || {

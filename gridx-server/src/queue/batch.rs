@@ -103,22 +103,15 @@ impl State {
         fx: &mut Effects,
     ) -> Result<(), StoreError> {
         match command {
-            Command::Submit {
-                user,
-                spec,
-                validate,
-                key,
-                reply,
-            } => {
-                let (result, failure) = split(self.submit(conn, user, spec, validate, key, fx));
+            Command::Submit { user, job, reply } => {
+                let (result, failure) = split(self.submit(conn, user, job, fx));
                 fx.replies.push(answer(reply, result));
                 failure.map_or(Ok(()), Err)
             }
             Command::SubmitBatch { user, jobs, reply } => {
                 let mut results = Vec::with_capacity(jobs.len());
-                for (spec, validate) in jobs {
-                    let (result, failure) =
-                        split(self.submit(conn, user.clone(), spec, validate, None, fx));
+                for job in jobs {
+                    let (result, failure) = split(self.submit(conn, user.clone(), job, fx));
                     if let Some(e) = failure {
                         // The whole batch (and this transaction) fails: nothing of it
                         // is stored, and the caller hears the store error.

@@ -149,21 +149,41 @@ pub struct HelloRequest {
     pub outbox: SessionTx,
 }
 
+/// One job to submit, as the queue takes it.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub spec: JobSpec,
+    /// Whether its result may be checked by replicas (`validate` in the request).
+    pub validate: bool,
+    pub key: Option<SubmitKey>,
+    /// What the Judge0 API stores beside a job it submits (`crate::judge0`), in the
+    /// job's transaction. Never sent to a worker.
+    pub judge0: Option<crate::store::judge0::Judge0Link>,
+}
+
+impl NewJob {
+    /// A job as `/v1` submits it.
+    pub fn new(spec: JobSpec, validate: bool) -> NewJob {
+        NewJob {
+            spec,
+            validate,
+            key: None,
+            judge0: None,
+        }
+    }
+}
+
 pub enum Command {
     Submit {
         user: UserName,
-        spec: JobSpec,
-        /// Whether its result may be checked by replicas (`validate` in the request).
-        validate: bool,
-        key: Option<SubmitKey>,
+        job: NewJob,
         reply: oneshot::Sender<Result<Submitted, QueueError>>,
     },
     /// Several submits of one user, applied in order in the same transaction: each
     /// is accepted or refused on its own (`POST /v1/jobs/batch`).
     SubmitBatch {
         user: UserName,
-        /// Each job with its `validate`.
-        jobs: Vec<(JobSpec, bool)>,
+        jobs: Vec<NewJob>,
         reply: oneshot::Sender<Result<Vec<Result<Submitted, QueueError>>, QueueError>>,
     },
     Cancel {
@@ -219,28 +239,16 @@ impl QueueHandle {
         rx.await.map_err(|_| QueueError::ShuttingDown)?
     }
 
-    pub async fn submit(
-        &self,
-        user: UserName,
-        spec: JobSpec,
-        validate: bool,
-        key: Option<SubmitKey>,
-    ) -> Result<Submitted, QueueError> {
-        self.call(|reply| Command::Submit {
-            user,
-            spec,
-            validate,
-            key,
-            reply,
-        })
-        .await
+    pub async fn submit(&self, user: UserName, job: NewJob) -> Result<Submitted, QueueError> {
+        self.call(|reply| Command::Submit { user, job, reply })
+            .await
     }
 
     /// Submits several jobs in one transaction; one result per job, in order.
     pub async fn submit_batch(
         &self,
         user: UserName,
-        jobs: Vec<(JobSpec, bool)>,
+        jobs: Vec<NewJob>,
     ) -> Result<Vec<Result<Submitted, QueueError>>, QueueError> {
         self.call(|reply| Command::SubmitBatch { user, jobs, reply })
             .await

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod counters;
 pub mod jobs;
+pub mod judge0;
 pub mod ledger;
 pub mod lock;
 pub mod reader;

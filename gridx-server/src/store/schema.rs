@@ -228,6 +228,21 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 INSERT INTO grid_state (key, value) VALUES ('users_version', 0);
 "#,
         ),
+        // The Judge0-compatible API (docs/judge0.md): each job it submits has a v4
+        // UUID token, the Judge0 language id it was asked for, the expected output it
+        // is compared with (kept here, never sent to a worker), and the request's
+        // settings as JSON, echoed back by `fields`. Written in the job's transaction.
+        M::up(
+            r#"
+CREATE TABLE judge0_submissions (
+    token            TEXT PRIMARY KEY,
+    job_id           INTEGER NOT NULL UNIQUE REFERENCES jobs(id),
+    language_id      INTEGER NOT NULL,
+    expected_output  TEXT,
+    settings         TEXT NOT NULL
+) STRICT;
+"#,
+        ),
     ])
 }
 

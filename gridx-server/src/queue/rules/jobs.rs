@@ -5,7 +5,7 @@ use super::validation::Mishap;
 use crate::queue::model::{Effects, State, Step, StepError};
 use crate::queue::scheduler::QueuedJob;
 use crate::queue::transitions::{Change, change_status};
-use crate::queue::{QueueError, SubmitKey, Submitted};
+use crate::queue::{NewJob, QueueError, Submitted};
 use crate::settlement::{self, Ending, Movement, SettleError};
 use crate::store::jobs::{self, Completion};
 use crate::store::ledger::{self, PostError};
@@ -15,7 +15,7 @@ use gridx_proto::api::{JobValidation, JobView};
 use gridx_proto::job::{FailureReason, RunEnd, RunOutcome};
 use gridx_proto::protocol::CoordinatorMessage;
 use gridx_proto::time_fmt::from_unix_millis;
-use gridx_proto::{Credits, JobId, JobSpec, JobStatus, UserName, WorkerId};
+use gridx_proto::{Credits, JobId, JobStatus, UserName, WorkerId};
 use rusqlite::Connection;
 use std::time::Instant;
 
@@ -88,11 +88,15 @@ impl State {
         &mut self,
         conn: &Connection,
         user: UserName,
-        spec: JobSpec,
-        validate: bool,
-        key: Option<SubmitKey>,
+        job: NewJob,
         fx: &mut Effects,
     ) -> Step<Submitted> {
+        let NewJob {
+            spec,
+            validate,
+            key,
+            judge0,
+        } = job;
         // A replay is answered from the store before anything else: it changes
         // nothing, so it succeeds even when the queue is full or the balance spent.
         if let Some(key) = &key
@@ -162,6 +166,9 @@ impl State {
         let posted = settlement::settle(conn, &hold, Some(id), now).map_err(settle_error)?;
         if let Some(key) = &key {
             jobs::insert_submit_key(conn, &user, &key.key, &key.request_sha256, id)?;
+        }
+        if let Some(link) = &judge0 {
+            crate::store::judge0::insert(conn, id, link)?;
         }
         // Stored and held: now memory.
         fx.posted.extend(posted);

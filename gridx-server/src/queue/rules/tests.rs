@@ -149,10 +149,12 @@ impl Rig {
             ..testing::spec()
         };
         let mut fx = Effects::default();
-        match self
-            .state
-            .submit(&self.conn, name(user), spec, true, None, &mut fx)
-        {
+        match self.state.submit(
+            &self.conn,
+            name(user),
+            crate::queue::NewJob::new(spec, true),
+            &mut fx,
+        ) {
             Ok(submitted) => submitted.view.job_id,
             Err(_) => panic!("submit refused"),
         }

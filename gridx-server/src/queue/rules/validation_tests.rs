@@ -279,10 +279,12 @@ fn an_unvalidated_job_goes_only_to_a_trusted_worker() {
     let spec = JobSpec {
         ..crate::store::testing::spec()
     };
-    let job = match rig
-        .state
-        .submit(&rig.conn, name("alice"), spec, false, None, &mut fx)
-    {
+    let job = match rig.state.submit(
+        &rig.conn,
+        name("alice"),
+        crate::queue::NewJob::new(spec, false),
+        &mut fx,
+    ) {
         Ok(s) => s.view.job_id,
         Err(_) => panic!("submit refused"),
     };
