@@ -12,6 +12,7 @@
 //! target/release/examples/loadgen --workers 1000 --jobs 50000 --users 10 --concurrency 64
 //! target/release/examples/loadgen --idle-workers 10000      # RSS with idle workers
 //! target/release/examples/loadgen --owners 10 --streak 200   # with result checks
+//! target/release/examples/loadgen --batch 100               # POST /v1/jobs/batch
 //! ```
 //!
 //! By default the simulated workers belong to one owner and are marked trusted, so
@@ -49,6 +50,8 @@ struct Options {
     owners: usize,
     /// The confirmed results in a row every worker's and owner's record starts with.
     streak: u64,
+    /// Jobs per request through `POST /v1/jobs/batch` (0: single submits).
+    batch: usize,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -62,6 +65,7 @@ fn parse_args() -> Result<Options, String> {
         rate: 0,
         owners: 0,
         streak: 0,
+        batch: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -79,6 +83,7 @@ fn parse_args() -> Result<Options, String> {
             "--rate" => o.rate = n,
             "--owners" => o.owners = n,
             "--streak" => o.streak = n as u64,
+            "--batch" => o.batch = n.min(gridx_proto::api::MAX_BATCH_JOBS),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -443,7 +448,12 @@ async fn main() {
     let mut submitters = Vec::new();
     for c in 0..options.concurrency {
         let http = http.clone();
-        let url = format!("{http_url}/v1/jobs");
+        let batch = options.batch as u64;
+        let url = if batch > 0 {
+            format!("{http_url}/v1/jobs/batch")
+        } else {
+            format!("{http_url}/v1/jobs")
+        };
         let token = tokens[c % tokens.len()].clone();
         let next = next.clone();
         let submitted = submitted.clone();
@@ -461,21 +471,37 @@ async fn main() {
                 if let Some(clock) = clock.as_mut() {
                     clock.tick().await;
                 }
-                let n = next.fetch_add(1, Ordering::Relaxed);
+                let take = batch.max(1);
+                let n = next.fetch_add(take, Ordering::Relaxed);
                 if n >= jobs {
                     break;
                 }
+                let last = (n + take).min(jobs);
                 if let Ok(mut m) = submitted.lock() {
-                    m.insert(n, Instant::now());
+                    let now = Instant::now();
+                    for i in n..last {
+                        m.insert(i, now);
+                    }
                 }
-                let response = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&serde_json::json!({"language": "bash", "code": format!("true #{n}")}))
-                    .send()
-                    .await;
+                let job =
+                    |i: u64| serde_json::json!({"language": "bash", "code": format!("true #{i}")});
+                let body = if batch > 0 {
+                    serde_json::json!({"jobs": (n..last).map(job).collect::<Vec<_>>()})
+                } else {
+                    job(n)
+                };
+                let response = http.post(&url).bearer_auth(&token).json(&body).send().await;
                 match response {
                     Ok(r) if r.status() == 201 => {}
+                    Ok(r) if r.status() == 200 && batch > 0 => {
+                        let answer: serde_json::Value = r.json().await.unwrap_or_default();
+                        let refused = answer["jobs"].as_array().map_or(1, |items| {
+                            items.iter().filter(|i| i.get("job").is_none()).count()
+                        });
+                        if refused > 0 {
+                            eprintln!("batch: {refused} items refused: {answer}");
+                        }
+                    }
                     Ok(r) => eprintln!("submit refused: {}", r.status()),
                     Err(e) => eprintln!("submit failed: {e}"),
                 }
@@ -525,8 +551,17 @@ async fn main() {
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     let cpu = cpu_after - cpu_before;
     println!(
-        "jobs {} · workers {} x {} slots · users {} · concurrency {}",
-        options.jobs, options.workers, options.slots, options.users, options.concurrency
+        "jobs {} · workers {} x {} slots · users {} · concurrency {} · {}",
+        options.jobs,
+        options.workers,
+        options.slots,
+        options.users,
+        options.concurrency,
+        if options.batch > 0 {
+            format!("batches of {}", options.batch)
+        } else {
+            "single submits".to_owned()
+        }
     );
     println!(
         "end to end      {:.0} jobs/s ({:.2} s; submits took {:.2} s)",
