@@ -20,16 +20,7 @@ async fn post(
     path: &str,
     body: serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let response = server
-        .http
-        .post(server.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
+    server.post_body(token, path, &body).await
 }
 
 fn credits(text: &str) -> Credits {

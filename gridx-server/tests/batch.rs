@@ -10,16 +10,7 @@ use serde_json::{Value, json};
 use support::{FakeWorker, TestServer};
 
 async fn batch(server: &TestServer, token: &str, body: Value) -> (u16, Value) {
-    let response = server
-        .http
-        .post(server.url("/v1/jobs/batch"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
+    server.post_body(token, "/v1/jobs/batch", &body).await
 }
 
 fn job(code: &str) -> Value {

@@ -49,14 +49,11 @@ pub async fn submit(
     headers: HeaderMap,
     ApiJson(request): ApiJson<SubmitJobRequest>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let spec = state.config.limits.validate(&request).map_err(|e| {
-        let code = if e.is_too_large() {
-            ErrorCode::PayloadTooLarge
-        } else {
-            ErrorCode::InvalidRequest
-        };
-        ApiError::new(code, e.to_string())
-    })?;
+    let spec = state
+        .config
+        .limits
+        .validate(&request)
+        .map_err(|e| ApiError::new(spec_error_code(&e), e.to_string()))?;
     let validate = request.validate.unwrap_or(true);
     let key = submit_key(&headers, &spec, validate)?;
     let job = NewJob {
@@ -130,11 +127,7 @@ pub async fn submit_batch(
                         .validate(&request)
                         .map(|spec| NewJob::new(spec, validate))
                         .map_err(|e| ErrorDetail {
-                            code: if e.is_too_large() {
-                                ErrorCode::PayloadTooLarge
-                            } else {
-                                ErrorCode::InvalidRequest
-                            },
+                            code: spec_error_code(&e),
                             message: e.to_string(),
                         })
                 }),
@@ -183,6 +176,15 @@ pub async fn submit_batch(
         })
         .collect();
     Ok(Json(SubmitBatchResponse { jobs }))
+}
+
+/// A job the limits refuse: 413 for what is too large, 400 for the rest.
+fn spec_error_code(e: &gridx_proto::limits::SpecError) -> ErrorCode {
+    if e.is_too_large() {
+        ErrorCode::PayloadTooLarge
+    } else {
+        ErrorCode::InvalidRequest
+    }
 }
 
 /// The `Idempotency-Key` header, checked, with a hash of the job it asks for (after

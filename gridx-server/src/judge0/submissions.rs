@@ -221,6 +221,21 @@ pub async fn destroy(Judge0User(_user): Judge0User, Path(_token): Path<String>) 
     Judge0Error::bad_request("delete not allowed")
 }
 
+/// A batch holds 1 to [`MAX_BATCH_JOBS`] submissions, with Judge0's messages.
+fn check_batch_size(n: usize) -> Result<(), Judge0Error> {
+    if n == 0 {
+        return Err(Judge0Error::bad_request(
+            "there should be at least one submission in a batch",
+        ));
+    }
+    if n > MAX_BATCH_JOBS {
+        return Err(Judge0Error::bad_request(format!(
+            "number of submissions in a batch should be less than or equal to {MAX_BATCH_JOBS}"
+        )));
+    }
+    Ok(())
+}
+
 /// `POST /submissions/batch`: `{"submissions": [...]}`, each item queued or refused
 /// in its place, in one transaction. `201` when at least one was queued, else `422`.
 pub async fn batch_create(
@@ -236,16 +251,7 @@ pub async fn batch_create(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    if items.is_empty() {
-        return Err(Judge0Error::bad_request(
-            "there should be at least one submission in a batch",
-        ));
-    }
-    if items.len() > MAX_BATCH_JOBS {
-        return Err(Judge0Error::bad_request(format!(
-            "number of submissions in a batch should be less than or equal to {MAX_BATCH_JOBS}"
-        )));
-    }
+    check_batch_size(items.len())?;
     let parsed: Vec<Result<NewJob, Invalid>> = items
         .iter()
         .map(|item| request::parse(item, base64, &state.config.limits).map(|a| a.job))
@@ -303,16 +309,7 @@ pub async fn batch_show(
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect();
-    if tokens.is_empty() {
-        return Err(Judge0Error::bad_request(
-            "there should be at least one submission in a batch",
-        ));
-    }
-    if tokens.len() > MAX_BATCH_JOBS {
-        return Err(Judge0Error::bad_request(format!(
-            "number of submissions in a batch should be less than or equal to {MAX_BATCH_JOBS}"
-        )));
-    }
+    check_batch_size(tokens.len())?;
     let fields = response::select(params.get("fields").map(String::as_str))
         .map_err(Judge0Error::bad_request)?;
     let base64 = flag(&params, "base64_encoded");

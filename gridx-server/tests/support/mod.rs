@@ -219,6 +219,28 @@ impl TestServer {
         self.request_json(reqwest::Method::POST, token, path).await
     }
 
+    /// POSTs a JSON body; the status and the JSON answer (`Null` if none).
+    pub async fn post_body(
+        &self,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     async fn request_json(
         &self,
         method: reqwest::Method,
