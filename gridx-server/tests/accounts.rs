@@ -422,3 +422,40 @@ async fn the_command_line_credits_disables_and_audits_beside_a_running_coordinat
     assert_eq!(code, 0, "{out}");
     server.assert_ledger_ok();
 }
+
+/// A user disabled from the command line while the coordinator is down: at its next
+/// start their queued jobs are cancelled before anything is dispatched, even to a
+/// worker that connects at once.
+#[tokio::test]
+async fn a_disable_made_while_the_coordinator_is_down_applies_before_any_dispatch() {
+    let server = TestServer::start().await;
+    let alice = server.add_user("alice", 5);
+    server.add_user("owner", 0);
+    let (_, worker_token) = server.add_worker("owner");
+    let jobs = [
+        server.submit_ok(&alice, "print(1)").await,
+        server.submit_ok(&alice, "print(2)").await,
+    ];
+    let mut server = server;
+    server.stop().await;
+    let (code, _, err) = admin_cli(
+        &server.data_dir,
+        &["user", "disable", "alice", "--reason", "while down"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let server = server.restart().await;
+    let mut worker = FakeWorker::connect(&server, &worker_token, 4).await;
+    let root = server.add_admin("root");
+    for id in jobs {
+        let job = server.wait_status(&root, id, "cancelled", 5).await;
+        assert_eq!(job["reason"], "user_disabled");
+        assert_eq!(job["attempts"], 0, "never dispatched: {job}");
+    }
+    // Nothing is assigned: the socket stays quiet (or sends no `assign`).
+    use futures_util::StreamExt;
+    let next = tokio::time::timeout(std::time::Duration::from_secs(1), worker.socket.next()).await;
+    if let Ok(Some(Ok(frame))) = next {
+        assert!(!frame.to_string().contains("\"assign\""), "{frame}");
+    }
+    server.assert_ledger_ok();
+}

@@ -114,7 +114,7 @@ async fn what_is_not_a_batch_is_refused_whole_and_changes_nothing() {
     let too_many: Vec<Value> = (0..101).map(|_| job("print(1)")).collect();
     let cases = [
         (json!({"jobs": []}), 400, "1 to 100 jobs, not 0"),
-        (json!({ "jobs": too_many }), 400, "not 101"),
+        (json!({ "jobs": too_many }), 400, "more than 100 items"),
         (json!({"jobz": []}), 400, "unknown field"),
         (json!([job("print(1)")]), 400, "invalid type"),
     ];

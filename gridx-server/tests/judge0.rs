@@ -79,7 +79,7 @@ async fn descriptive_routes_answer_as_judge0s_do() {
     let (_, config) = get(&server, &alice, "/config_info").await;
     assert_eq!(config.as_object().unwrap().len(), 39, "{config}");
     assert_eq!(config["cpu_time_limit"], 5.0);
-    assert_eq!(config["max_submission_batch_size"], 100);
+    assert_eq!(config["max_submission_batch_size"], 20);
     let (_, workers) = get(&server, &alice, "/workers").await;
     assert_eq!(workers[0]["queue"], "1.13.1");
     assert_eq!(get(&server, &alice, "/no_such_route").await.0, 404);

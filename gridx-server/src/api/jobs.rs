@@ -74,7 +74,7 @@ pub async fn submit(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBatch {
-    jobs: Vec<serde_json::Value>,
+    jobs: super::Bounded<serde_json::Value, MAX_BATCH_JOBS>,
 }
 
 /// Submit up to 100 jobs in one request. They are stored in one transaction, in
@@ -104,15 +104,16 @@ pub async fn submit_batch(
             "a batch takes no Idempotency-Key; submit one job at a time to use one",
         ));
     }
-    if batch.jobs.is_empty() || batch.jobs.len() > MAX_BATCH_JOBS {
+    // More than the maximum was refused while decoding ("more than 100 items").
+    let batch_jobs = batch.jobs.0;
+    if batch_jobs.is_empty() {
         return Err(ApiError::invalid(format!(
-            "a batch holds 1 to {MAX_BATCH_JOBS} jobs, not {}",
-            batch.jobs.len()
+            "a batch holds 1 to {MAX_BATCH_JOBS} jobs, not 0"
         )));
     }
     // Check every item first; only the valid ones go to the queue, in order.
-    let mut items: Vec<Result<NewJob, ErrorDetail>> = Vec::with_capacity(batch.jobs.len());
-    for raw in batch.jobs {
+    let mut items: Vec<Result<NewJob, ErrorDetail>> = Vec::with_capacity(batch_jobs.len());
+    for raw in batch_jobs {
         items.push(
             serde_json::from_value::<SubmitJobRequest>(raw)
                 .map_err(|e| ErrorDetail {

@@ -19,7 +19,7 @@ pub fn user(
     data_dir: &Path,
     json: bool,
 ) -> Result<ExitCode> {
-    let mut conn = store::open_writer(data_dir)?;
+    let conn = store::open_writer(data_dir)?;
     let actor = Actor::cli();
     match cmd {
         UserCommand::Add {
@@ -37,18 +37,14 @@ pub fn user(
                 bail!("--credits must not be negative");
             }
             let max_priority = max_priority.unwrap_or(0);
-            let token = users::create_user_with_max_priority(
-                &mut conn,
-                &name,
-                credits,
-                admin,
-                max_priority,
-            )?;
             let detail = format!(
                 "{credits} credits, max priority {max_priority}{}",
                 if admin { ", admin" } else { "" }
             );
-            audit::record(&conn, &actor, "user.add", &admin::subject(&name), &detail)?;
+            let tx = conn.unchecked_transaction()?;
+            let token = users::create_user_in(&tx, &name, credits, admin, max_priority)?;
+            audit::record(&tx, &actor, "user.add", &admin::subject(&name), &detail)?;
+            tx.commit()?;
             eprintln!("created user {name} with {detail}");
             if json {
                 print_stdout(&serde_json::json!({"user": name, "token": token}).to_string())?;

@@ -3,7 +3,18 @@
 //! alphabet skipped, padding optional), and its timestamps.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::alphabet::STANDARD as ALPHABET;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+
+/// Ruby's decoder keeps the bytes of a last group whose unused bits are not zero,
+/// and needs no padding.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &ALPHABET,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 use gridx_proto::time_fmt::Timestamp;
 
 /// Ruby's `Base64.encode64`: RFC 2045 lines of 60 characters, each ended by `\n`.
@@ -29,7 +40,7 @@ pub fn decode64(text: &str) -> Vec<u8> {
     if clean.len() % 4 == 1 {
         clean.pop();
     }
-    STANDARD_NO_PAD.decode(clean.as_bytes()).unwrap_or_default()
+    LENIENT.decode(clean.as_bytes()).unwrap_or_default()
 }
 
 /// `2024-04-03T05:40:51.306Z`: UTC with milliseconds, which Judge0's clients parse
@@ -77,6 +88,9 @@ mod tests {
         assert_eq!(decode64("aGVs\nbG8"), b"hello");
         assert_eq!(decode64("aGVsbG8*!"), b"hello");
         assert_eq!(decode64("a"), b"");
+        // Non-zero unused bits in the last group ("aGk=" is "hi"; "aGl" differs only
+        // there): Ruby keeps the bytes.
+        assert_eq!(decode64("aGl"), b"hi");
         assert_eq!(decode64(""), b"");
     }
 

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use gridx_proto::api::{MAX_BATCH_JOBS, WorkerStatus};
+use gridx_proto::api::WorkerStatus;
 use serde_json::{Value, json};
 
 pub async fn languages(_user: Judge0User) -> Json<Vec<languages::Brief>> {
@@ -94,7 +94,7 @@ pub async fn config_info(State(state): State<AppState>, _user: Judge0User) -> Js
         "redirect_stderr_to_stdout": false,
         "max_extract_size": 0,
         "enable_batched_submissions": true,
-        "max_submission_batch_size": MAX_BATCH_JOBS,
+        "max_submission_batch_size": super::submissions::MAX_BATCH,
         "submission_cache_duration": 0.0,
         "use_docs_as_homepage": false,
         "allow_enable_network": false,

@@ -238,6 +238,19 @@ pub fn parse(body: &Value, base64: bool, limits: &JobLimits) -> Result<Accepted,
     };
     let stdin = r.text("stdin", true);
     let expected_output = r.text("expected_output", true);
+    // Longer than the output a job may keep, it could never match.
+    if let Some(e) = &expected_output
+        && e.len() > limits.max_output_bytes
+    {
+        r.fail(
+            "expected_output",
+            format!(
+                "is {} bytes; at most {} (the most output a job keeps)",
+                e.len(),
+                limits.max_output_bytes
+            ),
+        );
+    }
     let mut settings = Settings {
         cpu_time_limit: r.float_in("cpu_time_limit", CPU_TIME_LIMIT, 0.0, MAX_CPU_TIME_LIMIT),
         cpu_extra_time: r.float_in("cpu_extra_time", CPU_EXTRA_TIME, 0.0, MAX_CPU_EXTRA_TIME),
@@ -356,6 +369,7 @@ pub fn parse(body: &Value, base64: bool, limits: &JobLimits) -> Result<Accepted,
         language_id: language.id,
         expected_output,
         settings: settings_json,
+        matched: None,
     };
     Ok(Accepted {
         job: NewJob {

@@ -106,12 +106,20 @@ pub fn render(
 ) -> Value {
     let settings: Settings = serde_json::from_str(&link.settings).unwrap_or_default();
     let finished = job.status.is_terminal();
-    let status = status::of(job, link.expected_output.as_deref());
-    // Judge0 stores an empty output as null; with stderr redirected, both streams are
-    // one, in that order (the worker keeps them apart, so lines are not interleaved).
+    // With stderr redirected, both streams are one, in that order (the worker keeps
+    // them apart, so lines are not interleaved); it is what is shown and compared.
+    let output =
+        status::program_output(&job.stdout, &job.stderr, settings.redirect_stderr_to_stdout);
+    let expected = link.matched.or_else(|| {
+        link.expected_output
+            .as_deref()
+            .map(|e| status::matches(e, &output))
+    });
+    let status = status::of(job, expected);
+    // Judge0 stores an empty output as null.
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let (stdout, stderr) = if settings.redirect_stderr_to_stdout {
-        (non_empty(&format!("{}{}", job.stdout, job.stderr)), None)
+        (non_empty(&output), None)
     } else {
         (non_empty(&job.stdout), non_empty(&job.stderr))
     };

@@ -93,19 +93,38 @@ pub fn strip(text: &str) -> String {
     trim(&lines.join("\n"))
 }
 
-/// The status of a job, given the expected output it was submitted with. Judge0
-/// stores an empty output as null, so an expected `""` never matches.
-pub fn of(job: &JobView, expected_output: Option<&str>) -> Status {
+/// What a program printed as Judge0 compares and shows it: its stdout, followed by
+/// its stderr when the submission redirected stderr to stdout.
+pub fn program_output(stdout: &str, stderr: &str, redirect: bool) -> String {
+    if redirect {
+        format!("{stdout}{stderr}")
+    } else {
+        stdout.to_owned()
+    }
+}
+
+/// Whether a submission's stored settings redirect stderr to stdout.
+pub fn redirects(settings_json: &str) -> bool {
+    serde_json::from_str::<super::request::Settings>(settings_json)
+        .is_ok_and(|s| s.redirect_stderr_to_stdout)
+}
+
+/// Judge0's comparison. Judge0 stores an empty output as null, so an expected `""`
+/// (or any expected text) never matches an empty output.
+pub fn matches(expected: &str, output: &str) -> bool {
+    !output.is_empty() && strip(expected) == strip(output)
+}
+
+/// The status of a job. `expected`: whether its output matched the expected output
+/// it was submitted with (`None`: none was given).
+pub fn of(job: &JobView, expected: Option<bool>) -> Status {
     match job.status {
         JobStatus::Queued => status(1),
         JobStatus::Running => status(2),
         JobStatus::TimedOut => status(5),
-        JobStatus::Succeeded => match expected_output {
-            None => status(3),
-            Some(expected) => {
-                let matches = !job.stdout.is_empty() && strip(expected) == strip(&job.stdout);
-                status(if matches { 3 } else { 4 })
-            }
+        JobStatus::Succeeded => match expected {
+            None | Some(true) => status(3),
+            Some(false) => status(4),
         },
         JobStatus::Failed => match job.reason {
             Some(FailureReason::Oom) => status(12),

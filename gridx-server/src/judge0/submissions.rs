@@ -13,7 +13,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use gridx_proto::api::{JobView, MAX_BATCH_JOBS};
+use gridx_proto::api::JobView;
 use gridx_proto::{JobId, UserName};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -212,8 +212,13 @@ pub async fn index(
     })))
 }
 
-/// The largest page `GET /submissions` serves.
-const MAX_PAGE: i64 = 100;
+/// The largest page `GET /submissions` serves. Each submission read may carry 2 MiB
+/// of output, so a page is bounded like a batch.
+const MAX_PAGE: i64 = MAX_BATCH as i64;
+
+/// The most submissions a batch creates or shows: Judge0's own default
+/// (`MAX_SUBMISSION_BATCH_SIZE`), which bounds a batch read to 20 jobs' output.
+pub const MAX_BATCH: usize = 20;
 
 /// `DELETE /submissions/{token}`: refused, as by a Judge0 with its default
 /// `ENABLE_SUBMISSION_DELETE=false`; a job's record is part of the ledger's history.
@@ -221,16 +226,16 @@ pub async fn destroy(Judge0User(_user): Judge0User, Path(_token): Path<String>) 
     Judge0Error::bad_request("delete not allowed")
 }
 
-/// A batch holds 1 to [`MAX_BATCH_JOBS`] submissions, with Judge0's messages.
+/// A batch holds 1 to [`MAX_BATCH`] submissions, with Judge0's messages.
 fn check_batch_size(n: usize) -> Result<(), Judge0Error> {
     if n == 0 {
         return Err(Judge0Error::bad_request(
             "there should be at least one submission in a batch",
         ));
     }
-    if n > MAX_BATCH_JOBS {
+    if n > MAX_BATCH {
         return Err(Judge0Error::bad_request(format!(
-            "number of submissions in a batch should be less than or equal to {MAX_BATCH_JOBS}"
+            "number of submissions in a batch should be less than or equal to {MAX_BATCH}"
         )));
     }
     Ok(())
@@ -245,12 +250,27 @@ pub async fn batch_create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Vec<Value>>), Judge0Error> {
     let base64 = flag(&params, "base64_encoded");
-    let body = body_json(&body)?;
-    let items = body
-        .get("submissions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    // Decoded item by item and refused past the maximum, so a huge array is never
+    // built; other keys are ignored, as Judge0 ignores them.
+    #[derive(serde::Deserialize)]
+    struct Batch {
+        #[serde(default)]
+        submissions: Option<crate::api::Bounded<Value, MAX_BATCH>>,
+    }
+    let parsed = if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(Batch { submissions: None })
+    } else {
+        serde_json::from_slice::<Batch>(&body)
+    };
+    let items = match parsed {
+        Ok(batch) => batch.submissions.map(|s| s.0).unwrap_or_default(),
+        Err(e) if e.to_string().contains("more than") => {
+            return Err(Judge0Error::bad_request(format!(
+                "number of submissions in a batch should be less than or equal to {MAX_BATCH}"
+            )));
+        }
+        Err(_) => return Err(Judge0Error::bad_request("Bad Request")),
+    };
     check_batch_size(items.len())?;
     let parsed: Vec<Result<NewJob, Invalid>> = items
         .iter()

@@ -70,6 +70,14 @@ impl State {
             if let Some(e) = failure {
                 return Err(e);
             }
+            // Right after a start: no job of an account disabled while the coordinator
+            // was down is dispatched before it is cancelled.
+            if self.users_version < 0 {
+                match self.apply_account_changes(&tx, &mut fx) {
+                    Ok(()) | Err(StepError::Refused(_)) => {}
+                    Err(StepError::Store(e)) => return Err(e),
+                }
+            }
             self.dispatch(&tx, &mut fx);
             tx.commit()?;
             Ok(())

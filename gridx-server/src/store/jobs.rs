@@ -471,6 +471,7 @@ pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
 /// Drops the code, stdin and output of jobs that finished before `cutoff`; the row
 /// and its ledger entries stay. Returns how many jobs were pruned.
 pub fn prune_output(conn: &Connection, cutoff: i64) -> StoreResult<usize> {
+    super::judge0::keep_verdicts(conn, cutoff)?;
     Ok(conn.execute(
         "UPDATE jobs SET code = '', stdin = '', stdout = '', stderr = '', output_pruned = 1
          WHERE output_pruned = 0 AND finished_at IS NOT NULL AND finished_at < ?1",

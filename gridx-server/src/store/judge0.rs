@@ -15,6 +15,9 @@ pub struct Judge0Link {
     pub expected_output: Option<String>,
     /// The request's limits and options as JSON (`crate::judge0::request::Settings`).
     pub settings: String,
+    /// Whether the output matched `expected_output`, fixed when retention blanked
+    /// the output (`None` before: it is compared when read).
+    pub matched: Option<bool>,
 }
 
 /// Stores the link, in the transaction that stores the job.
@@ -41,6 +44,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(JobId, Judge0Link)> {
             language_id: r.get(2)?,
             expected_output: r.get(3)?,
             settings: r.get(4)?,
+            matched: r.get(5)?,
         },
     ))
 }
@@ -53,7 +57,7 @@ pub fn find(
 ) -> StoreResult<Option<(JobId, Judge0Link)>> {
     Ok(conn
         .prepare_cached(
-            "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings
+            "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched
              FROM judge0_submissions s JOIN jobs j ON j.id = s.job_id
              WHERE s.token = ?1 AND j.user = ?2",
         )?
@@ -69,12 +73,15 @@ pub fn page(
     offset: u64,
 ) -> StoreResult<(Vec<(JobId, Judge0Link)>, u64)> {
     let mut stmt = conn.prepare_cached(
-        "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings
+        "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched
          FROM judge0_submissions s JOIN jobs j ON j.id = s.job_id
          WHERE j.user = ?1 ORDER BY s.job_id DESC LIMIT ?2 OFFSET ?3",
     )?;
     let rows = stmt
-        .query_map(params![owner.as_str(), limit, offset as i64], row)?
+        .query_map(
+            params![owner.as_str(), limit, offset.min(i64::MAX as u64) as i64],
+            row,
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     let total: i64 = conn
         .prepare_cached(
@@ -91,4 +98,39 @@ pub fn input(conn: &Connection, job_id: JobId) -> StoreResult<Option<(String, St
         .prepare_cached("SELECT code, stdin FROM jobs WHERE id = ?1")?
         .query_row([job_id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
+}
+
+/// Before retention blanks the output of jobs that ended before `cutoff`, fixes the
+/// verdict of each of their Judge0 submissions that has an expected output, so that
+/// Accepted stays Accepted (`crate::store::jobs::prune_output` calls it first).
+pub fn keep_verdicts(conn: &Connection, cutoff: i64) -> StoreResult<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.job_id, s.expected_output, s.settings, j.stdout, j.stderr
+         FROM judge0_submissions s JOIN jobs j ON j.id = s.job_id
+         WHERE s.expected_output IS NOT NULL AND s.matched IS NULL
+           AND j.output_pruned = 0 AND j.finished_at IS NOT NULL AND j.finished_at < ?1",
+    )?;
+    let rows = stmt
+        .query_map([cutoff], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut update =
+        conn.prepare_cached("UPDATE judge0_submissions SET matched = ?2 WHERE job_id = ?1")?;
+    for (job_id, expected, settings, stdout, stderr) in rows {
+        let output = crate::judge0::status::program_output(
+            &stdout,
+            &stderr,
+            crate::judge0::status::redirects(&settings),
+        );
+        let matched = crate::judge0::status::matches(&expected, &output);
+        update.execute(params![job_id, matched])?;
+    }
+    Ok(())
 }

@@ -232,6 +232,8 @@ INSERT INTO grid_state (key, value) VALUES ('users_version', 0);
         // UUID token, the Judge0 language id it was asked for, the expected output it
         // is compared with (kept here, never sent to a worker), and the request's
         // settings as JSON, echoed back by `fields`. Written in the job's transaction.
+        // `matched` is the comparison's result, kept when retention blanks the output
+        // so that the verdict reads the same afterwards.
         M::up(
             r#"
 CREATE TABLE judge0_submissions (
@@ -239,7 +241,8 @@ CREATE TABLE judge0_submissions (
     job_id           INTEGER NOT NULL UNIQUE REFERENCES jobs(id),
     language_id      INTEGER NOT NULL,
     expected_output  TEXT,
-    settings         TEXT NOT NULL
+    settings         TEXT NOT NULL,
+    matched          INTEGER CHECK (matched IN (0, 1))
 ) STRICT;
 "#,
         ),

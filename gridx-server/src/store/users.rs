@@ -56,12 +56,26 @@ pub fn create_user_with_max_priority(
     admin: bool,
     max_priority: i32,
 ) -> StoreResult<String> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let token = create_user_in(&tx, name, credits, admin, max_priority)?;
+    tx.commit()?;
+    Ok(token)
+}
+
+/// [`create_user_with_max_priority`] inside the caller's transaction, so that what
+/// goes with it (the command line's audit entry) commits with it or not at all.
+pub fn create_user_in(
+    tx: &Connection,
+    name: &UserName,
+    credits: Credits,
+    admin: bool,
+    max_priority: i32,
+) -> StoreResult<String> {
     if credits.is_negative() {
         return Err(StoreError::Conflict("credits must not be negative".into()));
     }
     check_max_priority(max_priority)?;
     let token = token()?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let exists: bool = tx
         .query_row(
             "SELECT 1 FROM users WHERE name = ?1",
@@ -95,11 +109,10 @@ pub fn create_user_with_max_priority(
         amount: credits,
         reason: None,
     };
-    crate::settlement::settle(&tx, &grant, None, now).map_err(|e| match e {
+    crate::settlement::settle(tx, &grant, None, now).map_err(|e| match e {
         crate::settlement::SettleError::Post(PostError::Store(s)) => s,
         other => StoreError::Conflict(other.to_string()),
     })?;
-    tx.commit()?;
     Ok(token)
 }
 

@@ -50,17 +50,18 @@ impl State {
                         "you cannot disable your own account; another admin or `gridx-server user disable` can".into(),
                     )));
                 }
-                let changed = admin::disable(conn, &actor, &user, &reason).map_err(refusal)?;
-                let cancelled = if changed {
-                    self.cancel_jobs_of_disabled(conn, fx)?
-                } else {
-                    0
-                };
-                Ok(AdminOutcome::State { cancelled })
+                admin::disable(conn, &actor, &user, &reason).map_err(refusal)?;
+                // Also the jobs of anyone a command line disabled since the last pass.
+                let cancelled = self.cancel_jobs_of_disabled(conn, fx)?;
+                let mine = cancelled.iter().filter(|owner| **owner == user).count();
+                Ok(AdminOutcome::State {
+                    cancelled: mine as u32,
+                })
             }
             AdminAction::Enable { user } => {
                 admin::enable(conn, &actor, &user).map_err(refusal)?;
-                self.users_version = counters::read(conn, Counter::Users)?;
+                // The counter is left for housekeeping: a command line may have
+                // disabled someone else a moment ago.
                 Ok(AdminOutcome::State { cancelled: 0 })
             }
             AdminAction::RotateToken { user } => {
@@ -72,16 +73,16 @@ impl State {
 
     /// Cancels, with a refund, every queued job of a disabled account that has not run
     /// yet. A job waiting for a replica keeps its place: it already ran once, and its
-    /// check decides who is paid. Returns how many it cancelled.
+    /// check decides who is paid. Returns the owner of each job it cancelled.
     pub(in crate::queue) fn cancel_jobs_of_disabled(
         &mut self,
         conn: &Connection,
         fx: &mut Effects,
-    ) -> Step<u32> {
+    ) -> Step<Vec<UserName>> {
         self.users_version = counters::read(conn, Counter::Users)?;
         let disabled = users::disabled_users(conn)?;
         if disabled.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let doomed: Vec<(JobId, UserName)> = self
             .scheduler
@@ -101,11 +102,12 @@ impl State {
                 "cancelled the queued jobs of disabled accounts"
             );
         }
-        Ok(doomed.len() as u32)
+        Ok(doomed.into_iter().map(|(_, user)| user).collect())
     }
 
     /// A disable or enable made with `gridx-server user …` takes effect within a
-    /// second: the change counter is read on each housekeeping pass.
+    /// second: the change counter is read on each housekeeping pass, and before the
+    /// first dispatch after a start (`users_version` is -1 until then).
     pub(in crate::queue) fn apply_account_changes(
         &mut self,
         conn: &Connection,
