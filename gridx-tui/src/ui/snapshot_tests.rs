@@ -287,3 +287,31 @@ fn tiny_terminals_do_not_panic() {
     }
     insta::assert_snapshot!("too_small_20x5", render(&state, 20, 5));
 }
+
+/// An operator's grant or debit carries a reason: a NOTE column where the pane has
+/// room, in the job's place where it has not (80 columns), escapes made inert.
+#[test]
+fn an_operators_reason_shows_at_every_width() {
+    use gridx_proto::Credits;
+    use gridx_proto::api::{LedgerEntryView, LedgerKind};
+    let mut state = client_state();
+    state.ledger.push_front(LedgerEntryView {
+        id: 99,
+        at: gridx_proto::time_fmt::from_unix_millis(0),
+        kind: LedgerKind::Debit,
+        amount: Credits::from_millis(-2_500),
+        job_id: None,
+        balance_after: Credits::from_whole(1),
+        reason: Some("refund\u{1b}[2J twice".into()),
+    });
+    for (width, height) in [(80, 24), (160, 48)] {
+        let screen = render(&state, width, height);
+        assert!(screen.contains("debit"), "{width}x{height}:\n{screen}");
+        assert!(screen.contains("refund"), "{width}x{height}:\n{screen}");
+        assert!(
+            !screen.contains('\u{1b}'),
+            "{width}x{height}: an escape reached the screen"
+        );
+    }
+    assert!(render(&state, 160, 48).contains("NOTE"));
+}

@@ -8,7 +8,7 @@ use ratatui::text::Span;
 use ratatui::widgets::{Cell, Paragraph, Row};
 
 /// Columns from the most important: a narrow pane gives up the last ones first.
-const PRIORITY: [usize; 6] = [2, 3, 1, 4, 0, 5];
+const PRIORITY: [usize; 6] = [2, 3, 1, 4, 5, 0];
 const MIN_WIDTH: [u16; 6] = [8, 6, 8, 7, 6, 8];
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
@@ -26,9 +26,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         );
         return;
     }
-    // The time (UTC, fixed width) shows when the pane has room; the amount and the
-    // job stay longest.
+    // The amount and the job stay longest; an operator's reason (NOTE) goes before
+    // the time (UTC, fixed width), which shows only when the pane has room.
     let keep = columns_that_fit(area.width.saturating_sub(2), &MIN_WIDTH, &PRIORITY);
+    let note_shown = keep.contains(&5);
     let height = area.height.saturating_sub(3) as usize;
     state.set_page_rows(Pane::Ledger, height);
     let (start, end) = window(state.ledger.len(), state.selected[3], height);
@@ -59,11 +60,13 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
                 )),
                 Cell::from(e.kind.to_string()),
                 Cell::from(Span::styled(amount, amount_style)),
-                Cell::from(
-                    e.job_id
-                        .map(|j| j.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                ),
+                // A hand-made grant or debit has no job; in a pane too narrow for
+                // NOTE its reason takes the job's place.
+                Cell::from(match (e.job_id, &e.reason) {
+                    (Some(j), _) => j.to_string(),
+                    (None, Some(r)) if !note_shown => crate::inert::inert(r).into_owned(),
+                    (None, _) => "-".into(),
+                }),
                 Cell::from(e.balance_after.to_string()),
                 // The operator's reason for a grant or debit by hand (a stranger's
                 // text: inert).
@@ -85,7 +88,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         Constraint::Length(8),
         Constraint::Length(6),
         Constraint::Length(8),
-        Constraint::Length(7),
+        // Holding a reason when NOTE is not shown: then it takes what is left.
+        if note_shown {
+            Constraint::Length(7)
+        } else {
+            Constraint::Min(7)
+        },
         Constraint::Length(9),
         Constraint::Min(8),
     ];
