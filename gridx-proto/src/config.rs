@@ -67,6 +67,22 @@ pub struct ServerConfig {
     pub limits: JobLimits,
     pub tls: ServerTlsConfig,
     pub validation: ValidationConfig,
+    pub judge0: Judge0Config,
+}
+
+/// `[server.judge0]`: the Judge0-compatible API's options (docs/judge0.md). Off by
+/// default, like everything that makes the coordinator reach out to an address a
+/// stranger chose.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Judge0Config {
+    /// Accept `callback_url`: when a submission ends, PUT it to that URL.
+    pub callbacks: bool,
+    /// Also call back to loopback, private, link-local and other non-public
+    /// addresses. Only for a grid whose clients are all on the operator's own
+    /// network: on the open internet it lets any user make the coordinator reach
+    /// inside it.
+    pub callbacks_to_private_addresses: bool,
 }
 
 /// `[server.validation]`: how the results of workers nobody vouches for are checked
@@ -148,6 +164,7 @@ impl Default for ServerConfig {
             limits: JobLimits::default(),
             tls: ServerTlsConfig::default(),
             validation: ValidationConfig::default(),
+            judge0: Judge0Config::default(),
         }
     }
 }

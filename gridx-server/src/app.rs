@@ -111,6 +111,11 @@ pub async fn launch_on(
         shutdown: shutdown.clone(),
     };
     let router = crate::api::router(state.clone());
+    let callbacks = state
+        .config
+        .judge0
+        .callbacks
+        .then(|| crate::judge0::callback::spawn(state.clone()));
 
     // Ticks drive leases and housekeeping; dispatch itself is event-driven.
     let ticker = tokio::spawn({
@@ -174,6 +179,9 @@ pub async fn launch_on(
         ),
     }
     ticker.abort();
+    if let Some(callbacks) = callbacks {
+        callbacks.abort();
+    }
     if let Some(renewal) = renewal {
         renewal.abort();
     }

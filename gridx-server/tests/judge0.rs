@@ -475,3 +475,85 @@ async fn a_batch_queues_each_item_or_refuses_it_in_place() {
     assert_eq!(shown[2], Value::Null);
     server.assert_ledger_ok();
 }
+
+/// With `[server.judge0] callbacks = true`, an ended submission is PUT to its
+/// `callback_url` as Judge0 does (the default fields, base64); without
+/// `callbacks_to_private_addresses`, a loopback or private URL is refused.
+#[tokio::test]
+async fn callbacks_are_put_when_enabled_and_never_to_private_addresses_by_default() {
+    // A receiver on loopback, so this server must allow private addresses.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Value)>(4);
+    let receiver = axum::Router::new().route(
+        "/cb",
+        axum::routing::put(move |headers: axum::http::HeaderMap, body: String| {
+            let tx = tx.clone();
+            async move {
+                let kind = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = tx
+                    .send((kind, serde_json::from_str(&body).unwrap_or_default()))
+                    .await;
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let server = TestServer::start_with(|c| {
+        c.judge0.callbacks = true;
+        c.judge0.callbacks_to_private_addresses = true;
+    })
+    .await;
+    let alice = server.add_user("alice", 10);
+    server.add_user("owner", 0);
+    let (_, worker_token) = server.add_worker("owner");
+    let mut worker = FakeWorker::connect(&server, &worker_token, 1).await;
+    let (status, body) = submit(
+        &server,
+        &alice,
+        "",
+        json!({"source_code": "print(7)", "language_id": 71,
+               "callback_url": format!("http://127.0.0.1:{port}/cb")}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (job_id, attempt, _) = worker.expect_assign().await;
+    worker.run_ok(job_id, attempt, "7\n").await;
+    let (kind, called) = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a callback in time")
+        .expect("a callback");
+    assert!(kind.starts_with("application/json"), "{kind}");
+    assert_eq!(called["token"], token.as_str());
+    assert_eq!(called["status"]["id"], 3);
+    assert_eq!(called["stdout"], "Nwo=\n");
+    let (_, config) = get(&server, &alice, "/config_info").await;
+    assert_eq!(config["enable_callbacks"], true);
+
+    // The same switch without private addresses: refused when submitted.
+    let strict = TestServer::start_with(|c| c.judge0.callbacks = true).await;
+    let bob = strict.add_user("bob", 10);
+    for url in [
+        "http://127.0.0.1:9/cb",
+        "http://169.254.169.254/",
+        "http://[::1]/",
+        "http://localhost/",
+    ] {
+        let (status, errors) = submit(
+            &strict,
+            &bob,
+            "",
+            json!({"source_code": "print(1)", "language_id": 71, "callback_url": url}),
+        )
+        .await;
+        assert_eq!(status, 422, "{url}: {errors}");
+        let message = errors["callback_url"][0].as_str().unwrap();
+        assert!(message.contains("non-public"), "{url}: {message}");
+    }
+}

@@ -10,6 +10,7 @@
 //! - `encoding`: Ruby's base64 and Judge0's timestamps
 //! - `submissions`, `info`: the routes
 
+pub mod callback;
 mod encoding;
 mod error;
 mod info;

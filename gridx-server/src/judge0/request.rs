@@ -8,6 +8,7 @@ use crate::queue::NewJob;
 use crate::store::judge0::Judge0Link;
 use gridx_proto::JobLimits;
 use gridx_proto::api::SubmitJobRequest;
+use gridx_proto::config::Judge0Config;
 use gridx_proto::limits::SpecError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -201,7 +202,12 @@ pub struct Accepted {
 }
 
 /// Reads one submission. `base64` is the request's `base64_encoded=true`.
-pub fn parse(body: &Value, base64: bool, limits: &JobLimits) -> Result<Accepted, Invalid> {
+pub fn parse(
+    body: &Value,
+    base64: bool,
+    limits: &JobLimits,
+    judge0: &Judge0Config,
+) -> Result<Accepted, Invalid> {
     let Some(body) = body.as_object() else {
         let mut errors = Invalid::new();
         errors.insert(
@@ -297,10 +303,19 @@ pub fn parse(body: &Value, base64: bool, limits: &JobLimits) -> Result<Accepted,
         "command_line_arguments",
         "setting command line arguments is not allowed",
     );
-    if r.text("callback_url", false)
-        .is_some_and(|u| !u.trim().is_empty())
+    let mut callback_url = None;
+    if let Some(url) = r
+        .text("callback_url", false)
+        .filter(|u| !u.trim().is_empty())
     {
-        r.fail("callback_url", "setting callback is not allowed");
+        if !judge0.callbacks {
+            r.fail("callback_url", "setting callback is not allowed");
+        } else {
+            match super::callback::check_url(&url, judge0.callbacks_to_private_addresses) {
+                Ok(url) => callback_url = Some(url),
+                Err(why) => r.fail("callback_url", why),
+            }
+        }
     }
     if r.text("additional_files", false)
         .is_some_and(|f| !f.trim().is_empty())
@@ -370,6 +385,7 @@ pub fn parse(body: &Value, base64: bool, limits: &JobLimits) -> Result<Accepted,
         expected_output,
         settings: settings_json,
         matched: None,
+        callback_url,
     };
     Ok(Accepted {
         job: NewJob {
@@ -385,11 +401,23 @@ mod tests {
     use serde_json::json;
 
     fn parse_ok(body: Value) -> Accepted {
-        parse(&body, false, &JobLimits::default()).expect("accepted")
+        parse(
+            &body,
+            false,
+            &JobLimits::default(),
+            &Judge0Config::default(),
+        )
+        .expect("accepted")
     }
 
     fn refused(body: Value) -> Invalid {
-        parse(&body, false, &JobLimits::default()).expect_err("refused")
+        parse(
+            &body,
+            false,
+            &JobLimits::default(),
+            &Judge0Config::default(),
+        )
+        .expect_err("refused")
     }
 
     #[test]
@@ -459,7 +487,8 @@ mod tests {
     fn base64_texts_are_decoded_leniently() {
         let body = json!({"source_code": "cHJpbnQo\nMSk=", "language_id": 71, "stdin": "aGk=",
                           "expected_output": "MQo="});
-        let a = parse(&body, true, &JobLimits::default()).expect("accepted");
+        let a =
+            parse(&body, true, &JobLimits::default(), &Judge0Config::default()).expect("accepted");
         assert_eq!(a.job.spec.code, "print(1)");
         assert_eq!(a.job.spec.stdin, "hi");
         assert_eq!(
@@ -467,7 +496,8 @@ mod tests {
             Some("1\n")
         );
         let bad = json!({"source_code": "/w==", "language_id": 71});
-        let errors = parse(&bad, true, &JobLimits::default()).expect_err("not UTF-8");
+        let errors = parse(&bad, true, &JobLimits::default(), &Judge0Config::default())
+            .expect_err("not UTF-8");
         assert!(errors.contains_key("source_code"));
     }
 }

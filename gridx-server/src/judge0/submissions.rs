@@ -98,8 +98,8 @@ pub async fn create(
     let fields = response::select(params.get("fields").map(String::as_str))
         .map_err(Judge0Error::bad_request)?;
     let body = body_json(&body)?;
-    let accepted =
-        request::parse(&body, base64, &state.config.limits).map_err(Judge0Error::Invalid)?;
+    let accepted = request::parse(&body, base64, &state.config.limits, &state.config.judge0)
+        .map_err(Judge0Error::Invalid)?;
     let token = accepted
         .job
         .judge0
@@ -274,7 +274,9 @@ pub async fn batch_create(
     check_batch_size(items.len())?;
     let parsed: Vec<Result<NewJob, Invalid>> = items
         .iter()
-        .map(|item| request::parse(item, base64, &state.config.limits).map(|a| a.job))
+        .map(|item| {
+            request::parse(item, base64, &state.config.limits, &state.config.judge0).map(|a| a.job)
+        })
         .collect();
     let valid: Vec<NewJob> = parsed
         .iter()

@@ -18,20 +18,24 @@ pub struct Judge0Link {
     /// Whether the output matched `expected_output`, fixed when retention blanked
     /// the output (`None` before: it is compared when read).
     pub matched: Option<bool>,
+    /// Where to PUT the submission when it ends (`crate::judge0::callback`).
+    pub callback_url: Option<String>,
 }
 
 /// Stores the link, in the transaction that stores the job.
 pub fn insert(conn: &Connection, job_id: JobId, link: &Judge0Link) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO judge0_submissions (token, job_id, language_id, expected_output, settings)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO judge0_submissions
+             (token, job_id, language_id, expected_output, settings, callback_url)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         link.token,
         job_id.0 as i64,
         link.language_id,
         link.expected_output,
-        link.settings
+        link.settings,
+        link.callback_url
     ])?;
     Ok(())
 }
@@ -45,6 +49,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(JobId, Judge0Link)> {
             expected_output: r.get(3)?,
             settings: r.get(4)?,
             matched: r.get(5)?,
+            callback_url: r.get(6)?,
         },
     ))
 }
@@ -57,7 +62,8 @@ pub fn find(
 ) -> StoreResult<Option<(JobId, Judge0Link)>> {
     Ok(conn
         .prepare_cached(
-            "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched
+            "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched,
+                    s.callback_url
              FROM judge0_submissions s JOIN jobs j ON j.id = s.job_id
              WHERE s.token = ?1 AND j.user = ?2",
         )?
@@ -73,7 +79,8 @@ pub fn page(
     offset: u64,
 ) -> StoreResult<(Vec<(JobId, Judge0Link)>, u64)> {
     let mut stmt = conn.prepare_cached(
-        "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched
+        "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched,
+                    s.callback_url
          FROM judge0_submissions s JOIN jobs j ON j.id = s.job_id
          WHERE j.user = ?1 ORDER BY s.job_id DESC LIMIT ?2 OFFSET ?3",
     )?;
@@ -133,4 +140,18 @@ pub fn keep_verdicts(conn: &Connection, cutoff: i64) -> StoreResult<()> {
         update.execute(params![job_id, matched])?;
     }
     Ok(())
+}
+
+/// The Judge0 submission of a job that asked for a callback, if it did.
+pub fn with_callback(conn: &Connection, job_id: JobId) -> StoreResult<Option<Judge0Link>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched,
+                    s.callback_url
+             FROM judge0_submissions s
+             WHERE s.job_id = ?1 AND s.callback_url IS NOT NULL",
+        )?
+        .query_row([job_id.0 as i64], row)
+        .optional()?
+        .map(|(_, link)| link))
 }

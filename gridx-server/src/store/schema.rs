@@ -242,7 +242,8 @@ CREATE TABLE judge0_submissions (
     language_id      INTEGER NOT NULL,
     expected_output  TEXT,
     settings         TEXT NOT NULL,
-    matched          INTEGER CHECK (matched IN (0, 1))
+    matched          INTEGER CHECK (matched IN (0, 1)),
+    callback_url     TEXT
 ) STRICT;
 "#,
         ),
