@@ -29,7 +29,7 @@ pub fn credit(
             "the amount must not be 0: a positive amount grants, a negative one debits".into(),
         ));
     }
-    users::user_account_view(conn, name)?;
+    users::require(conn, name)?;
     let movement = if amount.is_negative() {
         Movement::Debit {
             user: name,

@@ -76,15 +76,7 @@ pub fn create_user_in(
     }
     check_max_priority(max_priority)?;
     let token = token()?;
-    let exists: bool = tx
-        .query_row(
-            "SELECT 1 FROM users WHERE name = ?1",
-            [name.as_str()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    if exists {
+    if exists(tx, name)? {
         return Err(StoreError::Conflict(format!("user {name} already exists")));
     }
     let now = now_millis();
@@ -160,6 +152,23 @@ pub fn submit_rights(conn: &Connection, name: &UserName) -> StoreResult<(i32, Op
         .query_row([name.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("no user {name}")))
+}
+
+fn exists(conn: &Connection, name: &UserName) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
+        .query_row([name.as_str()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Fails with "no user NAME" unless the user exists.
+pub fn require(conn: &Connection, name: &UserName) -> StoreResult<()> {
+    if exists(conn, name)? {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(format!("no user {name}")))
+    }
 }
 
 /// Every user as the operator sees them (`user list`, `GET /v1/admin/users`).
@@ -291,17 +300,7 @@ pub fn register_worker(
     max_slots: Option<u32>,
 ) -> StoreResult<(WorkerId, String)> {
     check_max_slots(max_slots)?;
-    let exists = conn
-        .query_row(
-            "SELECT 1 FROM users WHERE name = ?1",
-            [owner.as_str()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    if !exists {
-        return Err(StoreError::NotFound(format!("no user {owner}")));
-    }
+    require(conn, owner)?;
     let token = tokens::generate(tokens::WORKER_PREFIX).map_err(|_| StoreError::Unavailable)?;
     conn.execute(
         "INSERT INTO workers (name, owner, token_hash, created_at, max_slots)

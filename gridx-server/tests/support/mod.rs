@@ -226,19 +226,8 @@ impl TestServer {
         path: &str,
         body: &serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
+        self.send_json(reqwest::Method::POST, token, path, Some(body))
             .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
     }
 
     async fn request_json(
@@ -247,13 +236,21 @@ impl TestServer {
         token: &str,
         path: &str,
     ) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
+        self.send_json(method, token, path, None).await
+    }
+
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         (
             status,
