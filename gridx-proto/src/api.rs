@@ -95,6 +95,10 @@ pub struct JobView {
     pub stderr: String,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
+    /// What the compiler printed, for a compiled language once it has run (even
+    /// when it succeeded, for its warnings). Absent for interpreted languages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_output: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -244,6 +248,9 @@ pub struct ReplicaView {
     pub stderr_sha256: String,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
+    /// The SHA-256 of what the compiler printed (compiled languages only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_output_sha256: Option<String>,
     pub verdict: Verdict,
 }
 

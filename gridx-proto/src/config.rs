@@ -284,14 +284,26 @@ impl Default for WorkerConfig {
     }
 }
 
-/// `[worker.images]`: the runtime image for each language.
+/// `[worker.images]`: the runtime image for each language. Languages may share an
+/// image: `images build` makes each named image once, with every package its
+/// languages need. By default the compilers and Ruby share one image, so their common
+/// Debian base is fetched once (docs/worker.md, "Runtime images").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeImages {
     pub python: String,
     pub node: String,
     pub bash: String,
+    pub c: String,
+    pub cpp: String,
+    pub java: String,
+    pub go: String,
+    pub rust: String,
+    pub ruby: String,
 }
+
+/// The default image of the compiled languages and Ruby.
+pub const TOOLCHAINS_IMAGE: &str = "gridx-runtime/toolchains:local";
 
 impl Default for RuntimeImages {
     fn default() -> Self {
@@ -299,6 +311,30 @@ impl Default for RuntimeImages {
             python: "gridx-runtime/python:local".into(),
             node: "gridx-runtime/node:local".into(),
             bash: "gridx-runtime/bash:local".into(),
+            c: TOOLCHAINS_IMAGE.into(),
+            cpp: TOOLCHAINS_IMAGE.into(),
+            java: TOOLCHAINS_IMAGE.into(),
+            go: TOOLCHAINS_IMAGE.into(),
+            rust: TOOLCHAINS_IMAGE.into(),
+            ruby: TOOLCHAINS_IMAGE.into(),
+        }
+    }
+}
+
+impl RuntimeImages {
+    /// The image configured for `language`.
+    pub fn for_language(&self, language: crate::Language) -> &str {
+        use crate::Language as L;
+        match language {
+            L::Python => &self.python,
+            L::Node => &self.node,
+            L::Bash => &self.bash,
+            L::C => &self.c,
+            L::Cpp => &self.cpp,
+            L::Java => &self.java,
+            L::Go => &self.go,
+            L::Rust => &self.rust,
+            L::Ruby => &self.ruby,
         }
     }
 }

@@ -160,6 +160,8 @@ pub enum FailureReason {
     NoQuorum,
     /// The operator disabled the job's owner while it waited in the queue.
     UserDisabled,
+    /// The source did not compile (a compiled language); `compile_output` says why.
+    CompileError,
 }
 
 impl FailureReason {
@@ -175,6 +177,7 @@ impl FailureReason {
             FailureReason::WorkerShutdown => "worker_shutdown",
             FailureReason::NoQuorum => "no_quorum",
             FailureReason::UserDisabled => "user_disabled",
+            FailureReason::CompileError => "compile_error",
         }
     }
 }
@@ -205,6 +208,11 @@ pub struct RunOutcome {
     /// A human sentence for `sandbox_error` and other platform failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the compiler printed (stdout and stderr together), for a compiled
+    /// language only, at most `limits::MAX_COMPILE_OUTPUT_BYTES`; absent for the
+    /// interpreted ones. Present whether or not the compile succeeded (warnings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_output: Option<String>,
 }
 
 /// How a run ended, as the worker saw it.
@@ -223,6 +231,9 @@ pub enum RunEnd {
     SandboxError,
     /// Killed because the worker shut down and the grace period ran out.
     WorkerShutdown,
+    /// The source did not compile; the program never ran. `compile_output` says why.
+    /// Only for a compiled language, which only a coordinator that knows it assigns.
+    CompileError,
 }
 
 impl RunOutcome {
@@ -236,6 +247,7 @@ impl RunOutcome {
             RunEnd::Cancelled => (JobStatus::Cancelled, Some(FailureReason::CancelledByUser)),
             RunEnd::SandboxError => (JobStatus::Error, Some(FailureReason::SandboxError)),
             RunEnd::WorkerShutdown => (JobStatus::Error, Some(FailureReason::WorkerShutdown)),
+            RunEnd::CompileError => (JobStatus::Failed, Some(FailureReason::CompileError)),
         }
     }
 }
@@ -314,6 +326,7 @@ mod tests {
             stderr_truncated: false,
             duration_ms: 1,
             message: None,
+            compile_output: None,
         };
         assert_eq!(o.final_status(), (Succeeded, None));
         o.exit_code = Some(3);
@@ -324,5 +337,7 @@ mod tests {
         assert_eq!(o.final_status().0, TimedOut);
         o.end = RunEnd::SandboxError;
         assert_eq!(o.final_status().0, Error);
+        o.end = RunEnd::CompileError;
+        assert_eq!(o.final_status(), (Failed, Some(FailureReason::CompileError)));
     }
 }

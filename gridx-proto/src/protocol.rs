@@ -16,7 +16,7 @@ pub use bounds::{
     HEARTBEAT_BURST, HEARTBEATS_PER_INTERVAL, MAX_CPU_CORES, MAX_GPU_NAME_BYTES,
     MAX_GPU_NOTE_BYTES, MAX_GPUS, MAX_HELLO_BYTES, MAX_ID, MAX_LANGUAGES, MAX_MEMORY_MB,
     MAX_OUTCOME_MESSAGE_BYTES, MAX_POWER_W, MAX_REFUSAL_REASON_BYTES, MAX_RUNNING, MAX_SLOTS,
-    MAX_TEMPERATURE_C, check_running_within_slots,
+    MAX_TEMPERATURE_C, check_running_within_slots, MAX_COMPILE_OUTPUT_BYTES,
 };
 pub use close::{CloseCode, MAX_CLOSE_REASON_BYTES, close_reason};
 
@@ -94,7 +94,15 @@ impl fmt::Display for ExecutorKind {
 }
 
 /// What a worker can do, sent once in `hello`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+///
+/// On the wire the languages are split in two (`CapabilitiesWire`): the first three
+/// in `languages`, whose unknown values are decode errors, and every later one in
+/// `more_languages`, which an older coordinator ignores as an unknown field and a
+/// newer one reads leniently (an entry it does not know is skipped). So a worker with
+/// compilers still talks to a coordinator from before them, which simply never
+/// assigns it a compiled language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "CapabilitiesWire", into = "CapabilitiesWire")]
 pub struct Capabilities {
     /// Only the languages the executor can really run right now.
     pub languages: Vec<Language>,
@@ -116,6 +124,77 @@ pub struct Capabilities {
     pub memory_budget_mb: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_job_timeout_s: Option<u32>,
+}
+
+/// `Capabilities` as it travels (see there).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CapabilitiesWire {
+    languages: Vec<Language>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    more_languages: Vec<LenientLanguage>,
+    slots: u32,
+    executor: ExecutorKind,
+    cpu_cores: u32,
+    memory_mb: u64,
+    gpus: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_job_memory_mb: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory_budget_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_job_timeout_s: Option<u32>,
+}
+
+/// A `more_languages` entry: a language this build knows, or a name from a newer
+/// worker that it does not (skipped, not an error). Either way a string.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum LenientLanguage {
+    Known(Language),
+    Unknown(String),
+}
+
+impl From<CapabilitiesWire> for Capabilities {
+    fn from(w: CapabilitiesWire) -> Self {
+        let mut languages = w.languages;
+        for l in w.more_languages {
+            if let LenientLanguage::Known(l) = l
+                && !languages.contains(&l)
+            {
+                languages.push(l);
+            }
+        }
+        Capabilities {
+            languages,
+            slots: w.slots,
+            executor: w.executor,
+            cpu_cores: w.cpu_cores,
+            memory_mb: w.memory_mb,
+            gpus: w.gpus,
+            max_job_memory_mb: w.max_job_memory_mb,
+            memory_budget_mb: w.memory_budget_mb,
+            max_job_timeout_s: w.max_job_timeout_s,
+        }
+    }
+}
+
+impl From<Capabilities> for CapabilitiesWire {
+    fn from(c: Capabilities) -> Self {
+        let (first, more): (Vec<Language>, Vec<Language>) =
+            c.languages.into_iter().partition(|l| l.is_first());
+        CapabilitiesWire {
+            languages: first,
+            more_languages: more.into_iter().map(LenientLanguage::Known).collect(),
+            slots: c.slots,
+            executor: c.executor,
+            cpu_cores: c.cpu_cores,
+            memory_mb: c.memory_mb,
+            gpus: c.gpus,
+            max_job_memory_mb: c.max_job_memory_mb,
+            memory_budget_mb: c.memory_budget_mb,
+            max_job_timeout_s: c.max_job_timeout_s,
+        }
+    }
 }
 
 /// Messages from a worker to the coordinator.
@@ -515,6 +594,7 @@ mod tests {
             stderr_truncated: false,
             duration_ms: 0,
             message: None,
+            compile_output: None,
         };
         let worker = [
             WorkerMessage::Hello {

@@ -104,6 +104,7 @@ fn outcome() -> RunOutcome {
         stderr_truncated: false,
         duration_ms: 41,
         message: None,
+        compile_output: None,
     }
 }
 
@@ -150,6 +151,7 @@ fn job_view() -> JobView {
                     stdout_truncated: false,
                     stderr_truncated: false,
                     verdict: Verdict::Valid,
+                    compile_output_sha256: None,
                 },
                 ReplicaView {
                     attempt: 2,
@@ -163,10 +165,12 @@ fn job_view() -> JobView {
                     stdout_truncated: false,
                     stderr_truncated: false,
                     verdict: Verdict::Valid,
+                    compile_output_sha256: None,
                 },
             ],
             waiting: None,
         },
+        compile_output: None,
     }
 }
 
@@ -235,6 +239,7 @@ fn worker_messages() {
                 stderr_truncated: true,
                 duration_ms: 812,
                 message: Some("memory limit of 64 MB reached".into()),
+                compile_output: None,
             },
         },
     );

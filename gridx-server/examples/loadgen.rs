@@ -259,7 +259,7 @@ async fn worker(
                         let finished = WorkerMessage::Finished {
                             job_id: job.job_id,
                             attempt,
-                            outcome: RunOutcome { end: RunEnd::Exited, exit_code: Some(0), stdout: String::new(), stderr: String::new(), stdout_truncated: false, stderr_truncated: false, duration_ms: 0, message: None },
+                            outcome: RunOutcome { end: RunEnd::Exited, exit_code: Some(0), stdout: String::new(), stderr: String::new(), stdout_truncated: false, stderr_truncated: false, duration_ms: 0, message: None, compile_output: None },
                         };
                         if socket.send(Message::Text(encode(&finished).unwrap_or_default().into())).await.is_err() { return; }
                         done.fetch_add(1, Ordering::Relaxed);

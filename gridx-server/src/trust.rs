@@ -25,7 +25,8 @@ use sha2::{Digest, Sha256};
 
 /// What two results are compared on: the end state with its reason, the exit code,
 /// and the SHA-256 of stdout and of stderr as the coordinator stores them (after its
-/// own cap), with both truncation flags. Two results agree when all of these are
+/// own cap), with both truncation flags, and for a compiled language the SHA-256 of
+/// the compiler's output. Two results agree when all of these are
 /// equal. Output cut at the cap compares by the bytes kept and the flag, so two runs
 /// that print the same first megabyte agree. Run time and the worker's message are
 /// not compared.
@@ -38,6 +39,7 @@ pub struct ResultKey {
     pub stderr_sha256: String,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
+    pub compile_output_sha256: Option<String>,
 }
 
 /// What the queue keeps of a live job's check: whether its result may be checked,
@@ -259,6 +261,7 @@ mod tests {
             stderr_sha256: sha256_hex(""),
             stdout_truncated: false,
             stderr_truncated: false,
+            compile_output_sha256: None,
         }
     }
 

@@ -31,6 +31,7 @@ async fn finish_with(worker: &mut FakeWorker, id: JobId, stdout: &str, stderr: &
                 stderr_truncated: false,
                 duration_ms: 5,
                 message: None,
+                compile_output: None,
             },
         })
         .await;

@@ -162,6 +162,76 @@ async fn hello_world_in_every_language(executor: Arc<dyn Executor>) {
     }
 }
 
+/// Each compiled language (and Ruby): hello world with stdin, a compile error that is
+/// its own outcome with the compiler's words apart from stderr, and a program whose
+/// own stderr and exit code come back as they are after a clean compile. The
+/// languages run side by side.
+async fn compiled_languages_compile_run_and_fail_to_compile(executor: Arc<dyn Executor>) {
+    let cases = [
+        (
+            Language::C,
+            "#include <stdio.h>\nint main(void){char n[64];if(scanf(\"%63s\",n)!=1)return 9;printf(\"hello %s\\n\",n);fprintf(stderr,\"oops\\n\");return 3;}",
+            "int main(void){ return x; }",
+        ),
+        (
+            Language::Cpp,
+            "#include <iostream>\n#include <string>\nint main(){std::string n;std::cin>>n;std::cout<<\"hello \"<<n<<std::endl;std::cerr<<\"oops\"<<std::endl;return 3;}",
+            "int main(){ undefined_thing(); }",
+        ),
+        (
+            Language::Java,
+            "import java.util.Scanner;\npublic class Main { public static void main(String[] a) { String n = new Scanner(System.in).next(); System.out.println(\"hello \" + n); System.err.println(\"oops\"); System.exit(3); } }",
+            "public class Main { public static void main(String[] a) { int x = \"no\"; } }",
+        ),
+        (
+            Language::Go,
+            "package main\nimport (\"fmt\"; \"os\")\nfunc main() { var n string; fmt.Scan(&n); fmt.Println(\"hello \" + n); fmt.Fprintln(os.Stderr, \"oops\"); os.Exit(3) }",
+            "package main\nfunc main() { x := 1 }",
+        ),
+        (
+            Language::Rust,
+            "use std::io::Read;\nfn main() { let mut n = String::new(); std::io::stdin().read_to_string(&mut n).unwrap(); println!(\"hello {}\", n.trim()); eprintln!(\"oops\"); std::process::exit(3); }",
+            "fn main() { let x: u32 = \"no\"; }",
+        ),
+        (
+            Language::Ruby,
+            "n = STDIN.read.strip\nputs \"hello #{n}\"\nSTDERR.puts \"oops\"\nexit 3",
+            "",
+        ),
+    ];
+    let offered = executor.languages();
+    let runs = cases.iter().map(|(language, good, bad)| {
+        let executor = executor.clone();
+        let offered = offered.clone();
+        async move {
+            assert!(offered.contains(language), "{language} not offered: {offered:?}");
+            let mut s = spec(*language, good);
+            s.stdin = "grid\n".into();
+            let outcome = run(&executor, s).await;
+            assert_eq!(
+                (outcome.end, outcome.exit_code),
+                (RunEnd::Exited, Some(3)),
+                "{language}: {outcome:?}"
+            );
+            assert_eq!(outcome.stdout, "hello grid\n", "{language}: {outcome:?}");
+            assert_eq!(outcome.stderr, "oops\n", "{language}: {outcome:?}");
+            if !language.is_compiled() {
+                assert_eq!(outcome.compile_output, None, "{language}");
+                return;
+            }
+            assert!(outcome.compile_output.is_some(), "{language}: {outcome:?}");
+            let outcome = run(&executor, spec(*language, bad)).await;
+            assert_eq!(outcome.end, RunEnd::CompileError, "{language}: {outcome:?}");
+            assert_eq!(outcome.exit_code, None, "{language}");
+            assert_eq!(outcome.stdout, "", "{language}");
+            assert_eq!(outcome.stderr, "", "{language}: the program never ran");
+            let words = outcome.compile_output.unwrap_or_default();
+            assert!(words.to_lowercase().contains("main."), "{language}: {words}");
+        }
+    });
+    futures_util::future::join_all(runs).await;
+}
+
 async fn exit_codes_are_reported(executor: Arc<dyn Executor>) {
     let outcome = run(&executor, spec(Language::Bash, "exit 3")).await;
     assert_eq!((outcome.end, outcome.exit_code), (RunEnd::Exited, Some(3)));
@@ -365,6 +435,7 @@ macro_rules! for_each_executor {
 
 for_each_executor!(
     hello_world_in_every_language,
+    compiled_languages_compile_run_and_fail_to_compile,
     exit_codes_are_reported,
     the_network_is_unreachable,
     a_fork_bomb_is_contained,

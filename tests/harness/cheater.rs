@@ -170,6 +170,7 @@ async fn serve(
                 stderr_truncated: false,
                 duration_ms: 1,
                 message: None,
+                compile_output: None,
             }
         };
         let job_id = job.job_id;
@@ -230,6 +231,7 @@ async fn run_honestly(code: &str, stdin: &str) -> RunOutcome {
         stderr_truncated: false,
         duration_ms: started.elapsed().as_millis() as u64,
         message: None,
+        compile_output: None,
     }
 }
 

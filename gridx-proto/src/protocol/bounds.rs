@@ -34,6 +34,9 @@ pub const MAX_GPU_NAME_BYTES: usize = 256;
 pub const MAX_GPU_NOTE_BYTES: usize = 1024;
 /// Longest `outcome.message`, in bytes.
 pub const MAX_OUTCOME_MESSAGE_BYTES: usize = 16 * 1024;
+/// Longest `outcome.compile_output`, in bytes: the compiler's messages, which the
+/// worker cuts to this (docs/jobs.md, "Compiled languages").
+pub const MAX_COMPILE_OUTPUT_BYTES: usize = 64 * 1024;
 /// Longest `reason` of a `refused`, in bytes: a sentence for the job's owner.
 pub const MAX_REFUSAL_REASON_BYTES: usize = 1024;
 /// Largest job or worker id and `duration_ms`: they are stored as SQLite integers.
@@ -275,6 +278,9 @@ fn check_outcome(o: &RunOutcome) -> Result<(), DecodeError> {
     at_most("outcome.duration_ms", 0, MAX_ID, o.duration_ms)?;
     if let Some(message) = &o.message {
         longest("outcome.message", MAX_OUTCOME_MESSAGE_BYTES, message)?;
+    }
+    if let Some(text) = &o.compile_output {
+        longest("outcome.compile_output", MAX_COMPILE_OUTPUT_BYTES, text)?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 const VIEW_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
     submitted_at, started_at, finished_at, worker_id, attempts, exit_code, stdout, stderr,
     stdout_truncated, stderr_truncated, duration_ms, reason, message, cost, refusals, refusal,
-    validate, validation";
+    validate, validation, compile_output";
 
 /// The view's columns with the output's byte lengths in place of the output:
 /// `octet_length` counts a TEXT value's bytes without loading it, so a summary costs
@@ -50,6 +50,7 @@ fn view_from_row(r: &Row<'_>) -> rusqlite::Result<JobView> {
         stderr: r.get(14)?,
         stdout_truncated: summary.stdout_truncated,
         stderr_truncated: summary.stderr_truncated,
+        compile_output: r.get(25)?,
         duration_ms: summary.duration_ms,
         reason: summary.reason,
         message: summary.message,
@@ -330,6 +331,8 @@ pub struct Completion {
     pub stderr: String,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
+    /// What the compiler printed (a compiled language), apart from stderr.
+    pub compile_output: Option<String>,
     pub duration_ms: Option<u64>,
     pub reason: Option<FailureReason>,
     pub message: Option<String>,
@@ -390,7 +393,7 @@ pub fn write_status(
                 "UPDATE jobs SET status = ?3, finished_at = ?4, exit_code = ?5, stdout = ?6,
                                  stderr = ?7, stdout_truncated = ?8, stderr_truncated = ?9,
                                  duration_ms = ?10, reason = ?11, message = ?12,
-                                 validation = ?13
+                                 validation = ?13, compile_output = ?14
                  WHERE id = ?1 AND status = ?2",
             )?
             .execute(params![
@@ -409,6 +412,7 @@ pub fn write_status(
                 done.validation
                     .unwrap_or(ValidationOutcome::NoResult)
                     .as_str(),
+                done.compile_output,
             ])?,
     };
     expect_one(changed, id, &format!("{from} -> {to}"))
@@ -473,7 +477,9 @@ pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
 pub fn prune_output(conn: &Connection, cutoff: i64) -> StoreResult<usize> {
     super::judge0::keep_verdicts(conn, cutoff)?;
     Ok(conn.execute(
-        "UPDATE jobs SET code = '', stdin = '', stdout = '', stderr = '', output_pruned = 1
+        "UPDATE jobs SET code = '', stdin = '', stdout = '', stderr = '',
+                        compile_output = CASE WHEN compile_output IS NULL THEN NULL ELSE '' END,
+                        output_pruned = 1
          WHERE output_pruned = 0 AND finished_at IS NOT NULL AND finished_at < ?1",
         [cutoff],
     )?)

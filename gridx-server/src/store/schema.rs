@@ -247,6 +247,15 @@ CREATE TABLE judge0_submissions (
 ) STRICT;
 "#,
         ),
+        // Compiled languages (docs/jobs.md, "Compiled languages"): what the compiler
+        // printed, apart from the program's output (NULL for interpreted languages),
+        // and its digest on each replica, which result checks compare too.
+        M::up(
+            r#"
+ALTER TABLE jobs ADD COLUMN compile_output TEXT;
+ALTER TABLE replicas ADD COLUMN compile_output_sha256 TEXT;
+"#,
+        ),
     ])
 }
 

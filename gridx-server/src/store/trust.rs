@@ -192,14 +192,16 @@ pub struct NewReplica<'a> {
     pub stderr_sha256: &'a str,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
+    pub compile_output_sha256: Option<&'a str>,
 }
 
 pub fn insert_replica(conn: &Connection, r: &NewReplica<'_>, now: i64) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO replicas (job_id, attempt, worker_id, owner, status, exit_code,
                                stdout_sha256, stderr_sha256, stdout_truncated,
-                               stderr_truncated, verdict, reported_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11)",
+                               stderr_truncated, verdict, reported_at,
+                               compile_output_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12)",
     )?
     .execute(params![
         r.job_id.0 as i64,
@@ -212,7 +214,8 @@ pub fn insert_replica(conn: &Connection, r: &NewReplica<'_>, now: i64) -> StoreR
         r.stderr_sha256,
         r.stdout_truncated,
         r.stderr_truncated,
-        now
+        now,
+        r.compile_output_sha256
     ])?;
     Ok(())
 }
@@ -242,7 +245,7 @@ fn parse_status_text(text: &str) -> Option<(JobStatus, Option<FailureReason>)> {
 pub fn replicas_of(conn: &Connection, job_id: JobId) -> StoreResult<Vec<ReplicaView>> {
     let mut stmt = conn.prepare_cached(
         "SELECT attempt, worker_id, owner, status, exit_code, stdout_sha256, stderr_sha256,
-                stdout_truncated, stderr_truncated, verdict
+                stdout_truncated, stderr_truncated, verdict, compile_output_sha256
          FROM replicas WHERE job_id = ?1 ORDER BY attempt",
     )?;
     let rows = stmt.query_map([job_id.0 as i64], |r| {
@@ -257,11 +260,12 @@ pub fn replicas_of(conn: &Connection, job_id: JobId) -> StoreResult<Vec<ReplicaV
             r.get::<_, bool>(7)?,
             r.get::<_, bool>(8)?,
             r.get::<_, String>(9)?,
+            r.get::<_, Option<String>>(10)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (attempt, worker, owner, status, exit_code, out_sha, err_sha, out_cut, err_cut, v) =
+        let (attempt, worker, owner, status, exit_code, out_sha, err_sha, out_cut, err_cut, v, cc) =
             row?;
         let (status, reason) = parse_status_text(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("replica status {status:?}")))?;
@@ -276,6 +280,7 @@ pub fn replicas_of(conn: &Connection, job_id: JobId) -> StoreResult<Vec<ReplicaV
             stderr_sha256: err_sha,
             stdout_truncated: out_cut,
             stderr_truncated: err_cut,
+            compile_output_sha256: cc,
             verdict: Verdict::parse(&v)
                 .ok_or_else(|| StoreError::Corrupt(format!("verdict {v:?}")))?,
         });

@@ -450,6 +450,7 @@ impl FakeWorker {
                 stderr_truncated: false,
                 duration_ms: 5,
                 message: None,
+                compile_output: None,
             },
         })
         .await;

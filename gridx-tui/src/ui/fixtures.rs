@@ -134,6 +134,7 @@ pub fn replica(attempt: u32, worker: u64, owner: &str, verdict: Verdict) -> Repl
         stdout_truncated: false,
         stderr_truncated: false,
         verdict,
+        compile_output_sha256: None,
     }
 }
 

@@ -874,6 +874,7 @@ fn a_worker_host_shows_its_own_jobs_output_without_fetching() {
             stderr_truncated: false,
             duration_ms: 10,
             message: None,
+            compile_output: None,
         }),
     }));
     let job = &s.jobs[&JobId(77)];

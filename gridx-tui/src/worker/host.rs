@@ -714,6 +714,7 @@ fn shutdown_outcome(message: &str) -> RunOutcome {
         stderr_truncated: false,
         duration_ms: 0,
         message: Some(message.into()),
+        compile_output: None,
     }
 }
 

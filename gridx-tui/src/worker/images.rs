@@ -15,40 +15,94 @@ use tokio_util::io::ReaderStream;
 
 /// Label holding the recipe hash on every image built here.
 pub const RECIPE_LABEL: &str = "io.gridx.recipe";
+/// Label naming the languages an image built here can run (`c,cpp,java`): a worker
+/// offers a language from an image only if the image has it, or has no such label
+/// (an operator's own image).
+pub const LANGUAGES_LABEL: &str = "io.gridx.languages";
 
 /// Debian release the images are built from.
 const SUITE: &str = "bookworm";
 /// Bump when the build steps change in a way the package list does not show.
 const RECIPE_VERSION: u32 = 1;
 
-/// What goes into one runtime image.
+/// What goes into one runtime image: the languages that share it and every package
+/// they need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipe {
-    pub language: Language,
-    pub packages: &'static [&'static str],
+    pub languages: Vec<Language>,
+    pub packages: Vec<&'static str>,
+}
+
+/// The Debian packages a language needs on top of the essential set (which already
+/// has bash, coreutils and dash).
+pub fn packages_of(language: Language) -> &'static [&'static str] {
+    match language {
+        Language::Python => &["python3-minimal"],
+        Language::Node => &["nodejs"],
+        Language::Bash => &[],
+        Language::C => &["gcc", "libc6-dev"],
+        Language::Cpp => &["g++", "libc6-dev"],
+        Language::Java => &["default-jdk-headless"],
+        Language::Go => &["golang-go"],
+        // rustc links through the C compiler driver.
+        Language::Rust => &["rustc", "gcc", "libc6-dev"],
+        Language::Ruby => &["ruby"],
+    }
 }
 
 impl Recipe {
     pub fn for_language(language: Language) -> Recipe {
-        // The essential variant already has bash, coreutils and dash.
-        let packages: &'static [&'static str] = match language {
-            Language::Python => &["python3-minimal"],
-            Language::Node => &["nodejs"],
-            Language::Bash => &[],
-        };
-        Recipe { language, packages }
+        Recipe::for_languages(&[language])
     }
 
-    /// Content hash of everything that decides the image's contents.
+    /// One image for several languages: the union of their packages.
+    pub fn for_languages(languages: &[Language]) -> Recipe {
+        let mut packages: Vec<&'static str> = Vec::new();
+        for l in languages {
+            for p in packages_of(*l) {
+                if !packages.contains(p) {
+                    packages.push(p);
+                }
+            }
+        }
+        Recipe {
+            languages: languages.to_vec(),
+            packages,
+        }
+    }
+
+    /// Content hash of everything that decides the image's contents. (For one
+    /// language the text is what it was before images could be shared, so those
+    /// images are not rebuilt.)
     pub fn hash(&self) -> String {
+        let names: Vec<&str> = self.languages.iter().map(|l| l.as_str()).collect();
         let text = format!(
             "v{RECIPE_VERSION}|{SUITE}|essential|{}|{}",
-            self.language,
+            names.join("+"),
             self.packages.join(",")
         );
         let digest = Sha256::digest(text.as_bytes());
         hex::encode(&digest[..8])
     }
+
+    /// The `LANGUAGES_LABEL` value: what the image was built to run.
+    pub fn languages_label(&self) -> String {
+        let names: Vec<&str> = self.languages.iter().map(|l| l.as_str()).collect();
+        names.join(",")
+    }
+}
+
+/// Each configured image with the languages that use it, in `Language::ALL`'s order.
+pub fn images_by_name(images: &RuntimeImages) -> Vec<(String, Vec<Language>)> {
+    let mut out: Vec<(String, Vec<Language>)> = Vec::new();
+    for language in Language::ALL {
+        let image = image_for(images, language);
+        match out.iter_mut().find(|(name, _)| name == image) {
+            Some((_, languages)) => languages.push(language),
+            None => out.push((image.to_owned(), vec![language])),
+        }
+    }
+    out
 }
 
 /// What `images build` did for one image.
@@ -83,9 +137,8 @@ pub async fn build_all(
     mut progress: impl FnMut(&str),
 ) -> Result<Vec<BuildResult>, ImageError> {
     let mut results = Vec::new();
-    for language in Language::ALL {
-        let recipe = Recipe::for_language(language);
-        let image = image_for(images, language).to_owned();
+    for (image, languages) in images_by_name(images) {
+        let recipe = Recipe::for_languages(&languages);
         if !force && current_hash(docker, &image).await.as_deref() == Some(recipe.hash().as_str()) {
             progress(&format!("{image}: up to date (recipe {})", recipe.hash()));
             results.push(BuildResult::UpToDate { image });
@@ -151,6 +204,7 @@ async fn build_one(docker: &Docker, recipe: &Recipe, image: &str) -> Result<(), 
         .tag(tag)
         .changes(vec![
             format!("LABEL {RECIPE_LABEL}={}", recipe.hash()),
+            format!("LABEL {LANGUAGES_LABEL}={}", recipe.languages_label()),
             "ENV LANG=C.UTF-8".into(),
             "USER 65534:65534".into(),
             "WORKDIR /tmp".into(),
@@ -195,5 +249,26 @@ mod tests {
         assert_ne!(py, node);
         assert_eq!(py, Recipe::for_language(Language::Python).hash());
         assert_eq!(py.len(), 16);
+    }
+
+    #[test]
+    fn languages_that_share_an_image_share_one_recipe() {
+        let by_name = images_by_name(&RuntimeImages::default());
+        let names: Vec<&str> = by_name.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), 4, "python, node, bash and the toolchains: {names:?}");
+        let (_, shared) = &by_name[3];
+        assert_eq!(shared.len(), 6);
+        let recipe = Recipe::for_languages(shared);
+        for p in ["gcc", "g++", "default-jdk-headless", "golang-go", "rustc", "ruby"] {
+            assert!(recipe.packages.contains(&p), "{p}");
+        }
+        assert_eq!(
+            recipe.packages.iter().filter(|p| **p == "gcc").count(),
+            1,
+            "each package once"
+        );
+        assert_eq!(recipe.languages_label(), "c,cpp,java,go,rust,ruby");
+        // A one-language image hashes as it did before images could be shared.
+        assert_eq!(Recipe::for_language(Language::Bash).hash(), "d2ece98de2f79418");
     }
 }

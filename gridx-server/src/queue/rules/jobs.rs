@@ -208,6 +208,7 @@ impl State {
             stderr: String::new(),
             stdout_truncated: false,
             stderr_truncated: false,
+            compile_output: None,
             duration_ms: None,
             reason: None,
             message: None,
@@ -344,6 +345,21 @@ impl State {
             reason = Some(FailureReason::SandboxError);
             message = Some("the worker cancelled the job on its own".into());
         }
+        if outcome.end == RunEnd::CompileError && !job.language.is_compiled() {
+            // Only a compiled language has a compile step: a worker that says
+            // otherwise failed, and nobody pays for it.
+            to = JobStatus::Error;
+            reason = Some(FailureReason::SandboxError);
+            message = Some(format!(
+                "the worker reported a compile error for {}, which is not compiled",
+                job.language
+            ));
+        }
+        // Compiler messages belong to compiled languages only; the decoder bounded
+        // their size.
+        let compile_output = outcome
+            .compile_output
+            .filter(|_| job.language.is_compiled());
         let cap = self.settings.max_output_bytes;
         let (stdout, stdout_cut) = cap_output(outcome.stdout, cap);
         let (stderr, stderr_cut) = cap_output(outcome.stderr, cap);
@@ -353,6 +369,7 @@ impl State {
             stderr,
             stdout_truncated: outcome.stdout_truncated || stdout_cut,
             stderr_truncated: outcome.stderr_truncated || stderr_cut,
+            compile_output,
             duration_ms: Some(outcome.duration_ms),
             reason,
             message,

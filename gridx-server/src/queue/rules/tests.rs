@@ -257,6 +257,7 @@ fn a_refused_attempt_runs_elsewhere_uncounted_and_does_not_go_back_at_once() {
                 stderr_truncated: false,
                 duration_ms: 1,
                 message: None,
+                compile_output: None,
             },
         },
     );

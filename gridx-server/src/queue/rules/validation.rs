@@ -33,6 +33,7 @@ fn key_of(r: &ReplicaView) -> ResultKey {
         stderr_sha256: r.stderr_sha256.clone(),
         stdout_truncated: r.stdout_truncated,
         stderr_truncated: r.stderr_truncated,
+        compile_output_sha256: r.compile_output_sha256.clone(),
     }
 }
 
@@ -80,6 +81,7 @@ impl State {
             stderr_sha256: sha256_hex(&done.stderr),
             stdout_truncated: done.stdout_truncated,
             stderr_truncated: done.stderr_truncated,
+            compile_output_sha256: done.compile_output.as_deref().map(sha256_hex),
         };
         let has_replicas = !job.check.replica_owners.is_empty();
         let direct = if !self.policy.enabled() {
@@ -128,6 +130,7 @@ impl State {
             stderr_sha256: &key.stderr_sha256,
             stdout_truncated: key.stdout_truncated,
             stderr_truncated: key.stderr_truncated,
+            compile_output_sha256: key.compile_output_sha256.as_deref(),
         };
         trust::insert_replica(conn, &replica, now_millis())?;
         if let Some(w) = self.workers.get_mut(&worker) {

@@ -29,6 +29,7 @@ fn finish(rig: &mut Rig, worker: u64, job: JobId, stdout: &str) {
                 stderr_truncated: false,
                 duration_ms: 1,
                 message: None,
+                compile_output: None,
             },
         },
     );

@@ -100,6 +100,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
                 gridx_proto::Language::Python => "py",
                 gridx_proto::Language::Node => "js",
                 gridx_proto::Language::Bash => "sh",
+                gridx_proto::Language::C => "c",
+                gridx_proto::Language::Cpp => "c++",
+                gridx_proto::Language::Java => "java",
+                gridx_proto::Language::Go => "go",
+                gridx_proto::Language::Rust => "rs",
+                gridx_proto::Language::Ruby => "rb",
             })
             .collect();
         let name_style = if worker_is_down(w) { t.dim() } else { t.text() };

@@ -17,7 +17,8 @@
 
 use super::cgroup::{Cgroups, JobLimits};
 use super::process::{self, ProcessPlan, Rlimits};
-use super::{Executor, JobRun, SandboxLimits, StopToken, interpreter_command, write_source};
+use super::toolchain::{self, SANDBOX_BUILD_DIR};
+use super::{Executor, JobRun, SandboxLimits, StopToken, job_command, write_source};
 use futures_util::future::BoxFuture;
 use gridx_proto::Language;
 use gridx_proto::job::RunOutcome;
@@ -29,6 +30,8 @@ pub struct BubblewrapExecutor {
     bwrap: PathBuf,
     limits: SandboxLimits,
     languages: Vec<Language>,
+    /// Toolchain configuration from /etc, mounted read-only (`toolchain`).
+    config_dirs: Vec<PathBuf>,
     /// The compiled filter, `--seccomp`; absent only with `allow_weak_sandbox`.
     seccomp: Option<Vec<u8>>,
     /// Where jobs' groups are made; absent only with `allow_weak_sandbox`.
@@ -82,16 +85,6 @@ async fn check_version(bwrap: &Path) -> Result<(), String> {
     }
 }
 
-/// Where system interpreters live. Only these are mounted into the sandbox, so a
-/// language is offered only when its interpreter is under /usr.
-fn interpreter_path(language: Language) -> &'static str {
-    match language {
-        Language::Python => "/usr/bin/python3",
-        Language::Node => "/usr/bin/node",
-        Language::Bash => "/usr/bin/bash",
-    }
-}
-
 impl BubblewrapExecutor {
     /// Finds `bwrap` and checks that it can really create its namespaces here.
     pub async fn detect(limits: SandboxLimits) -> Result<Self, String> {
@@ -101,9 +94,11 @@ impl BubblewrapExecutor {
             .find(|p| p.exists())
             .ok_or("bwrap is not installed (apt-get install bubblewrap)")?;
         check_version(&bwrap).await?;
+        // Only /usr is mounted into the sandbox, so a language is offered only when
+        // its toolchain is there.
         let languages: Vec<Language> = Language::ALL
             .into_iter()
-            .filter(|l| Path::new(interpreter_path(*l)).exists())
+            .filter(|l| toolchain::available_on_host(*l))
             .collect();
         let mut weaknesses = Vec::new();
         let seccomp = match super::seccomp::job_filter_bytes() {
@@ -147,6 +142,7 @@ impl BubblewrapExecutor {
         let executor = Self {
             bwrap,
             limits,
+            config_dirs: toolchain::host_config_dirs(),
             languages,
             seccomp,
             cgroups,
@@ -157,7 +153,7 @@ impl BubblewrapExecutor {
         // not on every job.
         let mut probe = bash_probe();
         probe.workspace = std::env::temp_dir();
-        let mut plan = executor.plan(&probe);
+        let mut plan = executor.plan(&probe, "probe");
         if let Some(command) = plan.args.iter().position(|arg| arg == "--") {
             plan.args.truncate(command + 1);
             plan.args.push("/usr/bin/true".into());
@@ -258,6 +254,10 @@ impl BubblewrapExecutor {
                 ]);
             }
         }
+        for dir in &self.config_dirs {
+            let dir = dir.display().to_string();
+            args.extend(["--ro-bind".into(), dir.clone(), dir]);
+        }
         args.extend(
             [
                 "--ro-bind-try",
@@ -332,8 +332,9 @@ impl BubblewrapExecutor {
         args
     }
 
-    /// The bwrap command line and limits of one job.
-    fn plan(&self, job: &JobRun) -> ProcessPlan {
+    /// The bwrap command line and limits of one job; `marker` is its compile marker
+    /// (`toolchain`).
+    fn plan(&self, job: &JobRun, marker: &str) -> ProcessPlan {
         // The code reaches the sandbox's private tmpfs through a pipe on fd 3
         // (`--file 3`), so nothing of the host's file system needs to be reachable by
         // the job's unprivileged uid, and no extra process runs before the job. bwrap
@@ -348,8 +349,9 @@ impl BubblewrapExecutor {
             args.extend(["--seccomp".to_owned(), process::SECCOMP_FD.to_string()]);
         }
         args.extend(self.sandbox_args(spec.memory_mb, &source));
-        let mut command = interpreter_command(spec.language, &source);
-        command[0] = interpreter_path(spec.language).into();
+        let mut command = job_command(spec.language, spec.memory_mb, &source, SANDBOX_BUILD_DIR, &self.limits, marker);
+        // Every program a job starts with lives in /usr/bin (`toolchain`).
+        command[0] = format!("/usr/bin/{}", command[0]);
         args.extend(command);
         let memory = u64::from(spec.memory_mb) * 1024 * 1024;
         ProcessPlan {
@@ -372,6 +374,7 @@ impl BubblewrapExecutor {
             cgroup: None,
             timeout: Duration::from_secs(u64::from(spec.timeout_s)),
             max_output_bytes: spec.max_output_bytes,
+            max_stderr_bytes: toolchain::stderr_capacity(spec.language, spec.max_output_bytes),
         }
     }
 }
@@ -404,8 +407,16 @@ impl Executor for BubblewrapExecutor {
 
     fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome> {
         Box::pin(async move {
-            let plan = self.plan(&job);
-            self.run_plan(&job, plan, stop).await
+            let marker = toolchain::new_marker();
+            let plan = self.plan(&job, &marker);
+            let mut outcome = self.run_plan(&job, plan, stop).await;
+            toolchain::split_compile_output(
+                job.spec.language,
+                &marker,
+                job.spec.max_output_bytes,
+                &mut outcome,
+            );
+            outcome
         })
     }
 }
@@ -439,14 +450,24 @@ pub struct UnsandboxedExecutor {
 impl UnsandboxedExecutor {
     pub fn detect(limits: SandboxLimits) -> Self {
         let path = std::env::var_os("PATH").unwrap_or_default();
+        let find = |name: &str| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        };
+        let probe = SandboxLimits::default();
         let languages = Language::ALL
             .into_iter()
             .filter_map(|l| {
-                let name = interpreter_command(l, "")[0].clone();
-                std::env::split_paths(&path)
-                    .map(|dir| dir.join(&name))
-                    .find(|p| p.is_file())
-                    .map(|p| (l, p))
+                // The program the job starts with (an interpreter, or bash for a
+                // compiler's wrapper), and every program of its toolchain.
+                let first = job_command(l, 64, "", "", &probe, "")[0].clone();
+                let program = find(&first)?;
+                toolchain::required_programs(l)
+                    .iter()
+                    .filter_map(|p| Path::new(p).file_name()?.to_str())
+                    .all(|name| find(name).is_some())
+                    .then_some((l, program))
             })
             .collect();
         Self { limits, languages }
@@ -487,7 +508,17 @@ impl Executor for UnsandboxedExecutor {
                     0,
                 );
             };
-            let mut command = interpreter_command(spec.language, &source.display().to_string());
+            // Each attempt's workspace is its own, so the build goes there.
+            let build_dir = job.workspace.join("build");
+            let marker = toolchain::new_marker();
+            let mut command = job_command(
+                spec.language,
+                spec.memory_mb,
+                &source.display().to_string(),
+                &build_dir.display().to_string(),
+                &self.limits,
+                &marker,
+            );
             command.remove(0);
             let memory = u64::from(spec.memory_mb) * 1024 * 1024;
             let plan = ProcessPlan {
@@ -514,8 +545,19 @@ impl Executor for UnsandboxedExecutor {
                 cgroup: None,
                 timeout: Duration::from_secs(u64::from(spec.timeout_s)),
                 max_output_bytes: spec.max_output_bytes,
+                max_stderr_bytes: toolchain::stderr_capacity(
+                    spec.language,
+                    spec.max_output_bytes,
+                ),
             };
-            process::run(plan, stop).await
+            let mut outcome = process::run(plan, stop).await;
+            toolchain::split_compile_output(
+                spec.language,
+                &marker,
+                spec.max_output_bytes,
+                &mut outcome,
+            );
+            outcome
         })
     }
 }
@@ -564,7 +606,7 @@ mod tests {
 
     /// A job's plan with `extra` bwrap options added before the command.
     fn plan_with(executor: &BubblewrapExecutor, code: &str, extra: &[&str]) -> ProcessPlan {
-        let mut plan = executor.plan(&bash_job(code));
+        let mut plan = executor.plan(&bash_job(code), "m");
         let command = plan
             .args
             .iter()
@@ -632,7 +674,7 @@ mod tests {
         let Some(executor) = executor().await else {
             return;
         };
-        let mut plan = executor.plan(&bash_job("exit 1"));
+        let mut plan = executor.plan(&bash_job("exit 1"), "m");
         let command = plan.args.iter().position(|arg| arg == "--").unwrap() + 1;
         plan.args[command] = "/usr/bin/gridx-no-such-interpreter".into();
         let outcome = process::run(plan, StopToken::new()).await;
@@ -873,7 +915,7 @@ mod tests {
         // RLIMIT_NPROC lifted, as for a worker run by a normal user: only the cgroup
         // bounds the bomb.
         let job = python_job(code, 64);
-        let mut plan = executor.plan(&job);
+        let mut plan = executor.plan(&job, "m");
         let mut hard = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,

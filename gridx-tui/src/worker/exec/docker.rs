@@ -20,7 +20,8 @@
 //! limit until the container ends.
 
 use super::output::CappedBuffer;
-use super::{Executor, JobRun, SandboxLimits, StopReason, StopToken, interpreter_command};
+use super::toolchain::{self, SANDBOX_BUILD_DIR, shell_quote};
+use super::{Executor, JobRun, SandboxLimits, StopReason, StopToken, job_command};
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
@@ -101,11 +102,7 @@ pub async fn connect(timeout: Duration) -> Result<Docker, String> {
 }
 
 pub fn image_for(images: &RuntimeImages, language: Language) -> &str {
-    match language {
-        Language::Python => &images.python,
-        Language::Node => &images.node,
-        Language::Bash => &images.bash,
-    }
+    images.for_language(language)
 }
 
 impl DockerExecutor {
@@ -118,11 +115,20 @@ impl DockerExecutor {
     ) -> Self {
         let mut languages = Vec::new();
         for language in Language::ALL {
-            if docker
-                .inspect_image(image_for(&images, language))
-                .await
-                .is_ok()
-            {
+            let Ok(image) = docker.inspect_image(image_for(&images, language)).await else {
+                continue;
+            };
+            // An image built by `images build` says what it can run; an operator's
+            // own image without the label is taken at its configured word.
+            let built_for = image
+                .config
+                .and_then(|c| c.labels)
+                .and_then(|labels| labels.get(crate::worker::images::LANGUAGES_LABEL).cloned());
+            let offers = match built_for {
+                Some(list) => list.split(',').any(|name| name == language.as_str()),
+                None => true,
+            };
+            if offers {
                 languages.push(language);
             }
         }
@@ -214,7 +220,24 @@ impl DockerExecutor {
         let memory = memory_bytes(memory_mb);
         let tmpfs_mb = self.limits.tmpfs_mb;
         let source = format!("/workspace/{}", language.source_file_name());
-        let run = interpreter_command(language, &source).join(" ");
+        // The marker comes with the handoff (`$k`), as the container may be made
+        // before its job is known (the pool).
+        const MARKER_SLOT: &str = "\u{1}marker\u{1}";
+        let run = job_command(
+            language,
+            memory_mb,
+            &source,
+            SANDBOX_BUILD_DIR,
+            &self.limits,
+            MARKER_SLOT,
+        )
+        .iter()
+        .map(|word| match word.as_str() {
+            MARKER_SLOT => "\"$k\"".to_owned(),
+            _ => shell_quote(word),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
         let mut tmpfs = HashMap::new();
         tmpfs.insert(
             "/tmp".to_owned(),
@@ -232,7 +255,8 @@ impl DockerExecutor {
         ContainerCreateBody {
             image: Some(image_for(&self.images, language).to_owned()),
             // Stdin is: the code's length, a line; the deadline in seconds, a line;
-            // the code; then the job's own stdin. So the same container works for any
+            // the compile marker (`toolchain`), a line; the code; then the job's own
+            // stdin. So the same container works for any
             // job (and can be created before the job is known, as the pool does).
             // `read` takes exactly one line. bash, not sh: dash has no `read -t`.
             // bash is PID 1 for the handoff, then `exec`s `timeout`: at the deadline
@@ -243,6 +267,7 @@ impl DockerExecutor {
                 "-c".into(),
                 format!(
                     "umask 077 && read -t {HANDOFF_S} -r n && read -t {HANDOFF_S} -r t && \
+                     read -t {HANDOFF_S} -r k && \
                      timeout --signal=KILL {HANDOFF_S} head -c \"$n\" > {source} && \
                      exec timeout --signal=KILL \"$t\" {run}"
                 ),
@@ -374,9 +399,11 @@ impl DockerExecutor {
         let mut input = attached.input;
         let mut output = attached.output;
         let cap = spec.max_output_bytes;
+        let stderr_cap = toolchain::stderr_capacity(spec.language, cap);
+        let marker = toolchain::new_marker();
         let reader = tokio::spawn(async move {
             let mut stdout = CappedBuffer::new(cap);
-            let mut stderr = CappedBuffer::new(cap);
+            let mut stderr = CappedBuffer::new(stderr_cap);
             // Read to the end even past the caps, so the container never blocks on a
             // full pipe; what is past the cap is dropped here.
             while let Some(frame) = output.next().await {
@@ -399,7 +426,9 @@ impl DockerExecutor {
         // At least the grace, so never 0, which `timeout` would read as "no deadline".
         let deadline_s = spec.timeout_s.saturating_add(DEADLINE_GRACE_S);
         let mut payload = Vec::with_capacity(spec.code.len() + spec.stdin.len() + 24);
-        payload.extend_from_slice(format!("{}\n{deadline_s}\n", spec.code.len()).as_bytes());
+        payload.extend_from_slice(
+            format!("{}\n{deadline_s}\n{marker}\n", spec.code.len()).as_bytes(),
+        );
         payload.extend_from_slice(spec.code.as_bytes());
         payload.extend_from_slice(spec.stdin.as_bytes());
         let writer = tokio::spawn(async move {
@@ -474,7 +503,7 @@ impl DockerExecutor {
         };
         let (stdout, stdout_truncated) = stdout.into_text();
         let (stderr, stderr_truncated) = stderr.into_text();
-        RunOutcome {
+        let mut outcome = RunOutcome {
             end,
             exit_code: exit_code.map(|c| i32::try_from(c).unwrap_or(i32::MAX)),
             stdout,
@@ -488,7 +517,10 @@ impl DockerExecutor {
                     memory_limit_mb(spec.memory_mb)
                 )
             }),
-        }
+            compile_output: None,
+        };
+        toolchain::split_compile_output(spec.language, &marker, cap, &mut outcome);
+        outcome
     }
 }
 

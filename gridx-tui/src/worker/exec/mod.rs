@@ -13,6 +13,7 @@ pub mod output;
 pub mod process;
 pub mod seccomp;
 pub mod select;
+pub mod toolchain;
 
 use futures_util::future::BoxFuture;
 use gridx_proto::job::RunOutcome;
@@ -135,13 +136,27 @@ impl StopToken {
     }
 }
 
-/// The command line that runs a language's source file inside a sandbox.
-pub fn interpreter_command(language: Language, source: &str) -> Vec<String> {
-    match language {
-        Language::Python => vec!["python3".into(), "-u".into(), source.into()],
-        Language::Node => vec!["node".into(), source.into()],
-        Language::Bash => vec!["bash".into(), source.into()],
-    }
+/// What the sandbox runs for a job in `language` with `memory_mb`, whose source is at
+/// `source` inside it, under `limits`: see [`toolchain`]. `marker` is the attempt's
+/// compile marker ([`toolchain::new_marker`]).
+pub fn job_command(
+    language: Language,
+    memory_mb: u32,
+    source: &str,
+    build_dir: &str,
+    limits: &SandboxLimits,
+    marker: &str,
+) -> Vec<String> {
+    toolchain::command(
+        &toolchain::Target {
+            language,
+            source,
+            build_dir,
+            memory_mb,
+            cpus: limits.cpu_millicores.div_ceil(1000),
+        },
+        marker,
+    )
 }
 
 /// Writes the job's code where the sandbox will find it: `<workspace>/<main.ext>`,
@@ -166,5 +181,6 @@ pub fn sandbox_error(message: impl Into<String>, duration_ms: u64) -> RunOutcome
         stderr_truncated: false,
         duration_ms,
         message: Some(message.into()),
+        compile_output: None,
     }
 }

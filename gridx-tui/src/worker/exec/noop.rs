@@ -29,6 +29,7 @@ impl Executor for NoopExecutor {
                 stderr_truncated: false,
                 duration_ms: 0,
                 message: None,
+                compile_output: None,
             }
         })
     }

@@ -58,6 +58,10 @@ pub struct ProcessPlan {
     pub cgroup: Option<std::sync::Arc<JobCgroup>>,
     pub timeout: Duration,
     pub max_output_bytes: usize,
+    /// Bytes of stderr kept: `max_output_bytes`, or more for a compiled language,
+    /// whose stderr also carries the compiler's messages until they are split off
+    /// (`toolchain::stderr_capacity`).
+    pub max_stderr_bytes: usize,
 }
 
 /// The child's file descriptor bwrap writes its JSON status to, when
@@ -319,7 +323,7 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
     let stderr = child
         .stderr
         .take()
-        .map(|s| tokio::spawn(drain(s, plan.max_output_bytes)));
+        .map(|s| tokio::spawn(drain(s, plan.max_stderr_bytes)));
 
     let mut killed_for: Option<RunEnd> = None;
     let status = tokio::select! {
@@ -400,6 +404,7 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
         stderr_truncated,
         duration_ms,
         message: None,
+        compile_output: None,
     }
 }
 
