@@ -200,6 +200,11 @@ pub async fn one_shot(
             // The job's own streams to ours: raw into pipes, inert on terminals.
             Outcome::Job(job) if wait => {
                 use std::io::Write;
+                // The compiler's words first, as a local build prints them.
+                if let Some(compiled) = job.compile_output.as_deref().filter(|c| !c.is_empty()) {
+                    let shown = shown_on(compiled, std::io::stderr().is_terminal());
+                    let _ = std::io::stderr().write_all(shown.as_bytes());
+                }
                 let stdout = shown_on(&job.stdout, std::io::stdout().is_terminal());
                 write_stdout(stdout.as_bytes())?;
                 let stderr = shown_on(&job.stderr, std::io::stderr().is_terminal());

@@ -15,23 +15,96 @@ pub struct Judge0Language {
     pub name: &'static str,
     /// What Judge0 calls the source file, shown by `/languages/{id}`.
     pub source_file: &'static str,
+    /// How the worker compiles it, in words (the real command adds the sandbox's
+    /// paths and limits: gridx-tui's `worker::exec::toolchain`).
+    pub compile_cmd: Option<&'static str>,
     pub run_cmd: &'static str,
 }
 
-/// Every language served, by Judge0 id.
-pub const LANGUAGES: [Judge0Language; 3] = [
+/// Every language served, by Judge0 id. Judge0 CE 1.13.1 has three ids for C
+/// (48-50: GCC 7.4.0, 8.3.0, 9.2.0) and three for C++ (52-54); here each trio runs
+/// the one compiler the runtime image has, and says so in its name. The versions are
+/// the runtime images' (Debian bookworm); a bubblewrap worker runs its host's, which
+/// docs/judge0.md lists as a difference.
+pub const LANGUAGES: [Judge0Language; 13] = [
     Judge0Language {
         id: 46,
         language: Language::Bash,
         name: "Bash (5.2.15)",
         source_file: "main.sh",
+        compile_cmd: None,
         run_cmd: "bash main.sh",
+    },
+    Judge0Language {
+        id: 48,
+        language: Language::C,
+        name: "C (GCC 12.2.0)",
+        source_file: "main.c",
+        compile_cmd: Some("gcc -O2 -o main main.c -lm"),
+        run_cmd: "./main",
+    },
+    Judge0Language {
+        id: 49,
+        language: Language::C,
+        name: "C (GCC 12.2.0)",
+        source_file: "main.c",
+        compile_cmd: Some("gcc -O2 -o main main.c -lm"),
+        run_cmd: "./main",
+    },
+    Judge0Language {
+        id: 50,
+        language: Language::C,
+        name: "C (GCC 12.2.0)",
+        source_file: "main.c",
+        compile_cmd: Some("gcc -O2 -o main main.c -lm"),
+        run_cmd: "./main",
+    },
+    Judge0Language {
+        id: 52,
+        language: Language::Cpp,
+        name: "C++ (GCC 12.2.0)",
+        source_file: "main.cpp",
+        compile_cmd: Some("g++ -O2 -o main main.cpp"),
+        run_cmd: "./main",
+    },
+    Judge0Language {
+        id: 53,
+        language: Language::Cpp,
+        name: "C++ (GCC 12.2.0)",
+        source_file: "main.cpp",
+        compile_cmd: Some("g++ -O2 -o main main.cpp"),
+        run_cmd: "./main",
+    },
+    Judge0Language {
+        id: 54,
+        language: Language::Cpp,
+        name: "C++ (GCC 12.2.0)",
+        source_file: "main.cpp",
+        compile_cmd: Some("g++ -O2 -o main main.cpp"),
+        run_cmd: "./main",
+    },
+    Judge0Language {
+        id: 60,
+        language: Language::Go,
+        name: "Go (1.19.8)",
+        source_file: "main.go",
+        compile_cmd: Some("go build -o main main.go"),
+        run_cmd: "./main",
+    },
+    Judge0Language {
+        id: 62,
+        language: Language::Java,
+        name: "Java (OpenJDK 17)",
+        source_file: "Main.java",
+        compile_cmd: Some("javac Main.java"),
+        run_cmd: "java Main",
     },
     Judge0Language {
         id: 63,
         language: Language::Node,
         name: "JavaScript (Node.js 18.19.0)",
         source_file: "main.js",
+        compile_cmd: None,
         run_cmd: "node main.js",
     },
     Judge0Language {
@@ -39,7 +112,24 @@ pub const LANGUAGES: [Judge0Language; 3] = [
         language: Language::Python,
         name: "Python (3.11.2)",
         source_file: "main.py",
+        compile_cmd: None,
         run_cmd: "python3 main.py",
+    },
+    Judge0Language {
+        id: 72,
+        language: Language::Ruby,
+        name: "Ruby (3.1.2)",
+        source_file: "main.rb",
+        compile_cmd: None,
+        run_cmd: "ruby main.rb",
+    },
+    Judge0Language {
+        id: 73,
+        language: Language::Rust,
+        name: "Rust (1.63.0)",
+        source_file: "main.rs",
+        compile_cmd: Some("rustc --edition 2021 -O -o main main.rs"),
+        run_cmd: "./main",
     },
 ];
 
@@ -106,7 +196,7 @@ pub fn detail(l: &Judge0Language) -> Detail {
         name: l.name,
         is_archived: false,
         source_file: l.source_file,
-        compile_cmd: None,
+        compile_cmd: l.compile_cmd,
         run_cmd: l.run_cmd,
     }
 }
@@ -117,17 +207,40 @@ mod tests {
 
     #[test]
     fn the_ids_are_judge0_ce_1_13_1s_and_every_grid_language_has_one() {
-        assert_eq!(by_id(71).map(|l| l.language), Some(Language::Python));
-        assert_eq!(by_id(63).map(|l| l.language), Some(Language::Node));
-        assert_eq!(by_id(46).map(|l| l.language), Some(Language::Bash));
-        assert!(by_id(50).is_none(), "C is not served yet");
+        let expect = [
+            (46, Language::Bash),
+            (48, Language::C),
+            (49, Language::C),
+            (50, Language::C),
+            (52, Language::Cpp),
+            (53, Language::Cpp),
+            (54, Language::Cpp),
+            (60, Language::Go),
+            (62, Language::Java),
+            (63, Language::Node),
+            (71, Language::Python),
+            (72, Language::Ruby),
+            (73, Language::Rust),
+        ];
+        for (id, language) in expect {
+            assert_eq!(by_id(id).map(|l| l.language), Some(language), "{id}");
+            assert_eq!(
+                by_id(id).map(|l| l.compile_cmd.is_some()),
+                Some(language.is_compiled()),
+                "{id}"
+            );
+        }
+        assert_eq!(LANGUAGES.len(), expect.len());
+        assert!(by_id(51).is_none(), "C# is not served");
         for language in Language::ALL {
             assert!(
                 LANGUAGES.iter().any(|l| l.language == language),
                 "{language}"
             );
         }
-        let names: Vec<_> = briefs().into_iter().map(|b| b.id).collect();
-        assert_eq!(names, [46, 63, 71], "sorted by name");
+        let names: Vec<_> = briefs().into_iter().map(|b| b.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_by_key(|n| n.to_ascii_lowercase());
+        assert_eq!(names, sorted, "sorted by name");
     }
 }

@@ -128,7 +128,11 @@ pub fn render(
         Some(t) => Value::String(t),
         None => Value::Null,
     };
-    let ran = finished && job.started_at.is_some();
+    // A program that did not compile never ran: no time, exit code or signal, as
+    // Judge0 answers a compilation error.
+    let ran = finished
+        && job.started_at.is_some()
+        && job.reason != Some(gridx_proto::job::FailureReason::CompileError);
     let message = match (&job.message, job.status, job.reason) {
         (Some(m), _, _) => Some(m.clone()),
         (None, gridx_proto::JobStatus::TimedOut, _) => Some("Time limit exceeded".to_owned()),
@@ -163,7 +167,11 @@ pub fn render(
             | "enable_per_process_and_thread_memory_limit"
             | "enable_network" => json!(false),
             "max_file_size" => json!(settings.max_file_size),
-            "compile_output" => Value::Null,
+            "compile_output" => text(
+                job.compile_output
+                    .as_deref()
+                    .and_then(non_empty),
+            ),
             "exit_code" => json!(ran.then(|| {
                 if status::signal_of(job.exit_code).is_some() {
                     0

@@ -127,6 +127,7 @@ pub fn of(job: &JobView, expected: Option<bool>) -> Status {
             Some(false) => status(4),
         },
         JobStatus::Failed => match job.reason {
+            Some(FailureReason::CompileError) => status(6),
             Some(FailureReason::Oom) => status(12),
             _ => match signal_of(job.exit_code) {
                 Some(11) => status(7),

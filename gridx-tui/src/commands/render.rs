@@ -74,6 +74,10 @@ fn lines(outcome: &Outcome) -> Vec<String> {
             }
             lines.push(format!("  {}", check_line(&job.validation, job.status)));
             lines.extend(waiting_line(&job.validation).map(|w| format!("  {w}")));
+            if let Some(compiled) = job.compile_output.as_deref().filter(|c| !c.is_empty()) {
+                lines.push("--- compile output".into());
+                lines.extend(compiled.lines().map(str::to_owned));
+            }
             if !job.stdout.is_empty() {
                 lines.push("--- stdout".into());
                 lines.extend(job.stdout.lines().map(str::to_owned));

@@ -263,6 +263,9 @@ pub fn wait_ending(job: &JobView) -> Option<String> {
     Some(match job.status {
         Succeeded => return None,
         Failed if job.exit_code.is_some() => return None,
+        Failed if job.reason == Some(gridx_proto::job::FailureReason::CompileError) => {
+            format!("job {id} did not compile (exit {code})")
+        }
         Failed => format!(
             "job {id} failed without an exit code{} (exit {code})",
             why()

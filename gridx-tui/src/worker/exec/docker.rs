@@ -239,9 +239,14 @@ impl DockerExecutor {
         .collect::<Vec<_>>()
         .join(" ");
         let mut tmpfs = HashMap::new();
+        // The engine mounts a tmpfs noexec unless told otherwise: a compiled
+        // language's program is built into /tmp and run from there, so its /tmp
+        // allows exec (the job already runs code of its choosing; no privilege
+        // comes with it: nosuid, no capabilities, no-new-privileges).
+        let exec = if language.is_compiled() { "exec," } else { "" };
         tmpfs.insert(
             "/tmp".to_owned(),
-            format!("rw,nosuid,nodev,size={tmpfs_mb}m,mode=1777"),
+            format!("rw,{exec}nosuid,nodev,size={tmpfs_mb}m,mode=1777"),
         );
         tmpfs.insert(
             "/workspace".to_owned(),
