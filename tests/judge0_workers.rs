@@ -120,8 +120,14 @@ const PROGRAMS: [Programs; 13] = [
 /// Programs that print their toolchain's version, with the version `/languages`
 /// names for that id: on Docker the runtime image must be what the names say.
 const VERSIONS: [(u64, &str); 5] = [
-    (50, "#include <stdio.h>\nint main(void) { puts(__VERSION__); }"),
-    (54, "#include <cstdio>\nint main() { std::puts(__VERSION__); }"),
+    (
+        50,
+        "#include <stdio.h>\nint main(void) { puts(__VERSION__); }",
+    ),
+    (
+        54,
+        "#include <cstdio>\nint main() { std::puts(__VERSION__); }",
+    ),
     (
         62,
         "public class Main { public static void main(String[] a) { System.out.println(System.getProperty(\"java.specification.version\")); } }",

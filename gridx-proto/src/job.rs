@@ -338,6 +338,9 @@ mod tests {
         o.end = RunEnd::SandboxError;
         assert_eq!(o.final_status().0, Error);
         o.end = RunEnd::CompileError;
-        assert_eq!(o.final_status(), (Failed, Some(FailureReason::CompileError)));
+        assert_eq!(
+            o.final_status(),
+            (Failed, Some(FailureReason::CompileError))
+        );
     }
 }

@@ -156,7 +156,10 @@ mod tests {
     fn unknown_languages_are_rejected() {
         assert!(serde_json::from_str::<Language>("\"cobol\"").is_err());
         assert!("cobol".parse::<Language>().is_err());
-        assert!(serde_json::from_str::<Language>("\"Ruby\"").is_err(), "exact case");
+        assert!(
+            serde_json::from_str::<Language>("\"Ruby\"").is_err(),
+            "exact case"
+        );
     }
 
     #[test]

@@ -13,10 +13,10 @@ mod close;
 
 pub use admission::{AdmissionCaps, Inadmissible};
 pub use bounds::{
-    HEARTBEAT_BURST, HEARTBEATS_PER_INTERVAL, MAX_CPU_CORES, MAX_GPU_NAME_BYTES,
-    MAX_GPU_NOTE_BYTES, MAX_GPUS, MAX_HELLO_BYTES, MAX_ID, MAX_LANGUAGES, MAX_MEMORY_MB,
-    MAX_OUTCOME_MESSAGE_BYTES, MAX_POWER_W, MAX_REFUSAL_REASON_BYTES, MAX_RUNNING, MAX_SLOTS,
-    MAX_TEMPERATURE_C, check_running_within_slots, MAX_COMPILE_OUTPUT_BYTES,
+    HEARTBEAT_BURST, HEARTBEATS_PER_INTERVAL, MAX_COMPILE_OUTPUT_BYTES, MAX_CPU_CORES,
+    MAX_GPU_NAME_BYTES, MAX_GPU_NOTE_BYTES, MAX_GPUS, MAX_HELLO_BYTES, MAX_ID, MAX_LANGUAGES,
+    MAX_MEMORY_MB, MAX_OUTCOME_MESSAGE_BYTES, MAX_POWER_W, MAX_REFUSAL_REASON_BYTES, MAX_RUNNING,
+    MAX_SLOTS, MAX_TEMPERATURE_C, check_running_within_slots,
 };
 pub use close::{CloseCode, MAX_CLOSE_REASON_BYTES, close_reason};
 
@@ -448,6 +448,31 @@ fn classify(text: &str, err: &serde_json::Error, types: &[&str]) -> DecodeError 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn more_languages_are_read_leniently_and_written_apart() {
+        let hello = r#"{"type":"hello","protocol":1,"token":"gxw_x","name":"n","capabilities":{"languages":["bash"],"more_languages":["go","cobol","ruby"],"slots":1,"executor":"bubblewrap","cpu_cores":1,"memory_mb":1,"gpus":0}}"#;
+        let Ok(WorkerMessage::Hello { capabilities, .. }) = decode_worker_message(hello, 1 << 20)
+        else {
+            panic!("a hello with a language from the future decodes");
+        };
+        assert_eq!(
+            capabilities.languages,
+            [Language::Bash, Language::Go, Language::Ruby],
+            "the unknown one is skipped"
+        );
+        let written = serde_json::to_value(&capabilities).unwrap();
+        assert_eq!(written["languages"], serde_json::json!(["bash"]));
+        assert_eq!(written["more_languages"], serde_json::json!(["go", "ruby"]));
+        // What a coordinator from before the compilers reads: `languages` alone, the
+        // rest being an unknown field it ignores.
+        #[derive(serde::Deserialize)]
+        struct Older {
+            languages: Vec<String>,
+        }
+        let older: Older = serde_json::from_value(written).unwrap();
+        assert_eq!(older.languages, ["bash"]);
+    }
+
     use super::*;
 
     /// The fuzzer's find: `1e39` narrowed to an infinite f32, which re-encoded as

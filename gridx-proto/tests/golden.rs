@@ -199,6 +199,28 @@ fn worker_messages() {
             }],
         },
     );
+    // A worker with compilers: the first three languages where every coordinator
+    // reads them, the rest in `more_languages`, which older ones ignore.
+    worker_message(
+        "hello_compilers",
+        WorkerMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            token: "gxw_0123456789abcdef".into(),
+            name: "lab-box-2".into(),
+            capabilities: Capabilities {
+                languages: Language::ALL.to_vec(),
+                slots: 2,
+                executor: ExecutorKind::Bubblewrap,
+                cpu_cores: 4,
+                memory_mb: 16384,
+                gpus: 0,
+                max_job_memory_mb: None,
+                memory_budget_mb: None,
+                max_job_timeout_s: None,
+            },
+            running: vec![],
+        },
+    );
     worker_message(
         "heartbeat",
         WorkerMessage::Heartbeat {
@@ -240,6 +262,26 @@ fn worker_messages() {
                 duration_ms: 812,
                 message: Some("memory limit of 64 MB reached".into()),
                 compile_output: None,
+            },
+        },
+    );
+    worker_message(
+        "finished_compile_error",
+        WorkerMessage::Finished {
+            job_id: JobId(45),
+            attempt: 1,
+            outcome: RunOutcome {
+                end: RunEnd::CompileError,
+                exit_code: None,
+                stdout: String::new(),
+                stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                duration_ms: 96,
+                message: None,
+                compile_output: Some(
+                    "/workspace/main.c: In function 'main':\n/workspace/main.c:1:25: error: 'x' undeclared (first use in this function)\n".into(),
+                ),
             },
         },
     );

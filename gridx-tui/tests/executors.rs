@@ -204,7 +204,10 @@ async fn compiled_languages_compile_run_and_fail_to_compile(executor: Arc<dyn Ex
         let executor = executor.clone();
         let offered = offered.clone();
         async move {
-            assert!(offered.contains(language), "{language} not offered: {offered:?}");
+            assert!(
+                offered.contains(language),
+                "{language} not offered: {offered:?}"
+            );
             let mut s = spec(*language, good);
             s.stdin = "grid\n".into();
             let outcome = run(&executor, s).await;
@@ -226,7 +229,10 @@ async fn compiled_languages_compile_run_and_fail_to_compile(executor: Arc<dyn Ex
             assert_eq!(outcome.stdout, "", "{language}");
             assert_eq!(outcome.stderr, "", "{language}: the program never ran");
             let words = outcome.compile_output.unwrap_or_default();
-            assert!(words.to_lowercase().contains("main."), "{language}: {words}");
+            assert!(
+                words.to_lowercase().contains("main."),
+                "{language}: {words}"
+            );
         }
     });
     futures_util::future::join_all(runs).await;

@@ -167,11 +167,7 @@ pub fn render(
             | "enable_per_process_and_thread_memory_limit"
             | "enable_network" => json!(false),
             "max_file_size" => json!(settings.max_file_size),
-            "compile_output" => text(
-                job.compile_output
-                    .as_deref()
-                    .and_then(non_empty),
-            ),
+            "compile_output" => text(job.compile_output.as_deref().and_then(non_empty)),
             "exit_code" => json!(ran.then(|| {
                 if status::signal_of(job.exit_code).is_some() {
                     0

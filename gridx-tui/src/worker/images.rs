@@ -255,11 +255,22 @@ mod tests {
     fn languages_that_share_an_image_share_one_recipe() {
         let by_name = images_by_name(&RuntimeImages::default());
         let names: Vec<&str> = by_name.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names.len(), 4, "python, node, bash and the toolchains: {names:?}");
+        assert_eq!(
+            names.len(),
+            4,
+            "python, node, bash and the toolchains: {names:?}"
+        );
         let (_, shared) = &by_name[3];
         assert_eq!(shared.len(), 6);
         let recipe = Recipe::for_languages(shared);
-        for p in ["gcc", "g++", "default-jdk-headless", "golang-go", "rustc", "ruby"] {
+        for p in [
+            "gcc",
+            "g++",
+            "default-jdk-headless",
+            "golang-go",
+            "rustc",
+            "ruby",
+        ] {
             assert!(recipe.packages.contains(&p), "{p}");
         }
         assert_eq!(
@@ -269,6 +280,9 @@ mod tests {
         );
         assert_eq!(recipe.languages_label(), "c,cpp,java,go,rust,ruby");
         // A one-language image hashes as it did before images could be shared.
-        assert_eq!(Recipe::for_language(Language::Bash).hash(), "d2ece98de2f79418");
+        assert_eq!(
+            Recipe::for_language(Language::Bash).hash(),
+            "d2ece98de2f79418"
+        );
     }
 }

@@ -349,7 +349,14 @@ impl BubblewrapExecutor {
             args.extend(["--seccomp".to_owned(), process::SECCOMP_FD.to_string()]);
         }
         args.extend(self.sandbox_args(spec.memory_mb, &source));
-        let mut command = job_command(spec.language, spec.memory_mb, &source, SANDBOX_BUILD_DIR, &self.limits, marker);
+        let mut command = job_command(
+            spec.language,
+            spec.memory_mb,
+            &source,
+            SANDBOX_BUILD_DIR,
+            &self.limits,
+            marker,
+        );
         // Every program a job starts with lives in /usr/bin (`toolchain`).
         command[0] = format!("/usr/bin/{}", command[0]);
         args.extend(command);
@@ -545,10 +552,7 @@ impl Executor for UnsandboxedExecutor {
                 cgroup: None,
                 timeout: Duration::from_secs(u64::from(spec.timeout_s)),
                 max_output_bytes: spec.max_output_bytes,
-                max_stderr_bytes: toolchain::stderr_capacity(
-                    spec.language,
-                    spec.max_output_bytes,
-                ),
+                max_stderr_bytes: toolchain::stderr_capacity(spec.language, spec.max_output_bytes),
             };
             let mut outcome = process::run(plan, stop).await;
             toolchain::split_compile_output(

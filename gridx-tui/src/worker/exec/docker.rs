@@ -431,9 +431,8 @@ impl DockerExecutor {
         // At least the grace, so never 0, which `timeout` would read as "no deadline".
         let deadline_s = spec.timeout_s.saturating_add(DEADLINE_GRACE_S);
         let mut payload = Vec::with_capacity(spec.code.len() + spec.stdin.len() + 24);
-        payload.extend_from_slice(
-            format!("{}\n{deadline_s}\n{marker}\n", spec.code.len()).as_bytes(),
-        );
+        payload
+            .extend_from_slice(format!("{}\n{deadline_s}\n{marker}\n", spec.code.len()).as_bytes());
         payload.extend_from_slice(spec.code.as_bytes());
         payload.extend_from_slice(spec.stdin.as_bytes());
         let writer = tokio::spawn(async move {

@@ -116,10 +116,7 @@ fn steps(language: Language, target: &Target<'_>) -> (String, String) {
             format!("gcc -O2 -o {out} \"$2\" -lm"),
             format!("exec {out}"),
         ),
-        Language::Cpp => (
-            format!("g++ -O2 -o {out} \"$2\""),
-            format!("exec {out}"),
-        ),
+        Language::Cpp => (format!("g++ -O2 -o {out} \"$2\""), format!("exec {out}")),
         // The JVM reads neither the job's cgroup (bubblewrap mounts no /sys) nor its
         // RLIMIT_DATA: it is told the memory and CPUs it has, or it reserves a heap
         // of a quarter of the host's memory and starts a thread per host core.
@@ -309,12 +306,18 @@ mod tests {
             command(&target(Language::Python), "m"),
             ["python3", "-u", "/workspace/x"]
         );
-        assert_eq!(command(&target(Language::Ruby), "m"), ["ruby", "/workspace/x"]);
+        assert_eq!(
+            command(&target(Language::Ruby), "m"),
+            ["ruby", "/workspace/x"]
+        );
         for l in Language::ALL.into_iter().filter(|l| l.is_compiled()) {
             let c = command(&target(l), "MARK");
             assert_eq!(c[0], "bash");
             assert_eq!(&c[3..], ["gridx-compile", "MARK", "/workspace/x"], "{l}");
-            assert!(c[2].contains("exec "), "{l}: the program replaces the wrapper");
+            assert!(
+                c[2].contains("exec "),
+                "{l}: the program replaces the wrapper"
+            );
         }
     }
 
@@ -328,7 +331,10 @@ mod tests {
         split_compile_output(Language::C, "MARK", 1000, &mut o);
         assert_eq!(o.end, RunEnd::CompileError);
         assert_eq!(o.exit_code, None);
-        assert_eq!(o.compile_output.as_deref(), Some("main.c:1: error: expected ';'"));
+        assert_eq!(
+            o.compile_output.as_deref(),
+            Some("main.c:1: error: expected ';'")
+        );
         assert_eq!(o.stderr, "");
     }
 
@@ -343,7 +349,10 @@ mod tests {
         assert_eq!(o.end, RunEnd::Exited);
         assert_eq!(o.exit_code, Some(3));
         assert_eq!(o.compile_output.as_deref(), Some("warning: unused"));
-        assert_eq!(o.stderr, "program says\nMARK 1 2\n", "the program's text is untouched");
+        assert_eq!(
+            o.stderr, "program says\nMARK 1 2\n",
+            "the program's text is untouched"
+        );
     }
 
     #[test]
@@ -362,11 +371,7 @@ mod tests {
     #[test]
     fn long_compile_output_is_cut_with_a_note_and_within_the_bound() {
         let long = "é".repeat(MAX_COMPILE_OUTPUT_BYTES / 2);
-        let mut o = outcome(
-            &format!("{long}\nMARK 1 999999\n"),
-            RunEnd::Exited,
-            Some(1),
-        );
+        let mut o = outcome(&format!("{long}\nMARK 1 999999\n"), RunEnd::Exited, Some(1));
         split_compile_output(Language::Cpp, "MARK", 1000, &mut o);
         let text = o.compile_output.unwrap_or_default();
         assert!(text.len() <= MAX_COMPILE_OUTPUT_BYTES);
