@@ -62,7 +62,8 @@ async fn descriptive_routes_answer_as_judge0s_do() {
         .iter()
         .map(|l| l["id"].as_u64().unwrap())
         .collect();
-    assert_eq!(ids, [46, 63, 71]);
+    // By name: Bash, C (48-50), C++ (52-54), Go, Java, JavaScript, Python, Ruby, Rust.
+    assert_eq!(ids, [46, 48, 49, 50, 52, 53, 54, 60, 62, 63, 71, 72, 73]);
     let (_, all) = get(&server, &alice, "/languages/all").await;
     assert_eq!(all[0]["is_archived"], false);
     let (status, python) = get(&server, &alice, "/languages/71").await;
@@ -72,7 +73,10 @@ async fn descriptive_routes_answer_as_judge0s_do() {
         "{python}"
     );
     assert_eq!(python["compile_cmd"], Value::Null);
-    assert_eq!(get(&server, &alice, "/languages/50").await.0, 404);
+    let (_, java) = get(&server, &alice, "/languages/62").await;
+    assert_eq!(java["source_file"], "Main.java");
+    assert!(java["compile_cmd"].as_str().unwrap().starts_with("javac"));
+    assert_eq!(get(&server, &alice, "/languages/51").await.0, 404);
     let (_, statuses) = get(&server, &alice, "/statuses").await;
     assert_eq!(statuses.as_array().unwrap().len(), 14);
     assert_eq!(statuses[3], json!({"id": 4, "description": "Wrong Answer"}));
@@ -305,9 +309,9 @@ async fn refusals_have_judge0s_shape_and_cost_nothing() {
     assert_eq!(errors["language_id"], json!(["can't be blank"]));
     let refused = [
         (
-            json!({"language_id": 50}),
+            json!({"language_id": 51}),
             "language_id",
-            "language with id 50 doesn't exist",
+            "language with id 51 doesn't exist",
         ),
         (
             json!({"enable_network": true}),
@@ -322,7 +326,7 @@ async fn refusals_have_judge0s_shape_and_cost_nothing() {
         (
             json!({"compiler_options": "-O2"}),
             "compiler_options",
-            "only allowed for compiled languages",
+            "setting compiler options is not allowed",
         ),
         (
             json!({"command_line_arguments": "x"}),

@@ -75,6 +75,18 @@ pub fn samples() -> Vec<SubmitJobRequest> {
             "throw new Error('this sample fails on purpose')",
             None,
         ),
+        // Compiled on the worker, in the job's own sandbox (offered when the worker
+        // has the toolchain).
+        job(
+            Language::C,
+            "#include <stdio.h>\nint main(void) {\n    printf(\"hello from C, compiled by GCC %s\\n\", __VERSION__);\n    return 0;\n}\n",
+            None,
+        ),
+        job(
+            Language::Rust,
+            "fn main() {\n    let primes: Vec<u32> = (2..60).filter(|n| (2..*n).all(|d| n % d != 0)).collect();\n    println!(\"hello from Rust: {primes:?}\");\n}\n",
+            None,
+        ),
     ]
 }
 

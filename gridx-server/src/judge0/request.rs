@@ -295,9 +295,10 @@ pub fn parse(
         r.fail("enable_network", "enabling network is not allowed");
     }
     settings.redirect_stderr_to_stdout = r.boolean("redirect_stderr_to_stdout").unwrap_or(false);
+    // As Judge0 with ENABLE_COMPILER_OPTIONS=false (its /config_info says so too).
     settings.compiler_options = r.blank_or_refused(
         "compiler_options",
-        "setting compiler options is only allowed for compiled languages",
+        "setting compiler options is not allowed",
     );
     settings.command_line_arguments = r.blank_or_refused(
         "command_line_arguments",
@@ -453,7 +454,7 @@ mod tests {
     #[test]
     fn what_cannot_be_honoured_is_refused_by_field() {
         let errors = refused(json!({
-            "source_code": " ", "language_id": 50, "cpu_time_limit": 16, "memory_limit": 100,
+            "source_code": " ", "language_id": 51, "cpu_time_limit": 16, "memory_limit": 100,
             "stack_limit": 1, "number_of_runs": 3, "enable_network": true,
             "compiler_options": "-O2", "command_line_arguments": "a b",
             "callback_url": "http://10.0.0.1/x", "additional_files": "UEsDBA==",
@@ -476,7 +477,7 @@ mod tests {
         ] {
             assert!(errors.contains_key(field), "{field}: {errors:?}");
         }
-        assert_eq!(errors["language_id"], ["language with id 50 doesn't exist"]);
+        assert_eq!(errors["language_id"], ["language with id 51 doesn't exist"]);
         assert_eq!(errors["wall_time_limit"], ["is not a number"]);
         let errors = refused(json!({}));
         assert_eq!(errors["source_code"], ["can't be blank"]);

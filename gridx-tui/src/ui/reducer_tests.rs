@@ -779,7 +779,8 @@ fn opening_an_ended_jobs_details_fetches_its_output_on_demand() {
         s.output_shown(&s.jobs[&JobId(12)]),
         OutputShown::Text {
             stdout: "42\n",
-            stderr: ""
+            stderr: "",
+            compile: None,
         }
     );
     // Closed: the output is dropped (a client keeps only the open job's); reopened:
@@ -874,7 +875,7 @@ fn a_worker_host_shows_its_own_jobs_output_without_fetching() {
             stderr_truncated: false,
             duration_ms: 10,
             message: None,
-            compile_output: None,
+            compile_output: Some("main.c:1: warning: unused\n".into()),
         }),
     }));
     let job = &s.jobs[&JobId(77)];
@@ -886,7 +887,8 @@ fn a_worker_host_shows_its_own_jobs_output_without_fetching() {
         s.output_shown(&s.jobs[&JobId(77)]),
         OutputShown::Text {
             stdout: "here\n",
-            stderr: "warn\n"
+            stderr: "warn\n",
+            compile: Some("main.c:1: warning: unused\n"),
         }
     );
 }

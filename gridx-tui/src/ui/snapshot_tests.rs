@@ -65,6 +65,7 @@ screen!(job_detail, {
         JobOutput::Loaded {
             stdout: super::fixtures::job_stdout(4, gridx_proto::JobStatus::Succeeded),
             stderr: String::new(),
+            compile: None,
         },
     );
     s
@@ -85,6 +86,33 @@ screen!(job_detail_of_output_with_escape_sequences, {
                      50%\r100%\n\u{9b}31mred\u{9b}0m\n"
                 .into(),
             stderr: "tab\there\x7f\n".into(),
+            compile: None,
+        },
+    );
+    s
+});
+screen!(job_detail_of_a_compile_error, {
+    // A C job that did not compile: the compiler's words come first, apart from the
+    // program's (empty) stdout and stderr, and inert like them.
+    let mut s = client_state();
+    s.overlay = Overlay::Detail(JobId(4));
+    if let Some(job) = s.jobs.get_mut(&JobId(4)) {
+        job.language = gridx_proto::Language::C;
+        job.status = JobStatus::Failed;
+        job.reason = Some(gridx_proto::job::FailureReason::CompileError);
+        job.exit_code = None;
+        job.stdout_bytes = 0;
+    }
+    s.outputs.insert(
+        JobId(4),
+        JobOutput::Loaded {
+            stdout: String::new(),
+            stderr: String::new(),
+            compile: Some(
+                "/workspace/main.c: In function 'main':\n/workspace/main.c:1:25: error: 'x' \
+                 undeclared (first use in this function)\n\x1b[31m"
+                    .into(),
+            ),
         },
     );
     s
@@ -112,6 +140,7 @@ screen!(job_detail_pager_of_a_long_output, {
         JobOutput::Loaded {
             stdout: (1..=300).map(|i| format!("line {i}\n")).collect(),
             stderr: "Error: at the end\n".into(),
+            compile: None,
         },
     );
     s.overlay = Overlay::Detail(JobId(4));
@@ -227,6 +256,7 @@ screen!(job_detail_search, {
         JobOutput::Loaded {
             stdout: (1..=300).map(|i| format!("line {i}\n")).collect(),
             stderr: String::new(),
+            compile: None,
         },
     );
     s.overlay = Overlay::Detail(JobId(4));

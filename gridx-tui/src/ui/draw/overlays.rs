@@ -355,14 +355,23 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
         },
     ));
     // Lists carry no output: a client fetches it when these details open.
-    let (stdout, stderr) = match state.output_shown(job) {
-        OutputShown::Text { stdout, stderr } => (stdout, stderr),
-        OutputShown::Note(note) => (note, note),
+    let (stdout, stderr, compile) = match state.output_shown(job) {
+        OutputShown::Text {
+            stdout,
+            stderr,
+            compile,
+        } => (stdout, stderr, compile.filter(|c| !c.is_empty())),
+        OutputShown::Note(note) => (note, note, None),
     };
-    for (name, text, cut) in [
-        ("stdout", stdout, job.stdout_truncated),
-        ("stderr", stderr, job.stderr_truncated),
-    ] {
+    // The compiler's words first, as a build prints them (compiled languages).
+    let sections = compile
+        .map(|c| ("compile output", c, false))
+        .into_iter()
+        .chain([
+            ("stdout", stdout, job.stdout_truncated),
+            ("stderr", stderr, job.stderr_truncated),
+        ]);
+    for (name, text, cut) in sections {
         lines.push(Line::from(Span::styled(
             format!("── {name}{}", if cut { " (truncated)" } else { "" }),
             t.dim(),

@@ -140,6 +140,8 @@ pub enum JobOutput {
     Loaded {
         stdout: String,
         stderr: String,
+        /// What the compiler printed (a compiled language).
+        compile: Option<String>,
     },
     /// The fetch failed; reopening the details tries again.
     Failed(String),
@@ -169,6 +171,7 @@ pub enum OutputShown<'a> {
     Text {
         stdout: &'a str,
         stderr: &'a str,
+        compile: Option<&'a str>,
     },
     /// A line in place of the text: loading, not ended yet, or why it failed.
     Note(&'a str),
@@ -384,7 +387,15 @@ impl AppState {
     /// The output the details overlay shows for `job`.
     pub fn output_shown(&self, job: &JobSummary) -> OutputShown<'_> {
         match self.outputs.get(&job.job_id) {
-            Some(JobOutput::Loaded { stdout, stderr }) => OutputShown::Text { stdout, stderr },
+            Some(JobOutput::Loaded {
+                stdout,
+                stderr,
+                compile,
+            }) => OutputShown::Text {
+                stdout,
+                stderr,
+                compile: compile.as_deref(),
+            },
             Some(JobOutput::Failed(why)) => OutputShown::Note(why),
             Some(JobOutput::Loading) => OutputShown::Note("loading…"),
             None if job.status.is_terminal() => OutputShown::Note("loading…"),

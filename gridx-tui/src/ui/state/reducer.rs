@@ -167,6 +167,7 @@ impl AppState {
                     stdout,
                     stderr,
                     validation,
+                    compile_output,
                     ..
                 } = *view;
                 let state = CheckState::Loaded(validation);
@@ -179,8 +180,14 @@ impl AppState {
                 );
                 // A live job's view has no output yet: it is fetched when it ends.
                 if status.is_terminal() {
-                    self.outputs
-                        .insert(job_id, JobOutput::Loaded { stdout, stderr });
+                    self.outputs.insert(
+                        job_id,
+                        JobOutput::Loaded {
+                            stdout,
+                            stderr,
+                            compile: compile_output,
+                        },
+                    );
                 }
             }
             Err(why) => {
@@ -337,6 +344,7 @@ impl AppState {
                         JobOutput::Loaded {
                             stdout: outcome.stdout.clone(),
                             stderr: outcome.stderr.clone(),
+                            compile: outcome.compile_output.clone(),
                         },
                     );
                 }
