@@ -338,7 +338,8 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
         let settlements = refunds + rewards.max(fees);
         // A reward per owner whose result was accepted: one, or with a result check
         // one per agreeing replica and the trusted worker that settled it
-        // (docs/trust.md); never one without a fee.
+        // (docs/trust.md). A reward may come without a fee: with
+        // `server.reward_permille` = 1000 the whole hold is the reward.
         let most_rewards = (valid + 1).max(1);
         if rewards > most_rewards || fees > 1 || refunds > 1 || (refunds > 0 && rewards + fees > 0)
         {
