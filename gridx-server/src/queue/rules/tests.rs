@@ -143,11 +143,17 @@ impl Rig {
     }
 
     pub(super) fn submit(&mut self, user: &str, memory_mb: u32, timeout_s: u32) -> JobId {
-        let spec = JobSpec {
-            memory_mb,
-            timeout_s,
-            ..testing::spec()
-        };
+        self.submit_spec(
+            user,
+            JobSpec {
+                memory_mb,
+                timeout_s,
+                ..testing::spec()
+            },
+        )
+    }
+
+    pub(super) fn submit_spec(&mut self, user: &str, spec: JobSpec) -> JobId {
         let mut fx = Effects::default();
         match self.state.submit(
             &self.conn,

@@ -310,3 +310,172 @@ fn an_unvalidated_job_goes_only_to_a_trusted_worker() {
     assert_eq!(balance(&rig, "carol"), 100_000 + 800);
     verify(&rig);
 }
+
+/// A compiled job: a worker that claims a compile error the others did not see is
+/// outvoted like any other lie. The compiler's words are compared too (their digest
+/// is part of the result), and the accepted job keeps the honest compile output.
+#[test]
+fn a_false_compile_error_is_outvoted() {
+    let users = ["alice", "mallory", "bob", "carol"];
+    let mut rig = Rig::checked(&users, &[(1, "mallory"), (2, "bob"), (3, "carol")]);
+    let mut c_caps = caps();
+    c_caps.languages = vec![gridx_proto::Language::C];
+    for id in 1..=3 {
+        rig.hello(id, c_caps.clone());
+    }
+    let job = rig.submit_spec(
+        "alice",
+        JobSpec {
+            language: gridx_proto::Language::C,
+            ..crate::store::testing::spec()
+        },
+    );
+    let mut ran_by = Vec::new();
+    loop {
+        rig.dispatch();
+        let Some((worker, attempt)) = rig.holder(job) else {
+            break;
+        };
+        assert!(ran_by.len() < 3, "{ran_by:?}");
+        ran_by.push(worker);
+        let outcome = if worker == 1 {
+            RunOutcome {
+                end: RunEnd::CompileError,
+                exit_code: None,
+                stdout: String::new(),
+                stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                duration_ms: 1,
+                message: None,
+                compile_output: Some("main.c:1: error: made up".into()),
+            }
+        } else {
+            RunOutcome {
+                end: RunEnd::Exited,
+                exit_code: Some(0),
+                stdout: "42".into(),
+                stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                duration_ms: 1,
+                message: None,
+                compile_output: Some(String::new()),
+            }
+        };
+        rig.say(
+            worker,
+            WorkerMessage::Finished {
+                job_id: job,
+                attempt,
+                outcome,
+            },
+        );
+    }
+    assert_eq!(ran_by, vec![1, 2, 3]);
+    let view = rig.view(job);
+    assert_eq!(view.status, JobStatus::Succeeded);
+    assert_eq!(view.compile_output.as_deref(), Some(""));
+    assert_eq!(
+        verdicts(&rig, job),
+        vec![
+            (1, Verdict::Invalid),
+            (2, Verdict::Valid),
+            (3, Verdict::Valid)
+        ]
+    );
+    let digests: Vec<Option<String>> = view
+        .validation
+        .replicas
+        .iter()
+        .map(|r| r.compile_output_sha256.clone())
+        .collect();
+    assert_eq!(digests[1], digests[2]);
+    assert_ne!(digests[0], digests[1]);
+    assert_eq!(balance(&rig, "mallory"), 100_000, "the liar earned nothing");
+    verify(&rig);
+}
+
+/// `ledger verify` catches a breach of the result-check invariants (docs/jobs.md,
+/// 9-11), not only passes a healthy store: a replica left pending on a finished job,
+/// and a reward paid on a job that ended without an accepted result.
+#[test]
+fn verify_catches_a_pending_replica_and_a_reward_without_a_result() {
+    let users = ["alice", "bob", "carol"];
+    let mut rig = Rig::checked(&users, &[(1, "bob"), (2, "carol")]);
+    for id in 1..=2 {
+        rig.hello(id, caps());
+    }
+    let job = rig.submit("alice", 256, 30);
+    run_to_end(&mut rig, job, |_| "42");
+    verify(&rig);
+    rig.conn
+        .execute(
+            "UPDATE replicas SET verdict = 'pending' WHERE job_id = ?1 AND attempt = 1",
+            [job.0 as i64],
+        )
+        .expect("tamper");
+    let report = ledger::verify(&rig.conn).expect("verify runs");
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("still wait for a verdict")),
+        "{:?}",
+        report.violations
+    );
+    rig.conn
+        .execute_batch(
+            "UPDATE replicas SET verdict = 'valid';
+             UPDATE jobs SET status = 'error', validation = 'no_quorum';",
+        )
+        .expect("tamper");
+    let report = ledger::verify(&rig.conn).expect("verify runs");
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("without an accepted result but paid")),
+        "{:?}",
+        report.violations
+    );
+}
+
+/// Only a compiled language has a compile step: a `compile_error` for a bash job is
+/// the worker's failure, not the job's. Nobody is paid and the user is refunded.
+#[test]
+fn a_compile_error_for_an_interpreted_language_is_the_workers_failure() {
+    let users = ["alice", "bob", "carol"];
+    let mut rig = Rig::checked(&users, &[(1, "bob"), (2, "carol")]);
+    for id in 1..=2 {
+        rig.hello(id, caps());
+    }
+    let job = rig.submit("alice", 256, 30);
+    rig.dispatch();
+    let (worker, attempt) = rig.holder(job).expect("the job runs");
+    rig.say(
+        worker,
+        WorkerMessage::Finished {
+            job_id: job,
+            attempt,
+            outcome: RunOutcome {
+                end: RunEnd::CompileError,
+                exit_code: None,
+                stdout: String::new(),
+                stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                duration_ms: 1,
+                message: None,
+                compile_output: Some("nonsense".into()),
+            },
+        },
+    );
+    let view = rig.view(job);
+    assert_eq!(view.status, JobStatus::Error, "{view:?}");
+    assert_eq!(view.reason, Some(FailureReason::SandboxError));
+    assert_eq!(view.compile_output, None, "dropped for bash");
+    assert_eq!(balance(&rig, "alice"), 100_000, "refunded");
+    assert_eq!(balance(&rig, "bob") + balance(&rig, "carol"), 200_000);
+    verify(&rig);
+}
