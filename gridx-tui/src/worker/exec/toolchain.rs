@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn a_failed_compile_is_a_compile_error_with_the_compilers_words() {
         let mut o = outcome(
-            "main.c:1: error: expected ';'\nMARK 1 30\n",
+            "main.c:1: error: expected ';'\nMARK 1 29\n",
             RunEnd::Exited,
             Some(1),
         );
