@@ -149,7 +149,8 @@ fn parse_executor(text: &str) -> Result<ExecutorChoice, String> {
 
 #[derive(Subcommand, Debug)]
 pub enum ImagesCommand {
-    /// Build the python, node and bash runtime images from Debian packages, locally.
+    /// Build the runtime images (python, node, bash, and the toolchains of the
+    /// compiled languages and Ruby) from Debian packages, locally.
     Build {
         /// Rebuild even when an image's recipe hash is unchanged.
         #[arg(long)]

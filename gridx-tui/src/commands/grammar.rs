@@ -73,7 +73,8 @@ pub struct SubmitArgs {
     /// File with the job's code, or - for standard input. Several files are
     /// submitted as one batch, one job each.
     pub files: Vec<String>,
-    /// python, node (javascript) or bash; guessed from the file's extension if absent.
+    /// python, node (javascript), bash, ruby, c, cpp (c++), java, go or rust; guessed
+    /// from the file's extension if absent.
     #[arg(long, short = 'l')]
     pub lang: Option<Language>,
     /// The code itself, instead of a file.

@@ -105,7 +105,7 @@ pub fn submit_request(
             })?,
         (None, None) => {
             return Err(CommandError::Input(
-                "pass --lang (python, node or bash)".into(),
+                "pass --lang (python, node, bash, ruby, c, cpp, java, go or rust)".into(),
             ));
         }
     };
