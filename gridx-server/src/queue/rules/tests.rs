@@ -18,6 +18,7 @@ use std::time::Duration;
 pub(super) struct Rig {
     pub(super) conn: Connection,
     pub(super) state: State,
+    settings: QueueSettings,
     /// The workers' outboxes, kept open.
     _outboxes: Vec<SessionRx>,
 }
@@ -99,25 +100,37 @@ impl Rig {
             retention: Duration::from_secs(3600),
             policy: crate::trust::Policy::default(),
         };
+        let state = Rig::load(&conn, settings.clone());
+        Rig {
+            conn,
+            state,
+            settings,
+            _outboxes: Vec::new(),
+        }
+    }
+
+    fn load(conn: &Connection, settings: QueueSettings) -> State {
         let events = EventBus::new(Backlog {
             max_events: 16,
             max_bytes: 1 << 20,
         });
         let (stats, _) = tokio::sync::watch::channel(QueueStats::default());
-        let state = State::load(
-            &conn,
+        State::load(
+            conn,
             settings,
             events,
             WorkerBoard::default(),
             Metrics::new(),
             stats,
         )
-        .expect("the queue loads");
-        Rig {
-            conn,
-            state,
-            _outboxes: Vec::new(),
-        }
+        .expect("the queue loads")
+    }
+
+    /// The coordinator restarts on the same store: the queue is loaded afresh and
+    /// every worker's session is gone.
+    pub(super) fn restart(&mut self) {
+        self.state = Rig::load(&self.conn, self.settings.clone());
+        self._outboxes.clear();
     }
 
     pub(super) fn hello(&mut self, id: u64, capabilities: Capabilities) {

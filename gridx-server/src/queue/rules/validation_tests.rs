@@ -129,6 +129,35 @@ fn a_cheater_is_outvoted_unpaid_and_quarantined_on_its_second_invalid_result() {
     assert_eq!(ran_by, vec![2, 3], "only the honest owners' workers run it");
     assert_eq!(rig.view(job).stdout, "42");
     verify(&rig);
+
+    // The records are the store's, not the session's: after a coordinator restart
+    // the cheater, its owner and a brand-new token of that owner are still
+    // quarantined, and the honest workers keep their streaks.
+    let before = (
+        rig.state.record(&Subject::Worker(WorkerId(1))),
+        rig.state.record(&Subject::Owner(name("mallory"))),
+        rig.state.record(&Subject::Worker(WorkerId(2))),
+    );
+    rig.restart();
+    let after = (
+        rig.state.record(&Subject::Worker(WorkerId(1))),
+        rig.state.record(&Subject::Owner(name("mallory"))),
+        rig.state.record(&Subject::Worker(WorkerId(2))),
+    );
+    assert_eq!(before, after, "the records survive a restart");
+    for id in [1, 4] {
+        rig.hello(id, caps());
+        assert!(
+            rig.state.workers[&WorkerId(id)].standing.quarantined,
+            "{id}"
+        );
+    }
+    rig.hello(2, caps());
+    rig.hello(3, caps());
+    let job = rig.submit("alice", 256, 30);
+    let ran_by = run_to_end(&mut rig, job, cheat);
+    assert!(!ran_by.contains(&1) && !ran_by.contains(&4), "{ran_by:?}");
+    verify(&rig);
 }
 
 /// Three owners, three different answers: no quorum at the maximum of 3 replicas.
