@@ -399,6 +399,34 @@ impl fmt::Display for OutputStream {
     }
 }
 
+/// One piece of a job's output: `data` of an `output` event on
+/// `GET /v1/jobs/{id}/output` (docs/api.md). `offset` is where `text` starts in that
+/// stream's text (in bytes of UTF-8); pieces of one stream are contiguous.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OutputChunk {
+    #[schema(value_type = String)]
+    pub stream: OutputStream,
+    pub offset: u64,
+    pub text: String,
+}
+
+/// `data` of the last event on `GET /v1/jobs/{id}/output`, `end`: how the job ended.
+/// The output itself came before it, as `output` events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OutputEnd {
+    pub status: JobStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<FailureReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_output: Option<String>,
+}
+
 /// The `Content-Type` of `GET /v1/jobs/{id}/stdout` and `/stderr`. The coordinator
 /// only ever holds UTF-8 output (a worker replaces bytes that are not UTF-8 with
 /// U+FFFD before it reports), so the raw body is always valid UTF-8 text.

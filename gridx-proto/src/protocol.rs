@@ -15,8 +15,9 @@ pub use admission::{AdmissionCaps, Inadmissible};
 pub use bounds::{
     HEARTBEAT_BURST, HEARTBEATS_PER_INTERVAL, MAX_COMPILE_OUTPUT_BYTES, MAX_CPU_CORES,
     MAX_GPU_NAME_BYTES, MAX_GPU_NOTE_BYTES, MAX_GPUS, MAX_HELLO_BYTES, MAX_ID, MAX_LANGUAGES,
-    MAX_MEMORY_MB, MAX_OUTCOME_MESSAGE_BYTES, MAX_POWER_W, MAX_REFUSAL_REASON_BYTES, MAX_RUNNING,
-    MAX_SLOTS, MAX_TEMPERATURE_C, check_running_within_slots,
+    MAX_MEMORY_MB, MAX_OUTCOME_MESSAGE_BYTES, MAX_OUTPUT_CHUNK_BYTES, MAX_POWER_W,
+    MAX_REFUSAL_REASON_BYTES, MAX_RUNNING, MAX_SLOTS, MAX_TEMPERATURE_C, OUTPUT_BURST,
+    OUTPUTS_PER_SECOND_PER_SLOT, check_running_within_slots,
 };
 pub use close::{CloseCode, MAX_CLOSE_REASON_BYTES, close_reason};
 
@@ -230,6 +231,19 @@ pub enum WorkerMessage {
         attempt: u32,
         outcome: RunOutcome,
     },
+    /// A piece of a running attempt's output, sent while it runs (docs/protocol.md
+    /// §3, `output`), only to a coordinator whose `welcome` has `reads_output`.
+    /// `offset` is where `text` starts in that stream's text so far (in bytes of
+    /// UTF-8): pieces are contiguous, and after a reconnect a worker sends its running
+    /// attempts' output again from 0, so the coordinator keeps only what is new.
+    Output {
+        job_id: JobId,
+        attempt: u32,
+        stream: crate::api::OutputStream,
+        offset: u64,
+        /// At most [`MAX_OUTPUT_CHUNK_BYTES`].
+        text: String,
+    },
     /// The worker will not run this attempt (it is past its admission caps) and did
     /// not start it. The coordinator requeues the job without charging anyone or
     /// counting the attempt, and does not assign it to this worker again.
@@ -306,6 +320,11 @@ pub enum CoordinatorMessage {
         /// `end: "sandbox_error"`. Absent means false.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         reads_refused: bool,
+        /// This coordinator reads `output` (live output while a job runs). A worker
+        /// sends it only when told so, for the same reason as `refused`; to one that
+        /// does not, the output arrives with `finished` alone. Absent means false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reads_output: bool,
     },
     /// Followed by the close of the connection.
     Reject {
@@ -675,6 +694,7 @@ mod tests {
                 worker_id: WorkerId(1),
                 heartbeat_s: 1,
                 reads_refused: true,
+                reads_output: true,
             },
             CoordinatorMessage::Reject {
                 code: RejectCode::Malformed,
@@ -745,8 +765,8 @@ mod tests {
         }
     }
 
-    /// An older coordinator's `welcome` says nothing of `refused`: its worker must not
-    /// send one.
+    /// An older coordinator's `welcome` says nothing of `refused` or `output`: its
+    /// worker must send neither.
     #[test]
     fn a_welcome_without_reads_refused_does_not_read_it() {
         assert_eq!(
@@ -755,6 +775,7 @@ mod tests {
                 worker_id: WorkerId(1),
                 heartbeat_s: 5,
                 reads_refused: false,
+                reads_output: false,
             })
         );
     }

@@ -286,6 +286,16 @@ fn worker_messages() {
         },
     );
     worker_message(
+        "output",
+        WorkerMessage::Output {
+            job_id: JobId(42),
+            attempt: 1,
+            stream: gridx_proto::api::OutputStream::Stdout,
+            offset: 6,
+            text: "tick 2\n".into(),
+        },
+    );
+    worker_message(
         "refused",
         WorkerMessage::Refused {
             job_id: JobId(44),
@@ -304,6 +314,7 @@ fn coordinator_messages() {
             worker_id: WorkerId(7),
             heartbeat_s: 5,
             reads_refused: true,
+            reads_output: true,
         },
     );
     coordinator_message(

@@ -48,6 +48,8 @@ pub struct EventBus {
 }
 
 struct BusInner {
+    /// The viewers of running jobs' output (`crate::live_output`).
+    live: crate::live_output::LiveHub,
     limits: Backlog,
     next_id: AtomicU64,
     subscribers: Mutex<Vec<Subscriber>>,
@@ -117,11 +119,17 @@ impl EventBus {
     pub fn new(limits: Backlog) -> Self {
         Self {
             inner: Arc::new(BusInner {
+                live: crate::live_output::LiveHub::default(),
                 limits,
                 next_id: AtomicU64::new(1),
                 subscribers: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// The viewers of running jobs' output.
+    pub fn live(&self) -> &crate::live_output::LiveHub {
+        &self.inner.live
     }
 
     pub fn has_subscribers(&self) -> bool {

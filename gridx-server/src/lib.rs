@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod judge0;
+pub mod live_output;
 pub mod metrics;
 pub mod queue;
 pub mod settings;

@@ -30,8 +30,8 @@ use futures_util::{SinkExt, StreamExt};
 use gridx_proto::PROTOCOL_VERSION;
 use gridx_proto::protocol::{
     CloseCode, CoordinatorMessage, HEARTBEAT_BURST, HEARTBEATS_PER_INTERVAL, MAX_HELLO_BYTES,
-    RejectCode, WorkerMessage, check_running_within_slots, close_reason, decode_worker_message,
-    encode, hello_protocol,
+    OUTPUT_BURST, OUTPUTS_PER_SECOND_PER_SLOT, RejectCode, WorkerMessage,
+    check_running_within_slots, close_reason, decode_worker_message, encode, hello_protocol,
 };
 use hyper_util::rt::TokioIo;
 use std::io;
@@ -267,9 +267,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Budgeted<S> {
 /// until the bucket holds a heartbeat again, so a storm is held back by TCP and costs
 /// the coordinator no more parsing than a worker that heartbeats four times as often
 /// as it should.
+///
+/// `output` messages have a bucket of their own ([`OUTPUT_BURST`], refilled with
+/// [`OUTPUTS_PER_SECOND_PER_SLOT`] per slot each second). One past it is not dropped,
+/// since a gap would stop the job's live output: it is taken, and then reading pauses
+/// until the bucket holds another, which holds a flood back by TCP just the same.
 #[derive(Debug)]
 struct HeartbeatRate {
     tokens: f64,
+    burst: f64,
     per_second: f64,
     last: Instant,
 }
@@ -278,7 +284,18 @@ impl HeartbeatRate {
     fn new(heartbeat_s: u32, now: Instant) -> Self {
         Self {
             tokens: f64::from(HEARTBEAT_BURST),
+            burst: f64::from(HEARTBEAT_BURST),
             per_second: f64::from(HEARTBEATS_PER_INTERVAL) / f64::from(heartbeat_s.max(1)),
+            last: now,
+        }
+    }
+
+    /// The bucket of `output` messages of a worker with `slots`.
+    fn outputs(slots: u32, now: Instant) -> Self {
+        Self {
+            tokens: f64::from(OUTPUT_BURST),
+            burst: f64::from(OUTPUT_BURST),
+            per_second: f64::from(OUTPUTS_PER_SECOND_PER_SLOT) * f64::from(slots.max(1)),
             last: now,
         }
     }
@@ -304,7 +321,7 @@ impl HeartbeatRate {
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * self.per_second).min(f64::from(HEARTBEAT_BURST));
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
     }
 }
 
@@ -479,6 +496,7 @@ async fn session(mut socket: Socket, state: AppState, peer: IpAddr) {
         worker_id,
         heartbeat_s: registered.heartbeat_s,
         reads_refused: true,
+        reads_output: true,
     };
     let end = match send(&mut socket, &welcome, timeout).await {
         Sent::Ok => {
@@ -660,6 +678,7 @@ async fn frames(socket: &mut Socket, state: &AppState, session: &mut Registered)
         u64::from(session.heartbeat_s) * u64::from(gridx_proto::protocol::SILENT_HEARTBEATS) + 5,
     );
     let mut heartbeats = HeartbeatRate::new(session.heartbeat_s, Instant::now());
+    let mut outputs = HeartbeatRate::outputs(session.slots, Instant::now());
     let mut dropped = 0u64;
     // Set after a dropped heartbeat: nothing is read from the worker until then.
     let mut resume_at: Option<Instant> = None;
@@ -703,6 +722,12 @@ async fn frames(socket: &mut Socket, state: &AppState, session: &mut Registered)
                             dropped += 1;
                             if dropped.is_power_of_two() {
                                 tracing::warn!(worker = %worker_id, dropped, "heartbeats past the rate; dropping them");
+                            }
+                        }
+                        Ok(message @ WorkerMessage::Output { .. }) => {
+                            state.queue.worker_message(worker_id, session.session_id, message).await;
+                            if !outputs.allow(Instant::now()) {
+                                resume_at = Some(outputs.next_at(Instant::now()));
                             }
                         }
                         Ok(message) => {

@@ -34,6 +34,7 @@ async fn executor_ms(executor: &dyn Executor, base: &std::path::Path, i: u64) ->
             max_output_bytes: 1 << 20,
         },
         workspace: workspace.path().to_owned(),
+        live: None,
     };
     let t = Instant::now();
     let outcome = executor.run(job, StopToken::new()).await;

@@ -158,6 +158,30 @@ pub async fn one_shot(
         return Ok(ExitCode::SUCCESS);
     }
     let client = client(&config)?;
+    if !json {
+        // Output as the job prints it (docs/cli.md, `logs`).
+        if let ConsoleCommand::Logs { id, follow: true } = &command {
+            let end = stream_output(&client, *id).await?;
+            return Ok(end_code(*id, end.as_ref()));
+        }
+        if let ConsoleCommand::Submit(args) = &command
+            && args.wait
+            && args.files.len() <= 1
+        {
+            let mut submit = args.clone();
+            submit.wait = false;
+            let outcome = commands::run(
+                ConsoleCommand::Submit(submit),
+                &client,
+                config.dashboard.read_only,
+                StdinSource::Process,
+            )
+            .await?;
+            if let Outcome::Submitted(job) = outcome {
+                return submit_and_follow(&client, job.job_id).await;
+            }
+        }
+    }
     let wait = matches!(&command, ConsoleCommand::Submit(args) if args.wait);
     let outcome = commands::run(
         command,
@@ -240,6 +264,93 @@ pub async fn one_shot(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a job's output as it comes until it ends (`logs -f`, `submit --wait`): its
+/// stdout to ours and its stderr to ours, each inert on a terminal. How it ended, or
+/// `None` if the stream closed first.
+async fn stream_output(
+    client: &ApiClient,
+    id: gridx_proto::JobId,
+) -> Result<Option<gridx_proto::api::OutputEnd>> {
+    use crate::client::follow::{Followed, follow_output};
+    use gridx_proto::api::OutputStream;
+    use std::io::{IsTerminal, Write};
+    let (out_tty, err_tty) = (
+        std::io::stdout().is_terminal(),
+        std::io::stderr().is_terminal(),
+    );
+    let mut end = None;
+    let mut failed = None;
+    follow_output(client, id, true, |event| match event {
+        Followed::Output(chunk) => match chunk.stream {
+            OutputStream::Stdout => {
+                if let Err(e) = write_stdout(shown_on(&chunk.text, out_tty).as_bytes()) {
+                    failed.get_or_insert(e);
+                }
+            }
+            OutputStream::Stderr => {
+                let mut err = std::io::stderr().lock();
+                let _ = err
+                    .write_all(shown_on(&chunk.text, err_tty).as_bytes())
+                    .and_then(|()| err.flush());
+            }
+        },
+        Followed::Reset => {
+            eprintln!("gridx-tui: job {id} lost its worker and runs again; its output starts over")
+        }
+        Followed::End(e) => end = Some(e),
+    })
+    .await?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(end)
+}
+
+/// The exit code of `logs -f`: the job's, as `submit --wait` gives it.
+fn end_code(id: gridx_proto::JobId, end: Option<&gridx_proto::api::OutputEnd>) -> ExitCode {
+    let Some(end) = end else {
+        eprintln!("gridx-tui: the output stream of job {id} closed before the job ended");
+        return ExitCode::FAILURE;
+    };
+    if end.exit_code.is_none() || end.status != gridx_proto::JobStatus::Succeeded {
+        eprintln!("[job {id} {}]", inert(&commands::render::end_words(end)));
+    }
+    let code = match end.status {
+        gridx_proto::JobStatus::Succeeded => 0,
+        gridx_proto::JobStatus::Failed => end.exit_code.unwrap_or(1),
+        gridx_proto::JobStatus::TimedOut => 124,
+        gridx_proto::JobStatus::Cancelled => 130,
+        _ => 125,
+    };
+    ExitCode::from(u8::try_from(code.rem_euclid(256)).unwrap_or(1))
+}
+
+/// `submit --wait`: the output as it comes, then the compiler's words and why the
+/// job ended the way it did, and the job's code.
+async fn submit_and_follow(client: &ApiClient, id: gridx_proto::JobId) -> Result<ExitCode> {
+    use std::io::{IsTerminal, Write};
+    let end = stream_output(client, id).await?;
+    // The whole view for what the stream does not carry: the reason's message.
+    let job = if end.is_some() {
+        client.job(id).await?
+    } else {
+        client.wait(id).await?
+    };
+    if let Some(compiled) = job.compile_output.as_deref().filter(|c| !c.is_empty()) {
+        let shown = shown_on(compiled, std::io::stderr().is_terminal());
+        let _ = std::io::stderr().write_all(shown.as_bytes());
+    }
+    if let Some(ending) = commands::run::wait_ending(&job) {
+        eprintln!("gridx-tui: {ending}");
+    } else if let Some(message) = &job.message {
+        eprintln!("[{}: {}]", job.status, inert(message));
+    }
+    let code = commands::run::exit_code_of(&job);
+    Ok(ExitCode::from(
+        u8::try_from(code.rem_euclid(256)).unwrap_or(1),
+    ))
 }
 
 /// A job's output for one of our streams: inert on a terminal, the text as it is

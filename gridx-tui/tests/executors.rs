@@ -96,6 +96,7 @@ async fn run_with(executor: &Arc<dyn Executor>, spec: JobSpec, stop: StopToken) 
         attempt: 1,
         spec,
         workspace: workspace.path().to_owned(),
+        live: None,
     };
     let outcome = executor.run(job, stop).await;
     drop(workspace);
@@ -409,6 +410,7 @@ async fn works_from_a_private_work_dir(executor: Arc<dyn Executor>) {
         attempt: 1,
         spec: spec(Language::Python, "print('private ok')"),
         workspace: workspace.path().to_owned(),
+        live: None,
     };
     let outcome = executor.run(job, StopToken::new()).await;
     assert_eq!(outcome.stdout, "private ok\n", "{outcome:?}");
@@ -535,6 +537,7 @@ async fn a_dead_workers_container_ends_at_its_deadline(pooled: bool, code: &str)
         attempt: 1,
         spec: s,
         workspace: workspace.path().to_owned(),
+        live: None,
     };
     let running = || {
         docker_cli(&[

@@ -10,7 +10,7 @@ pub mod cluster;
 pub mod completions;
 mod docker_hosts;
 pub mod fake_worker;
-mod proxy;
+pub mod proxy;
 pub mod skip;
 pub mod tls;
 

@@ -37,6 +37,14 @@ pub const MAX_OUTCOME_MESSAGE_BYTES: usize = 16 * 1024;
 /// Longest `outcome.compile_output`, in bytes: the compiler's messages, which the
 /// worker cuts to this (docs/jobs.md, "Compiled languages").
 pub const MAX_COMPILE_OUTPUT_BYTES: usize = 64 * 1024;
+/// Longest `text` of one `output` message, in bytes.
+pub const MAX_OUTPUT_CHUNK_BYTES: usize = 64 * 1024;
+/// `output` messages a session may send at once before the rate below applies.
+pub const OUTPUT_BURST: u32 = 64;
+/// `output` messages per second per slot a session may send in the long run: four
+/// per stream per running job, twice what the reference worker sends (it sends each
+/// stream's new output at most every 500 ms).
+pub const OUTPUTS_PER_SECOND_PER_SLOT: u32 = 8;
 /// Longest `reason` of a `refused`, in bytes: a sentence for the job's owner.
 pub const MAX_REFUSAL_REASON_BYTES: usize = 1024;
 /// Largest job or worker id and `duration_ms`: they are stored as SQLite integers.
@@ -86,6 +94,17 @@ pub fn check_worker(message: &WorkerMessage) -> Result<(), DecodeError> {
         } => {
             check_attempt("job_id", "attempt", *job_id, *attempt)?;
             check_outcome(outcome)
+        }
+        WorkerMessage::Output {
+            job_id,
+            attempt,
+            offset,
+            text,
+            ..
+        } => {
+            check_attempt("job_id", "attempt", *job_id, *attempt)?;
+            at_most("offset", 0, MAX_ID, *offset)?;
+            longest("text", MAX_OUTPUT_CHUNK_BYTES, text)
         }
         WorkerMessage::Refused {
             job_id,

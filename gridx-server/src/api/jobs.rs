@@ -274,7 +274,7 @@ pub async fn list(
 
 /// Any id that is not a job number (including one that is not even UTF-8) is a job
 /// that does not exist: 404, like another user's.
-fn parse_id(raw: Result<Path<String>, PathRejection>) -> Result<JobId, ApiError> {
+pub(super) fn parse_id(raw: Result<Path<String>, PathRejection>) -> Result<JobId, ApiError> {
     raw.ok()
         .and_then(|Path(id)| id.parse().ok())
         .ok_or_else(|| ApiError::not_found("job"))

@@ -23,7 +23,7 @@ use std::time::Duration;
 pub const MAX_BACKLOG_EVENTS: usize = 4096;
 
 /// The client's address, for the per-address limit.
-pub struct Peer(std::net::IpAddr);
+pub struct Peer(pub(super) std::net::IpAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;

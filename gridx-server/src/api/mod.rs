@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod extract;
+mod follow;
 mod jobs;
 pub mod live;
 mod openapi;
@@ -163,6 +164,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         // WebSockets live outside the request timeout.
         .route("/v1/events", get(live::events))
+        // A stream of a job's output: outside the request timeout too.
+        .route("/v1/jobs/{id}/output", get(follow::follow))
         .route("/v1/worker/connect", get(crate::worker_session::connect))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(state.config.max_request_bytes))

@@ -217,6 +217,17 @@ impl State {
             // the lease rules.
             let _ = outbox.send(message);
         }
+        let live = self.events.live();
+        for (job, event) in fx.live {
+            live.publish(job, event);
+        }
+        if live.has_viewers() {
+            // A job whose status moved on: its viewers read it again (an end, or a
+            // new attempt that starts its output from nothing).
+            for id in &fx.changed_jobs {
+                live.publish(*id, crate::live_output::LiveEvent::Reset);
+            }
+        }
         let mut workers = fx.changed_workers;
         workers.sort_unstable();
         workers.dedup();

@@ -52,6 +52,9 @@ pub(super) struct RunningJob {
     pub(super) started: bool,
     /// Its result check (`QueuedJob::check`).
     pub(super) check: JobCheck,
+    /// Bytes of live output stored for this attempt: `[stdout, stderr]`
+    /// (`rules::live`).
+    pub(super) live: [u64; 2],
 }
 
 impl RunningJob {
@@ -340,6 +343,8 @@ pub(super) struct Effects {
     pub(super) dispatch_latencies: Vec<f64>,
     pub(super) finished: Vec<JobStatus>,
     pub(super) submitted: u64,
+    /// Pieces of live output stored in this batch, for the jobs' viewers.
+    pub(super) live: Vec<(JobId, crate::live_output::LiveEvent)>,
 }
 
 pub(super) type Step<T> = Result<T, StepError>;
@@ -471,6 +476,7 @@ impl State {
         for id in ids {
             self.refresh_standing(id);
         }
+        let mut live = crate::store::live_output::lengths(conn)?;
         for job in jobs::live_jobs(conn)? {
             let check = JobCheck {
                 validate: job.validate,
@@ -496,6 +502,7 @@ impl State {
                             timeout_s: job.timeout_s,
                             started: job.started,
                             check,
+                            live: live.remove(&job.id).unwrap_or_default(),
                         },
                     );
                 }

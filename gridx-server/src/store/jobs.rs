@@ -415,7 +415,16 @@ pub fn write_status(
                 done.compile_output,
             ])?,
     };
-    expect_one(changed, id, &format!("{from} -> {to}"))
+    expect_one(changed, id, &format!("{from} -> {to}"))?;
+    // The attempt's live output ends with it: a result carries the whole output, and
+    // a next attempt starts from nothing (`live_output`).
+    if matches!(
+        write,
+        StatusWrite::Requeued { .. } | StatusWrite::Finished(_)
+    ) {
+        super::live_output::clear(conn, id)?;
+    }
+    Ok(())
 }
 
 /// A queued or running job as the queue keeps it in memory.

@@ -7,6 +7,7 @@ pub mod counters;
 pub mod jobs;
 pub mod judge0;
 pub mod ledger;
+pub mod live_output;
 pub mod lock;
 pub mod reader;
 pub mod schema;

@@ -256,6 +256,21 @@ ALTER TABLE jobs ADD COLUMN compile_output TEXT;
 ALTER TABLE replicas ADD COLUMN compile_output_sha256 TEXT;
 "#,
         ),
+        // Live output (docs/api.md, `GET /v1/jobs/{id}/output`): the pieces of a
+        // running attempt's output as its worker sent them, until the job's status is
+        // next written. Pieces of one stream are contiguous: `offset` is in bytes of
+        // the stream's UTF-8 text.
+        M::up(
+            r#"
+CREATE TABLE live_output (
+    job_id  INTEGER NOT NULL REFERENCES jobs(id),
+    stream  TEXT NOT NULL CHECK (stream IN ('stdout', 'stderr')),
+    offset  INTEGER NOT NULL CHECK (offset >= 0),
+    text    TEXT NOT NULL,
+    PRIMARY KEY (job_id, stream, offset)
+) STRICT;
+"#,
+        ),
     ])
 }
 

@@ -68,6 +68,23 @@ pub struct ApiClient {
     resend_delay: Duration,
 }
 
+/// An error answer: the API's error body, or one that is not the API's.
+fn error_answer(status: reqwest::StatusCode, url: String, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => ClientError::Api {
+            status: status.as_u16(),
+            code: body.error.code.as_str().to_owned(),
+            message: body.error.message,
+        },
+        Err(_) => ClientError::Foreign {
+            status: status.as_u16(),
+            what: format!("HTTP {status}"),
+            url,
+            detail: body_detail(bytes),
+        },
+    }
+}
+
 /// A body that is not the API's, described without pasting it: its size and the
 /// start of its first line, quoted (escapes stay escapes).
 fn body_detail(bytes: &[u8]) -> String {
@@ -184,19 +201,7 @@ impl ApiClient {
         if status.is_success() {
             Ok(bytes.into())
         } else {
-            match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => Err(ClientError::Api {
-                    status: status.as_u16(),
-                    code: body.error.code.as_str().to_owned(),
-                    message: body.error.message,
-                }),
-                Err(_) => Err(ClientError::Foreign {
-                    status: status.as_u16(),
-                    what: format!("HTTP {status}"),
-                    url,
-                    detail: body_detail(&bytes),
-                }),
-            }
+            Err(error_answer(status, url, &bytes))
         }
     }
 
@@ -251,6 +256,28 @@ impl ApiClient {
     }
 
     /// One of a job's outputs, the bytes the coordinator stores (UTF-8 text).
+    /// A stream of server-sent events at `path` (`client::follow`): the response once
+    /// its status is a success. It may last as long as the job: no overall timeout.
+    pub async fn stream(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<reqwest::Response, ClientError> {
+        let builder = self
+            .request(reqwest::Method::GET, path)?
+            .query(query)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .timeout(Duration::from_secs(365 * 24 * 3600));
+        let response = builder.send().await.map_err(|e| self.network_error(&e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let url = response.url().to_string();
+        let bytes = response.bytes().await.map_err(|e| self.network_error(&e))?;
+        Err(error_answer(status, url, &bytes))
+    }
+
     pub async fn output(&self, id: JobId, stream: OutputStream) -> Result<Vec<u8>, ClientError> {
         let path = format!("/v1/jobs/{id}/{stream}");
         self.send_raw(self.request(reqwest::Method::GET, &path)?)

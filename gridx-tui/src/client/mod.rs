@@ -2,6 +2,7 @@
 //! nothing of terminals; the dashboard, the REPL and the one-shot commands share it.
 
 pub mod api;
+pub mod follow;
 pub mod live;
 pub mod tls;
 

@@ -31,6 +31,17 @@ pub enum ConsoleCommand {
         #[arg(long)]
         raw: bool,
     },
+    /// Print a job's output so far (stdout, then stderr), or with -f as the job
+    /// prints it, until it ends.
+    Logs {
+        /// Job id.
+        id: JobId,
+        /// Follow: print as the job prints, until it ends; exit with its code, as
+        /// `submit --wait` does (one-shot only; the console and REPL show what is
+        /// there).
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
     /// List your jobs, newest first.
     Jobs {
         /// Only jobs in this state (queued, running, succeeded, failed, timed_out, cancelled, error).

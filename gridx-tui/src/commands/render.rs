@@ -94,6 +94,27 @@ fn lines(outcome: &Outcome) -> Vec<String> {
             }
             lines
         }
+        Outcome::Logs {
+            job_id,
+            stdout,
+            stderr,
+            end,
+        } => {
+            let mut lines = Vec::new();
+            for (name, text) in [("stdout", stdout), ("stderr", stderr)] {
+                if !text.is_empty() {
+                    lines.push(format!("--- {name}"));
+                    lines.extend(text.lines().map(str::to_owned));
+                }
+            }
+            lines.push(match end {
+                Some(end) => format!("[job {job_id} {}]", end_words(end)),
+                None => {
+                    format!("[job {job_id} has not ended: `gridx-tui logs {job_id} -f` follows it]")
+                }
+            });
+            lines
+        }
         Outcome::Output { bytes, .. } => String::from_utf8_lossy(bytes)
             .lines()
             .map(str::to_owned)
@@ -231,6 +252,18 @@ pub fn to_json_text(outcome: &Outcome) -> String {
     }
 }
 
+/// How a followed job ended, in words: `succeeded`, `failed, exit 3`,
+/// `failed: compile_error`.
+pub fn end_words(end: &gridx_proto::api::OutputEnd) -> String {
+    match (end.exit_code, end.reason) {
+        (Some(code), _) if end.status != gridx_proto::JobStatus::Succeeded => {
+            format!("{}, exit {code}", end.status)
+        }
+        (None, Some(reason)) => format!("{}: {reason}", end.status),
+        _ => end.status.to_string(),
+    }
+}
+
 /// Machine-readable output: the API's own JSON shapes.
 pub fn to_json(outcome: &Outcome) -> serde_json::Value {
     let value = match outcome {
@@ -259,6 +292,17 @@ pub fn to_json(outcome: &Outcome) -> serde_json::Value {
             "job_id": job_id,
             "stream": stream,
             "output": String::from_utf8_lossy(bytes),
+        })),
+        Outcome::Logs {
+            job_id,
+            stdout,
+            stderr,
+            end,
+        } => Ok(serde_json::json!({
+            "job_id": job_id,
+            "stdout": stdout,
+            "stderr": stderr,
+            "end": end,
         })),
         Outcome::Jobs(list) => serde_json::to_value(list),
         Outcome::Workers(w) => serde_json::to_value(w),

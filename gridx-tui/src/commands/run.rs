@@ -26,6 +26,13 @@ pub enum Outcome {
         bytes: Vec<u8>,
         raw: bool,
     },
+    /// `logs`: a job's output so far, and how it ended if it did.
+    Logs {
+        job_id: JobId,
+        stdout: String,
+        stderr: String,
+        end: Option<gridx_proto::api::OutputEnd>,
+    },
     Jobs(JobListResponse),
     Workers(WorkersResponse),
     Balance(BalanceResponse),
@@ -208,6 +215,30 @@ pub async fn run(
                 stream,
                 bytes,
                 raw,
+            })
+        }
+        ConsoleCommand::Logs { id, .. } => {
+            let (mut stdout, mut stderr, mut end) = (String::new(), String::new(), None);
+            crate::client::follow::follow_output(client, id, false, |event| {
+                use crate::client::follow::Followed;
+                match event {
+                    Followed::Output(chunk) => match chunk.stream {
+                        OutputStream::Stdout => stdout.push_str(&chunk.text),
+                        OutputStream::Stderr => stderr.push_str(&chunk.text),
+                    },
+                    Followed::Reset => {
+                        stdout.clear();
+                        stderr.clear();
+                    }
+                    Followed::End(e) => end = Some(e),
+                }
+            })
+            .await?;
+            Ok(Outcome::Logs {
+                job_id: id,
+                stdout,
+                stderr,
+                end,
             })
         }
         ConsoleCommand::Jobs {

@@ -798,9 +798,15 @@ fn a_running_jobs_details_fetch_its_output_when_it_ends() {
     use super::state::OutputShown;
     let mut s = client_state();
     s.overlay = Overlay::Detail(JobId(2));
-    // Its view is asked for its result check; the output is not there yet.
+    // Its output is followed as it comes, and its view asked for its result check.
     let (effects, _) = s.update(Msg::Resize);
-    assert_eq!(effects, vec![Effect::FetchOutput(JobId(2))]);
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Follow(Some(JobId(2))),
+            Effect::FetchOutput(JobId(2))
+        ]
+    );
     s.update(Msg::Output {
         job_id: JobId(2),
         result: Ok(Box::new(view_with_output(2, JobStatus::Running, ""))),
@@ -809,9 +815,40 @@ fn a_running_jobs_details_fetch_its_output_when_it_ends() {
         s.update(Msg::Resize).0.is_empty(),
         "nothing more to fetch yet"
     );
+    let piece = |offset, text: &str| Msg::Followed {
+        job_id: JobId(2),
+        event: crate::client::follow::Followed::Output(gridx_proto::api::OutputChunk {
+            stream: gridx_proto::api::OutputStream::Stdout,
+            offset,
+            text: text.into(),
+        }),
+    };
+    assert!(s.update(piece(0, "tick 1\n")).1);
+    s.update(piece(7, "tick 2\n"));
+    assert!(
+        !s.update(piece(3, "out of place")).1,
+        "only what continues it"
+    );
     assert_eq!(
         s.output_shown(&s.jobs[&JobId(2)]),
-        OutputShown::Note("(when the job ends)")
+        OutputShown::Text {
+            stdout: "tick 1\ntick 2\n",
+            stderr: "",
+            compile: None,
+        }
+    );
+    // Its worker was lost and it runs again: the output starts over.
+    s.update(Msg::Followed {
+        job_id: JobId(2),
+        event: crate::client::follow::Followed::Reset,
+    });
+    assert_eq!(
+        s.output_shown(&s.jobs[&JobId(2)]),
+        OutputShown::Text {
+            stdout: "",
+            stderr: "",
+            compile: None,
+        }
     );
     // Another job's end changes nothing here.
     let other = job(9, "alice", Language::Python, JobStatus::Failed);
@@ -823,7 +860,11 @@ fn a_running_jobs_details_fetch_its_output_when_it_ends() {
     let (effects, _) = s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job {
         job: ended,
     }))));
-    assert_eq!(effects, vec![Effect::FetchOutput(JobId(2))]);
+    assert_eq!(
+        effects,
+        vec![Effect::Follow(None), Effect::FetchOutput(JobId(2))],
+        "the stored output replaces what came live"
+    );
 }
 
 #[test]

@@ -41,9 +41,16 @@ fn a_queued_jobs_details_show_why_it_waits_and_ask_again_when_it_moves_on() {
         "its empty output is not taken as final"
     );
     assert!(s.update(Msg::Resize).0.is_empty());
-    // It starts: what held it may have changed, so the view is asked again.
+    // It starts: what held it may have changed, so the view is asked again, and
+    // its output is followed.
     let (effects, _) = s.update(live_job(1, JobStatus::Running));
-    assert_eq!(effects, vec![Effect::FetchOutput(JobId(1))]);
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Follow(Some(JobId(1))),
+            Effect::FetchOutput(JobId(1))
+        ]
+    );
     // Closed: the check goes with the details.
     s.overlay = Overlay::None;
     s.update(Msg::Resize);
@@ -57,7 +64,10 @@ fn a_late_answer_from_while_the_job_ran_does_not_revive_it() {
     s.update(Msg::Resize);
     // The job ends before the answer to the first fetch comes.
     let (effects, _) = s.update(live_job(2, JobStatus::Succeeded));
-    assert_eq!(effects, vec![Effect::FetchOutput(JobId(2))]);
+    assert_eq!(
+        effects,
+        vec![Effect::Follow(None), Effect::FetchOutput(JobId(2))]
+    );
     s.update(Msg::Output {
         job_id: JobId(2),
         result: Ok(Box::new(view_with_output(2, JobStatus::Running, ""))),

@@ -80,6 +80,8 @@ fn leave(mouse: bool) {
 pub async fn run(mut state: AppState, mut sources: Sources) -> std::io::Result<()> {
     let mut terminal = enter(sources.mouse)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    // The followed job's output stream (`Effect::Follow`): one at a time.
+    let mut following: Option<tokio::task::JoinHandle<()>> = None;
     let (stop_tx, stop_rx) = watch::channel(false);
     if let (Some(client), true) = (&sources.client, sources.live)
         && let Some(token) = client.token()
@@ -164,6 +166,28 @@ pub async fn run(mut state: AppState, mut sources: Sources) -> std::io::Result<(
                             let result = Err("no coordinator client here".to_owned());
                             let _ = tx.send(Msg::Output { job_id, result });
                         }
+                    }
+                }
+                Effect::Follow(job) => {
+                    if let Some(task) = following.take() {
+                        task.abort();
+                    }
+                    if let (Some(job_id), Some(client)) = (job, sources.client.clone()) {
+                        let tx = tx.clone();
+                        following = Some(tokio::spawn(async move {
+                            let sent = crate::client::follow::follow_output(
+                                &client,
+                                job_id,
+                                true,
+                                |event| {
+                                    let _ = tx.send(Msg::Followed { job_id, event });
+                                },
+                            )
+                            .await;
+                            if let Err(e) = sent {
+                                tracing::info!(job = %job_id, error = %e, "stopped following a job's output");
+                            }
+                        }));
                     }
                 }
                 Effect::SetTheme(name) => {

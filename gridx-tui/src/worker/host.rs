@@ -103,8 +103,14 @@ pub enum HostExit {
 
 enum JobUpdate {
     Started(JobAttempt),
+    /// Bytes a running job printed (live output, `super::live`).
+    Output(JobAttempt, gridx_proto::api::OutputStream, Vec<u8>),
     Finished(JobAttempt, RunOutcome),
 }
+
+/// How often a running job's new output goes to the coordinator: at most two
+/// `output` messages per stream per second (the coordinator allows four).
+const LIVE_FLUSH: Duration = Duration::from_millis(500);
 
 struct Running {
     stop: StopToken,
@@ -132,6 +138,11 @@ pub struct WorkerHost {
     /// The coordinator of the current session reads `refused`; to one that does not,
     /// an assignment past the caps is run all the same (`admission::judge`).
     coordinator_reads_refused: bool,
+    /// The coordinator of the current session reads `output`: running jobs' output
+    /// goes to it as it comes, not only with `finished`.
+    coordinator_reads_output: bool,
+    /// What each running job printed so far, and how much of it this session sent.
+    live: HashMap<JobAttempt, super::live::LiveOutput>,
     /// The coordinator of the current session is shutting down: no new jobs, and once
     /// the running ones have reported, close and reconnect with backoff. A volunteer's
     /// worker must ride out a coordinator restart, not exit with it.
@@ -200,6 +211,8 @@ impl WorkerHost {
             updates_rx,
             draining: false,
             coordinator_reads_refused: false,
+            coordinator_reads_output: false,
+            live: HashMap::new(),
             coordinator_draining: false,
         }
     }
@@ -293,8 +306,15 @@ impl WorkerHost {
                 worker_id,
                 heartbeat_s,
                 reads_refused,
+                reads_output,
             } = welcomed;
             self.coordinator_reads_refused = reads_refused;
+            self.coordinator_reads_output = reads_output;
+            // A new session: the coordinator keeps what it had, and takes only what is
+            // new from a resend from the start.
+            for live in self.live.values_mut() {
+                live.resend();
+            }
             self.emit(WorkerEvent::Connected {
                 worker_id,
                 heartbeat_s,
@@ -387,8 +407,14 @@ impl WorkerHost {
     }
 
     fn record_offline(&mut self, update: JobUpdate) {
+        if let JobUpdate::Output(attempt, stream, bytes) = &update
+            && let Some(live) = self.live.get_mut(attempt)
+        {
+            live.push(*stream, bytes);
+        }
         if let JobUpdate::Finished(attempt, outcome) = update {
             self.running.remove(&attempt);
+            self.live.remove(&attempt);
             self.emit(WorkerEvent::JobFinished {
                 job_id: attempt.job_id,
                 attempt: attempt.attempt,
@@ -436,6 +462,8 @@ impl WorkerHost {
         // waits before calling a worker lost means the link is dead (a partition sends
         // no FIN), so reconnect instead of waiting for TCP to give up.
         let silence_limit = period * gridx_proto::protocol::SILENT_HEARTBEATS;
+        let mut live_flush = tokio::time::interval(LIVE_FLUSH);
+        live_flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = tokio::time::Instant::now();
         self.coordinator_draining = false;
         loop {
@@ -467,11 +495,24 @@ impl WorkerHost {
                         silence_limit.as_secs()
                     ));
                 }
+                _ = live_flush.tick(), if self.coordinator_reads_output && !self.live.is_empty() => {
+                    if let Err(e) = self.send_live_output(&mut socket).await {
+                        return SessionEnd::Lost(e.to_string());
+                    }
+                }
                 Some(update) = self.updates_rx.recv() => {
                     let message = match update {
                         JobUpdate::Started(a) => WorkerMessage::Started { job_id: a.job_id, attempt: a.attempt },
+                        JobUpdate::Output(a, stream, bytes) => {
+                            if let Some(live) = self.live.get_mut(&a) {
+                                live.push(stream, &bytes);
+                            }
+                            continue;
+                        }
                         JobUpdate::Finished(a, outcome) => {
                             self.running.remove(&a);
+                            // The result carries the whole output.
+                            self.live.remove(&a);
                             self.emit(WorkerEvent::JobFinished { job_id: a.job_id, attempt: a.attempt, outcome: Box::new(outcome.clone()) });
                             WorkerMessage::Finished { job_id: a.job_id, attempt: a.attempt, outcome }
                         }
@@ -509,6 +550,23 @@ impl WorkerHost {
                 }
             }
         }
+    }
+
+    /// Every running job's output that this session has not sent yet.
+    async fn send_live_output(&mut self, socket: &mut Socket) -> Result<(), LinkError> {
+        for (attempt, live) in &mut self.live {
+            for piece in live.unsent() {
+                let message = WorkerMessage::Output {
+                    job_id: attempt.job_id,
+                    attempt: attempt.attempt,
+                    stream: piece.stream,
+                    offset: piece.offset,
+                    text: piece.text,
+                };
+                link::send(socket, &message).await?;
+            }
+        }
+        Ok(())
     }
 
     /// A heartbeat with a fresh metrics sample, the attempts held, and whether this
@@ -644,6 +702,14 @@ impl WorkerHost {
             (job.spec.timeout_s, job.spec.memory_mb, job.spec.priority);
         let held_mb = memory_mb;
         let token = stop.clone();
+        // The job's output as it is read, in order with its other updates.
+        let sink = {
+            let updates = updates.clone();
+            super::exec::output::LiveSink(Arc::new(move |stream, bytes: &[u8]| {
+                let _ = updates.send(JobUpdate::Output(key, stream, bytes.to_vec()));
+            }))
+        };
+        self.live.insert(key, super::live::LiveOutput::default());
         let task = tokio::spawn(async move {
             let workspace = match Workspace::create(&work_dir, job.job_id.0, attempt) {
                 Ok(ws) => ws,
@@ -670,6 +736,7 @@ impl WorkerHost {
                 attempt,
                 spec: job.spec,
                 workspace: workspace.path().to_owned(),
+                live: Some(sink),
             };
             let outcome = executor.run(run, token).await;
             drop(workspace);
@@ -891,6 +958,7 @@ mod tests {
                 worker_id: WorkerId(1),
                 heartbeat_s: 1,
                 reads_refused,
+                reads_output: false,
             };
             send(&mut ws, &welcome).await;
             send(&mut ws, &assign(7, 513)).await;

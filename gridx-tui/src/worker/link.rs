@@ -141,6 +141,8 @@ pub struct Welcomed {
     pub heartbeat_s: u32,
     /// The coordinator reads `refused` (docs/protocol.md §2).
     pub reads_refused: bool,
+    /// The coordinator reads `output` (docs/protocol.md §2).
+    pub reads_output: bool,
 }
 
 /// Connects and completes the handshake. Returns the socket with what `welcome` said.
@@ -177,12 +179,14 @@ pub async fn handshake(
             worker_id,
             heartbeat_s,
             reads_refused,
+            reads_output,
         })) => Ok((
             socket,
             Welcomed {
                 worker_id,
                 heartbeat_s: heartbeat_s.max(1),
                 reads_refused,
+                reads_output,
             },
         )),
         Some(Ok(CoordinatorMessage::Reject { code, message })) => {

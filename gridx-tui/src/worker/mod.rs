@@ -6,5 +6,6 @@ pub mod exec;
 pub mod host;
 pub mod images;
 pub mod link;
+pub mod live;
 pub mod monitor;
 pub mod workspace;

@@ -229,6 +229,7 @@ impl State {
                 timeout_s: job.timeout_s,
                 started: false,
                 check: job.check.clone(),
+                live: [0, 0],
             },
         );
         fx.changed_jobs.push(job.id);

@@ -4,6 +4,7 @@
 mod accounts;
 mod dispatch;
 mod jobs;
+mod live;
 pub(super) mod sessions;
 #[cfg(test)]
 mod tests;

@@ -232,6 +232,13 @@ impl State {
                 }
                 self.finish_running(conn, job_id, outcome, fx)
             }
+            WorkerMessage::Output {
+                job_id,
+                attempt,
+                stream,
+                offset,
+                text,
+            } => self.live_output(conn, worker_id, job_id, attempt, stream, offset, text, fx),
             WorkerMessage::Refused {
                 job_id,
                 attempt,

@@ -225,6 +225,9 @@ pub struct AppState {
     pub outputs: BTreeMap<JobId, JobOutput>,
     /// The open details' job's result check (client mode only; `JobCheck`).
     pub checks: BTreeMap<JobId, JobCheck>,
+    /// The running job whose output the open details follow as it comes (client
+    /// mode; `Effect::Follow`).
+    pub following: Option<JobId>,
     pub workers: BTreeMap<WorkerId, WorkerView>,
     pub ledger: VecDeque<LedgerEntryView>,
     pub selected: [usize; 5],
@@ -276,6 +279,7 @@ impl AppState {
             max_jobs: 10_000,
             outputs: BTreeMap::new(),
             checks: BTreeMap::new(),
+            following: None,
             workers: BTreeMap::new(),
             ledger: VecDeque::new(),
             selected: [0; 5],

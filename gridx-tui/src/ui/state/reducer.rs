@@ -28,6 +28,9 @@ pub enum Effect {
     /// the details overlay opened on it, for its result check and, once it has
     /// ended, its output.
     FetchOutput(JobId),
+    /// Follow this running job's output as it comes (`GET /v1/jobs/{id}/output`),
+    /// answering with `Msg::Followed`; `None`: stop following. One at a time.
+    Follow(Option<JobId>),
 }
 
 /// What can happen to the dashboard.
@@ -48,6 +51,11 @@ pub enum Msg {
     Output {
         job_id: JobId,
         result: Result<Box<JobView>, String>,
+    },
+    /// An event of the followed job's output stream (`Effect::Follow`).
+    Followed {
+        job_id: JobId,
+        event: crate::client::follow::Followed,
     },
     Worker(WorkerEvent),
     /// The clock, for ages and durations of running jobs.
@@ -98,6 +106,7 @@ impl AppState {
             }
             Msg::Output { job_id, result } => self.on_output(job_id, result),
             Msg::Worker(event) => self.on_worker_event(event),
+            Msg::Followed { job_id, event } => self.on_followed(job_id, event),
         };
         let fetching = self.sync_output(&mut effects);
         self.keep_selection(before, anchors);
@@ -121,6 +130,30 @@ impl AppState {
         };
         self.outputs.retain(|id, _| Some(*id) == open);
         self.checks.retain(|id, _| Some(*id) == open);
+        // The open details of a running job follow its output as it comes.
+        let follow = open.filter(|id| {
+            self.jobs
+                .get(id)
+                .is_some_and(|j| j.status == JobStatus::Running)
+        });
+        if follow != self.following {
+            // What came live gives way to the stored output once the job ended.
+            if let Some(old) = self.following {
+                self.outputs.remove(&old);
+            }
+            self.following = follow;
+            effects.push(Effect::Follow(follow));
+            if let Some(id) = follow {
+                self.outputs.insert(
+                    id,
+                    JobOutput::Loaded {
+                        stdout: String::new(),
+                        stderr: String::new(),
+                        compile: None,
+                    },
+                );
+            }
+        }
         let Some((id, status)) = open.and_then(|id| self.jobs.get(&id).map(|j| (id, j.status)))
         else {
             return false;
@@ -144,6 +177,49 @@ impl AppState {
             effects.push(Effect::FetchOutput(id));
         }
         want_output || want_check
+    }
+
+    /// A piece of the followed job's output: appended where it continues what is
+    /// shown; a reset clears it; at the end the job's whole view is fetched, for its
+    /// compile output and anything the stream did not carry.
+    fn on_followed(&mut self, job_id: JobId, event: crate::client::follow::Followed) -> bool {
+        use crate::client::follow::Followed;
+        if self.overlay != Overlay::Detail(job_id) {
+            return false;
+        }
+        match event {
+            Followed::Output(chunk) => {
+                if let Some(JobOutput::Loaded { stdout, stderr, .. }) =
+                    self.outputs.get_mut(&job_id)
+                {
+                    let text = match chunk.stream {
+                        gridx_proto::api::OutputStream::Stdout => stdout,
+                        gridx_proto::api::OutputStream::Stderr => stderr,
+                    };
+                    if chunk.offset as usize == text.len() {
+                        text.push_str(&chunk.text);
+                        return true;
+                    }
+                }
+                false
+            }
+            Followed::Reset => {
+                self.outputs.insert(
+                    job_id,
+                    JobOutput::Loaded {
+                        stdout: String::new(),
+                        stderr: String::new(),
+                        compile: None,
+                    },
+                );
+                true
+            }
+            Followed::End(_) => {
+                // The ended job's own view is fetched as for any ended job.
+                self.outputs.remove(&job_id);
+                true
+            }
+        }
     }
 
     fn on_output(&mut self, job_id: JobId, result: Result<Box<JobView>, String>) -> bool {

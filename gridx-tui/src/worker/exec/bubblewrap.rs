@@ -177,7 +177,18 @@ impl BubblewrapExecutor {
     }
 
     /// Runs a plan inside a fresh cgroup of its own, removed afterwards.
-    async fn run_plan(&self, job: &JobRun, mut plan: ProcessPlan, stop: StopToken) -> RunOutcome {
+    async fn run_plan(&self, job: &JobRun, plan: ProcessPlan, stop: StopToken) -> RunOutcome {
+        self.run_tapped(job, plan, stop, (None, None)).await
+    }
+
+    /// [`Self::run_plan`] with the job's live taps.
+    async fn run_tapped(
+        &self,
+        job: &JobRun,
+        mut plan: ProcessPlan,
+        stop: StopToken,
+        taps: (Option<super::output::Tap>, Option<super::output::Tap>),
+    ) -> RunOutcome {
         if let Some(cgroups) = &self.cgroups {
             static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let name = format!(
@@ -211,7 +222,7 @@ impl BubblewrapExecutor {
             }
         }
         let group = plan.cgroup.clone();
-        let outcome = process::run(plan, stop).await;
+        let outcome = process::run_tapped(plan, stop, taps).await;
         // Every process of the job was killed through the group before `run` returned.
         // The last handle goes in the background: removing the directories waits for
         // the kernel to finish reaping (rmdir answers EBUSY until then), and the
@@ -416,7 +427,8 @@ impl Executor for BubblewrapExecutor {
         Box::pin(async move {
             let marker = toolchain::new_marker();
             let plan = self.plan(&job, &marker);
-            let mut outcome = self.run_plan(&job, plan, stop).await;
+            let taps = job.taps(&marker);
+            let mut outcome = self.run_tapped(&job, plan, stop, taps).await;
             toolchain::split_compile_output(
                 job.spec.language,
                 &marker,
@@ -443,6 +455,7 @@ fn bash_probe() -> JobRun {
             max_output_bytes: 4096,
         },
         workspace: std::env::temp_dir(),
+        live: None,
     }
 }
 
@@ -554,7 +567,8 @@ impl Executor for UnsandboxedExecutor {
                 max_output_bytes: spec.max_output_bytes,
                 max_stderr_bytes: toolchain::stderr_capacity(spec.language, spec.max_output_bytes),
             };
-            let mut outcome = process::run(plan, stop).await;
+            let taps = job.taps(&marker);
+            let mut outcome = process::run_tapped(plan, stop, taps).await;
             toolchain::split_compile_output(
                 spec.language,
                 &marker,
@@ -605,6 +619,7 @@ mod tests {
                 max_output_bytes: 64 * 1024,
             },
             workspace: std::env::temp_dir(),
+            live: None,
         }
     }
 

@@ -406,6 +406,7 @@ impl DockerExecutor {
         let cap = spec.max_output_bytes;
         let stderr_cap = toolchain::stderr_capacity(spec.language, cap);
         let marker = toolchain::new_marker();
+        let (mut stdout_tap, mut stderr_tap) = job.taps(&marker);
         let reader = tokio::spawn(async move {
             let mut stdout = CappedBuffer::new(cap);
             let mut stderr = CappedBuffer::new(stderr_cap);
@@ -414,9 +415,17 @@ impl DockerExecutor {
             while let Some(frame) = output.next().await {
                 match frame {
                     Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                        stdout.push(&message)
+                        stdout.push(&message);
+                        if let Some(tap) = &mut stdout_tap {
+                            tap.push(&message);
+                        }
                     }
-                    Ok(LogOutput::StdErr { message }) => stderr.push(&message),
+                    Ok(LogOutput::StdErr { message }) => {
+                        stderr.push(&message);
+                        if let Some(tap) = &mut stderr_tap {
+                            tap.push(&message);
+                        }
+                    }
                     Ok(LogOutput::StdIn { .. }) => {}
                     Err(_) => break,
                 }

@@ -33,6 +33,27 @@ pub struct JobRun {
     /// A fresh, empty directory for this attempt on the host, removed afterwards by
     /// the caller. Executors write the job's source file into it.
     pub workspace: PathBuf,
+    /// Where the output goes as it is read, for live output; `None`: only at the end.
+    pub live: Option<output::LiveSink>,
+}
+
+impl JobRun {
+    /// The taps of stdout and stderr into [`JobRun::live`], if any: each passes on at
+    /// most the job's cap, and a compiled language's stderr only after the compiler's
+    /// part (`toolchain`, whose `marker` this attempt uses).
+    pub fn taps(&self, marker: &str) -> (Option<output::Tap>, Option<output::Tap>) {
+        let Some(sink) = &self.live else {
+            return (None, None);
+        };
+        let cap = self.spec.max_output_bytes;
+        let stdout = output::Tap::new(sink.clone(), gridx_proto::api::OutputStream::Stdout, cap);
+        let mut stderr =
+            output::Tap::new(sink.clone(), gridx_proto::api::OutputStream::Stderr, cap);
+        if self.spec.language.is_compiled() {
+            stderr = stderr.after_marker(marker);
+        }
+        (Some(stdout), Some(stderr))
+    }
 }
 
 /// Why cancellation happened, so the outcome can say so.

@@ -7,7 +7,7 @@
 //! is reported as `sandbox_error` and not as the job's own failure.
 
 use super::cgroup::JobCgroup;
-use super::output::CappedBuffer;
+use super::output::{CappedBuffer, Tap};
 use super::{StopReason, StopToken};
 use gridx_proto::job::{RunEnd, RunOutcome};
 use std::path::PathBuf;
@@ -154,6 +154,16 @@ fn uids_in_use() -> std::collections::HashSet<u32> {
 
 /// Runs the plan to its end and reports how it ended.
 pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
+    run_tapped(plan, stop, (None, None)).await
+}
+
+/// [`run`], passing stdout and stderr to the job's live taps as they are read.
+pub async fn run_tapped(
+    plan: ProcessPlan,
+    stop: StopToken,
+    taps: (Option<Tap>, Option<Tap>),
+) -> RunOutcome {
+    let (stdout_tap, stderr_tap) = taps;
     let started = Instant::now();
     let mut command = Command::new(&plan.program);
     command
@@ -319,11 +329,11 @@ pub async fn run(plan: ProcessPlan, stop: StopToken) -> RunOutcome {
     let stdout = child
         .stdout
         .take()
-        .map(|s| tokio::spawn(drain(s, plan.max_output_bytes)));
+        .map(|s| tokio::spawn(drain(s, plan.max_output_bytes, stdout_tap)));
     let stderr = child
         .stderr
         .take()
-        .map(|s| tokio::spawn(drain(s, plan.max_stderr_bytes)));
+        .map(|s| tokio::spawn(drain(s, plan.max_stderr_bytes, stderr_tap)));
 
     let mut killed_for: Option<RunEnd> = None;
     let status = tokio::select! {
@@ -613,13 +623,18 @@ fn kill_group(pgid: Option<i32>) {
     }
 }
 
-async fn drain(mut pipe: impl AsyncRead + Unpin, cap: usize) -> CappedBuffer {
+async fn drain(mut pipe: impl AsyncRead + Unpin, cap: usize, mut tap: Option<Tap>) -> CappedBuffer {
     let mut buffer = CappedBuffer::new(cap);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         match pipe.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => buffer.push(&chunk[..n]),
+            Ok(n) => {
+                buffer.push(&chunk[..n]);
+                if let Some(tap) = &mut tap {
+                    tap.push(&chunk[..n]);
+                }
+            }
         }
     }
     buffer

@@ -1,0 +1,262 @@
+//! Live output over a real coordinator (docs/api.md, `GET /v1/jobs/{id}/output`; the
+//! worker's `output`, docs/protocol.md §3): a viewer sees a running job's output as
+//! its worker sends it; resends and gaps do not garble it; a coordinator restart
+//! loses none of it; and what a viewer put together equals the stored output.
+
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
+
+mod support;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use gridx_proto::JobId;
+use gridx_proto::api::{OutputChunk, OutputEnd, OutputStream};
+use gridx_proto::job::RunEnd;
+use gridx_proto::protocol::{JobAttempt, WorkerMessage};
+use std::time::Duration;
+use support::{FakeWorker, TestServer};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Output(OutputChunk),
+    Reset,
+    End(OutputEnd),
+}
+
+/// Opens `GET /v1/jobs/{id}/output` and passes each event on as it comes.
+async fn viewer(
+    server: &TestServer,
+    token: &str,
+    id: JobId,
+    follow: bool,
+) -> mpsc::UnboundedReceiver<Seen> {
+    let response = server
+        .http
+        .get(server.url(&format!("/v1/jobs/{id}/output?follow={follow}")))
+        .bearer_auth(token)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .expect("the stream opens");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"))
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut events = response.bytes_stream().eventsource();
+        while let Some(Ok(event)) = events.next().await {
+            let seen = match event.event.as_str() {
+                "output" => Seen::Output(serde_json::from_str(&event.data).expect("a chunk")),
+                "reset" => Seen::Reset,
+                "end" => Seen::End(serde_json::from_str(&event.data).expect("an end")),
+                other => panic!("unknown event {other}"),
+            };
+            if tx.send(seen).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Option<Seen> {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("an event in time")
+}
+
+fn output(stream: OutputStream, offset: u64, text: &str) -> Seen {
+    Seen::Output(OutputChunk {
+        stream,
+        offset,
+        text: text.into(),
+    })
+}
+
+fn piece(job: JobId, attempt: u32, stream: OutputStream, offset: u64, text: &str) -> WorkerMessage {
+    WorkerMessage::Output {
+        job_id: job,
+        attempt,
+        stream,
+        offset,
+        text: text.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_follows_a_running_job_across_a_coordinator_restart() {
+    let server = TestServer::start().await;
+    let alice = server.add_user("alice", 10);
+    let bob = server.add_user("bob", 10);
+    server.add_user("carol", 0);
+    let (_, token) = server.add_worker("carol");
+    let mut worker = FakeWorker::connect(&server, &token, 1).await;
+    let job = server.submit_ok(&alice, "echo tick").await;
+    let (job_id, attempt, _) = worker.expect_assign().await;
+    assert_eq!(job_id, job);
+    worker
+        .send(WorkerMessage::Started { job_id, attempt })
+        .await;
+
+    // Another user's job is not theirs to watch.
+    let other = server
+        .http
+        .get(server.url(&format!("/v1/jobs/{job}/output")))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(other.status(), 404);
+
+    let mut seen = viewer(&server, &alice, job, true).await;
+    let (out, err) = (OutputStream::Stdout, OutputStream::Stderr);
+    worker.send(piece(job, attempt, out, 0, "tick 1\n")).await;
+    assert_eq!(next(&mut seen).await, Some(output(out, 0, "tick 1\n")));
+    // A resend that overlaps: only what is new comes through.
+    worker
+        .send(piece(job, attempt, out, 0, "tick 1\ntick 2\n"))
+        .await;
+    assert_eq!(next(&mut seen).await, Some(output(out, 7, "tick 2\n")));
+    // A gap (pieces lost on the way) and a superseded attempt are dropped.
+    worker.send(piece(job, attempt, out, 100, "lost\n")).await;
+    worker
+        .send(piece(job, attempt + 1, out, 14, "stale\n"))
+        .await;
+    worker.send(piece(job, attempt, err, 0, "warn\n")).await;
+    assert_eq!(next(&mut seen).await, Some(output(err, 0, "warn\n")));
+
+    // A late viewer gets what is stored, from the start.
+    let mut late = viewer(&server, &alice, job, false).await;
+    assert_eq!(
+        next(&mut late).await,
+        Some(output(out, 0, "tick 1\ntick 2\n"))
+    );
+    assert_eq!(next(&mut late).await, Some(output(err, 0, "warn\n")));
+    assert_eq!(
+        next(&mut late).await,
+        None,
+        "follow=false closes after what is there"
+    );
+
+    // The coordinator restarts while the job runs: the stream closes, the worker
+    // reconnects with its job and sends its output again from the start.
+    drop(worker);
+    let server = server.restart().await;
+    assert_eq!(
+        next(&mut seen).await,
+        None,
+        "the old stream ended with its coordinator"
+    );
+    let running = vec![JobAttempt {
+        job_id: job,
+        attempt,
+    }];
+    let mut worker = FakeWorker::connect_with(&server, &token, 1, running)
+        .await
+        .expect("the worker rejoins");
+    let mut seen = viewer(&server, &alice, job, true).await;
+    assert_eq!(
+        next(&mut seen).await,
+        Some(output(out, 0, "tick 1\ntick 2\n"))
+    );
+    assert_eq!(next(&mut seen).await, Some(output(err, 0, "warn\n")));
+    worker
+        .send(piece(job, attempt, out, 0, "tick 1\ntick 2\ntick 3\n"))
+        .await;
+    assert_eq!(next(&mut seen).await, Some(output(out, 14, "tick 3\n")));
+
+    // It ends: the rest of the output comes from the result, then `end`.
+    worker
+        .finish(
+            job,
+            attempt,
+            RunEnd::Exited,
+            Some(0),
+            "tick 1\ntick 2\ntick 3\ndone\n",
+        )
+        .await;
+    let mut stdout = "tick 1\ntick 2\ntick 3\n".to_owned();
+    loop {
+        match next(&mut seen).await {
+            Some(Seen::Output(chunk)) => {
+                assert_eq!(chunk.stream, out);
+                assert_eq!(chunk.offset as usize, stdout.len(), "contiguous");
+                stdout.push_str(&chunk.text);
+            }
+            Some(Seen::End(end)) => {
+                assert_eq!(end.exit_code, Some(0));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(next(&mut seen).await, None, "the stream closes after `end`");
+    let view = server.job(&alice, job).await;
+    assert_eq!(
+        view["stdout"],
+        stdout.as_str(),
+        "the pieces put together are the output"
+    );
+    // Live pieces go once the job ends; a viewer now gets the stored output whole.
+    let mut after = viewer(&server, &alice, job, true).await;
+    assert_eq!(next(&mut after).await, Some(output(out, 0, &stdout)));
+    assert!(matches!(next(&mut after).await, Some(Seen::End(_))));
+    server.assert_ledger_ok();
+}
+
+/// A job whose worker is lost mid-run: its viewer is told to start over, and the
+/// next attempt's output starts from offset 0.
+#[tokio::test]
+async fn a_lost_attempt_resets_the_viewer() {
+    let server = TestServer::start_with(|c| c.heartbeat_s = 1).await;
+    let alice = server.add_user("alice", 10);
+    server.add_user("carol", 0);
+    server.add_user("dave", 0);
+    let (_, token) = server.add_worker("carol");
+    let mut worker = FakeWorker::connect(&server, &token, 1).await;
+    let job = server.submit_ok(&alice, "echo tick").await;
+    let (_, attempt, _) = worker.expect_assign().await;
+    worker
+        .send(WorkerMessage::Started {
+            job_id: job,
+            attempt,
+        })
+        .await;
+    let mut seen = viewer(&server, &alice, job, true).await;
+    worker
+        .send(piece(job, attempt, OutputStream::Stdout, 0, "first try\n"))
+        .await;
+    assert_eq!(
+        next(&mut seen).await,
+        Some(output(OutputStream::Stdout, 0, "first try\n"))
+    );
+    // The worker vanishes; its lease runs out and the job waits for another.
+    drop(worker);
+    assert_eq!(next(&mut seen).await, Some(Seen::Reset));
+    let (_, token2) = server.add_worker("dave");
+    let mut second = FakeWorker::connect(&server, &token2, 1).await;
+    let (_, attempt2, _) = second.expect_assign().await;
+    assert!(attempt2 > attempt);
+    second
+        .send(WorkerMessage::Started {
+            job_id: job,
+            attempt: attempt2,
+        })
+        .await;
+    second
+        .send(piece(job, attempt2, OutputStream::Stdout, 0, "second\n"))
+        .await;
+    assert_eq!(
+        next(&mut seen).await,
+        Some(output(OutputStream::Stdout, 0, "second\n"))
+    );
+    second.run_ok(job, attempt2, "second\n").await;
+    assert!(matches!(next(&mut seen).await, Some(Seen::End(_))));
+    server.assert_ledger_ok();
+}
