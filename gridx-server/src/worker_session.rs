@@ -799,6 +799,27 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn output_passes_in_a_burst_then_at_eight_a_second_per_slot() {
+        let start = Instant::now();
+        let mut rate = HeartbeatRate::outputs(2, start);
+        let passed = (0..1000).filter(|_| rate.allow(start)).count();
+        assert_eq!(passed, OUTPUT_BURST as usize, "the burst");
+        let later = start + Duration::from_secs(1);
+        let passed = (0..1000).filter(|_| rate.allow(later)).count();
+        assert_eq!(
+            passed,
+            2 * OUTPUTS_PER_SECOND_PER_SLOT as usize,
+            "two slots' worth"
+        );
+        // The reference worker's pace (two pieces per stream a second) never waits.
+        let mut rate = HeartbeatRate::outputs(1, start);
+        for tick in 0..1000u64 {
+            let at = start + Duration::from_millis(500 * tick);
+            assert!(rate.allow(at) && rate.allow(at), "{tick}");
+        }
+    }
+
+    #[tokio::test]
     async fn heartbeats_pass_in_a_burst_then_at_four_per_interval() {
         let start = Instant::now();
         let mut rate = HeartbeatRate::new(5, start);

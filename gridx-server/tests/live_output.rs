@@ -260,3 +260,78 @@ async fn a_lost_attempt_resets_the_viewer() {
     assert!(matches!(next(&mut seen).await, Some(Seen::End(_))));
     server.assert_ledger_ok();
 }
+
+/// A worker that sends more than the output cap, faster than the protocol's rate, and
+/// a piece larger than a piece may be: the coordinator keeps the cap's worth, slows the
+/// worker down instead of dropping pieces, and ends the session on the oversized one.
+#[tokio::test]
+async fn a_flood_of_output_is_capped_slowed_and_bounded() {
+    let server = TestServer::start_with(|c| c.limits.max_output_bytes = 4096).await;
+    let alice = server.add_user("alice", 10);
+    server.add_user("carol", 0);
+    let (_, token) = server.add_worker("carol");
+    let mut worker = FakeWorker::connect(&server, &token, 1).await;
+    let job = server.submit_ok(&alice, "echo flood").await;
+    let (_, attempt, _) = worker.expect_assign().await;
+    worker
+        .send(WorkerMessage::Started {
+            job_id: job,
+            attempt,
+        })
+        .await;
+    // 80 pieces of 100 bytes: past the cap (4096), and past the burst (64) at one
+    // slot's rate (8 a second), so the last 16 are read about 2 s later (the bucket
+    // itself is unit-tested in worker_session.rs).
+    for i in 0..80u64 {
+        worker
+            .send(piece(
+                job,
+                attempt,
+                OutputStream::Stdout,
+                i * 100,
+                &"x".repeat(100),
+            ))
+            .await;
+    }
+    let mut seen = viewer(&server, &alice, job, true).await;
+    let mut stored = 0usize;
+    while stored < 4096 {
+        match next(&mut seen).await {
+            Some(Seen::Output(chunk)) => stored += chunk.text.len(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(stored, 4096, "exactly the cap");
+    // The flood was read at the session's rate, not dropped: a heartbeat sent after it
+    // is read after the last piece, and the session is still up.
+    worker
+        .heartbeat(vec![JobAttempt {
+            job_id: job,
+            attempt,
+        }])
+        .await;
+    let (status, _) = server.get_json(&alice, "/v1/workers").await;
+    assert_eq!(status, 200);
+    // A piece over 64 KiB is a decode error: the session ends, with a close frame.
+    worker
+        .send(piece(
+            job,
+            attempt,
+            OutputStream::Stderr,
+            0,
+            &"y".repeat(64 * 1024 + 1),
+        ))
+        .await;
+    let mut closed = false;
+    for _ in 0..20 {
+        match worker.recv(1).await {
+            None => {
+                closed = true;
+                break;
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(closed, "an oversized piece ends the session");
+    server.assert_ledger_ok();
+}
