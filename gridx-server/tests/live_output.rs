@@ -324,12 +324,9 @@ async fn a_flood_of_output_is_capped_slowed_and_bounded() {
         .await;
     let mut closed = false;
     for _ in 0..20 {
-        match worker.recv(1).await {
-            None => {
-                closed = true;
-                break;
-            }
-            Some(_) => {}
+        if worker.recv(1).await.is_none() {
+            closed = true;
+            break;
         }
     }
     assert!(closed, "an oversized piece ends the session");
