@@ -84,6 +84,15 @@ async fn run(executor: &Arc<dyn Executor>, spec: JobSpec) -> RunOutcome {
 }
 
 async fn run_with(executor: &Arc<dyn Executor>, spec: JobSpec, stop: StopToken) -> RunOutcome {
+    run_live(executor, spec, stop, None).await
+}
+
+async fn run_live(
+    executor: &Arc<dyn Executor>,
+    spec: JobSpec,
+    stop: StopToken,
+    live: Option<gridx_tui::worker::exec::output::LiveSink>,
+) -> RunOutcome {
     let base = tempfile::tempdir().unwrap();
     let id = {
         let mut b = [0u8; 4];
@@ -96,7 +105,7 @@ async fn run_with(executor: &Arc<dyn Executor>, spec: JobSpec, stop: StopToken) 
         attempt: 1,
         spec,
         workspace: workspace.path().to_owned(),
-        live: None,
+        live,
     };
     let outcome = executor.run(job, stop).await;
     drop(workspace);
@@ -237,6 +246,71 @@ async fn compiled_languages_compile_run_and_fail_to_compile(executor: Arc<dyn Ex
         }
     });
     futures_util::future::join_all(runs).await;
+}
+
+/// What an executor hands the live sink while a job runs, put together, is the
+/// job's final stdout and stderr, bytes turned into text as the worker host turns them
+/// (`worker::live`): also for a compiled language, whose stderr goes live only after
+/// the compiler's part, and for output past the job's cap.
+async fn live_output_is_the_final_output(executor: Arc<dyn Executor>) {
+    use gridx_proto::api::OutputStream;
+    use gridx_tui::worker::exec::output::LiveSink;
+    use gridx_tui::worker::live::LiveOutput;
+    use std::sync::Mutex;
+    let cases = [
+        (
+            Language::Bash,
+            "for i in 1 2 3; do echo out $i; echo err $i >&2; sleep 0.2; done; printf '\\xff\\xfeend'",
+            1024 * 1024,
+        ),
+        (
+            Language::C,
+            "#include <stdio.h>\n#include <unistd.h>\nint main(void){ int unused; for(int i=0;i<3;i++){printf(\"out %d\\n\",i);fflush(stdout);fprintf(stderr,\"err %d\\n\",i);usleep(200000);} return 0; }",
+            1024 * 1024,
+        ),
+        (
+            Language::Bash,
+            "yes 0123456789 | head -c 100000; yes e | head -c 5000 >&2",
+            4000,
+        ),
+    ];
+    for (language, code, cap) in cases {
+        let live = Arc::new(Mutex::new(LiveOutput::default()));
+        let sink = {
+            let live = live.clone();
+            LiveSink(Arc::new(move |stream, bytes: &[u8]| {
+                live.lock().unwrap().push(stream, bytes)
+            }))
+        };
+        let mut s = spec(language, code);
+        s.max_output_bytes = cap;
+        let outcome = run_live(&executor, s, StopToken::new(), Some(sink)).await;
+        assert_eq!(outcome.end, RunEnd::Exited, "{language}: {outcome:?}");
+        let mut sent = [String::new(), String::new()];
+        for piece in live.lock().unwrap().unsent() {
+            let at = usize::from(piece.stream == OutputStream::Stderr);
+            assert_eq!(piece.offset as usize, sent[at].len());
+            sent[at].push_str(&piece.text);
+        }
+        for (what, live, end) in [
+            ("stdout", &sent[0], &outcome.stdout),
+            ("stderr", &sent[1], &outcome.stderr),
+        ] {
+            assert!(
+                end.starts_with(live.as_str()),
+                "{language} {what}: {live:?} vs {end:?}"
+            );
+            // At most an incomplete character at the very end is held back.
+            assert!(
+                end.len() - live.len() <= 3,
+                "{language} {what}: {live:?} vs {end:?}"
+            );
+        }
+        if language == Language::C {
+            assert_eq!(sent[1], "err 0\nerr 1\nerr 2\n", "no compiler words live");
+            assert!(outcome.compile_output.is_some());
+        }
+    }
 }
 
 async fn exit_codes_are_reported(executor: Arc<dyn Executor>) {
@@ -443,6 +517,7 @@ macro_rules! for_each_executor {
 
 for_each_executor!(
     hello_world_in_every_language,
+    live_output_is_the_final_output,
     compiled_languages_compile_run_and_fail_to_compile,
     exit_codes_are_reported,
     the_network_is_unreachable,
