@@ -22,8 +22,19 @@ fn lines_as_they_come(
     token: &str,
     args: &[&str],
 ) -> (Vec<(Duration, String)>, Option<i32>, String) {
+    let gridx_tui = binary("gridx-tui").display().to_string();
+    lines_as_they_come_from(grid, token, &gridx_tui, args)
+}
+
+/// [`lines_as_they_come`] of any program.
+fn lines_as_they_come_from(
+    grid: &Grid,
+    token: &str,
+    program: &str,
+    args: &[&str],
+) -> (Vec<(Duration, String)>, Option<i32>, String) {
     let started = Instant::now();
-    let mut child = Command::new(binary("gridx-tui"))
+    let mut child = Command::new(program)
         .args(args)
         .env("GRIDX_SERVER", &grid.url)
         .env("GRIDX_TOKEN", token)
@@ -57,7 +68,30 @@ async fn logs_follow_a_running_job(executor: &str) {
     let mut worker = grid.spawn_worker(&token, "live-1", executor, work_dir.path(), &[]);
     grid.wait_online(&alice, "live-1").await;
 
-    // `submit --wait`: the first tick is printed seconds before the job ends.
+    // `submit --wait` on a terminal (a pty through `script`): the first tick is
+    // printed seconds before the job ends.
+    let line = format!(
+        "{} submit --wait --lang bash --code '{}'",
+        binary("gridx-tui").display(),
+        ticker(4, 1.0)
+    );
+    let (lines, code, stderr) = tokio::task::block_in_place(|| {
+        lines_as_they_come_from(&grid, &alice, "script", &["-qfec", &line, "/dev/null"])
+    });
+    assert_eq!(code, Some(0), "{stderr}");
+    let ticks: Vec<(Duration, String)> = lines
+        .into_iter()
+        .map(|(at, l)| (at, l.trim_end_matches('\r').to_owned()))
+        .filter(|(_, l)| l.starts_with("tick"))
+        .collect();
+    let texts: Vec<&str> = ticks.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(texts, ["tick 1", "tick 2", "tick 3", "tick 4"], "{stderr}");
+    let (first, last) = (ticks[0].0, ticks[3].0);
+    assert!(
+        last - first >= Duration::from_millis(2000),
+        "tick 1 came at {first:?}, tick 4 at {last:?}: not as they were printed"
+    );
+    // Into a pipe: the accepted output once the job ended, stderr to ours.
     let (lines, code, stderr) = tokio::task::block_in_place(|| {
         lines_as_they_come(
             &grid,
@@ -68,18 +102,13 @@ async fn logs_follow_a_running_job(executor: &str) {
                 "--lang",
                 "bash",
                 "--code",
-                &ticker(4, 1.0),
+                &ticker(2, 0.2),
             ],
         )
     });
     assert_eq!(code, Some(0), "{stderr}");
     let texts: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
-    assert_eq!(texts, ["tick 1", "tick 2", "tick 3", "tick 4"], "{stderr}");
-    let (first, last) = (lines[0].0, lines[3].0);
-    assert!(
-        last - first >= Duration::from_millis(2000),
-        "tick 1 came at {first:?}, tick 4 at {last:?}: not as they were printed"
-    );
+    assert_eq!(texts, ["tick 1", "tick 2"], "{stderr}");
     assert!(
         stderr.contains("done"),
         "the job's stderr goes to ours: {stderr:?}"

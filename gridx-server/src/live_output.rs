@@ -21,8 +21,11 @@ pub const VIEWER_BACKLOG: usize = 256;
 /// What a viewer hears about a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LiveEvent {
-    /// A new piece, stored.
-    Chunk(Arc<OutputChunk>),
+    /// A new piece of this attempt's output, stored.
+    Chunk {
+        attempt: u32,
+        chunk: Arc<OutputChunk>,
+    },
     /// The attempt's output is no longer live: the job ended, or its attempt ended
     /// and the job waits for another (its next attempt starts from nothing).
     Reset,
@@ -34,9 +37,47 @@ pub struct LiveHub {
     jobs: Arc<Mutex<HashMap<JobId, broadcast::Sender<LiveEvent>>>>,
 }
 
+/// One viewer's subscription to a job: releases the job's entry when dropped, however
+/// the viewer ends (a client that goes away mid-request included).
+pub struct Following {
+    hub: LiveHub,
+    job: JobId,
+    rx: Option<broadcast::Receiver<LiveEvent>>,
+}
+
+impl Following {
+    pub async fn recv(&mut self) -> Result<LiveEvent, broadcast::error::RecvError> {
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => Err(broadcast::error::RecvError::Closed),
+        }
+    }
+
+    /// Drops what is queued: the viewer reads the store again instead.
+    pub fn skip_queued(&mut self) {
+        self.rx = self.rx.as_ref().map(|rx| rx.resubscribe());
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        self.hub.release(self.job);
+    }
+}
+
 impl LiveHub {
+    /// Follows `job` until the returned subscription is dropped.
+    pub fn follow(&self, job: JobId) -> Following {
+        Following {
+            hub: self.clone(),
+            job,
+            rx: Some(self.subscribe(job)),
+        }
+    }
+
     /// Starts following `job`. Dropping the receiver stops it; the job's entry goes
-    /// with its last viewer, at the next piece.
+    /// with its last viewer, at the next piece (or at [`LiveHub::release`]).
     pub fn subscribe(&self, job: JobId) -> broadcast::Receiver<LiveEvent> {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         match jobs.get(&job) {
@@ -90,11 +131,14 @@ mod tests {
     use gridx_proto::api::OutputStream;
 
     fn chunk(offset: u64, text: &str) -> LiveEvent {
-        LiveEvent::Chunk(Arc::new(OutputChunk {
-            stream: OutputStream::Stdout,
-            offset,
-            text: text.into(),
-        }))
+        LiveEvent::Chunk {
+            attempt: 1,
+            chunk: Arc::new(OutputChunk {
+                stream: OutputStream::Stdout,
+                offset,
+                text: text.into(),
+            }),
+        }
     }
 
     #[tokio::test]
@@ -115,5 +159,10 @@ mod tests {
         assert_eq!(hub.followed(), 1);
         hub.release(JobId(2));
         assert_eq!(hub.followed(), 0, "a viewer that stops releases its job");
+        // A subscription releases its job however it ends.
+        let following = hub.follow(JobId(7));
+        assert_eq!(hub.followed(), 1);
+        drop(following);
+        assert_eq!(hub.followed(), 0);
     }
 }

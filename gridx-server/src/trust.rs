@@ -25,8 +25,9 @@ use sha2::{Digest, Sha256};
 
 /// What two results are compared on: the end state with its reason, the exit code,
 /// and the SHA-256 of stdout and of stderr as the coordinator stores them (after its
-/// own cap), with both truncation flags, and for a compiled language the SHA-256 of
-/// the compiler's output. Two results agree when all of these are
+/// own cap), with both truncation flags. Not the compiler's words: honest workers with
+/// other compiler versions word them differently (whether it compiled is in the
+/// status and reason). Two results agree when all of these are
 /// equal. Output cut at the cap compares by the bytes kept and the flag, so two runs
 /// that print the same first megabyte agree. Run time and the worker's message are
 /// not compared.
@@ -39,7 +40,6 @@ pub struct ResultKey {
     pub stderr_sha256: String,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
-    pub compile_output_sha256: Option<String>,
 }
 
 /// What the queue keeps of a live job's check: whether its result may be checked,
@@ -261,7 +261,6 @@ mod tests {
             stderr_sha256: sha256_hex(""),
             stdout_truncated: false,
             stderr_truncated: false,
-            compile_output_sha256: None,
         }
     }
 

@@ -173,13 +173,21 @@ async fn a_viewer_follows_a_running_job_across_a_coordinator_restart() {
 
     // It ends: the rest of the output comes from the result, then `end`.
     worker
-        .finish(
-            job,
+        .send(WorkerMessage::Finished {
+            job_id: job,
             attempt,
-            RunEnd::Exited,
-            Some(0),
-            "tick 1\ntick 2\ntick 3\ndone\n",
-        )
+            outcome: gridx_proto::job::RunOutcome {
+                end: RunEnd::Exited,
+                exit_code: Some(0),
+                stdout: "tick 1\ntick 2\ntick 3\ndone\n".into(),
+                stderr: "warn\n".into(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                duration_ms: 5,
+                message: None,
+                compile_output: None,
+            },
+        })
         .await;
     let mut stdout = "tick 1\ntick 2\ntick 3\n".to_owned();
     loop {
@@ -206,6 +214,7 @@ async fn a_viewer_follows_a_running_job_across_a_coordinator_restart() {
     // Live pieces go once the job ends; a viewer now gets the stored output whole.
     let mut after = viewer(&server, &alice, job, true).await;
     assert_eq!(next(&mut after).await, Some(output(out, 0, &stdout)));
+    assert_eq!(next(&mut after).await, Some(output(err, 0, "warn\n")));
     assert!(matches!(next(&mut after).await, Some(Seen::End(_))));
     server.assert_ledger_ok();
 }
@@ -331,4 +340,38 @@ async fn a_flood_of_output_is_capped_slowed_and_bounded() {
     }
     assert!(closed, "an oversized piece ends the session");
     server.assert_ledger_ok();
+}
+
+/// The output a job ends with must go on from what came live; when it does not (the
+/// accepted result is not what the worker streamed), the viewer is told to start over
+/// and gets the accepted output whole, so its pieces since the last `reset` are the
+/// stored output.
+#[tokio::test]
+async fn a_result_that_does_not_go_on_from_the_live_output_is_sent_whole_after_a_reset() {
+    let server = TestServer::start().await;
+    let alice = server.add_user("alice", 10);
+    server.add_user("carol", 0);
+    let (_, token) = server.add_worker("carol");
+    let mut worker = FakeWorker::connect(&server, &token, 1).await;
+    let job = server.submit_ok(&alice, "echo right").await;
+    let (_, attempt, _) = worker.expect_assign().await;
+    worker
+        .send(WorkerMessage::Started {
+            job_id: job,
+            attempt,
+        })
+        .await;
+    let mut seen = viewer(&server, &alice, job, true).await;
+    let out = OutputStream::Stdout;
+    worker.send(piece(job, attempt, out, 0, "wrong\n")).await;
+    assert_eq!(next(&mut seen).await, Some(output(out, 0, "wrong\n")));
+    worker
+        .finish(job, attempt, RunEnd::Exited, Some(0), "right, and more\n")
+        .await;
+    assert_eq!(next(&mut seen).await, Some(Seen::Reset));
+    assert_eq!(
+        next(&mut seen).await,
+        Some(output(out, 0, "right, and more\n"))
+    );
+    assert!(matches!(next(&mut seen).await, Some(Seen::End(_))));
 }

@@ -164,9 +164,13 @@ pub async fn one_shot(
             let end = stream_output(&client, *id).await?;
             return Ok(end_code(*id, end.as_ref()));
         }
+        // `submit --wait` follows the output live for a person at a terminal. Into a
+        // pipe or a file it writes the job's accepted output once it ended, as
+        // before: a run that a result check outvotes must not reach a script.
         if let ConsoleCommand::Submit(args) = &command
             && args.wait
             && args.files.len() <= 1
+            && std::io::IsTerminal::is_terminal(&std::io::stdout())
         {
             let mut submit = args.clone();
             submit.wait = false;
@@ -296,9 +300,9 @@ async fn stream_output(
                     .and_then(|()| err.flush());
             }
         },
-        Followed::Reset => {
-            eprintln!("gridx-tui: job {id} lost its worker and runs again; its output starts over")
-        }
+        Followed::Reset => eprintln!(
+            "gridx-tui: job {id} runs again (its worker was lost, or its result is checked on another worker); its output starts over"
+        ),
         Followed::End(e) => end = Some(e),
     })
     .await?;
@@ -331,12 +335,24 @@ fn end_code(id: gridx_proto::JobId, end: Option<&gridx_proto::api::OutputEnd>) -
 /// job ended the way it did, and the job's code.
 async fn submit_and_follow(client: &ApiClient, id: gridx_proto::JobId) -> Result<ExitCode> {
     use std::io::{IsTerminal, Write};
-    let end = stream_output(client, id).await?;
+    // The job is submitted: whatever happens to the stream (a coordinator without it,
+    // its limits, a proxy in the way), the wait goes on by polling.
+    let end = match stream_output(client, id).await {
+        Ok(end) => end,
+        Err(e) => {
+            eprintln!("gridx-tui: cannot follow job {id}'s output ({e}); waiting for its end");
+            None
+        }
+    };
     // The whole view for what the stream does not carry: the reason's message.
     let job = if end.is_some() {
         client.job(id).await?
     } else {
-        client.wait(id).await?
+        let job = client.wait(id).await?;
+        eprintln!("gridx-tui: job {id} ended; its whole output:");
+        let _ = write_stdout(shown_on(&job.stdout, true).as_bytes());
+        let _ = std::io::stderr().write_all(shown_on(&job.stderr, true).as_bytes());
+        job
     };
     if let Some(compiled) = job.compile_output.as_deref().filter(|c| !c.is_empty()) {
         let shown = shown_on(compiled, std::io::stderr().is_terminal());

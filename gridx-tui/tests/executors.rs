@@ -287,7 +287,7 @@ async fn live_output_is_the_final_output(executor: Arc<dyn Executor>) {
         let outcome = run_live(&executor, s, StopToken::new(), Some(sink)).await;
         assert_eq!(outcome.end, RunEnd::Exited, "{language}: {outcome:?}");
         let mut sent = [String::new(), String::new()];
-        for piece in live.lock().unwrap().unsent() {
+        for piece in live.lock().unwrap().unsent(usize::MAX) {
             let at = usize::from(piece.stream == OutputStream::Stderr);
             assert_eq!(piece.offset as usize, sent[at].len());
             sent[at].push_str(&piece.text);

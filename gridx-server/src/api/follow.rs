@@ -1,8 +1,9 @@
 //! `GET /v1/jobs/{id}/output`: a job's output as server-sent events, from its start
 //! and then as its worker sends it, until the job ends (docs/api.md).
 //!
-//! Events: `output` (`OutputChunk`: a stream, an offset, text), `reset` (the job's
-//! attempt ended and another will run: forget what came so far), and last `end`
+//! Events: `output` (`OutputChunk`: a stream, an offset, text), `reset` (forget what
+//! came so far: the attempt ended without an accepted result and another runs, or
+//! the accepted output does not go on from what was sent), and last `end`
 //! (`OutputEnd`), after which the stream closes. The viewer subscribes to the job's
 //! live pieces before it reads the store, and drops by offset what it already sent,
 //! so a piece is neither missed nor sent twice. Streams count against the same
@@ -12,7 +13,7 @@
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::live_output::LiveEvent;
+use crate::live_output::{Following, LiveEvent};
 use crate::metrics::Shed;
 use crate::store::live_output::{self, Snapshot};
 use axum::extract::rejection::PathRejection;
@@ -21,6 +22,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use gridx_proto::JobId;
 use gridx_proto::api::{OutputChunk, OutputStream};
+use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -51,37 +53,32 @@ pub async fn follow(
             )));
         }
     };
-    // Subscribed before the first read, so nothing stored after it is missed.
-    let live = state.events.live().subscribe(id);
-    let first = state
-        .reader
-        .read(move |conn| live_output::snapshot(conn, id))
-        .await?
-        .filter(|s| user.is_admin || s.user == user.name);
-    let Some(first) = first else {
-        drop(live);
-        state.events.live().release(id);
-        return Err(ApiError::not_found("job"));
-    };
     let slot = match state.limits.event_streams.acquire(peer) {
         Ok(slot) => slot,
         Err(refused) => {
-            drop(live);
-            state.events.live().release(id);
             state.metrics.shed(Shed::Connection);
             return Err(refused.into());
         }
     };
+    // Subscribed before the first read, so nothing stored after it is missed. The
+    // subscription releases the job's entry in the hub however this ends.
+    let live = state.events.live().follow(id);
+    let first = state
+        .reader
+        .read(move |conn| live_output::snapshot(conn, id))
+        .await?
+        .filter(|s| user.is_admin || s.user == user.name)
+        .ok_or_else(|| ApiError::not_found("job"))?;
     let (tx, rx) = mpsc::channel::<Event>(QUEUED_EVENTS);
     tokio::spawn(async move {
         let _slot = slot;
-        let hub = state.events.live().clone();
         let mut viewer = Viewer {
             state,
             id,
             tx,
             attempt: first.attempt,
             sent: [0, 0],
+            digests: [Sha256::new(), Sha256::new()],
             ended: false,
         };
         if follow {
@@ -90,7 +87,6 @@ pub async fn follow(
             drop(live);
             let _ = viewer.show(first).await;
         }
-        hub.release(id);
     });
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
@@ -107,6 +103,9 @@ struct Viewer {
     attempt: u32,
     /// Bytes of each stream sent: `[stdout, stderr]`.
     sent: [u64; 2],
+    /// The SHA-256 of what was sent of each stream, to check at the end that the
+    /// stored output goes on from it.
+    digests: [Sha256; 2],
     /// `end` went out: the stream is over.
     ended: bool,
 }
@@ -125,13 +124,15 @@ fn index(stream: OutputStream) -> usize {
 }
 
 impl Viewer {
-    async fn run(&mut self, first: Snapshot, mut live: broadcast::Receiver<LiveEvent>) {
+    async fn run(&mut self, first: Snapshot, mut live: Following) {
         let mut shutdown = self.state.shutdown.clone();
         let mut snapshot = Some(first);
         loop {
             let snap = match snapshot.take() {
                 Some(s) => s,
                 None => {
+                    // What is queued may be older than what the store holds now.
+                    live.skip_queued();
                     let id = self.id;
                     match self
                         .state
@@ -144,10 +145,7 @@ impl Viewer {
                     }
                 }
             };
-            if self.show(snap).await.is_err() {
-                return;
-            }
-            if self.ended {
+            if self.show(snap).await.is_err() || self.ended {
                 return;
             }
             // Follow until the job moves on or a piece does not continue what was sent.
@@ -158,8 +156,9 @@ impl Viewer {
                     () = self.tx.closed() => return,
                 };
                 match event {
-                    Ok(LiveEvent::Chunk(chunk)) => {
-                        if chunk.offset > self.sent[index(chunk.stream)] {
+                    Ok(LiveEvent::Chunk { attempt, chunk }) => {
+                        if attempt != self.attempt || chunk.offset > self.sent[index(chunk.stream)]
+                        {
                             break;
                         }
                         if self.piece(&chunk).await.is_err() {
@@ -173,16 +172,28 @@ impl Viewer {
         }
     }
 
+    /// Starts the output over: `reset`, and nothing counted as sent.
+    async fn reset(&mut self) -> Result<(), Stop> {
+        self.sent = [0, 0];
+        self.digests = [Sha256::new(), Sha256::new()];
+        self.send(Event::default().event("reset").data("{}")).await
+    }
+
     async fn show(&mut self, snap: Snapshot) -> Result<(), Stop> {
-        // An attempt that ended without a result (the job waits for another) or a
-        // new attempt: what was sent is void.
+        // An attempt that ended without a result (the job waits for another: a lost
+        // worker, or a replica for its result check) or a new attempt: what was sent
+        // is void.
         if snap.attempt != self.attempt || snap.queued {
             self.attempt = snap.attempt;
             if self.sent != [0, 0] {
-                self.sent = [0, 0];
-                self.send(Event::default().event("reset").data("{}"))
-                    .await?;
+                self.reset().await?;
             }
+        }
+        // The stored output of an ended job must go on from what was sent live;
+        // should it not (the accepted result is another replica's), it is sent whole
+        // after a `reset`.
+        if snap.end.is_some() && !self.continued_by(&snap.pieces) {
+            self.reset().await?;
         }
         for piece in &snap.pieces {
             self.piece(piece).await?;
@@ -195,6 +206,27 @@ impl Viewer {
             self.ended = true;
         }
         Ok(())
+    }
+
+    /// Whether the whole output in `pieces` (one per stream from offset 0) starts with
+    /// what was sent of each stream.
+    fn continued_by(&self, pieces: &[OutputChunk]) -> bool {
+        [OutputStream::Stdout, OutputStream::Stderr]
+            .into_iter()
+            .all(|stream| {
+                let at = index(stream);
+                let sent = usize::try_from(self.sent[at]).unwrap_or(usize::MAX);
+                if sent == 0 {
+                    return true;
+                }
+                let text = pieces
+                    .iter()
+                    .find(|p| p.stream == stream && p.offset == 0)
+                    .map_or("", |p| p.text.as_str());
+                text.get(..sent).is_some_and(|prefix| {
+                    Sha256::digest(prefix.as_bytes()) == self.digests[at].clone().finalize()
+                })
+            })
     }
 
     /// Sends the part of `piece` not sent yet.
@@ -217,6 +249,7 @@ impl Viewer {
         if let Ok(event) = Event::default().event("output").json_data(&chunk) {
             self.send(event).await?;
         }
+        self.digests[at].update(chunk.text.as_bytes());
         self.sent[at] = end;
         Ok(())
     }

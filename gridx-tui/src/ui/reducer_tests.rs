@@ -803,7 +803,7 @@ fn a_running_jobs_details_fetch_its_output_when_it_ends() {
     assert_eq!(
         effects,
         vec![
-            Effect::Follow(Some(JobId(2))),
+            Effect::Follow(Some(JobId(2)), 1),
             Effect::FetchOutput(JobId(2))
         ]
     );
@@ -817,6 +817,7 @@ fn a_running_jobs_details_fetch_its_output_when_it_ends() {
     );
     let piece = |offset, text: &str| Msg::Followed {
         job_id: JobId(2),
+        generation: 1,
         event: crate::client::follow::Followed::Output(gridx_proto::api::OutputChunk {
             stream: gridx_proto::api::OutputStream::Stdout,
             offset,
@@ -838,8 +839,16 @@ fn a_running_jobs_details_fetch_its_output_when_it_ends() {
         }
     );
     // Its worker was lost and it runs again: the output starts over.
+    // A late event of an earlier follow is dropped.
+    let stale = Msg::Followed {
+        job_id: JobId(2),
+        generation: 0,
+        event: crate::client::follow::Followed::Reset,
+    };
+    assert!(!s.update(stale).1);
     s.update(Msg::Followed {
         job_id: JobId(2),
+        generation: 1,
         event: crate::client::follow::Followed::Reset,
     });
     assert_eq!(
@@ -862,7 +871,7 @@ fn a_running_jobs_details_fetch_its_output_when_it_ends() {
     }))));
     assert_eq!(
         effects,
-        vec![Effect::Follow(None), Effect::FetchOutput(JobId(2))],
+        vec![Effect::Follow(None, 2), Effect::FetchOutput(JobId(2))],
         "the stored output replaces what came live"
     );
 }

@@ -47,7 +47,7 @@ fn a_queued_jobs_details_show_why_it_waits_and_ask_again_when_it_moves_on() {
     assert_eq!(
         effects,
         vec![
-            Effect::Follow(Some(JobId(1))),
+            Effect::Follow(Some(JobId(1)), 1),
             Effect::FetchOutput(JobId(1))
         ]
     );
@@ -66,7 +66,7 @@ fn a_late_answer_from_while_the_job_ran_does_not_revive_it() {
     let (effects, _) = s.update(live_job(2, JobStatus::Succeeded));
     assert_eq!(
         effects,
-        vec![Effect::Follow(None), Effect::FetchOutput(JobId(2))]
+        vec![Effect::Follow(None, 2), Effect::FetchOutput(JobId(2))]
     );
     s.update(Msg::Output {
         job_id: JobId(2),

@@ -168,7 +168,7 @@ pub async fn run(mut state: AppState, mut sources: Sources) -> std::io::Result<(
                         }
                     }
                 }
-                Effect::Follow(job) => {
+                Effect::Follow(job, generation) => {
                     if let Some(task) = following.take() {
                         task.abort();
                     }
@@ -180,7 +180,11 @@ pub async fn run(mut state: AppState, mut sources: Sources) -> std::io::Result<(
                                 job_id,
                                 true,
                                 |event| {
-                                    let _ = tx.send(Msg::Followed { job_id, event });
+                                    let _ = tx.send(Msg::Followed {
+                                        job_id,
+                                        generation,
+                                        event,
+                                    });
                                 },
                             )
                             .await;

@@ -112,6 +112,11 @@ enum JobUpdate {
 /// `output` messages per stream per second (the coordinator allows four).
 const LIVE_FLUSH: Duration = Duration::from_millis(500);
 
+/// Pieces of each stream sent per flush (of at most 64 KiB each): four a second, the
+/// coordinator's limit, so a resend after a reconnect is spread out, not a burst
+/// that would hold back the heartbeats behind it.
+const LIVE_PIECES_PER_FLUSH: usize = 2;
+
 struct Running {
     stop: StopToken,
     task: JoinHandle<()>,
@@ -555,7 +560,7 @@ impl WorkerHost {
     /// Every running job's output that this session has not sent yet.
     async fn send_live_output(&mut self, socket: &mut Socket) -> Result<(), LinkError> {
         for (attempt, live) in &mut self.live {
-            for piece in live.unsent() {
+            for piece in live.unsent(LIVE_PIECES_PER_FLUSH) {
                 let message = WorkerMessage::Output {
                     job_id: attempt.job_id,
                     attempt: attempt.attempt,

@@ -86,15 +86,19 @@ impl LiveOutput {
         }
     }
 
-    /// What is not sent yet, in pieces of at most `MAX_OUTPUT_CHUNK_BYTES`, marked
-    /// sent.
-    pub fn unsent(&mut self) -> Vec<Piece> {
+    /// What is not sent yet, in pieces of at most `MAX_OUTPUT_CHUNK_BYTES` and at
+    /// most `per_stream` pieces of each stream, marked sent. The rest waits for the
+    /// next call, so a resend after a reconnect is spread out.
+    pub fn unsent(&mut self, per_stream: usize) -> Vec<Piece> {
         let mut out = Vec::new();
         for (stream, s) in [OutputStream::Stdout, OutputStream::Stderr]
             .into_iter()
             .zip(self.streams.iter_mut())
         {
-            while s.sent < s.text.len() {
+            for _ in 0..per_stream {
+                if s.sent >= s.text.len() {
+                    break;
+                }
                 let mut end = (s.sent + MAX_OUTPUT_CHUNK_BYTES).min(s.text.len());
                 while !s.text.is_char_boundary(end) {
                     end -= 1;
@@ -134,7 +138,7 @@ mod tests {
             let mut sent = String::new();
             for chunk in bytes.chunks(size) {
                 live.push(OutputStream::Stdout, chunk);
-                for piece in live.unsent() {
+                for piece in live.unsent(usize::MAX) {
                     assert_eq!(piece.offset as usize, sent.len());
                     sent.push_str(&piece.text);
                 }
@@ -156,12 +160,15 @@ mod tests {
             "x".repeat(MAX_OUTPUT_CHUNK_BYTES + 10).as_bytes(),
         );
         live.push(OutputStream::Stdout, b"out");
-        let first = live.unsent();
+        let first = live.unsent(usize::MAX);
         assert_eq!(first.len(), 3);
         assert_eq!(first[0].stream, OutputStream::Stdout);
         assert_eq!(first[2].offset, MAX_OUTPUT_CHUNK_BYTES as u64);
-        assert!(live.unsent().is_empty());
+        assert!(live.unsent(usize::MAX).is_empty());
         live.resend();
-        assert_eq!(live.unsent(), first);
+        assert_eq!(live.unsent(1).len(), 2, "one piece of each stream");
+        assert_eq!(live.unsent(1), first[2..], "the rest next time");
+        live.resend();
+        assert_eq!(live.unsent(usize::MAX), first);
     }
 }

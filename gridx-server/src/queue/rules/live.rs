@@ -71,7 +71,13 @@ impl State {
         };
         live_output::append(conn, job_id, &chunk)?;
         job.live[at] = have + (stop - start) as u64;
-        fx.live.push((job_id, LiveEvent::Chunk(Arc::new(chunk))));
+        fx.live.push((
+            job_id,
+            LiveEvent::Chunk {
+                attempt,
+                chunk: Arc::new(chunk),
+            },
+        ));
         Ok(())
     }
 }

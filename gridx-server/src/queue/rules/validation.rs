@@ -33,7 +33,6 @@ fn key_of(r: &ReplicaView) -> ResultKey {
         stderr_sha256: r.stderr_sha256.clone(),
         stdout_truncated: r.stdout_truncated,
         stderr_truncated: r.stderr_truncated,
-        compile_output_sha256: r.compile_output_sha256.clone(),
     }
 }
 
@@ -81,8 +80,11 @@ impl State {
             stderr_sha256: sha256_hex(&done.stderr),
             stdout_truncated: done.stdout_truncated,
             stderr_truncated: done.stderr_truncated,
-            compile_output_sha256: done.compile_output.as_deref().map(sha256_hex),
         };
+        // The compiler's words are not compared: honest workers with other compiler
+        // versions word them differently (docs/jobs.md). Whether it compiled is in
+        // the status and reason; the digest is recorded on the replica.
+        let compile_digest = done.compile_output.as_deref().map(sha256_hex);
         let has_replicas = !job.check.replica_owners.is_empty();
         let direct = if !self.policy.enabled() {
             Some(ValidationOutcome::Unvalidated)
@@ -130,7 +132,7 @@ impl State {
             stderr_sha256: &key.stderr_sha256,
             stdout_truncated: key.stdout_truncated,
             stderr_truncated: key.stderr_truncated,
-            compile_output_sha256: key.compile_output_sha256.as_deref(),
+            compile_output_sha256: compile_digest.as_deref(),
         };
         trust::insert_replica(conn, &replica, now_millis())?;
         if let Some(w) = self.workers.get_mut(&worker) {

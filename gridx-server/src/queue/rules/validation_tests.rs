@@ -341,8 +341,9 @@ fn an_unvalidated_job_goes_only_to_a_trusted_worker() {
 }
 
 /// A compiled job: a worker that claims a compile error the others did not see is
-/// outvoted like any other lie. The compiler's words are compared too (their digest
-/// is part of the result), and the accepted job keeps the honest compile output.
+/// outvoted like any other lie. The compiler's words are not compared (honest
+/// workers with other compiler versions word warnings differently): the two honest
+/// replicas agree though their warnings differ. Each replica's digest is recorded.
 #[test]
 fn a_false_compile_error_is_outvoted() {
     let users = ["alice", "mallory", "bob", "carol"];
@@ -389,7 +390,12 @@ fn a_false_compile_error_is_outvoted() {
                 stderr_truncated: false,
                 duration_ms: 1,
                 message: None,
-                compile_output: Some(String::new()),
+                // Another compiler version warns where the first says nothing.
+                compile_output: Some(if worker == 3 {
+                    "main.c:1: warning: unused variable".into()
+                } else {
+                    String::new()
+                }),
             }
         };
         rig.say(
@@ -404,7 +410,7 @@ fn a_false_compile_error_is_outvoted() {
     assert_eq!(ran_by, vec![1, 2, 3]);
     let view = rig.view(job);
     assert_eq!(view.status, JobStatus::Succeeded);
-    assert_eq!(view.compile_output.as_deref(), Some(""));
+    assert!(view.compile_output.is_some(), "an honest compile's words");
     assert_eq!(
         verdicts(&rig, job),
         vec![
@@ -419,7 +425,7 @@ fn a_false_compile_error_is_outvoted() {
         .iter()
         .map(|r| r.compile_output_sha256.clone())
         .collect();
-    assert_eq!(digests[1], digests[2]);
+    assert_ne!(digests[1], digests[2], "different words, the same result");
     assert_ne!(digests[0], digests[1]);
     assert_eq!(balance(&rig, "mallory"), 100_000, "the liar earned nothing");
     verify(&rig);

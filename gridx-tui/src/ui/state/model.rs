@@ -228,6 +228,8 @@ pub struct AppState {
     /// The running job whose output the open details follow as it comes (client
     /// mode; `Effect::Follow`).
     pub following: Option<JobId>,
+    /// Which follow that is: events of an earlier one, still queued, are dropped.
+    pub follow_generation: u64,
     pub workers: BTreeMap<WorkerId, WorkerView>,
     pub ledger: VecDeque<LedgerEntryView>,
     pub selected: [usize; 5],
@@ -280,6 +282,7 @@ impl AppState {
             outputs: BTreeMap::new(),
             checks: BTreeMap::new(),
             following: None,
+            follow_generation: 0,
             workers: BTreeMap::new(),
             ledger: VecDeque::new(),
             selected: [0; 5],

@@ -29,8 +29,9 @@ pub enum Effect {
     /// ended, its output.
     FetchOutput(JobId),
     /// Follow this running job's output as it comes (`GET /v1/jobs/{id}/output`),
-    /// answering with `Msg::Followed`; `None`: stop following. One at a time.
-    Follow(Option<JobId>),
+    /// answering with `Msg::Followed` of this generation; `None`: stop following.
+    /// One at a time.
+    Follow(Option<JobId>, u64),
 }
 
 /// What can happen to the dashboard.
@@ -55,6 +56,8 @@ pub enum Msg {
     /// An event of the followed job's output stream (`Effect::Follow`).
     Followed {
         job_id: JobId,
+        /// Of which `Effect::Follow`.
+        generation: u64,
         event: crate::client::follow::Followed,
     },
     Worker(WorkerEvent),
@@ -106,7 +109,11 @@ impl AppState {
             }
             Msg::Output { job_id, result } => self.on_output(job_id, result),
             Msg::Worker(event) => self.on_worker_event(event),
-            Msg::Followed { job_id, event } => self.on_followed(job_id, event),
+            Msg::Followed {
+                job_id,
+                generation,
+                event,
+            } => generation == self.follow_generation && self.on_followed(job_id, event),
         };
         let fetching = self.sync_output(&mut effects);
         self.keep_selection(before, anchors);
@@ -142,7 +149,8 @@ impl AppState {
                 self.outputs.remove(&old);
             }
             self.following = follow;
-            effects.push(Effect::Follow(follow));
+            self.follow_generation += 1;
+            effects.push(Effect::Follow(follow, self.follow_generation));
             if let Some(id) = follow {
                 self.outputs.insert(
                     id,

@@ -11,9 +11,15 @@
 //! The compiler's output must reach the worker apart from the program's. The wrapper
 //! writes it to a file, then to stderr, followed by a line `MARKER STATUS BYTES`: the
 //! marker is a random value the executor makes for this attempt and hands to the
-//! wrapper as an argument, so nothing the compiler prints can pose as that line. The
+//! wrapper as an argument, so no ordinary compiler message can pose as that line. The
 //! program itself runs only after it, so everything after the marker line is the
 //! program's stderr. [`split_compile_output`] takes the outcome apart again.
+//!
+//! The marker is not a secret from the job: it is in the wrapper's command line, which
+//! a source can read while it compiles (`#include "/proc/1/cmdline"`). A source that
+//! does so can only misclassify its own job (a compile error shown as output, or the
+//! reverse), and its output then differs from run to run, so result checks find no
+//! quorum and refund it: it harms nobody else.
 
 use gridx_proto::Language;
 use gridx_proto::job::{RunEnd, RunOutcome};
