@@ -50,7 +50,15 @@ async fn viewer(
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut events = response.bytes_stream().eventsource();
-        while let Some(Ok(event)) = events.next().await {
+        loop {
+            // A dropped receiver closes the connection (the stream goes with the task).
+            let event = tokio::select! {
+                event = events.next() => event,
+                () = tx.closed() => break,
+            };
+            let Some(Ok(event)) = event else {
+                break;
+            };
             let seen = match event.event.as_str() {
                 "output" => Seen::Output(serde_json::from_str(&event.data).expect("a chunk")),
                 "reset" => Seen::Reset,
@@ -374,4 +382,42 @@ async fn a_result_that_does_not_go_on_from_the_live_output_is_sent_whole_after_a
         Some(output(out, 0, "right, and more\n"))
     );
     assert!(matches!(next(&mut seen).await, Some(Seen::End(_))));
+}
+
+/// Output streams count against the event-stream limits: past the per-address limit
+/// a new one is refused with 429, and closing one makes room again.
+#[tokio::test]
+async fn output_streams_are_limited_per_address() {
+    let server = TestServer::start_with(|c| c.max_event_streams_per_address = 2).await;
+    let alice = server.add_user("alice", 10);
+    let job = server.submit_ok(&alice, "echo waits").await;
+    let first = viewer(&server, &alice, job, true).await;
+    let _second = viewer(&server, &alice, job, true).await;
+    let third = server
+        .http
+        .get(server.url(&format!("/v1/jobs/{job}/output")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(third.status(), 429);
+    drop(first);
+    // The closed stream's slot is freed once its viewer notices (its next send or the
+    // keep-alive); try for a while.
+    let mut opened = false;
+    for _ in 0..40 {
+        let again = server
+            .http
+            .get(server.url(&format!("/v1/jobs/{job}/output?follow=false")))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .expect("an answer");
+        if again.status() == 200 {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(opened, "a closed stream makes room");
 }

@@ -626,7 +626,7 @@ fn log_event(event: &WorkerEvent) {
             job = %job_id, attempt, end = ?outcome.end, exit_code = ?outcome.exit_code,
             duration_ms = outcome.duration_ms, "job finished"
         ),
-        WorkerEvent::Metrics(_) => {}
+        WorkerEvent::Metrics(_) | WorkerEvent::JobOutput { .. } => {}
         WorkerEvent::Draining { reason } => tracing::info!(%reason, "draining"),
         WorkerEvent::Stopped => tracing::info!("stopped"),
     }

@@ -913,6 +913,22 @@ fn a_worker_host_shows_its_own_jobs_output_without_fetching() {
         memory_mb: 256,
         priority: 0,
     }));
+    // While it runs, its output shows as it comes.
+    for text in ["he", "re\n"] {
+        s.update(Msg::Worker(WorkerEvent::JobOutput {
+            job_id: JobId(77),
+            stream: gridx_proto::api::OutputStream::Stdout,
+            text: text.into(),
+        }));
+    }
+    assert_eq!(
+        s.output_shown(&s.jobs[&JobId(77)]),
+        OutputShown::Text {
+            stdout: "here\n",
+            stderr: "",
+            compile: None,
+        }
+    );
     s.update(Msg::Worker(WorkerEvent::JobFinished {
         job_id: JobId(77),
         attempt: 1,

@@ -43,6 +43,13 @@ pub enum WorkerEvent {
         memory_mb: u32,
         priority: i32,
     },
+    /// More of a running job's output, for this host's own dashboard (at most every
+    /// `LIVE_FLUSH`).
+    JobOutput {
+        job_id: JobId,
+        stream: gridx_proto::api::OutputStream,
+        text: String,
+    },
     JobFinished {
         job_id: JobId,
         attempt: u32,
@@ -500,8 +507,11 @@ impl WorkerHost {
                         silence_limit.as_secs()
                     ));
                 }
-                _ = live_flush.tick(), if self.coordinator_reads_output && !self.live.is_empty() => {
-                    if let Err(e) = self.send_live_output(&mut socket).await {
+                _ = live_flush.tick(), if !self.live.is_empty() => {
+                    self.show_live_output();
+                    if self.coordinator_reads_output
+                        && let Err(e) = self.send_live_output(&mut socket).await
+                    {
                         return SessionEnd::Lost(e.to_string());
                     }
                 }
@@ -553,6 +563,19 @@ impl WorkerHost {
                     // Their `finished` reports arrive through the update channel.
                     *shutdown_at = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
                 }
+            }
+        }
+    }
+
+    /// Running jobs' new output, for this host's own dashboard.
+    fn show_live_output(&mut self) {
+        for (attempt, live) in &mut self.live {
+            for (stream, text) in live.unshown() {
+                let _ = self.events.send(WorkerEvent::JobOutput {
+                    job_id: attempt.job_id,
+                    stream,
+                    text,
+                });
             }
         }
     }

@@ -49,6 +49,8 @@ struct Stream {
     text: String,
     tail: Vec<u8>,
     sent: usize,
+    /// How much of it this host's own dashboard has (`unshown`).
+    shown: usize,
 }
 
 /// The live output of one running job.
@@ -77,6 +79,21 @@ impl LiveOutput {
     pub fn push(&mut self, stream: OutputStream, bytes: &[u8]) {
         let s = &mut self.streams[index(stream)];
         decode(&mut s.tail, bytes, &mut s.text);
+    }
+
+    /// The text this host's own dashboard does not have yet, by stream; marked shown.
+    pub fn unshown(&mut self) -> Vec<(OutputStream, String)> {
+        let mut out = Vec::new();
+        for (stream, s) in [OutputStream::Stdout, OutputStream::Stderr]
+            .into_iter()
+            .zip(self.streams.iter_mut())
+        {
+            if s.shown < s.text.len() {
+                out.push((stream, s.text[s.shown..].to_owned()));
+                s.shown = s.text.len();
+            }
+        }
+        out
     }
 
     /// A new session: everything is sent again from the start.
@@ -170,5 +187,10 @@ mod tests {
         assert_eq!(live.unsent(1), first[2..], "the rest next time");
         live.resend();
         assert_eq!(live.unsent(usize::MAX), first);
+        // The dashboard's cursor is its own: a resend does not show anything twice.
+        assert_eq!(live.unshown().len(), 2);
+        live.push(OutputStream::Stdout, b" more");
+        assert_eq!(live.unshown(), [(OutputStream::Stdout, " more".to_owned())]);
+        assert!(live.unshown().is_empty());
     }
 }

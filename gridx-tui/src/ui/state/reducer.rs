@@ -406,6 +406,26 @@ impl AppState {
                     format!("job {job_id} attempt {attempt} started ({language})"),
                 );
             }
+            WorkerEvent::JobOutput {
+                job_id,
+                stream,
+                text,
+            } => {
+                // A job this host runs: its output shows as it comes; the result's
+                // replaces it at the end.
+                let entry = self.outputs.entry(job_id).or_insert(JobOutput::Loaded {
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    compile: None,
+                });
+                if let JobOutput::Loaded { stdout, stderr, .. } = entry {
+                    match stream {
+                        gridx_proto::api::OutputStream::Stdout => stdout.push_str(&text),
+                        gridx_proto::api::OutputStream::Stderr => stderr.push_str(&text),
+                    }
+                }
+                return self.overlay == Overlay::Detail(job_id);
+            }
             WorkerEvent::JobFinished {
                 job_id,
                 attempt,
