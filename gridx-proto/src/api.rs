@@ -385,10 +385,24 @@ pub enum OutputStream {
 }
 
 impl OutputStream {
+    pub const BOTH: [OutputStream; 2] = [OutputStream::Stdout, OutputStream::Stderr];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OutputStream::Stdout => "stdout",
             OutputStream::Stderr => "stderr",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OutputStream> {
+        OutputStream::BOTH.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Its place in a `[stdout, stderr]` pair.
+    pub fn index(self) -> usize {
+        match self {
+            OutputStream::Stdout => 0,
+            OutputStream::Stderr => 1,
         }
     }
 }

@@ -273,15 +273,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Budgeted<S> {
 /// since a gap would stop the job's live output: it is taken, and then reading pauses
 /// until the bucket holds another, which holds a flood back by TCP just the same.
 #[derive(Debug)]
-struct HeartbeatRate {
+struct Rate {
     tokens: f64,
     burst: f64,
     per_second: f64,
     last: Instant,
 }
 
-impl HeartbeatRate {
-    fn new(heartbeat_s: u32, now: Instant) -> Self {
+impl Rate {
+    fn heartbeats(heartbeat_s: u32, now: Instant) -> Self {
         Self {
             tokens: f64::from(HEARTBEAT_BURST),
             burst: f64::from(HEARTBEAT_BURST),
@@ -677,8 +677,8 @@ async fn frames(socket: &mut Socket, state: &AppState, session: &mut Registered)
     let idle = Duration::from_secs(
         u64::from(session.heartbeat_s) * u64::from(gridx_proto::protocol::SILENT_HEARTBEATS) + 5,
     );
-    let mut heartbeats = HeartbeatRate::new(session.heartbeat_s, Instant::now());
-    let mut outputs = HeartbeatRate::outputs(session.slots, Instant::now());
+    let mut heartbeats = Rate::heartbeats(session.heartbeat_s, Instant::now());
+    let mut outputs = Rate::outputs(session.slots, Instant::now());
     let mut dropped = 0u64;
     // Set after a dropped heartbeat: nothing is read from the worker until then.
     let mut resume_at: Option<Instant> = None;
@@ -801,7 +801,7 @@ mod tests {
     #[tokio::test]
     async fn output_passes_in_a_burst_then_at_eight_a_second_per_slot() {
         let start = Instant::now();
-        let mut rate = HeartbeatRate::outputs(2, start);
+        let mut rate = Rate::outputs(2, start);
         let passed = (0..1000).filter(|_| rate.allow(start)).count();
         assert_eq!(passed, OUTPUT_BURST as usize, "the burst");
         let later = start + Duration::from_secs(1);
@@ -812,7 +812,7 @@ mod tests {
             "two slots' worth"
         );
         // The reference worker's pace (two pieces per stream a second) never waits.
-        let mut rate = HeartbeatRate::outputs(1, start);
+        let mut rate = Rate::outputs(1, start);
         for tick in 0..1000u64 {
             let at = start + Duration::from_millis(500 * tick);
             assert!(rate.allow(at) && rate.allow(at), "{tick}");
@@ -822,7 +822,7 @@ mod tests {
     #[tokio::test]
     async fn heartbeats_pass_in_a_burst_then_at_four_per_interval() {
         let start = Instant::now();
-        let mut rate = HeartbeatRate::new(5, start);
+        let mut rate = Rate::heartbeats(5, start);
         let passed = (0..100).filter(|_| rate.allow(start)).count();
         assert_eq!(passed, HEARTBEAT_BURST as usize, "the burst");
         // One interval later: four more, and no fifth.
@@ -830,12 +830,12 @@ mod tests {
         let passed = (0..100).filter(|_| rate.allow(later)).count();
         assert_eq!(passed, HEARTBEATS_PER_INTERVAL as usize);
         // A worker that heartbeats as it should is never held back.
-        let mut rate = HeartbeatRate::new(1, start);
+        let mut rate = Rate::heartbeats(1, start);
         for second in 0..1000 {
             assert!(rate.allow(start + Duration::from_secs(second)), "{second}");
         }
         // The bucket never holds more than the burst, however long the pause.
-        let mut rate = HeartbeatRate::new(1, start);
+        let mut rate = Rate::heartbeats(1, start);
         let much_later = start + Duration::from_secs(3600);
         let passed = (0..100).filter(|_| rate.allow(much_later)).count();
         assert_eq!(passed, HEARTBEAT_BURST as usize);

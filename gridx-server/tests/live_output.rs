@@ -97,20 +97,30 @@ fn piece(job: JobId, attempt: u32, stream: OutputStream, offset: u64, text: &str
     }
 }
 
-#[tokio::test]
-async fn a_viewer_follows_a_running_job_across_a_coordinator_restart() {
-    let server = TestServer::start().await;
+/// Alice's job, started on a worker of carol's: (alice's token, the worker's token,
+/// the worker, the job, its attempt).
+async fn a_running_job(server: &TestServer) -> (String, String, FakeWorker, JobId, u32) {
     let alice = server.add_user("alice", 10);
-    let bob = server.add_user("bob", 10);
     server.add_user("carol", 0);
     let (_, token) = server.add_worker("carol");
-    let mut worker = FakeWorker::connect(&server, &token, 1).await;
+    let mut worker = FakeWorker::connect(server, &token, 1).await;
     let job = server.submit_ok(&alice, "echo tick").await;
     let (job_id, attempt, _) = worker.expect_assign().await;
     assert_eq!(job_id, job);
     worker
-        .send(WorkerMessage::Started { job_id, attempt })
+        .send(WorkerMessage::Started {
+            job_id: job,
+            attempt,
+        })
         .await;
+    (alice, token, worker, job, attempt)
+}
+
+#[tokio::test]
+async fn a_viewer_follows_a_running_job_across_a_coordinator_restart() {
+    let server = TestServer::start().await;
+    let (alice, token, mut worker, job, attempt) = a_running_job(&server).await;
+    let bob = server.add_user("bob", 10);
 
     // Another user's job is not theirs to watch.
     let other = server
@@ -232,19 +242,8 @@ async fn a_viewer_follows_a_running_job_across_a_coordinator_restart() {
 #[tokio::test]
 async fn a_lost_attempt_resets_the_viewer() {
     let server = TestServer::start_with(|c| c.heartbeat_s = 1).await;
-    let alice = server.add_user("alice", 10);
-    server.add_user("carol", 0);
+    let (alice, _, mut worker, job, attempt) = a_running_job(&server).await;
     server.add_user("dave", 0);
-    let (_, token) = server.add_worker("carol");
-    let mut worker = FakeWorker::connect(&server, &token, 1).await;
-    let job = server.submit_ok(&alice, "echo tick").await;
-    let (_, attempt, _) = worker.expect_assign().await;
-    worker
-        .send(WorkerMessage::Started {
-            job_id: job,
-            attempt,
-        })
-        .await;
     let mut seen = viewer(&server, &alice, job, true).await;
     worker
         .send(piece(job, attempt, OutputStream::Stdout, 0, "first try\n"))
@@ -284,18 +283,7 @@ async fn a_lost_attempt_resets_the_viewer() {
 #[tokio::test]
 async fn a_flood_of_output_is_capped_slowed_and_bounded() {
     let server = TestServer::start_with(|c| c.limits.max_output_bytes = 4096).await;
-    let alice = server.add_user("alice", 10);
-    server.add_user("carol", 0);
-    let (_, token) = server.add_worker("carol");
-    let mut worker = FakeWorker::connect(&server, &token, 1).await;
-    let job = server.submit_ok(&alice, "echo flood").await;
-    let (_, attempt, _) = worker.expect_assign().await;
-    worker
-        .send(WorkerMessage::Started {
-            job_id: job,
-            attempt,
-        })
-        .await;
+    let (alice, _, mut worker, job, attempt) = a_running_job(&server).await;
     // 80 pieces of 100 bytes: past the cap (4096), and past the burst (64) at one
     // slot's rate (8 a second), so the last 16 are read about 2 s later (the bucket
     // itself is unit-tested in worker_session.rs).
@@ -357,18 +345,7 @@ async fn a_flood_of_output_is_capped_slowed_and_bounded() {
 #[tokio::test]
 async fn a_result_that_does_not_go_on_from_the_live_output_is_sent_whole_after_a_reset() {
     let server = TestServer::start().await;
-    let alice = server.add_user("alice", 10);
-    server.add_user("carol", 0);
-    let (_, token) = server.add_worker("carol");
-    let mut worker = FakeWorker::connect(&server, &token, 1).await;
-    let job = server.submit_ok(&alice, "echo right").await;
-    let (_, attempt, _) = worker.expect_assign().await;
-    worker
-        .send(WorkerMessage::Started {
-            job_id: job,
-            attempt,
-        })
-        .await;
+    let (alice, _, mut worker, job, attempt) = a_running_job(&server).await;
     let mut seen = viewer(&server, &alice, job, true).await;
     let out = OutputStream::Stdout;
     worker.send(piece(job, attempt, out, 0, "wrong\n")).await;

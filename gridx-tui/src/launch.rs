@@ -226,26 +226,7 @@ pub async fn one_shot(
                 }
             }
             // The job's own streams to ours: raw into pipes, inert on terminals.
-            Outcome::Job(job) if wait => {
-                use std::io::Write;
-                // The compiler's words first, as a local build prints them.
-                if let Some(compiled) = job.compile_output.as_deref().filter(|c| !c.is_empty()) {
-                    let shown = shown_on(compiled, std::io::stderr().is_terminal());
-                    let _ = std::io::stderr().write_all(shown.as_bytes());
-                }
-                let stdout = shown_on(&job.stdout, std::io::stdout().is_terminal());
-                write_stdout(stdout.as_bytes())?;
-                let stderr = shown_on(&job.stderr, std::io::stderr().is_terminal());
-                let _ = std::io::stderr().write_all(stderr.as_bytes());
-                if let Some(ending) = commands::run::wait_ending(job) {
-                    // Why our exit code is not the job's own (124: the timeout, not
-                    // the program); it carries the coordinator's message.
-                    eprintln!("gridx-tui: {ending}");
-                } else if let Some(message) = &job.message {
-                    // A note for a person, whoever wrote it: inert, pipe or not.
-                    eprintln!("[{}: {}]", job.status, inert(message));
-                }
-            }
+            Outcome::Job(job) if wait => print_ended(job, true)?,
             other => {
                 for line in commands::render::to_lines(other) {
                     println!("{line}");
@@ -256,10 +237,7 @@ pub async fn one_shot(
     if let Outcome::Job(job) = &outcome
         && wait
     {
-        let code = commands::run::exit_code_of(job);
-        return Ok(ExitCode::from(
-            u8::try_from(code.rem_euclid(256)).unwrap_or(1),
-        ));
+        return Ok(process_exit(commands::run::exit_code_of(job)));
     }
     // A batch in which a file was refused fails, after the others were submitted.
     if let Outcome::Batch(items) = &outcome
@@ -321,20 +299,40 @@ fn end_code(id: gridx_proto::JobId, end: Option<&gridx_proto::api::OutputEnd>) -
     if end.exit_code.is_none() || end.status != gridx_proto::JobStatus::Succeeded {
         eprintln!("[job {id} {}]", inert(&commands::render::end_words(end)));
     }
-    let code = match end.status {
-        gridx_proto::JobStatus::Succeeded => 0,
-        gridx_proto::JobStatus::Failed => end.exit_code.unwrap_or(1),
-        gridx_proto::JobStatus::TimedOut => 124,
-        gridx_proto::JobStatus::Cancelled => 130,
-        _ => 125,
-    };
+    process_exit(commands::run::exit_code_for(end.status, end.exit_code))
+}
+
+/// Our exit status for a job's code (a code past 255 wraps as a shell's does).
+fn process_exit(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code.rem_euclid(256)).unwrap_or(1))
+}
+
+/// What `submit --wait` prints of an ended job: the compiler's words first, as a
+/// local build prints them; with `output`, its stdout and stderr to ours (raw into
+/// pipes, inert on terminals); then why our exit code is not the job's own, if it is
+/// not (124: the timeout, not the program), or the coordinator's message.
+fn print_ended(job: &gridx_proto::api::JobView, output: bool) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    let err_tty = std::io::stderr().is_terminal();
+    if let Some(compiled) = job.compile_output.as_deref().filter(|c| !c.is_empty()) {
+        let _ = std::io::stderr().write_all(shown_on(compiled, err_tty).as_bytes());
+    }
+    if output {
+        write_stdout(shown_on(&job.stdout, std::io::stdout().is_terminal()).as_bytes())?;
+        let _ = std::io::stderr().write_all(shown_on(&job.stderr, err_tty).as_bytes());
+    }
+    if let Some(ending) = commands::run::wait_ending(job) {
+        eprintln!("gridx-tui: {ending}");
+    } else if let Some(message) = &job.message {
+        // A note for a person, whoever wrote it: inert, pipe or not.
+        eprintln!("[{}: {}]", job.status, inert(message));
+    }
+    Ok(())
 }
 
 /// `submit --wait`: the output as it comes, then the compiler's words and why the
 /// job ended the way it did, and the job's code.
 async fn submit_and_follow(client: &ApiClient, id: gridx_proto::JobId) -> Result<ExitCode> {
-    use std::io::{IsTerminal, Write};
     // The job is submitted: whatever happens to the stream (a coordinator without it,
     // its limits, a proxy in the way), the wait goes on by polling.
     let end = match stream_output(client, id).await {
@@ -344,29 +342,18 @@ async fn submit_and_follow(client: &ApiClient, id: gridx_proto::JobId) -> Result
             None
         }
     };
-    // The whole view for what the stream does not carry: the reason's message.
+    // The whole view for what the stream does not carry: the reason's message, and
+    // all of the output when the stream failed.
     let job = if end.is_some() {
         client.job(id).await?
     } else {
-        let job = client.wait(id).await?;
-        eprintln!("gridx-tui: job {id} ended; its whole output:");
-        let _ = write_stdout(shown_on(&job.stdout, true).as_bytes());
-        let _ = std::io::stderr().write_all(shown_on(&job.stderr, true).as_bytes());
-        job
+        client.wait(id).await?
     };
-    if let Some(compiled) = job.compile_output.as_deref().filter(|c| !c.is_empty()) {
-        let shown = shown_on(compiled, std::io::stderr().is_terminal());
-        let _ = std::io::stderr().write_all(shown.as_bytes());
+    if end.is_none() {
+        eprintln!("gridx-tui: job {id} ended; its whole output:");
     }
-    if let Some(ending) = commands::run::wait_ending(&job) {
-        eprintln!("gridx-tui: {ending}");
-    } else if let Some(message) = &job.message {
-        eprintln!("[{}: {}]", job.status, inert(message));
-    }
-    let code = commands::run::exit_code_of(&job);
-    Ok(ExitCode::from(
-        u8::try_from(code.rem_euclid(256)).unwrap_or(1),
-    ))
+    print_ended(&job, end.is_none())?;
+    Ok(process_exit(commands::run::exit_code_of(&job)))
 }
 
 /// A job's output for one of our streams: inert on a terminal, the text as it is

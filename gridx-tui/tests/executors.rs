@@ -253,7 +253,6 @@ async fn compiled_languages_compile_run_and_fail_to_compile(executor: Arc<dyn Ex
 /// (`worker::live`): also for a compiled language, whose stderr goes live only after
 /// the compiler's part, and for output past the job's cap.
 async fn live_output_is_the_final_output(executor: Arc<dyn Executor>) {
-    use gridx_proto::api::OutputStream;
     use gridx_tui::worker::exec::output::LiveSink;
     use gridx_tui::worker::live::LiveOutput;
     use std::sync::Mutex;
@@ -288,7 +287,7 @@ async fn live_output_is_the_final_output(executor: Arc<dyn Executor>) {
         assert_eq!(outcome.end, RunEnd::Exited, "{language}: {outcome:?}");
         let mut sent = [String::new(), String::new()];
         for piece in live.lock().unwrap().unsent(usize::MAX) {
-            let at = usize::from(piece.stream == OutputStream::Stderr);
+            let at = piece.stream.index();
             assert_eq!(piece.offset as usize, sent[at].len());
             sent[at].push_str(&piece.text);
         }

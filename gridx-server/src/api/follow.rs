@@ -116,13 +116,6 @@ enum Stop {
     Gone,
 }
 
-fn index(stream: OutputStream) -> usize {
-    match stream {
-        OutputStream::Stdout => 0,
-        OutputStream::Stderr => 1,
-    }
-}
-
 impl Viewer {
     async fn run(&mut self, first: Snapshot, mut live: Following) {
         let mut shutdown = self.state.shutdown.clone();
@@ -157,7 +150,7 @@ impl Viewer {
                 };
                 match event {
                     Ok(LiveEvent::Chunk { attempt, chunk }) => {
-                        if attempt != self.attempt || chunk.offset > self.sent[index(chunk.stream)]
+                        if attempt != self.attempt || chunk.offset > self.sent[chunk.stream.index()]
                         {
                             break;
                         }
@@ -211,27 +204,25 @@ impl Viewer {
     /// Whether the whole output in `pieces` (one per stream from offset 0) starts with
     /// what was sent of each stream.
     fn continued_by(&self, pieces: &[OutputChunk]) -> bool {
-        [OutputStream::Stdout, OutputStream::Stderr]
-            .into_iter()
-            .all(|stream| {
-                let at = index(stream);
-                let sent = usize::try_from(self.sent[at]).unwrap_or(usize::MAX);
-                if sent == 0 {
-                    return true;
-                }
-                let text = pieces
-                    .iter()
-                    .find(|p| p.stream == stream && p.offset == 0)
-                    .map_or("", |p| p.text.as_str());
-                text.get(..sent).is_some_and(|prefix| {
-                    Sha256::digest(prefix.as_bytes()) == self.digests[at].clone().finalize()
-                })
+        OutputStream::BOTH.into_iter().all(|stream| {
+            let at = stream.index();
+            let sent = usize::try_from(self.sent[at]).unwrap_or(usize::MAX);
+            if sent == 0 {
+                return true;
+            }
+            let text = pieces
+                .iter()
+                .find(|p| p.stream == stream && p.offset == 0)
+                .map_or("", |p| p.text.as_str());
+            text.get(..sent).is_some_and(|prefix| {
+                Sha256::digest(prefix.as_bytes()) == self.digests[at].clone().finalize()
             })
+        })
     }
 
     /// Sends the part of `piece` not sent yet.
     async fn piece(&mut self, piece: &OutputChunk) -> Result<(), Stop> {
-        let at = index(piece.stream);
+        let at = piece.stream.index();
         let have = self.sent[at];
         let end = piece.offset + piece.text.len() as u64;
         if piece.offset > have || end <= have {

@@ -11,18 +11,6 @@ use gridx_proto::{JobId, UserName};
 use rusqlite::{Connection, params};
 use std::collections::HashMap;
 
-fn stream_name(stream: OutputStream) -> &'static str {
-    stream.as_str()
-}
-
-fn parse_stream(text: &str) -> Option<OutputStream> {
-    match text {
-        "stdout" => Some(OutputStream::Stdout),
-        "stderr" => Some(OutputStream::Stderr),
-        _ => None,
-    }
-}
-
 /// Stores one piece, which the queue checked to follow the stored ones.
 pub fn append(conn: &Connection, job: JobId, chunk: &OutputChunk) -> StoreResult<()> {
     conn.prepare_cached(
@@ -30,7 +18,7 @@ pub fn append(conn: &Connection, job: JobId, chunk: &OutputChunk) -> StoreResult
     )?
     .execute(params![
         job.0 as i64,
-        stream_name(chunk.stream),
+        chunk.stream.as_str(),
         chunk.offset.min(i64::MAX as u64) as i64,
         chunk.text
     ])?;
@@ -60,7 +48,7 @@ pub fn pieces(conn: &Connection, job: JobId) -> StoreResult<Vec<OutputChunk>> {
     let mut out: Vec<OutputChunk> = Vec::new();
     for row in rows {
         let (stream, offset, text) = row?;
-        let Some(stream) = parse_stream(&stream) else {
+        let Some(stream) = OutputStream::parse(&stream) else {
             continue;
         };
         let offset = offset.max(0) as u64;
@@ -157,10 +145,8 @@ pub fn lengths(conn: &Connection) -> StoreResult<HashMap<JobId, [u64; 2]>> {
     let mut out: HashMap<JobId, [u64; 2]> = HashMap::new();
     for row in rows {
         let (job, stream, bytes) = row?;
-        let at = match parse_stream(&stream) {
-            Some(OutputStream::Stdout) => 0,
-            Some(OutputStream::Stderr) => 1,
-            None => continue,
+        let Some(at) = OutputStream::parse(&stream).map(OutputStream::index) else {
+            continue;
         };
         out.entry(JobId(job as u64)).or_default()[at] = bytes.max(0) as u64;
     }

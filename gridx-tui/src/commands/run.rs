@@ -267,10 +267,15 @@ pub async fn run(
 /// The process exit code of `submit --wait`: the job's own code when it exited,
 /// else a conventional one (124 timeout, 130 cancelled, 125 platform error).
 pub fn exit_code_of(job: &JobView) -> i32 {
+    exit_code_for(job.status, job.exit_code)
+}
+
+/// [`exit_code_of`] from a job's status and exit code alone (`logs -f` has no view).
+pub fn exit_code_for(status: gridx_proto::JobStatus, exit_code: Option<i32>) -> i32 {
     use gridx_proto::JobStatus::*;
-    match job.status {
+    match status {
         Succeeded => 0,
-        Failed => job.exit_code.unwrap_or(1),
+        Failed => exit_code.unwrap_or(1),
         TimedOut => 124,
         Cancelled => 130,
         Error => 125,

@@ -3,7 +3,6 @@
 //! bollard's image creation. Images carry a content hash of their recipe, and a
 //! rebuild is skipped when the image with that hash is already there.
 
-use crate::worker::exec::docker::image_for;
 use bollard::Docker;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures_util::StreamExt;
@@ -96,7 +95,7 @@ impl Recipe {
 pub fn images_by_name(images: &RuntimeImages) -> Vec<(String, Vec<Language>)> {
     let mut out: Vec<(String, Vec<Language>)> = Vec::new();
     for language in Language::ALL {
-        let image = image_for(images, language);
+        let image = images.for_language(language);
         match out.iter_mut().find(|(name, _)| name == image) {
             Some((_, languages)) => languages.push(language),
             None => out.push((image.to_owned(), vec![language])),

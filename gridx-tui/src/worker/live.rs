@@ -67,27 +67,17 @@ pub struct Piece {
     pub text: String,
 }
 
-fn index(stream: OutputStream) -> usize {
-    match stream {
-        OutputStream::Stdout => 0,
-        OutputStream::Stderr => 1,
-    }
-}
-
 impl LiveOutput {
     /// Bytes the job printed on `stream` (already within its cap).
     pub fn push(&mut self, stream: OutputStream, bytes: &[u8]) {
-        let s = &mut self.streams[index(stream)];
+        let s = &mut self.streams[stream.index()];
         decode(&mut s.tail, bytes, &mut s.text);
     }
 
     /// The text this host's own dashboard does not have yet, by stream; marked shown.
     pub fn unshown(&mut self) -> Vec<(OutputStream, String)> {
         let mut out = Vec::new();
-        for (stream, s) in [OutputStream::Stdout, OutputStream::Stderr]
-            .into_iter()
-            .zip(self.streams.iter_mut())
-        {
+        for (stream, s) in OutputStream::BOTH.into_iter().zip(self.streams.iter_mut()) {
             if s.shown < s.text.len() {
                 out.push((stream, s.text[s.shown..].to_owned()));
                 s.shown = s.text.len();
@@ -108,10 +98,7 @@ impl LiveOutput {
     /// next call, so a resend after a reconnect is spread out.
     pub fn unsent(&mut self, per_stream: usize) -> Vec<Piece> {
         let mut out = Vec::new();
-        for (stream, s) in [OutputStream::Stdout, OutputStream::Stderr]
-            .into_iter()
-            .zip(self.streams.iter_mut())
-        {
+        for (stream, s) in OutputStream::BOTH.into_iter().zip(self.streams.iter_mut()) {
             for _ in 0..per_stream {
                 if s.sent >= s.text.len() {
                     break;

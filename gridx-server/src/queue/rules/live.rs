@@ -56,10 +56,7 @@ impl State {
         let Some(job) = self.running.get_mut(&job_id) else {
             return Ok(());
         };
-        let at = match stream {
-            OutputStream::Stdout => 0,
-            OutputStream::Stderr => 1,
-        };
+        let at = stream.index();
         let have = job.live[at];
         let Some((start, stop)) = new_part(&text, offset, have, cap) else {
             return Ok(());

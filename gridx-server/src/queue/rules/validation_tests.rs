@@ -13,6 +13,31 @@ use gridx_proto::protocol::WorkerMessage;
 use gridx_proto::{JobId, JobSpec, JobStatus, WorkerId};
 
 fn finish(rig: &mut Rig, worker: u64, job: JobId, stdout: &str) {
+    report(
+        rig,
+        worker,
+        job,
+        outcome(RunEnd::Exited, Some(0), stdout, None),
+    );
+}
+
+/// A run that ended so, with nothing on stderr.
+fn outcome(end: RunEnd, exit_code: Option<i32>, stdout: &str, compile: Option<&str>) -> RunOutcome {
+    RunOutcome {
+        end,
+        exit_code,
+        stdout: stdout.into(),
+        stderr: String::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        duration_ms: 1,
+        message: None,
+        compile_output: compile.map(str::to_owned),
+    }
+}
+
+/// `worker`, which runs `job`, reports `outcome` of it.
+fn report(rig: &mut Rig, worker: u64, job: JobId, outcome: RunOutcome) {
     let (holder, attempt) = rig.holder(job).expect("the job runs");
     assert_eq!(holder, worker, "job {job} runs on worker {holder}");
     rig.say(
@@ -20,17 +45,7 @@ fn finish(rig: &mut Rig, worker: u64, job: JobId, stdout: &str) {
         WorkerMessage::Finished {
             job_id: job,
             attempt,
-            outcome: RunOutcome {
-                end: RunEnd::Exited,
-                exit_code: Some(0),
-                stdout: stdout.into(),
-                stderr: String::new(),
-                stdout_truncated: false,
-                stderr_truncated: false,
-                duration_ms: 1,
-                message: None,
-                compile_output: None,
-            },
+            outcome,
         },
     );
 }
@@ -363,49 +378,28 @@ fn a_false_compile_error_is_outvoted() {
     let mut ran_by = Vec::new();
     loop {
         rig.dispatch();
-        let Some((worker, attempt)) = rig.holder(job) else {
+        let Some((worker, _)) = rig.holder(job) else {
             break;
         };
         assert!(ran_by.len() < 3, "{ran_by:?}");
         ran_by.push(worker);
-        let outcome = if worker == 1 {
-            RunOutcome {
-                end: RunEnd::CompileError,
-                exit_code: None,
-                stdout: String::new(),
-                stderr: String::new(),
-                stdout_truncated: false,
-                stderr_truncated: false,
-                duration_ms: 1,
-                message: None,
-                compile_output: Some("main.c:1: error: made up".into()),
-            }
-        } else {
-            RunOutcome {
-                end: RunEnd::Exited,
-                exit_code: Some(0),
-                stdout: "42".into(),
-                stderr: String::new(),
-                stdout_truncated: false,
-                stderr_truncated: false,
-                duration_ms: 1,
-                message: None,
-                // Another compiler version warns where the first says nothing.
-                compile_output: Some(if worker == 3 {
-                    "main.c:1: warning: unused variable".into()
-                } else {
-                    String::new()
-                }),
-            }
+        let outcome = match worker {
+            1 => outcome(
+                RunEnd::CompileError,
+                None,
+                "",
+                Some("main.c:1: error: made up"),
+            ),
+            // Another compiler version warns where the first says nothing.
+            3 => outcome(
+                RunEnd::Exited,
+                Some(0),
+                "42",
+                Some("main.c:1: warning: unused variable"),
+            ),
+            _ => outcome(RunEnd::Exited, Some(0), "42", Some("")),
         };
-        rig.say(
-            worker,
-            WorkerMessage::Finished {
-                job_id: job,
-                attempt,
-                outcome,
-            },
-        );
+        report(&mut rig, worker, job, outcome);
     }
     assert_eq!(ran_by, vec![1, 2, 3]);
     let view = rig.view(job);
@@ -487,24 +481,12 @@ fn a_compile_error_for_an_interpreted_language_is_the_workers_failure() {
     }
     let job = rig.submit("alice", 256, 30);
     rig.dispatch();
-    let (worker, attempt) = rig.holder(job).expect("the job runs");
-    rig.say(
+    let (worker, _) = rig.holder(job).expect("the job runs");
+    report(
+        &mut rig,
         worker,
-        WorkerMessage::Finished {
-            job_id: job,
-            attempt,
-            outcome: RunOutcome {
-                end: RunEnd::CompileError,
-                exit_code: None,
-                stdout: String::new(),
-                stderr: String::new(),
-                stdout_truncated: false,
-                stderr_truncated: false,
-                duration_ms: 1,
-                message: None,
-                compile_output: Some("nonsense".into()),
-            },
-        },
+        job,
+        outcome(RunEnd::CompileError, None, "", Some("nonsense")),
     );
     let view = rig.view(job);
     assert_eq!(view.status, JobStatus::Error, "{view:?}");

@@ -101,10 +101,6 @@ pub async fn connect(timeout: Duration) -> Result<Docker, String> {
     }
 }
 
-pub fn image_for(images: &RuntimeImages, language: Language) -> &str {
-    images.for_language(language)
-}
-
 impl DockerExecutor {
     /// Uses an engine that answered a ping; offers the languages whose image exists.
     pub async fn new(
@@ -115,7 +111,7 @@ impl DockerExecutor {
     ) -> Self {
         let mut languages = Vec::new();
         for language in Language::ALL {
-            let Ok(image) = docker.inspect_image(image_for(&images, language)).await else {
+            let Ok(image) = docker.inspect_image(images.for_language(language)).await else {
                 continue;
             };
             // An image built by `images build` says what it can run; an operator's
@@ -258,7 +254,7 @@ impl DockerExecutor {
         let fsize = i64::from(self.limits.fsize_mb) * 1024 * 1024;
         let nofile = i64::from(self.limits.nofile);
         ContainerCreateBody {
-            image: Some(image_for(&self.images, language).to_owned()),
+            image: Some(self.images.for_language(language).to_owned()),
             // Stdin is: the code's length, a line; the deadline in seconds, a line;
             // the compile marker (`toolchain`), a line; the code; then the job's own
             // stdin. So the same container works for any
