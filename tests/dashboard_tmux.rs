@@ -3,87 +3,9 @@
 //! job reach `succeeded` in the job pane.
 
 use gridx_e2e::skip::Tool;
+use gridx_e2e::tmux::Tmux;
 use gridx_e2e::{Grid, binary, require, terminate};
-use std::process::Command;
 use std::time::Duration;
-
-struct Tmux {
-    session: String,
-}
-
-impl Tmux {
-    fn start(session: &str, width: u16, height: u16, command: &str) -> Tmux {
-        let status = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                session,
-                "-x",
-                &width.to_string(),
-                "-y",
-                &height.to_string(),
-                command,
-            ])
-            .status()
-            .expect("tmux runs");
-        assert!(status.success(), "tmux new-session failed");
-        Tmux {
-            session: session.into(),
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", &self.session];
-        args.extend_from_slice(keys);
-        let _ = Command::new("tmux").args(&args).status();
-    }
-
-    fn literal(&self, text: &str) {
-        let _ = Command::new("tmux")
-            .args(["send-keys", "-t", &self.session, "-l", text])
-            .status();
-    }
-
-    /// A tmux format about the pane (`#{alternate_on}`, `#{cursor_flag}`, …).
-    fn display(&self, format: &str) -> String {
-        let out = Command::new("tmux")
-            .args(["display-message", "-p", "-t", &self.session, format])
-            .output();
-        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.session])
-            .output();
-        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
-    async fn wait_for(&self, what: &str, secs: u64, check: impl Fn(&str) -> bool) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            let screen = self.screen();
-            if check(&screen) {
-                return screen;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!("the dashboard never showed {what}; last screen:\n{screen}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.session])
-            .status();
-    }
-}
 
 #[tokio::test]
 async fn a_submit_typed_in_the_console_reaches_succeeded() {
@@ -103,7 +25,7 @@ async fn a_submit_typed_in_the_console_reaches_succeeded() {
         grid.url,
         alice
     );
-    let tmux = Tmux::start(&session, 120, 36, &command);
+    let tmux = Tmux::start(&session, 120, 36, &[], &command);
     tmux.wait_for("the live connection", 20, |s| {
         s.contains("● live") && s.contains("tmux-worker")
     })
@@ -157,7 +79,7 @@ async fn the_repl_runs_commands_and_announces_finished_jobs() {
         grid.url,
         alice
     );
-    let tmux = Tmux::start(&session, 120, 30, &command);
+    let tmux = Tmux::start(&session, 120, 30, &[], &command);
     tmux.wait_for("the prompt", 20, |s| s.contains("Grid-X console"))
         .await;
     tmux.literal("balance");
@@ -208,6 +130,7 @@ async fn suspend_and_the_repl_hand_over_keep_the_terminal_whole() {
         &session,
         80,
         24,
+        &[],
         &format!("env HOME={} bash --norc --noprofile", home.path().display()),
     );
     tmux.literal(&format!(
@@ -287,6 +210,7 @@ async fn quitting_from_every_state_restores_the_terminal() {
         &session,
         80,
         24,
+        &[],
         &format!("env HOME={} bash --norc --noprofile", home.path().display()),
     );
     let dashboard = format!(

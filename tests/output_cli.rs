@@ -8,9 +8,9 @@
 #![allow(clippy::unwrap_used)] // a test: a failing unwrap is a failing test
 
 use gridx_e2e::skip::Tool;
+use gridx_e2e::tmux::Tmux;
 use gridx_e2e::{Grid, binary, terminate};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 fn gridx(grid: &Grid, token: &str, args: &[&str]) -> Output {
     Command::new(binary("gridx-tui"))
@@ -203,31 +203,13 @@ async fn escape_sequences_reach_a_pipe_raw_and_a_terminal_inert() {
 /// Runs `gridx-tui` with `args` in a fresh tmux pane (`$CODE` holds the hostile
 /// job's code); what the pane shows once it is done, and the pane's title.
 async fn on_a_terminal(prefix: &str, args: &str) -> (String, String) {
-    let session = format!("gridx-output-{}-{}", std::process::id(), args.len());
     let command = format!("{prefix} {args}; echo; echo END-OF-OUTPUT; sleep 60");
-    let status = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &session, "-x", "100", "-y", "20"])
-        .args(["-e", &format!("CODE={HOSTILE_CODE}"), &command])
-        .status()
-        .expect("tmux runs");
-    assert!(status.success(), "tmux new-session failed");
-    let tmux = |args: &[&str]| {
-        let out = Command::new("tmux").args(args).output().expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let screen = loop {
-        let screen = tmux(&["capture-pane", "-p", "-t", &session]);
-        if screen.contains("END-OF-OUTPUT") {
-            break screen;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let _ = tmux(&["kill-session", "-t", &session]);
-            panic!("`gridx-tui {args}` never finished; last screen:\n{screen}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let title = tmux(&["display-message", "-p", "-t", &session, "#{pane_title}"]);
-    let _ = tmux(&["kill-session", "-t", &session]);
+    let tmux = Tmux::start("output", 100, 20, &[("CODE", HOSTILE_CODE)], &command);
+    let screen = tmux
+        .wait_for(&format!("`gridx-tui {args}` finishing"), 30, |s| {
+            s.contains("END-OF-OUTPUT")
+        })
+        .await;
+    let title = tmux.display("#{pane_title}");
     (screen, title.trim().to_owned())
 }

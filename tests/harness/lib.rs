@@ -13,6 +13,7 @@ pub mod fake_worker;
 pub mod proxy;
 pub mod skip;
 pub mod tls;
+pub mod tmux;
 
 use skip::Tool;
 use std::io::{BufRead, BufReader};
