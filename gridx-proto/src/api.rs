@@ -30,6 +30,13 @@ pub struct SubmitJobRequest {
     /// from run to run: it then runs only on a worker the grid trusts. Default `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validate: Option<bool>,
+    /// GPUs the job needs (docs/jobs.md, "GPU jobs"), at most `server.limits.max_gpus`;
+    /// each adds `server.gpu_cost` to its cost. Absent: none, and the job sees none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// The least memory, in MB, each of those GPUs must have. Only with `gpus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_mb: Option<u32>,
 }
 
 /// The most jobs one `POST /v1/jobs/batch` may carry.
@@ -117,6 +124,18 @@ pub struct JobView {
     pub cost: Credits,
     /// How the result was (or will be) checked (docs/trust.md).
     pub validation: JobValidation,
+    /// GPUs it asked for (docs/jobs.md, "GPU jobs"). Absent: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gpus: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_mb: Option<u32>,
+    /// The GPUs of its worker (NVML indices) its latest attempt holds or held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_indices: Vec<u32>,
+    /// Why a queued job waits, when the grid can say: no online worker lends the
+    /// GPUs it asks for. (A wait for result checks is in `validation.waiting`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// How a job's result is checked: the replicas run so far, and how the job was
@@ -339,6 +358,9 @@ pub struct JobSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
     pub cost: Credits,
+    /// GPUs it asked for. Absent: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gpus: u32,
 }
 
 impl JobView {
@@ -368,6 +390,7 @@ impl JobView {
             refusals: self.refusals,
             refusal: self.refusal.clone(),
             cost: self.cost,
+            gpus: self.gpus,
         }
     }
 }
@@ -625,6 +648,21 @@ pub struct WorkerView {
     /// What result checks found of it (docs/trust.md).
     #[serde(default)]
     pub reliability: Reliability,
+    /// The GPUs it lends to jobs, and which job holds each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<WorkerGpu>,
+}
+
+/// A GPU a worker lends, as the worker list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkerGpu {
+    /// NVML's index on the worker's host.
+    pub index: u32,
+    pub name: String,
+    pub memory_mb: u64,
+    /// The job running on it; absent when it is free.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<JobId>,
 }
 
 /// `GET /v1/workers`.

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub hello_timeout_s: u32,
     pub max_attempts: u32,
     pub job_cost: Credits,
+    /// Added to `job_cost` for each GPU a job asks for (docs/jobs.md, "GPU jobs"):
+    /// a job with `gpus: N` costs `job_cost + N × gpu_cost`, held and settled as one.
+    pub gpu_cost: Credits,
     /// The worker owner's share of a job's cost, in per-mille; the rest is the fee.
     pub reward_permille: u16,
     pub new_user_credits: Credits,
@@ -143,6 +146,7 @@ impl Default for ServerConfig {
             hello_timeout_s: 5,
             max_attempts: 3,
             job_cost: Credits::from_whole(1),
+            gpu_cost: Credits::from_whole(4),
             reward_permille: 800,
             new_user_credits: Credits::from_whole(100),
             queue_capacity: 100_000,
@@ -246,6 +250,9 @@ pub struct WorkerConfig {
     pub memory_budget_mb: Option<u64>,
     pub max_job_timeout_s: u32,
     pub images: RuntimeImages,
+    /// The GPUs lent to jobs: `none` (the default), `all`, or NVML indices such as
+    /// `0,2` (docs/worker.md, "GPUs"). A job gets only the GPUs it is assigned.
+    pub gpus: crate::gpu::GpuLending,
     /// As in `[client]`: a private CA, and plain http:// outside loopback.
     pub ca_cert: Option<PathBuf>,
     pub allow_insecure: bool,
@@ -278,6 +285,7 @@ impl Default for WorkerConfig {
             memory_budget_mb: None,
             max_job_timeout_s: 300,
             images: RuntimeImages::default(),
+            gpus: crate::gpu::GpuLending::None,
             ca_cert: None,
             allow_insecure: false,
         }
@@ -519,8 +527,11 @@ impl GridxConfig {
         if s.reward_permille > 1000 {
             return invalid("server.reward_permille must be at most 1000");
         }
-        if s.job_cost.is_negative() || s.new_user_credits.is_negative() {
-            return invalid("server.job_cost and server.new_user_credits must not be negative");
+        if s.job_cost.is_negative() || s.new_user_credits.is_negative() || s.gpu_cost.is_negative()
+        {
+            return invalid(
+                "server.job_cost, server.gpu_cost and server.new_user_credits must not be negative",
+            );
         }
         if s.rate_limit_per_s == 0 || s.rate_limit_burst == 0 {
             return invalid("server.rate_limit_per_s and rate_limit_burst must be at least 1");

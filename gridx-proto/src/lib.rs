@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 pub mod credits;
 pub mod events;
+pub mod gpu;
 pub mod ids;
 pub mod job;
 pub mod language;

@@ -23,6 +23,8 @@ pub struct JobLimits {
     pub max_output_bytes: usize,
     /// Priorities run from `-max_priority` to `max_priority`; higher runs first.
     pub max_priority: i32,
+    /// The most GPUs one job may ask for; 0 refuses every GPU job.
+    pub max_gpus: u32,
 }
 
 impl Default for JobLimits {
@@ -38,6 +40,7 @@ impl Default for JobLimits {
             max_stdin_bytes: 1024 * 1024,
             max_output_bytes: 1024 * 1024,
             max_priority: 100,
+            max_gpus: 8,
         }
     }
 }
@@ -55,6 +58,27 @@ pub struct JobSpec {
     pub priority: i32,
     /// The most bytes of stdout and of stderr the worker keeps.
     pub max_output_bytes: usize,
+    /// GPUs the job gets (docs/jobs.md, "GPU jobs"); absent: none, and the job's
+    /// sandbox has no GPU device at all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gpus: u32,
+    /// The least memory, in MB, each of its GPUs must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_mb: Option<u32>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl JobSpec {
+    /// The GPUs this job asks for.
+    pub fn gpu_request(&self) -> crate::gpu::GpuRequest {
+        crate::gpu::GpuRequest {
+            count: self.gpus,
+            min_memory_mb: self.gpu_memory_mb,
+        }
+    }
 }
 
 /// Why a submitted job was refused.
@@ -77,6 +101,8 @@ pub enum SpecError {
     EmptyCode,
     #[error("{field} contains a NUL byte")]
     NulByte { field: &'static str },
+    #[error("gpu_memory_mb needs gpus: it is the least memory of each GPU the job asks for")]
+    GpuMemoryWithoutGpus,
 }
 
 impl SpecError {
@@ -134,6 +160,29 @@ impl JobLimits {
                 got: i64::from(priority),
             });
         }
+        let gpus = req.gpus.unwrap_or(0);
+        let most = self.max_gpus.min(crate::gpu::MAX_LENT_GPUS as u32);
+        if gpus > most {
+            return Err(SpecError::OutOfBounds {
+                field: "gpus",
+                min: 0,
+                max: i64::from(most),
+                got: i64::from(gpus),
+            });
+        }
+        if gpus == 0 && req.gpu_memory_mb.is_some() {
+            return Err(SpecError::GpuMemoryWithoutGpus);
+        }
+        if let Some(mb) = req.gpu_memory_mb
+            && mb == 0
+        {
+            return Err(SpecError::OutOfBounds {
+                field: "gpu_memory_mb",
+                min: 1,
+                max: i64::from(u32::MAX),
+                got: 0,
+            });
+        }
         Ok(JobSpec {
             language: req.language,
             code: req.code.clone(),
@@ -142,6 +191,8 @@ impl JobLimits {
             memory_mb,
             priority,
             max_output_bytes: self.max_output_bytes,
+            gpus,
+            gpu_memory_mb: req.gpu_memory_mb,
         })
     }
 
@@ -173,6 +224,12 @@ impl JobLimits {
         }
         if self.max_priority < 0 {
             return Err("max_priority must not be negative".into());
+        }
+        if self.max_gpus as usize > crate::gpu::MAX_LENT_GPUS {
+            return Err(format!(
+                "max_gpus: at most {} (the most GPUs a worker may lend)",
+                crate::gpu::MAX_LENT_GPUS
+            ));
         }
         Ok(())
     }
@@ -212,6 +269,8 @@ mod tests {
             memory_mb: None,
             priority: None,
             validate: None,
+            gpus: None,
+            gpu_memory_mb: None,
         }
     }
 

@@ -114,6 +114,11 @@ pub struct Capabilities {
     pub memory_mb: u64,
     /// Number of GPUs found through NVML (0 when none or no library).
     pub gpus: u32,
+    /// The GPUs it lends to jobs (`[worker] gpus`), at most
+    /// [`crate::gpu::MAX_LENT_GPUS`]: only these may be named in an `assign`. A worker
+    /// that lends none (the default, and every worker older than GPU jobs) is never
+    /// given a job that asks for GPUs.
+    pub gpu_devices: Vec<crate::gpu::GpuDevice>,
     /// The admission caps (`[worker]` `max_job_memory_mb`, `memory_budget_mb`,
     /// `max_job_timeout_s`): the most memory one job may ask for, the most all jobs
     /// running at once may ask for together, and the longest `timeout_s`. The
@@ -138,6 +143,8 @@ struct CapabilitiesWire {
     cpu_cores: u32,
     memory_mb: u64,
     gpus: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gpu_devices: Vec<crate::gpu::GpuDevice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_job_memory_mb: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,6 +179,7 @@ impl From<CapabilitiesWire> for Capabilities {
             cpu_cores: w.cpu_cores,
             memory_mb: w.memory_mb,
             gpus: w.gpus,
+            gpu_devices: w.gpu_devices,
             max_job_memory_mb: w.max_job_memory_mb,
             memory_budget_mb: w.memory_budget_mb,
             max_job_timeout_s: w.max_job_timeout_s,
@@ -191,6 +199,7 @@ impl From<Capabilities> for CapabilitiesWire {
             cpu_cores: c.cpu_cores,
             memory_mb: c.memory_mb,
             gpus: c.gpus,
+            gpu_devices: c.gpu_devices,
             max_job_memory_mb: c.max_job_memory_mb,
             memory_budget_mb: c.memory_budget_mb,
             max_job_timeout_s: c.max_job_timeout_s,
@@ -305,6 +314,10 @@ impl fmt::Display for RejectCode {
 pub struct AssignedJob {
     pub job_id: JobId,
     pub spec: JobSpec,
+    /// The worker's GPUs (NVML indices, from its `gpu_devices`) this attempt gets:
+    /// as many as `spec.gpus`, none in use by another of its jobs. Absent: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<u32>,
 }
 
 /// Messages from the coordinator to a worker.
@@ -646,6 +659,7 @@ mod tests {
                 token: String::new(),
                 name: "n".into(),
                 capabilities: Capabilities {
+                    gpu_devices: Vec::new(),
                     languages: vec![],
                     slots: 1,
                     executor: ExecutorKind::Noop,
@@ -681,6 +695,8 @@ mod tests {
         let names: Vec<String> = worker.iter().map(|m| tag(encode(m).unwrap())).collect();
         assert_eq!(names, WorkerMessage::TYPES);
         let spec = crate::limits::JobSpec {
+            gpu_memory_mb: None,
+            gpus: 0,
             language: Language::Bash,
             code: "x".into(),
             stdin: String::new(),
@@ -702,6 +718,7 @@ mod tests {
             },
             CoordinatorMessage::Assign {
                 job: AssignedJob {
+                    gpus: Vec::new(),
                     job_id: JobId(1),
                     spec,
                 },

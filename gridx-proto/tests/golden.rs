@@ -9,6 +9,7 @@
 
 use gridx_proto::api::*;
 use gridx_proto::events::ServerEvent;
+use gridx_proto::gpu::GpuDevice;
 use gridx_proto::job::{RunEnd, RunOutcome};
 use gridx_proto::protocol::*;
 use gridx_proto::time_fmt::from_unix_millis;
@@ -84,6 +85,8 @@ fn metrics() -> HostMetrics {
 
 fn spec() -> JobSpec {
     JobSpec {
+        gpu_memory_mb: None,
+        gpus: 0,
         language: Language::Python,
         code: "print(input())".into(),
         stdin: "hello\n".into(),
@@ -109,7 +112,7 @@ fn outcome() -> RunOutcome {
 }
 
 fn job_view() -> JobView {
-    JobView {
+    JobView { waiting: None, gpu_indices: Vec::new(), gpu_memory_mb: None, gpus: 0,
         job_id: JobId(42),
         user: UserName::new("alice").unwrap(),
         status: JobStatus::Succeeded,
@@ -183,6 +186,7 @@ fn worker_messages() {
             token: "gxw_0123456789abcdef".into(),
             name: "lab-box-1".into(),
             capabilities: Capabilities {
+                gpu_devices: Vec::new(),
                 languages: vec![Language::Python, Language::Node, Language::Bash],
                 slots: 4,
                 executor: ExecutorKind::Docker,
@@ -208,6 +212,7 @@ fn worker_messages() {
             token: "gxw_0123456789abcdef".into(),
             name: "lab-box-2".into(),
             capabilities: Capabilities {
+                gpu_devices: Vec::new(),
                 languages: Language::ALL.to_vec(),
                 slots: 2,
                 executor: ExecutorKind::Bubblewrap,
@@ -217,6 +222,39 @@ fn worker_messages() {
                 max_job_memory_mb: None,
                 memory_budget_mb: None,
                 max_job_timeout_s: None,
+            },
+            running: vec![],
+        },
+    );
+    // A worker that lends its GPUs: `gpu_devices`, which older coordinators ignore.
+    worker_message(
+        "hello_gpus",
+        WorkerMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            token: "gxw_0123456789abcdef".into(),
+            name: "gpu-box".into(),
+            capabilities: Capabilities {
+                gpu_devices: vec![
+                    GpuDevice {
+                        index: 0,
+                        name: "NVIDIA H200".into(),
+                        memory_mb: 143_771,
+                    },
+                    GpuDevice {
+                        index: 2,
+                        name: "NVIDIA L4".into(),
+                        memory_mb: 23_034,
+                    },
+                ],
+                languages: vec![Language::Python, Language::Bash],
+                slots: 4,
+                executor: ExecutorKind::Bubblewrap,
+                cpu_cores: 16,
+                memory_mb: 131_072,
+                gpus: 3,
+                max_job_memory_mb: Some(4096),
+                memory_budget_mb: None,
+                max_job_timeout_s: Some(300),
             },
             running: vec![],
         },
@@ -328,8 +366,24 @@ fn coordinator_messages() {
         "assign",
         CoordinatorMessage::Assign {
             job: AssignedJob {
+                gpus: Vec::new(),
                 job_id: JobId(42),
                 spec: spec(),
+            },
+            attempt: 1,
+        },
+    );
+    coordinator_message(
+        "assign_gpus",
+        CoordinatorMessage::Assign {
+            job: AssignedJob {
+                gpus: vec![2],
+                job_id: JobId(43),
+                spec: JobSpec {
+                    gpus: 1,
+                    gpu_memory_mb: Some(16_000),
+                    ..spec()
+                },
             },
             attempt: 1,
         },
@@ -349,6 +403,8 @@ fn rest_bodies() {
     golden(
         "submit_request",
         &SubmitJobRequest {
+            gpu_memory_mb: None,
+            gpus: None,
             language: Language::Node,
             code: "console.log(1)".into(),
             stdin: Some("".into()),
@@ -356,6 +412,20 @@ fn rest_bodies() {
             memory_mb: Some(128),
             priority: Some(5),
             validate: Some(false),
+        },
+    );
+    golden(
+        "submit_request_gpus",
+        &SubmitJobRequest {
+            gpu_memory_mb: Some(16_000),
+            gpus: Some(1),
+            language: Language::Python,
+            code: "import subprocess; subprocess.run(['nvidia-smi', '-L'])".into(),
+            stdin: None,
+            timeout_s: None,
+            memory_mb: None,
+            priority: None,
+            validate: None,
         },
     );
     golden("job_view", &job_view());
@@ -411,6 +481,20 @@ fn rest_bodies() {
         "workers",
         &WorkersResponse {
             workers: vec![WorkerView {
+                gpus: vec![
+                    WorkerGpu {
+                        index: 0,
+                        name: "NVIDIA H200".into(),
+                        memory_mb: 143_771,
+                        job_id: Some(JobId(43)),
+                    },
+                    WorkerGpu {
+                        index: 2,
+                        name: "NVIDIA L4".into(),
+                        memory_mb: 23_034,
+                        job_id: None,
+                    },
+                ],
                 worker_id: WorkerId(7),
                 name: "lab-box-1".into(),
                 owner: UserName::new("bob").unwrap(),

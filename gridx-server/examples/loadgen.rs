@@ -221,6 +221,7 @@ async fn worker(
         token,
         name: "sim".into(),
         capabilities: Capabilities {
+            gpu_devices: Vec::new(),
             languages: vec![Language::Python, Language::Node, Language::Bash],
             slots,
             // It finishes jobs without running them, but claims a sandbox: a `noop`

@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod gpu_wait;
 pub mod http;
 pub mod judge0;
 pub mod live_output;

@@ -12,6 +12,22 @@ use gridx_proto::job::Settlement;
 use gridx_proto::{Credits, JobId, JobStatus, UserName};
 use rusqlite::Connection;
 
+/// What a job costs its submitter: `job_cost`, plus `gpu_cost` for each GPU it asks
+/// for (docs/jobs.md, "Credits"). Held at submit and settled as one amount, so its
+/// reward and fee split as any job's. `Overflow` only for a configuration whose
+/// prices are past the ledger's range.
+pub fn price(
+    job_cost: Credits,
+    gpu_cost: Credits,
+    gpus: u32,
+) -> Result<Credits, gridx_proto::credits::CreditsError> {
+    let gpus_cost = gpu_cost
+        .millis()
+        .checked_mul(i64::from(gpus))
+        .ok_or(gridx_proto::credits::CreditsError::Overflow)?;
+    job_cost.checked_add(Credits::from_millis(gpus_cost))
+}
+
 /// A reason for credits to move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Movement<'a> {
@@ -341,6 +357,7 @@ mod tests {
                 let assigned = jobs::StatusWrite::Assigned {
                     worker: gridx_proto::WorkerId(1),
                     attempt: 1,
+                    gpus: &[],
                 };
                 jobs::write_status(
                     &conn,
@@ -441,5 +458,16 @@ mod tests {
         );
         let report = ledger::verify(&conn).expect("verify runs");
         assert!(report.violations.is_empty(), "{:?}", report.violations);
+    }
+
+    #[test]
+    fn a_gpu_job_costs_the_job_cost_and_the_gpu_cost_per_gpu() {
+        let job = Credits::from_whole(1);
+        let gpu = Credits::from_millis(2_500);
+        assert_eq!(price(job, gpu, 0), Ok(job));
+        assert_eq!(price(job, gpu, 1), Ok(Credits::from_millis(3_500)));
+        assert_eq!(price(job, gpu, 16), Ok(Credits::from_millis(41_000)));
+        let huge = Credits::from_millis(gridx_proto::credits::MAX_ABS_MILLIS);
+        assert!(price(job, huge, 16).is_err());
     }
 }

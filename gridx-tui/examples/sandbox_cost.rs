@@ -25,6 +25,8 @@ async fn executor_ms(executor: &dyn Executor, base: &std::path::Path, i: u64) ->
         job_id: JobId(i),
         attempt: 1,
         spec: JobSpec {
+            gpu_memory_mb: None,
+            gpus: 0,
             language: Language::Python,
             code: "print(1)".into(),
             stdin: String::new(),

@@ -35,6 +35,8 @@ pub struct DemoGrid {
 /// The sample jobs: one or more per language, a failure, a slow one and stdin.
 pub fn samples() -> Vec<SubmitJobRequest> {
     let job = |language, code: &str, stdin: Option<&str>| SubmitJobRequest {
+        gpu_memory_mb: None,
+        gpus: None,
         language,
         code: code.into(),
         stdin: stdin.map(str::to_owned),

@@ -68,6 +68,8 @@ async fn bwrap_executor() -> Option<Arc<dyn Executor>> {
 
 fn spec(language: Language, code: &str) -> JobSpec {
     JobSpec {
+        gpu_memory_mb: None,
+        gpus: 0,
         language,
         code: code.into(),
         stdin: String::new(),

@@ -64,6 +64,7 @@ impl Cheater {
             token: token.to_owned(),
             name: "cheater".into(),
             capabilities: Capabilities {
+                gpu_devices: Vec::new(),
                 languages: vec![Language::Bash],
                 slots: CHEATER_SLOTS,
                 // It claims a sandbox, so it is offered every user's jobs.

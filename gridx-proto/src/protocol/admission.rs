@@ -120,6 +120,7 @@ mod tests {
 
     fn caps(memory: Option<u32>, budget: Option<u64>, timeout: Option<u32>) -> Capabilities {
         Capabilities {
+            gpu_devices: Vec::new(),
             languages: vec![],
             slots: 4,
             executor: ExecutorKind::Docker,

@@ -6,6 +6,7 @@
 //! hostile numbers out of the scheduler, the store (SQLite integers are i64) and the
 //! dashboards, not real hardware out of the grid.
 
+use crate::gpu::{GpuDevice, MAX_LENT_GPU_NAME_BYTES, MAX_LENT_GPUS};
 use crate::ids::{JobId, UserName, WorkerId};
 use crate::job::RunOutcome;
 use crate::metrics::{GpuMetrics, HostMetrics};
@@ -135,7 +136,11 @@ pub fn check_coordinator(message: &CoordinatorMessage) -> Result<(), DecodeError
             )
         }
         CoordinatorMessage::Assign { job, attempt } => {
-            check_attempt("job.job_id", "attempt", job.job_id, *attempt)
+            check_attempt("job.job_id", "attempt", job.job_id, *attempt)?;
+            if job.gpus.len() > MAX_LENT_GPUS {
+                return Err(too_many("job.gpus", MAX_LENT_GPUS));
+            }
+            Ok(())
         }
         CoordinatorMessage::Cancel { job_id, attempt } => {
             check_attempt("job_id", "attempt", *job_id, *attempt)
@@ -167,6 +172,7 @@ fn check_capabilities(c: &Capabilities) -> Result<(), DecodeError> {
         u64::from(MAX_GPUS),
         u64::from(c.gpus),
     )?;
+    check_gpu_devices(&c.gpu_devices)?;
     // The admission caps, when advertised: a cap of zero would refuse every job.
     if let Some(v) = c.max_job_memory_mb {
         at_most(
@@ -185,6 +191,40 @@ fn check_capabilities(c: &Capabilities) -> Result<(), DecodeError> {
             1,
             u64::from(u32::MAX),
             u64::from(v),
+        )?;
+    }
+    Ok(())
+}
+
+/// The GPUs a worker lends: few, each index once and below [`MAX_GPUS`], names
+/// short. A name reaches dashboards, which make its escapes inert.
+fn check_gpu_devices(devices: &[GpuDevice]) -> Result<(), DecodeError> {
+    if devices.len() > MAX_LENT_GPUS {
+        return Err(too_many("capabilities.gpu_devices", MAX_LENT_GPUS));
+    }
+    for (i, d) in devices.iter().enumerate() {
+        at_most(
+            "capabilities.gpu_devices[].index",
+            0,
+            u64::from(MAX_GPUS - 1),
+            u64::from(d.index),
+        )?;
+        if devices[..i].iter().any(|o| o.index == d.index) {
+            return Err(out_of_bounds(
+                "capabilities.gpu_devices[].index",
+                "must not repeat",
+            ));
+        }
+        longest(
+            "capabilities.gpu_devices[].name",
+            MAX_LENT_GPU_NAME_BYTES,
+            &d.name,
+        )?;
+        at_most(
+            "capabilities.gpu_devices[].memory_mb",
+            0,
+            MAX_MEMORY_MB,
+            d.memory_mb,
         )?;
     }
     Ok(())

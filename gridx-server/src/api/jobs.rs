@@ -300,8 +300,9 @@ pub async fn get_one(
         .ok_or_else(|| ApiError::not_found("job"))?;
     if view.status == JobStatus::Queued {
         let policy = crate::trust::Policy::from(&state.config.validation);
-        view.validation.waiting =
-            crate::trust::waiting_reason(&view, &state.board.snapshot(), &policy);
+        let workers = state.board.snapshot();
+        view.validation.waiting = crate::trust::waiting_reason(&view, &workers, &policy);
+        view.waiting = crate::gpu_wait::waiting_reason(&view, &workers);
     }
     Ok(Json(view))
 }

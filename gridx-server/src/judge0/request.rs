@@ -351,6 +351,8 @@ pub fn parse(
         return Err(r.errors);
     }
     let request = SubmitJobRequest {
+        gpus: None,
+        gpu_memory_mb: None,
         language: language.language,
         code,
         stdin,

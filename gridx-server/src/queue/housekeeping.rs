@@ -93,6 +93,7 @@ impl State {
             metrics: w.metrics.clone(),
             last_seen: w.last_seen_wall.map(from_unix_millis),
             reliability: self.reliability(id, w),
+            gpus: w.gpu_holders(),
         };
         self.board.upsert(view.clone());
         if self.events.has_subscribers() {

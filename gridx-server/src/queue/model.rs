@@ -12,12 +12,14 @@ use crate::store::ledger::Posted;
 use crate::store::trust::{self, Record, Subject};
 use crate::store::{StoreError, jobs, users};
 use crate::trust::{JobCheck, Policy};
+use gridx_proto::api::WorkerGpu;
 use gridx_proto::api::WorkerStatus;
+use gridx_proto::gpu::{self, GpuDevice, GpuRequest};
 use gridx_proto::metrics::HostMetrics;
 use gridx_proto::protocol::{Capabilities, JobAttempt};
 use gridx_proto::{Credits, JobId, JobStatus, Language, UserName, WorkerId};
 use rusqlite::Connection;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -47,6 +49,8 @@ pub(super) struct RunningJob {
     pub(super) cancel_requested: bool,
     pub(super) memory_mb: u32,
     pub(super) timeout_s: u32,
+    /// The GPUs it asks for (`QueuedJob::gpus`).
+    pub(super) gpus: GpuRequest,
     /// The worker said `started`: the job's code runs, so the attempt can no longer
     /// be refused (a `refused` of it is a lost attempt, `rules::sessions`).
     pub(super) started: bool,
@@ -66,6 +70,14 @@ impl RunningJob {
     }
 }
 
+/// What a lease holds of its worker: the memory its job asked for and the GPUs it
+/// was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Lease {
+    pub(super) memory_mb: u32,
+    pub(super) gpus: Vec<u32>,
+}
+
 pub(super) struct Session {
     pub(super) id: u64,
     pub(super) outbox: SessionTx,
@@ -82,6 +94,9 @@ pub(super) struct Reach<'a> {
     pub(super) only_user: Option<&'a UserName>,
     pub(super) memory_room_mb: Option<u64>,
     pub(super) max_timeout_s: Option<u32>,
+    /// The GPUs it lends and those its leases hold: which GPU jobs it may take.
+    pub(super) gpu_devices: &'a [GpuDevice],
+    pub(super) gpus_busy: &'a BTreeSet<u32>,
     /// Result checks make whose worker it is matter (a replica must come from another
     /// owner, an owner's own jobs need none) and what its record allows.
     pub(super) owner: &'a UserName,
@@ -116,11 +131,13 @@ pub(super) struct WorkerState {
     /// The operator's cap on its slots (`worker add --max-slots`), read from the
     /// store at start-up and at each `hello`; `None`: no cap but the claim.
     pub(super) max_slots: Option<u32>,
-    /// The jobs leased to this worker, with the memory each asked for: through
-    /// [`WorkerState::lease`] and [`WorkerState::release`] only, which keep
-    /// `leased_memory_mb` their sum.
-    pub(super) running: HashMap<JobId, u32>,
+    /// The jobs leased to this worker, with the memory each asked for and the GPUs
+    /// each was given: through [`WorkerState::lease`] and [`WorkerState::release`]
+    /// only, which keep `leased_memory_mb` their memory's sum and `gpus_busy` their
+    /// GPUs.
+    pub(super) running: HashMap<JobId, Lease>,
     leased_memory_mb: u64,
+    gpus_busy: BTreeSet<u32>,
     /// Leased jobs missing from this worker's heartbeats, with how many heartbeats in a
     /// row they were missing (see `rules::sessions`, heartbeat reconciliation).
     pub(super) unreported: HashMap<JobId, u32>,
@@ -155,6 +172,7 @@ impl WorkerState {
             max_slots: None,
             running: HashMap::new(),
             leased_memory_mb: 0,
+            gpus_busy: BTreeSet::new(),
             unreported: HashMap::new(),
             strays_cancelled: HashSet::new(),
             last_seen: Instant::now(),
@@ -227,7 +245,40 @@ impl WorkerState {
             && caps
                 .admits(job.memory_mb, job.timeout_s, self.leased_memory_mb)
                 .is_ok()
+            && self.gpus_for(job.gpus).is_some()
             && self.checks_allow(job, quorum_ok)
+    }
+
+    /// The GPUs this worker would give a job asking for `request` now
+    /// (`gpu::choose` over what it lends less what its leases hold); `None` when it
+    /// cannot, an empty pick for a job that asks for none.
+    pub(super) fn gpus_for(&self, request: GpuRequest) -> Option<Vec<u32>> {
+        if request.count == 0 {
+            return Some(Vec::new());
+        }
+        let caps = self.capabilities.as_ref()?;
+        let busy: Vec<u32> = self.gpus_busy.iter().copied().collect();
+        gpu::choose(&caps.gpu_devices, &busy, request)
+    }
+
+    /// Which job holds each GPU it lends, for the worker list.
+    pub(super) fn gpu_holders(&self) -> Vec<WorkerGpu> {
+        let Some(caps) = &self.capabilities else {
+            return Vec::new();
+        };
+        caps.gpu_devices
+            .iter()
+            .map(|d| WorkerGpu {
+                index: d.index,
+                name: d.name.clone(),
+                memory_mb: d.memory_mb,
+                job_id: self
+                    .running
+                    .iter()
+                    .find(|(_, lease)| lease.gpus.contains(&d.index))
+                    .map(|(id, _)| *id),
+            })
+            .collect()
     }
 
     fn checks_allow(&self, job: &QueuedJob, quorum_ok: bool) -> bool {
@@ -277,6 +328,8 @@ impl WorkerState {
             only_user: self.only_user(),
             memory_room_mb: room,
             max_timeout_s: caps.max_job_timeout_s,
+            gpu_devices: &caps.gpu_devices,
+            gpus_busy: &self.gpus_busy,
             owner: &self.owner,
             standing: self.standing,
             doubt_room: (self.doubt_room(false), self.doubt_room(true)),
@@ -292,25 +345,35 @@ impl WorkerState {
         }
     }
 
-    /// Records a lease of a job that asked for `memory_mb`.
-    pub(super) fn lease(&mut self, job_id: JobId, memory_mb: u32) {
-        if let Some(old) = self.running.insert(job_id, memory_mb) {
-            self.leased_memory_mb = self.leased_memory_mb.saturating_sub(u64::from(old));
-        }
+    /// Records a lease of a job that asked for `memory_mb` and was given `gpus`.
+    pub(super) fn lease(&mut self, job_id: JobId, memory_mb: u32, gpus: Vec<u32>) {
+        self.release_lease(job_id);
         self.leased_memory_mb += u64::from(memory_mb);
+        self.gpus_busy.extend(gpus.iter().copied());
+        self.running.insert(job_id, Lease { memory_mb, gpus });
+    }
+
+    fn release_lease(&mut self, job_id: JobId) {
+        if let Some(old) = self.running.remove(&job_id) {
+            self.leased_memory_mb = self
+                .leased_memory_mb
+                .saturating_sub(u64::from(old.memory_mb));
+            for index in &old.gpus {
+                self.gpus_busy.remove(index);
+            }
+        }
     }
 
     /// Forgets a job this worker no longer holds.
     pub(super) fn release(&mut self, job_id: JobId) {
-        if let Some(memory_mb) = self.running.remove(&job_id) {
-            self.leased_memory_mb = self.leased_memory_mb.saturating_sub(u64::from(memory_mb));
-        }
+        self.release_lease(job_id);
         self.unreported.remove(&job_id);
     }
 
     fn clear_leases(&mut self) {
         self.running.clear();
         self.leased_memory_mb = 0;
+        self.gpus_busy.clear();
     }
 }
 
@@ -394,7 +457,8 @@ pub(super) struct State {
     /// The `users_version` counter last read: when it grows, the queued jobs of
     /// disabled accounts are cancelled (`rules::accounts`). -1 until the first pass.
     pub(super) users_version: i64,
-    pub(super) quorum_languages: HashSet<Language>,
+    /// `(language, asks for GPUs)`: see `refresh_quorum_languages`.
+    pub(super) quorum_languages: HashSet<(Language, bool)>,
     /// When `quorum_languages` was worked out; `None`: now (a worker said hello or
     /// its standing changed).
     pub(super) quorum_checked_at: Option<Instant>,
@@ -485,7 +549,7 @@ impl State {
             match (job.status, job.worker) {
                 (JobStatus::Running, Some(worker)) if self.workers.contains_key(&worker) => {
                     if let Some(w) = self.workers.get_mut(&worker) {
-                        w.lease(job.id, job.memory_mb);
+                        w.lease(job.id, job.memory_mb, job.gpu_indices.clone());
                     }
                     self.running.insert(
                         job.id,
@@ -500,6 +564,10 @@ impl State {
                             cancel_requested: job.cancel_requested,
                             memory_mb: job.memory_mb,
                             timeout_s: job.timeout_s,
+                            gpus: GpuRequest {
+                                count: job.gpus,
+                                min_memory_mb: job.gpu_memory_mb,
+                            },
                             started: job.started,
                             check,
                             live: live.remove(&job.id).unwrap_or_default(),
@@ -518,6 +586,10 @@ impl State {
                         cost: job.cost,
                         memory_mb: job.memory_mb,
                         timeout_s: job.timeout_s,
+                        gpus: GpuRequest {
+                            count: job.gpus,
+                            min_memory_mb: job.gpu_memory_mb,
+                        },
                         check,
                     });
                 }
@@ -568,7 +640,8 @@ impl State {
     }
 
     /// The languages whose first runs a quorum could check: online workers of at
-    /// least `quorum` different owners, none quarantined, run them. One pass over the
+    /// least `quorum` different owners, none quarantined, run them; apart for GPU
+    /// jobs, whose checkers must lend GPUs (`(language, true)`). One pass over the
     /// workers, so not every dispatch round: at once after a `hello` or a change of
     /// standing (so a newly possible quorum is used at once), else at most every
     /// [`QUORUM_RECHECK`] (a worker that left is noticed that much later: a first run
@@ -584,20 +657,35 @@ impl State {
         self.quorum_checked_at = Some(now);
         self.quorum_languages.clear();
         if !self.policy.enabled() {
-            self.quorum_languages.extend(Language::ALL);
+            for language in Language::ALL {
+                self.quorum_languages
+                    .extend([(language, false), (language, true)]);
+            }
             return;
         }
         let quorum = self.policy.quorum as usize;
-        let mut owners: HashMap<Language, HashSet<&UserName>> = HashMap::new();
+        // A GPU job's check needs workers that lend GPUs, so those count apart.
+        let mut owners: HashMap<(Language, bool), HashSet<&UserName>> = HashMap::new();
         for w in self.workers.values() {
             if w.status() != WorkerStatus::Online || w.standing.quarantined {
                 continue;
             }
-            for language in w.capabilities.iter().flat_map(|c| c.languages.iter()) {
-                owners.entry(*language).or_default().insert(&w.owner);
+            if let Some(caps) = &w.capabilities {
+                for language in &caps.languages {
+                    owners
+                        .entry((*language, false))
+                        .or_default()
+                        .insert(&w.owner);
+                    if !caps.gpu_devices.is_empty() {
+                        owners
+                            .entry((*language, true))
+                            .or_default()
+                            .insert(&w.owner);
+                    }
+                }
             }
         }
-        let ready: Vec<Language> = owners
+        let ready: Vec<(Language, bool)> = owners
             .into_iter()
             .filter(|(_, o)| o.len() >= quorum)
             .map(|(l, _)| l)

@@ -238,8 +238,11 @@ mod tests {
         let assign = |code_bytes: usize| {
             Outbound::Send(CoordinatorMessage::Assign {
                 job: AssignedJob {
+                    gpus: Vec::new(),
                     job_id: JobId(1),
                     spec: JobSpec {
+                        gpu_memory_mb: None,
+                        gpus: 0,
                         language: Language::Bash,
                         code: "x".repeat(code_bytes),
                         stdin: "y".repeat(10),

@@ -44,6 +44,8 @@ pub struct QueuedJob {
     /// What the job asks of its worker, which the worker's caps must admit.
     pub memory_mb: u32,
     pub timeout_s: u32,
+    /// The GPUs it asks for, which the worker must have free.
+    pub gpus: gridx_proto::gpu::GpuRequest,
     /// Its result check: `validate`, and the owners that already reported a replica.
     pub check: crate::trust::JobCheck,
 }
@@ -258,6 +260,7 @@ mod tests {
 
     fn job(id: u64, user: &str, language: Language, priority: i32) -> QueuedJob {
         QueuedJob {
+            gpus: Default::default(),
             id: JobId(id),
             user: UserName::new(user).unwrap(),
             language,

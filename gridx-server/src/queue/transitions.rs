@@ -10,8 +10,12 @@ use rusqlite::Connection;
 /// A change to a job's status, as the queue's rules ask for it.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Change<'a> {
-    /// queued -> running on this worker, as this attempt.
-    Assign { worker: WorkerId, attempt: u32 },
+    /// queued -> running on this worker, as this attempt, on these of its GPUs.
+    Assign {
+        worker: WorkerId,
+        attempt: u32,
+        gpus: &'a [u32],
+    },
     /// The attempt's process started: a fact recorded within `running`, not an edge.
     Start,
     /// running -> queued: the attempt was lost, or refused (with the refusal's
@@ -44,9 +48,17 @@ pub(super) fn change_status(
             jobs::mark_started(conn, id, now)?;
             return Ok(from);
         }
-        Change::Assign { worker, attempt } => (
+        Change::Assign {
+            worker,
+            attempt,
+            gpus,
+        } => (
             JobStatus::Running,
-            StatusWrite::Assigned { worker, attempt },
+            StatusWrite::Assigned {
+                worker,
+                attempt,
+                gpus,
+            },
         ),
         Change::Requeue { refusal } => (JobStatus::Queued, StatusWrite::Requeued { refusal }),
         Change::Finish { to, completion } => {
@@ -88,6 +100,7 @@ mod tests {
     const ASSIGN: Change<'static> = Change::Assign {
         worker: WorkerId(1),
         attempt: 1,
+        gpus: &[],
     };
     const LOST: Change<'static> = Change::Requeue { refusal: None };
 

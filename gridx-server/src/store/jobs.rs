@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 const VIEW_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
     submitted_at, started_at, finished_at, worker_id, attempts, exit_code, stdout, stderr,
     stdout_truncated, stderr_truncated, duration_ms, reason, message, cost, refusals, refusal,
-    validate, validation, compile_output";
+    gpus, validate, validation, compile_output, gpu_memory_mb, gpu_indices";
 
 /// The view's columns with the output's byte lengths in place of the output:
 /// `octet_length` counts a TEXT value's bytes without loading it, so a summary costs
@@ -20,7 +20,7 @@ const VIEW_COLUMNS: &str = "id, user, status, language, priority, timeout_s, mem
 const SUMMARY_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
     submitted_at, started_at, finished_at, worker_id, attempts, exit_code,
     octet_length(stdout), octet_length(stderr), stdout_truncated, stderr_truncated,
-    duration_ms, reason, message, cost, refusals, refusal";
+    duration_ms, reason, message, cost, refusals, refusal, gpus";
 
 fn corrupt(what: &str, value: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -50,7 +50,7 @@ fn view_from_row(r: &Row<'_>) -> rusqlite::Result<JobView> {
         stderr: r.get(14)?,
         stdout_truncated: summary.stdout_truncated,
         stderr_truncated: summary.stderr_truncated,
-        compile_output: r.get(25)?,
+        compile_output: r.get(26)?,
         duration_ms: summary.duration_ms,
         reason: summary.reason,
         message: summary.message,
@@ -58,15 +58,38 @@ fn view_from_row(r: &Row<'_>) -> rusqlite::Result<JobView> {
         refusal: summary.refusal,
         cost: summary.cost,
         validation: JobValidation {
-            required: r.get(23)?,
+            required: r.get(24)?,
             outcome: r
-                .get::<_, Option<String>>(24)?
+                .get::<_, Option<String>>(25)?
                 .as_deref()
                 .and_then(ValidationOutcome::parse),
             replicas: Vec::new(),
             waiting: None,
         },
+        gpus: summary.gpus,
+        gpu_memory_mb: r.get(27)?,
+        gpu_indices: parse_indices(r.get::<_, Option<String>>(28)?.as_deref())
+            .map_err(|text| corrupt("gpu_indices", text))?,
+        waiting: None,
     })
+}
+
+/// `gpu_indices` as stored: NVML indices joined by commas, NULL for none.
+fn format_indices(indices: &[u32]) -> Option<String> {
+    (!indices.is_empty()).then(|| {
+        indices
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+fn parse_indices(text: Option<&str>) -> Result<Vec<u32>, &str> {
+    match text {
+        None | Some("") => Ok(Vec::new()),
+        Some(t) => t.split(',').map(|i| i.parse().map_err(|_| t)).collect(),
+    }
 }
 
 /// A row of [`VIEW_COLUMNS`] or [`SUMMARY_COLUMNS`] (the same places) as a summary;
@@ -111,6 +134,7 @@ fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<JobSummary> {
         cost: Credits::from_millis(r.get(20)?),
         refusals: r.get(21)?,
         refusal: r.get(22)?,
+        gpus: r.get(23)?,
     })
 }
 
@@ -141,8 +165,8 @@ pub fn insert_checked_job(
 ) -> StoreResult<JobId> {
     conn.prepare_cached(
         "INSERT INTO jobs (user, status, language, code, stdin, timeout_s, memory_mb, priority,
-                           max_output_bytes, cost, submitted_at, validate)
-         VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                           max_output_bytes, cost, submitted_at, validate, gpus, gpu_memory_mb)
+         VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         user.as_str(),
@@ -155,7 +179,9 @@ pub fn insert_checked_job(
         spec.max_output_bytes as i64,
         cost.millis(),
         now,
-        validate
+        validate,
+        spec.gpus,
+        spec.gpu_memory_mb
     ])?;
     Ok(JobId(conn.last_insert_rowid() as u64))
 }
@@ -277,7 +303,8 @@ pub fn list_jobs(
 /// What the worker needs to run a job.
 pub fn load_spec(conn: &Connection, id: JobId) -> StoreResult<JobSpec> {
     conn.prepare_cached(
-        "SELECT language, code, stdin, timeout_s, memory_mb, priority, max_output_bytes
+        "SELECT language, code, stdin, timeout_s, memory_mb, priority, max_output_bytes, gpus,
+                gpu_memory_mb
          FROM jobs WHERE id = ?1",
     )?
     .query_row([id.0 as i64], |r| {
@@ -292,6 +319,8 @@ pub fn load_spec(conn: &Connection, id: JobId) -> StoreResult<JobSpec> {
             memory_mb: r.get(4)?,
             priority: r.get(5)?,
             max_output_bytes: r.get::<_, i64>(6)?.max(0) as usize,
+            gpus: r.get(7)?,
+            gpu_memory_mb: r.get(8)?,
         })
     })
     .optional()?
@@ -343,8 +372,13 @@ pub struct Completion {
 /// What is written with a status change, besides the status itself.
 #[derive(Debug, Clone, Copy)]
 pub enum StatusWrite<'a> {
-    /// To `running`: the worker and the attempt it now runs as.
-    Assigned { worker: WorkerId, attempt: u32 },
+    /// To `running`: the worker and the attempt it now runs as, and the worker's
+    /// GPUs it gets.
+    Assigned {
+        worker: WorkerId,
+        attempt: u32,
+        gpus: &'a [u32],
+    },
     /// Back to `queued` after a lost or refused attempt: the worker and times are
     /// cleared; the attempt count stays, the next assignment increments it. A refusal
     /// also counts one more refusal and keeps its sentence.
@@ -365,10 +399,14 @@ pub fn write_status(
     now: i64,
 ) -> StoreResult<()> {
     let changed = match write {
-        StatusWrite::Assigned { worker, attempt } => conn
+        StatusWrite::Assigned {
+            worker,
+            attempt,
+            gpus,
+        } => conn
             .prepare_cached(
                 "UPDATE jobs SET status = ?3, worker_id = ?4, attempts = ?5, assigned_at = ?6,
-                                 started_at = NULL
+                                 started_at = NULL, gpu_indices = ?7
                  WHERE id = ?1 AND status = ?2",
             )?
             .execute(params![
@@ -377,12 +415,13 @@ pub fn write_status(
                 to.as_str(),
                 worker.0 as i64,
                 attempt,
-                now
+                now,
+                format_indices(gpus)
             ])?,
         StatusWrite::Requeued { refusal } => conn
             .prepare_cached(
                 "UPDATE jobs SET status = ?3, worker_id = NULL, started_at = NULL,
-                                 assigned_at = NULL,
+                                 assigned_at = NULL, gpu_indices = NULL,
                                  refusals = refusals + (?4 IS NOT NULL),
                                  refusal = coalesce(?4, refusal)
                  WHERE id = ?1 AND status = ?2",
@@ -446,13 +485,18 @@ pub struct LiveJob {
     pub started: bool,
     /// Its result may be checked by replicas.
     pub validate: bool,
+    pub gpus: u32,
+    pub gpu_memory_mb: Option<u32>,
+    /// The worker's GPUs its running attempt holds.
+    pub gpu_indices: Vec<u32>,
 }
 
 /// Every queued and running job, oldest first, for rebuilding the queue at start-up.
 pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
     let mut stmt = conn.prepare(
         "SELECT id, user, language, priority, status, worker_id, attempts, cancel_requested, cost,
-                timeout_s, memory_mb, refusals, started_at IS NOT NULL, validate
+                timeout_s, memory_mb, refusals, started_at IS NOT NULL, validate, gpus,
+                gpu_memory_mb, gpu_indices
          FROM jobs WHERE status IN ('queued', 'running') ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -476,6 +520,10 @@ pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
             refusals: r.get(11)?,
             started: r.get(12)?,
             validate: r.get(13)?,
+            gpus: r.get(14)?,
+            gpu_memory_mb: r.get(15)?,
+            gpu_indices: parse_indices(r.get::<_, Option<String>>(16)?.as_deref())
+                .map_err(|text| corrupt("gpu_indices", text))?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -527,6 +575,7 @@ mod tests {
             let assigned = StatusWrite::Assigned {
                 worker: WorkerId(1),
                 attempt: 1,
+                gpus: &[],
             };
             write_status(
                 &conn,
@@ -577,6 +626,7 @@ mod tests {
         let assigned = StatusWrite::Assigned {
             worker: WorkerId(1),
             attempt: 1,
+            gpus: &[],
         };
         write_status(
             &conn,

@@ -271,6 +271,17 @@ CREATE TABLE live_output (
 ) STRICT;
 "#,
         ),
+        // GPU jobs (docs/jobs.md, "GPU jobs"): how many GPUs a job asks for, the
+        // least memory of each, and the NVML indices of its worker's GPUs its latest
+        // attempt was given ("0,2"; NULL for none or while queued), which a restarted
+        // coordinator leases again with the job.
+        M::up(
+            r#"
+ALTER TABLE jobs ADD COLUMN gpus INTEGER NOT NULL DEFAULT 0 CHECK (gpus >= 0);
+ALTER TABLE jobs ADD COLUMN gpu_memory_mb INTEGER CHECK (gpu_memory_mb > 0);
+ALTER TABLE jobs ADD COLUMN gpu_indices TEXT;
+"#,
+        ),
     ])
 }
 

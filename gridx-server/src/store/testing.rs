@@ -35,6 +35,8 @@ pub(crate) fn memory_store(users: &[&str], worker_owner: &str) -> Connection {
 /// A small valid bash job.
 pub(crate) fn spec() -> JobSpec {
     JobSpec {
+        gpu_memory_mb: None,
+        gpus: 0,
         language: Language::Bash,
         code: "echo secret".into(),
         stdin: "input".into(),

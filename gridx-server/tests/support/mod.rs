@@ -311,6 +311,7 @@ pub fn hello(token: &str, slots: u32, running: Vec<JobAttempt>) -> WorkerMessage
 /// a `noop` or `unsandboxed` worker gets its owner's only) and no admission caps.
 pub fn capabilities(slots: u32) -> Capabilities {
     Capabilities {
+        gpu_devices: Vec::new(),
         languages: vec![Language::Python, Language::Node, Language::Bash],
         slots,
         executor: ExecutorKind::Docker,

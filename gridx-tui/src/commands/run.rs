@@ -121,6 +121,8 @@ pub fn submit_request(
         None => None,
     };
     Ok(SubmitJobRequest {
+        gpu_memory_mb: None,
+        gpus: None,
         language,
         code,
         stdin,

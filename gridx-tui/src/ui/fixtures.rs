@@ -51,6 +51,7 @@ pub fn worker(
     running: u32,
 ) -> WorkerView {
     WorkerView {
+        gpus: Vec::new(),
         worker_id: WorkerId(id),
         name: worker_name.into(),
         owner: name(owner),
@@ -178,6 +179,7 @@ pub fn job(id: u64, user: &str, language: Language, status: JobStatus) -> JobSum
     let terminal = status.is_terminal();
     let started = matches!(status, JobStatus::Running) || terminal;
     JobSummary {
+        gpus: 0,
         job_id: JobId(id),
         user: name(user),
         status,

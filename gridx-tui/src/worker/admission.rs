@@ -95,6 +95,8 @@ mod tests {
 
     fn spec(memory_mb: u32, timeout_s: u32) -> JobSpec {
         JobSpec {
+            gpu_memory_mb: None,
+            gpus: 0,
             language: Language::Bash,
             code: "true".into(),
             stdin: String::new(),

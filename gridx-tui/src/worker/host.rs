@@ -251,6 +251,7 @@ impl WorkerHost {
             token: self.options.token.clone(),
             name: self.options.name.clone(),
             capabilities: Capabilities {
+                gpu_devices: Vec::new(),
                 languages: self.executor.languages(),
                 slots: self.options.slots,
                 executor: self.executor.kind(),
@@ -876,8 +877,11 @@ mod tests {
     fn assign(job_id: u64, memory_mb: u32) -> CoordinatorMessage {
         CoordinatorMessage::Assign {
             job: AssignedJob {
+                gpus: Vec::new(),
                 job_id: JobId(job_id),
                 spec: JobSpec {
+                    gpu_memory_mb: None,
+                    gpus: 0,
                     language: Language::Bash,
                     code: "true".into(),
                     stdin: String::new(),

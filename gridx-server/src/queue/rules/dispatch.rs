@@ -26,11 +26,16 @@ fn may_take(
     w: &WorkerState,
     id: WorkerId,
     refusals: &Refusals,
-    quorum: &HashSet<Language>,
+    quorum: &HashSet<(Language, bool)>,
     job: &QueuedJob,
     now: Instant,
 ) -> bool {
-    w.may_run(job, quorum.contains(&job.language)) && !refusals.holds(job.id, id, now)
+    w.may_run(job, quorum_ok(quorum, job)) && !refusals.holds(job.id, id, now)
+}
+
+/// Whether a quorum could check `job`'s first run (`State::refresh_quorum_languages`).
+fn quorum_ok(quorum: &HashSet<(Language, bool)>, job: &QueuedJob) -> bool {
+    quorum.contains(&(job.language, job.gpus.count > 0))
 }
 
 impl State {
@@ -157,9 +162,10 @@ impl State {
             .filter(|(id, w)| ready(id, w))
             .filter_map(|(id, w)| {
                 let kind = *looked.entry(w.reach()).or_insert_with(|| {
-                    let quorum_ok = self.quorum_languages.contains(&language);
-                    self.scheduler
-                        .peek_for(language, w.only_user(), |job| w.may_run(job, quorum_ok))
+                    let quorum = &self.quorum_languages;
+                    self.scheduler.peek_for(language, w.only_user(), |job| {
+                        w.may_run(job, quorum_ok(quorum, job))
+                    })
                 });
                 let found = match kind {
                     Some((_, job)) if self.refusals.holds(job, *id, now) => {
@@ -194,16 +200,25 @@ impl State {
         let Some(worker) = self.workers.get_mut(&worker_id) else {
             return Err(StoreError::NotFound(format!("worker {worker_id}")));
         };
+        // `may_run` found them free before the pop; nothing ran in between.
+        let Some(gpus) = worker.gpus_for(job.gpus) else {
+            return Err(StoreError::Conflict(format!(
+                "job {}: worker {worker_id} has not the GPUs it was chosen for",
+                job.id
+            )));
+        };
         let change = Change::Assign {
             worker: worker_id,
             attempt,
+            gpus: &gpus,
         };
         change_status(conn, job.id, JobStatus::Queued, change, now_millis())?;
-        worker.lease(job.id, job.memory_mb);
+        worker.lease(job.id, job.memory_mb, gpus.clone());
         let message = Outbound::Send(CoordinatorMessage::Assign {
             job: AssignedJob {
                 job_id: job.id,
                 spec,
+                gpus,
             },
             attempt,
         });
@@ -227,6 +242,7 @@ impl State {
                 cancel_requested: false,
                 memory_mb: job.memory_mb,
                 timeout_s: job.timeout_s,
+                gpus: job.gpus,
                 started: false,
                 check: job.check.clone(),
                 live: [0, 0],

@@ -146,7 +146,12 @@ impl State {
                 self.settings.max_queued_per_user
             ))));
         }
-        let cost = self.settings.job_cost;
+        let cost = settlement::price(self.settings.job_cost, self.settings.gpu_cost, spec.gpus)
+            .map_err(|e| {
+                StepError::Refused(QueueError::Invalid(format!(
+                    "the job's price cannot be computed: {e}"
+                )))
+            })?;
         let now = now_millis();
         // Decide before writing: a batch has no savepoint per command, so a refusal
         // must come before the first write. The batch's transaction holds the write
@@ -185,12 +190,17 @@ impl State {
             cost,
             memory_mb: spec.memory_mb,
             timeout_s: spec.timeout_s,
+            gpus: spec.gpu_request(),
             check: JobCheck {
                 validate,
                 replica_owners: Vec::new(),
             },
         });
         let view = JobView {
+            gpus: spec.gpus,
+            gpu_memory_mb: spec.gpu_memory_mb,
+            gpu_indices: Vec::new(),
+            waiting: None,
             job_id: id,
             user,
             status: JobStatus::Queued,
@@ -562,6 +572,7 @@ impl State {
                     cost: job.cost,
                     memory_mb: job.memory_mb,
                     timeout_s: job.timeout_s,
+                    gpus: job.gpus,
                     check: job.check.clone(),
                 });
                 fx.changed_jobs.push(job_id);

@@ -30,6 +30,7 @@ pub(super) fn name(n: &str) -> UserName {
 /// Docker, 4 slots, bash, no caps.
 pub(super) fn caps() -> Capabilities {
     Capabilities {
+        gpu_devices: Vec::new(),
         languages: vec![Language::Bash],
         slots: 4,
         executor: ExecutorKind::Docker,
@@ -89,6 +90,7 @@ impl Rig {
             .expect("a worker row");
         }
         let settings = QueueSettings {
+            gpu_cost: gridx_proto::Credits::from_whole(4),
             heartbeat: Duration::from_secs(5),
             heartbeat_s: 5,
             max_attempts,

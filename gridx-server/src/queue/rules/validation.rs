@@ -198,6 +198,7 @@ impl State {
                     cost: job.cost,
                     memory_mb: job.memory_mb,
                     timeout_s: job.timeout_s,
+                    gpus: job.gpus,
                     check,
                 };
                 self.enqueued_at.insert(job_id, Instant::now());

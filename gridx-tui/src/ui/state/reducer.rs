@@ -562,6 +562,7 @@ fn local_job(
     // Milliseconds, as the coordinator stores them (not the clock's nanoseconds).
     let now = from_unix_millis(to_unix_millis(now));
     JobSummary {
+        gpus: 0,
         job_id,
         user: UserName::new("-").unwrap_or_else(|_| placeholder_user()),
         status: JobStatus::Running,

@@ -446,6 +446,8 @@ fn bash_probe() -> JobRun {
         job_id: gridx_proto::JobId(0),
         attempt: 0,
         spec: gridx_proto::JobSpec {
+            gpu_memory_mb: None,
+            gpus: 0,
             language: Language::Bash,
             code: "exit 0".into(),
             stdin: String::new(),
@@ -610,6 +612,8 @@ mod tests {
             job_id: JobId(1),
             attempt: 1,
             spec: JobSpec {
+                gpu_memory_mb: None,
+                gpus: 0,
                 language: Language::Bash,
                 code: code.into(),
                 stdin: String::new(),
