@@ -537,6 +537,38 @@ mod tests {
             assert_eq!(blamed(hello(), path, ok), None, "{path}");
             assert_eq!(blamed(hello(), path, bad).as_deref(), Some(field), "{path}");
         }
+        // Lent GPUs: few, each index once and in range, names short.
+        let gpu = |index: u32, name: &str| json!({"index": index, "name": name, "memory_mb": 1});
+        assert_eq!(
+            blamed(hello(), "/capabilities/gpus", json!(0)),
+            None,
+            "the NVML count and the lent list are separate"
+        );
+        let mut lent = hello();
+        lent["capabilities"]["gpu_devices"] = json!([gpu(0, "a"), gpu(255, &"n".repeat(96))]);
+        decode_worker_message(&lent.to_string(), DEFAULT_MAX_FRAME_BYTES).expect("in bounds");
+        for (devices, field) in [
+            (json!([gpu(256, "a")]), "capabilities.gpu_devices[].index"),
+            (
+                json!([gpu(1, "a"), gpu(1, "b")]),
+                "capabilities.gpu_devices[].index",
+            ),
+            (
+                json!([gpu(0, &"n".repeat(97))]),
+                "capabilities.gpu_devices[].name",
+            ),
+            (
+                json!((0..17).map(|i| gpu(i, "a")).collect::<Vec<_>>()),
+                "capabilities.gpu_devices",
+            ),
+        ] {
+            let mut frame = hello();
+            frame["capabilities"]["gpu_devices"] = devices;
+            match decode_worker_message(&frame.to_string(), DEFAULT_MAX_FRAME_BYTES) {
+                Err(DecodeError::OutOfBounds { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
         let running = vec![json!({"job_id": 1, "attempt": 1}); 1025];
         assert_eq!(
             blamed(hello(), "/running", json!(running)).as_deref(),
@@ -582,6 +614,14 @@ mod tests {
         frame["capabilities"]["slots"] = json!(MAX_SLOTS);
         frame["capabilities"]["languages"] = json!(vec!["python"; MAX_LANGUAGES]);
         frame["capabilities"]["memory_mb"] = json!(1u64 << 30);
+        frame["capabilities"]["gpu_devices"] = json!(
+            (0..crate::gpu::MAX_LENT_GPUS as u32)
+                .map(
+                    |i| json!({"index": super::MAX_GPUS - 1 - i, "name": "g".repeat(96),
+                                "memory_mb": 1u64 << 30})
+                )
+                .collect::<Vec<_>>()
+        );
         frame["running"] = json!(
             (0..MAX_SLOTS as u64)
                 .map(|i| json!({"job_id": MAX_ID - i, "attempt": u32::MAX}))
