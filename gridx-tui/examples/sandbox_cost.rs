@@ -22,6 +22,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn executor_ms(executor: &dyn Executor, base: &std::path::Path, i: u64) -> f64 {
     let workspace = Workspace::create(base, i, 1).expect("workspace");
     let job = JobRun {
+        gpus: Default::default(),
         job_id: JobId(i),
         attempt: 1,
         spec: JobSpec {

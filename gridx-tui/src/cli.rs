@@ -122,6 +122,10 @@ pub struct WorkerArgs {
     /// The Docker engine's OCI runtime for job containers, e.g. runsc (gVisor).
     #[arg(long, value_name = "NAME")]
     pub docker_runtime: Option<String>,
+    /// GPUs to lend to jobs: none (the default), all, or NVML indices such as 0,2.
+    /// A job gets only the GPUs it is assigned (docs/worker.md, "GPUs").
+    #[arg(long, value_name = "none|all|LIST", value_parser = parse_gpus)]
+    pub gpus: Option<gridx_proto::gpu::GpuLending>,
     /// The most memory one job may ask for, in MB (default 4096); larger ones are
     /// refused.
     #[arg(long, value_name = "MB")]
@@ -133,6 +137,10 @@ pub struct WorkerArgs {
     /// The longest timeout a job may ask for, in seconds (default 300).
     #[arg(long, value_name = "SECONDS")]
     pub max_job_timeout_s: Option<u32>,
+}
+
+fn parse_gpus(s: &str) -> Result<gridx_proto::gpu::GpuLending, String> {
+    s.parse()
 }
 
 fn parse_executor(text: &str) -> Result<ExecutorChoice, String> {

@@ -165,6 +165,7 @@ impl DemoGrid {
             grace: Duration::from_secs(3),
             max_backoff: Duration::from_secs(5),
             admission: admission::Settings::from_config(&worker_config),
+            gpus: crate::worker::gpus::Loan::none(),
         };
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         // The dashboard shows the worker through the coordinator; its local events

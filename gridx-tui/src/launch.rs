@@ -467,6 +467,9 @@ pub async fn worker(
     if let Some(dir) = args.work_dir {
         w.work_dir = Some(dir);
     }
+    if let Some(gpus) = args.gpus {
+        w.gpus = gpus;
+    }
     if let Some(runtime) = args.docker_runtime {
         gridx_proto::config::check_docker_runtime(&runtime)
             .map_err(|e| eyre!("--docker-runtime: {e}"))?;
@@ -518,6 +521,23 @@ pub async fn worker(
         );
     }
     tracing::info!(executor = describe(executor.kind()), languages = %languages.join(","), "sandbox ready");
+    // GPUs are lent only when asked, and only where the sandbox can hand them over.
+    let gpus = crate::worker::gpus::Loan::choose(
+        &w.gpus,
+        crate::worker::monitor::Monitor::new().gpu_inventory(),
+    )
+    .map_err(|e| eyre!(e))?;
+    if !gpus.is_empty() {
+        executor
+            .gpu_support(&gpus)
+            .map_err(|e| eyre!("--gpus {}: {e}", w.gpus))?;
+        let lent: Vec<String> = gpus
+            .devices()
+            .iter()
+            .map(|d| format!("{} {} ({} MB)", d.index, d.name, d.memory_mb))
+            .collect();
+        tracing::info!(gpus = %lent.join("; "), "lending GPUs to jobs");
+    }
     let slots = w
         .slots
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
@@ -530,6 +550,7 @@ pub async fn worker(
         grace: Duration::from_secs(u64::from(w.shutdown_grace_s)),
         max_backoff: Duration::from_secs(u64::from(w.reconnect_max_backoff_s.max(1))),
         admission: admission::Settings::from_config(w),
+        gpus,
     };
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut host = WorkerHost::new(options, executor, events_tx);

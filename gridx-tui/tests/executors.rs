@@ -103,6 +103,7 @@ async fn run_live(
     };
     let workspace = Workspace::create(base.path(), id, 1).unwrap();
     let job = JobRun {
+        gpus: Default::default(),
         job_id: JobId(id),
         attempt: 1,
         spec,
@@ -481,6 +482,7 @@ async fn works_from_a_private_work_dir(executor: Arc<dyn Executor>) {
     std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let workspace = Workspace::create(&private.path().join("workspaces"), 7, 1).unwrap();
     let job = JobRun {
+        gpus: Default::default(),
         job_id: JobId(7),
         attempt: 1,
         spec: spec(Language::Python, "print('private ok')"),
@@ -609,6 +611,7 @@ async fn a_dead_workers_container_ends_at_its_deadline(pooled: bool, code: &str)
     let base = tempfile::tempdir().unwrap();
     let workspace = Workspace::create(base.path(), 1, 1).unwrap();
     let job = JobRun {
+        gpus: Default::default(),
         job_id: JobId(1),
         attempt: 1,
         spec: s,
@@ -806,4 +809,101 @@ async fn docker_runsc_runs_jobs_under_gvisor_or_is_refused() {
             && under_gvisor.stdout.lines().next() != under_runc.stdout.lines().next(),
         "not gVisor's kernel: {under_gvisor:?} (runc: {under_runc:?})"
     );
+}
+
+// GPUs (docs/worker.md, "GPUs"). No GPU here: the lent GPUs' device nodes are stand-in
+// files under a temporary /dev, which is all the sandbox's plumbing sees of them. A
+// real GPU is the device check's (`.ci/gpu-check`).
+
+/// A loan of two fake GPUs whose device nodes are files in `dev`.
+fn fake_loan(dev: &std::path::Path) -> gridx_tui::worker::gpus::Loan {
+    use gridx_tui::worker::gpus::{GpuInfo, Loan};
+    for node in ["nvidia0", "nvidia3", "nvidiactl", "nvidia-uvm"] {
+        std::fs::write(dev.join(node), format!("the host's {node}\n")).unwrap();
+    }
+    let info = |index: u32, minor: u32| GpuInfo {
+        index,
+        name: format!("Fake {index}"),
+        memory_mb: 16_000,
+        minor,
+        uuid: Some(format!("GPU-fake-{index}")),
+    };
+    Loan::choose(
+        &gridx_proto::gpu::GpuLending::All,
+        Ok(vec![info(0, 0), info(1, 3)]),
+    )
+    .unwrap()
+    .with_dev_dir(dev)
+}
+
+#[tokio::test]
+async fn bubblewrap_a_job_sees_only_the_gpus_it_was_given() {
+    let Some(executor) = bwrap_executor().await else {
+        return;
+    };
+    let dev = tempfile::tempdir().unwrap();
+    let loan = fake_loan(dev.path());
+    executor.gpu_support(&loan).expect("the nodes exist");
+    let probe = "ls /dev | grep nvidia | sort | tr '\\n' ' '; echo; \
+                 echo \"cuda=${CUDA_VISIBLE_DEVICES-unset}\"; cat /dev/nvidia3 2>&1";
+    let mut with = spec(Language::Bash, probe);
+    with.gpus = 1;
+    let grant = loan
+        .grant(with.gpu_request(), &[1], &[])
+        .expect("a valid pick");
+    let base = tempfile::tempdir().unwrap();
+    let workspace = Workspace::create(base.path(), 7, 1).unwrap();
+    let job = JobRun {
+        gpus: grant,
+        job_id: JobId(7),
+        attempt: 1,
+        spec: with,
+        workspace: workspace.path().to_owned(),
+        live: None,
+    };
+    let outcome = executor.run(job, StopToken::new()).await;
+    assert_eq!(outcome.exit_code, Some(0), "{outcome:?}");
+    assert_eq!(
+        outcome.stdout, "nvidia-uvm nvidia3 nvidiactl \ncuda=GPU-fake-1\nthe host's nvidia3\n",
+        "GPU 1's node (minor 3) and the shared ones, not GPU 0's: {outcome:?}"
+    );
+    // A job that asked for none sees no GPU node at all.
+    let outcome = run(&executor, spec(Language::Bash, probe)).await;
+    assert_eq!(
+        outcome.stdout, "\ncuda=unset\ncat: /dev/nvidia3: No such file or directory\n",
+        "{outcome:?}"
+    );
+    // A loan whose nodes are missing is refused at start, naming them.
+    std::fs::remove_file(dev.path().join("nvidia3")).unwrap();
+    let why = executor.gpu_support(&loan).unwrap_err();
+    assert!(why.contains("nvidia3"), "{why}");
+}
+
+#[tokio::test]
+async fn docker_without_the_nvidia_runtime_refuses_to_lend_gpus_and_hides_them() {
+    let Some(executor) = docker_executor().await else {
+        return;
+    };
+    let dev = tempfile::tempdir().unwrap();
+    let loan = fake_loan(dev.path());
+    let runtimes = docker_cli(&["info", "--format", "{{json .Runtimes}}"]);
+    if runtimes.contains("\"nvidia\"") {
+        executor
+            .gpu_support(&loan)
+            .expect("the NVIDIA runtime is here");
+    } else {
+        let why = executor.gpu_support(&loan).unwrap_err();
+        assert!(why.contains("NVIDIA Container Toolkit"), "{why}");
+    }
+    // A job without GPUs is told to see none, should the NVIDIA runtime be the
+    // engine's default.
+    let outcome = run(
+        &executor,
+        spec(
+            Language::Bash,
+            "echo \"$NVIDIA_VISIBLE_DEVICES\"; ls /dev | grep -c nvidia",
+        ),
+    )
+    .await;
+    assert_eq!(outcome.stdout, "void\n0\n", "{outcome:?}");
 }

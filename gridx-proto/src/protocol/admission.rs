@@ -29,6 +29,9 @@ pub enum Inadmissible {
     },
     #[error("the job's timeout of {asked} s is longer than this worker's {cap} s")]
     TimeoutOverCap { asked: u32, cap: u32 },
+    /// The GPUs the assignment names are not a valid pick here (`gpu::check_pick`).
+    #[error("{0}")]
+    Gpus(crate::gpu::BadPick),
 }
 
 /// A worker's admission caps, as its `hello` advertises them (`Capabilities`); a cap

@@ -10,6 +10,7 @@ use super::workspace::Workspace;
 use crate::backoff::{Backoff, Retry, retry};
 use gridx_proto::job::{RunEnd, RunOutcome};
 use gridx_proto::metrics::HostMetrics;
+use gridx_proto::protocol::Inadmissible;
 use gridx_proto::protocol::{
     AdmissionCaps, AssignedJob, Capabilities, CoordinatorMessage, ExecutorKind, JobAttempt,
     PROTOCOL_VERSION, RejectCode, WorkerMessage,
@@ -75,6 +76,8 @@ pub struct HostOptions {
     pub max_backoff: Duration,
     /// The admission caps (`worker::admission`), the budget's default still open.
     pub admission: admission::Settings,
+    /// The GPUs lent to jobs (`worker::gpus`); none by default.
+    pub gpus: super::gpus::Loan,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +132,8 @@ struct Running {
     task: JoinHandle<()>,
     /// The memory the job asked for, held against the memory budget until it ends.
     memory_mb: u32,
+    /// The GPUs it was given, which no other job gets until it ends.
+    gpus: Vec<u32>,
 }
 
 pub struct WorkerHost {
@@ -251,7 +256,7 @@ impl WorkerHost {
             token: self.options.token.clone(),
             name: self.options.name.clone(),
             capabilities: Capabilities {
-                gpu_devices: Vec::new(),
+                gpu_devices: self.options.gpus.devices(),
                 languages: self.executor.languages(),
                 slots: self.options.slots,
                 executor: self.executor.kind(),
@@ -628,12 +633,29 @@ impl WorkerHost {
                     return None;
                 }
                 let running_mb = self.running.values().map(|r| r.memory_mb);
-                let verdict = admission::judge(
+                let mut verdict = admission::judge(
                     &self.admission,
                     &job.spec,
                     running_mb,
                     self.coordinator_reads_refused,
                 );
+                // The GPUs the coordinator picked, checked by the same rule: a job
+                // never starts without the GPUs it asked for, or with one another
+                // job holds. Refused even past the caps' leniency to an old
+                // coordinator, which never assigns GPUs anyway.
+                let in_use: Vec<u32> = self.running.values().flat_map(|r| r.gpus.clone()).collect();
+                let grant =
+                    match self
+                        .options
+                        .gpus
+                        .grant(job.spec.gpu_request(), &job.gpus, &in_use)
+                    {
+                        Ok(grant) => grant,
+                        Err(why) => {
+                            verdict = admission::Verdict::Refuse(Inadmissible::Gpus(why));
+                            super::gpus::GpuGrant::default()
+                        }
+                    };
                 if self.draining || self.coordinator_draining {
                     // Raced with a drain: hand it straight back, refunded.
                     let outcome = shutdown_outcome("the worker is shutting down");
@@ -672,7 +694,7 @@ impl WorkerHost {
                     if let admission::Verdict::RunPastCaps(why) = &verdict {
                         tracing::warn!(job = %job.job_id, attempt, reason = %why, "running an assignment past this worker's caps: the coordinator does not read `refused`, so it could not run the job elsewhere");
                     }
-                    self.start_job(job, attempt);
+                    self.start_job(job, attempt, grant);
                 }
                 None
             }
@@ -713,7 +735,7 @@ impl WorkerHost {
         }
     }
 
-    fn start_job(&mut self, job: AssignedJob, attempt: u32) {
+    fn start_job(&mut self, job: AssignedJob, attempt: u32, gpus: super::gpus::GpuGrant) {
         let key = JobAttempt {
             job_id: job.job_id,
             attempt,
@@ -730,6 +752,7 @@ impl WorkerHost {
         let (timeout_s, memory_mb, priority) =
             (job.spec.timeout_s, job.spec.memory_mb, job.spec.priority);
         let held_mb = memory_mb;
+        let held_gpus = gpus.indices.clone();
         let token = stop.clone();
         // The job's output as it is read, in order with its other updates.
         let sink = {
@@ -766,6 +789,7 @@ impl WorkerHost {
                 spec: job.spec,
                 workspace: workspace.path().to_owned(),
                 live: Some(sink),
+                gpus,
             };
             let outcome = executor.run(run, token).await;
             drop(workspace);
@@ -777,6 +801,7 @@ impl WorkerHost {
                 stop,
                 task,
                 memory_mb: held_mb,
+                gpus: held_gpus,
             },
         );
     }
@@ -972,6 +997,7 @@ mod tests {
                 memory_budget_mb: Some(1024),
                 max_job_timeout_s: 60,
             },
+            gpus: crate::worker::gpus::Loan::none(),
         };
         let (events, _events_rx) = mpsc::unbounded_channel();
         let mut host = WorkerHost::new(options, Arc::new(NoopExecutor), events);

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod exec;
+pub mod gpus;
 pub mod host;
 pub mod images;
 pub mod link;

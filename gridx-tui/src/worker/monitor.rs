@@ -109,6 +109,35 @@ impl Monitor {
     }
 }
 
+impl Monitor {
+    /// Every GPU NVML finds, with what lending it needs: its device node's minor
+    /// number and its UUID. The error says why there are none to be had.
+    pub fn gpu_inventory(&self) -> Result<Vec<super::gpus::GpuInfo>, String> {
+        let nvml = self.nvml.as_ref().map_err(Clone::clone)?;
+        let count = nvml.device_count().map_err(|e| describe_nvml_error(&e))?;
+        let mut found = Vec::new();
+        for index in 0..count {
+            let device = nvml
+                .device_by_index(index)
+                .map_err(|e| format!("GPU {index}: {}", describe_nvml_error(&e)))?;
+            let memory = device
+                .memory_info()
+                .map_err(|e| format!("GPU {index}: {}", describe_nvml_error(&e)))?;
+            let minor = device
+                .minor_number()
+                .map_err(|e| format!("GPU {index}: {}", describe_nvml_error(&e)))?;
+            found.push(super::gpus::GpuInfo {
+                index,
+                name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
+                memory_mb: memory.total / (1024 * 1024),
+                minor,
+                uuid: device.uuid().ok(),
+            });
+        }
+        Ok(found)
+    }
+}
+
 fn describe_nvml_error(e: &nvml_wrapper::error::NvmlError) -> String {
     use nvml_wrapper::error::NvmlError;
     match e {

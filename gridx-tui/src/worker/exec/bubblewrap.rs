@@ -19,6 +19,7 @@ use super::cgroup::{Cgroups, JobLimits};
 use super::process::{self, ProcessPlan, Rlimits};
 use super::toolchain::{self, SANDBOX_BUILD_DIR};
 use super::{Executor, JobRun, SandboxLimits, StopToken, job_command, write_source};
+use crate::worker::gpus::{GpuGrant, Loan};
 use futures_util::future::BoxFuture;
 use gridx_proto::Language;
 use gridx_proto::job::RunOutcome;
@@ -233,7 +234,7 @@ impl BubblewrapExecutor {
         outcome
     }
 
-    fn sandbox_args(&self, memory_mb: u32, source: &str) -> Vec<String> {
+    fn sandbox_args(&self, memory_mb: u32, source: &str, gpus: &GpuGrant) -> Vec<String> {
         let tmpfs_bytes = (u64::from(self.limits.tmpfs_mb) * 1024 * 1024).to_string();
         let mut args: Vec<String> = [
             "--unshare-all",
@@ -299,6 +300,15 @@ impl BubblewrapExecutor {
             ]
             .map(String::from),
         );
+        // Only the assigned GPUs' device nodes, and the driver's shared ones, on top
+        // of bwrap's own minimal /dev: a job that asked for none sees no GPU.
+        for (host, inside) in &gpus.nodes {
+            args.extend([
+                "--dev-bind".into(),
+                host.display().to_string(),
+                inside.display().to_string(),
+            ]);
+        }
         args.extend([
             "--perms".into(),
             "0400".into(),
@@ -339,6 +349,14 @@ impl BubblewrapExecutor {
             .map(String::from),
         );
         args.push(format!("--max-old-space-size={}", memory_mb.max(16)));
+        if let Some(devices) = gpus.cuda_visible_devices() {
+            args.extend(["--setenv".into(), "CUDA_VISIBLE_DEVICES".into(), devices]);
+            args.extend([
+                "--setenv".into(),
+                "CUDA_DEVICE_ORDER".into(),
+                "PCI_BUS_ID".into(),
+            ]);
+        }
         args.push("--".into());
         args
     }
@@ -359,7 +377,7 @@ impl BubblewrapExecutor {
         if self.seccomp.is_some() {
             args.extend(["--seccomp".to_owned(), process::SECCOMP_FD.to_string()]);
         }
-        args.extend(self.sandbox_args(spec.memory_mb, &source));
+        args.extend(self.sandbox_args(spec.memory_mb, &source, &job.gpus));
         let mut command = job_command(
             spec.language,
             spec.memory_mb,
@@ -410,6 +428,23 @@ impl Executor for BubblewrapExecutor {
         self.weaknesses.clone()
     }
 
+    /// The lent GPUs' device nodes must exist to be bound in.
+    fn gpu_support(&self, loan: &Loan) -> Result<(), String> {
+        let missing = loan.missing_nodes();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
+        Err(format!(
+            "bubblewrap binds each lent GPU's device node into its jobs' sandboxes, and {} missing (is the NVIDIA driver loaded?)",
+            if names.len() == 1 {
+                format!("{} is", names[0])
+            } else {
+                format!("{} are", names.join(", "))
+            }
+        ))
+    }
+
     /// The cgroups of a worker that was killed outright (its processes are gone with
     /// it: bwrap dies with its parent).
     fn remove_orphans(&self) -> BoxFuture<'_, usize> {
@@ -458,6 +493,7 @@ fn bash_probe() -> JobRun {
         },
         workspace: std::env::temp_dir(),
         live: None,
+        gpus: GpuGrant::default(),
     }
 }
 
@@ -511,6 +547,12 @@ impl Executor for UnsandboxedExecutor {
         ]
     }
 
+    /// No sandbox hides a device, so every job could reach every GPU; the jobs are
+    /// the owner's own, and `CUDA_VISIBLE_DEVICES` steers CUDA to the assigned ones.
+    fn gpu_support(&self, _loan: &Loan) -> Result<(), String> {
+        Ok(())
+    }
+
     fn run(&self, job: JobRun, stop: StopToken) -> BoxFuture<'_, RunOutcome> {
         Box::pin(async move {
             let source = match write_source(&job) {
@@ -550,6 +592,12 @@ impl Executor for UnsandboxedExecutor {
                     ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
                     ("HOME".into(), job.workspace.display().to_string()),
                     ("LANG".into(), "C.UTF-8".into()),
+                    // The assigned GPUs by UUID; none (an empty list) for the rest.
+                    (
+                        "CUDA_VISIBLE_DEVICES".into(),
+                        job.gpus.cuda_visible_devices().unwrap_or_default(),
+                    ),
+                    ("CUDA_DEVICE_ORDER".into(), "PCI_BUS_ID".into()),
                 ],
                 cwd: job.workspace.clone(),
                 rlimits: Rlimits {
@@ -609,6 +657,7 @@ mod tests {
 
     fn bash_job(code: &str) -> JobRun {
         JobRun {
+            gpus: Default::default(),
             job_id: JobId(1),
             attempt: 1,
             spec: JobSpec {

@@ -22,8 +22,10 @@
 use super::output::CappedBuffer;
 use super::toolchain::{self, SANDBOX_BUILD_DIR, shell_quote};
 use super::{Executor, JobRun, SandboxLimits, StopReason, StopToken, job_command};
+use crate::worker::gpus::{GpuGrant, Loan};
 use bollard::Docker;
 use bollard::container::LogOutput;
+use bollard::models::DeviceRequest;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
@@ -75,6 +77,8 @@ pub struct DockerExecutor {
     /// The engine's OCI runtime (e.g. `runsc`); `None` is the engine's default.
     runtime: Option<String>,
     pool: Option<std::sync::Arc<Pool>>,
+    /// `docker info` lists the NVIDIA runtime: device requests for GPUs work.
+    nvidia_runtime: bool,
 }
 
 /// An experiment, used by the sandbox-cost benchmark: containers created ahead of
@@ -86,6 +90,27 @@ pub struct Pool {
 
 /// The memory limit pooled containers are created with (the default `memory_mb`, docs/api.md).
 const POOL_MEMORY_MB: u32 = 256;
+
+/// The assigned GPUs alone, as `docker run --gpus device=…` asks for them: by UUID
+/// when every one is known (stable whatever the enumeration order), else by NVML
+/// index. None for a job without GPUs.
+fn device_requests(gpus: &GpuGrant) -> Option<Vec<DeviceRequest>> {
+    if gpus.is_empty() {
+        return None;
+    }
+    let ids = if gpus.uuids.len() == gpus.indices.len() {
+        gpus.uuids.clone()
+    } else {
+        gpus.indices.iter().map(u32::to_string).collect()
+    };
+    Some(vec![DeviceRequest {
+        driver: None,
+        count: None,
+        device_ids: Some(ids),
+        capabilities: Some(vec![vec!["gpu".into()]]),
+        options: None,
+    }])
+}
 
 /// Connects to the local engine and pings it within `timeout`.
 pub async fn connect(timeout: Duration) -> Result<Docker, String> {
@@ -128,6 +153,12 @@ impl DockerExecutor {
                 languages.push(language);
             }
         }
+        let nvidia_runtime = docker
+            .info()
+            .await
+            .ok()
+            .and_then(|info| info.runtimes)
+            .is_some_and(|runtimes| runtimes.contains_key("nvidia"));
         Self {
             docker,
             images,
@@ -136,6 +167,7 @@ impl DockerExecutor {
             worker_name,
             runtime: None,
             pool: None,
+            nvidia_runtime,
         }
     }
 
@@ -173,7 +205,12 @@ impl DockerExecutor {
         });
         for language in self.languages.clone() {
             for _ in 0..size {
-                let config = self.container_config(language, POOL_MEMORY_MB, "pool".into());
+                let config = self.container_config(
+                    language,
+                    POOL_MEMORY_MB,
+                    "pool".into(),
+                    &GpuGrant::default(),
+                );
                 if let Ok(created) = self.docker.create_container(None, config).await
                     && let Ok(mut ready) = pool.ready.lock()
                 {
@@ -189,13 +226,18 @@ impl DockerExecutor {
     /// replacement is created in the background.
     fn take_pooled(&self, job: &JobRun) -> Option<String> {
         let pool = self.pool.as_ref()?;
-        if memory_limit_mb(job.spec.memory_mb) != POOL_MEMORY_MB {
+        if memory_limit_mb(job.spec.memory_mb) != POOL_MEMORY_MB || !job.gpus.is_empty() {
             return None;
         }
         let language = job.spec.language;
         let id = pool.ready.lock().ok()?.get_mut(&language)?.pop_front()?;
         let docker = self.docker.clone();
-        let config = self.container_config(language, POOL_MEMORY_MB, "pool".into());
+        let config = self.container_config(
+            language,
+            POOL_MEMORY_MB,
+            "pool".into(),
+            &GpuGrant::default(),
+        );
         let pool = pool.clone();
         tokio::spawn(async move {
             if let Ok(created) = docker.create_container(None, config).await
@@ -212,6 +254,7 @@ impl DockerExecutor {
         language: Language,
         memory_mb: u32,
         label: String,
+        gpus: &GpuGrant,
     ) -> ContainerCreateBody {
         let memory = memory_bytes(memory_mb);
         let tmpfs_mb = self.limits.tmpfs_mb;
@@ -285,6 +328,14 @@ impl DockerExecutor {
                     "NODE_OPTIONS=--max-old-space-size={}",
                     memory_limit_mb(memory_mb)
                 ),
+                // Where the NVIDIA runtime is the engine's default, a container
+                // without this would get every GPU; the assigned ones come through
+                // the device request below, which sets it for the container.
+                if gpus.is_empty() {
+                    "NVIDIA_VISIBLE_DEVICES=void".into()
+                } else {
+                    "NVIDIA_DRIVER_CAPABILITIES=compute,utility".into()
+                },
             ]),
             user: Some("65534:65534".into()),
             working_dir: Some("/workspace".into()),
@@ -325,6 +376,7 @@ impl DockerExecutor {
                     config: None,
                 }),
                 runtime: self.runtime.clone(),
+                device_requests: device_requests(gpus),
                 // Not auto-removed: the outcome reads the container's OOM state after
                 // it ended. A container whose worker died ends at its deadline and is
                 // removed by the next start's `remove_orphans`.
@@ -368,6 +420,7 @@ impl DockerExecutor {
                     job.spec.language,
                     job.spec.memory_mb,
                     format!("{}.{}", job.job_id, job.attempt),
+                    &job.gpus,
                 ),
             )
             .await
@@ -550,6 +603,16 @@ impl Executor for DockerExecutor {
         Box::pin(self.run_attempt(job, stop))
     }
 
+    /// GPUs reach a container through the NVIDIA Container Toolkit, which
+    /// registers its runtime with the engine.
+    fn gpu_support(&self, _loan: &Loan) -> Result<(), String> {
+        if self.nvidia_runtime {
+            Ok(())
+        } else {
+            Err("the Docker engine has no NVIDIA runtime, so containers cannot be given GPUs: install the NVIDIA Container Toolkit and run `nvidia-ctk runtime configure --runtime=docker` (docs/worker.md, \"GPUs\"), or lend GPUs with --executor bubblewrap".into())
+        }
+    }
+
     fn remove_orphans(&self) -> BoxFuture<'_, usize> {
         Box::pin(async move {
             let mut filters = HashMap::new();
@@ -583,6 +646,32 @@ impl Executor for DockerExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_gpu_job_asks_for_devices_and_only_for_its_own() {
+        assert_eq!(device_requests(&GpuGrant::default()), None);
+        let by_uuid = GpuGrant {
+            indices: vec![1, 3],
+            nodes: Vec::new(),
+            uuids: vec!["GPU-a".into(), "GPU-b".into()],
+        };
+        let request = device_requests(&by_uuid).unwrap_or_default();
+        assert_eq!(request.len(), 1);
+        assert_eq!(
+            request[0].device_ids,
+            Some(vec!["GPU-a".into(), "GPU-b".into()])
+        );
+        assert_eq!(request[0].capabilities, Some(vec![vec!["gpu".to_owned()]]));
+        assert_eq!(request[0].count, None, "never `all`");
+        let by_index = GpuGrant {
+            uuids: vec!["GPU-a".into()],
+            ..by_uuid
+        };
+        assert_eq!(
+            device_requests(&by_index).unwrap_or_default()[0].device_ids,
+            Some(vec!["1".into(), "3".into()])
+        );
+    }
 
     #[test]
     fn memory_is_never_unlimited() {

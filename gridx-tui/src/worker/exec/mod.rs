@@ -35,6 +35,9 @@ pub struct JobRun {
     pub workspace: PathBuf,
     /// Where the output goes as it is read, for live output; `None`: only at the end.
     pub live: Option<output::LiveSink>,
+    /// The GPUs assigned to this attempt, checked (`worker::gpus`); empty for a job
+    /// that asked for none, whose sandbox then has no GPU device at all.
+    pub gpus: crate::worker::gpus::GpuGrant,
 }
 
 impl JobRun {
@@ -123,6 +126,16 @@ pub trait Executor: Send + Sync + 'static {
     /// documented wall holds): shown by `host-info`, logged at start.
     fn weaknesses(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Whether this executor can give jobs the GPUs this host lends, and if not why
+    /// (the worker then refuses to start with `gpus` set).
+    fn gpu_support(&self, loan: &crate::worker::gpus::Loan) -> Result<(), String> {
+        let _ = loan;
+        Err(format!(
+            "the {} executor cannot give jobs GPUs",
+            self.kind()
+        ))
     }
 
     /// Removes what a previous, crashed instance of this worker left behind.
