@@ -541,6 +541,7 @@ pub async fn worker(
     let slots = w
         .slots
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let lent_gpus: Vec<u32> = gpus.devices().iter().map(|d| d.index).collect();
     let options = HostOptions {
         endpoint,
         token,
@@ -574,6 +575,7 @@ pub async fn worker(
                 executor: kind,
                 name: host_name.clone(),
                 weaknesses: weaknesses.clone(),
+                lent_gpus,
             },
         )?;
         // The host reports the first connection itself (WorkerEvent::Connected), as it

@@ -110,6 +110,13 @@ pub struct SubmitArgs {
     /// again elsewhere: run it only on a worker the grid trusts (docs/trust.md).
     #[arg(long)]
     pub no_validate: bool,
+    /// GPUs the job needs; each adds the grid's GPU price to its cost (docs/jobs.md,
+    /// "GPU jobs").
+    #[arg(long, value_name = "N")]
+    pub gpus: Option<u32>,
+    /// The least memory each of those GPUs must have, in MB.
+    #[arg(long, value_name = "MB", requires = "gpus")]
+    pub gpu_memory: Option<u32>,
 }
 
 /// A console line is parsed as if it followed the program name.

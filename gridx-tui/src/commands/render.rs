@@ -26,6 +26,9 @@ pub fn job_line(job: &JobSummary) -> String {
     if job.refusals > 0 {
         line.push_str(&format!(" refusals={}", job.refusals));
     }
+    if job.gpus > 0 {
+        line.push_str(&format!(" gpus={}", job.gpus));
+    }
     line
 }
 
@@ -72,7 +75,13 @@ fn lines(outcome: &Outcome) -> Vec<String> {
             if let Some(refusal) = &job.refusal {
                 lines.push(format!("  {refusal}"));
             }
+            if !job.gpu_indices.is_empty() {
+                let held: Vec<String> = job.gpu_indices.iter().map(u32::to_string).collect();
+                lines.push(format!("  on GPU {} of its worker", held.join(", ")));
+            }
             lines.push(format!("  {}", check_line(&job.validation, job.status)));
+            // What holds a queued job: the GPUs it asks for, its result check.
+            lines.extend(job.waiting.as_deref().map(|w| format!("  queued: {w}")));
             lines.extend(waiting_line(&job.validation).map(|w| format!("  {w}")));
             if let Some(compiled) = job.compile_output.as_deref().filter(|c| !c.is_empty()) {
                 lines.push("--- compile output".into());
@@ -185,6 +194,23 @@ fn lines(outcome: &Outcome) -> Vec<String> {
             }
             if workers.workers.is_empty() {
                 lines.push("(no workers)".into());
+            }
+            // The GPUs each worker lends, and which job holds each, under the table.
+            for w in &workers.workers {
+                if w.gpus.is_empty() {
+                    continue;
+                }
+                let gpus: Vec<String> = w
+                    .gpus
+                    .iter()
+                    .map(|g| {
+                        let holder = g
+                            .job_id
+                            .map_or_else(|| "free".to_owned(), |j| format!("job {j}"));
+                        format!("GPU {} {} {} MB: {holder}", g.index, g.name, g.memory_mb)
+                    })
+                    .collect();
+                lines.push(format!("worker {} lends {}", w.worker_id, gpus.join("; ")));
             }
             // Why each quarantined worker gets no jobs, under the table.
             for w in &workers.workers {
@@ -401,6 +427,65 @@ mod tests {
         };
         let lines = to_lines(&Outcome::Job(Box::new(never)));
         assert!(!lines.iter().any(|l| l.contains("refus")), "{lines:?}");
+    }
+
+    #[test]
+    fn gpu_jobs_and_lent_gpus_show_their_gpus_and_why_a_job_waits() {
+        let view: JobView = serde_json::from_str(include_str!(
+            "../../../gridx-proto/tests/fixtures/job_view.json"
+        ))
+        .expect("the fixture");
+        let queued = JobView {
+            gpus: 2,
+            waiting: Some("it asks for 2 GPUs, and no online worker lends that many".into()),
+            ..view.clone()
+        };
+        let lines = to_lines(&Outcome::Job(Box::new(queued)));
+        assert!(lines[0].ends_with(" gpus=2"), "{lines:?}");
+        assert!(
+            lines.contains(
+                &"  queued: it asks for 2 GPUs, and no online worker lends that many".into()
+            ),
+            "{lines:#?}"
+        );
+        let running = JobView {
+            gpus: 1,
+            gpu_indices: vec![3],
+            ..view
+        };
+        let lines = to_lines(&Outcome::Job(Box::new(running)));
+        assert!(
+            lines.contains(&"  on GPU 3 of its worker".into()),
+            "{lines:#?}"
+        );
+        let mut w = worker(
+            4,
+            "gpu-box",
+            "bob",
+            WorkerStatus::Online,
+            ExecutorKind::Bubblewrap,
+            1,
+        );
+        w.gpus = vec![
+            gridx_proto::api::WorkerGpu {
+                index: 0,
+                name: "NVIDIA\u{1b}[2J L4".into(),
+                memory_mb: 23_034,
+                job_id: Some(gridx_proto::JobId(12)),
+            },
+            gridx_proto::api::WorkerGpu {
+                index: 2,
+                name: "NVIDIA L4".into(),
+                memory_mb: 23_034,
+                job_id: None,
+            },
+        ];
+        let lines = to_lines(&Outcome::Workers(WorkersResponse { workers: vec![w] }));
+        assert_eq!(
+            lines[2],
+            "worker 4 lends GPU 0 NVIDIA^[[2J L4 23034 MB: job 12; GPU 2 NVIDIA L4 23034 MB: free",
+            "{lines:#?}"
+        );
     }
 
     #[test]

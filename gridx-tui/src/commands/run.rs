@@ -121,8 +121,8 @@ pub fn submit_request(
         None => None,
     };
     Ok(SubmitJobRequest {
-        gpu_memory_mb: None,
-        gpus: None,
+        gpu_memory_mb: args.gpu_memory,
+        gpus: args.gpus,
         language,
         code,
         stdin,

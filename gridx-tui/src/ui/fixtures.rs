@@ -330,6 +330,7 @@ pub fn worker_state(executor: ExecutorKind) -> AppState {
             executor,
             name: "lab-7".into(),
             weaknesses: Vec::new(),
+            lent_gpus: Vec::new(),
         },
         Theme::default_dark(),
         Keymap::default(),

@@ -546,6 +546,7 @@ fn a_worker_hosts_job_shows_its_spec_limits_and_millisecond_times() {
     let mut s = super::fixtures::worker_state(gridx_proto::protocol::ExecutorKind::Docker);
     s.now = from_unix_millis(NOW_MS) + Duration::from_nanos(123_456);
     s.update(Msg::Worker(WorkerEvent::JobStarted {
+        gpus: Vec::new(),
         job_id: JobId(77),
         attempt: 2,
         language: Language::Python,
@@ -555,7 +556,20 @@ fn a_worker_hosts_job_shows_its_spec_limits_and_millisecond_times() {
     }));
     let job = &s.jobs[&JobId(77)];
     assert_eq!((job.timeout_s, job.memory_mb, job.priority), (30, 256, 5));
+    assert_eq!(job.gpus, 0);
     let started = job.started_at.expect("started");
+    assert!(s.local_gpus.is_empty());
+    s.update(Msg::Worker(WorkerEvent::JobStarted {
+        gpus: vec![1, 3],
+        job_id: JobId(78),
+        attempt: 1,
+        language: Language::Python,
+        timeout_s: 30,
+        memory_mb: 256,
+        priority: 0,
+    }));
+    assert_eq!(s.jobs[&JobId(78)].gpus, 2);
+    assert_eq!(s.local_gpus.get(&JobId(78)), Some(&vec![1, 3]));
     assert_eq!(
         started.nanosecond() % 1_000_000,
         0,
@@ -906,6 +920,7 @@ fn a_worker_host_shows_its_own_jobs_output_without_fetching() {
     use gridx_proto::job::{RunEnd, RunOutcome};
     let mut s = super::fixtures::worker_state(gridx_proto::protocol::ExecutorKind::Docker);
     s.update(Msg::Worker(WorkerEvent::JobStarted {
+        gpus: Vec::new(),
         job_id: JobId(77),
         attempt: 1,
         language: Language::Bash,

@@ -113,3 +113,35 @@ fn a_worker_host_fetches_no_check() {
     assert!(s.update(Msg::Resize).0.is_empty());
     assert!(s.checks.is_empty());
 }
+
+#[test]
+fn a_gpu_jobs_wait_for_gpus_shows_in_the_same_line_as_a_wait_for_checks() {
+    let mut s = client_state();
+    s.overlay = Overlay::Detail(JobId(1));
+    let _ = s.update(Msg::Resize);
+    let mut view = view_with_output(1, JobStatus::Queued, "");
+    view.gpus = 2;
+    view.waiting = Some("it asks for 2 GPUs, and no online worker lends that many".into());
+    s.update(Msg::Output {
+        job_id: JobId(1),
+        result: Ok(Box::new(view.clone())),
+    });
+    let waiting = |s: &super::state::AppState| match s.checks.get(&JobId(1)).map(|c| &c.state) {
+        Some(CheckState::Loaded(v)) => v.waiting.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        waiting(&s).as_deref(),
+        Some("it asks for 2 GPUs, and no online worker lends that many")
+    );
+    view.validation = waiting_for_quorum();
+    s.update(Msg::Output {
+        job_id: JobId(1),
+        result: Ok(Box::new(view)),
+    });
+    let both = waiting(&s).unwrap_or_default();
+    assert!(
+        both.starts_with("it asks for 2 GPUs") && both.contains("; and waiting for a quorum"),
+        "{both}"
+    );
+}

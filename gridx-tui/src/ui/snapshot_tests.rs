@@ -232,6 +232,7 @@ screen!(worker_host_with_a_weak_sandbox, {
             "no cgroup limit on pids, cpu (cgroup v1 (memory under /sys/fs/cgroup/memory/user))"
                 .into(),
         ],
+        lent_gpus: Vec::new(),
     };
     s
 });
@@ -345,3 +346,36 @@ fn an_operators_reason_shows_at_every_width() {
     }
     assert!(render(&state, 160, 48).contains("NOTE"));
 }
+
+// GPUs lent to jobs: each gauge says which job holds its GPU, or that it is free; a
+// GPU its worker does not lend says neither.
+screen!(gauges_show_which_job_holds_each_lent_gpu, {
+    let mut s = client_state();
+    s.focus = Pane::Gauges;
+    if let Some(w) = s.workers.get_mut(&gridx_proto::WorkerId(1)) {
+        w.gpus = vec![
+            gridx_proto::api::WorkerGpu {
+                index: 0,
+                name: "NVIDIA H100 80GB HBM3".into(),
+                memory_mb: 81_559,
+                job_id: Some(JobId(3)),
+            },
+            gridx_proto::api::WorkerGpu {
+                index: 1,
+                name: "NVIDIA H100 80GB HBM3".into(),
+                memory_mb: 81_559,
+                job_id: None,
+            },
+        ];
+    }
+    s
+});
+screen!(worker_host_gauges_show_its_gpu_jobs, {
+    let mut s = worker_state(ExecutorKind::Bubblewrap);
+    if let super::state::Mode::WorkerHost { lent_gpus, .. } = &mut s.mode {
+        *lent_gpus = vec![0];
+    }
+    s.local_metrics = Some(super::fixtures::metrics(63.0, 2));
+    s.local_gpus.insert(JobId(5), vec![0]);
+    s
+});

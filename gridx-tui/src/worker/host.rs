@@ -43,6 +43,8 @@ pub enum WorkerEvent {
         timeout_s: u32,
         memory_mb: u32,
         priority: i32,
+        /// The GPUs (NVML indices) it was given.
+        gpus: Vec<u32>,
     },
     /// More of a running job's output, for this host's own dashboard (at most every
     /// `LIVE_FLUSH`).
@@ -753,6 +755,7 @@ impl WorkerHost {
             (job.spec.timeout_s, job.spec.memory_mb, job.spec.priority);
         let held_mb = memory_mb;
         let held_gpus = gpus.indices.clone();
+        let started_gpus = held_gpus.clone();
         let token = stop.clone();
         // The job's output as it is read, in order with its other updates.
         let sink = {
@@ -782,6 +785,7 @@ impl WorkerHost {
                 timeout_s,
                 memory_mb,
                 priority,
+                gpus: started_gpus,
             });
             let run = JobRun {
                 job_id: job.job_id,

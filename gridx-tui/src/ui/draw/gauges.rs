@@ -148,6 +148,7 @@ fn draw_metrics(frame: &mut Frame, area: Rect, state: &AppState, m: &HostMetrics
             t.dim(),
         )));
     } else if m.gpus.len() <= gpu_rows_left {
+        let holders = state.gpu_holders();
         for g in &m.gpus {
             let util = g.utilization_percent.map_or(0.0, f64::from);
             let mem = match (g.memory_used_mb, g.memory_total_mb) {
@@ -159,11 +160,18 @@ fn draw_metrics(frame: &mut Frame, area: Rect, state: &AppState, m: &HostMetrics
                 .map(|c| format!(" {c}C"))
                 .unwrap_or_default();
             let power = g.power_w.map(|w| format!(" {w:.0}W")).unwrap_or_default();
+            // Lent GPUs say which job holds them, first, where a narrow pane keeps
+            // it; GPUs not lent say nothing more.
+            let holder = match holders.get(&g.index) {
+                Some(Some(job)) => format!("job {job} "),
+                Some(None) => "free ".to_owned(),
+                None => String::new(),
+            };
             lines.push(gauge_line(
                 state,
                 &format!("GPU{}", g.index),
                 util,
-                format!("{mem}{temp}{power}"),
+                format!("{holder}{mem}{temp}{power}"),
                 area.width,
             ));
         }

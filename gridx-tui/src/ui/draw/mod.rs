@@ -247,6 +247,7 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
             executor,
             name,
             weaknesses,
+            ..
         } => {
             keep.push((
                 3,

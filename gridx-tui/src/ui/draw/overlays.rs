@@ -283,8 +283,16 @@ fn detail(frame: &mut Frame, area: Rect, state: &AppState, id: gridx_proto::JobI
         field(
             "spec",
             format!(
-                "{} · timeout {}s · memory {} MB · priority {}",
-                job.language, job.timeout_s, job.memory_mb, job.priority
+                "{} · timeout {}s · memory {} MB · priority {}{}",
+                job.language,
+                job.timeout_s,
+                job.memory_mb,
+                job.priority,
+                match job.gpus {
+                    0 => String::new(),
+                    1 => " · 1 GPU".to_owned(),
+                    n => format!(" · {n} GPUs"),
+                }
             ),
         ),
         if here {

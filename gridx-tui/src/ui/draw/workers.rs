@@ -30,6 +30,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
         executor,
         name,
         weaknesses,
+        ..
     } = &state.mode
     {
         return this_worker(frame, area, state, *executor, name, weaknesses);

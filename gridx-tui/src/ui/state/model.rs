@@ -11,7 +11,7 @@ use gridx_proto::protocol::ExecutorKind;
 use gridx_proto::time_fmt::Timestamp;
 use gridx_proto::{Credits, JobId, JobStatus, WorkerId};
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// The five panes, in Tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +117,8 @@ pub enum Mode {
         /// What the sandbox cannot enforce on this host (`--allow-weak-sandbox`),
         /// in words; empty when every documented limit holds.
         weaknesses: Vec<String>,
+        /// The GPUs it lends to jobs (NVML indices).
+        lent_gpus: Vec<u32>,
     },
 }
 
@@ -247,6 +249,8 @@ pub struct AppState {
     pub pager_lines: std::cell::RefCell<Vec<(u16, String)>>,
     /// Local machine metrics (worker-host mode) with their histories.
     pub local_metrics: Option<HostMetrics>,
+    /// The GPUs each job running on this host holds (worker host).
+    pub local_gpus: HashMap<JobId, Vec<u32>>,
     pub cpu_history: History,
     pub memory_history: History,
     pub gpu_history: BTreeMap<u32, History>,
@@ -294,6 +298,7 @@ impl AppState {
             search: PagerSearch::default(),
             pager_lines: std::cell::RefCell::new(Vec::new()),
             local_metrics: None,
+            local_gpus: HashMap::new(),
             cpu_history: History::default(),
             memory_history: History::default(),
             gpu_history: BTreeMap::new(),
@@ -434,6 +439,28 @@ impl AppState {
             Mode::Client => self
                 .gauge_worker()
                 .and_then(|w| w.metrics.as_ref().map(|m| (inert(&w.name).into_owned(), m))),
+        }
+    }
+
+    /// Of the gauges' machine, each GPU lent to jobs with the job that holds it
+    /// (`None`: free); a GPU not lent is absent.
+    pub fn gpu_holders(&self) -> HashMap<u32, Option<JobId>> {
+        match &self.mode {
+            Mode::WorkerHost { lent_gpus, .. } => lent_gpus
+                .iter()
+                .map(|index| {
+                    let holder = self
+                        .local_gpus
+                        .iter()
+                        .find(|(_, held)| held.contains(index))
+                        .map(|(job, _)| *job);
+                    (*index, holder)
+                })
+                .collect(),
+            Mode::Client => self
+                .gauge_worker()
+                .map(|w| w.gpus.iter().map(|g| (g.index, g.job_id)).collect())
+                .unwrap_or_default(),
         }
     }
 

@@ -250,10 +250,17 @@ impl AppState {
                     status,
                     stdout,
                     stderr,
-                    validation,
+                    mut validation,
                     compile_output,
+                    waiting,
                     ..
                 } = *view;
+                // Why a queued job waits shows as one line, whatever holds it: the
+                // GPUs it asks for, or its result check.
+                validation.waiting = match (waiting, validation.waiting.take()) {
+                    (Some(gpus), Some(check)) => Some(format!("{gpus}; and {check}")),
+                    (gpus, check) => gpus.or(check),
+                };
                 let state = CheckState::Loaded(validation);
                 self.checks.insert(
                     job_id,
@@ -397,10 +404,15 @@ impl AppState {
                 timeout_s,
                 memory_mb,
                 priority,
+                gpus,
             } => {
                 let limits = (timeout_s, memory_mb, priority);
-                let job = local_job(job_id, attempt, language, limits, self.now);
+                let mut job = local_job(job_id, attempt, language, limits, self.now);
+                job.gpus = gpus.len() as u32;
                 self.upsert_job(job);
+                if !gpus.is_empty() {
+                    self.local_gpus.insert(job_id, gpus);
+                }
                 self.log(
                     LogLevel::Info,
                     format!("job {job_id} attempt {attempt} started ({language})"),
@@ -431,6 +443,7 @@ impl AppState {
                 attempt,
                 outcome,
             } => {
+                self.local_gpus.remove(&job_id);
                 let (status, reason) = outcome.final_status();
                 if let Some(job) = self.jobs.get_mut(&job_id) {
                     job.status = status;
