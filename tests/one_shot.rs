@@ -248,3 +248,74 @@ async fn one_shot_commands_work_end_to_end() {
     );
     let _ = terminate(&mut worker, 20);
 }
+
+/// GPU jobs on a grid that lends none (docs/jobs.md, "GPU jobs"): the job is taken,
+/// waits, and says why; a worker asked to lend GPUs this machine does not have
+/// refuses to start, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_job_on_a_grid_without_gpus_waits_and_says_why() {
+    require!(Tool::Bubblewrap);
+    let grid = Grid::start().await;
+    let alice = grid.user("alice", "10");
+    let token = grid.worker_token("alice", "cpu-only");
+    let work_dir = tempfile::tempdir().unwrap();
+    let mut worker = grid.spawn_worker(&token, "cpu-only", "bubblewrap", work_dir.path(), &[]);
+    grid.wait_online(&alice, "cpu-only").await;
+    let grid_ref = &grid;
+    let out = tokio::task::block_in_place(|| {
+        gridx(
+            grid_ref,
+            &alice,
+            &[
+                "submit",
+                "--lang",
+                "python",
+                "--code",
+                "print(1)",
+                "--gpus",
+                "1",
+                "--gpu-memory",
+                "8000",
+            ],
+            None,
+        )
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    let id = said
+        .split_whitespace()
+        .find_map(|w| w.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no job id in {said:?}"));
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let out =
+        tokio::task::block_in_place(|| gridx(grid_ref, &alice, &["job", &id.to_string()], None));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains(" queued ") && shown.contains("gpus=1"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "queued: it asks for 1 GPU with at least 8000 MB each, and no online worker that runs python lends that many"
+        ),
+        "{shown}"
+    );
+    // Its price: job_cost 1 + gpu_cost 4, held.
+    let out = tokio::task::block_in_place(|| gridx(grid_ref, &alice, &["balance"], None));
+    assert_eq!(text(&out.stdout).trim(), "alice: 5 credits");
+    let _ = terminate(&mut worker, 20);
+
+    // Lending GPUs that are not there is an error at start, not a silent nothing.
+    let token = grid.worker_token("alice", "no-gpus");
+    let lender = grid.spawn_worker(
+        &token,
+        "no-gpus",
+        "bubblewrap",
+        work_dir.path(),
+        &["--gpus", "all"],
+    );
+    let out = tokio::task::block_in_place(|| lender.wait_with_output()).unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("--gpus all: no GPU"), "{err}");
+}
