@@ -233,6 +233,7 @@ async fn default_bounds_are_stated_and_enforced() {
     .await;
     let p = i64::from(limits.max_priority);
     check_submit_range(&server, &token, &doc, "priority", (-p, p)).await;
+    check_submit_range(&server, &token, &doc, "gpus", (0, 8)).await;
     check_sizes(&server, &token, &doc, &limits).await;
     check_pages(&server, &token, &doc).await;
     check_idempotency_key(&server, &token, &doc).await;
@@ -262,6 +263,7 @@ async fn the_document_follows_the_operators_limits() {
         max_code_bytes: 1000,
         max_stdin_bytes: 2000,
         max_priority: 7,
+        max_gpus: 2,
         ..JobLimits::default()
     };
     let configured = limits.clone();
@@ -272,6 +274,7 @@ async fn the_document_follows_the_operators_limits() {
     check_submit_range(&server, &token, &doc, "timeout_s", (2, 60)).await;
     check_submit_range(&server, &token, &doc, "memory_mb", (64, 512)).await;
     check_submit_range(&server, &token, &doc, "priority", (-7, 7)).await;
+    check_submit_range(&server, &token, &doc, "gpus", (0, 2)).await;
     check_sizes(&server, &token, &doc, &limits).await;
     let described = submit_property(&doc, "timeout_s")["description"]
         .as_str()

@@ -216,6 +216,19 @@ fn submit_bounds(doc: &mut Document, limits: &JobLimits) {
             limits.default_memory_mb
         ));
     }
+    if let Some(gpus) = as_object(props.get_mut("gpus")) {
+        let max = limits.max_gpus.min(gridx_proto::gpu::MAX_LENT_GPUS as u32);
+        int_range(gpus, 0, i64::from(max));
+        gpus.description = Some(format!(
+            "GPUs the job needs (default 0: none, and it sees none); each adds the \
+             coordinator's `gpu_cost` to its cost. {note}"
+        ));
+    }
+    if let Some(memory) = as_object(props.get_mut("gpu_memory_mb")) {
+        int_range(memory, 1, i64::from(u32::MAX));
+        memory.description =
+            Some("The least memory, in MB, each of its GPUs must have; only with `gpus`.".into());
+    }
     if let Some(priority) = as_object(props.get_mut("priority")) {
         let max = i64::from(limits.max_priority);
         int_range(priority, -max, max);
