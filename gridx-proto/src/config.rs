@@ -533,6 +533,15 @@ impl GridxConfig {
                 "server.job_cost, server.gpu_cost and server.new_user_credits must not be negative",
             );
         }
+        // The dearest job must fit the ledger's range, so a submit never fails on it.
+        let dearest = i64::from(s.limits.max_gpus)
+            .checked_mul(s.gpu_cost.millis())
+            .and_then(|gpus| gpus.checked_add(s.job_cost.millis()));
+        if dearest.is_none_or(|m| m > crate::credits::MAX_ABS_MILLIS) {
+            return invalid(
+                "server.job_cost + server.limits.max_gpus × server.gpu_cost is past the range of credits",
+            );
+        }
         if s.rate_limit_per_s == 0 || s.rate_limit_burst == 0 {
             return invalid("server.rate_limit_per_s and rate_limit_burst must be at least 1");
         }
@@ -908,5 +917,13 @@ mod tests {
         assert_eq!(c.server.new_user_credits.millis(), 10_000);
         assert!(GridxConfig::from_toml_str("[server]\njob_cost = 0.0001").is_err());
         assert!(GridxConfig::from_toml_str("[server]\njob_cost = -1").is_err());
+        // The dearest job (max_gpus GPUs) must fit the ledger's range.
+        let fits = GridxConfig::from_toml_str("[server]\ngpu_cost = 100000000000");
+        assert!(fits.is_ok(), "{fits:?}");
+        let dear = GridxConfig::from_toml_str("[server]\ngpu_cost = 200000000000");
+        assert!(
+            dear.as_ref().is_err_and(|e| e.to_string().contains("gpu_cost")),
+            "{dear:?}"
+        );
     }
 }

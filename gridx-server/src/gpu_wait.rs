@@ -5,29 +5,49 @@ use gridx_proto::JobStatus;
 use gridx_proto::api::{JobView, WorkerStatus, WorkerView};
 use gridx_proto::gpu::{GpuDevice, GpuRequest};
 
+/// What `job` asks of GPUs.
+fn request(job: &JobView) -> GpuRequest {
+    GpuRequest {
+        count: job.gpus,
+        min_memory_mb: job.gpu_memory_mb,
+    }
+}
+
+/// `worker`'s GPUs as the matching rule reads them.
+fn devices(worker: &WorkerView) -> Vec<GpuDevice> {
+    worker
+        .gpus
+        .iter()
+        .map(|g| GpuDevice {
+            index: g.index,
+            name: g.name.clone(),
+            memory_mb: g.memory_mb,
+        })
+        .collect()
+}
+
+/// Whether `worker` lends enough GPUs that fit `job` (all of them free or not);
+/// true for a job without GPUs. Result checks count only such workers for a GPU job.
+pub fn lends_enough(worker: &WorkerView, job: &JobView) -> bool {
+    job.gpus == 0 || request(job).matching(&devices(worker)) >= job.gpus as usize
+}
+
 /// The sentence for a queued job asking for GPUs; `None` for any other job.
 pub fn waiting_reason(job: &JobView, workers: &[WorkerView]) -> Option<String> {
     if job.status != JobStatus::Queued || job.gpus == 0 {
         return None;
     }
-    let request = GpuRequest {
-        count: job.gpus,
-        min_memory_mb: job.gpu_memory_mb,
-    };
-    let online = workers
-        .iter()
-        .filter(|w| w.status == WorkerStatus::Online && w.languages.contains(&job.language));
+    let request = request(job);
+    // Workers that may run this user's job at all: online, its language, and a
+    // sandbox unless the worker is the user's own.
+    let online = workers.iter().filter(|w| {
+        w.status == WorkerStatus::Online
+            && w.languages.contains(&job.language)
+            && (w.executor.is_some_and(|e| e.runs_strangers_jobs()) || w.owner == job.user)
+    });
     let (mut able, mut free, mut most) = (0, 0, 0);
     for w in online {
-        let devices: Vec<GpuDevice> = w
-            .gpus
-            .iter()
-            .map(|g| GpuDevice {
-                index: g.index,
-                name: g.name.clone(),
-                memory_mb: g.memory_mb,
-            })
-            .collect();
+        let devices = devices(w);
         let matching = request.matching(&devices);
         most = most.max(matching);
         if matching >= request.count as usize {
@@ -44,8 +64,13 @@ pub fn waiting_reason(job: &JobView, workers: &[WorkerView]) -> Option<String> {
         }
     }
     if able == 0 {
+        let fitting = if request.min_memory_mb.is_some() {
+            " with enough memory"
+        } else {
+            ""
+        };
         return Some(format!(
-            "it asks for {request}, and no online worker that runs {} lends that many (the most one lends is {most}); it waits until one does",
+            "it asks for {request}, and no online worker that runs {} lends that many (the most one lends{fitting} is {most}); it waits until one does",
             job.language
         ));
     }
@@ -74,7 +99,7 @@ mod tests {
             languages: vec![Language::Python],
             slots: 4,
             running: 0,
-            executor: None,
+            executor: Some(gridx_proto::protocol::ExecutorKind::Docker),
             metrics: None,
             last_seen: None,
             reliability: Default::default(),
@@ -124,5 +149,17 @@ mod tests {
         let mut offline = worker(&[(0, 16_000, None)]);
         offline.status = WorkerStatus::Offline;
         assert!(waiting_reason(&job(1, None), &[offline]).is_some());
+        // Another user's owner-only worker cannot run it; its owner's can.
+        let mut own = worker(&[(0, 16_000, None)]);
+        own.executor = Some(gridx_proto::protocol::ExecutorKind::Unsandboxed);
+        assert!(waiting_reason(&job(1, None), std::slice::from_ref(&own)).is_some());
+        own.owner = job(1, None).user;
+        assert_eq!(waiting_reason(&job(1, None), &[own]), None);
+        let small = waiting_reason(&job(1, Some(40_000)), &[worker(&[(0, 16_000, None)])]);
+        assert!(
+            small
+                .unwrap()
+                .contains("the most one lends with enough memory is 0")
+        );
     }
 }

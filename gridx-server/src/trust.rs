@@ -186,6 +186,7 @@ pub fn waiting_reason(job: &JobView, workers: &[WorkerView], policy: &Policy) ->
             w.status == WorkerStatus::Online
                 && w.reliability.quarantined.is_none()
                 && w.languages.contains(&job.language)
+                && crate::gpu_wait::lends_enough(w, job)
                 && !replica_owners.contains(&&w.owner)
         })
         .collect();

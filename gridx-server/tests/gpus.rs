@@ -60,6 +60,23 @@ async fn assignment_running(
     }
 }
 
+/// The next coordinator message within `ms`, if any.
+async fn next_message(worker: &mut FakeWorker, ms: u64) -> Option<CoordinatorMessage> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+    loop {
+        match tokio::time::timeout_at(deadline, worker.socket.next()).await {
+            Err(_) => return None,
+            Ok(Some(Ok(Message::Text(text)))) => {
+                return Some(
+                    gridx_proto::protocol::decode_coordinator_message(&text, usize::MAX).unwrap(),
+                );
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(other) => panic!("the connection ended: {other:?}"),
+        }
+    }
+}
+
 async fn submit_gpu_job(server: &TestServer, token: &str, body: serde_json::Value) -> JobId {
     let response = server.submit(token, body).await;
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
@@ -296,4 +313,62 @@ async fn a_restarted_coordinator_keeps_a_running_jobs_gpus_leased() {
     gpu.run_ok(first, attempt, "1\n").await;
     let (job, _) = assignment(&mut gpu, 5_000).await.unwrap();
     assert_eq!((job.job_id, job.gpus), (third, vec![0]));
+}
+
+/// A worker that went silent may still be running its lost attempt on its GPU when
+/// it comes back: while it reports that attempt the GPU stays busy, so the requeued
+/// job is not given the same GPU there (the worker would refuse it as in use).
+#[tokio::test]
+async fn a_lost_attempt_still_running_keeps_its_gpu_busy() {
+    let server = TestServer::start().await;
+    let alice = server.add_user("alice", 100);
+    server.add_user("carol", 0);
+    let (_, token) = server.add_worker("carol");
+    let caps = lending(&[(0, 1000)]);
+    let mut gpu = FakeWorker::connect_claiming(&server, &token, vec![], caps.clone())
+        .await
+        .unwrap();
+    let id = submit_gpu_job(
+        &server,
+        &alice,
+        json!({"language": "python", "code": "print(1)", "gpus": 1}),
+    )
+    .await;
+    let (job, attempt) = assignment(&mut gpu, 5_000).await.unwrap();
+    assert_eq!(job.gpus, vec![0]);
+    // Silent past its lease (three 1 s heartbeats): the attempt is lost, the job
+    // requeued.
+    drop(gpu);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while server.job(&alice, id).await["status"] != "queued" {
+        assert!(tokio::time::Instant::now() < deadline, "never requeued");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let old = vec![JobAttempt {
+        job_id: id,
+        attempt,
+    }];
+    let mut gpu = FakeWorker::connect_claiming(&server, &token, old.clone(), caps)
+        .await
+        .unwrap();
+    // Told to stop the stray; no assignment while it still reports it.
+    let mut cancelled = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1_500);
+    while tokio::time::Instant::now() < deadline {
+        gpu.heartbeat(old.clone()).await;
+        match next_message(&mut gpu, 300).await {
+            Some(CoordinatorMessage::Cancel { job_id, attempt: a }) => {
+                assert_eq!((job_id, a), (id, attempt));
+                cancelled = true;
+            }
+            Some(CoordinatorMessage::Assign { job, .. }) => {
+                panic!("assigned {:?} on a GPU the stray still holds", job.gpus)
+            }
+            _ => {}
+        }
+    }
+    assert!(cancelled, "the stray was told to stop");
+    // It stopped: the GPU is free again and the job gets it, as a new attempt.
+    let (job, next) = assignment(&mut gpu, 5_000).await.unwrap();
+    assert_eq!((job.job_id, job.gpus, next), (id, vec![0], attempt + 1));
 }

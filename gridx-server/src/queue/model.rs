@@ -144,6 +144,10 @@ pub(super) struct WorkerState {
     /// Attempts this worker reports but does not hold a lease for, already told to
     /// stop: each gets one `cancel`, not one per heartbeat.
     pub(super) strays_cancelled: HashSet<JobAttempt>,
+    /// The GPUs of attempts whose lease was dropped without the worker's word (lost:
+    /// it was silent): while it reports one as a stray it may still run it, so those
+    /// GPUs stay busy here. Forgotten once it no longer reports the attempt.
+    lost_gpus: HashMap<JobAttempt, Vec<u32>>,
     /// Lease clock: the last time anything arrived from this worker.
     pub(super) last_seen: Instant,
     pub(super) last_seen_wall: Option<i64>,
@@ -175,6 +179,7 @@ impl WorkerState {
             gpus_busy: BTreeSet::new(),
             unreported: HashMap::new(),
             strays_cancelled: HashSet::new(),
+            lost_gpus: HashMap::new(),
             last_seen: Instant::now(),
             last_seen_wall,
             metrics: None,
@@ -257,8 +262,26 @@ impl WorkerState {
             return Some(Vec::new());
         }
         let caps = self.capabilities.as_ref()?;
-        let busy: Vec<u32> = self.gpus_busy.iter().copied().collect();
+        let mut busy: Vec<u32> = self.gpus_busy.iter().copied().collect();
+        for stray in &self.strays_cancelled {
+            busy.extend(self.lost_gpus.get(stray).into_iter().flatten());
+        }
         gpu::choose(&caps.gpu_devices, &busy, request)
+    }
+
+    /// Keeps the GPUs of `attempt`, whose lease is about to be dropped as lost, in
+    /// `lost_gpus`.
+    pub(super) fn remember_lost_gpus(&mut self, attempt: JobAttempt) {
+        if let Some(lease) = self.running.get(&attempt.job_id)
+            && !lease.gpus.is_empty()
+        {
+            self.lost_gpus.insert(attempt, lease.gpus.clone());
+        }
+    }
+
+    /// Forgets the lost attempts' GPUs that it no longer reports running.
+    pub(super) fn forget_lost_gpus(&mut self, reported: &HashSet<JobAttempt>) {
+        self.lost_gpus.retain(|a, _| reported.contains(a));
     }
 
     /// Which job holds each GPU it lends, for the worker list.
@@ -457,9 +480,9 @@ pub(super) struct State {
     /// The `users_version` counter last read: when it grows, the queued jobs of
     /// disabled accounts are cancelled (`rules::accounts`). -1 until the first pass.
     pub(super) users_version: i64,
-    /// `(language, asks for GPUs)`: see `refresh_quorum_languages`.
-    pub(super) quorum_languages: HashSet<(Language, bool)>,
-    /// When `quorum_languages` was worked out; `None`: now (a worker said hello or
+    /// What a quorum could check: see `refresh_quorum_languages`.
+    pub(super) quorum: Quorum,
+    /// When `quorum` was worked out; `None`: now (a worker said hello or
     /// its standing changed).
     pub(super) quorum_checked_at: Option<Instant>,
 }
@@ -493,7 +516,7 @@ impl State {
             records: HashMap::new(),
             trust_version: 0,
             users_version: -1,
-            quorum_languages: HashSet::new(),
+            quorum: Quorum::default(),
             quorum_checked_at: None,
         };
         state.policy = state.settings.policy.clone();
@@ -639,13 +662,13 @@ impl State {
         changed
     }
 
-    /// The languages whose first runs a quorum could check: online workers of at
-    /// least `quorum` different owners, none quarantined, run them; apart for GPU
-    /// jobs, whose checkers must lend GPUs (`(language, true)`). One pass over the
-    /// workers, so not every dispatch round: at once after a `hello` or a change of
-    /// standing (so a newly possible quorum is used at once), else at most every
-    /// [`QUORUM_RECHECK`] (a worker that left is noticed that much later: a first run
-    /// may then go out and its check wait, which the job view explains).
+    /// What a quorum could check (`Quorum`): online workers of at least `quorum`
+    /// different owners, none quarantined, run the language (and, for a GPU job,
+    /// lend enough GPUs that fit it). One pass over the workers, so not every
+    /// dispatch round: at once after a `hello` or a change of standing (so a newly
+    /// possible quorum is used at once), else at most every [`QUORUM_RECHECK`] (a
+    /// worker that left is noticed that much later: a first run may then go out and
+    /// its check wait, which the job view explains).
     pub(super) fn refresh_quorum_languages(&mut self) {
         let now = Instant::now();
         if self
@@ -655,41 +678,80 @@ impl State {
             return;
         }
         self.quorum_checked_at = Some(now);
-        self.quorum_languages.clear();
-        if !self.policy.enabled() {
-            for language in Language::ALL {
-                self.quorum_languages
-                    .extend([(language, false), (language, true)]);
-            }
-            return;
-        }
-        let quorum = self.policy.quorum as usize;
-        // A GPU job's check needs workers that lend GPUs, so those count apart.
-        let mut owners: HashMap<(Language, bool), HashSet<&UserName>> = HashMap::new();
+        let mut quorum = Quorum {
+            off: !self.policy.enabled(),
+            quorum: self.policy.quorum as usize,
+            ..Quorum::default()
+        };
+        let mut owners: HashMap<Language, HashSet<&UserName>> = HashMap::new();
         for w in self.workers.values() {
             if w.status() != WorkerStatus::Online || w.standing.quarantined {
                 continue;
             }
             if let Some(caps) = &w.capabilities {
                 for language in &caps.languages {
-                    owners
-                        .entry((*language, false))
-                        .or_default()
-                        .insert(&w.owner);
-                    if !caps.gpu_devices.is_empty() {
-                        owners
-                            .entry((*language, true))
-                            .or_default()
-                            .insert(&w.owner);
-                    }
+                    owners.entry(*language).or_default().insert(&w.owner);
+                }
+                // A GPU job's check needs workers that lend GPUs that fit it.
+                if !caps.gpu_devices.is_empty() {
+                    quorum.gpu_lenders.push(GpuLender {
+                        owner: w.owner.clone(),
+                        languages: caps.languages.clone(),
+                        devices: caps.gpu_devices.clone(),
+                    });
                 }
             }
         }
-        let ready: Vec<(Language, bool)> = owners
+        quorum.languages = owners
             .into_iter()
-            .filter(|(_, o)| o.len() >= quorum)
+            .filter(|(_, o)| o.len() >= quorum.quorum)
             .map(|(l, _)| l)
             .collect();
-        self.quorum_languages.extend(ready);
+        self.quorum = quorum;
+    }
+}
+
+/// What a quorum of owners could check now (`State::refresh_quorum_languages`):
+/// whether a job's first run may go to a worker nobody vouches for.
+#[derive(Debug, Default)]
+pub(super) struct Quorum {
+    /// Result checks are off: every first run may go out.
+    off: bool,
+    quorum: usize,
+    /// Languages that online workers of at least `quorum` owners run.
+    languages: HashSet<Language>,
+    /// The online, unquarantined workers that lend GPUs.
+    gpu_lenders: Vec<GpuLender>,
+}
+
+#[derive(Debug)]
+struct GpuLender {
+    owner: UserName,
+    languages: Vec<Language>,
+    devices: Vec<GpuDevice>,
+}
+
+impl Quorum {
+    /// Whether workers of `quorum` different owners could run `job`: its language,
+    /// and for a GPU job enough GPUs that fit it on one worker.
+    pub(super) fn could_check(&self, job: &QueuedJob) -> bool {
+        if self.off {
+            return true;
+        }
+        if job.gpus.count == 0 {
+            return self.languages.contains(&job.language);
+        }
+        let mut owners: Vec<&UserName> = self
+            .gpu_lenders
+            .iter()
+            .filter(|l| {
+                l.languages.contains(&job.language)
+                    && job.gpus.matching(&l.devices) >= job.gpus.count as usize
+            })
+            .map(|l| &l.owner)
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        owners.len() >= self.quorum
     }
 }

@@ -569,7 +569,7 @@ fn a_worker_hosts_job_shows_its_spec_limits_and_millisecond_times() {
         priority: 0,
     }));
     assert_eq!(s.jobs[&JobId(78)].gpus, 2);
-    assert_eq!(s.local_gpus.get(&JobId(78)), Some(&vec![1, 3]));
+    assert_eq!(s.local_gpus.get(&(JobId(78), 1)), Some(&vec![1, 3]));
     assert_eq!(
         started.nanosecond() % 1_000_000,
         0,

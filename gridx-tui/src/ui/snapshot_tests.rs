@@ -376,6 +376,6 @@ screen!(worker_host_gauges_show_its_gpu_jobs, {
         *lent_gpus = vec![0];
     }
     s.local_metrics = Some(super::fixtures::metrics(63.0, 2));
-    s.local_gpus.insert(JobId(5), vec![0]);
+    s.local_gpus.insert((JobId(5), 1), vec![0]);
     s
 });

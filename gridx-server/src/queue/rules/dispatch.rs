@@ -1,6 +1,6 @@
 //! Dispatch: queued jobs to free slots, the moment something frees or arrives.
 
-use crate::queue::model::{Effects, Reach, RunningJob, State, WorkerState};
+use crate::queue::model::{Effects, Quorum, Reach, RunningJob, State, WorkerState};
 use crate::queue::refusals::Refusals;
 use crate::queue::scheduler::QueuedJob;
 use crate::queue::transitions::{Change, change_status};
@@ -26,16 +26,11 @@ fn may_take(
     w: &WorkerState,
     id: WorkerId,
     refusals: &Refusals,
-    quorum: &HashSet<(Language, bool)>,
+    quorum: &Quorum,
     job: &QueuedJob,
     now: Instant,
 ) -> bool {
-    w.may_run(job, quorum_ok(quorum, job)) && !refusals.holds(job.id, id, now)
-}
-
-/// Whether a quorum could check `job`'s first run (`State::refresh_quorum_languages`).
-fn quorum_ok(quorum: &HashSet<(Language, bool)>, job: &QueuedJob) -> bool {
-    quorum.contains(&(job.language, job.gpus.count > 0))
+    w.may_run(job, quorum.could_check(job)) && !refusals.holds(job.id, id, now)
 }
 
 impl State {
@@ -88,7 +83,7 @@ impl State {
                 return;
             };
             let refusals = &self.refusals;
-            let quorum = &self.quorum_languages;
+            let quorum = &self.quorum;
             let Some(job) = self.scheduler.pop_for(language, taker.only_user(), |job| {
                 may_take(taker, worker, refusals, quorum, job, now)
             }) else {
@@ -139,15 +134,7 @@ impl State {
             .workers
             .iter()
             .filter(|(id, w)| {
-                ready(id, w)
-                    && may_take(
-                        w,
-                        **id,
-                        &self.refusals,
-                        &self.quorum_languages,
-                        head_job,
-                        now,
-                    )
+                ready(id, w) && may_take(w, **id, &self.refusals, &self.quorum, head_job, now)
             })
             .max_by_key(|(id, w)| (w.free_slots(), Reverse(**id)));
         if let Some((id, _)) = first_choice {
@@ -162,15 +149,15 @@ impl State {
             .filter(|(id, w)| ready(id, w))
             .filter_map(|(id, w)| {
                 let kind = *looked.entry(w.reach()).or_insert_with(|| {
-                    let quorum = &self.quorum_languages;
+                    let quorum = &self.quorum;
                     self.scheduler.peek_for(language, w.only_user(), |job| {
-                        w.may_run(job, quorum_ok(quorum, job))
+                        w.may_run(job, quorum.could_check(job))
                     })
                 });
                 let found = match kind {
                     Some((_, job)) if self.refusals.holds(job, *id, now) => {
                         self.scheduler.peek_for(language, w.only_user(), |job| {
-                            may_take(w, *id, &self.refusals, &self.quorum_languages, job, now)
+                            may_take(w, *id, &self.refusals, &self.quorum, job, now)
                         })
                     }
                     kind => kind,

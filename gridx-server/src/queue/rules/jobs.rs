@@ -583,6 +583,13 @@ impl State {
             TakenBack::Errored(_) => self.note_mishap(conn, worker, Mishap::Error, fx)?,
             TakenBack::Refused(_) => {}
         }
+        // A lost attempt may still run on its worker, GPUs and all: they stay busy
+        // there while it reports the attempt (`WorkerState::lost_gpus`).
+        if matches!(how, TakenBack::Lost(_))
+            && let Some(w) = self.workers.get_mut(&worker)
+        {
+            w.remember_lost_gpus(gridx_proto::protocol::JobAttempt { job_id, attempt });
+        }
         self.release(job_id, worker, fx);
         Ok(())
     }

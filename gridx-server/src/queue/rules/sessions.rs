@@ -135,6 +135,7 @@ impl State {
         worker.draining = false;
         worker.unreported.clear();
         worker.strays_cancelled.clear();
+        worker.forget_lost_gpus(&reported);
         worker.standing.trusted = trusted;
         self.refresh_standing(worker_id);
         // One more online worker may make a quorum possible.
@@ -316,6 +317,7 @@ impl State {
         // Forget strays the worker has stopped reporting, so a later reappearance
         // (it should not happen) would be cancelled again.
         worker.strays_cancelled.retain(|a| reported.contains(a));
+        worker.forget_lost_gpus(&reported);
         let outbox = worker.session.as_ref().map(|s| s.outbox.clone());
         for attempt in strays {
             if worker.strays_cancelled.insert(attempt)

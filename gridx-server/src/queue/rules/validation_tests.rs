@@ -496,3 +496,60 @@ fn a_compile_error_for_an_interpreted_language_is_the_workers_failure() {
     assert_eq!(balance(&rig, "bob") + balance(&rig, "carol"), 200_000);
     verify(&rig);
 }
+
+/// A GPU job's check needs GPUs that fit it: its first run goes to a worker nobody
+/// vouches for only where workers of a quorum of owners each lend enough of them,
+/// and the job view says why it waits otherwise. CPU workers of other owners do not
+/// count.
+#[test]
+fn a_gpu_jobs_quorum_counts_only_workers_lending_gpus_that_fit() {
+    use gridx_proto::gpu::GpuDevice;
+    let users = ["alice", "bob", "carol", "dave"];
+    let mut rig = Rig::checked(&users, &[(1, "bob"), (2, "carol"), (3, "dave")]);
+    let lending = |n: u32| gridx_proto::protocol::Capabilities {
+        gpus: n,
+        gpu_devices: (0..n)
+            .map(|index| GpuDevice {
+                index,
+                name: "G".into(),
+                memory_mb: 16_000,
+            })
+            .collect(),
+        ..caps()
+    };
+    rig.hello(1, lending(2));
+    rig.hello(2, lending(1));
+    rig.hello(3, caps());
+    let two = rig.submit_spec(
+        "alice",
+        JobSpec {
+            gpus: 2,
+            ..crate::store::testing::spec()
+        },
+    );
+    rig.dispatch();
+    assert_eq!(
+        rig.holder(two),
+        None,
+        "only bob lends two GPUs: no quorum of owners could check it"
+    );
+    for id in [1, 2, 3] {
+        rig.state.publish_worker(WorkerId(id));
+    }
+    let policy = crate::trust::Policy::default();
+    let why = crate::trust::waiting_reason(&rig.view(two), &rig.state.board.snapshot(), &policy)
+        .expect("the view says why it waits");
+    assert!(why.contains("quorum") && why.contains("(bob)"), "{why}");
+    let one = rig.submit_spec(
+        "alice",
+        JobSpec {
+            gpus: 1,
+            ..crate::store::testing::spec()
+        },
+    );
+    rig.dispatch();
+    assert!(
+        rig.holder(one).is_some_and(|(w, _)| w == 1 || w == 2),
+        "bob and carol each lend one: its first run goes out"
+    );
+}

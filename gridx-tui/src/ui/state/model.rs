@@ -249,8 +249,9 @@ pub struct AppState {
     pub pager_lines: std::cell::RefCell<Vec<(u16, String)>>,
     /// Local machine metrics (worker-host mode) with their histories.
     pub local_metrics: Option<HostMetrics>,
-    /// The GPUs each job running on this host holds (worker host).
-    pub local_gpus: HashMap<JobId, Vec<u32>>,
+    /// The GPUs each attempt running on this host holds (worker host): by attempt,
+    /// so an old attempt's end does not clear a newer one's.
+    pub local_gpus: HashMap<(JobId, u32), Vec<u32>>,
     pub cpu_history: History,
     pub memory_history: History,
     pub gpu_history: BTreeMap<u32, History>,
@@ -453,7 +454,7 @@ impl AppState {
                         .local_gpus
                         .iter()
                         .find(|(_, held)| held.contains(index))
-                        .map(|(job, _)| *job);
+                        .map(|((job, _), _)| *job);
                     (*index, holder)
                 })
                 .collect(),

@@ -411,7 +411,7 @@ impl AppState {
                 job.gpus = gpus.len() as u32;
                 self.upsert_job(job);
                 if !gpus.is_empty() {
-                    self.local_gpus.insert(job_id, gpus);
+                    self.local_gpus.insert((job_id, attempt), gpus);
                 }
                 self.log(
                     LogLevel::Info,
@@ -443,7 +443,7 @@ impl AppState {
                 attempt,
                 outcome,
             } => {
-                self.local_gpus.remove(&job_id);
+                self.local_gpus.remove(&(job_id, attempt));
                 let (status, reason) = outcome.final_status();
                 if let Some(job) = self.jobs.get_mut(&job_id) {
                     job.status = status;

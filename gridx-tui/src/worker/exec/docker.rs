@@ -606,6 +606,13 @@ impl Executor for DockerExecutor {
     /// GPUs reach a container through the NVIDIA Container Toolkit, which
     /// registers its runtime with the engine.
     fn gpu_support(&self, _loan: &Loan) -> Result<(), String> {
+        if let Some(runtime) = &self.runtime {
+            // A device request needs the NVIDIA hook of runc; gVisor's own GPU
+            // support (nvproxy) is not set up by this worker.
+            return Err(format!(
+                "GPUs are not lent to containers run under docker_runtime {runtime:?}: lend them without it, or with --executor bubblewrap"
+            ));
+        }
         if self.nvidia_runtime {
             Ok(())
         } else {
