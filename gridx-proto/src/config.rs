@@ -922,7 +922,8 @@ mod tests {
         assert!(fits.is_ok(), "{fits:?}");
         let dear = GridxConfig::from_toml_str("[server]\ngpu_cost = 200000000000");
         assert!(
-            dear.as_ref().is_err_and(|e| e.to_string().contains("gpu_cost")),
+            dear.as_ref()
+                .is_err_and(|e| e.to_string().contains("gpu_cost")),
             "{dear:?}"
         );
     }

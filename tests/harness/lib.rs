@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod completions;
 mod docker_hosts;
 pub mod fake_worker;
+pub mod postgres;
 pub mod proxy;
 pub mod skip;
 pub mod tls;

@@ -26,6 +26,9 @@ pub enum Tool {
     Tmux,
     /// Running as root (uid switching, RLIMIT_NPROC on job uids).
     Root,
+    /// PostgreSQL's server programs (`initdb`, `postgres`), to start a throwaway
+    /// cluster (`postgres::Cluster`).
+    Postgres,
 }
 
 impl Display for Tool {
@@ -35,6 +38,7 @@ impl Display for Tool {
             Tool::Bubblewrap => "bubblewrap",
             Tool::Tmux => "tmux",
             Tool::Root => "root",
+            Tool::Postgres => "PostgreSQL's server",
         })
     }
 }
@@ -77,6 +81,7 @@ impl Tool {
                     ))
                 }
             }
+            Tool::Postgres => crate::postgres::bin_dir().map(|_| ()),
             Tool::Tmux => on_path("tmux")
                 .map(|_| ())
                 .ok_or_else(|| "tmux is not on PATH (.ci/install-deps installs it)".into()),
