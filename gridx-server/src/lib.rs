@@ -10,6 +10,7 @@ pub mod events;
 pub mod gpu_wait;
 pub mod http;
 pub mod judge0;
+pub mod leadership;
 pub mod live_output;
 pub mod metrics;
 pub mod queue;

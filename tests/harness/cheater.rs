@@ -11,7 +11,7 @@
 use futures_util::{SinkExt, StreamExt};
 use gridx_proto::job::{RunEnd, RunOutcome};
 use gridx_proto::protocol::{
-    Capabilities, CoordinatorMessage, ExecutorKind, PROTOCOL_VERSION, WorkerMessage,
+    Capabilities, CoordinatorMessage, ExecutorKind, JobAttempt, PROTOCOL_VERSION, WorkerMessage,
     decode_coordinator_message, encode,
 };
 use gridx_proto::{Language, WorkerId};
@@ -125,7 +125,11 @@ impl Drop for Cheater {
 }
 
 /// Answers assignments until the connection ends, heartbeating every half second
-/// (the scenarios' coordinators expect one a second).
+/// (the scenarios' coordinators expect one a second) with the attempts it runs, as a
+/// real worker does. A lie goes back at once; an honest answer is run in the
+/// background, so a run slowed down by a loaded machine neither stops the
+/// heartbeats (the lease would end and the attempt be lost) nor holds up the next
+/// assignment.
 async fn serve(
     mut ws: Ws,
     worker_id: WorkerId,
@@ -133,67 +137,104 @@ async fn serve(
     honest_jobs: usize,
     answers: Arc<Mutex<Vec<Answer>>>,
 ) {
-    let heartbeat = WorkerMessage::Heartbeat {
+    enum Event {
+        Beat,
+        Message(Option<CoordinatorMessage>),
+        Done(JobAttempt, RunOutcome),
+    }
+    let heartbeat = |running: &[JobAttempt]| WorkerMessage::Heartbeat {
         metrics: Default::default(),
-        running: Vec::new(),
+        running: running.to_vec(),
         draining: false,
     };
-    send(&mut ws, &heartbeat).await;
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut running: Vec<JobAttempt> = Vec::new();
+    // Answers decided so far: the first `honest_jobs` are honest.
+    let mut decided = 0usize;
+    send(&mut ws, &heartbeat(&running)).await;
     let mut beat = tokio::time::interval(Duration::from_millis(500));
     loop {
         // The select only chooses; the socket is used after it, once no branch holds it.
-        let message = tokio::select! {
-            _ = beat.tick() => None,
-            message = next(&mut ws, Duration::from_secs(3600)) => Some(message),
+        let event = tokio::select! {
+            _ = beat.tick() => Event::Beat,
+            message = next(&mut ws, Duration::from_secs(3600)) => Event::Message(message),
+            Some((attempt, outcome)) = done_rx.recv() => Event::Done(attempt, outcome),
         };
-        let message = match message {
-            None => {
-                send(&mut ws, &heartbeat).await;
-                continue;
+        match event {
+            Event::Beat => send(&mut ws, &heartbeat(&running)).await,
+            Event::Message(None) => return,
+            Event::Message(Some(CoordinatorMessage::Assign { job, attempt })) => {
+                let key = JobAttempt {
+                    job_id: job.job_id,
+                    attempt,
+                };
+                let honest = decided < honest_jobs;
+                decided += 1;
+                send(
+                    &mut ws,
+                    &WorkerMessage::Started {
+                        job_id: job.job_id,
+                        attempt,
+                    },
+                )
+                .await;
+                if honest {
+                    running.push(key);
+                    let done = done_tx.clone();
+                    tokio::spawn(async move {
+                        let outcome = run_honestly(&job.spec.code, &job.spec.stdin).await;
+                        let _ = done.send((key, outcome));
+                    });
+                } else {
+                    let lie = RunOutcome {
+                        end: RunEnd::Exited,
+                        exit_code: Some(0),
+                        stdout: fake_stdout.clone(),
+                        stderr: String::new(),
+                        stdout_truncated: false,
+                        stderr_truncated: false,
+                        duration_ms: 1,
+                        message: None,
+                        compile_output: None,
+                    };
+                    answer(&mut ws, worker_id, &answers, key, false, lie).await;
+                }
             }
-            Some(None) => return,
-            Some(Some(message)) => message,
-        };
-        let CoordinatorMessage::Assign { job, attempt } = message else {
-            continue;
-        };
-        let given = answers.lock().map(|a| a.len()).unwrap_or(usize::MAX);
-        let honest = given < honest_jobs;
-        let outcome = if honest {
-            run_honestly(&job.spec.code, &job.spec.stdin).await
-        } else {
-            RunOutcome {
-                end: RunEnd::Exited,
-                exit_code: Some(0),
-                stdout: fake_stdout.clone(),
-                stderr: String::new(),
-                stdout_truncated: false,
-                stderr_truncated: false,
-                duration_ms: 1,
-                message: None,
-                compile_output: None,
+            Event::Message(Some(_)) => {}
+            Event::Done(key, outcome) => {
+                running.retain(|a| *a != key);
+                answer(&mut ws, worker_id, &answers, key, true, outcome).await;
             }
-        };
-        let job_id = job.job_id;
-        send(&mut ws, &WorkerMessage::Started { job_id, attempt }).await;
-        send(
-            &mut ws,
-            &WorkerMessage::Finished {
-                job_id,
-                attempt,
-                outcome,
-            },
-        )
-        .await;
-        if let Ok(mut a) = answers.lock() {
-            a.push(Answer {
-                job_id: job_id.0,
-                attempt,
-                honest,
-            });
         }
-        note(worker_id, job_id.0, attempt, honest);
     }
+}
+
+/// Sends `finished` for `key` and records the answer.
+async fn answer(
+    ws: &mut Ws,
+    worker_id: WorkerId,
+    answers: &Mutex<Vec<Answer>>,
+    key: JobAttempt,
+    honest: bool,
+    outcome: RunOutcome,
+) {
+    send(
+        ws,
+        &WorkerMessage::Finished {
+            job_id: key.job_id,
+            attempt: key.attempt,
+            outcome,
+        },
+    )
+    .await;
+    if let Ok(mut a) = answers.lock() {
+        a.push(Answer {
+            job_id: key.job_id.0,
+            attempt: key.attempt,
+            honest,
+        });
+    }
+    note(worker_id, key.job_id.0, key.attempt, honest);
 }
 
 /// What the cheater did, on the test's output (shown when a scenario fails).
