@@ -56,6 +56,7 @@ fn tight_limits() -> JobLimits {
         max_stdin_bytes: 8,
         max_output_bytes: 1000,
         max_priority: 3,
+        max_gpus: 2,
     }
 }
 
@@ -101,7 +102,13 @@ fn expected_acceptance(limits: &JobLimits, r: &SubmitJobRequest) -> (bool, bool)
         && !r.code.contains('\0')
         && (limits.min_timeout_s..=limits.max_timeout_s).contains(&timeout)
         && (limits.min_memory_mb..=limits.max_memory_mb).contains(&memory)
-        && (-max_priority..=max_priority).contains(&priority);
+        && (-max_priority..=max_priority).contains(&priority)
+        && r.gpus.unwrap_or(0) <= limits.max_gpus
+        // The least memory of each GPU is a positive number, and only with GPUs.
+        && match r.gpu_memory_mb {
+            None => true,
+            Some(mb) => mb > 0 && r.gpus.unwrap_or(0) > 0,
+        };
     (ok, too_large)
 }
 
@@ -137,6 +144,8 @@ fn check_spec(limits: &JobLimits, request: &SubmitJobRequest, spec: &JobSpec) {
     assert!(spec.stdin.len() <= limits.max_stdin_bytes);
     assert!(!spec.code.trim().is_empty() && !spec.code.contains('\0'));
     assert_eq!(spec.max_output_bytes, limits.max_output_bytes);
+    assert_eq!(spec.gpus, request.gpus.unwrap_or(0));
+    assert_eq!(spec.gpu_memory_mb, request.gpu_memory_mb);
     assert_eq!(spec.language, request.language);
     assert_eq!(spec.code, request.code);
     assert_eq!(
@@ -160,6 +169,8 @@ fn assign_round_trip(spec: JobSpec) {
         job: AssignedJob {
             // The largest id the protocol allows (ids are SQLite integers).
             job_id: JobId(gridx_proto::protocol::MAX_ID),
+            // As many GPUs as the spec asks for, with the largest indices.
+            gpus: (0..spec.gpus).map(|i| 255 - i).collect(),
             spec,
         },
         attempt: u32::MAX,

@@ -9,6 +9,7 @@ pub mod judge0;
 pub mod ledger;
 pub mod live_output;
 pub mod lock;
+pub mod postgres_schema;
 pub mod reader;
 pub mod schema;
 #[cfg(test)]
