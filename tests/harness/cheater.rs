@@ -153,12 +153,19 @@ async fn serve(
     let mut decided = 0usize;
     send(&mut ws, &heartbeat(&running)).await;
     let mut beat = tokio::time::interval(Duration::from_millis(500));
+    // A stalled loop (a loaded machine) sends one late heartbeat, not a burst of them:
+    // each heartbeat that does not list an attempt assigned meanwhile counts against
+    // it, and a burst sent before reading that assignment would get it taken back.
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // The select only chooses; the socket is used after it, once no branch holds it.
+        // Biased: an assignment waiting on the socket is read (and answered or listed
+        // as running) before the next heartbeat goes out, as a real worker's would be.
         let event = tokio::select! {
-            _ = beat.tick() => Event::Beat,
+            biased;
             message = next(&mut ws, Duration::from_secs(3600)) => Event::Message(message),
             Some((attempt, outcome)) = done_rx.recv() => Event::Done(attempt, outcome),
+            _ = beat.tick() => Event::Beat,
         };
         match event {
             Event::Beat => send(&mut ws, &heartbeat(&running)).await,
