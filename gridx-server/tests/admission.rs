@@ -6,30 +6,15 @@
 
 mod support;
 
-use futures_util::StreamExt;
 use gridx_proto::protocol::{Capabilities, CoordinatorMessage, ExecutorKind, WorkerMessage};
 use gridx_proto::{JobId, WorkerId};
-use std::time::Duration;
 use support::{FakeWorker, TestServer, capabilities};
-use tokio_tungstenite::tungstenite::Message;
 
 /// Waits `ms` and returns the first coordinator message that came meanwhile, if any.
 /// A heartbeat first keeps the worker's lease (3 s here) across the wait.
 async fn anything_within(worker: &mut FakeWorker, ms: u64) -> Option<CoordinatorMessage> {
     worker.heartbeat(vec![]).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
-    loop {
-        match tokio::time::timeout_at(deadline, worker.socket.next()).await {
-            Err(_) => return None,
-            Ok(Some(Ok(Message::Text(text)))) => {
-                return Some(
-                    gridx_proto::protocol::decode_coordinator_message(&text, usize::MAX).unwrap(),
-                );
-            }
-            Ok(Some(Ok(_))) => continue,
-            Ok(other) => panic!("the connection ended: {other:?}"),
-        }
-    }
+    worker.recv_within(ms).await
 }
 
 fn claiming(executor: ExecutorKind) -> Capabilities {

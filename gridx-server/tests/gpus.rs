@@ -7,14 +7,12 @@
 
 mod support;
 
-use futures_util::StreamExt;
 use gridx_proto::gpu::GpuDevice;
 use gridx_proto::protocol::{AssignedJob, Capabilities, CoordinatorMessage, JobAttempt};
 use gridx_proto::{Credits, JobId};
 use serde_json::json;
 use std::time::Duration;
 use support::{FakeWorker, TestServer, capabilities};
-use tokio_tungstenite::tungstenite::Message;
 
 fn lending(devices: &[(u32, u64)]) -> Capabilities {
     Capabilities {
@@ -45,34 +43,9 @@ async fn assignment_running(
     worker.heartbeat(running).await;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
     loop {
-        match tokio::time::timeout_at(deadline, worker.socket.next()).await {
-            Err(_) => return None,
-            Ok(Some(Ok(Message::Text(text)))) => {
-                match gridx_proto::protocol::decode_coordinator_message(&text, usize::MAX).unwrap()
-                {
-                    CoordinatorMessage::Assign { job, attempt } => return Some((job, attempt)),
-                    _ => continue,
-                }
-            }
-            Ok(Some(Ok(_))) => continue,
-            Ok(other) => panic!("the connection ended: {other:?}"),
-        }
-    }
-}
-
-/// The next coordinator message within `ms`, if any.
-async fn next_message(worker: &mut FakeWorker, ms: u64) -> Option<CoordinatorMessage> {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
-    loop {
-        match tokio::time::timeout_at(deadline, worker.socket.next()).await {
-            Err(_) => return None,
-            Ok(Some(Ok(Message::Text(text)))) => {
-                return Some(
-                    gridx_proto::protocol::decode_coordinator_message(&text, usize::MAX).unwrap(),
-                );
-            }
-            Ok(Some(Ok(_))) => continue,
-            Ok(other) => panic!("the connection ended: {other:?}"),
+        match worker.recv_until(deadline).await? {
+            CoordinatorMessage::Assign { job, attempt } => return Some((job, attempt)),
+            _ => continue,
         }
     }
 }
@@ -356,7 +329,7 @@ async fn a_lost_attempt_still_running_keeps_its_gpu_busy() {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(1_500);
     while tokio::time::Instant::now() < deadline {
         gpu.heartbeat(old.clone()).await;
-        match next_message(&mut gpu, 300).await {
+        match gpu.recv_within(300).await {
             Some(CoordinatorMessage::Cancel { job_id, attempt: a }) => {
                 assert_eq!((job_id, a), (id, attempt));
                 cancelled = true;

@@ -521,12 +521,14 @@ pub async fn worker(
         );
     }
     tracing::info!(executor = describe(executor.kind()), languages = %languages.join(","), "sandbox ready");
-    // GPUs are lent only when asked, and only where the sandbox can hand them over.
-    let gpus = crate::worker::gpus::Loan::choose(
-        &w.gpus,
-        crate::worker::monitor::Monitor::new().gpu_inventory(),
-    )
-    .map_err(|e| eyre!(e))?;
+    // GPUs are lent only when asked (NVML is asked only then), and only where the
+    // sandbox can hand them over.
+    let gpus = if w.gpus.is_none() {
+        crate::worker::gpus::Loan::none()
+    } else {
+        let inventory = crate::worker::monitor::Monitor::new().gpu_inventory();
+        crate::worker::gpus::Loan::choose(&w.gpus, inventory).map_err(|e| eyre!(e))?
+    };
     if !gpus.is_empty() {
         executor
             .gpu_support(&gpus)

@@ -411,6 +411,32 @@ impl FakeWorker {
         recv(&mut self.socket, secs).await
     }
 
+    /// The next coordinator message before `deadline`, if one comes; panics if the
+    /// connection ends.
+    pub async fn recv_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Option<CoordinatorMessage> {
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Some(
+                        decode_coordinator_message(&text, usize::MAX).expect("valid frame"),
+                    );
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(other) => panic!("the connection ended: {other:?}"),
+            }
+        }
+    }
+
+    /// [`FakeWorker::recv_until`] `ms` from now.
+    pub async fn recv_within(&mut self, ms: u64) -> Option<CoordinatorMessage> {
+        self.recv_until(tokio::time::Instant::now() + Duration::from_millis(ms))
+            .await
+    }
+
     pub async fn send(&mut self, message: WorkerMessage) {
         send(&mut self.socket, &message).await;
     }
