@@ -6,18 +6,18 @@
 //! `users_version` counter.
 
 use crate::settlement::{self, Movement, SettleError};
+use crate::store::Db;
 use crate::store::audit::{self, Actor};
 use crate::store::ledger::{PostError, Posted};
 use crate::store::{StoreError, StoreResult, now_millis, users};
 use gridx_proto::admin::check_reason;
 use gridx_proto::{Credits, UserName};
-use rusqlite::Connection;
 
 /// Grants (a positive amount) or debits (a negative one) a user's account, with the
 /// operator's reason on the ledger entry. A debit past the balance is refused: what
 /// is held in escrow for live jobs is not the operator's to take.
 pub fn credit(
-    conn: &Connection,
+    conn: &Db,
     actor: &Actor,
     name: &UserName,
     amount: Credits,
@@ -72,12 +72,7 @@ pub fn credit(
 
 /// Disables an account: its token is refused from its next request. Returns whether
 /// it was enabled until now (disabling twice changes nothing and audits nothing).
-pub fn disable(
-    conn: &Connection,
-    actor: &Actor,
-    name: &UserName,
-    reason: &str,
-) -> StoreResult<bool> {
+pub fn disable(conn: &Db, actor: &Actor, name: &UserName, reason: &str) -> StoreResult<bool> {
     let reason = check_reason(reason).map_err(|e| StoreError::Conflict(e.to_string()))?;
     let changed = users::set_disabled(conn, name, Some(&reason))?;
     if changed {
@@ -87,7 +82,7 @@ pub fn disable(
 }
 
 /// Enables a disabled account. Returns whether it was disabled until now.
-pub fn enable(conn: &Connection, actor: &Actor, name: &UserName) -> StoreResult<bool> {
+pub fn enable(conn: &Db, actor: &Actor, name: &UserName) -> StoreResult<bool> {
     let changed = users::set_disabled(conn, name, None)?;
     if changed {
         audit::record(conn, actor, "user.enable", &subject(name), "")?;
@@ -96,7 +91,7 @@ pub fn enable(conn: &Connection, actor: &Actor, name: &UserName) -> StoreResult<
 }
 
 /// Issues a new API token; the old one stops working at its next request.
-pub fn rotate_token(conn: &Connection, actor: &Actor, name: &UserName) -> StoreResult<String> {
+pub fn rotate_token(conn: &Db, actor: &Actor, name: &UserName) -> StoreResult<String> {
     let token = users::rotate_user_token(conn, name)?;
     audit::record(conn, actor, "user.token", &subject(name), "rotated")?;
     Ok(token)
@@ -190,10 +185,10 @@ mod tests {
             );
         }
         let entries: i64 = conn
-            .query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM ledger", (), |r| r.get(0))
             .unwrap();
         let audited: i64 = conn
-            .query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM audit", (), |r| r.get(0))
             .unwrap();
         assert_eq!((entries, audited), (0, 0));
         assert_eq!(ledger::balance(&conn, "user:alice").unwrap(), Credits::ZERO);

@@ -75,7 +75,7 @@ pub async fn launch(
 pub async fn launch_on(
     config: ServerConfig,
     data_dir: PathBuf,
-    opened: (store::lock::ServeLock, rusqlite::Connection),
+    opened: (store::lock::ServeLock, crate::store::Db),
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), LaunchError> {

@@ -6,11 +6,11 @@
 //! [`crate::store::ledger`]. The table these functions implement is "Credits" in
 //! `docs/jobs.md#the-rules`; a rule added there is added here, with its unit test below.
 
+use crate::store::Db;
 use crate::store::ledger::{self, ESCROW, MINT, PLATFORM, PostError, Posted};
 use gridx_proto::api::LedgerKind;
 use gridx_proto::job::Settlement;
 use gridx_proto::{Credits, JobId, JobStatus, UserName};
-use rusqlite::Connection;
 
 /// What a job costs its submitter: `job_cost`, plus `gpu_cost` for each GPU it asks
 /// for (docs/jobs.md, "Credits"). Held at submit and settled as one amount, so its
@@ -176,7 +176,7 @@ pub fn postings(movement: &Movement<'_>) -> Result<Vec<Posting>, RuleError> {
 /// writes no entry (a free job has none). A hold the balance does not cover is
 /// [`PostError::Insufficient`] and writes nothing.
 pub fn settle(
-    conn: &Connection,
+    conn: &Db,
     movement: &Movement<'_>,
     job_id: Option<JobId>,
     at: i64,
@@ -288,11 +288,11 @@ mod tests {
         assert_eq!(postings(&m), Err(RuleError::NoWorkerOwner));
     }
 
-    fn store() -> Connection {
+    fn store() -> Db {
         testing::memory_store(&["alice", "owner"], "owner")
     }
 
-    fn job(conn: &Connection, user: &UserName) -> JobId {
+    fn job(conn: &Db, user: &UserName) -> JobId {
         jobs::insert_job(conn, user, &testing::spec(), Credits::from_millis(1_001), 0)
             .expect("job row")
     }
@@ -426,7 +426,7 @@ mod tests {
             Err(SettleError::Post(PostError::Insufficient { .. }))
         ));
         let entries: i64 = conn
-            .query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM ledger", (), |r| r.get(0))
             .expect("count");
         assert_eq!(entries, 0);
     }

@@ -14,7 +14,7 @@ use gridx_proto::api::HealthResponse;
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
     let store_ok = state
         .reader
-        .read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+        .read(|conn| Ok(conn.query_row("SELECT 1", (), |r| r.get::<i64>(0))?))
         .await
         .is_ok();
     let stats = state.queue.stats();

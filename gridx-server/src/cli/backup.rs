@@ -19,7 +19,10 @@ pub fn backup(data_dir: &Path, file: &Path) -> Result<ExitCode> {
         }
         _ => eyre!(e).wrap_err(format!("creating {}", file.display())),
     })?;
-    if let Err(e) = conn.backup(rusqlite::MAIN_DB, file, None) {
+    let Some(sqlite) = conn.sqlite() else {
+        bail!("backup copies an SQLite store; back up PostgreSQL with pg_dump or its own tools");
+    };
+    if let Err(e) = sqlite.backup(rusqlite::MAIN_DB, file, None) {
         let _ = std::fs::remove_file(file);
         return Err(eyre!(e).wrap_err(format!("writing {}", file.display())));
     }

@@ -24,12 +24,19 @@ pub fn refuse_newer_store(data_dir: &Path) -> Result<()> {
     ) else {
         return Ok(());
     };
-    refuse_newer_level(&conn, &database)
+    refuse_newer_sqlite(&conn, &database)
 }
 
 /// The same check on a connection already open (the read-only commands' inspector
 /// connection, which leaves no `-wal` or `-shm` file behind).
-pub fn refuse_newer_level(conn: &rusqlite::Connection, database: &Path) -> Result<()> {
+pub fn refuse_newer_level(db: &gridx_server::store::Db, database: &Path) -> Result<()> {
+    match db.sqlite() {
+        Some(conn) => refuse_newer_sqlite(conn, database),
+        None => Ok(()),
+    }
+}
+
+fn refuse_newer_sqlite(conn: &rusqlite::Connection, database: &Path) -> Result<()> {
     let Ok(found) = conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
     else {
         return Ok(());

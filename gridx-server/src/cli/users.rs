@@ -41,7 +41,7 @@ pub fn user(
                 "{credits} credits, max priority {max_priority}{}",
                 if admin { ", admin" } else { "" }
             );
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.transaction()?;
             let token = users::create_user_in(&tx, &name, credits, admin, max_priority)?;
             audit::record(&tx, &actor, "user.add", &admin::subject(&name), &detail)?;
             tx.commit()?;
@@ -54,7 +54,7 @@ pub fn user(
         }
         UserCommand::Set { name, max_priority } => {
             let name = UserName::new(&name)?;
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.transaction()?;
             users::set_max_priority(&tx, &name, max_priority)?;
             let detail = format!("max priority {max_priority}");
             audit::record(&tx, &actor, "user.set", &admin::subject(&name), &detail)?;
@@ -87,7 +87,7 @@ pub fn user(
         }
         UserCommand::Token { name, rotate: _ } => {
             let name = UserName::new(&name)?;
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.transaction()?;
             let token = admin::rotate_token(&tx, &actor, &name)?;
             tx.commit()?;
             eprintln!("issued a new token for {name}; the old one no longer works");
@@ -106,7 +106,7 @@ pub fn user(
             let amount = amount
                 .parse::<Credits>()
                 .map_err(|e| color_eyre::eyre::eyre!("AMOUNT: {e}"))?;
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.transaction()?;
             let posted = admin::credit(&tx, &actor, &name, amount, &reason)?;
             tx.commit()?;
             let balance = posted
@@ -133,7 +133,7 @@ pub fn user(
         }
         UserCommand::Disable { name, reason } => {
             let name = UserName::new(&name)?;
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.transaction()?;
             let changed = admin::disable(&tx, &actor, &name, &reason)?;
             tx.commit()?;
             if changed {
@@ -146,7 +146,7 @@ pub fn user(
         }
         UserCommand::Enable { name } => {
             let name = UserName::new(&name)?;
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.transaction()?;
             let changed = admin::enable(&tx, &actor, &name)?;
             tx.commit()?;
             if changed {

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCode> {
     let conn = store::open_writer(data_dir)?;
     let actor = Actor::cli();
-    let record = |conn: &rusqlite::Connection, action: &str, id: WorkerId, detail: &str| {
+    let record = |conn: &store::Db, action: &str, id: WorkerId, detail: &str| {
         audit::record(conn, &actor, action, &format!("worker:{id}"), detail)
     };
     match cmd {
@@ -31,7 +31,7 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
                     .to_string(),
                 None => format!("{owner}-worker"),
             };
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.transaction()?;
             let (id, token) = users::register_worker(&tx, &owner, &label, max_slots)?;
             if trusted {
                 trust::set_trusted(&tx, id, true)?;
@@ -60,7 +60,7 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
         }
         WorkerCommand::Set { id, max_slots } => {
             let id: WorkerId = id.parse()?;
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.transaction()?;
             users::set_worker_max_slots(&tx, id, max_slots.0)?;
             record(&tx, "worker.set", id, &describe_cap(max_slots.0))?;
             tx.commit()?;
@@ -71,7 +71,7 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
         }
         WorkerCommand::Revoke { id } => {
             let id: WorkerId = id.parse()?;
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.transaction()?;
             users::revoke_worker(&tx, id)?;
             record(&tx, "worker.revoke", id, "")?;
             tx.commit()?;
@@ -79,7 +79,7 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
         }
         WorkerCommand::Trust { id, off } => {
             let id: WorkerId = id.parse()?;
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.transaction()?;
             trust::set_trusted(&tx, id, !off)?;
             record(&tx, "worker.trust", id, if off { "off" } else { "on" })?;
             tx.commit()?;
@@ -100,7 +100,7 @@ pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCod
                 .find(|(w, _)| w.id == id)
                 .map(|(w, _)| w.owner)
                 .ok_or_else(|| eyre!("no worker {id}"))?;
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.transaction()?;
             let lifted = trust::restore(&tx, id, &owner)?;
             record(&tx, "worker.restore", id, &lifted.join("; "))?;
             tx.commit()?;

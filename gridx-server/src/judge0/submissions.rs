@@ -59,7 +59,7 @@ async fn find(
 }
 
 fn found(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Db,
     id: JobId,
     link: Judge0Link,
     with_input: bool,

@@ -6,11 +6,11 @@
 use super::model::{Effects, State, Step, StepError, answer};
 use super::{Command, Outbound, QueueError};
 use crate::events::Audience;
+use crate::store::Db;
 use crate::store::{StoreError, jobs};
 use gridx_proto::UserName;
 use gridx_proto::events::ServerEvent;
 use gridx_proto::protocol::{CoordinatorMessage, RejectCode};
-use rusqlite::Connection;
 
 /// A command's result for its caller, and the store error that must abort the batch.
 fn split<T>(result: Step<T>) -> (Result<T, QueueError>, Option<StoreError>) {
@@ -45,14 +45,14 @@ fn not_applied(command: Command, fx: &mut Effects) {
 
 impl State {
     /// Applies a batch in one transaction. Returns true when the thread should stop.
-    pub(super) fn run_batch(&mut self, conn: &mut Connection, batch: &mut Vec<Command>) -> bool {
+    pub(super) fn run_batch(&mut self, conn: &mut Db, batch: &mut Vec<Command>) -> bool {
         let mut fx = Effects::default();
         let mut stop = false;
         let result = (|| -> Result<(), StoreError> {
             // IMMEDIATE: take the write lock up front. A deferred transaction that reads
             // first could not upgrade (SQLITE_BUSY, no retry) after an admin command
             // wrote from another process.
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = conn.transaction()?;
             // No savepoint per command: every refusal is decided before a command
             // writes anything, so only a store error can interrupt one half-way, and
             // that aborts the whole batch (savepoints cost a page copy per command,
@@ -104,12 +104,7 @@ impl State {
 
     /// Applies one command. A refusal is answered and is `Ok`; a store error is `Err`
     /// and aborts the batch.
-    fn apply(
-        &mut self,
-        conn: &Connection,
-        command: Command,
-        fx: &mut Effects,
-    ) -> Result<(), StoreError> {
+    fn apply(&mut self, conn: &Db, command: Command, fx: &mut Effects) -> Result<(), StoreError> {
         match command {
             Command::Submit { user, job, reply } => {
                 let (result, failure) = split(self.submit(conn, user, job, fx));
@@ -194,7 +189,7 @@ impl State {
     }
 
     /// After commit: answer callers, message workers, publish events and stats.
-    fn deliver(&mut self, conn: &Connection, fx: Effects) {
+    fn deliver(&mut self, conn: &Db, fx: Effects) {
         // Counters first, so whoever hears back sees them already counted.
         self.metrics.jobs_submitted.inc_by(fx.submitted);
         for latency in fx.dispatch_latencies {

@@ -4,6 +4,7 @@
 use super::model::{Effects, State, Step, WorkerState};
 use crate::events::Audience;
 use crate::metrics::{AccountLabel, Metrics};
+use crate::store::Db;
 use crate::store::ledger::{ESCROW, PLATFORM};
 use crate::store::trust::{self, Subject};
 use crate::store::{jobs, ledger, now_millis};
@@ -11,7 +12,6 @@ use gridx_proto::api::{Reliability, WorkerStatus, WorkerView};
 use gridx_proto::events::ServerEvent;
 use gridx_proto::time_fmt::from_unix_millis;
 use gridx_proto::{Credits, WorkerId};
-use rusqlite::Connection;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 impl State {
-    pub(super) fn tick(&mut self, conn: &Connection, fx: &mut Effects) -> Step<()> {
+    pub(super) fn tick(&mut self, conn: &Db, fx: &mut Effects) -> Step<()> {
         self.expire_leases(conn, fx)?;
         let now = Instant::now();
         if now.duration_since(self.last_housekeeping) >= HOUSEKEEPING_EVERY {
@@ -44,19 +44,19 @@ impl State {
         Ok(())
     }
 
-    fn persist_last_seen(&self, conn: &Connection) -> Step<()> {
+    fn persist_last_seen(&self, conn: &Db) -> Step<()> {
         let mut stmt = conn.prepare_cached("UPDATE workers SET last_seen = ?2 WHERE id = ?1")?;
         for (id, w) in &self.workers {
             if w.session.is_some()
                 && let Some(at) = w.last_seen_wall
             {
-                stmt.execute(rusqlite::params![id.0 as i64, at])?;
+                stmt.execute(crate::params![id.0 as i64, at])?;
             }
         }
         Ok(())
     }
 
-    fn refresh_ledger_gauges(&self, conn: &Connection) -> Step<()> {
+    fn refresh_ledger_gauges(&self, conn: &Db) -> Step<()> {
         let totals = [
             ("escrow", ledger::balance(conn, ESCROW)?),
             ("platform", ledger::balance(conn, PLATFORM)?),
@@ -137,7 +137,7 @@ impl State {
     /// Trust marks and records an operator changed (`worker trust`, `worker restore`)
     /// take effect within a second: the change counter is read on each housekeeping
     /// pass and everything is reloaded when it grew.
-    fn reload_trust_if_changed(&mut self, conn: &Connection, fx: &mut Effects) -> Step<()> {
+    fn reload_trust_if_changed(&mut self, conn: &Db, fx: &mut Effects) -> Step<()> {
         let version = trust::trust_version(conn)?;
         if version == self.trust_version {
             return Ok(());

@@ -30,13 +30,13 @@ mod transitions;
 
 use crate::events::{EventBus, WorkerBoard};
 use crate::metrics::Metrics;
+use crate::store::Db;
 use gridx_proto::api::JobView;
 use gridx_proto::config::ServerConfig;
 use gridx_proto::protocol::{
     Capabilities, CoordinatorMessage, JobAttempt, RejectCode, WorkerMessage,
 };
 use gridx_proto::{Credits, JobId, JobSpec, UserName, WorkerId};
-use rusqlite::Connection;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -381,7 +381,7 @@ const MAX_BATCH: usize = 1024;
 
 /// Starts the queue thread over an open write connection.
 pub fn start(
-    conn: Connection,
+    conn: Db,
     settings: QueueSettings,
     events: EventBus,
     board: WorkerBoard,

@@ -8,6 +8,7 @@ use super::scheduler::{QueuedJob, Scheduler};
 use super::{Outbound, QueueError, QueueSettings, SessionTx};
 use crate::events::{EventBus, WorkerBoard};
 use crate::metrics::Metrics;
+use crate::store::Db;
 use crate::store::ledger::Posted;
 use crate::store::trust::{self, Record, Subject};
 use crate::store::{StoreError, jobs, users};
@@ -18,7 +19,6 @@ use gridx_proto::gpu::{self, GpuDevice, GpuRequest};
 use gridx_proto::metrics::HostMetrics;
 use gridx_proto::protocol::{Capabilities, JobAttempt};
 use gridx_proto::{Credits, JobId, JobStatus, Language, UserName, WorkerId};
-use rusqlite::Connection;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -491,7 +491,7 @@ impl State {
     /// Rebuilds the queue from the store: queued jobs go back in the scheduler, running
     /// jobs stay leased to their worker until it reconnects or its lease runs out.
     pub(super) fn load(
-        conn: &Connection,
+        conn: &Db,
         settings: QueueSettings,
         events: EventBus,
         board: WorkerBoard,
@@ -526,7 +526,7 @@ impl State {
 
     /// Replaces memory with what the store holds (at start, and after a failed batch).
     /// Open sessions are kept: their workers are still connected.
-    pub(super) fn reload(&mut self, conn: &Connection) -> Result<(), StoreError> {
+    pub(super) fn reload(&mut self, conn: &Db) -> Result<(), StoreError> {
         let now = Instant::now();
         let mut sessions: HashMap<WorkerId, WorkerState> = std::mem::take(&mut self.workers);
         self.scheduler = Scheduler::default();

@@ -2,10 +2,10 @@
 //! cancel, finish, error) is checked here against gridx-proto's transition table
 //! (`JobStatus::transition`) and then persisted by the store, which decides nothing.
 
+use crate::store::Db;
 use crate::store::StoreError;
 use crate::store::jobs::{self, Completion, StatusWrite};
 use gridx_proto::{JobId, JobStatus, WorkerId};
-use rusqlite::Connection;
 
 /// A change to a job's status, as the queue's rules ask for it.
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +32,7 @@ pub(super) enum Change<'a> {
 /// refuses an edge the state machine does not have. A refusal is a bug in the rules,
 /// so it is a store-level conflict: the batch aborts and memory is rebuilt from disk.
 pub(super) fn change_status(
-    conn: &Connection,
+    conn: &Db,
     id: JobId,
     from: JobStatus,
     change: Change<'_>,
@@ -83,14 +83,14 @@ mod tests {
     use crate::store::testing;
     use gridx_proto::{Credits, UserName};
 
-    fn store_with_job() -> (Connection, JobId) {
+    fn store_with_job() -> (Db, JobId) {
         let conn = testing::memory_store(&["a"], "a");
         let user = UserName::new("a").expect("name");
         let id = jobs::insert_job(&conn, &user, &testing::spec(), Credits::ZERO, 0).expect("job");
         (conn, id)
     }
 
-    fn status(conn: &Connection, id: JobId) -> JobStatus {
+    fn status(conn: &Db, id: JobId) -> JobStatus {
         jobs::job_view(conn, id)
             .expect("read")
             .expect("exists")

@@ -3,9 +3,10 @@
 //! ledger; written in the transaction of the change it records.
 
 use super::{StoreError, StoreResult, now_millis};
+use crate::params;
+use crate::store::db::Db;
 use gridx_proto::admin::AuditEntry;
 use gridx_proto::time_fmt::from_unix_millis;
-use rusqlite::{Connection, params};
 
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +49,7 @@ impl Actor {
 
 /// Appends one entry.
 pub fn record(
-    conn: &Connection,
+    conn: &Db,
     actor: &Actor,
     action: &str,
     subject: &str,
@@ -68,14 +69,14 @@ pub fn record(
 }
 
 /// The newest `limit` entries, older than entry `before` when given; newest first.
-pub fn list(conn: &Connection, limit: u32, before: Option<u64>) -> StoreResult<Vec<AuditEntry>> {
+pub fn list(conn: &Db, limit: u32, before: Option<u64>) -> StoreResult<Vec<AuditEntry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, at, actor, action, subject, detail FROM audit
          WHERE ?1 IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![before.map(|b| b as i64), limit], |r| {
         Ok(AuditEntry {
-            id: r.get::<_, i64>(0)? as u64,
+            id: r.get::<i64>(0)? as u64,
             at: from_unix_millis(r.get(1)?),
             actor: r.get(2)?,
             action: r.get(3)?,

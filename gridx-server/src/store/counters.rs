@@ -3,7 +3,7 @@
 //! reloads what it keeps in memory when one grew.
 
 use super::StoreResult;
-use rusqlite::{Connection, OptionalExtension};
+use crate::store::db::{Db, OptionalExtension};
 
 /// What a counter stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +24,7 @@ impl Counter {
 }
 
 /// The counter's value (0 before its first change).
-pub fn read(conn: &Connection, counter: Counter) -> StoreResult<i64> {
+pub fn read(conn: &Db, counter: Counter) -> StoreResult<i64> {
     Ok(conn
         .prepare_cached("SELECT value FROM grid_state WHERE key = ?1")?
         .query_row([counter.key()], |r| r.get(0))
@@ -33,7 +33,7 @@ pub fn read(conn: &Connection, counter: Counter) -> StoreResult<i64> {
 }
 
 /// Grows the counter, inside the caller's transaction that made the change.
-pub fn bump(conn: &Connection, counter: Counter) -> StoreResult<()> {
+pub fn bump(conn: &Db, counter: Counter) -> StoreResult<()> {
     conn.prepare_cached("UPDATE grid_state SET value = value + 1 WHERE key = ?1")?
         .execute([counter.key()])?;
     Ok(())

@@ -3,11 +3,12 @@
 //! [`job_output`].
 
 use super::{StoreError, StoreResult};
+use crate::params;
+use crate::store::db::{Db, OptionalExtension, Row};
 use gridx_proto::api::{JobSummary, JobValidation, JobView, OutputStream, ValidationOutcome};
 use gridx_proto::job::FailureReason;
 use gridx_proto::time_fmt::from_unix_millis;
 use gridx_proto::{Credits, JobId, JobSpec, JobStatus, Language, UserName, WorkerId};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const VIEW_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
     submitted_at, started_at, finished_at, worker_id, attempts, exit_code, stdout, stderr,
@@ -22,15 +23,11 @@ const SUMMARY_COLUMNS: &str = "id, user, status, language, priority, timeout_s, 
     octet_length(stdout), octet_length(stderr), stdout_truncated, stderr_truncated,
     duration_ms, reason, message, cost, refusals, refusal, gpus";
 
-fn corrupt(what: &str, value: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("bad {what} {value:?}").into(),
-    )
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("bad {what} {value:?}"))
 }
 
-fn view_from_row(r: &Row<'_>) -> rusqlite::Result<JobView> {
+fn view_from_row(r: &Row) -> crate::store::StoreResult<JobView> {
     let summary = summary_from_row(r)?;
     Ok(JobView {
         job_id: summary.job_id,
@@ -60,7 +57,7 @@ fn view_from_row(r: &Row<'_>) -> rusqlite::Result<JobView> {
         validation: JobValidation {
             required: r.get(24)?,
             outcome: r
-                .get::<_, Option<String>>(25)?
+                .get::<Option<String>>(25)?
                 .as_deref()
                 .and_then(ValidationOutcome::parse),
             replicas: Vec::new(),
@@ -68,7 +65,7 @@ fn view_from_row(r: &Row<'_>) -> rusqlite::Result<JobView> {
         },
         gpus: summary.gpus,
         gpu_memory_mb: r.get(27)?,
-        gpu_indices: parse_indices(r.get::<_, Option<String>>(28)?.as_deref())
+        gpu_indices: parse_indices(r.get::<Option<String>>(28)?.as_deref())
             .map_err(|text| corrupt("gpu_indices", text))?,
         waiting: None,
     })
@@ -94,19 +91,14 @@ fn parse_indices(text: Option<&str>) -> Result<Vec<u32>, &str> {
 
 /// A row of [`VIEW_COLUMNS`] or [`SUMMARY_COLUMNS`] (the same places) as a summary;
 /// columns 13 and 14 are only read as lengths when they are lengths.
-fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<JobSummary> {
+fn summary_from_row(r: &Row) -> crate::store::StoreResult<JobSummary> {
     let user: String = r.get(1)?;
     let status: String = r.get(2)?;
     let language: String = r.get(3)?;
     let reason: Option<String> = r.get(18)?;
-    let length = |i: usize| -> rusqlite::Result<u64> {
-        Ok(match r.get_ref(i)? {
-            rusqlite::types::ValueRef::Integer(n) => n.max(0) as u64,
-            other => other.as_bytes().map_or(0, |b| b.len() as u64),
-        })
-    };
+    let length = |i: usize| -> StoreResult<u64> { Ok(r.value(i)?.byte_length()) };
     Ok(JobSummary {
-        job_id: JobId(r.get::<_, i64>(0)? as u64),
+        job_id: JobId(r.get::<i64>(0)? as u64),
         user: UserName::new(&user).map_err(|_| corrupt("user", &user))?,
         status: status.parse().map_err(|_| corrupt("status", &status))?,
         language: language
@@ -116,16 +108,16 @@ fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<JobSummary> {
         timeout_s: r.get(5)?,
         memory_mb: r.get(6)?,
         submitted_at: from_unix_millis(r.get(7)?),
-        started_at: r.get::<_, Option<i64>>(8)?.map(from_unix_millis),
-        finished_at: r.get::<_, Option<i64>>(9)?.map(from_unix_millis),
-        worker_id: r.get::<_, Option<i64>>(10)?.map(|w| WorkerId(w as u64)),
+        started_at: r.get::<Option<i64>>(8)?.map(from_unix_millis),
+        finished_at: r.get::<Option<i64>>(9)?.map(from_unix_millis),
+        worker_id: r.get::<Option<i64>>(10)?.map(|w| WorkerId(w as u64)),
         attempts: r.get(11)?,
         exit_code: r.get(12)?,
         stdout_bytes: length(13)?,
         stderr_bytes: length(14)?,
         stdout_truncated: r.get(15)?,
         stderr_truncated: r.get(16)?,
-        duration_ms: r.get::<_, Option<i64>>(17)?.map(|d| d.max(0) as u64),
+        duration_ms: r.get::<Option<i64>>(17)?.map(|d| d.max(0) as u64),
         reason: match reason {
             None => None,
             Some(text) => Some(parse_reason(&text).ok_or_else(|| corrupt("reason", &text))?),
@@ -145,7 +137,7 @@ fn parse_reason(text: &str) -> Option<FailureReason> {
 /// Stores a new queued job and returns its id. The caller holds its cost in the same
 /// transaction.
 pub fn insert_job(
-    conn: &Connection,
+    conn: &Db,
     user: &UserName,
     spec: &JobSpec,
     cost: Credits,
@@ -156,19 +148,20 @@ pub fn insert_job(
 
 /// [`insert_job`], saying whether the job's result may be checked by replicas.
 pub fn insert_checked_job(
-    conn: &Connection,
+    conn: &Db,
     user: &UserName,
     spec: &JobSpec,
     validate: bool,
     cost: Credits,
     now: i64,
 ) -> StoreResult<JobId> {
-    conn.prepare_cached(
-        "INSERT INTO jobs (user, status, language, code, stdin, timeout_s, memory_mb, priority,
+    let id: i64 = conn.prepare_cached(
+        "INSERT INTO jobs (\"user\", status, language, code, stdin, timeout_s, memory_mb, priority,
                            max_output_bytes, cost, submitted_at, validate, gpus, gpu_memory_mb)
-         VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         RETURNING id",
     )?
-    .execute(params![
+    .query_row(params![
         user.as_str(),
         spec.language.as_str(),
         spec.code,
@@ -182,14 +175,14 @@ pub fn insert_checked_job(
         validate,
         spec.gpus,
         spec.gpu_memory_mb
-    ])?;
-    Ok(JobId(conn.last_insert_rowid() as u64))
+    ], |r| r.get(0))?;
+    Ok(JobId(id as u64))
 }
 
 /// The job a user's earlier submit with this idempotency key made, with the hash of
 /// that request.
 pub fn find_submit_key(
-    conn: &Connection,
+    conn: &Db,
     user: &UserName,
     key: &str,
 ) -> StoreResult<Option<(JobId, String)>> {
@@ -198,14 +191,14 @@ pub fn find_submit_key(
             "SELECT job_id, request_sha256 FROM submit_keys WHERE user = ?1 AND key = ?2",
         )?
         .query_row(params![user.as_str(), key], |row| {
-            Ok((JobId(row.get::<_, i64>(0)? as u64), row.get(1)?))
+            Ok((JobId(row.get::<i64>(0)? as u64), row.get(1)?))
         })
         .optional()?)
 }
 
 /// Remembers which job a submit with this key made (same transaction as the job).
 pub fn insert_submit_key(
-    conn: &Connection,
+    conn: &Db,
     user: &UserName,
     key: &str,
     request_sha256: &str,
@@ -219,7 +212,7 @@ pub fn insert_submit_key(
 }
 
 /// A job with its output and the replicas of its result check.
-pub fn job_view(conn: &Connection, id: JobId) -> StoreResult<Option<JobView>> {
+pub fn job_view(conn: &Db, id: JobId) -> StoreResult<Option<JobView>> {
     let sql = format!("SELECT {VIEW_COLUMNS} FROM jobs WHERE id = ?1");
     let Some(mut view) = conn
         .prepare_cached(&sql)?
@@ -233,7 +226,7 @@ pub fn job_view(conn: &Connection, id: JobId) -> StoreResult<Option<JobView>> {
 }
 
 /// A job without its output (for live events): its size does not depend on the output.
-pub fn job_summary(conn: &Connection, id: JobId) -> StoreResult<Option<JobSummary>> {
+pub fn job_summary(conn: &Db, id: JobId) -> StoreResult<Option<JobSummary>> {
     let sql = format!("SELECT {SUMMARY_COLUMNS} FROM jobs WHERE id = ?1");
     Ok(conn
         .prepare_cached(&sql)?
@@ -244,7 +237,7 @@ pub fn job_summary(conn: &Connection, id: JobId) -> StoreResult<Option<JobSummar
 /// One of a job's outputs, exactly as stored, with the job's owner (the caller decides
 /// who may read it). `None`: no such job.
 pub fn job_output(
-    conn: &Connection,
+    conn: &Db,
     id: JobId,
     stream: OutputStream,
 ) -> StoreResult<Option<(UserName, String)>> {
@@ -267,7 +260,7 @@ pub fn job_output(
 /// Jobs newest first, optionally only one user's and one status, before a cursor, as
 /// summaries (no output). Returns the page and the cursor of the next page.
 pub fn list_jobs(
-    conn: &Connection,
+    conn: &Db,
     user: Option<&UserName>,
     status: Option<JobStatus>,
     limit: u32,
@@ -301,7 +294,7 @@ pub fn list_jobs(
 }
 
 /// What the worker needs to run a job.
-pub fn load_spec(conn: &Connection, id: JobId) -> StoreResult<JobSpec> {
+pub fn load_spec(conn: &Db, id: JobId) -> StoreResult<JobSpec> {
     conn.prepare_cached(
         "SELECT language, code, stdin, timeout_s, memory_mb, priority, max_output_bytes, gpus,
                 gpu_memory_mb
@@ -318,7 +311,7 @@ pub fn load_spec(conn: &Connection, id: JobId) -> StoreResult<JobSpec> {
             timeout_s: r.get(3)?,
             memory_mb: r.get(4)?,
             priority: r.get(5)?,
-            max_output_bytes: r.get::<_, i64>(6)?.max(0) as usize,
+            max_output_bytes: r.get::<i64>(6)?.max(0) as usize,
             gpus: r.get(7)?,
             gpu_memory_mb: r.get(8)?,
         })
@@ -339,14 +332,14 @@ fn expect_one(changed: usize, id: JobId, what: &str) -> StoreResult<()> {
 
 /// Records that a running attempt's process started (a fact within `running`, not
 /// an edge of the state machine).
-pub fn mark_started(conn: &Connection, id: JobId, now: i64) -> StoreResult<()> {
+pub fn mark_started(conn: &Db, id: JobId, now: i64) -> StoreResult<()> {
     let changed = conn
         .prepare_cached("UPDATE jobs SET started_at = ?2 WHERE id = ?1 AND status = 'running'")?
         .execute(params![id.0 as i64, now])?;
     expect_one(changed, id, "start")
 }
 
-pub fn mark_cancel_requested(conn: &Connection, id: JobId) -> StoreResult<()> {
+pub fn mark_cancel_requested(conn: &Db, id: JobId) -> StoreResult<()> {
     conn.prepare_cached("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1")?
         .execute([id.0 as i64])?;
     Ok(())
@@ -391,7 +384,7 @@ pub enum StatusWrite<'a> {
 /// edge; this only writes it). `from` is the state the queue believes the job is in;
 /// the row must agree, so a lost race can never overwrite a result.
 pub fn write_status(
-    conn: &Connection,
+    conn: &Db,
     id: JobId,
     from: JobStatus,
     to: JobStatus,
@@ -492,26 +485,26 @@ pub struct LiveJob {
 }
 
 /// Every queued and running job, oldest first, for rebuilding the queue at start-up.
-pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
+pub fn live_jobs(conn: &Db) -> StoreResult<Vec<LiveJob>> {
     let mut stmt = conn.prepare(
         "SELECT id, user, language, priority, status, worker_id, attempts, cancel_requested, cost,
                 timeout_s, memory_mb, refusals, started_at IS NOT NULL, validate, gpus,
                 gpu_memory_mb, gpu_indices
          FROM jobs WHERE status IN ('queued', 'running') ORDER BY id",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         let user: String = r.get(1)?;
         let language: String = r.get(2)?;
         let status: String = r.get(4)?;
         Ok(LiveJob {
-            id: JobId(r.get::<_, i64>(0)? as u64),
+            id: JobId(r.get::<i64>(0)? as u64),
             user: UserName::new(&user).map_err(|_| corrupt("user", &user))?,
             language: language
                 .parse()
                 .map_err(|_| corrupt("language", &language))?,
             priority: r.get(3)?,
             status: status.parse().map_err(|_| corrupt("status", &status))?,
-            worker: r.get::<_, Option<i64>>(5)?.map(|w| WorkerId(w as u64)),
+            worker: r.get::<Option<i64>>(5)?.map(|w| WorkerId(w as u64)),
             attempts: r.get(6)?,
             cancel_requested: r.get(7)?,
             cost: Credits::from_millis(r.get(8)?),
@@ -522,7 +515,7 @@ pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
             validate: r.get(13)?,
             gpus: r.get(14)?,
             gpu_memory_mb: r.get(15)?,
-            gpu_indices: parse_indices(r.get::<_, Option<String>>(16)?.as_deref())
+            gpu_indices: parse_indices(r.get::<Option<String>>(16)?.as_deref())
                 .map_err(|text| corrupt("gpu_indices", text))?,
         })
     })?;
@@ -531,7 +524,7 @@ pub fn live_jobs(conn: &Connection) -> StoreResult<Vec<LiveJob>> {
 
 /// Drops the code, stdin and output of jobs that finished before `cutoff`; the row
 /// and its ledger entries stay. Returns how many jobs were pruned.
-pub fn prune_output(conn: &Connection, cutoff: i64) -> StoreResult<usize> {
+pub fn prune_output(conn: &Db, cutoff: i64) -> StoreResult<usize> {
     super::judge0::keep_verdicts(conn, cutoff)?;
     Ok(conn.execute(
         "UPDATE jobs SET code = '', stdin = '', stdout = '', stderr = '',
@@ -548,7 +541,7 @@ mod tests {
     use crate::store::ledger;
     use gridx_proto::api::LedgerKind;
 
-    fn store() -> Connection {
+    fn store() -> Db {
         crate::store::testing::memory_store(&["a"], "a")
     }
 

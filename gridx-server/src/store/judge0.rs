@@ -2,8 +2,9 @@
 //! its token, its Judge0 language id, the expected output and the request's settings.
 
 use super::StoreResult;
+use crate::params;
+use crate::store::db::{Db, OptionalExtension, Row};
 use gridx_proto::{JobId, UserName};
-use rusqlite::{Connection, OptionalExtension, params};
 
 /// A Judge0 submission's own data, stored with its job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub struct Judge0Link {
 }
 
 /// Stores the link, in the transaction that stores the job.
-pub fn insert(conn: &Connection, job_id: JobId, link: &Judge0Link) -> StoreResult<()> {
+pub fn insert(conn: &Db, job_id: JobId, link: &Judge0Link) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO judge0_submissions
              (token, job_id, language_id, expected_output, settings, callback_url)
@@ -40,9 +41,9 @@ pub fn insert(conn: &Connection, job_id: JobId, link: &Judge0Link) -> StoreResul
     Ok(())
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(JobId, Judge0Link)> {
+fn row(r: &Row) -> crate::store::StoreResult<(JobId, Judge0Link)> {
     Ok((
-        JobId(r.get::<_, i64>(0)? as u64),
+        JobId(r.get::<i64>(0)? as u64),
         Judge0Link {
             token: r.get(1)?,
             language_id: r.get(2)?,
@@ -55,11 +56,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(JobId, Judge0Link)> {
 }
 
 /// The job of a token, if that user owns it (another user's token is not found).
-pub fn find(
-    conn: &Connection,
-    token: &str,
-    owner: &UserName,
-) -> StoreResult<Option<(JobId, Judge0Link)>> {
+pub fn find(conn: &Db, token: &str, owner: &UserName) -> StoreResult<Option<(JobId, Judge0Link)>> {
     Ok(conn
         .prepare_cached(
             "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched,
@@ -73,7 +70,7 @@ pub fn find(
 
 /// A page of a user's Judge0 submissions, newest first, and how many there are.
 pub fn page(
-    conn: &Connection,
+    conn: &Db,
     owner: &UserName,
     limit: u32,
     offset: u64,
@@ -100,7 +97,7 @@ pub fn page(
 }
 
 /// A job's code and stdin, for the `source_code` and `stdin` fields.
-pub fn input(conn: &Connection, job_id: JobId) -> StoreResult<Option<(String, String)>> {
+pub fn input(conn: &Db, job_id: JobId) -> StoreResult<Option<(String, String)>> {
     Ok(conn
         .prepare_cached("SELECT code, stdin FROM jobs WHERE id = ?1")?
         .query_row([job_id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -110,7 +107,7 @@ pub fn input(conn: &Connection, job_id: JobId) -> StoreResult<Option<(String, St
 /// Before retention blanks the output of jobs that ended before `cutoff`, fixes the
 /// verdict of each of their Judge0 submissions that has an expected output, so that
 /// Accepted stays Accepted (`crate::store::jobs::prune_output` calls it first).
-pub fn keep_verdicts(conn: &Connection, cutoff: i64) -> StoreResult<()> {
+pub fn keep_verdicts(conn: &Db, cutoff: i64) -> StoreResult<()> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.job_id, s.expected_output, s.settings, j.stdout, j.stderr
          FROM judge0_submissions s JOIN jobs j ON j.id = s.job_id
@@ -120,11 +117,11 @@ pub fn keep_verdicts(conn: &Connection, cutoff: i64) -> StoreResult<()> {
     let rows = stmt
         .query_map([cutoff], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<String>(3)?,
+                r.get::<String>(4)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -143,7 +140,7 @@ pub fn keep_verdicts(conn: &Connection, cutoff: i64) -> StoreResult<()> {
 }
 
 /// The Judge0 submission of a job that asked for a callback, if it did.
-pub fn with_callback(conn: &Connection, job_id: JobId) -> StoreResult<Option<Judge0Link>> {
+pub fn with_callback(conn: &Db, job_id: JobId) -> StoreResult<Option<Judge0Link>> {
     Ok(conn
         .prepare_cached(
             "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched,

@@ -3,10 +3,11 @@
 //! every invariant of docs/jobs.md.
 
 use super::{StoreError, StoreResult};
+use crate::params;
+use crate::store::db::{Db, OptionalExtension};
 use gridx_proto::api::{LedgerEntryView, LedgerKind};
 use gridx_proto::time_fmt::from_unix_millis;
 use gridx_proto::{Credits, JobId, UserName};
-use rusqlite::{Connection, OptionalExtension, params};
 
 pub const MINT: &str = "mint";
 pub const ESCROW: &str = "escrow";
@@ -75,7 +76,7 @@ impl Posted {
 /// operator's, on a grant or debit made by hand.
 #[allow(clippy::too_many_arguments)]
 pub fn post(
-    conn: &Connection,
+    conn: &Db,
     kind: LedgerKind,
     from: &str,
     to: &str,
@@ -115,24 +116,29 @@ pub fn post(
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("no ledger account {to}")))?;
     let to_after = Credits::from_millis(to_after);
-    conn.prepare_cached(
-        "INSERT INTO ledger (at, kind, from_account, to_account, amount, job_id,
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO ledger (at, kind, from_account, to_account, amount, job_id,
                              from_balance_after, to_balance_after, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        at,
-        kind.as_str(),
-        from,
-        to,
-        amount.millis(),
-        job_id.map(|j| j.0 as i64),
-        from_after.millis(),
-        to_after.millis(),
-        reason
-    ])?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         RETURNING id",
+        )?
+        .query_row(
+            params![
+                at,
+                kind.as_str(),
+                from,
+                to,
+                amount.millis(),
+                job_id.map(|j| j.0 as i64),
+                from_after.millis(),
+                to_after.millis(),
+                reason
+            ],
+            |r| r.get::<i64>(0),
+        )?;
     Ok(Some(Posted {
-        id: conn.last_insert_rowid() as u64,
+        id: id as u64,
         at,
         kind,
         from: from.to_owned(),
@@ -146,9 +152,9 @@ pub fn post(
 }
 
 /// An account's balance; an unknown account is an error, never an implicit zero.
-pub fn balance(conn: &Connection, account: &str) -> StoreResult<Credits> {
+pub fn balance(conn: &Db, account: &str) -> StoreResult<Credits> {
     conn.prepare_cached("SELECT balance FROM accounts WHERE id = ?1")?
-        .query_row([account], |r| r.get::<_, i64>(0))
+        .query_row([account], |r| r.get::<i64>(0))
         .optional()?
         .map(Credits::from_millis)
         .ok_or_else(|| StoreError::NotFound(format!("no ledger account {account}")))
@@ -156,7 +162,7 @@ pub fn balance(conn: &Connection, account: &str) -> StoreResult<Credits> {
 
 /// The newest `limit` entries touching a user's account, signed from their side.
 pub fn entries_for_user(
-    conn: &Connection,
+    conn: &Db,
     user: &UserName,
     limit: u32,
 ) -> StoreResult<Vec<LedgerEntryView>> {
@@ -171,15 +177,15 @@ pub fn entries_for_user(
     )?;
     let rows = stmt.query_map(params![account, limit], |r| {
         Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, Option<i64>>(5)?,
-            r.get::<_, i64>(6)?,
-            r.get::<_, i64>(7)?,
-            r.get::<_, Option<String>>(8)?,
+            r.get::<i64>(0)?,
+            r.get::<i64>(1)?,
+            r.get::<String>(2)?,
+            r.get::<String>(3)?,
+            r.get::<i64>(4)?,
+            r.get::<Option<i64>>(5)?,
+            r.get::<i64>(6)?,
+            r.get::<i64>(7)?,
+            r.get::<Option<String>>(8)?,
         ))
     })?;
     let mut out = Vec::new();
@@ -211,20 +217,20 @@ pub struct LedgerTotals {
     pub entries: u64,
 }
 
-pub fn totals(conn: &Connection) -> StoreResult<LedgerTotals> {
+pub fn totals(conn: &Db) -> StoreResult<LedgerTotals> {
     // What the mint gave out, net of what operators took back.
     let granted: i64 = conn.query_row(
         "SELECT COALESCE(SUM(CASE kind WHEN 'grant' THEN amount ELSE -amount END), 0)
          FROM ledger WHERE kind IN ('grant', 'debit')",
-        [],
+        (),
         |r| r.get(0),
     )?;
     let users: i64 = conn.query_row(
         "SELECT COALESCE(SUM(balance), 0) FROM accounts WHERE id LIKE 'user:%'",
-        [],
+        (),
         |r| r.get(0),
     )?;
-    let entries: i64 = conn.query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0))?;
+    let entries: i64 = conn.query_row("SELECT COUNT(*) FROM ledger", (), |r| r.get(0))?;
     Ok(LedgerTotals {
         granted: Credits::from_millis(granted),
         escrow: balance(conn, ESCROW)?,
@@ -246,11 +252,11 @@ pub struct VerifyReport {
 /// per-account sums equal stored balances; no negative balance (but the mint's); every
 /// job holds exactly once and settles at most once (exactly once when terminal, never
 /// when live); escrow equals the unsettled holds; the total equals what was granted.
-pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
+pub fn verify(conn: &Db) -> StoreResult<VerifyReport> {
     // One read transaction: every query sees the same snapshot, so a coordinator
     // writing meanwhile cannot make consistent data look inconsistent.
-    let snapshot = conn.unchecked_transaction()?;
-    let conn: &Connection = &snapshot;
+    let snapshot = conn.snapshot()?;
+    let conn: &Db = &snapshot;
     let mut violations = Vec::new();
 
     let mut stmt = conn.prepare(
@@ -259,12 +265,8 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
               - COALESCE((SELECT SUM(amount) FROM ledger WHERE from_account = a.id), 0)
          FROM accounts a",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
+    let rows = stmt.query_map((), |r| {
+        Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?))
     })?;
     for row in rows {
         let (account, stored, summed) = row?;
@@ -296,19 +298,19 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
                 j.validation
          FROM jobs j",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, i64>(5)?,
-            r.get::<_, i64>(6)?,
-            r.get::<_, i64>(7)?,
-            r.get::<_, i64>(8)?,
-            r.get::<_, i64>(9)?,
-            r.get::<_, Option<String>>(10)?,
+            r.get::<i64>(0)?,
+            r.get::<String>(1)?,
+            r.get::<i64>(2)?,
+            r.get::<i64>(3)?,
+            r.get::<i64>(4)?,
+            r.get::<i64>(5)?,
+            r.get::<i64>(6)?,
+            r.get::<i64>(7)?,
+            r.get::<i64>(8)?,
+            r.get::<i64>(9)?,
+            r.get::<Option<String>>(10)?,
         ))
     })?;
     let mut jobs = 0u64;
@@ -386,7 +388,7 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
                (SELECT 'user:' || r.owner FROM replicas r
                  WHERE r.job_id = l.job_id AND r.verdict = 'valid')",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    let rows = stmt.query_map((), |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)))?;
     for row in rows {
         let (job, account) = row?;
         violations.push(format!(
@@ -404,12 +406,12 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
                                     OR job_id IS NOT NULL))
             OR (kind NOT IN ('grant', 'debit') AND job_id IS NULL)",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
+            r.get::<i64>(0)?,
+            r.get::<String>(1)?,
+            r.get::<String>(2)?,
+            r.get::<String>(3)?,
         ))
     })?;
     for row in rows {
@@ -429,7 +431,7 @@ pub fn verify(conn: &Connection) -> StoreResult<VerifyReport> {
     }
     let total: i64 = conn.query_row(
         "SELECT COALESCE(SUM(balance), 0) FROM accounts WHERE id != 'mint'",
-        [],
+        (),
         |r| r.get(0),
     )?;
     if total != totals.granted.millis() {

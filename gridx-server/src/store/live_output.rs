@@ -6,13 +6,14 @@
 //! and a new attempt starts from nothing.
 
 use super::StoreResult;
+use crate::params;
+use crate::store::db::Db;
 use gridx_proto::api::{OutputChunk, OutputEnd, OutputStream};
 use gridx_proto::{JobId, UserName};
-use rusqlite::{Connection, params};
 use std::collections::HashMap;
 
 /// Stores one piece, which the queue checked to follow the stored ones.
-pub fn append(conn: &Connection, job: JobId, chunk: &OutputChunk) -> StoreResult<()> {
+pub fn append(conn: &Db, job: JobId, chunk: &OutputChunk) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO live_output (job_id, stream, offset, text) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -26,24 +27,20 @@ pub fn append(conn: &Connection, job: JobId, chunk: &OutputChunk) -> StoreResult
 }
 
 /// Forgets a job's pieces.
-pub fn clear(conn: &Connection, job: JobId) -> StoreResult<()> {
+pub fn clear(conn: &Db, job: JobId) -> StoreResult<()> {
     conn.prepare_cached("DELETE FROM live_output WHERE job_id = ?1")?
         .execute([job.0 as i64])?;
     Ok(())
 }
 
 /// A job's pieces, stdout's then stderr's, each in order.
-pub fn pieces(conn: &Connection, job: JobId) -> StoreResult<Vec<OutputChunk>> {
+pub fn pieces(conn: &Db, job: JobId) -> StoreResult<Vec<OutputChunk>> {
     let mut stmt = conn.prepare_cached(
         "SELECT stream, offset, text FROM live_output WHERE job_id = ?1
          ORDER BY stream DESC, offset",
     )?;
     let rows = stmt.query_map([job.0 as i64], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-        ))
+        Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<String>(2)?))
     })?;
     let mut out: Vec<OutputChunk> = Vec::new();
     for row in rows {
@@ -86,7 +83,7 @@ pub struct Snapshot {
     pub end: Option<OutputEnd>,
 }
 
-pub fn snapshot(conn: &Connection, job: JobId) -> StoreResult<Option<Snapshot>> {
+pub fn snapshot(conn: &Db, job: JobId) -> StoreResult<Option<Snapshot>> {
     let Some(view) = super::jobs::job_view(conn, job)? else {
         return Ok(None);
     };
@@ -131,16 +128,12 @@ pub fn snapshot(conn: &Connection, job: JobId) -> StoreResult<Option<Snapshot>> 
 
 /// How much of each stream every job with pieces has stored: `[stdout, stderr]`
 /// bytes (the queue's memory of it, rebuilt at start).
-pub fn lengths(conn: &Connection) -> StoreResult<HashMap<JobId, [u64; 2]>> {
+pub fn lengths(conn: &Db) -> StoreResult<HashMap<JobId, [u64; 2]>> {
     let mut stmt = conn.prepare(
         "SELECT job_id, stream, SUM(octet_length(text)) FROM live_output GROUP BY job_id, stream",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
+    let rows = stmt.query_map((), |r| {
+        Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?))
     })?;
     let mut out: HashMap<JobId, [u64; 2]> = HashMap::new();
     for row in rows {
@@ -165,7 +158,7 @@ mod tests {
             "INSERT INTO jobs (id, user, status, language, code, stdin, timeout_s, memory_mb,
                                priority, max_output_bytes, submitted_at, cost)
              VALUES (1, 'alice', 'running', 'bash', '', '', 1, 1, 0, 1024, 0, 0)",
-            [],
+            (),
         )
         .unwrap();
         let piece = |stream, offset, text: &str| OutputChunk {

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod counters;
+pub mod db;
 pub mod jobs;
 pub mod judge0;
 pub mod ledger;
@@ -17,6 +18,7 @@ pub(crate) mod testing;
 pub mod trust;
 pub mod users;
 
+pub use db::{Db, Engine};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +28,14 @@ use thiserror::Error;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// A query that must return a row returned none (`db::OptionalExtension`).
+    #[error("no row")]
+    NoRow,
+    /// This coordinator no longer leads: its epoch is not the leadership's.
+    #[error("deposed: epoch {ours} no longer leads (the leadership's is {current:?})")]
+    Deposed { ours: i64, current: Option<i64> },
     #[error("schema migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("{}: {source}", path.display())]
@@ -65,7 +75,7 @@ pub const FILE_MODE: u32 = 0o600;
 /// it creates is [`DIR_MODE`], a database file it creates [`FILE_MODE`], whatever
 /// the umask; SQLite gives the WAL and shared-memory files the database's mode.
 /// Existing ones are left as they are ([`exposed_paths`] finds the loose ones).
-pub fn open_writer(data_dir: &Path) -> StoreResult<Connection> {
+pub fn open_writer(data_dir: &Path) -> StoreResult<Db> {
     let data_dir_error = |source| StoreError::DataDir {
         path: data_dir.to_owned(),
         source,
@@ -93,13 +103,13 @@ pub fn open_writer(data_dir: &Path) -> StoreResult<Connection> {
     // WAL lets readers (the API, admin commands, backups) run while the queue writes.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     schema::migrations().to_latest(&mut conn)?;
-    Ok(conn)
+    Ok(Db::Sqlite(conn))
 }
 
 /// Opens the store for the one coordinator that may serve it: takes its lock
 /// ([`lock::ServeLock`], held as long as the returned guard lives), then the write
 /// connection.
-pub fn open_for_serving(data_dir: &Path) -> StoreResult<(lock::ServeLock, Connection)> {
+pub fn open_for_serving(data_dir: &Path) -> StoreResult<(lock::ServeLock, Db)> {
     create_private_dir(data_dir).map_err(|source| StoreError::DataDir {
         path: data_dir.to_owned(),
         source,
@@ -110,13 +120,13 @@ pub fn open_for_serving(data_dir: &Path) -> StoreResult<(lock::ServeLock, Connec
 }
 
 /// Opens a read-only connection to an existing store.
-pub fn open_reader(data_dir: &Path) -> StoreResult<Connection> {
+pub fn open_reader(data_dir: &Path) -> StoreResult<Db> {
     let conn = Connection::open_with_flags(
         database_path(data_dir),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     configure(&conn)?;
-    Ok(conn)
+    Ok(Db::Sqlite(conn))
 }
 
 /// Opens an existing store to read it from an admin command (`ledger verify`)
@@ -126,7 +136,7 @@ pub fn open_reader(data_dir: &Path) -> StoreResult<Connection> {
 /// warn about. A store with one is opened read-only in WAL mode, to see what the
 /// running coordinator committed. A missing store is named, not SQLite's
 /// "unable to open database file".
-pub fn open_inspector(data_dir: &Path) -> StoreResult<Connection> {
+pub fn open_inspector(data_dir: &Path) -> StoreResult<Db> {
     let database = database_path(data_dir);
     if !database.is_file() {
         return Err(StoreError::NotFound(format!(
@@ -149,7 +159,7 @@ pub fn open_inspector(data_dir: &Path) -> StoreResult<Connection> {
             | rusqlite::OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    Ok(conn)
+    Ok(Db::Sqlite(conn))
 }
 
 /// A path as the path part of an SQLite `file:` URI: `%`, `?` and `#` escaped.
@@ -253,7 +263,7 @@ pub(crate) fn now_millis() -> i64 {
 mod tests {
     use super::*;
 
-    fn add_user(conn: &Connection, name: &str) -> rusqlite::Result<usize> {
+    fn add_user(conn: &Db, name: &str) -> StoreResult<usize> {
         conn.execute(
             "INSERT INTO users (name, token_hash, created_at) VALUES (?1, CAST(?1 AS BLOB), 0)",
             [name],
@@ -267,9 +277,9 @@ mod tests {
     fn a_writer_transaction_that_reads_then_writes_waits_for_another_writer() {
         let dir = tempfile::tempdir().expect("tempdir");
         let admin = open_writer(dir.path()).expect("admin connection");
-        let tx = admin.unchecked_transaction().expect("begin");
+        let tx = admin.transaction().expect("begin");
         let users: i64 = tx
-            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM users", (), |r| r.get(0))
             .expect("read");
         let path = dir.path().to_owned();
         let coordinator = std::thread::spawn(move || {
@@ -284,7 +294,7 @@ mod tests {
             .expect("thread")
             .expect("the coordinator's write waits, then succeeds");
         let after: i64 = admin
-            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM users", (), |r| r.get(0))
             .expect("count");
         assert_eq!(after, users + 2);
     }

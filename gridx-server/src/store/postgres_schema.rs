@@ -220,7 +220,7 @@ mod tests {
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
             .expect("tables");
         let names: Vec<String> = tables
-            .query_map([], |r| r.get(0))
+            .query_map((), |r| r.get(0))
             .expect("rows")
             .collect::<Result<_, _>>()
             .expect("names");
@@ -239,7 +239,7 @@ mod tests {
                 .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
                 .expect("columns");
             let columns: Vec<String> = columns
-                .query_map([], |r| r.get(0))
+                .query_map((), |r| r.get(0))
                 .expect("rows")
                 .collect::<Result<_, _>>()
                 .expect("names");

@@ -2,7 +2,7 @@
 //! call ever runs on an async worker thread.
 
 use super::{StoreError, StoreResult, open_reader};
-use rusqlite::Connection;
+use crate::store::Db;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +14,7 @@ pub struct Reader {
 
 struct ReaderInner {
     data_dir: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<super::Db>>,
     max_idle: usize,
 }
 
@@ -33,7 +33,7 @@ impl Reader {
     pub async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Db) -> StoreResult<T> + Send + 'static,
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {

@@ -307,7 +307,7 @@ mod tests {
         let (max_priority, max_slots): (i64, Option<i64>) = conn
             .query_row(
                 "SELECT u.max_priority, w.max_slots FROM users u, workers w",
-                [],
+                (),
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
@@ -340,7 +340,7 @@ mod tests {
             conn.execute(
                 "INSERT INTO ledger (at, kind, from_account, to_account, amount, from_balance_after, to_balance_after)
                  VALUES (8, 'debit', 'user:a', 'mint', 1, 0, 0)",
-                []
+                ()
             )
             .is_err(),
             "level 5 has no debit"
@@ -349,7 +349,7 @@ mod tests {
         let row: (i64, String, i64, i64) = conn
             .query_row(
                 "SELECT at, kind, amount, to_balance_after FROM ledger WHERE id = 1",
-                [],
+                (),
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .unwrap();
@@ -357,7 +357,7 @@ mod tests {
         conn.execute(
             "INSERT INTO ledger (at, kind, from_account, to_account, amount, from_balance_after, to_balance_after, reason)
              VALUES (8, 'debit', 'user:a', 'mint', 1000, 4000, -4000, 'chargeback')",
-            [],
+            (),
         )
         .unwrap();
         for bad in [
@@ -371,7 +371,7 @@ mod tests {
         let indexes: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .unwrap();

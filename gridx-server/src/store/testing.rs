@@ -2,20 +2,21 @@
 //! worker 1.
 
 use super::{ledger, schema};
+use crate::store::Db;
 use gridx_proto::{JobSpec, Language};
-use rusqlite::Connection;
 
 /// A migrated in-memory store with these users (each with an empty account) and
 /// worker 1, owned by `worker_owner` (one of `users`).
-pub(crate) fn memory_store(users: &[&str], worker_owner: &str) -> Connection {
-    let mut conn = Connection::open_in_memory().expect("in-memory sqlite");
+pub(crate) fn memory_store(users: &[&str], worker_owner: &str) -> Db {
+    let mut sqlite = rusqlite::Connection::open_in_memory().expect("in-memory sqlite");
     schema::migrations()
-        .to_latest(&mut conn)
+        .to_latest(&mut sqlite)
         .expect("migrations apply");
+    let conn = Db::from(sqlite);
     for user in users {
         conn.execute(
             "INSERT INTO users (name, token_hash, created_at) VALUES (?1, ?2, 0)",
-            rusqlite::params![user, user.as_bytes()],
+            crate::params![user, user.as_bytes()],
         )
         .expect("user row");
         conn.execute(

@@ -5,10 +5,11 @@
 
 use super::counters::{self, Counter};
 use super::{StoreError, StoreResult};
+use crate::params;
+use crate::store::db::{Db, OptionalExtension};
 use gridx_proto::api::{ReplicaView, Verdict};
 use gridx_proto::job::FailureReason;
 use gridx_proto::{JobId, JobStatus, UserName, WorkerId};
-use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
 /// Whose record: a worker's, or an owner's (all of its workers together).
@@ -51,21 +52,21 @@ pub struct Record {
 }
 
 /// Every record in the store, for the queue's start-up and the operator's list.
-pub fn all_records(conn: &Connection) -> StoreResult<HashMap<Subject, Record>> {
+pub fn all_records(conn: &Db) -> StoreResult<HashMap<Subject, Record>> {
     let mut stmt = conn.prepare(
         "SELECT subject, validated, invalid, errors, lost, streak, strikes, quarantined
          FROM reliability",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         Ok((
-            r.get::<_, String>(0)?,
+            r.get::<String>(0)?,
             Record {
-                validated: r.get::<_, i64>(1)?.max(0) as u64,
-                invalid: r.get::<_, i64>(2)?.max(0) as u64,
-                errors: r.get::<_, i64>(3)?.max(0) as u64,
-                lost: r.get::<_, i64>(4)?.max(0) as u64,
-                streak: r.get::<_, i64>(5)?.max(0) as u64,
-                strikes: r.get::<_, i64>(6)?.max(0) as u64,
+                validated: r.get::<i64>(1)?.max(0) as u64,
+                invalid: r.get::<i64>(2)?.max(0) as u64,
+                errors: r.get::<i64>(3)?.max(0) as u64,
+                lost: r.get::<i64>(4)?.max(0) as u64,
+                streak: r.get::<i64>(5)?.max(0) as u64,
+                strikes: r.get::<i64>(6)?.max(0) as u64,
                 quarantined: r.get(7)?,
             },
         ))
@@ -81,7 +82,7 @@ pub fn all_records(conn: &Connection) -> StoreResult<HashMap<Subject, Record>> {
 }
 
 /// Writes a record whole (the queue holds the current one in memory).
-pub fn save_record(conn: &Connection, subject: &Subject, r: &Record, now: i64) -> StoreResult<()> {
+pub fn save_record(conn: &Db, subject: &Subject, r: &Record, now: i64) -> StoreResult<()> {
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     conn.prepare_cached(
         "INSERT INTO reliability
@@ -112,17 +113,17 @@ pub fn save_record(conn: &Connection, subject: &Subject, r: &Record, now: i64) -
 
 /// The operator's change counter: a running coordinator reloads trust marks and
 /// records when it grows.
-pub fn trust_version(conn: &Connection) -> StoreResult<i64> {
+pub fn trust_version(conn: &Db) -> StoreResult<i64> {
     counters::read(conn, Counter::Trust)
 }
 
-fn bump_trust_version(conn: &Connection) -> StoreResult<()> {
+fn bump_trust_version(conn: &Db) -> StoreResult<()> {
     counters::bump(conn, Counter::Trust)
 }
 
 /// Marks a worker trusted (its results need no replica, it is never quarantined
 /// automatically) or takes the mark back.
-pub fn set_trusted(conn: &Connection, id: WorkerId, trusted: bool) -> StoreResult<()> {
+pub fn set_trusted(conn: &Db, id: WorkerId, trusted: bool) -> StoreResult<()> {
     let changed = conn.execute(
         "UPDATE workers SET trusted = ?2 WHERE id = ?1",
         params![id.0 as i64, trusted],
@@ -134,19 +135,19 @@ pub fn set_trusted(conn: &Connection, id: WorkerId, trusted: bool) -> StoreResul
 }
 
 /// Whether one worker is marked trusted (read at each `hello`).
-pub fn is_trusted(conn: &Connection, id: WorkerId) -> StoreResult<bool> {
+pub fn is_trusted(conn: &Db, id: WorkerId) -> StoreResult<bool> {
     Ok(conn
         .prepare_cached("SELECT trusted FROM workers WHERE id = ?1")?
-        .query_row([id.0 as i64], |r| r.get::<_, bool>(0))
+        .query_row([id.0 as i64], |r| r.get::<bool>(0))
         .optional()?
         .unwrap_or(false))
 }
 
 /// Trust marks of every worker.
-pub fn trusted_workers(conn: &Connection) -> StoreResult<HashMap<WorkerId, bool>> {
+pub fn trusted_workers(conn: &Db) -> StoreResult<HashMap<WorkerId, bool>> {
     let mut stmt = conn.prepare("SELECT id, trusted FROM workers")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((WorkerId(r.get::<_, i64>(0)? as u64), r.get::<_, bool>(1)?))
+    let rows = stmt.query_map((), |r| {
+        Ok((WorkerId(r.get::<i64>(0)? as u64), r.get::<bool>(1)?))
     })?;
     Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
 }
@@ -154,7 +155,7 @@ pub fn trusted_workers(conn: &Connection) -> StoreResult<HashMap<WorkerId, bool>
 /// Lifts a quarantine: the worker's and its owner's strikes and streaks go back to
 /// zero (on probation again: every result checked), the counts stay. Returns what
 /// was lifted, as sentences.
-pub fn restore(conn: &Connection, id: WorkerId, owner: &UserName) -> StoreResult<Vec<String>> {
+pub fn restore(conn: &Db, id: WorkerId, owner: &UserName) -> StoreResult<Vec<String>> {
     let mut lifted = Vec::new();
     for subject in [Subject::Worker(id), Subject::Owner(owner.clone())] {
         let reason: Option<Option<String>> = conn
@@ -195,7 +196,7 @@ pub struct NewReplica<'a> {
     pub compile_output_sha256: Option<&'a str>,
 }
 
-pub fn insert_replica(conn: &Connection, r: &NewReplica<'_>, now: i64) -> StoreResult<()> {
+pub fn insert_replica(conn: &Db, r: &NewReplica<'_>, now: i64) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO replicas (job_id, attempt, worker_id, owner, status, exit_code,
                                stdout_sha256, stderr_sha256, stdout_truncated,
@@ -242,7 +243,7 @@ fn parse_status_text(text: &str) -> Option<(JobStatus, Option<FailureReason>)> {
 }
 
 /// Every replica of a job, oldest first.
-pub fn replicas_of(conn: &Connection, job_id: JobId) -> StoreResult<Vec<ReplicaView>> {
+pub fn replicas_of(conn: &Db, job_id: JobId) -> StoreResult<Vec<ReplicaView>> {
     let mut stmt = conn.prepare_cached(
         "SELECT attempt, worker_id, owner, status, exit_code, stdout_sha256, stderr_sha256,
                 stdout_truncated, stderr_truncated, verdict, compile_output_sha256
@@ -250,17 +251,17 @@ pub fn replicas_of(conn: &Connection, job_id: JobId) -> StoreResult<Vec<ReplicaV
     )?;
     let rows = stmt.query_map([job_id.0 as i64], |r| {
         Ok((
-            r.get::<_, u32>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, Option<i32>>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, bool>(7)?,
-            r.get::<_, bool>(8)?,
-            r.get::<_, String>(9)?,
-            r.get::<_, Option<String>>(10)?,
+            r.get::<u32>(0)?,
+            r.get::<i64>(1)?,
+            r.get::<String>(2)?,
+            r.get::<String>(3)?,
+            r.get::<Option<i32>>(4)?,
+            r.get::<String>(5)?,
+            r.get::<String>(6)?,
+            r.get::<bool>(7)?,
+            r.get::<bool>(8)?,
+            r.get::<String>(9)?,
+            r.get::<Option<String>>(10)?,
         ))
     })?;
     let mut out = Vec::new();
@@ -289,26 +290,21 @@ pub fn replicas_of(conn: &Connection, job_id: JobId) -> StoreResult<Vec<ReplicaV
 }
 
 /// Records the check's verdict on one replica.
-pub fn set_verdict(
-    conn: &Connection,
-    job_id: JobId,
-    attempt: u32,
-    verdict: Verdict,
-) -> StoreResult<()> {
+pub fn set_verdict(conn: &Db, job_id: JobId, attempt: u32, verdict: Verdict) -> StoreResult<()> {
     conn.prepare_cached("UPDATE replicas SET verdict = ?3 WHERE job_id = ?1 AND attempt = ?2")?
         .execute(params![job_id.0 as i64, attempt, verdict.as_str()])?;
     Ok(())
 }
 
 /// How many results of each worker wait for a check (their rewards are pending).
-pub fn pending_by_worker(conn: &Connection) -> StoreResult<HashMap<WorkerId, u64>> {
+pub fn pending_by_worker(conn: &Db) -> StoreResult<HashMap<WorkerId, u64>> {
     let mut stmt = conn.prepare(
         "SELECT worker_id, COUNT(*) FROM replicas WHERE verdict = 'pending' GROUP BY worker_id",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         Ok((
-            WorkerId(r.get::<_, i64>(0)? as u64),
-            r.get::<_, i64>(1)?.max(0) as u64,
+            WorkerId(r.get::<i64>(0)? as u64),
+            r.get::<i64>(1)?.max(0) as u64,
         ))
     })?;
     Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
@@ -316,12 +312,12 @@ pub fn pending_by_worker(conn: &Connection) -> StoreResult<HashMap<WorkerId, u64
 
 /// The owners whose workers reported a replica of each live job, for rebuilding the
 /// queue: the next replica must come from someone else.
-pub fn live_replica_owners(conn: &Connection) -> StoreResult<HashMap<JobId, Vec<UserName>>> {
+pub fn live_replica_owners(conn: &Db) -> StoreResult<HashMap<JobId, Vec<UserName>>> {
     let mut stmt = conn.prepare(
         "SELECT r.job_id, r.owner FROM replicas r JOIN jobs j ON j.id = r.job_id
          WHERE j.status IN ('queued', 'running') ORDER BY r.job_id, r.attempt",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    let rows = stmt.query_map((), |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)))?;
     let mut out: HashMap<JobId, Vec<UserName>> = HashMap::new();
     for row in rows {
         let (job, owner) = row?;

@@ -3,10 +3,11 @@
 use super::counters::{self, Counter};
 use super::ledger::{self, PostError};
 use super::{StoreError, StoreResult, now_millis};
+use crate::params;
+use crate::store::db::{Db, OptionalExtension};
 use crate::tokens;
 use gridx_proto::admin::UserAccountView;
 use gridx_proto::{Credits, UserName, WorkerId};
-use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashSet;
 
 /// A user as the API's auth layer knows it.
@@ -38,7 +39,7 @@ fn token() -> StoreResult<String> {
 /// Creates a user who may submit up to priority 0 (see
 /// [`create_user_with_max_priority`]).
 pub fn create_user(
-    conn: &mut Connection,
+    conn: &mut Db,
     name: &UserName,
     credits: Credits,
     admin: bool,
@@ -50,13 +51,13 @@ pub fn create_user(
 /// transaction. `max_priority` (0 or more) is the highest priority their submits may
 /// ask for. Returns the API token, which is never stored.
 pub fn create_user_with_max_priority(
-    conn: &mut Connection,
+    conn: &mut Db,
     name: &UserName,
     credits: Credits,
     admin: bool,
     max_priority: i32,
 ) -> StoreResult<String> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.transaction()?;
     let token = create_user_in(&tx, name, credits, admin, max_priority)?;
     tx.commit()?;
     Ok(token)
@@ -65,7 +66,7 @@ pub fn create_user_with_max_priority(
 /// [`create_user_with_max_priority`] inside the caller's transaction, so that what
 /// goes with it (the command line's audit entry) commits with it or not at all.
 pub fn create_user_in(
-    tx: &Connection,
+    tx: &Db,
     name: &UserName,
     credits: Credits,
     admin: bool,
@@ -109,7 +110,7 @@ pub fn create_user_in(
 }
 
 /// Replaces a user's token; the old one stops working at once.
-pub fn rotate_user_token(conn: &Connection, name: &UserName) -> StoreResult<String> {
+pub fn rotate_user_token(conn: &Db, name: &UserName) -> StoreResult<String> {
     let token = token()?;
     let changed = conn.execute(
         "UPDATE users SET token_hash = ?2 WHERE name = ?1",
@@ -132,7 +133,7 @@ fn check_max_priority(max_priority: i32) -> StoreResult<()> {
 
 /// Sets the highest priority a user's submits may ask for (0 or more). Jobs already
 /// queued keep theirs.
-pub fn set_max_priority(conn: &Connection, name: &UserName, max_priority: i32) -> StoreResult<()> {
+pub fn set_max_priority(conn: &Db, name: &UserName, max_priority: i32) -> StoreResult<()> {
     check_max_priority(max_priority)?;
     let changed = conn.execute(
         "UPDATE users SET max_priority = ?2 WHERE name = ?1",
@@ -147,14 +148,14 @@ pub fn set_max_priority(conn: &Connection, name: &UserName, max_priority: i32) -
 /// What a user may submit: the highest priority, and whether the account is
 /// disabled (why). The queue asks on every submit, in the submit's own transaction,
 /// so an operator's change applies to the next submit.
-pub fn submit_rights(conn: &Connection, name: &UserName) -> StoreResult<(i32, Option<String>)> {
+pub fn submit_rights(conn: &Db, name: &UserName) -> StoreResult<(i32, Option<String>)> {
     conn.prepare_cached("SELECT max_priority, disabled FROM users WHERE name = ?1")?
         .query_row([name.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("no user {name}")))
 }
 
-fn exists(conn: &Connection, name: &UserName) -> StoreResult<bool> {
+fn exists(conn: &Db, name: &UserName) -> StoreResult<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
         .query_row([name.as_str()], |_| Ok(()))
@@ -163,7 +164,7 @@ fn exists(conn: &Connection, name: &UserName) -> StoreResult<bool> {
 }
 
 /// Fails with "no user NAME" unless the user exists.
-pub fn require(conn: &Connection, name: &UserName) -> StoreResult<()> {
+pub fn require(conn: &Db, name: &UserName) -> StoreResult<()> {
     if exists(conn, name)? {
         Ok(())
     } else {
@@ -172,19 +173,19 @@ pub fn require(conn: &Connection, name: &UserName) -> StoreResult<()> {
 }
 
 /// Every user as the operator sees them (`user list`, `GET /v1/admin/users`).
-pub fn list_users(conn: &Connection) -> StoreResult<Vec<UserAccountView>> {
+pub fn list_users(conn: &Db) -> StoreResult<Vec<UserAccountView>> {
     user_views(conn, None)
 }
 
 /// One user as the operator sees them.
-pub fn user_account_view(conn: &Connection, name: &UserName) -> StoreResult<UserAccountView> {
+pub fn user_account_view(conn: &Db, name: &UserName) -> StoreResult<UserAccountView> {
     user_views(conn, Some(name))?
         .pop()
         .ok_or_else(|| StoreError::NotFound(format!("no user {name}")))
 }
 
 /// Every user, or only `only`.
-fn user_views(conn: &Connection, only: Option<&UserName>) -> StoreResult<Vec<UserAccountView>> {
+fn user_views(conn: &Db, only: Option<&UserName>) -> StoreResult<Vec<UserAccountView>> {
     let mut stmt = conn.prepare_cached(
         "SELECT u.name, u.is_admin, a.balance,
                 (SELECT COUNT(*) FROM jobs j WHERE j.user = u.name), u.max_priority, u.disabled
@@ -193,12 +194,12 @@ fn user_views(conn: &Connection, only: Option<&UserName>) -> StoreResult<Vec<Use
     )?;
     let rows = stmt.query_map([only.map(UserName::as_str)], |r| {
         Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, bool>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i32>(4)?,
-            r.get::<_, Option<String>>(5)?,
+            r.get::<String>(0)?,
+            r.get::<bool>(1)?,
+            r.get::<i64>(2)?,
+            r.get::<i64>(3)?,
+            r.get::<i32>(4)?,
+            r.get::<Option<String>>(5)?,
         ))
     })?;
     let mut out = Vec::new();
@@ -219,7 +220,7 @@ fn user_views(conn: &Connection, only: Option<&UserName>) -> StoreResult<Vec<Use
 /// Disables an account (`reason` given) or enables it (`None`). Returns whether
 /// anything changed; the `users_version` grows when it did, so a running coordinator
 /// cancels the account's queued jobs (`queue::housekeeping`).
-pub fn set_disabled(conn: &Connection, name: &UserName, reason: Option<&str>) -> StoreResult<bool> {
+pub fn set_disabled(conn: &Db, name: &UserName, reason: Option<&str>) -> StoreResult<bool> {
     let current: Option<Option<String>> = conn
         .query_row(
             "SELECT disabled FROM users WHERE name = ?1",
@@ -242,17 +243,17 @@ pub fn set_disabled(conn: &Connection, name: &UserName, reason: Option<&str>) ->
 }
 
 /// The accounts the operator disabled.
-pub fn disabled_users(conn: &Connection) -> StoreResult<HashSet<UserName>> {
+pub fn disabled_users(conn: &Db) -> StoreResult<HashSet<UserName>> {
     let mut stmt = conn.prepare_cached("SELECT name FROM users WHERE disabled IS NOT NULL")?;
     let mut out = HashSet::new();
-    for name in stmt.query_map([], |r| r.get::<_, String>(0))? {
+    for name in stmt.query_map((), |r| r.get::<String>(0))? {
         out.insert(UserName::new(&name?).map_err(|e| StoreError::Corrupt(e.to_string()))?);
     }
     Ok(out)
 }
 
 /// Finds the user a presented API token belongs to.
-pub fn user_by_token(conn: &Connection, token: &str) -> StoreResult<Option<UserRecord>> {
+pub fn user_by_token(conn: &Db, token: &str) -> StoreResult<Option<UserRecord>> {
     let presented = tokens::hash(token);
     let row = conn
         .prepare_cached(
@@ -260,10 +261,10 @@ pub fn user_by_token(conn: &Connection, token: &str) -> StoreResult<Option<UserR
         )?
         .query_row([presented.as_slice()], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, bool>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Option<String>>(3)?,
+                r.get::<String>(0)?,
+                r.get::<bool>(1)?,
+                r.get::<Vec<u8>>(2)?,
+                r.get::<Option<String>>(3)?,
             ))
         })
         .optional()?;
@@ -283,18 +284,14 @@ pub fn user_by_token(conn: &Connection, token: &str) -> StoreResult<Option<UserR
 
 /// Registers a worker owned by `owner` with no slot cap of its own (it gets as many
 /// as its `hello` claims); returns its id and token.
-pub fn add_worker(
-    conn: &Connection,
-    owner: &UserName,
-    label: &str,
-) -> StoreResult<(WorkerId, String)> {
+pub fn add_worker(conn: &Db, owner: &UserName, label: &str) -> StoreResult<(WorkerId, String)> {
     register_worker(conn, owner, label, None)
 }
 
 /// Registers a worker owned by `owner`; `max_slots` caps the job attempts the
 /// coordinator gives it at once, whatever it claims. Returns its id and token.
 pub fn register_worker(
-    conn: &Connection,
+    conn: &Db,
     owner: &UserName,
     label: &str,
     max_slots: Option<u32>,
@@ -302,9 +299,10 @@ pub fn register_worker(
     check_max_slots(max_slots)?;
     require(conn, owner)?;
     let token = tokens::generate(tokens::WORKER_PREFIX).map_err(|_| StoreError::Unavailable)?;
-    conn.execute(
+    let id: i64 = conn.query_row(
         "INSERT INTO workers (name, owner, token_hash, created_at, max_slots)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         RETURNING id",
         params![
             label,
             owner.as_str(),
@@ -312,8 +310,9 @@ pub fn register_worker(
             now_millis(),
             max_slots
         ],
+        |r| r.get(0),
     )?;
-    Ok((WorkerId(conn.last_insert_rowid() as u64), token))
+    Ok((WorkerId(id as u64), token))
 }
 
 fn check_max_slots(max_slots: Option<u32>) -> StoreResult<()> {
@@ -327,11 +326,7 @@ fn check_max_slots(max_slots: Option<u32>) -> StoreResult<()> {
 
 /// Sets (or with `None` removes) a worker's slot cap. A running coordinator applies
 /// it at the worker's next `hello`.
-pub fn set_worker_max_slots(
-    conn: &Connection,
-    id: WorkerId,
-    max_slots: Option<u32>,
-) -> StoreResult<()> {
+pub fn set_worker_max_slots(conn: &Db, id: WorkerId, max_slots: Option<u32>) -> StoreResult<()> {
     check_max_slots(max_slots)?;
     let changed = conn.execute(
         "UPDATE workers SET max_slots = ?2 WHERE id = ?1",
@@ -344,17 +339,17 @@ pub fn set_worker_max_slots(
 }
 
 /// A worker's slot cap as stored now (the queue reads it at each `hello`).
-pub fn worker_max_slots(conn: &Connection, id: WorkerId) -> StoreResult<Option<u32>> {
+pub fn worker_max_slots(conn: &Db, id: WorkerId) -> StoreResult<Option<u32>> {
     Ok(conn
         .prepare_cached("SELECT max_slots FROM workers WHERE id = ?1")?
-        .query_row([id.0 as i64], |r| r.get::<_, Option<u32>>(0))
+        .query_row([id.0 as i64], |r| r.get::<Option<u32>>(0))
         .optional()?
         .flatten())
 }
 
 /// Revokes a worker's token for good. The running coordinator notices within a second
 /// and drops the worker's session.
-pub fn revoke_worker(conn: &Connection, id: WorkerId) -> StoreResult<()> {
+pub fn revoke_worker(conn: &Db, id: WorkerId) -> StoreResult<()> {
     let changed = conn.execute(
         "UPDATE workers SET revoked = 1 WHERE id = ?1",
         [id.0 as i64],
@@ -367,7 +362,7 @@ pub fn revoke_worker(conn: &Connection, id: WorkerId) -> StoreResult<()> {
 
 /// Finds the worker a presented worker token belongs to (revoked ones included, so the
 /// caller can say "revoked" rather than "unknown").
-pub fn worker_by_token(conn: &Connection, token: &str) -> StoreResult<Option<WorkerRecord>> {
+pub fn worker_by_token(conn: &Db, token: &str) -> StoreResult<Option<WorkerRecord>> {
     let presented = tokens::hash(token);
     let row = conn
         .prepare_cached(
@@ -376,12 +371,12 @@ pub fn worker_by_token(conn: &Connection, token: &str) -> StoreResult<Option<Wor
         )?
         .query_row([presented.as_slice()], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, bool>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
-                r.get::<_, Option<u32>>(5)?,
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<bool>(3)?,
+                r.get::<Vec<u8>>(4)?,
+                r.get::<Option<u32>>(5)?,
             ))
         })
         .optional()?;
@@ -401,18 +396,18 @@ pub fn worker_by_token(conn: &Connection, token: &str) -> StoreResult<Option<Wor
 }
 
 /// Every registered worker, for the coordinator's start-up and the workers list.
-pub fn all_workers(conn: &Connection) -> StoreResult<Vec<(WorkerRecord, Option<i64>)>> {
+pub fn all_workers(conn: &Db) -> StoreResult<Vec<(WorkerRecord, Option<i64>)>> {
     let mut stmt = conn.prepare(
         "SELECT id, name, owner, revoked, last_seen, max_slots FROM workers ORDER BY id",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, bool>(3)?,
-            r.get::<_, Option<i64>>(4)?,
-            r.get::<_, Option<u32>>(5)?,
+            r.get::<i64>(0)?,
+            r.get::<String>(1)?,
+            r.get::<String>(2)?,
+            r.get::<bool>(3)?,
+            r.get::<Option<i64>>(4)?,
+            r.get::<Option<u32>>(5)?,
         ))
     })?;
     let mut out = Vec::new();
@@ -433,7 +428,7 @@ pub fn all_workers(conn: &Connection) -> StoreResult<Vec<(WorkerRecord, Option<i
 }
 
 /// Ids of revoked workers among `ids`.
-pub fn revoked_among(conn: &Connection, ids: &[WorkerId]) -> StoreResult<Vec<WorkerId>> {
+pub fn revoked_among(conn: &Db, ids: &[WorkerId]) -> StoreResult<Vec<WorkerId>> {
     let mut stmt = conn.prepare_cached("SELECT revoked FROM workers WHERE id = ?1")?;
     let mut out = Vec::new();
     for id in ids {

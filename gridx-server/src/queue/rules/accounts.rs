@@ -7,13 +7,13 @@
 use super::super::model::{Effects, State, Step, StepError};
 use super::super::{AdminAction, AdminOutcome, QueueError};
 use crate::admin;
+use crate::store::Db;
 use crate::store::StoreError;
 use crate::store::audit::Actor;
 use crate::store::counters::{self, Counter};
 use crate::store::users;
 use gridx_proto::job::FailureReason;
 use gridx_proto::{JobId, UserName};
-use rusqlite::Connection;
 
 /// An operator's mistake is a refusal for the caller; anything else aborts the batch.
 fn refusal(e: StoreError) -> StepError {
@@ -27,7 +27,7 @@ fn refusal(e: StoreError) -> StepError {
 impl State {
     pub(in crate::queue) fn admin(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         admin_name: &UserName,
         action: AdminAction,
         fx: &mut Effects,
@@ -76,7 +76,7 @@ impl State {
     /// check decides who is paid. Returns the owner of each job it cancelled.
     pub(in crate::queue) fn cancel_jobs_of_disabled(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         fx: &mut Effects,
     ) -> Step<Vec<UserName>> {
         self.users_version = counters::read(conn, Counter::Users)?;
@@ -110,7 +110,7 @@ impl State {
     /// first dispatch after a start (`users_version` is -1 until then).
     pub(in crate::queue) fn apply_account_changes(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         fx: &mut Effects,
     ) -> Step<()> {
         if counters::read(conn, Counter::Users)? != self.users_version {

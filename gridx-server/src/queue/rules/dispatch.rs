@@ -5,10 +5,10 @@ use crate::queue::refusals::Refusals;
 use crate::queue::scheduler::QueuedJob;
 use crate::queue::transitions::{Change, change_status};
 use crate::queue::{DISPATCH_BACKLOG_BYTES, Outbound, outbox};
+use crate::store::Db;
 use crate::store::{StoreError, jobs, now_millis};
 use gridx_proto::protocol::{AssignedJob, CoordinatorMessage};
 use gridx_proto::{JobId, JobStatus, Language, WorkerId};
-use rusqlite::Connection;
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -44,7 +44,7 @@ impl State {
     /// A worker gets only jobs it may run (`WorkerState::may_run`: its owner's alone
     /// for an owner-only executor, within its admission caps) and none it refused
     /// lately (`refusals::REFUSAL_HOLD`).
-    pub(in crate::queue) fn dispatch(&mut self, conn: &Connection, fx: &mut Effects) {
+    pub(in crate::queue) fn dispatch(&mut self, conn: &Db, fx: &mut Effects) {
         if self.draining {
             return;
         }
@@ -177,7 +177,7 @@ impl State {
 
     fn assign(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         job: &QueuedJob,
         worker_id: WorkerId,
         fx: &mut Effects,

@@ -7,6 +7,7 @@ use crate::queue::scheduler::QueuedJob;
 use crate::queue::transitions::{Change, change_status};
 use crate::queue::{NewJob, QueueError, Submitted};
 use crate::settlement::{self, Ending, Movement, SettleError};
+use crate::store::Db;
 use crate::store::jobs::{self, Completion};
 use crate::store::ledger::{self, PostError};
 use crate::store::{StoreError, now_millis, users};
@@ -16,7 +17,6 @@ use gridx_proto::job::{FailureReason, RunEnd, RunOutcome};
 use gridx_proto::protocol::CoordinatorMessage;
 use gridx_proto::time_fmt::from_unix_millis;
 use gridx_proto::{Credits, JobId, JobStatus, UserName, WorkerId};
-use rusqlite::Connection;
 use std::time::Instant;
 
 /// Settlement failures inside the queue: any of them after the checks the rules make
@@ -58,7 +58,7 @@ impl State {
     /// (`close_replicas`) when the ending is not a check's verdict.
     pub(super) fn end_job(
         &self,
-        conn: &Connection,
+        conn: &Db,
         end: Ended<'_>,
         done: &Completion,
         fx: &mut Effects,
@@ -86,7 +86,7 @@ impl State {
 
     pub(in crate::queue) fn submit(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         user: UserName,
         job: NewJob,
         fx: &mut Effects,
@@ -240,7 +240,7 @@ impl State {
 
     pub(in crate::queue) fn cancel(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         user: &UserName,
         is_admin: bool,
         job_id: JobId,
@@ -283,7 +283,7 @@ impl State {
     /// Ends a queued job (cancelled, or no attempt left) and refunds its hold.
     pub(in crate::queue) fn finish_queued(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         job_id: JobId,
         reason: FailureReason,
         message: Option<String>,
@@ -326,7 +326,7 @@ impl State {
     /// Ends a running job with its worker's outcome and settles it.
     pub(in crate::queue) fn finish_running(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         job_id: JobId,
         outcome: RunOutcome,
         fx: &mut Effects,
@@ -445,7 +445,7 @@ impl State {
     /// asked to cancel it. The lost attempt earns its worker nothing.
     pub(in crate::queue) fn lose_job(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         job_id: JobId,
         why: &str,
         fx: &mut Effects,
@@ -462,7 +462,7 @@ impl State {
     /// made sure the attempt had not started (a started one is lost instead).
     pub(in crate::queue) fn refused_job(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         job_id: JobId,
         worker_id: WorkerId,
         reason: &str,
@@ -491,7 +491,7 @@ impl State {
     /// is requeued at the front of its user's queue, or ends.
     fn take_back(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         job_id: JobId,
         how: TakenBack<'_>,
         fx: &mut Effects,

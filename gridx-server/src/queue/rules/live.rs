@@ -4,10 +4,10 @@
 
 use crate::live_output::LiveEvent;
 use crate::queue::model::{Effects, State, Step};
+use crate::store::Db;
 use crate::store::live_output;
 use gridx_proto::api::{OutputChunk, OutputStream};
 use gridx_proto::{JobId, WorkerId};
-use rusqlite::Connection;
 use std::sync::Arc;
 
 /// What part of a piece at `offset` is new when `have` bytes are stored and the
@@ -39,7 +39,7 @@ impl State {
     #[allow(clippy::too_many_arguments)]
     pub(in crate::queue) fn live_output(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         worker_id: WorkerId,
         job_id: JobId,
         attempt: u32,

@@ -4,12 +4,12 @@
 use crate::queue::model::{Effects, Session, State, Step, StepError, WorkerState};
 use crate::queue::transitions::{Change, change_status};
 use crate::queue::{HelloRequest, Outbound, QueueError};
+use crate::store::Db;
 use crate::store::{now_millis, users};
 use gridx_proto::protocol::{
     CoordinatorMessage, JobAttempt, RejectCode, SILENT_HEARTBEATS, WorkerMessage,
 };
 use gridx_proto::{JobId, JobStatus, WorkerId};
-use rusqlite::Connection;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,7 @@ pub(in crate::queue) const UNREPORTED_HEARTBEATS: u32 = 2;
 impl State {
     pub(in crate::queue) fn hello(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         hello: HelloRequest,
         fx: &mut Effects,
     ) -> Step<u32> {
@@ -169,7 +169,7 @@ impl State {
 
     pub(in crate::queue) fn on_worker_message(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         worker_id: WorkerId,
         session_id: u64,
         message: WorkerMessage,
@@ -282,7 +282,7 @@ impl State {
     ///   heartbeat.
     fn reconcile(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         worker_id: WorkerId,
         running: &[JobAttempt],
         fx: &mut Effects,
@@ -377,11 +377,7 @@ impl State {
     }
 
     /// Workers silent for longer than their lease are lost, with their jobs.
-    pub(in crate::queue) fn expire_leases(
-        &mut self,
-        conn: &Connection,
-        fx: &mut Effects,
-    ) -> Step<()> {
+    pub(in crate::queue) fn expire_leases(&mut self, conn: &Db, fx: &mut Effects) -> Step<()> {
         let lease = self.settings.heartbeat * SILENT_HEARTBEATS;
         let now = Instant::now();
         let expired: Vec<WorkerId> = self
@@ -401,11 +397,7 @@ impl State {
     }
 
     /// Connected workers whose token was revoked are dropped, with their jobs.
-    pub(in crate::queue) fn drop_revoked(
-        &mut self,
-        conn: &Connection,
-        fx: &mut Effects,
-    ) -> Step<()> {
+    pub(in crate::queue) fn drop_revoked(&mut self, conn: &Db, fx: &mut Effects) -> Step<()> {
         let connected: Vec<WorkerId> = self
             .workers
             .iter()
@@ -435,7 +427,7 @@ impl State {
     /// or requeue every job it held.
     pub(in crate::queue) fn lose_worker(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         worker_id: WorkerId,
         why: &str,
         reject: Option<(RejectCode, String)>,

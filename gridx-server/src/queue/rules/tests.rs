@@ -7,16 +7,16 @@ use crate::metrics::Metrics;
 use crate::queue::model::{Effects, QueueStats, State};
 use crate::queue::refusals::REFUSAL_HOLD;
 use crate::queue::{HelloRequest, QueueSettings, SessionRx, outbox};
+use crate::store::Db;
 use crate::store::{jobs, testing};
 use gridx_proto::api::JobView;
 use gridx_proto::job::{FailureReason, RunEnd, RunOutcome};
 use gridx_proto::protocol::{Capabilities, ExecutorKind, WorkerMessage};
 use gridx_proto::{Credits, JobId, JobSpec, JobStatus, Language, UserName, WorkerId};
-use rusqlite::Connection;
 use std::time::Duration;
 
 pub(super) struct Rig {
-    pub(super) conn: Connection,
+    pub(super) conn: Db,
     pub(super) state: State,
     settings: QueueSettings,
     /// The workers' outboxes, kept open.
@@ -79,7 +79,7 @@ impl Rig {
             conn.execute(
                 "INSERT OR REPLACE INTO workers (id, name, owner, token_hash, created_at, trusted)
                  VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-                rusqlite::params![
+                crate::params![
                     *id as i64,
                     format!("w{id}"),
                     owner,
@@ -111,7 +111,7 @@ impl Rig {
         }
     }
 
-    fn load(conn: &Connection, settings: QueueSettings) -> State {
+    fn load(conn: &Db, settings: QueueSettings) -> State {
         let events = EventBus::new(Backlog {
             max_events: 16,
             max_bytes: 1 << 20,

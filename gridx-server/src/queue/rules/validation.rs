@@ -7,6 +7,7 @@ use crate::metrics::Metrics;
 use crate::queue::model::{Effects, State, Step};
 use crate::queue::scheduler::QueuedJob;
 use crate::queue::transitions::{Change, change_status};
+use crate::store::Db;
 use crate::store::jobs::Completion;
 use crate::store::now_millis;
 use crate::store::trust::{self, NewReplica, Record, Subject};
@@ -14,7 +15,6 @@ use crate::trust::{ResultKey, Tally, sha256_hex};
 use gridx_proto::api::{ReplicaView, ValidationOutcome, Verdict};
 use gridx_proto::job::FailureReason;
 use gridx_proto::{JobId, JobStatus, UserName, WorkerId};
-use rusqlite::Connection;
 use std::time::Instant;
 
 /// What went wrong with an attempt that reported no result.
@@ -55,7 +55,7 @@ impl State {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn judge_result(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         job_id: JobId,
         to: JobStatus,
         mut done: Completion,
@@ -214,7 +214,7 @@ impl State {
     #[allow(clippy::too_many_arguments)]
     fn accept(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         job_id: JobId,
         to: JobStatus,
         done: Completion,
@@ -248,7 +248,7 @@ impl State {
     /// returns the owners of the valid ones, in the order they ran.
     pub(super) fn close_replicas(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         job_id: JobId,
         canonical: Option<&ResultKey>,
         fx: &mut Effects,
@@ -297,7 +297,7 @@ impl State {
     /// stand.
     fn note(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         worker: WorkerId,
         owner: &UserName,
         change: impl Fn(&mut Record),
@@ -335,7 +335,7 @@ impl State {
     /// in its record and its owner's.
     pub(super) fn note_mishap(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         worker: WorkerId,
         mishap: Mishap,
         fx: &mut Effects,
@@ -355,7 +355,7 @@ impl State {
     /// automatically (`refresh_standing` ignores its owner's quarantine too).
     fn quarantine_if_due(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         worker: WorkerId,
         owner: &UserName,
         job_id: JobId,
