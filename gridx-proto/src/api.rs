@@ -681,6 +681,16 @@ pub struct HealthResponse {
     pub uptime_s: u64,
     pub workers_online: u32,
     pub jobs_queued: u64,
+    /// `leader`, or `standby` (with a 503) on a coordinator that waits to take over
+    /// on a shared PostgreSQL store. A coordinator on SQLite is its grid's leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Who leads, as that coordinator advertises itself (a standby's answer), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// The leadership's epoch (shared store only): it grows at every takeover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
 }
 
 /// The machine-readable error codes of the API.

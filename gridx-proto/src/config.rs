@@ -19,6 +19,20 @@ pub struct GridxConfig {
     pub client: ClientConfig,
     pub worker: WorkerConfig,
     pub dashboard: DashboardConfig,
+    pub store: StoreConfig,
+}
+
+/// `[store]`: where the coordinator and the admin commands keep their state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite:DIR` or `postgres://USER@HOST/DATABASE`; unset: SQLite in the data
+    /// directory. `--store` and `GRIDX_STORE` override it.
+    pub url: Option<String>,
+    /// How this coordinator names itself to the others on a shared PostgreSQL
+    /// store: the URL clients and workers reach it at (standbys name the leader by
+    /// it). Unset: `http(s)://` and the address it listens on.
+    pub advertise_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -467,6 +481,7 @@ impl GridxConfig {
                     self.server.listen = value.to_owned();
                 }
                 "GRIDX_DATA_DIR" => self.server.data_dir = Some(PathBuf::from(value)),
+                "GRIDX_STORE" => self.store.url = Some(value.to_owned()),
                 "GRIDX_LOG_FORMAT" => {
                     self.server.log_format = match value {
                         "text" => LogFormat::Text,

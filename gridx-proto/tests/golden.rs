@@ -528,6 +528,23 @@ fn rest_bodies() {
             uptime_s: 12,
             workers_online: 3,
             jobs_queued: 0,
+            role: Some("leader".into()),
+            leader: None,
+            epoch: Some(4),
+        },
+    );
+    golden(
+        "health_standby",
+        &HealthResponse {
+            status: "standby".into(),
+            version: "0.1.0".into(),
+            protocol: PROTOCOL_VERSION,
+            uptime_s: 2,
+            workers_online: 0,
+            jobs_queued: 0,
+            role: Some("standby".into()),
+            leader: Some("https://coord-a.example:8420".into()),
+            epoch: None,
         },
     );
     golden(

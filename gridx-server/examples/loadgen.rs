@@ -338,7 +338,7 @@ async fn main() {
     let worker_tokens: Vec<String> = {
         // One admin process per token is slow for thousands; register in bulk.
         use gridx_server::store::trust::{self, Record, Subject};
-        let mut conn = gridx_server::store::open_writer(dir.path()).expect("store");
+        let conn = gridx_server::store::open_writer(dir.path()).expect("store");
         let owners: Vec<gridx_proto::UserName> = owner_names
             .iter()
             .map(|n| gridx_proto::UserName::new(n).expect("name"))

@@ -5,7 +5,7 @@ use crate::auth::Limits;
 use crate::events::{Backlog, EventBus, WorkerBoard};
 use crate::metrics::Metrics;
 use crate::queue::{self, QueueHandle, QueueSettings};
-use crate::store::{self, StoreError, reader::Reader};
+use crate::store::{self, Location, StoreError, reader::Reader};
 use gridx_proto::config::ServerConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +27,9 @@ pub struct AppState {
     pub started: Instant,
     pub next_session: Arc<AtomicU64>,
     pub shutdown: watch::Receiver<bool>,
+    /// The leadership epoch this coordinator serves under on a shared PostgreSQL
+    /// store; `None` on SQLite, where it is the only coordinator.
+    pub epoch: Option<i64>,
 }
 
 impl AppState {
@@ -43,6 +46,11 @@ pub enum LaunchError {
     Io(#[from] std::io::Error),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("leadership: {0}")]
+    Leadership(String),
+    /// This coordinator led with this epoch and lost the leadership.
+    #[error("lost the leadership (epoch {0}); restart to stand by")]
+    Deposed(i64),
 }
 
 /// Runs the coordinator on `listener` until `shutdown` turns true: then it stops
@@ -79,74 +87,196 @@ pub async fn launch_on(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), LaunchError> {
-    let tls = match (&config.tls.cert, &config.tls.key) {
+    let (_serve_lock, conn) = opened;
+    let tls = load_tls(&config)?;
+    let mut coordinator =
+        Coordinator::start(config, Location::Sqlite(data_dir), conn, None, &shutdown)?;
+    let (stop_http_tx, stop_http_rx) = watch::channel(false);
+    let server = coordinator.serve_http(listener, tls, stop_http_rx)?;
+    signalled(&mut shutdown).await;
+    let grace = Duration::from_secs(u64::from(coordinator.state.config.shutdown_grace_s));
+    coordinator.stop(grace).await;
+    let _ = stop_http_tx.send(true);
+    let _ = server.await;
+    tracing::info!("coordinator stopped");
+    Ok(())
+}
+
+/// The TLS certificate of `[server.tls]`, when set.
+pub(crate) fn load_tls(
+    config: &ServerConfig,
+) -> Result<Option<Arc<crate::tls::ServerCert>>, LaunchError> {
+    Ok(match (&config.tls.cert, &config.tls.key) {
         (Some(cert), Some(key)) => Some(crate::tls::ServerCert::load(cert, key)?),
         _ => None,
-    };
-    let acceptor = tls.as_ref().map(|t| t.acceptor()).transpose()?;
-    let (_serve_lock, conn) = opened;
-    let metrics = Metrics::new();
-    let events = EventBus::new(Backlog {
-        max_events: crate::api::live::MAX_BACKLOG_EVENTS,
-        max_bytes: config.max_event_backlog_bytes,
-    });
-    let board = WorkerBoard::default();
-    let (queue, queue_thread) = queue::start(
-        conn,
-        QueueSettings::from_config(&config),
-        events.clone(),
-        board.clone(),
-        metrics.clone(),
-    )?;
-    let state = AppState {
-        limits: Limits::new(&config),
-        config: Arc::new(config.clone()),
-        queue: queue.clone(),
-        reader: Reader::new(data_dir, 8),
-        events,
-        board,
-        metrics,
-        started: Instant::now(),
-        next_session: Arc::new(AtomicU64::new(1)),
-        shutdown: shutdown.clone(),
-    };
-    let router = crate::api::router(state.clone());
-    let callbacks = state
-        .config
-        .judge0
-        .callbacks
-        .then(|| crate::judge0::callback::spawn(state.clone()));
+    })
+}
 
-    // Ticks drive leases and housekeeping; dispatch itself is event-driven.
-    let ticker = tokio::spawn({
-        let queue = queue.clone();
-        let limits = state.limits.clone();
-        let mut shutdown = shutdown.clone();
-        async move {
-            let mut interval = tokio::time::interval(Duration::from_millis(500));
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut n = 0u64;
-            loop {
-                tokio::select! {
-                    _ = interval.tick() => {
-                        if !queue.tick().await { break; }
-                        n += 1;
-                        if n.is_multiple_of(120) { limits.shrink(); }
+/// A running coordinator: its queue, its API and its background tasks.
+pub(crate) struct Coordinator {
+    pub(crate) state: AppState,
+    router: axum::Router,
+    queue_thread: std::thread::JoinHandle<()>,
+    ticker: tokio::task::JoinHandle<()>,
+    callbacks: Option<tokio::task::JoinHandle<()>>,
+    renewal: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Coordinator {
+    /// Loads the queue from the store (`conn`, the writer) and builds the API.
+    /// `epoch`: the leadership this coordinator holds on a shared store.
+    pub(crate) fn start(
+        config: ServerConfig,
+        location: Location,
+        conn: crate::store::Db,
+        epoch: Option<i64>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<Self, LaunchError> {
+        let metrics = Metrics::new();
+        let events = EventBus::new(Backlog {
+            max_events: crate::api::live::MAX_BACKLOG_EVENTS,
+            max_bytes: config.max_event_backlog_bytes,
+        });
+        let board = WorkerBoard::default();
+        let (queue, queue_thread) = queue::start(
+            conn,
+            QueueSettings::from_config(&config),
+            events.clone(),
+            board.clone(),
+            metrics.clone(),
+        )?;
+        let state = AppState {
+            limits: Limits::new(&config),
+            config: Arc::new(config),
+            queue: queue.clone(),
+            reader: Reader::new(location, 8),
+            events,
+            board,
+            metrics,
+            started: Instant::now(),
+            next_session: Arc::new(AtomicU64::new(1)),
+            shutdown: shutdown.clone(),
+            epoch,
+        };
+        let router = crate::api::router(state.clone());
+        let callbacks = state
+            .config
+            .judge0
+            .callbacks
+            .then(|| crate::judge0::callback::spawn(state.clone()));
+        // Ticks drive leases and housekeeping; dispatch itself is event-driven.
+        let ticker = tokio::spawn({
+            let queue = queue.clone();
+            let limits = state.limits.clone();
+            let mut shutdown = shutdown.clone();
+            async move {
+                let mut interval = tokio::time::interval(Duration::from_millis(500));
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut n = 0u64;
+                loop {
+                    tokio::select! {
+                        _ = interval.tick() => {
+                            if !queue.tick().await { break; }
+                            n += 1;
+                            if n.is_multiple_of(120) { limits.shrink(); }
+                        }
+                        _ = signalled(&mut shutdown) => break,
                     }
-                    _ = signalled(&mut shutdown) => break,
                 }
             }
-        }
-    });
+        });
+        Ok(Coordinator {
+            state,
+            router,
+            queue_thread,
+            ticker,
+            callbacks,
+            renewal: None,
+        })
+    }
 
-    let (stop_http_tx, stop_http_rx) = watch::channel(false);
+    /// The API, to serve or to switch to.
+    pub(crate) fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Serves the API on `listener` (TLS when `tls`), until `stop`.
+    fn serve_http(
+        &mut self,
+        listener: TcpListener,
+        tls: Option<Arc<crate::tls::ServerCert>>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<tokio::task::JoinHandle<()>, LaunchError> {
+        let router = self.router();
+        serve_router(
+            &self.state.config,
+            listener,
+            router,
+            tls,
+            stop,
+            self.state.shutdown.clone(),
+        )
+        .map(|(server, renewal)| {
+            self.renewal = renewal;
+            server
+        })
+    }
+
+    /// Stops taking work, sends `drain` to every worker, waits up to
+    /// `shutdown_grace_s` for running jobs, and stops the queue.
+    pub(crate) async fn stop(self, grace: Duration) {
+        tracing::info!("shutting down: draining workers");
+        let queue = self.state.queue.clone();
+        queue.drain().await;
+        let mut stats = queue.watch_stats();
+        let drained = tokio::time::timeout(grace, async {
+            let _ = stats.wait_for(|s| s.running == 0).await;
+        })
+        .await;
+        match drained {
+            Ok(_) => tracing::info!("all running jobs finished"),
+            Err(_) => tracing::warn!(
+                running = queue.stats().running,
+                "grace period over; running jobs stay leased and are recovered at the next start"
+            ),
+        }
+        self.ticker.abort();
+        if let Some(callbacks) = self.callbacks {
+            callbacks.abort();
+        }
+        if let Some(renewal) = self.renewal {
+            renewal.abort();
+        }
+        queue.stop().await;
+        let queue_thread = self.queue_thread;
+        let _ = tokio::task::spawn_blocking(move || queue_thread.join()).await;
+    }
+}
+
+/// Serves `router` on `listener` until `stop`, with TLS (and its renewal watcher,
+/// returned) when `tls` is given.
+pub(crate) fn serve_router(
+    config: &ServerConfig,
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<crate::tls::ServerCert>>,
+    stop: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<
+    (
+        tokio::task::JoinHandle<()>,
+        Option<tokio::task::JoinHandle<()>>,
+    ),
+    LaunchError,
+> {
+    let acceptor = tls.as_ref().map(|t| t.acceptor()).transpose()?;
     let addr = listener.local_addr()?;
     let renewal = match &tls {
         Some(cert) => {
             tracing::info!(%addr, url = %format!("https://{addr}"), fingerprint = %cert.fingerprint(), "coordinator listening (TLS)");
             Some(tokio::spawn(crate::tls::watch_for_renewal(
                 cert.clone(),
-                shutdown.clone(),
+                shutdown,
             )))
         }
         None => {
@@ -159,38 +289,9 @@ pub async fn launch_on(
         router,
         Duration::from_secs(u64::from(config.request_timeout_s)),
         acceptor,
-        stop_http_rx,
+        stop,
     ));
-
-    signalled(&mut shutdown).await;
-    tracing::info!("shutting down: draining workers");
-    queue.drain().await;
-    let grace = Duration::from_secs(u64::from(config.shutdown_grace_s));
-    let mut stats = queue.watch_stats();
-    let drained = tokio::time::timeout(grace, async {
-        let _ = stats.wait_for(|s| s.running == 0).await;
-    })
-    .await;
-    match drained {
-        Ok(_) => tracing::info!("all running jobs finished"),
-        Err(_) => tracing::warn!(
-            running = queue.stats().running,
-            "grace period over; running jobs stay leased and are recovered at the next start"
-        ),
-    }
-    ticker.abort();
-    if let Some(callbacks) = callbacks {
-        callbacks.abort();
-    }
-    if let Some(renewal) = renewal {
-        renewal.abort();
-    }
-    queue.stop().await;
-    let _ = stop_http_tx.send(true);
-    let _ = server.await;
-    let _ = tokio::task::spawn_blocking(move || queue_thread.join()).await;
-    tracing::info!("coordinator stopped");
-    Ok(())
+    Ok((server, renewal))
 }
 
 /// Resolves once a shutdown flag turns true (or its sender is gone). Returns `()` so

@@ -193,7 +193,12 @@ impl Candidate {
     /// A fresh session; its connection task ends when the client is dropped.
     async fn session(&self) -> Result<Client, LeadershipError> {
         let wait = self.timing.poll_every.max(Duration::from_secs(2));
-        let (client, connection) = timeout(wait, tokio_postgres::connect(&self.url, NoTls))
+        let mut config: tokio_postgres::Config = self.url.parse()?;
+        config.application_name("gridx-server leadership");
+        if config.get_options().is_none() {
+            config.options("-c client_min_messages=warning");
+        }
+        let (client, connection) = timeout(wait, config.connect(NoTls))
             .await
             .map_err(|_| LeadershipError::Timeout(wait))??;
         tokio::spawn(async move {

@@ -14,6 +14,7 @@ pub mod leadership;
 pub mod live_output;
 pub mod metrics;
 pub mod queue;
+pub mod replicated;
 pub mod settings;
 pub mod settlement;
 pub mod signals;

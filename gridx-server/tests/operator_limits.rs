@@ -38,15 +38,22 @@ async fn next_within(worker: &mut FakeWorker, wait: Duration) -> Option<Coordina
         .flatten()
 }
 
+/// The slots the worker list shows for worker `id`, once it shows it: the list is
+/// updated from the queue's thread just after the hello is answered, so a test that
+/// asks at once may come before it (this test failed so, now and then).
 async fn slots_shown(server: &TestServer, token: &str, id: WorkerId) -> serde_json::Value {
-    let (_, body) = server.get_json(token, "/v1/workers").await;
-    body["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["worker_id"] == id.0)
-        .map(|w| w["slots"].clone())
-        .unwrap()
+    for _ in 0..250 {
+        let (_, body) = server.get_json(token, "/v1/workers").await;
+        let shown = body["workers"]
+            .as_array()
+            .and_then(|ws| ws.iter().find(|w| w["worker_id"] == id.0))
+            .map(|w| w["slots"].clone());
+        if let Some(slots) = shown {
+            return slots;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("worker {id} never appeared in the worker list");
 }
 
 #[tokio::test]

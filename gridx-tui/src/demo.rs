@@ -99,9 +99,9 @@ impl DemoGrid {
         let demo = UserName::new("demo").map_err(|e| eyre!("{e}"))?;
         let lender = UserName::new("lender").map_err(|e| eyre!("{e}"))?;
         let token = {
-            let mut conn = store::open_writer(&data)?;
-            let token = users::create_user(&mut conn, &demo, Credits::from_whole(100), true)?;
-            users::create_user(&mut conn, &lender, Credits::ZERO, false)?;
+            let conn = store::open_writer(&data)?;
+            let token = users::create_user(&conn, &demo, Credits::from_whole(100), true)?;
+            users::create_user(&conn, &lender, Credits::ZERO, false)?;
             token
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

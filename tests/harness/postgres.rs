@@ -146,6 +146,59 @@ impl Drop for Cluster {
     }
 }
 
+/// One cluster for the whole test process, started by the first test that asks and
+/// never dropped: a watchdog process kills it and removes its directory when this
+/// process ends (a static's value is never dropped, and PostgreSQL outliving the
+/// tests would keep CI waiting).
+pub fn shared() -> Result<&'static Cluster, String> {
+    static SHARED: std::sync::OnceLock<Result<Cluster, String>> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let cluster = Cluster::start()?;
+            let watchdog = format!(
+                "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; kill -9 {pg} 2>/dev/null; rm -rf '{dir}'",
+                me = std::process::id(),
+                pg = cluster.child.id(),
+                dir = cluster._dir.path().display(),
+            );
+            Command::new("sh")
+                .args(["-c", &watchdog])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("the cluster's watchdog did not start: {e}"))?;
+            Ok(cluster)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+impl Cluster {
+    /// A new, empty database on this cluster; returns its URL. Runs on a thread of
+    /// its own: the synchronous client must not run inside an async runtime.
+    pub fn create_database(&self) -> Result<String, String> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let name = format!(
+            "gridx_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let admin = self.url();
+        let sql = format!("CREATE DATABASE {name}");
+        std::thread::spawn(move || -> Result<(), String> {
+            let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+                .map_err(|e| format!("connecting to the test cluster: {e}"))?;
+            client
+                .batch_execute(&sql)
+                .map_err(|e| format!("{sql}: {e}"))
+        })
+        .join()
+        .map_err(|_| "creating a database panicked".to_owned())??;
+        Ok(format!("postgres://gridx@127.0.0.1:{}/{name}", self.port))
+    }
+}
+
 /// A port nobody listens on now (bound and released: another process could take it
 /// in between, which fails the start rather than the test).
 fn free_port() -> Result<u16, String> {

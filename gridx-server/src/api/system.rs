@@ -14,7 +14,7 @@ use gridx_proto::api::HealthResponse;
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
     let store_ok = state
         .reader
-        .read(|conn| Ok(conn.query_row("SELECT 1", (), |r| r.get::<i64>(0))?))
+        .read(|conn| conn.query_row("SELECT 1", (), |r| r.get::<i64>(0)))
         .await
         .is_ok();
     let stats = state.queue.stats();
@@ -32,6 +32,9 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
             uptime_s: state.started.elapsed().as_secs(),
             workers_online: stats.workers_online,
             jobs_queued: stats.queued,
+            role: Some("leader".into()),
+            leader: None,
+            epoch: state.epoch,
         }),
     )
 }

@@ -28,6 +28,10 @@ pub struct Global {
     /// Data directory holding the store (overrides the config and GRIDX_DATA_DIR).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The store: sqlite:DIR (the default, in the data directory) or
+    /// postgres://USER@HOST/DATABASE (overrides [store] url and GRIDX_STORE).
+    #[arg(long, global = true, value_name = "URL")]
+    pub store: Option<String>,
     /// Machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,

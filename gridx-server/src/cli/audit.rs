@@ -5,13 +5,19 @@ use color_eyre::eyre::{Context, Result};
 use gridx_proto::admin::AuditResponse;
 use gridx_proto::time_fmt::to_rfc3339;
 use gridx_server::store::{self, audit};
-use std::path::Path;
 use std::process::ExitCode;
 
-pub fn show(data_dir: &Path, limit: u32, before: Option<u64>, json: bool) -> Result<ExitCode> {
-    let conn = store::open_inspector(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    super::store_level::refuse_newer_level(&conn, &store::database_path(data_dir))?;
+pub fn show(
+    location: &store::Location,
+    limit: u32,
+    before: Option<u64>,
+    json: bool,
+) -> Result<ExitCode> {
+    let conn = store::open_inspector_at(location)
+        .with_context(|| format!("opening the store {}", location.display()))?;
+    if let store::Location::Sqlite(data_dir) = location {
+        super::store_level::refuse_newer_level(&conn, &store::database_path(data_dir))?;
+    }
     let entries = audit::list(&conn, limit, before)?;
     if json {
         print_stdout(&serde_json::to_string(&AuditResponse { entries })?)?;

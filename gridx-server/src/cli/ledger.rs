@@ -3,13 +3,14 @@
 use super::output::print_stdout;
 use color_eyre::eyre::{Context, Result};
 use gridx_server::store::{self, ledger};
-use std::path::Path;
 use std::process::ExitCode;
 
-pub fn verify(data_dir: &Path, json: bool) -> Result<ExitCode> {
-    let conn = store::open_inspector(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    super::store_level::refuse_newer_level(&conn, &store::database_path(data_dir))?;
+pub fn verify(location: &store::Location, json: bool) -> Result<ExitCode> {
+    let conn = store::open_inspector_at(location)
+        .with_context(|| format!("opening the store {}", location.display()))?;
+    if let store::Location::Sqlite(data_dir) = location {
+        super::store_level::refuse_newer_level(&conn, &store::database_path(data_dir))?;
+    }
     let report = ledger::verify(&conn)?;
     let t = &report.totals;
     if json {

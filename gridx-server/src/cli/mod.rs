@@ -20,7 +20,8 @@ use args::{Cli, Command, LedgerCommand, TlsCommand};
 use color_eyre::eyre::Result;
 use gridx_proto::config::GridxConfig;
 use gridx_server::settings;
-use std::path::{Path, PathBuf};
+use gridx_server::store::Location;
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Runs one parsed command line.
@@ -29,7 +30,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let json = global.json;
     // Only commands that touch the store read the config: completions and man pages
     // come from the grammar alone and work without a home directory or config file.
-    let configured = || configured(global.config.as_deref(), global.data_dir.as_deref());
+    let configured = || {
+        configured(
+            global.config.as_deref(),
+            global.data_dir.as_deref(),
+            global.store.as_deref(),
+        )
+    };
     match cli.command {
         Command::Serve {
             listen,
@@ -37,7 +44,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             tls_cert,
             tls_key,
         } => {
-            let (mut config, data_dir) = configured()?;
+            let (mut config, location) = configured()?;
             if let Some(listen) = listen {
                 config.server.listen = listen;
             }
@@ -51,9 +58,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 config.server.tls.key = Some(key);
             }
             config.validate()?;
-            // Before binding: a refused store must not first say `listening on`.
-            store_level::refuse_newer_store(&data_dir)?;
-            serve::serve(config, data_dir)
+            match location {
+                Location::Sqlite(data_dir) => {
+                    // Before binding: a refused store must not first say `listening on`.
+                    store_level::refuse_newer_store(&data_dir)?;
+                    serve::serve(config, data_dir)
+                }
+                Location::Postgres(url) => serve::serve_replicated(config, url),
+            }
         }
         Command::Tls(TlsCommand::SelfSigned { hosts, out, force }) => {
             // The listen port for the printed client flags; no store is touched.
@@ -61,16 +73,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             tls::self_signed(&hosts, &out, force, &config.server.listen)
         }
         Command::User(cmd) => {
-            let (config, data_dir) = configured()?;
-            store_level::refuse_newer_store(&data_dir)?;
-            users::user(cmd, &config, &data_dir, json)
+            let (config, location) = configured()?;
+            refuse_newer(&location)?;
+            users::user(cmd, &config, &location, json)
         }
         Command::Worker(cmd) => {
-            let data_dir = configured()?.1;
-            store_level::refuse_newer_store(&data_dir)?;
-            workers::worker(cmd, &data_dir, json)
+            let location = configured()?.1;
+            refuse_newer(&location)?;
+            workers::worker(cmd, &location, json)
         }
-        Command::Backup { file } => backup::backup(&configured()?.1, &file),
+        Command::Backup { file } => match configured()?.1 {
+            Location::Sqlite(data_dir) => backup::backup(&data_dir, &file),
+            Location::Postgres(_) => Err(color_eyre::eyre::eyre!(
+                "backup copies an SQLite store; back up PostgreSQL with pg_dump or its own replication"
+            )),
+        },
         Command::Ledger(LedgerCommand::Verify) => ledger::verify(&configured()?.1, json),
         Command::Audit { limit, before } => audit::show(&configured()?.1, limit, before, json),
         Command::Completions { shell } => completions::print(shell),
@@ -78,13 +95,36 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The layered config (defaults, file, environment) with `--data-dir` applied, and the
-/// data directory it names.
-fn configured(file: Option<&Path>, data_dir: Option<&Path>) -> Result<(GridxConfig, PathBuf)> {
+/// The layered config (defaults, file, environment) with `--data-dir` and `--store`
+/// applied, and the store they name: `--store`, else `[store] url` (or
+/// `GRIDX_STORE`), else SQLite in the data directory.
+fn configured(
+    file: Option<&Path>,
+    data_dir: Option<&Path>,
+    store: Option<&str>,
+) -> Result<(GridxConfig, Location)> {
     let mut config = settings::load(file)?;
     if let Some(dir) = data_dir {
         config.server.data_dir = Some(dir.to_owned());
     }
-    let data_dir = settings::data_dir(config.server.data_dir.as_deref())?;
-    Ok((config, data_dir))
+    if let Some(url) = store {
+        config.store.url = Some(url.to_owned());
+    }
+    let location = match config.store.url.as_deref() {
+        Some(url) => Location::parse(url).map_err(|e| color_eyre::eyre::eyre!("--store: {e}"))?,
+        None => Location::Sqlite(settings::data_dir(config.server.data_dir.as_deref())?),
+    };
+    if let Location::Sqlite(dir) = &location {
+        config.server.data_dir = Some(dir.clone());
+    }
+    Ok((config, location))
+}
+
+/// An SQLite store written by a newer gridx-server is refused before it is opened
+/// (PostgreSQL's level is checked when the store opens).
+fn refuse_newer(location: &Location) -> Result<()> {
+    match location {
+        Location::Sqlite(dir) => store_level::refuse_newer_store(dir),
+        Location::Postgres(_) => Ok(()),
+    }
 }

@@ -108,3 +108,56 @@ pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// `serve` on a PostgreSQL store: one of several coordinators, leading or standing by
+/// (`gridx_server::replicated`). It exits with an error when it led and lost the
+/// leadership; its service manager restarts it as a standby.
+pub fn serve_replicated(config: GridxConfig, url: String) -> Result<ExitCode> {
+    init_logging(config.server.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("gridx-server")
+        .build()
+        .context("starting the async runtime")?;
+    if let (Some(cert), Some(key)) = (&config.server.tls.cert, &config.server.tls.key) {
+        gridx_server::tls::load_pair(cert, key).context("the TLS certificate")?;
+    }
+    let shown = gridx_server::store::redact(&url);
+    // Before binding: a database that cannot be reached, or holds a newer schema,
+    // stops `serve` before it says `listening on`.
+    gridx_server::store::postgres::open(&url, None)
+        .with_context(|| format!("opening the store {shown}"))?;
+    let tls = config.server.tls.cert.is_some();
+    runtime.block_on(async move {
+        ignore_hangup_without_tls(tls);
+        let listener = tokio::net::TcpListener::bind(&config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let bound = listener.local_addr()?;
+        let advertise = config
+            .store
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("{}://{bound}", if tls { "https" } else { "http" }));
+        print_stdout(&format!("listening on {bound}"))?;
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            gridx_server::signals::shutdown_signal().await;
+            tracing::info!("signal received");
+            let _ = shutdown_tx.send(true);
+        });
+        tracing::info!(store = %shown, %advertise, "starting on a shared store");
+        gridx_server::replicated::launch_replicated(
+            config.server,
+            url,
+            advertise,
+            gridx_server::leadership::Timing::default(),
+            listener,
+            shutdown_rx,
+        )
+        .await
+        .with_context(|| format!("coordinator on {shown} failed"))?;
+        Ok::<_, color_eyre::Report>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

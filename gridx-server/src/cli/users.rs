@@ -10,16 +10,15 @@ use gridx_proto::{Credits, UserName};
 use gridx_server::admin;
 use gridx_server::store::audit::{self, Actor};
 use gridx_server::store::{self, users};
-use std::path::Path;
 use std::process::ExitCode;
 
 pub fn user(
     cmd: UserCommand,
     config: &GridxConfig,
-    data_dir: &Path,
+    location: &store::Location,
     json: bool,
 ) -> Result<ExitCode> {
-    let conn = store::open_writer(data_dir)?;
+    let conn = store::open_writer_at(location)?;
     let actor = Actor::cli();
     match cmd {
         UserCommand::Add {

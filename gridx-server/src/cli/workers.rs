@@ -8,11 +8,10 @@ use gridx_proto::{UserName, WorkerId};
 use gridx_server::store::audit::{self, Actor};
 use gridx_server::store::trust::{self, Subject};
 use gridx_server::store::{self, users};
-use std::path::Path;
 use std::process::ExitCode;
 
-pub fn worker(cmd: WorkerCommand, data_dir: &Path, json: bool) -> Result<ExitCode> {
-    let conn = store::open_writer(data_dir)?;
+pub fn worker(cmd: WorkerCommand, location: &store::Location, json: bool) -> Result<ExitCode> {
+    let conn = store::open_writer_at(location)?;
     let actor = Actor::cli();
     let record = |conn: &store::Db, action: &str, id: WorkerId, detail: &str| {
         audit::record(conn, &actor, action, &format!("worker:{id}"), detail)

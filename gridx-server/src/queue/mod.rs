@@ -389,11 +389,25 @@ pub fn start(
 ) -> Result<(QueueHandle, std::thread::JoinHandle<()>), crate::store::StoreError> {
     let (tx, mut rx) = mpsc::channel::<Command>(65_536);
     let (stats_tx, stats_rx) = watch::channel(QueueStats::default());
-    let mut state = model::State::load(&conn, settings, events, board, metrics, stats_tx)?;
+    // The state is loaded on the queue's own thread, which owns the connection from
+    // the start: PostgreSQL's synchronous client must not run on the caller's, an
+    // async runtime's. The caller waits for the load's outcome.
+    let (loaded_tx, loaded_rx) = std::sync::mpsc::sync_channel(1);
     let handle = std::thread::Builder::new()
         .name("gridx-queue".into())
         .spawn(move || {
             let mut conn = conn;
+            let mut state =
+                match model::State::load(&conn, settings, events, board, metrics, stats_tx) {
+                    Ok(state) => {
+                        let _ = loaded_tx.send(Ok(()));
+                        state
+                    }
+                    Err(e) => {
+                        let _ = loaded_tx.send(Err(e));
+                        return;
+                    }
+                };
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while let Some(first) = rx.blocking_recv() {
                 batch.push(first);
@@ -412,6 +426,9 @@ pub fn start(
             state.close_all_sessions();
         })
         .map_err(|_| crate::store::StoreError::Unavailable)?;
+    loaded_rx
+        .recv()
+        .map_err(|_| crate::store::StoreError::Unavailable)??;
     Ok((
         QueueHandle {
             tx,

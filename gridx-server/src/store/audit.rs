@@ -2,7 +2,7 @@
 //! `gridx-server worker …`, `/v1/admin/…`), who made it and when. Append-only like the
 //! ledger; written in the transaction of the change it records.
 
-use super::{StoreError, StoreResult, now_millis};
+use super::{StoreResult, now_millis};
 use crate::params;
 use crate::store::db::Db;
 use gridx_proto::admin::AuditEntry;
@@ -72,7 +72,7 @@ pub fn record(
 pub fn list(conn: &Db, limit: u32, before: Option<u64>) -> StoreResult<Vec<AuditEntry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, at, actor, action, subject, detail FROM audit
-         WHERE ?1 IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2",
+         WHERE CAST(?1 AS BIGINT) IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![before.map(|b| b as i64), limit], |r| {
         Ok(AuditEntry {
@@ -84,5 +84,5 @@ pub fn list(conn: &Db, limit: u32, before: Option<u64>) -> StoreResult<Vec<Audit
             detail: r.get(5)?,
         })
     })?;
-    rows.collect::<Result<_, _>>().map_err(StoreError::from)
+    rows.collect::<Result<_, _>>()
 }

@@ -264,11 +264,30 @@ impl<T> OptionalExtension<T> for StoreResult<T> {
 
 /// A PostgreSQL connection with its prepared statements.
 pub struct PgConn {
-    client: RefCell<postgres::Client>,
+    /// Taken out only by `Drop`.
+    client: RefCell<Option<postgres::Client>>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
     /// The leadership epoch every transaction of this connection is fenced by
     /// (`crate::leadership::fence`); `None` for admin commands and readers.
     epoch: Option<i64>,
+}
+
+impl Drop for PgConn {
+    /// Closing the synchronous client blocks on its own runtime, which panics on a
+    /// thread that drives async tasks (where the API's state, holding the readers,
+    /// is dropped): such a thread hands the client to a thread of its own to close.
+    fn drop(&mut self) {
+        let Some(client) = self.client.get_mut().take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new()
+                .name("gridx-pg-close".into())
+                .spawn(move || drop(client));
+        } else {
+            drop(client);
+        }
+    }
 }
 
 /// How many prepared statements a PostgreSQL connection keeps: more than the store
@@ -291,7 +310,7 @@ impl Db {
     /// A PostgreSQL connection; `epoch` fences its transactions (the leader's).
     pub fn postgres(client: postgres::Client, epoch: Option<i64>) -> Self {
         Db::Postgres(Box::new(PgConn {
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
             epoch,
         }))
@@ -333,7 +352,7 @@ impl Db {
             Db::Postgres(pg) => {
                 let stmt = pg.statement(sql)?;
                 let refs = pg_params(&values);
-                let changed = pg.client.borrow_mut().execute(&stmt, &refs)?;
+                let changed = pg.client()?.execute(&stmt, &refs)?;
                 Ok(usize::try_from(changed).unwrap_or(usize::MAX))
             }
         }
@@ -365,7 +384,7 @@ impl Db {
             Db::Postgres(pg) => {
                 let stmt = pg.statement(sql)?;
                 let refs = pg_params(&values);
-                let rows = pg.client.borrow_mut().query(&stmt, &refs)?;
+                let rows = pg.client()?.query(&stmt, &refs)?;
                 for r in &rows {
                     out.push(f(&from_postgres(r)?)?);
                 }
@@ -399,7 +418,7 @@ impl Db {
     pub fn execute_batch(&self, sql: &str) -> StoreResult<()> {
         match self {
             Db::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Db::Postgres(pg) => Ok(pg.client.borrow_mut().batch_execute(sql)?),
+            Db::Postgres(pg) => Ok(pg.client()?.batch_execute(sql)?),
         }
     }
 
@@ -411,7 +430,7 @@ impl Db {
         match self {
             Db::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
             Db::Postgres(pg) => {
-                pg.client.borrow_mut().batch_execute("BEGIN")?;
+                pg.client()?.batch_execute("BEGIN")?;
                 let tx = Tx {
                     db: self,
                     open: true,
@@ -450,8 +469,7 @@ impl Db {
         match self {
             Db::Sqlite(c) => c.execute_batch("BEGIN DEFERRED")?,
             Db::Postgres(pg) => pg
-                .client
-                .borrow_mut()
+                .client()?
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?,
         }
         Ok(Tx {
@@ -524,12 +542,17 @@ impl Drop for Tx<'_> {
 }
 
 impl PgConn {
+    fn client(&self) -> StoreResult<std::cell::RefMut<'_, postgres::Client>> {
+        std::cell::RefMut::filter_map(self.client.borrow_mut(), Option::as_mut)
+            .map_err(|_| StoreError::Unavailable)
+    }
+
     fn statement(&self, sql: &str) -> StoreResult<postgres::Statement> {
         if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
         let translated = to_postgres(sql).map_err(StoreError::Corrupt)?;
-        let stmt = self.client.borrow_mut().prepare(&translated)?;
+        let stmt = self.client()?.prepare(&translated)?;
         let mut cache = self.statements.borrow_mut();
         if cache.len() >= PG_STATEMENT_CACHE {
             cache.clear();

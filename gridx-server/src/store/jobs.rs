@@ -10,7 +10,7 @@ use gridx_proto::job::FailureReason;
 use gridx_proto::time_fmt::from_unix_millis;
 use gridx_proto::{Credits, JobId, JobSpec, JobStatus, Language, UserName, WorkerId};
 
-const VIEW_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
+const VIEW_COLUMNS: &str = "id, \"user\", status, language, priority, timeout_s, memory_mb,
     submitted_at, started_at, finished_at, worker_id, attempts, exit_code, stdout, stderr,
     stdout_truncated, stderr_truncated, duration_ms, reason, message, cost, refusals, refusal,
     gpus, validate, validation, compile_output, gpu_memory_mb, gpu_indices";
@@ -18,7 +18,7 @@ const VIEW_COLUMNS: &str = "id, user, status, language, priority, timeout_s, mem
 /// The view's columns with the output's byte lengths in place of the output:
 /// `octet_length` counts a TEXT value's bytes without loading it, so a summary costs
 /// the same whatever the job printed.
-const SUMMARY_COLUMNS: &str = "id, user, status, language, priority, timeout_s, memory_mb,
+const SUMMARY_COLUMNS: &str = "id, \"user\", status, language, priority, timeout_s, memory_mb,
     submitted_at, started_at, finished_at, worker_id, attempts, exit_code,
     octet_length(stdout), octet_length(stderr), stdout_truncated, stderr_truncated,
     duration_ms, reason, message, cost, refusals, refusal, gpus";
@@ -186,14 +186,13 @@ pub fn find_submit_key(
     user: &UserName,
     key: &str,
 ) -> StoreResult<Option<(JobId, String)>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT job_id, request_sha256 FROM submit_keys WHERE user = ?1 AND key = ?2",
-        )?
-        .query_row(params![user.as_str(), key], |row| {
-            Ok((JobId(row.get::<i64>(0)? as u64), row.get(1)?))
-        })
-        .optional()?)
+    conn.prepare_cached(
+        "SELECT job_id, request_sha256 FROM submit_keys WHERE \"user\" = ?1 AND key = ?2",
+    )?
+    .query_row(params![user.as_str(), key], |row| {
+        Ok((JobId(row.get::<i64>(0)? as u64), row.get(1)?))
+    })
+    .optional()
 }
 
 /// Remembers which job a submit with this key made (same transaction as the job).
@@ -205,7 +204,7 @@ pub fn insert_submit_key(
     job_id: JobId,
 ) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO submit_keys (user, key, request_sha256, job_id) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO submit_keys (\"user\", key, request_sha256, job_id) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![user.as_str(), key, request_sha256, job_id.0 as i64])?;
     Ok(())
@@ -228,10 +227,9 @@ pub fn job_view(conn: &Db, id: JobId) -> StoreResult<Option<JobView>> {
 /// A job without its output (for live events): its size does not depend on the output.
 pub fn job_summary(conn: &Db, id: JobId) -> StoreResult<Option<JobSummary>> {
     let sql = format!("SELECT {SUMMARY_COLUMNS} FROM jobs WHERE id = ?1");
-    Ok(conn
-        .prepare_cached(&sql)?
+    conn.prepare_cached(&sql)?
         .query_row([id.0 as i64], summary_from_row)
-        .optional()?)
+        .optional()
 }
 
 /// One of a job's outputs, exactly as stored, with the job's owner (the caller decides
@@ -242,11 +240,10 @@ pub fn job_output(
     stream: OutputStream,
 ) -> StoreResult<Option<(UserName, String)>> {
     let sql = match stream {
-        OutputStream::Stdout => "SELECT user, stdout FROM jobs WHERE id = ?1",
-        OutputStream::Stderr => "SELECT user, stderr FROM jobs WHERE id = ?1",
+        OutputStream::Stdout => "SELECT \"user\", stdout FROM jobs WHERE id = ?1",
+        OutputStream::Stderr => "SELECT \"user\", stderr FROM jobs WHERE id = ?1",
     };
-    Ok(conn
-        .prepare_cached(sql)?
+    conn.prepare_cached(sql)?
         .query_row([id.0 as i64], |r| {
             let user: String = r.get(0)?;
             Ok((
@@ -254,7 +251,7 @@ pub fn job_output(
                 r.get(1)?,
             ))
         })
-        .optional()?)
+        .optional()
 }
 
 /// Jobs newest first, optionally only one user's and one status, before a cursor, as
@@ -268,7 +265,7 @@ pub fn list_jobs(
 ) -> StoreResult<(Vec<JobSummary>, Option<JobId>)> {
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS} FROM jobs
-         WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR status = ?2) AND id < ?3
+         WHERE (CAST(?1 AS TEXT) IS NULL OR \"user\" = ?1) AND (CAST(?2 AS TEXT) IS NULL OR status = ?2) AND id < ?3
          ORDER BY id DESC LIMIT ?4"
     );
     // Ids past i64::MAX cannot exist; such a cursor means "from the newest".
@@ -415,7 +412,7 @@ pub fn write_status(
             .prepare_cached(
                 "UPDATE jobs SET status = ?3, worker_id = NULL, started_at = NULL,
                                  assigned_at = NULL, gpu_indices = NULL,
-                                 refusals = refusals + (?4 IS NOT NULL),
+                                 refusals = refusals + CASE WHEN CAST(?4 AS TEXT) IS NULL THEN 0 ELSE 1 END,
                                  refusal = coalesce(?4, refusal)
                  WHERE id = ?1 AND status = ?2",
             )?
@@ -487,7 +484,7 @@ pub struct LiveJob {
 /// Every queued and running job, oldest first, for rebuilding the queue at start-up.
 pub fn live_jobs(conn: &Db) -> StoreResult<Vec<LiveJob>> {
     let mut stmt = conn.prepare(
-        "SELECT id, user, language, priority, status, worker_id, attempts, cancel_requested, cost,
+        "SELECT id, \"user\", language, priority, status, worker_id, attempts, cancel_requested, cost,
                 timeout_s, memory_mb, refusals, started_at IS NOT NULL, validate, gpus,
                 gpu_memory_mb, gpu_indices
          FROM jobs WHERE status IN ('queued', 'running') ORDER BY id",
@@ -519,20 +516,20 @@ pub fn live_jobs(conn: &Db) -> StoreResult<Vec<LiveJob>> {
                 .map_err(|text| corrupt("gpu_indices", text))?,
         })
     })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// Drops the code, stdin and output of jobs that finished before `cutoff`; the row
 /// and its ledger entries stay. Returns how many jobs were pruned.
 pub fn prune_output(conn: &Db, cutoff: i64) -> StoreResult<usize> {
     super::judge0::keep_verdicts(conn, cutoff)?;
-    Ok(conn.execute(
+    conn.execute(
         "UPDATE jobs SET code = '', stdin = '', stdout = '', stderr = '',
                         compile_output = CASE WHEN compile_output IS NULL THEN NULL ELSE '' END,
                         output_pruned = 1
          WHERE output_pruned = 0 AND finished_at IS NOT NULL AND finished_at < ?1",
         [cutoff],
-    )?)
+    )
 }
 
 #[cfg(test)]

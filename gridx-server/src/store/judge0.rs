@@ -57,15 +57,14 @@ fn row(r: &Row) -> crate::store::StoreResult<(JobId, Judge0Link)> {
 
 /// The job of a token, if that user owns it (another user's token is not found).
 pub fn find(conn: &Db, token: &str, owner: &UserName) -> StoreResult<Option<(JobId, Judge0Link)>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched,
+    conn.prepare_cached(
+        "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched,
                     s.callback_url
              FROM judge0_submissions s JOIN jobs j ON j.id = s.job_id
-             WHERE s.token = ?1 AND j.user = ?2",
-        )?
-        .query_row(params![token, owner.as_str()], row)
-        .optional()?)
+             WHERE s.token = ?1 AND j.\"user\" = ?2",
+    )?
+    .query_row(params![token, owner.as_str()], row)
+    .optional()
 }
 
 /// A page of a user's Judge0 submissions, newest first, and how many there are.
@@ -79,7 +78,7 @@ pub fn page(
         "SELECT s.job_id, s.token, s.language_id, s.expected_output, s.settings, s.matched,
                     s.callback_url
          FROM judge0_submissions s JOIN jobs j ON j.id = s.job_id
-         WHERE j.user = ?1 ORDER BY s.job_id DESC LIMIT ?2 OFFSET ?3",
+         WHERE j.\"user\" = ?1 ORDER BY s.job_id DESC LIMIT ?2 OFFSET ?3",
     )?;
     let rows = stmt
         .query_map(
@@ -90,7 +89,7 @@ pub fn page(
     let total: i64 = conn
         .prepare_cached(
             "SELECT COUNT(*) FROM judge0_submissions s JOIN jobs j ON j.id = s.job_id
-             WHERE j.user = ?1",
+             WHERE j.\"user\" = ?1",
         )?
         .query_row([owner.as_str()], |r| r.get(0))?;
     Ok((rows, total as u64))
@@ -98,10 +97,9 @@ pub fn page(
 
 /// A job's code and stdin, for the `source_code` and `stdin` fields.
 pub fn input(conn: &Db, job_id: JobId) -> StoreResult<Option<(String, String)>> {
-    Ok(conn
-        .prepare_cached("SELECT code, stdin FROM jobs WHERE id = ?1")?
+    conn.prepare_cached("SELECT code, stdin FROM jobs WHERE id = ?1")?
         .query_row([job_id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
+        .optional()
 }
 
 /// Before retention blanks the output of jobs that ended before `cutoff`, fixes the

@@ -220,13 +220,13 @@ pub struct LedgerTotals {
 pub fn totals(conn: &Db) -> StoreResult<LedgerTotals> {
     // What the mint gave out, net of what operators took back.
     let granted: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(CASE kind WHEN 'grant' THEN amount ELSE -amount END), 0)
+        "SELECT COALESCE(CAST(SUM(CASE kind WHEN 'grant' THEN amount ELSE -amount END) AS BIGINT), 0)
          FROM ledger WHERE kind IN ('grant', 'debit')",
         (),
         |r| r.get(0),
     )?;
     let users: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(balance), 0) FROM accounts WHERE id LIKE 'user:%'",
+        "SELECT COALESCE(CAST(SUM(balance) AS BIGINT), 0) FROM accounts WHERE id LIKE 'user:%'",
         (),
         |r| r.get(0),
     )?;
@@ -261,8 +261,8 @@ pub fn verify(conn: &Db) -> StoreResult<VerifyReport> {
 
     let mut stmt = conn.prepare(
         "SELECT a.id, a.balance,
-                COALESCE((SELECT SUM(amount) FROM ledger WHERE to_account = a.id), 0)
-              - COALESCE((SELECT SUM(amount) FROM ledger WHERE from_account = a.id), 0)
+                COALESCE((SELECT CAST(SUM(amount) AS BIGINT) FROM ledger WHERE to_account = a.id), 0)
+              - COALESCE((SELECT CAST(SUM(amount) AS BIGINT) FROM ledger WHERE from_account = a.id), 0)
          FROM accounts a",
     )?;
     let rows = stmt.query_map((), |r| {
@@ -291,7 +291,7 @@ pub fn verify(conn: &Db) -> StoreResult<VerifyReport> {
                 (SELECT COUNT(*) FROM ledger WHERE job_id = j.id AND kind = 'reward'),
                 (SELECT COUNT(*) FROM ledger WHERE job_id = j.id AND kind = 'fee'),
                 (SELECT COUNT(*) FROM ledger WHERE job_id = j.id AND kind = 'refund'),
-                (SELECT COALESCE(SUM(amount), 0) FROM ledger
+                (SELECT COALESCE(CAST(SUM(amount) AS BIGINT), 0) FROM ledger
                    WHERE job_id = j.id AND kind IN ('reward', 'fee', 'refund')),
                 (SELECT COUNT(*) FROM replicas WHERE job_id = j.id AND verdict = 'valid'),
                 (SELECT COUNT(*) FROM replicas WHERE job_id = j.id AND verdict = 'pending'),
@@ -430,7 +430,7 @@ pub fn verify(conn: &Db) -> StoreResult<VerifyReport> {
         ));
     }
     let total: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(balance), 0) FROM accounts WHERE id != 'mint'",
+        "SELECT COALESCE(CAST(SUM(balance) AS BIGINT), 0) FROM accounts WHERE id != 'mint'",
         (),
         |r| r.get(0),
     )?;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 /// Stores one piece, which the queue checked to follow the stored ones.
 pub fn append(conn: &Db, job: JobId, chunk: &OutputChunk) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO live_output (job_id, stream, offset, text) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO live_output (job_id, stream, \"offset\", text) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![
         job.0 as i64,
@@ -36,8 +36,8 @@ pub fn clear(conn: &Db, job: JobId) -> StoreResult<()> {
 /// A job's pieces, stdout's then stderr's, each in order.
 pub fn pieces(conn: &Db, job: JobId) -> StoreResult<Vec<OutputChunk>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT stream, offset, text FROM live_output WHERE job_id = ?1
-         ORDER BY stream DESC, offset",
+        "SELECT stream, \"offset\", text FROM live_output WHERE job_id = ?1
+         ORDER BY stream DESC, \"offset\"",
     )?;
     let rows = stmt.query_map([job.0 as i64], |r| {
         Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<String>(2)?))
@@ -130,7 +130,7 @@ pub fn snapshot(conn: &Db, job: JobId) -> StoreResult<Option<Snapshot>> {
 /// bytes (the queue's memory of it, rebuilt at start).
 pub fn lengths(conn: &Db) -> StoreResult<HashMap<JobId, [u64; 2]>> {
     let mut stmt = conn.prepare(
-        "SELECT job_id, stream, SUM(octet_length(text)) FROM live_output GROUP BY job_id, stream",
+        "SELECT job_id, stream, CAST(SUM(octet_length(text)) AS BIGINT) FROM live_output GROUP BY job_id, stream",
     )?;
     let rows = stmt.query_map((), |r| {
         Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?))
@@ -155,7 +155,7 @@ mod tests {
     fn pieces_are_kept_in_order_counted_and_cleared() {
         let conn = testing::memory_store(&["alice"], "alice");
         conn.execute(
-            "INSERT INTO jobs (id, user, status, language, code, stdin, timeout_s, memory_mb,
+            "INSERT INTO jobs (id, \"user\", status, language, code, stdin, timeout_s, memory_mb,
                                priority, max_output_bytes, submitted_at, cost)
              VALUES (1, 'alice', 'running', 'bash', '', '', 1, 1, 0, 1024, 0, 0)",
             (),

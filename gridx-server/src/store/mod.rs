@@ -10,6 +10,7 @@ pub mod judge0;
 pub mod ledger;
 pub mod live_output;
 pub mod lock;
+pub mod postgres;
 pub mod postgres_schema;
 pub mod reader;
 pub mod schema;
@@ -28,8 +29,8 @@ use thiserror::Error;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("database error: {0}")]
-    Postgres(#[from] postgres::Error),
+    #[error("database error: {}", postgres_message(.0))]
+    Postgres(#[from] ::postgres::Error),
     /// A query that must return a row returned none (`db::OptionalExtension`).
     #[error("no row")]
     NoRow,
@@ -59,6 +60,99 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// PostgreSQL's own words: the server's message (with its detail), or the client's
+/// error and its cause (the `postgres` crate's display alone says "db error").
+fn postgres_message(e: &::postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        };
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// Where the store lives: `--store` / `[store] url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite database in this data directory (`sqlite:DIR`; the default, in
+    /// `--data-dir`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…`), which several
+    /// coordinators may share, one leading.
+    Postgres(String),
+}
+
+impl Location {
+    /// Reads `sqlite:DIR` or a PostgreSQL URL.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(dir) = text.strip_prefix("sqlite:") {
+            if dir.is_empty() {
+                return Err("sqlite: needs a data directory, as in sqlite:/var/lib/gridx".into());
+            }
+            return Ok(Location::Sqlite(PathBuf::from(dir)));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            text.parse::<::postgres::Config>()
+                .map_err(|e| format!("{}: {e}", redact(text)))?;
+            return Ok(Location::Postgres(text.to_owned()));
+        }
+        Err(format!(
+            "{}: a store is sqlite:DIR or postgres://USER@HOST/DATABASE",
+            redact(text)
+        ))
+    }
+
+    /// As it may be printed and logged: a password in the URL is replaced by `***`.
+    pub fn display(&self) -> String {
+        match self {
+            Location::Sqlite(dir) => format!("sqlite:{}", dir.display()),
+            Location::Postgres(url) => redact(url),
+        }
+    }
+}
+
+/// A store URL with its password (if any) hidden.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Opens the store for an admin command that writes (`user`, `worker`).
+pub fn open_writer_at(location: &Location) -> StoreResult<Db> {
+    match location {
+        Location::Sqlite(dir) => open_writer(dir),
+        Location::Postgres(url) => postgres::open(url, None),
+    }
+}
+
+/// Opens the store to read (the API's readers).
+pub fn open_reader_at(location: &Location) -> StoreResult<Db> {
+    match location {
+        Location::Sqlite(dir) => open_reader(dir),
+        Location::Postgres(url) => postgres::connect(url, None),
+    }
+}
+
+/// Opens the store to inspect it from an admin command (`ledger verify`, `audit`).
+pub fn open_inspector_at(location: &Location) -> StoreResult<Db> {
+    match location {
+        Location::Sqlite(dir) => open_inspector(dir),
+        Location::Postgres(url) => postgres::open(url, None),
+    }
+}
 
 /// The database file inside a data directory.
 pub fn database_path(data_dir: &Path) -> PathBuf {

@@ -1,9 +1,8 @@
 //! Read-only connections for the API, used on tokio's blocking pool so that no SQLite
 //! call ever runs on an async worker thread.
 
-use super::{StoreError, StoreResult, open_reader};
+use super::{Location, StoreError, StoreResult, open_reader_at};
 use crate::store::Db;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// A small pool of read-only connections.
@@ -13,16 +12,16 @@ pub struct Reader {
 }
 
 struct ReaderInner {
-    data_dir: PathBuf,
+    location: Location,
     idle: Mutex<Vec<super::Db>>,
     max_idle: usize,
 }
 
 impl Reader {
-    pub fn new(data_dir: PathBuf, max_idle: usize) -> Self {
+    pub fn new(location: Location, max_idle: usize) -> Self {
         Self {
             inner: Arc::new(ReaderInner {
-                data_dir,
+                location,
                 idle: Mutex::new(Vec::new()),
                 max_idle,
             }),
@@ -39,7 +38,7 @@ impl Reader {
         tokio::task::spawn_blocking(move || {
             let conn = match inner.idle.lock().map(|mut idle| idle.pop()) {
                 Ok(Some(conn)) => conn,
-                _ => open_reader(&inner.data_dir)?,
+                _ => open_reader_at(&inner.location)?,
             };
             let result = f(&conn);
             if let Ok(mut idle) = inner.idle.lock()

@@ -88,7 +88,7 @@ pub fn save_record(conn: &Db, subject: &Subject, r: &Record, now: i64) -> StoreR
         "INSERT INTO reliability
              (subject, validated, invalid, errors, lost, streak, strikes, quarantined,
               quarantined_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?8 IS NULL THEN NULL ELSE ?9 END)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN CAST(?8 AS TEXT) IS NULL THEN NULL ELSE CAST(?9 AS BIGINT) END)
          ON CONFLICT (subject) DO UPDATE SET
              validated = excluded.validated, invalid = excluded.invalid,
              errors = excluded.errors, lost = excluded.lost, streak = excluded.streak,
@@ -149,7 +149,7 @@ pub fn trusted_workers(conn: &Db) -> StoreResult<HashMap<WorkerId, bool>> {
     let rows = stmt.query_map((), |r| {
         Ok((WorkerId(r.get::<i64>(0)? as u64), r.get::<bool>(1)?))
     })?;
-    Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
+    rows.collect::<Result<HashMap<_, _>, _>>()
 }
 
 /// Lifts a quarantine: the worker's and its owner's strikes and streaks go back to
@@ -307,7 +307,7 @@ pub fn pending_by_worker(conn: &Db) -> StoreResult<HashMap<WorkerId, u64>> {
             r.get::<i64>(1)?.max(0) as u64,
         ))
     })?;
-    Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
+    rows.collect::<Result<HashMap<_, _>, _>>()
 }
 
 /// The owners whose workers reported a replica of each live job, for rebuilding the

@@ -39,7 +39,7 @@ fn token() -> StoreResult<String> {
 /// Creates a user who may submit up to priority 0 (see
 /// [`create_user_with_max_priority`]).
 pub fn create_user(
-    conn: &mut Db,
+    conn: &Db,
     name: &UserName,
     credits: Credits,
     admin: bool,
@@ -51,7 +51,7 @@ pub fn create_user(
 /// transaction. `max_priority` (0 or more) is the highest priority their submits may
 /// ask for. Returns the API token, which is never stored.
 pub fn create_user_with_max_priority(
-    conn: &mut Db,
+    conn: &Db,
     name: &UserName,
     credits: Credits,
     admin: bool,
@@ -188,9 +188,9 @@ pub fn user_account_view(conn: &Db, name: &UserName) -> StoreResult<UserAccountV
 fn user_views(conn: &Db, only: Option<&UserName>) -> StoreResult<Vec<UserAccountView>> {
     let mut stmt = conn.prepare_cached(
         "SELECT u.name, u.is_admin, a.balance,
-                (SELECT COUNT(*) FROM jobs j WHERE j.user = u.name), u.max_priority, u.disabled
+                (SELECT COUNT(*) FROM jobs j WHERE j.\"user\" = u.name), u.max_priority, u.disabled
          FROM users u JOIN accounts a ON a.id = 'user:' || u.name
-         WHERE ?1 IS NULL OR u.name = ?1 ORDER BY u.name",
+         WHERE CAST(?1 AS TEXT) IS NULL OR u.name = ?1 ORDER BY u.name",
     )?;
     let rows = stmt.query_map([only.map(UserName::as_str)], |r| {
         Ok((

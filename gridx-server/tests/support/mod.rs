@@ -23,11 +23,48 @@ pub struct TestServer {
     pub base: String,
     pub ws_base: String,
     pub data_dir: PathBuf,
+    /// Where the store is: SQLite in `data_dir`, or a PostgreSQL database of its own
+    /// on the shared test cluster when the suite runs on PostgreSQL (see [`engine`]).
+    pub location: store::Location,
     _tmp: Option<tempfile::TempDir>,
     shutdown: watch::Sender<bool>,
     handle: JoinHandle<Result<(), gridx_server::app::LaunchError>>,
     pub http: reqwest::Client,
     pub config: ServerConfig,
+}
+
+/// Which store this suite runs on: PostgreSQL when it was included by
+/// `tests/on_postgres.rs` (its module path says so), else SQLite. Without a
+/// PostgreSQL server outside CI, a PostgreSQL suite runs on SQLite and reports the
+/// skip (in CI that fails).
+pub fn engine_is_postgres() -> bool {
+    module_path!().starts_with("on_postgres")
+}
+
+/// A fresh store for one test server.
+fn fresh_location(data_dir: &std::path::Path) -> store::Location {
+    if engine_is_postgres() {
+        match gridx_e2e::postgres::shared().and_then(|c| c.create_database()) {
+            Ok(url) => return store::Location::Postgres(url),
+            Err(why) => gridx_e2e::skip::skip(gridx_e2e::skip::Tool::Postgres, why),
+        }
+    }
+    store::Location::Sqlite(data_dir.to_owned())
+}
+
+/// Runs `f` on a thread of its own: PostgreSQL's synchronous client must not run
+/// inside the test's async runtime.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(f).join().expect("store thread"))
+}
+
+/// The leadership's timing in tests: takeovers in about a second.
+pub fn fast_timing() -> gridx_server::leadership::Timing {
+    gridx_server::leadership::Timing {
+        lease: Duration::from_millis(1200),
+        renew_every: Duration::from_millis(300),
+        poll_every: Duration::from_millis(100),
+    }
 }
 
 pub fn fast_config() -> ServerConfig {
@@ -49,37 +86,57 @@ impl TestServer {
         let mut config = fast_config();
         tweak(&mut config);
         let dir = tmp.path().to_owned();
-        let mut server = Self::start_in(dir, config).await;
+        let location = fresh_location(&dir);
+        let mut server = Self::start_in(dir, location, config).await;
         server._tmp = Some(tmp);
         server
     }
 
-    async fn start_in(data_dir: PathBuf, config: ServerConfig) -> Self {
+    async fn start_in(data_dir: PathBuf, location: store::Location, config: ServerConfig) -> Self {
+        if std::env::var_os("GRIDX_TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        }
         // Create the store before launch so tests can add users straight away.
-        drop(store::open_writer(&data_dir).expect("store"));
+        off_runtime(|| drop(store::open_writer_at(&location).expect("store")));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (shutdown, rx) = watch::channel(false);
-        let handle = tokio::spawn(gridx_server::launch(
-            config.clone(),
-            data_dir.clone(),
-            listener,
-            rx,
-        ));
+        let handle = match &location {
+            store::Location::Sqlite(dir) => tokio::spawn(gridx_server::launch(
+                config.clone(),
+                dir.clone(),
+                listener,
+                rx,
+            )),
+            store::Location::Postgres(url) => {
+                tokio::spawn(gridx_server::replicated::launch_replicated(
+                    config.clone(),
+                    url.clone(),
+                    format!("http://{addr}"),
+                    fast_timing(),
+                    listener,
+                    rx,
+                ))
+            }
+        };
         let server = TestServer {
             base: format!("http://{addr}"),
             ws_base: format!("ws://{addr}"),
             data_dir,
+            location,
             _tmp: None,
             shutdown,
             handle,
             http: reqwest::Client::new(),
             config,
         };
-        for _ in 0..100 {
-            if server.http.get(server.url("/healthz")).send().await.is_ok() {
+        // Up, and leading (a coordinator on PostgreSQL stands by until it leads).
+        for _ in 0..500 {
+            if let Ok(r) = server.http.get(server.url("/healthz")).send().await
+                && r.status() == 200
+            {
                 return server;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -94,6 +151,7 @@ impl TestServer {
             base: format!("http://{addr}"),
             ws_base: format!("ws://{addr}"),
             data_dir: data_dir.to_owned(),
+            location: store::Location::Sqlite(data_dir.to_owned()),
             _tmp: None,
             shutdown,
             handle: tokio::spawn(async { Ok(()) }),
@@ -107,7 +165,12 @@ impl TestServer {
     pub async fn restart(mut self) -> Self {
         let tmp = self._tmp.take();
         self.stop().await;
-        let mut server = Self::start_in(self.data_dir.clone(), self.config.clone()).await;
+        let mut server = Self::start_in(
+            self.data_dir.clone(),
+            self.location.clone(),
+            self.config.clone(),
+        )
+        .await;
         server._tmp = tmp;
         server
     }
@@ -126,58 +189,67 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// Runs `f` on a writer connection to this server's store, off the runtime.
+    pub fn with_store<T: Send>(&self, f: impl FnOnce(&store::Db) -> T + Send) -> T {
+        let location = &self.location;
+        off_runtime(move || f(&store::open_writer_at(location).expect("store")))
+    }
+
     pub fn add_user(&self, name: &str, credits: i64) -> String {
-        let mut conn = store::open_writer(&self.data_dir).expect("store");
-        users::create_user(
-            &mut conn,
-            &UserName::new(name).unwrap(),
-            Credits::from_whole(credits),
-            false,
-        )
-        .expect("create user")
+        self.with_store(|conn| {
+            users::create_user(
+                conn,
+                &UserName::new(name).unwrap(),
+                Credits::from_whole(credits),
+                false,
+            )
+            .expect("create user")
+        })
     }
 
     /// Lets a user submit up to `max` (the operator's `user set --max-priority`).
     pub fn set_max_priority(&self, name: &str, max: i32) {
-        let conn = store::open_writer(&self.data_dir).expect("store");
-        users::set_max_priority(&conn, &UserName::new(name).unwrap(), max).expect("set");
+        self.with_store(|conn| {
+            users::set_max_priority(conn, &UserName::new(name).unwrap(), max).expect("set")
+        });
     }
 
     pub fn add_admin(&self, name: &str) -> String {
-        let mut conn = store::open_writer(&self.data_dir).expect("store");
-        users::create_user(
-            &mut conn,
-            &UserName::new(name).unwrap(),
-            Credits::from_whole(100),
-            true,
-        )
-        .expect("create admin")
+        self.with_store(|conn| {
+            users::create_user(
+                conn,
+                &UserName::new(name).unwrap(),
+                Credits::from_whole(100),
+                true,
+            )
+            .expect("create admin")
+        })
     }
 
     pub fn add_worker(&self, owner: &str) -> (WorkerId, String) {
-        let conn = store::open_writer(&self.data_dir).expect("store");
-        let (id, token) =
-            users::add_worker(&conn, &UserName::new(owner).unwrap(), "w").expect("add worker");
-        // Trusted, so results are taken as reported; the result-check suite
-        // (tests/validation.rs) registers its workers with `add_untrusted_worker`.
-        gridx_server::store::trust::set_trusted(&conn, id, true).expect("trust");
-        (id, token)
+        self.with_store(|conn| {
+            let (id, token) =
+                users::add_worker(conn, &UserName::new(owner).unwrap(), "w").expect("add worker");
+            // Trusted, so results are taken as reported; the result-check suite
+            // (tests/validation.rs) registers its workers with `add_untrusted_worker`.
+            gridx_server::store::trust::set_trusted(conn, id, true).expect("trust");
+            (id, token)
+        })
     }
 
     /// A worker on probation: its results are checked by replicas (docs/trust.md).
     pub fn add_untrusted_worker(&self, owner: &str) -> (WorkerId, String) {
-        let conn = store::open_writer(&self.data_dir).expect("store");
-        users::add_worker(&conn, &UserName::new(owner).unwrap(), "w").expect("add worker")
+        self.with_store(|conn| {
+            users::add_worker(conn, &UserName::new(owner).unwrap(), "w").expect("add worker")
+        })
     }
 
     pub fn revoke_worker(&self, id: WorkerId) {
-        let conn = store::open_writer(&self.data_dir).expect("store");
-        users::revoke_worker(&conn, id).expect("revoke");
+        self.with_store(|conn| users::revoke_worker(conn, id).expect("revoke"));
     }
 
     pub fn verify_ledger(&self) -> ledger::VerifyReport {
-        let conn = store::open_reader(&self.data_dir).expect("store");
-        ledger::verify(&conn).expect("verify")
+        self.with_store(|conn| ledger::verify(conn).expect("verify"))
     }
 
     pub fn assert_ledger_ok(&self) {
