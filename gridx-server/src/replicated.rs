@@ -109,8 +109,11 @@ pub async fn launch_replicated(
         // the leader's.
         switch.install(None);
         if lost {
-            tracing::error!(epoch, "the leadership was lost: stopping");
-            coordinator.stop(Duration::ZERO).await;
+            // No drain: its queue may be blocked on a database it cannot reach, and
+            // nothing it would write can land. The process ends; workers reconnect
+            // to the next address, and the new leader recovers their attempts.
+            tracing::error!(epoch, "the leadership was lost: stopping at once");
+            drop(coordinator);
             return Err(LaunchError::Deposed(epoch));
         }
         let grace = coordinator_grace(&coordinator);

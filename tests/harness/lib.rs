@@ -8,6 +8,7 @@
 pub mod cheater;
 pub mod cluster;
 pub mod completions;
+pub mod coordinators;
 mod docker_hosts;
 pub mod fake_worker;
 pub mod postgres;

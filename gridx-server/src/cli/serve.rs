@@ -7,6 +7,7 @@ use gridx_proto::config::{GridxConfig, LogFormat};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDX_LOG")
@@ -128,7 +129,7 @@ pub fn serve_replicated(config: GridxConfig, url: String) -> Result<ExitCode> {
     gridx_server::store::postgres::open(&url, None)
         .with_context(|| format!("opening the store {shown}"))?;
     let tls = config.server.tls.cert.is_some();
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async move {
         ignore_hangup_without_tls(tls);
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
@@ -158,6 +159,10 @@ pub fn serve_replicated(config: GridxConfig, url: String) -> Result<ExitCode> {
         .await
         .with_context(|| format!("coordinator on {shown} failed"))?;
         Ok::<_, color_eyre::Report>(())
-    })?;
+    });
+    // A deposed leader's reads may still wait on a database it cannot reach: do not
+    // wait for them to exit.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    outcome?;
     Ok(ExitCode::SUCCESS)
 }
