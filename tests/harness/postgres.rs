@@ -187,8 +187,20 @@ impl Cluster {
         let admin = self.url();
         let sql = format!("CREATE DATABASE {name}");
         std::thread::spawn(move || -> Result<(), String> {
-            let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-                .map_err(|e| format!("connecting to the test cluster: {e}"))?;
+            // Listening is not accepting: the server may still be starting up.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut client = loop {
+                match postgres::Client::connect(&admin, postgres::NoTls) {
+                    Ok(client) => break client,
+                    Err(e) if Instant::now() > deadline => {
+                        return Err(format!(
+                            "connecting to the test cluster: {e}: {}",
+                            e.as_db_error().map(|d| d.message()).unwrap_or_default()
+                        ));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            };
             client
                 .batch_execute(&sql)
                 .map_err(|e| format!("{sql}: {e}"))

@@ -65,6 +65,13 @@ pub enum Command {
     Worker(WorkerCommand),
     /// Write a consistent copy of the store to FILE, also while `serve` runs.
     Backup { file: PathBuf },
+    /// Copy this SQLite store into an empty PostgreSQL database, then verify the
+    /// ledger on both sides (the coordinator must be stopped).
+    Migrate {
+        /// The PostgreSQL database: postgres://USER@HOST/DATABASE.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Check the credit ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),

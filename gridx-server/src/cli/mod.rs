@@ -9,6 +9,7 @@ mod backup;
 mod completions;
 mod ledger;
 mod manpages;
+mod migrate;
 mod output;
 mod serve;
 mod store_level;
@@ -86,6 +87,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Location::Sqlite(data_dir) => backup::backup(&data_dir, &file),
             Location::Postgres(_) => Err(color_eyre::eyre::eyre!(
                 "backup copies an SQLite store; back up PostgreSQL with pg_dump or its own replication"
+            )),
+        },
+        Command::Migrate { to } => match configured()?.1 {
+            Location::Sqlite(data_dir) => migrate::migrate(&data_dir, &to, json),
+            Location::Postgres(_) => Err(color_eyre::eyre::eyre!(
+                "migrate copies an SQLite store (--data-dir or --store sqlite:DIR) into PostgreSQL"
             )),
         },
         Command::Ledger(LedgerCommand::Verify) => ledger::verify(&configured()?.1, json),

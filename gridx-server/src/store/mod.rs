@@ -10,6 +10,7 @@ pub mod judge0;
 pub mod ledger;
 pub mod live_output;
 pub mod lock;
+pub mod migrate;
 pub mod postgres;
 pub mod postgres_schema;
 pub mod reader;

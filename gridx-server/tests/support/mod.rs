@@ -92,6 +92,14 @@ impl TestServer {
         server
     }
 
+    /// A server on a store the caller chose (a migrated PostgreSQL database, say).
+    pub async fn start_on(location: store::Location) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut server = Self::start_in(tmp.path().to_owned(), location, fast_config()).await;
+        server._tmp = Some(tmp);
+        server
+    }
+
     async fn start_in(data_dir: PathBuf, location: store::Location, config: ServerConfig) -> Self {
         if std::env::var_os("GRIDX_TEST_LOG").is_some() {
             let _ = tracing_subscriber::fmt().with_test_writer().try_init();
