@@ -13,7 +13,13 @@
 //! target/release/examples/loadgen --idle-workers 10000      # RSS with idle workers
 //! target/release/examples/loadgen --owners 10 --streak 200   # with result checks
 //! target/release/examples/loadgen --batch 100               # POST /v1/jobs/batch
+//! target/release/examples/loadgen --store postgres://gridx@127.0.0.1:5432/bench
 //! ```
+//!
+//! `--store URL` runs the coordinator on that PostgreSQL database (empty, or made
+//! by an earlier run's schema with no users) instead of a temporary SQLite store.
+//! The coordinator's CPU then excludes PostgreSQL's own processes:
+//! `scripts/bench-postgres.sh` measures those too.
 //!
 //! By default the simulated workers belong to one owner and are marked trusted, so
 //! no result is checked (docs/trust.md). `--owners N` spreads them over N owners,
@@ -52,6 +58,8 @@ struct Options {
     streak: u64,
     /// Jobs per request through `POST /v1/jobs/batch` (0: single submits).
     batch: usize,
+    /// `--store postgres://…`: the store, instead of SQLite in a temporary directory.
+    store: Option<String>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -66,10 +74,15 @@ fn parse_args() -> Result<Options, String> {
         owners: 0,
         streak: 0,
         batch: 0,
+        store: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if flag == "--store" {
+            o.store = Some(value);
+            continue;
+        }
         let n: usize = value
             .parse()
             .map_err(|_| format!("{flag}: {value:?} is not a number"))?;
@@ -104,10 +117,17 @@ fn server_binary() -> Result<PathBuf, String> {
     }
 }
 
-fn admin(bin: &Path, dir: &Path, args: &[&str]) -> String {
+/// The store flag of every `gridx-server` command: `--store URL` or `--data-dir DIR`.
+fn store_args(store: &Option<String>, dir: &Path) -> [std::ffi::OsString; 2] {
+    match store {
+        Some(url) => ["--store".into(), url.into()],
+        None => ["--data-dir".into(), dir.into()],
+    }
+}
+
+fn admin(bin: &Path, store: &[std::ffi::OsString; 2], args: &[&str]) -> String {
     let out = Command::new(bin)
-        .arg("--data-dir")
-        .arg(dir)
+        .args(store)
         .args(args)
         .output()
         .expect("gridx-server runs");
@@ -300,6 +320,7 @@ async fn main() {
         }
     };
     let dir = tempfile::tempdir().expect("temp dir");
+    let store = store_args(&options.store, dir.path());
     let config = dir.path().join("gridx.toml");
     std::fs::write(
         &config,
@@ -314,7 +335,7 @@ async fn main() {
         .map(|i| {
             admin(
                 &bin,
-                dir.path(),
+                &store,
                 &[
                     "user",
                     "add",
@@ -331,48 +352,63 @@ async fn main() {
         (0..options.owners).map(|i| format!("owner{i}")).collect()
     };
     for name in &owner_names {
-        admin(&bin, dir.path(), &["user", "add", name, "--credits", "0"]);
+        admin(&bin, &store, &["user", "add", name, "--credits", "0"]);
     }
     let total_workers = options.workers + options.idle_workers;
     let started = Instant::now();
     let worker_tokens: Vec<String> = {
         // One admin process per token is slow for thousands; register in bulk.
         use gridx_server::store::trust::{self, Record, Subject};
-        let conn = gridx_server::store::open_writer(dir.path()).expect("store");
-        let owners: Vec<gridx_proto::UserName> = owner_names
-            .iter()
-            .map(|n| gridx_proto::UserName::new(n).expect("name"))
-            .collect();
-        let tx = conn.transaction().expect("tx");
-        let record = Record {
-            validated: options.streak,
-            streak: options.streak,
-            ..Record::default()
+        let location = match &options.store {
+            Some(url) => gridx_server::store::Location::parse(url).expect("--store"),
+            None => gridx_server::store::Location::Sqlite(dir.path().to_owned()),
         };
-        let tokens = (0..total_workers)
-            .map(|i| {
-                let owner = &owners[i % owners.len()];
-                let (id, token) =
-                    gridx_server::store::users::add_worker(&tx, owner, "sim").expect("worker");
-                if options.owners == 0 {
-                    // One owner's simulated workers cannot check each other
-                    // (docs/trust.md): trusted, so this measures the coordinator
-                    // without result checks.
-                    trust::set_trusted(&tx, id, true).expect("trust");
-                } else {
-                    trust::save_record(&tx, &Subject::Worker(id), &record, 0).expect("record");
-                }
-                token
-            })
-            .collect();
-        if options.owners > 0 {
-            for owner in &owners {
-                trust::save_record(&tx, &Subject::Owner(owner.clone()), &record, 0)
-                    .expect("record");
-            }
-        }
-        tx.commit().expect("commit");
-        tokens
+        // A thread of its own: PostgreSQL's synchronous client must not run on the
+        // async runtime's.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let conn = gridx_server::store::open_writer_at(&location).expect("store");
+                    let owners: Vec<gridx_proto::UserName> = owner_names
+                        .iter()
+                        .map(|n| gridx_proto::UserName::new(n).expect("name"))
+                        .collect();
+                    let tx = conn.transaction().expect("tx");
+                    let record = Record {
+                        validated: options.streak,
+                        streak: options.streak,
+                        ..Record::default()
+                    };
+                    let tokens = (0..total_workers)
+                        .map(|i| {
+                            let owner = &owners[i % owners.len()];
+                            let (id, token) =
+                                gridx_server::store::users::add_worker(&tx, owner, "sim")
+                                    .expect("worker");
+                            if options.owners == 0 {
+                                // One owner's simulated workers cannot check each other
+                                // (docs/trust.md): trusted, so this measures the coordinator
+                                // without result checks.
+                                trust::set_trusted(&tx, id, true).expect("trust");
+                            } else {
+                                trust::save_record(&tx, &Subject::Worker(id), &record, 0)
+                                    .expect("record");
+                            }
+                            token
+                        })
+                        .collect();
+                    if options.owners > 0 {
+                        for owner in &owners {
+                            trust::save_record(&tx, &Subject::Owner(owner.clone()), &record, 0)
+                                .expect("record");
+                        }
+                    }
+                    tx.commit().expect("commit");
+                    tokens
+                })
+                .join()
+                .expect("registering workers")
+        })
     };
     eprintln!(
         "registered {total_workers} workers in {:.1}s",
@@ -383,8 +419,7 @@ async fn main() {
         .map(|a| a.port())
         .expect("port");
     let mut server = Command::new(&bin)
-        .arg("--data-dir")
-        .arg(dir.path())
+        .args(&store)
         .arg("--config")
         .arg(&config)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -399,8 +434,11 @@ async fn main() {
         .pool_max_idle_per_host(options.concurrency)
         .build()
         .expect("client");
-    for _ in 0..200 {
-        if http.get(format!("{http_url}/healthz")).send().await.is_ok() {
+    // Up and leading (on PostgreSQL a coordinator leads a moment after it listens).
+    for _ in 0..400 {
+        if let Ok(r) = http.get(format!("{http_url}/healthz")).send().await
+            && r.status() == 200
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -621,6 +659,6 @@ async fn main() {
         .args(["-TERM", &server.id().to_string()])
         .status();
     let _ = server.wait();
-    let verify = admin(&bin, dir.path(), &["ledger", "verify"]);
+    let verify = admin(&bin, &store, &["ledger", "verify"]);
     println!("{verify}");
 }
