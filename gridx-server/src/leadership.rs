@@ -1,6 +1,5 @@
-//! Which of several coordinators on one PostgreSQL database leads (the failover of
-//! coordinators on PostgreSQL; not yet used by `serve`, whose store is SQLite until
-//! the store boundary takes PostgreSQL too). Exactly one holds the
+//! Which of several coordinators on one PostgreSQL database leads (`serve --store
+//! postgres://…` runs a [`Candidate`], see `crate::replicated`). Exactly one holds the
 //! leadership at a time, and each leadership has an **epoch** that grows at every
 //! takeover: the fencing token every write transaction checks ([`fence`]), so a
 //! deposed leader can never write again, whatever it still believes.
@@ -98,19 +97,22 @@ pub enum LeadershipError {
 
 /// Creates the leadership's table when missing. Safe to run from every candidate.
 pub async fn ensure_schema(client: &impl GenericClient) -> Result<(), LeadershipError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS gridx_leadership (
-                 id          INTEGER PRIMARY KEY CHECK (id = 1),
-                 epoch       BIGINT NOT NULL CHECK (epoch > 0),
-                 leader      TEXT NOT NULL,
-                 backend_pid INTEGER NOT NULL,
-                 renewed_at  TIMESTAMPTZ NOT NULL
-             )",
-        )
-        .await?;
+    client.batch_execute(TABLE_SQL).await?;
     Ok(())
 }
+
+/// The leadership's table: one row, the leader's name, session and epoch.
+pub const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS gridx_leadership (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch       BIGINT NOT NULL CHECK (epoch > 0),
+    leader      TEXT NOT NULL,
+    backend_pid INTEGER NOT NULL,
+    renewed_at  TIMESTAMPTZ NOT NULL
+)";
+
+/// The query of the fence: the leadership's epoch, with a share lock on its row. The
+/// store's writer runs it at the start of every transaction (`store::db`).
+pub const FENCE_SQL: &str = "SELECT epoch FROM gridx_leadership WHERE id = 1 FOR SHARE";
 
 /// The fencing check of a write transaction: run it inside the transaction, before
 /// its writes. It takes a share lock on the leadership row, so a takeover (which
@@ -118,12 +120,7 @@ pub async fn ensure_schema(client: &impl GenericClient) -> Result<(), Leadership
 /// a takeover sees the new epoch and is refused: either the write happened while
 /// `epoch` led, or it does not happen.
 pub async fn fence(tx: &impl GenericClient, epoch: i64) -> Result<(), LeadershipError> {
-    let row = tx
-        .query_opt(
-            "SELECT epoch FROM gridx_leadership WHERE id = 1 FOR SHARE",
-            &[],
-        )
-        .await?;
+    let row = tx.query_opt(FENCE_SQL, &[]).await?;
     let current: Option<i64> = row.map(|r| r.get(0));
     if current == Some(epoch) {
         Ok(())

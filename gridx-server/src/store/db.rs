@@ -437,11 +437,7 @@ impl Db {
                 };
                 if let Some(epoch) = pg.epoch {
                     let current: Option<i64> = self
-                        .query_row(
-                            "SELECT epoch FROM gridx_leadership WHERE id = 1 FOR SHARE",
-                            (),
-                            |r| r.get(0),
-                        )
+                        .query_row(crate::leadership::FENCE_SQL, (), |r| r.get(0))
                         .optional()?;
                     if current != Some(epoch) {
                         return Err(StoreError::Deposed {

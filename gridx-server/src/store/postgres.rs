@@ -15,16 +15,6 @@ const SCHEMA_LOCK: i64 = 0x6752_6964_5853_6368;
 /// in the error instead of hanging the command.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The leadership's table (the same as `crate::leadership::ensure_schema`'s), so that
-/// a fenced transaction finds it even before any coordinator ran for leader.
-const LEADERSHIP_TABLE: &str = "CREATE TABLE IF NOT EXISTS gridx_leadership (
-    id          INTEGER PRIMARY KEY CHECK (id = 1),
-    epoch       BIGINT NOT NULL CHECK (epoch > 0),
-    leader      TEXT NOT NULL,
-    backend_pid INTEGER NOT NULL,
-    renewed_at  TIMESTAMPTZ NOT NULL
-)";
-
 /// A connection; `epoch` fences every transaction of it (a leader's writer).
 pub fn connect(url: &str, epoch: Option<i64>) -> StoreResult<Db> {
     let mut config: postgres::Config = url
@@ -66,7 +56,9 @@ pub fn ensure_schema(db: &Db) -> StoreResult<i64> {
         if !exists {
             db.execute_batch(BASELINE)?;
         }
-        db.execute_batch(LEADERSHIP_TABLE)?;
+        // The leadership's table, so that a fenced transaction finds it even before
+        // any coordinator ran for leader.
+        db.execute_batch(crate::leadership::TABLE_SQL)?;
         let level: i64 = db.query_row("SELECT level FROM schema_level WHERE id = 1", (), |r| {
             r.get(0)
         })?;

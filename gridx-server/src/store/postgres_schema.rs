@@ -1,8 +1,8 @@
 //! The store's schema on PostgreSQL (issue 16: one schema for both engines). It is
 //! SQLite's schema at level 10 (`schema.rs`) as one baseline, since no PostgreSQL
 //! store predates it; levels after 10 are added to both, with the same number.
-//! Not yet used by `serve`: the store boundary that runs the coordinator's queries on
-//! either engine comes next.
+//! `store::postgres` applies it to an empty database; `store::db` runs the store's
+//! queries on either engine.
 //!
 //! What differs from SQLite, and why:
 //! - Integers are `BIGINT` (SQLite's `INTEGER` is 64-bit); flags stay 0/1 integers
@@ -207,6 +207,24 @@ CREATE TABLE live_output (
 
 #[cfg(test)]
 mod tests {
+    /// A level added to SQLite's schema must be added here too (the baseline, or a
+    /// level after it): PostgreSQL stores would otherwise lack it unseen.
+    #[test]
+    fn the_baseline_is_at_sqlites_latest_level() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("an in-memory store");
+        super::super::schema::migrations()
+            .to_latest(&mut conn)
+            .expect("the migrations run");
+        let latest: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version");
+        assert_eq!(
+            latest,
+            super::BASELINE_LEVEL,
+            "SQLite's schema is at level {latest}: add that level to the PostgreSQL schema"
+        );
+    }
+
     /// Every table and column of SQLite's schema at the baseline's level is in the
     /// baseline, so the two cannot drift apart unseen: a column added to SQLite
     /// without PostgreSQL fails here.
