@@ -323,6 +323,15 @@ impl Db {
         }
     }
 
+    /// Whether this connection can no longer be used (a PostgreSQL session that
+    /// ended: the server restarted, the network dropped it). A pool drops it.
+    pub fn is_broken(&self) -> bool {
+        match self {
+            Db::Sqlite(_) => false,
+            Db::Postgres(pg) => pg.client().map_or(true, |c| c.is_closed()),
+        }
+    }
+
     /// The SQLite connection, for what only SQLite has (backup, `user_version`).
     pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
         match self {

@@ -41,7 +41,8 @@ impl Reader {
                 _ => open_reader_at(&inner.location)?,
             };
             let result = f(&conn);
-            if let Ok(mut idle) = inner.idle.lock()
+            if !conn.is_broken()
+                && let Ok(mut idle) = inner.idle.lock()
                 && idle.len() < inner.max_idle
             {
                 idle.push(conn);
