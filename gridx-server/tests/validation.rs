@@ -93,11 +93,10 @@ async fn expect_no_assign(workers: &mut [&mut FakeWorker], secs: f64, why: &str)
     }
 }
 
-/// `gridx-server --data-dir DIR ARGS` against the running coordinator's store.
+/// `gridx-server --store STORE ARGS` against the running coordinator's store.
 fn admin(server: &TestServer, args: &[&str]) -> String {
     let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(&server.data_dir)
+        .args(server.store_flag())
         .args(args)
         .output()
         .unwrap();

@@ -412,8 +412,8 @@ pub fn write_status(
             .prepare_cached(
                 "UPDATE jobs SET status = ?3, worker_id = NULL, started_at = NULL,
                                  assigned_at = NULL, gpu_indices = NULL,
-                                 refusals = refusals + CASE WHEN CAST(?4 AS TEXT) IS NULL THEN 0 ELSE 1 END,
-                                 refusal = coalesce(?4, refusal)
+                                 refusal = coalesce(?4, refusal),
+                                 refusals = refusals + CASE WHEN ?4 IS NULL THEN 0 ELSE 1 END
                  WHERE id = ?1 AND status = ?2",
             )?
             .execute(params![id.0 as i64, from.as_str(), to.as_str(), refusal])?,
@@ -525,7 +525,7 @@ pub fn prune_output(conn: &Db, cutoff: i64) -> StoreResult<usize> {
     super::judge0::keep_verdicts(conn, cutoff)?;
     conn.execute(
         "UPDATE jobs SET code = '', stdin = '', stdout = '', stderr = '',
-                        compile_output = CASE WHEN compile_output IS NULL THEN NULL ELSE '' END,
+                        compile_output = CASE WHEN compile_output IS NULL THEN compile_output ELSE '' END,
                         output_pruned = 1
          WHERE output_pruned = 0 AND finished_at IS NOT NULL AND finished_at < ?1",
         [cutoff],

@@ -123,7 +123,10 @@ impl TestServer {
                     config.clone(),
                     url.clone(),
                     format!("http://{addr}"),
-                    fast_timing(),
+                    // The default timing: a suite's server is alone on its database
+                    // and leads at once; the fast timing would depose a leader whose
+                    // renewal is late on two loaded cores.
+                    gridx_server::leadership::Timing::default(),
                     listener,
                     rx,
                 ))
@@ -195,6 +198,14 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The flag that names this server's store to a `gridx-server` admin command.
+    pub fn store_flag(&self) -> [String; 2] {
+        match &self.location {
+            store::Location::Sqlite(dir) => ["--data-dir".into(), dir.display().to_string()],
+            store::Location::Postgres(url) => ["--store".into(), url.clone()],
+        }
     }
 
     /// Runs `f` on a writer connection to this server's store, off the runtime.
