@@ -51,6 +51,12 @@ pub enum LaunchError {
     /// This coordinator led with this epoch and lost the leadership.
     #[error("lost the leadership (epoch {0}); restart to stand by")]
     Deposed(i64),
+    /// Leading with this epoch, it lost its connection to the store.
+    #[error("lost the store's connection while leading (epoch {0}); restart to stand by")]
+    StoreLost(i64),
+    /// The candidacy ended without a shutdown.
+    #[error("the leadership candidacy ended unexpectedly")]
+    CandidacyEnded,
 }
 
 /// Runs the coordinator on `listener` until `shutdown` turns true: then it stops
@@ -193,6 +199,11 @@ impl Coordinator {
             callbacks,
             renewal: None,
         })
+    }
+
+    /// Whether the queue's thread ended on its own (its store connection is gone).
+    pub(crate) fn queue_stopped(&self) -> bool {
+        self.queue_thread.is_finished()
     }
 
     /// The API, to serve or to switch to.

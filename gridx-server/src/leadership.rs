@@ -110,9 +110,13 @@ pub const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS gridx_leadership (
     renewed_at  TIMESTAMPTZ NOT NULL
 )";
 
-/// The query of the fence: the leadership's epoch, with a share lock on its row. The
-/// store's writer runs it at the start of every transaction (`store::db`).
-pub const FENCE_SQL: &str = "SELECT epoch FROM gridx_leadership WHERE id = 1 FOR SHARE";
+/// The query of the fence: the leadership's epoch, with a key-share lock on its row.
+/// The store's writer runs it at the start of every transaction (`store::db`). A
+/// takeover (`INSERT … ON CONFLICT DO UPDATE`, which locks the row as `FOR UPDATE`)
+/// waits for the fenced transactions in flight; the leader's own renewal (an
+/// `UPDATE` of a non-key column) does not, so a long batch cannot make a healthy
+/// leader's renewal late.
+pub const FENCE_SQL: &str = "SELECT epoch FROM gridx_leadership WHERE id = 1 FOR KEY SHARE";
 
 /// The fencing check of a write transaction: run it inside the transaction, before
 /// its writes. It takes a share lock on the leadership row, so a takeover (which
@@ -192,9 +196,16 @@ impl Candidate {
         let wait = self.timing.poll_every.max(Duration::from_secs(2));
         let mut config: tokio_postgres::Config = self.url.parse()?;
         config.application_name("gridx-server leadership");
+        // The server gives up a statement this session no longer waits for (a
+        // `bounded` one that timed out) instead of running it later: an orphaned
+        // takeover could still hold the lock, or commit a lease nobody renews.
+        let wait_ms = self.timing.renew_every.as_millis();
         if config.get_options().is_none() {
-            config.options("-c client_min_messages=warning");
+            config.options(format!(
+                "-c client_min_messages=warning -c lock_timeout={wait_ms} -c statement_timeout={wait_ms}"
+            ));
         }
+        crate::store::postgres::keepalives(&mut config);
         let (client, connection) = timeout(wait, config.connect(NoTls))
             .await
             .map_err(|_| LeadershipError::Timeout(wait))??;

@@ -77,7 +77,13 @@ pub async fn launch_replicated(
 
     let outcome = async {
         let Some(epoch) = wait_to_lead(&mut role, &mut shutdown).await else {
-            return Ok(());
+            // Not leading and not told to stop: the candidacy is gone, and a
+            // service manager should restart this coordinator.
+            return if *shutdown.borrow() {
+                Ok(())
+            } else {
+                Err(LaunchError::CandidacyEnded)
+            };
         };
         let db = tokio::task::spawn_blocking({
             let url = url.clone();
@@ -89,10 +95,19 @@ pub async fn launch_replicated(
             Coordinator::start(config, Location::Postgres(url), db, Some(epoch), &shutdown)?;
         switch.install(Some(coordinator.router()));
         tracing::info!(epoch, "leading: the queue is loaded and the API is served");
+        let mut check = tokio::time::interval(Duration::from_millis(500));
         let lost = loop {
             tokio::select! {
                 biased;
                 _ = signalled(&mut shutdown) => break false,
+                _ = check.tick() => {
+                    if coordinator.queue_stopped() && !*shutdown.borrow() {
+                        switch.install(None);
+                        tracing::error!(epoch, "the store's connection is gone: stopping at once");
+                        drop(coordinator);
+                        return Err(LaunchError::StoreLost(epoch));
+                    }
+                }
                 changed = role.changed() => {
                     // The candidacy steps down on shutdown too: that is not a loss.
                     if *shutdown.borrow() {

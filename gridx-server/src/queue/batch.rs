@@ -97,6 +97,13 @@ impl State {
                 if let Err(e) = self.reload(conn) {
                     tracing::error!(error = %e, "reloading queue state failed");
                 }
+                // A PostgreSQL session that ended cannot come back: stop, so that the
+                // coordinator stops serving (`crate::replicated`) rather than refuse
+                // every command while it still holds the leadership.
+                if conn.is_broken() {
+                    tracing::error!("the store connection is gone: the queue stops");
+                    stop = true;
+                }
             }
         }
         stop

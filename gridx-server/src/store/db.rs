@@ -270,6 +270,10 @@ pub struct PgConn {
     /// The leadership epoch every transaction of this connection is fenced by
     /// (`crate::leadership::fence`); `None` for admin commands and readers.
     epoch: Option<i64>,
+    /// A statement failed in the open transaction. PostgreSQL then aborts the whole
+    /// transaction, and its `COMMIT` rolls back without an error: [`Tx::commit`]
+    /// must report that instead of letting a lost batch pass for a committed one.
+    failed_in_tx: std::cell::Cell<bool>,
 }
 
 impl Drop for PgConn {
@@ -313,6 +317,7 @@ impl Db {
             client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
             epoch,
+            failed_in_tx: std::cell::Cell::new(false),
         }))
     }
 
@@ -359,9 +364,11 @@ impl Db {
                 Ok(stmt.execute(rusqlite::params_from_iter(values.iter().map(SqliteValue)))?)
             }
             Db::Postgres(pg) => {
-                let stmt = pg.statement(sql)?;
-                let refs = pg_params(&values);
-                let changed = pg.client()?.execute(&stmt, &refs)?;
+                let changed = pg.noted((|| {
+                    let stmt = pg.statement(sql)?;
+                    let refs = pg_params(&values);
+                    Ok(pg.client()?.execute(&stmt, &refs)?)
+                })())?;
                 Ok(usize::try_from(changed).unwrap_or(usize::MAX))
             }
         }
@@ -391,9 +398,11 @@ impl Db {
                 }
             }
             Db::Postgres(pg) => {
-                let stmt = pg.statement(sql)?;
-                let refs = pg_params(&values);
-                let rows = pg.client()?.query(&stmt, &refs)?;
+                let rows = pg.noted((|| {
+                    let stmt = pg.statement(sql)?;
+                    let refs = pg_params(&values);
+                    Ok(pg.client()?.query(&stmt, &refs)?)
+                })())?;
                 for r in &rows {
                     out.push(f(&from_postgres(r)?)?);
                 }
@@ -427,7 +436,7 @@ impl Db {
     pub fn execute_batch(&self, sql: &str) -> StoreResult<()> {
         match self {
             Db::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Db::Postgres(pg) => Ok(pg.client()?.batch_execute(sql)?),
+            Db::Postgres(pg) => pg.noted((|| Ok(pg.client()?.batch_execute(sql)?))()),
         }
     }
 
@@ -440,6 +449,7 @@ impl Db {
             Db::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
             Db::Postgres(pg) => {
                 pg.client()?.batch_execute("BEGIN")?;
+                pg.failed_in_tx.set(false);
                 let tx = Tx {
                     db: self,
                     open: true,
@@ -524,6 +534,12 @@ pub struct Tx<'a> {
 
 impl Tx<'_> {
     pub fn commit(mut self) -> StoreResult<()> {
+        if let Db::Postgres(pg) = self.db
+            && pg.failed_in_tx.get()
+        {
+            // Dropping `self` rolls back.
+            return Err(StoreError::Aborted);
+        }
         self.open = false;
         self.db.execute_batch("COMMIT")
     }
@@ -547,6 +563,14 @@ impl Drop for Tx<'_> {
 }
 
 impl PgConn {
+    /// Passes `result` on, remembering a failure for [`Tx::commit`].
+    fn noted<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        if result.is_err() {
+            self.failed_in_tx.set(true);
+        }
+        result
+    }
+
     fn client(&self) -> StoreResult<std::cell::RefMut<'_, postgres::Client>> {
         std::cell::RefMut::filter_map(self.client.borrow_mut(), Option::as_mut)
             .map_err(|_| StoreError::Unavailable)

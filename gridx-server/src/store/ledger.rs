@@ -160,6 +160,22 @@ pub fn balance(conn: &Db, account: &str) -> StoreResult<Credits> {
         .ok_or_else(|| StoreError::NotFound(format!("no ledger account {account}")))
 }
 
+/// [`balance`], read to be spent in this transaction: nobody else may change it
+/// until the transaction ends. SQLite's writer already holds the write lock
+/// (`BEGIN IMMEDIATE`); PostgreSQL locks the account's row (`FOR UPDATE`), since an
+/// admin command's debit could otherwise commit between the check and the hold.
+pub fn balance_to_spend(conn: &Db, account: &str) -> StoreResult<Credits> {
+    let sql = match conn.engine() {
+        super::Engine::Sqlite => "SELECT balance FROM accounts WHERE id = ?1",
+        super::Engine::Postgres => "SELECT balance FROM accounts WHERE id = ?1 FOR UPDATE",
+    };
+    conn.prepare_cached(sql)?
+        .query_row([account], |r| r.get::<i64>(0))
+        .optional()?
+        .map(Credits::from_millis)
+        .ok_or_else(|| StoreError::NotFound(format!("no ledger account {account}")))
+}
+
 /// The newest `limit` entries touching a user's account, signed from their side.
 pub fn entries_for_user(
     conn: &Db,

@@ -7,7 +7,7 @@
 //! identity column then continues after the largest copied id. The append-only
 //! ledger and audit log only receive inserts, which their triggers allow.
 
-use super::db::{Db, Value};
+use super::db::{Db, OptionalExtension, Value};
 use super::{StoreError, StoreResult, ledger};
 
 /// The tables in an order that satisfies their references. A table of the SQLite
@@ -60,6 +60,21 @@ pub fn copy(source: &Db, target: &Db) -> StoreResult<MigrationReport> {
         return Err(StoreError::Conflict(format!(
             "the store has a table this migration does not know ({unknown}): use the gridx-server that wrote it"
         )));
+    }
+    // A coordinator serving the target would not see what is copied under it (its
+    // queue is in memory): refuse while one holds a live lease.
+    let served: bool = target
+        .query_row(
+            "SELECT renewed_at + interval '10 seconds' > now() FROM gridx_leadership WHERE id = 1",
+            (),
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false);
+    if served {
+        return Err(StoreError::Conflict(
+            "a coordinator is serving the target database: stop it, then migrate".into(),
+        ));
     }
     let users: i64 = target.query_row("SELECT count(*) FROM users", (), |r| r.get(0))?;
     if users > 0 {

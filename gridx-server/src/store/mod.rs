@@ -35,6 +35,10 @@ pub enum StoreError {
     /// A query that must return a row returned none (`db::OptionalExtension`).
     #[error("no row")]
     NoRow,
+    /// A statement of the transaction failed earlier (and the caller went on), so
+    /// PostgreSQL aborted it: nothing of it was committed.
+    #[error("the transaction was aborted by an earlier error and rolled back")]
+    Aborted,
     /// This coordinator no longer leads: its epoch is not the leadership's.
     #[error("deposed: epoch {ours} no longer leads (the leadership's is {current:?})")]
     Deposed { ours: i64, current: Option<i64> },
@@ -143,7 +147,12 @@ pub fn open_writer_at(location: &Location) -> StoreResult<Db> {
 pub fn open_reader_at(location: &Location) -> StoreResult<Db> {
     match location {
         Location::Sqlite(dir) => open_reader(dir),
-        Location::Postgres(url) => postgres::connect(url, None),
+        Location::Postgres(url) => {
+            let db = postgres::connect(url, None)?;
+            // Readers read: a bug that made one write would fail, not write.
+            db.execute_batch("SET default_transaction_read_only = on")?;
+            Ok(db)
+        }
     }
 }
 
@@ -151,7 +160,8 @@ pub fn open_reader_at(location: &Location) -> StoreResult<Db> {
 pub fn open_inspector_at(location: &Location) -> StoreResult<Db> {
     match location {
         Location::Sqlite(dir) => open_inspector(dir),
-        Location::Postgres(url) => postgres::open(url, None),
+        // Creates nothing: a database without the store's schema is named.
+        Location::Postgres(url) => postgres::open_existing(url),
     }
 }
 

@@ -15,7 +15,14 @@ struct ReaderInner {
     location: Location,
     idle: Mutex<Vec<super::Db>>,
     max_idle: usize,
+    /// Reads at once, so connections open at once: a burst of requests waits here
+    /// rather than open a PostgreSQL session each (the server's `max_connections`
+    /// is shared with the standbys and the admin commands).
+    open: Arc<tokio::sync::Semaphore>,
 }
+
+/// The most reads at once, and so connections open at once.
+pub const MAX_OPEN: usize = 32;
 
 impl Reader {
     pub fn new(location: Location, max_idle: usize) -> Self {
@@ -24,6 +31,7 @@ impl Reader {
                 location,
                 idle: Mutex::new(Vec::new()),
                 max_idle,
+                open: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN)),
             }),
         }
     }
@@ -35,7 +43,14 @@ impl Reader {
         F: FnOnce(&Db) -> StoreResult<T> + Send + 'static,
     {
         let inner = self.inner.clone();
+        let permit = inner
+            .open
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable)?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = match inner.idle.lock().map(|mut idle| idle.pop()) {
                 Ok(Some(conn)) => conn,
                 _ => open_reader_at(&inner.location)?,

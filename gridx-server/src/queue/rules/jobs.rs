@@ -154,10 +154,10 @@ impl State {
             })?;
         let now = now_millis();
         // Decide before writing: a batch has no savepoint per command, so a refusal
-        // must come before the first write. The batch's transaction holds the write
-        // lock (IMMEDIATE), so no admin command's debit can come between this check
-        // and the hold below.
-        let balance = ledger::balance(conn, &ledger::user_account(user.as_str()))?;
+        // must come before the first write. The balance is locked for this
+        // transaction (`balance_to_spend`), so no admin command's debit can come
+        // between this check and the hold below.
+        let balance = ledger::balance_to_spend(conn, &ledger::user_account(user.as_str()))?;
         if balance < cost {
             return Err(StepError::Refused(QueueError::InsufficientCredits {
                 balance,
