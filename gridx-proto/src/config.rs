@@ -191,6 +191,8 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientConfig {
+    /// The coordinator's URL; for coordinators in failover, all of them as
+    /// `URL,URL,…` (at most 16; gridx-tui's `client::coordinators` reads it).
     pub server: String,
     pub token: Option<String>,
     /// A CA certificate (PEM) trusted besides the system's, for a private CA.
@@ -226,6 +228,7 @@ pub enum ExecutorChoice {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
+    /// As `[client] server`: one URL, or `URL,URL,…` for coordinators in failover.
     pub server: String,
     pub token: Option<String>,
     pub name: Option<String>,

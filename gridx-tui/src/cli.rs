@@ -25,7 +25,8 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Coordinator URL [env: GRIDX_SERVER] (default http://127.0.0.1:8420).
+    /// Coordinator URL [env: GRIDX_SERVER] (default http://127.0.0.1:8420); for
+    /// coordinators in failover, all of them: URL,URL,... (whichever leads is used).
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
     /// Also trust this CA certificate (PEM) for https:// [env: GRIDX_CA_CERT].

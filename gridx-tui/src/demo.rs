@@ -157,7 +157,7 @@ impl DemoGrid {
         store::trust::set_trusted(&conn, worker_id, true)?;
         drop(conn);
         let options = HostOptions {
-            endpoint: Endpoint::new(&url, None, false)?,
+            coordinators: Endpoint::new(&url, None, false)?.into(),
             token: worker_token,
             name: "demo-worker".into(),
             slots: 2,

@@ -2,7 +2,7 @@
 //! dashboard), the REPL, the demo, one-shot commands, images and host info.
 
 use crate::cli::{Global, WorkerArgs};
-use crate::client::{ApiClient, Endpoint};
+use crate::client::{ApiClient, Coordinators, Endpoint};
 use crate::commands::{self, ConsoleCommand, Outcome, run::StdinSource};
 use crate::inert::inert;
 use crate::ui::keymap::Keymap;
@@ -39,12 +39,15 @@ pub fn dashboard_state(config: &GridxConfig, mode: Mode) -> Result<AppState> {
         }
         None => Keymap::default(),
     };
-    let mut state = AppState::new(mode, theme, keymap, config.client.server.clone());
-    // Plain http outside loopback (--insecure) shows in the header.
-    state.insecure = crate::client::tls::is_insecure(match state.mode {
+    // The coordinator of this mode's section, as given; of several, the face shows
+    // the one in use once connected (`Coordinators::label`).
+    let server = match mode {
         Mode::Client => &config.client.server,
         Mode::WorkerHost { .. } => &config.worker.server,
-    });
+    };
+    let mut state = AppState::new(mode, theme, keymap, server.clone());
+    // Plain http outside loopback (--insecure) shows in the header.
+    state.insecure = crate::client::coordinators::any_insecure(&state.server);
     state.ascii = d.ascii;
     state.read_only = d.read_only;
     state.max_jobs = d.max_jobs as usize;
@@ -68,11 +71,11 @@ fn sources(
     }
 }
 
-/// The coordinator of the `[client]` section: its address checked (plain http only
-/// to loopback unless --insecure) and its TLS set up.
-fn client_endpoint(config: &GridxConfig) -> Result<Endpoint> {
+/// The coordinators of the `[client]` section (one, or `URL,URL,…`): each address
+/// checked (plain http only to loopback unless --insecure) and their TLS set up.
+fn client_coordinators(config: &GridxConfig) -> Result<Coordinators> {
     let c = &config.client;
-    Ok(Endpoint::new(
+    Ok(Coordinators::new(
         &c.server,
         c.ca_cert.as_deref(),
         c.allow_insecure,
@@ -85,7 +88,7 @@ fn client(config: &GridxConfig) -> Result<ApiClient> {
         .token
         .clone()
         .ok_or_else(|| eyre!(crate::client::ClientError::NoToken))?;
-    Ok(ApiClient::new(client_endpoint(config)?, Some(token))?)
+    Ok(ApiClient::new(client_coordinators(config)?, Some(token))?)
 }
 
 pub async fn dashboard(config: GridxConfig) -> Result<ExitCode> {
@@ -97,6 +100,10 @@ pub async fn dashboard(config: GridxConfig) -> Result<ExitCode> {
         .context("checking the coordinator and token")?;
     init_file_logging();
     let mut state = dashboard_state(&config, Mode::Client)?;
+    let coordinators = client.coordinators();
+    if let Some(leader) = coordinators.label(coordinators.leader()) {
+        state.server = leader;
+    }
     state.user = Some(balance.user.to_string());
     state.balance = Some(balance.balance);
     let sources = sources(&config, Some(client), None);
@@ -496,7 +503,7 @@ pub async fn worker(
         w.max_job_timeout_s = s;
     }
     // Checked before the sandbox is probed: a refused address fails at once.
-    let endpoint = Endpoint::new(&w.server, w.ca_cert.as_deref(), w.allow_insecure)?;
+    let coordinators = Coordinators::new(&w.server, w.ca_cert.as_deref(), w.allow_insecure)?;
     let Some(token) = w.token.clone() else {
         bail!(
             "no worker token: pass --token-file FILE or set GRIDX_WORKER_TOKEN (an operator issues one with `gridx-server worker add --owner YOU`)"
@@ -545,7 +552,7 @@ pub async fn worker(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
     let lent_gpus: Vec<u32> = gpus.devices().iter().map(|d| d.index).collect();
     let options = HostOptions {
-        endpoint,
+        coordinators: coordinators.clone(),
         token,
         name,
         slots,
@@ -570,8 +577,9 @@ pub async fn worker(
     });
     if !args.headless {
         // The dashboard appears only now, after the coordinator accepted us.
+        let welcomed_by = coordinators.label(first.1.coordinator);
         let host_task = tokio::spawn(host.run(first, shutdown_rx));
-        let state = dashboard_state(
+        let mut state = dashboard_state(
             &config,
             Mode::WorkerHost {
                 executor: kind,
@@ -580,10 +588,13 @@ pub async fn worker(
                 lent_gpus,
             },
         )?;
+        if let Some(coordinator) = welcomed_by {
+            state.server = coordinator;
+        }
         // The host reports the first connection itself (WorkerEvent::Connected), as it
         // does every reconnect; logging it here as well printed it twice.
         let client = match config.client.token.clone() {
-            Some(t) => Some(ApiClient::new(client_endpoint(&config)?, Some(t))?),
+            Some(t) => Some(ApiClient::new(client_coordinators(&config)?, Some(t))?),
             None => None,
         };
         let sources = sources(&config, client, Some(events_rx));
@@ -616,8 +627,10 @@ fn log_event(event: &WorkerEvent) {
         WorkerEvent::Connected {
             worker_id,
             heartbeat_s,
+            coordinator,
         } => {
-            tracing::info!(worker = %worker_id, heartbeat_s, "authenticated; taking jobs")
+            // The coordinator's address only when there are several.
+            tracing::info!(worker = %worker_id, heartbeat_s, coordinator = coordinator.as_deref(), "authenticated; taking jobs")
         }
         WorkerEvent::Disconnected { reason, retry_in } => {
             tracing::warn!(%reason, retry_in_ms = retry_in.map(|d| d.as_millis() as u64), "disconnected")

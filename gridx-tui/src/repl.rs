@@ -128,7 +128,7 @@ pub fn run_blocking(
     if let Some(token) = client.token() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         runtime.spawn(live::follow(
-            client.endpoint().clone(),
+            client.coordinators().clone(),
             token.to_owned(),
             tx,
             stop_rx,

@@ -40,7 +40,7 @@ async fn the_live_stream_follows_the_coordinator_over_wss() {
     let (stop_tx, stop_rx) = watch::channel(false);
     let following = tokio::spawn(follow(endpoint, alice.clone(), tx, stop_rx));
     match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
-        Ok(Some(LiveEvent::Connected)) => {}
+        Ok(Some(LiveEvent::Connected { coordinator: None })) => {}
         other => panic!("expected Connected over wss, got {other:?}"),
     }
     let job = grid
@@ -60,7 +60,7 @@ async fn the_live_stream_follows_the_coordinator_over_wss() {
                 }
             }
             Ok(Some(LiveEvent::Disconnected { reason, .. })) => panic!("dropped: {reason}"),
-            Ok(Some(LiveEvent::Connected)) => {}
+            Ok(Some(LiveEvent::Connected { coordinator: None })) => {}
             other => panic!("no event for job {id}: {other:?}"),
         }
     }

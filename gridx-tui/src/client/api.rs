@@ -1,6 +1,8 @@
-//! A typed client of the coordinator's HTTP API.
+//! A typed client of the coordinator's HTTP API, of whichever coordinator leads when
+//! the `server` setting lists several (`client::coordinators`).
 
 use crate::backoff::{Backoff, Retry, retry};
+use crate::client::coordinators::{Coordinators, Tried, standby_refusal};
 use crate::client::tls::{Endpoint, EndpointError};
 use gridx_proto::JobId;
 use gridx_proto::api::{
@@ -47,6 +49,10 @@ pub enum ClientError {
     Endpoint(#[from] EndpointError),
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
+    /// Of several coordinators, none answered as the leader: each was unreachable or
+    /// a standby (`client::coordinators`). Nothing was applied.
+    #[error("{0}")]
+    NoLeader(String),
 }
 
 impl ClientError {
@@ -56,13 +62,38 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// Why one coordinator of several did not answer, for [`ClientError::NoLeader`]
+    /// (which names its address).
+    fn reason(&self) -> String {
+        match self {
+            ClientError::Network { message, .. } | ClientError::Tls { message, .. } => {
+                message.clone()
+            }
+            other => other.to_string(),
+        }
+    }
 }
+
+/// Whether a request may go to the next coordinator once it may have reached one.
+/// Before it was sent (the connection failed) or when a standby refused it, any
+/// request may: nothing was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resendable {
+    /// It changes nothing, or carries an `Idempotency-Key`: after any failure.
+    Always,
+    /// It might be applied twice (a cancel, a batch): only when it cannot have been.
+    Unsent,
+}
+
+/// What a request adds to its method, address and token: a query, a body, headers.
+type Shape<'a> = &'a (dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync);
 
 #[derive(Clone)]
 pub struct ApiClient {
-    http: reqwest::Client,
-    endpoint: Endpoint,
-    base: String,
+    /// One HTTP client per coordinator (each with its TLS), in the same order.
+    http: std::sync::Arc<[reqwest::Client]>,
+    coordinators: Coordinators,
     token: Option<String>,
     /// First pause before a submit is sent again; about doubles each time.
     resend_delay: Duration,
@@ -116,67 +147,141 @@ fn idempotency_key() -> String {
 }
 
 impl ApiClient {
-    /// A client of the coordinator at `endpoint` (its TLS included).
-    pub fn new(endpoint: Endpoint, token: Option<String>) -> Result<Self, ClientError> {
-        let http = endpoint
-            .http_client()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| ClientError::Setup(endpoint.explain(&e)))?;
+    /// A client of the coordinator at `coordinators` (an [`Endpoint`] for one), their
+    /// TLS included.
+    pub fn new(
+        coordinators: impl Into<Coordinators>,
+        token: Option<String>,
+    ) -> Result<Self, ClientError> {
+        let coordinators = coordinators.into();
+        let http = coordinators
+            .endpoints()
+            .iter()
+            .map(|endpoint| {
+                endpoint
+                    .http_client()
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .map_err(|e| ClientError::Setup(endpoint.explain(&e)))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             http,
-            base: endpoint.base_url().to_owned(),
-            endpoint,
+            coordinators,
             token,
             resend_delay: Duration::from_millis(500),
         })
     }
 
+    /// The coordinator in use: the last to answer as the leader.
     pub fn base_url(&self) -> &str {
-        &self.base
+        self.coordinators.in_use().base_url()
     }
 
-    /// Where the coordinator is and how to reach it (for the live stream).
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+    /// Where the coordinators are and how to reach them (for the live stream, which
+    /// shares what this client learns of the leader).
+    pub fn coordinators(&self) -> &Coordinators {
+        &self.coordinators
     }
 
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }
 
+    /// A request to the coordinator at `index`, with the token, shaped by `shape`.
     fn request(
         &self,
+        index: usize,
         method: reqwest::Method,
         path: &str,
+        shape: Shape<'_>,
     ) -> Result<reqwest::RequestBuilder, ClientError> {
         let token = self.token.as_deref().ok_or(ClientError::NoToken)?;
-        Ok(self
+        let http = self
             .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token))
+            .get(index)
+            .ok_or_else(|| ClientError::Setup(format!("no coordinator {index}")))?;
+        let url = format!("{}{path}", self.coordinators.url(index));
+        Ok(shape(http.request(method, url).bearer_auth(token)))
     }
 
-    /// A GET whose query string serde writes from `query` (absent fields left out).
-    fn get<Q: Serialize>(
+    /// Sends a request to whichever coordinator leads: the last leader first, the
+    /// next one when a connection fails or a standby refuses (and, for a request that
+    /// is [`Resendable::Always`], after any failed exchange or a 503). The answer of
+    /// the one that answered, whatever its status, but a 503 already read as an error.
+    async fn exchange(
         &self,
+        resendable: Resendable,
+        method: reqwest::Method,
         path: &str,
-        query: &Q,
-    ) -> Result<reqwest::RequestBuilder, ClientError> {
-        Ok(self.request(reqwest::Method::GET, path)?.query(query))
+        shape: Shape<'_>,
+    ) -> Result<(usize, reqwest::Response), ClientError> {
+        if self.token.is_none() {
+            return Err(ClientError::NoToken);
+        }
+        let round = self
+            .coordinators
+            .round(|index, endpoint| {
+                let request = self.request(index, method.clone(), path, shape);
+                async move {
+                    let request = match request {
+                        Ok(request) => request,
+                        Err(e) => return Tried::Answer(Err(e)),
+                    };
+                    let failed = |e: &reqwest::Error| {
+                        let error = network_error(endpoint, e);
+                        // A connection that failed carried nothing.
+                        if e.is_connect() || resendable == Resendable::Always {
+                            Tried::Next(error)
+                        } else {
+                            Tried::Answer(Err(error))
+                        }
+                    };
+                    let response = match request.send().await {
+                        Ok(response) => response,
+                        Err(e) => return failed(&e),
+                    };
+                    let status = response.status();
+                    if status != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                        return Tried::Answer(Ok((index, response)));
+                    }
+                    let url = response.url().to_string();
+                    let bytes = match response.bytes().await {
+                        Ok(bytes) => bytes,
+                        Err(e) => return failed(&e),
+                    };
+                    let error = error_answer(status, url, &bytes);
+                    // A standby applies nothing; a leader's 503 stands unless the
+                    // request may be sent again anyway.
+                    if standby_refusal(status.as_u16(), &bytes).is_some()
+                        || resendable == Resendable::Always
+                    {
+                        Tried::Next(error)
+                    } else {
+                        Tried::Answer(Err(error))
+                    }
+                }
+            })
+            .await;
+        match round {
+            Ok(answer) => answer,
+            Err(mut missed) if missed.len() == 1 => Err(missed.remove(0).1),
+            Err(missed) => Err(ClientError::NoLeader(
+                self.coordinators
+                    .no_leader(missed.iter().map(|(index, e)| (*index, e.reason()))),
+            )),
+        }
     }
 
     async fn send<T: DeserializeOwned>(
         &self,
-        builder: reqwest::RequestBuilder,
+        resendable: Resendable,
+        method: reqwest::Method,
+        path: &str,
+        shape: Shape<'_>,
     ) -> Result<T, ClientError> {
-        let url = builder
-            .try_clone()
-            .and_then(|b| b.build().ok())
-            .map(|r| r.url().to_string())
-            .unwrap_or_else(|| self.base.clone());
-        let bytes = self.send_raw(builder).await?;
+        let (bytes, url) = self.send_raw(resendable, method, path, shape).await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() {
                 // JSON, but not the shape this client knows: a version mismatch.
@@ -192,35 +297,44 @@ impl ApiClient {
         })
     }
 
-    /// The body of a successful answer as it came; an error answer as `Api`.
-    async fn send_raw(&self, builder: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
-        let response = builder.send().await.map_err(|e| self.network_error(&e))?;
+    /// The body of a successful answer as it came, with the address it came from; an
+    /// error answer as `Api`.
+    async fn send_raw(
+        &self,
+        resendable: Resendable,
+        method: reqwest::Method,
+        path: &str,
+        shape: Shape<'_>,
+    ) -> Result<(Vec<u8>, String), ClientError> {
+        let (index, response) = self.exchange(resendable, method, path, shape).await?;
         let status = response.status();
         let url = response.url().to_string();
-        let bytes = response.bytes().await.map_err(|e| self.network_error(&e))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| network_error(&self.coordinators.endpoints()[index], &e))?;
         if status.is_success() {
-            Ok(bytes.into())
+            Ok((bytes.into(), url))
         } else {
             Err(error_answer(status, url, &bytes))
         }
     }
 
-    /// A failed exchange: `Tls` when TLS refused the coordinator, else `Network`.
-    fn network_error(&self, e: &reqwest::Error) -> ClientError {
-        let url = self.base.clone();
-        match self.endpoint.tls_problem(e) {
-            Some(message) => ClientError::Tls { url, message },
-            None => ClientError::Network {
-                url,
-                message: self.endpoint.explain(e),
-            },
-        }
+    /// A GET, sent to the next coordinator after any failure.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        shape: Shape<'_>,
+    ) -> Result<T, ClientError> {
+        self.send(Resendable::Always, reqwest::Method::GET, path, shape)
+            .await
     }
 
     /// Submits a job. The request carries a fresh `Idempotency-Key`, so when the
-    /// answer is lost (a dropped link, a coordinator restart) it is sent again, up to
-    /// three more times: the coordinator answers a resend with the job the first try
-    /// made, never a second job or a second charge.
+    /// answer is lost (a dropped link, a coordinator restart or failover) it is sent
+    /// again, to the next coordinator at once when there are several, and after a
+    /// pause up to three more times: the coordinators answer a resend with the job
+    /// the first try made, never a second job or a second charge.
     pub async fn submit(&self, request: &SubmitJobRequest) -> Result<JobView, ClientError> {
         let mut resend = Resend {
             client: self,
@@ -233,29 +347,31 @@ impl ApiClient {
 
     /// Submits several jobs in one request (`POST /v1/jobs/batch`), one result per job.
     /// Sent once: a batch has no idempotency key, so a lost answer is not resent (the
-    /// jobs may exist; `jobs` shows them).
+    /// jobs may exist; `jobs` shows them). A standby's refusal or a failed connection
+    /// sends it to the next coordinator: it was not applied.
     pub async fn submit_batch(
         &self,
         request: &SubmitBatchRequest,
     ) -> Result<SubmitBatchResponse, ClientError> {
+        let body = |b: reqwest::RequestBuilder| b.json(request);
         self.send(
-            self.request(reqwest::Method::POST, "/v1/jobs/batch")?
-                .json(request),
+            Resendable::Unsent,
+            reqwest::Method::POST,
+            "/v1/jobs/batch",
+            &body,
         )
         .await
     }
 
     pub async fn job(&self, id: JobId) -> Result<JobView, ClientError> {
-        self.send(self.request(reqwest::Method::GET, &format!("/v1/jobs/{id}"))?)
-            .await
+        self.get(&format!("/v1/jobs/{id}"), &|b| b).await
     }
 
     /// A page of job summaries (no output: [`ApiClient::job`] or [`ApiClient::output`]).
     pub async fn jobs(&self, query: &JobListQuery) -> Result<JobListResponse, ClientError> {
-        self.send(self.get("/v1/jobs", query)?).await
+        self.get("/v1/jobs", &query_of(query)).await
     }
 
-    /// One of a job's outputs, the bytes the coordinator stores (UTF-8 text).
     /// A stream of server-sent events at `path` (`client::follow`): the response once
     /// its status is a success. It may last as long as the job: no overall timeout.
     pub async fn stream(
@@ -263,58 +379,100 @@ impl ApiClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<reqwest::Response, ClientError> {
-        let builder = self
-            .request(reqwest::Method::GET, path)?
-            .query(query)
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .timeout(Duration::from_secs(365 * 24 * 3600));
-        let response = builder.send().await.map_err(|e| self.network_error(&e))?;
+        let shape = |b: reqwest::RequestBuilder| {
+            b.query(query)
+                .header(reqwest::header::ACCEPT, "text/event-stream")
+                .timeout(Duration::from_secs(365 * 24 * 3600))
+        };
+        let (index, response) = self
+            .exchange(Resendable::Always, reqwest::Method::GET, path, &shape)
+            .await?;
         if response.status().is_success() {
             return Ok(response);
         }
         let status = response.status();
         let url = response.url().to_string();
-        let bytes = response.bytes().await.map_err(|e| self.network_error(&e))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| network_error(&self.coordinators.endpoints()[index], &e))?;
         Err(error_answer(status, url, &bytes))
     }
 
+    /// One of a job's outputs, the bytes the coordinator stores (UTF-8 text).
     pub async fn output(&self, id: JobId, stream: OutputStream) -> Result<Vec<u8>, ClientError> {
         let path = format!("/v1/jobs/{id}/{stream}");
-        self.send_raw(self.request(reqwest::Method::GET, &path)?)
-            .await
+        let (bytes, _) = self
+            .send_raw(Resendable::Always, reqwest::Method::GET, &path, &|b| b)
+            .await?;
+        Ok(bytes)
     }
 
+    /// Sent once, as [`ApiClient::submit_batch`] is.
     pub async fn cancel(&self, id: JobId) -> Result<JobView, ClientError> {
-        self.send(self.request(reqwest::Method::POST, &format!("/v1/jobs/{id}/cancel"))?)
+        let path = format!("/v1/jobs/{id}/cancel");
+        self.send(Resendable::Unsent, reqwest::Method::POST, &path, &|b| b)
             .await
     }
 
     pub async fn workers(&self) -> Result<WorkersResponse, ClientError> {
-        self.send(self.request(reqwest::Method::GET, "/v1/workers")?)
-            .await
+        self.get("/v1/workers", &|b| b).await
     }
 
     pub async fn balance(&self) -> Result<BalanceResponse, ClientError> {
-        self.send(self.request(reqwest::Method::GET, "/v1/balance")?)
-            .await
+        self.get("/v1/balance", &|b| b).await
     }
 
     pub async fn ledger(&self, limit: u32) -> Result<LedgerResponse, ClientError> {
         let query = LedgerQuery { limit: Some(limit) };
-        self.send(self.get("/v1/ledger", &query)?).await
+        self.get("/v1/ledger", &query_of(&query)).await
     }
 
     /// Waits until a job is terminal by polling it (every 100 ms, backing off to 1 s);
     /// it does not use the live stream, so a dropped stream can never hang `--wait`.
+    /// Of several coordinators, a poll that finds none leading (a failover under way)
+    /// is tried again, for up to 30 s (`FAILOVER_PATIENCE`).
     pub async fn wait(&self, id: JobId) -> Result<JobView, ClientError> {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let mut leaderless_since = None;
         loop {
-            let view = self.job(id).await?;
-            if view.status.is_terminal() {
-                return Ok(view);
+            match self.job(id).await {
+                Ok(view) if view.status.is_terminal() => return Ok(view),
+                Ok(_) => leaderless_since = None,
+                Err(e @ ClientError::NoLeader(_)) => {
+                    let since = *leaderless_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= FAILOVER_PATIENCE {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
             }
             tokio::time::sleep(backoff.next_delay()).await;
         }
+    }
+}
+
+/// How long [`ApiClient::wait`] keeps polling while no coordinator of several leads:
+/// well past a takeover (a standby leads once the leader's lease runs out).
+const FAILOVER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A query string that serde writes from `query` (absent fields left out).
+fn query_of<Q: Serialize + Sync>(
+    query: &Q,
+) -> impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync + '_ {
+    move |b| b.query(query)
+}
+
+/// A failed exchange with `endpoint`: `Tls` when TLS refused the coordinator, else
+/// `Network`.
+fn network_error(endpoint: &Endpoint, e: &reqwest::Error) -> ClientError {
+    let url = endpoint.base_url().to_owned();
+    match endpoint.tls_problem(e) {
+        Some(message) => ClientError::Tls { url, message },
+        None => ClientError::Network {
+            url,
+            message: endpoint.explain(e),
+        },
     }
 }
 
@@ -330,17 +488,21 @@ impl Retry for Resend<'_> {
     type Error = ClientError;
 
     async fn attempt(&mut self) -> Result<JobView, ClientError> {
-        let post = self
-            .client
-            .request(reqwest::Method::POST, "/v1/jobs")?
-            .header("Idempotency-Key", &self.key)
-            .json(self.request);
-        self.client.send(post).await
+        let (key, request) = (&self.key, self.request);
+        let post = |b: reqwest::RequestBuilder| b.header("Idempotency-Key", key).json(request);
+        // The key makes a resend safe: to the next coordinator at once.
+        self.client
+            .send(Resendable::Always, reqwest::Method::POST, "/v1/jobs", &post)
+            .await
     }
 
-    /// Only a lost answer is worth a resend; an answer, even an error, stands.
+    /// Only a lost answer is worth a resend (or a round in which no coordinator led:
+    /// the next may find the new leader); an answer, even an error, stands.
     async fn pause(&mut self, error: &ClientError, delay: Duration) -> bool {
-        let lost = matches!(error, ClientError::Network { .. });
+        let lost = matches!(
+            error,
+            ClientError::Network { .. } | ClientError::NoLeader(_)
+        );
         if lost {
             tokio::time::sleep(delay).await;
         }
@@ -480,10 +642,12 @@ mod tests {
             crate::client::Endpoint::new("http://coordinator:8420/", None, true).unwrap();
         let client = ApiClient::new(endpoint, Some("gxu_x".into())).unwrap();
         let query = |q: &JobListQuery| {
-            let request = client.get("/v1/jobs", q).and_then(|b| {
-                b.build()
-                    .map_err(|e| super::ClientError::Decode(e.to_string()))
-            });
+            let request = client
+                .request(0, reqwest::Method::GET, "/v1/jobs", &super::query_of(q))
+                .and_then(|b| {
+                    b.build()
+                        .map_err(|e| super::ClientError::Decode(e.to_string()))
+                });
             request.map(|r| r.url().query().map(str::to_owned))
         };
         let full = JobListQuery {

@@ -31,6 +31,16 @@ pub enum EndpointError {
         "no trusted root certificates: the system has none (install ca-certificates) and no --ca-cert was given"
     )]
     NoRoots,
+    /// A list of coordinators (`URL,URL,…`) with nothing between two commas or after
+    /// the last.
+    #[error(
+        "coordinator list {0:?}: an address is empty (write URL,URL,… with no comma at either end)"
+    )]
+    EmptyEntry(String),
+    #[error("coordinator list: {count} addresses, at most {max}")]
+    TooMany { count: usize, max: usize },
+    #[error("coordinator list: {0} is given twice")]
+    Duplicate(String),
 }
 
 /// The coordinator's address with what is needed to reach it: the TLS
@@ -130,15 +140,27 @@ impl Endpoint {
         ca_cert: Option<&Path>,
         allow_insecure: bool,
     ) -> Result<Endpoint, EndpointError> {
+        Endpoint::sharing(server, ca_cert, allow_insecure, &mut None)
+    }
+
+    /// [`Endpoint::new`] for one address of several (`client::coordinators`): the
+    /// TLS configuration is made once, by the first `https://` address, and `shared`
+    /// hands it to the others, so the roots and `ca_cert` are read once.
+    pub(crate) fn sharing(
+        server: &str,
+        ca_cert: Option<&Path>,
+        allow_insecure: bool,
+        shared: &mut Option<Arc<ClientConfig>>,
+    ) -> Result<Endpoint, EndpointError> {
         let address = Address::parse(server)?;
         let insecure = address.plain_outside_loopback();
         if insecure && !allow_insecure {
             return Err(EndpointError::Insecure { url: address.base });
         }
-        let tls = if address.tls {
-            Some(client_config(ca_cert)?)
-        } else {
-            None
+        let tls = match (address.tls, shared.as_ref()) {
+            (false, _) => None,
+            (true, Some(config)) => Some(config.clone()),
+            (true, None) => Some(shared.insert(client_config(ca_cert)?).clone()),
         };
         Ok(Endpoint {
             base: address.base,

@@ -200,12 +200,20 @@ fn q_and_ctrl_c_quit_and_ctrl_z_suspends() {
 #[test]
 fn live_events_update_jobs_ledger_and_the_connection() {
     let mut s = client_state();
-    let (effects, _) = s.update(Msg::Live(LiveEvent::Connected));
+    let server = s.server.clone();
+    let (effects, _) = s.update(Msg::Live(LiveEvent::Connected { coordinator: None }));
     assert_eq!(
         effects,
         vec![Effect::Refresh],
         "reload after (re)connecting"
     );
+    assert_eq!(s.server, server, "one coordinator: the address as given");
+    // Of several, the header shows the one that leads now.
+    let (effects, _) = s.update(Msg::Live(LiveEvent::Connected {
+        coordinator: Some("http://b:8420".into()),
+    }));
+    assert_eq!(effects, vec![Effect::Refresh]);
+    assert_eq!(s.server, "http://b:8420");
     let mut updated = job(11, "alice", Language::Node, JobStatus::Running);
     updated.attempts = 1;
     s.update(Msg::Live(LiveEvent::Event(Box::new(ServerEvent::Job {

@@ -88,7 +88,7 @@ pub async fn run(mut state: AppState, mut sources: Sources) -> std::io::Result<(
     {
         let (live_tx, mut live_rx) = mpsc::unbounded_channel::<LiveEvent>();
         tokio::spawn(live::follow(
-            client.endpoint().clone(),
+            client.coordinators().clone(),
             token.to_owned(),
             live_tx,
             stop_rx.clone(),

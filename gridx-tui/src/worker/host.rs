@@ -29,6 +29,8 @@ pub enum WorkerEvent {
     Connected {
         worker_id: WorkerId,
         heartbeat_s: u32,
+        /// The coordinator's address, when there are several (the one that leads).
+        coordinator: Option<String>,
     },
     Disconnected {
         reason: String,
@@ -68,8 +70,9 @@ pub enum WorkerEvent {
 /// How the worker host is set up.
 #[derive(Clone)]
 pub struct HostOptions {
-    /// The coordinator, with its TLS (`client/tls.rs`).
-    pub endpoint: crate::client::Endpoint,
+    /// The coordinators (one, or several of which one leads), with their TLS
+    /// (`client/tls.rs`, `client/coordinators.rs`).
+    pub coordinators: crate::client::Coordinators,
     pub token: String,
     pub name: String,
     pub slots: u32,
@@ -168,8 +171,9 @@ pub struct WorkerHost {
     coordinator_draining: bool,
 }
 
-/// Reconnecting after the link was lost: a handshake per try, and while waiting
-/// between tries the host keeps collecting finished jobs and honours shutdown.
+/// Reconnecting after the link was lost: a round of handshakes (one per coordinator,
+/// `link::connect`) per try, and while waiting between tries the host keeps
+/// collecting finished jobs and honours shutdown.
 struct Reconnect<'a> {
     host: &'a mut WorkerHost,
     shutdown: &'a mut watch::Receiver<bool>,
@@ -183,7 +187,7 @@ impl Retry for Reconnect<'_> {
     async fn attempt(&mut self) -> Result<Self::Output, LinkError> {
         // The hello is built for each try: it lists what runs now.
         let hello = self.host.hello();
-        link::handshake(&self.host.options.endpoint, &hello).await
+        link::connect(&self.host.options.coordinators, &hello).await
     }
 
     async fn pause(&mut self, error: &LinkError, delay: Duration) -> bool {
@@ -276,7 +280,7 @@ impl WorkerHost {
 
     /// Authenticates once: the caller starts its face only after this succeeded.
     pub async fn authenticate(&mut self) -> Result<(Socket, Welcomed), HostError> {
-        Ok(link::handshake(&self.options.endpoint, &self.hello()).await?)
+        Ok(link::connect(&self.options.coordinators, &self.hello()).await?)
     }
 
     /// Runs until drained or shut down, starting from an authenticated socket.
@@ -327,6 +331,7 @@ impl WorkerHost {
                 heartbeat_s,
                 reads_refused,
                 reads_output,
+                coordinator,
             } = welcomed;
             self.coordinator_reads_refused = reads_refused;
             self.coordinator_reads_output = reads_output;
@@ -338,6 +343,7 @@ impl WorkerHost {
             self.emit(WorkerEvent::Connected {
                 worker_id,
                 heartbeat_s,
+                coordinator: self.options.coordinators.label(coordinator),
             });
             tracing::info!(worker = %worker_id, executor = %self.executor.kind(), "connected to the coordinator");
             match self
@@ -376,6 +382,9 @@ impl WorkerHost {
                         .await;
                 }
                 SessionEnd::Lost(reason) => {
+                    // A leader that loses the leadership exits: the next round starts
+                    // with the coordinator after it.
+                    self.options.coordinators.lost(coordinator);
                     tracing::warn!(%reason, "lost the coordinator; reconnecting");
                     self.emit(WorkerEvent::Disconnected {
                         reason,
@@ -988,8 +997,9 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let work_dir = tempfile::tempdir().expect("a work dir");
         let options = HostOptions {
-            endpoint: crate::client::Endpoint::new(&format!("http://{addr}"), None, false)
-                .expect("an endpoint"),
+            coordinators: crate::client::Endpoint::new(&format!("http://{addr}"), None, false)
+                .expect("an endpoint")
+                .into(),
             token: "gxw_test".into(),
             name: "small".into(),
             slots: 2,

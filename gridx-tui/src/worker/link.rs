@@ -1,6 +1,8 @@
 //! The worker's WebSocket link to the coordinator: connect (over TLS for an https
 //! address, see `client/tls.rs`), send `hello`, and wait for `welcome` or `reject`.
+//! Of several coordinators, the one that leads ([`connect`]).
 
+use crate::client::coordinators::{Coordinators, Tried, standby_refusal};
 use crate::client::tls::Endpoint;
 use futures_util::{SinkExt, StreamExt};
 use gridx_proto::protocol::{
@@ -21,6 +23,13 @@ pub const MAX_FRAME: usize = gridx_proto::protocol::DEFAULT_MAX_FRAME_BYTES;
 pub enum LinkError {
     #[error("cannot reach the coordinator at {url}: {message}")]
     Unreachable { url: String, message: String },
+    /// A standby refused the connection (503): another coordinator leads.
+    #[error("{url}: {message}")]
+    Standby { url: String, message: String },
+    /// Of several coordinators, none welcomed this worker: each was unreachable, a
+    /// standby, or refused it for now.
+    #[error("{0}")]
+    NoLeader(String),
     #[error("the coordinator refused this worker ({code}): {message}{}", next_step(*code))]
     Rejected { code: RejectCode, message: String },
     #[error("the coordinator did not answer the hello within {0} s")]
@@ -50,7 +59,9 @@ fn describe_close(code: u16) -> String {
 }
 
 impl LinkError {
-    /// Whether trying again later could help.
+    /// Whether trying again later could help. A handshake that failed so sends the
+    /// worker on to the next coordinator of several at once; one that cannot (a bad
+    /// or revoked token: the leader's answer) ends the round.
     pub fn is_retryable(&self) -> bool {
         match self {
             LinkError::Rejected { code, .. } => code.is_retryable(),
@@ -143,6 +154,40 @@ pub struct Welcomed {
     pub reads_refused: bool,
     /// The coordinator reads `output` (docs/protocol.md §2).
     pub reads_output: bool,
+    /// Which coordinator of the list welcomed this worker (its index; 0 for one).
+    pub coordinator: usize,
+}
+
+/// Connects to whichever coordinator leads and completes the handshake: a round over
+/// the coordinators from the last to lead (`client::coordinators`), moving on after
+/// every failure but a refusal for good. The caller's backoff applies per round, so a
+/// failover costs about one handshake, not a long wait.
+pub async fn connect(
+    coordinators: &Coordinators,
+    hello: &WorkerMessage,
+) -> Result<(Socket, Welcomed), LinkError> {
+    let round = coordinators
+        .round(|index, endpoint| async move {
+            match handshake(endpoint, hello).await {
+                Ok((socket, welcomed)) => Tried::Answer(Ok((
+                    socket,
+                    Welcomed {
+                        coordinator: index,
+                        ..welcomed
+                    },
+                ))),
+                Err(e) if e.is_retryable() => Tried::Next(e),
+                Err(e) => Tried::Answer(Err(e)),
+            }
+        })
+        .await;
+    match round {
+        Ok(answer) => answer,
+        Err(mut missed) if missed.len() == 1 => Err(missed.remove(0).1),
+        Err(missed) => Err(LinkError::NoLeader(
+            coordinators.no_leader(missed.into_iter().map(|(index, e)| (index, e.to_string()))),
+        )),
+    }
 }
 
 /// Connects and completes the handshake. Returns the socket with what `welcome` said.
@@ -166,10 +211,7 @@ pub async fn handshake(
             url: url.clone(),
             message: "timed out after 10 s".into(),
         })?
-        .map_err(|e| LinkError::Unreachable {
-            url: url.clone(),
-            message: endpoint.explain(&e),
-        })?;
+        .map_err(|e| refused(endpoint, &url, e))?;
     send(&mut socket, hello).await?;
     let answer = tokio::time::timeout(Duration::from_secs(10), recv(&mut socket))
         .await
@@ -187,6 +229,7 @@ pub async fn handshake(
                 heartbeat_s: heartbeat_s.max(1),
                 reads_refused,
                 reads_output,
+                coordinator: 0,
             },
         )),
         Some(Ok(CoordinatorMessage::Reject { code, message })) => {
@@ -200,6 +243,28 @@ pub async fn handshake(
             url,
             message: "the connection closed during the handshake".into(),
         }),
+    }
+}
+
+/// A failed connect: a standby's refusal (503) as such, else why it failed.
+fn refused(
+    endpoint: &Endpoint,
+    url: &str,
+    error: tokio_tungstenite::tungstenite::Error,
+) -> LinkError {
+    use tokio_tungstenite::tungstenite::Error;
+    if let Error::Http(response) = &error {
+        let body = response.body().as_deref().unwrap_or_default();
+        if let Some(message) = standby_refusal(response.status().as_u16(), body) {
+            return LinkError::Standby {
+                url: url.to_owned(),
+                message,
+            };
+        }
+    }
+    LinkError::Unreachable {
+        url: url.to_owned(),
+        message: endpoint.explain(&error),
     }
 }
 
@@ -305,5 +370,116 @@ mod tests {
         }
         drop(socket);
         server.await.expect("server task");
+    }
+
+    /// What sends the worker to the next coordinator: everything but a refusal for
+    /// good, which the leader gave (so the round ends there).
+    #[test]
+    fn every_failure_moves_on_but_a_refusal_for_good() {
+        let moves_on = [
+            LinkError::Standby {
+                url: "ws://a/v1/worker/connect".into(),
+                message: "this coordinator is a standby; the leader is http://b".into(),
+            },
+            LinkError::Unreachable {
+                url: "ws://a/v1/worker/connect".into(),
+                message: "Connection refused".into(),
+            },
+            LinkError::NoWelcome(10),
+            LinkError::Rejected {
+                code: RejectCode::ShuttingDown,
+                message: "shutting down".into(),
+            },
+        ];
+        for e in moves_on {
+            assert!(e.is_retryable(), "{e}");
+        }
+        for code in [RejectCode::BadToken, RejectCode::Revoked] {
+            let e = LinkError::Rejected {
+                code,
+                message: String::new(),
+            };
+            assert!(!e.is_retryable(), "{e}");
+        }
+    }
+
+    /// A standby's 503 on the upgrade is told apart from an address that fails.
+    #[tokio::test]
+    async fn a_standbys_503_is_named_as_such() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.expect("accept");
+            let body = r#"{"error":{"code":"unavailable","message":"this coordinator is a standby; the leader is http://b:1"}}"#;
+            let answer = format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tcp.write_all(answer.as_bytes()).await;
+        });
+        let endpoint = Endpoint::new(&format!("http://{addr}"), None, false).expect("endpoint");
+        let hello = WorkerMessage::Heartbeat {
+            metrics: Default::default(),
+            running: Vec::new(),
+            draining: false,
+        };
+        match handshake(&endpoint, &hello).await {
+            Err(LinkError::Standby { url, message }) => {
+                assert_eq!(url, format!("ws://{addr}/v1/worker/connect"));
+                assert_eq!(
+                    message,
+                    "this coordinator is a standby; the leader is http://b:1"
+                );
+            }
+            other => panic!("expected a standby's refusal, got {other:?}"),
+        }
+    }
+
+    /// A token the first coordinator refuses for good ends the round: the second is
+    /// not tried (it would be a standby, or the same grid refusing again).
+    #[tokio::test]
+    async fn a_refusal_for_good_ends_the_round() {
+        let refusing = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let other = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let urls = format!(
+            "http://{},http://{}",
+            refusing.local_addr().expect("addr"),
+            other.local_addr().expect("addr")
+        );
+        tokio::spawn(async move {
+            let (tcp, _) = refusing.accept().await.expect("accept");
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+            let _hello = ws.next().await;
+            let reject = CoordinatorMessage::Reject {
+                code: RejectCode::BadToken,
+                message: "unknown worker token".into(),
+            };
+            let text = encode(&reject).expect("encode");
+            ws.send(Message::Text(text.into())).await.expect("send");
+        });
+        // The other one hangs up on whoever comes: a try there would fail otherwise.
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = other.accept().await {
+                drop(tcp);
+            }
+        });
+        let coordinators = Coordinators::new(&urls, None, false).expect("coordinators");
+        let hello = WorkerMessage::Heartbeat {
+            metrics: Default::default(),
+            running: Vec::new(),
+            draining: false,
+        };
+        match connect(&coordinators, &hello).await {
+            Err(LinkError::Rejected { code, .. }) => assert_eq!(code, RejectCode::BadToken),
+            other => panic!("expected the refusal, got {other:?}"),
+        }
+        assert_eq!(coordinators.leader(), 0, "the one that refused led");
     }
 }

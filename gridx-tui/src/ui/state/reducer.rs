@@ -317,9 +317,13 @@ impl AppState {
 
     fn on_live(&mut self, event: LiveEvent, effects: &mut Vec<Effect>) -> bool {
         match event {
-            LiveEvent::Connected => {
+            LiveEvent::Connected { coordinator } => {
                 // Reload what happened while offline (and on first connect).
                 self.connection = Connection::Online;
+                // Of several coordinators, the one that leads now.
+                if let Some(coordinator) = coordinator {
+                    self.server = coordinator;
+                }
                 effects.push(Effect::Refresh);
                 true
             }
@@ -386,8 +390,15 @@ impl AppState {
 
     fn on_worker_event(&mut self, event: WorkerEvent) -> bool {
         match event {
-            WorkerEvent::Connected { worker_id, .. } => {
+            WorkerEvent::Connected {
+                worker_id,
+                coordinator,
+                ..
+            } => {
                 self.connection = Connection::Online;
+                if let Some(coordinator) = coordinator {
+                    self.server = coordinator;
+                }
                 self.log(LogLevel::Info, format!("connected as worker {worker_id}"));
             }
             WorkerEvent::Disconnected { reason, retry_in } => {
