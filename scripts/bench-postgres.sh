@@ -24,9 +24,12 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 as_owner "$PGBIN/initdb" -D "$WORK/data" -U gridx --auth=trust -E UTF8 --locale=C >/dev/null
 as_owner "$PGBIN/postgres" -D "$WORK/data" -p "$PORT" -c listen_addresses=127.0.0.1 \
   -k "$WORK" -c max_connections=200 >"$WORK/postgres.log" 2>&1 &
-PG=$!
-trap 'kill -9 $PG 2>/dev/null; rm -rf "$WORK"' EXIT
+LAUNCHER=$!
+trap 'kill -9 $LAUNCHER $PG 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 100); do "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" && break; sleep 0.1; done
+# The postmaster's own pid (the background job is the shell running setpriv): the
+# backends serving the coordinator are its children.
+PG=$(head -1 "$WORK/data/postmaster.pid")
 
 # CPU seconds (user + system) of the postmaster and all its children, living and
 # reaped (cutime/cstime count the backends of connections that ended).
