@@ -274,9 +274,12 @@ impl Candidate {
             return Ok(None);
         }
         if let Some(pid) = stale_pid {
-            // Harmless when that session is already gone, or is this one's.
+            // Harmless when that session is already gone, or is this one's; and only
+            // a leadership session is ended, should the pid have been reused since.
             self.bounded(client.execute(
-                "SELECT pg_terminate_backend($1) WHERE $1 <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE pid = $1 AND pid <> pg_backend_pid()
+                   AND application_name = 'gridx-server leadership'",
                 &[&pid],
             ))
             .await?;
