@@ -100,8 +100,7 @@ pub async fn launch_on(
     let (stop_http_tx, stop_http_rx) = watch::channel(false);
     let server = coordinator.serve_http(listener, tls, stop_http_rx)?;
     signalled(&mut shutdown).await;
-    let grace = Duration::from_secs(u64::from(coordinator.state.config.shutdown_grace_s));
-    coordinator.stop(grace).await;
+    coordinator.stop().await;
     let _ = stop_http_tx.send(true);
     let _ = server.await;
     tracing::info!("coordinator stopped");
@@ -235,7 +234,8 @@ impl Coordinator {
 
     /// Stops taking work, sends `drain` to every worker, waits up to
     /// `shutdown_grace_s` for running jobs, and stops the queue.
-    pub(crate) async fn stop(self, grace: Duration) {
+    pub(crate) async fn stop(self) {
+        let grace = Duration::from_secs(u64::from(self.state.config.shutdown_grace_s));
         tracing::info!("shutting down: draining workers");
         let queue = self.state.queue.clone();
         queue.drain().await;

@@ -131,8 +131,7 @@ pub async fn launch_replicated(
             drop(coordinator);
             return Err(LaunchError::Deposed(epoch));
         }
-        let grace = coordinator_grace(&coordinator);
-        coordinator.stop(grace).await;
+        coordinator.stop().await;
         Ok(())
     }
     .await;
@@ -143,10 +142,6 @@ pub async fn launch_replicated(
         renewal.abort();
     }
     outcome
-}
-
-fn coordinator_grace(coordinator: &Coordinator) -> Duration {
-    Duration::from_secs(u64::from(coordinator.state.config.shutdown_grace_s))
 }
 
 /// Waits until this candidate leads (its epoch) or shutdown (`None`).

@@ -69,40 +69,17 @@ fn ignore_hangup_without_tls(tls: bool) {
 }
 
 pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
-    init_logging(config.server.log_format);
+    let runtime = start(&config)?;
     warn_if_exposed(&data_dir);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("gridx-server")
-        .build()
-        .context("starting the async runtime")?;
-    // A certificate that does not load stops `serve` before it binds and says
-    // `listening on`; `launch` loads it again for serving.
-    if let (Some(cert), Some(key)) = (&config.server.tls.cert, &config.server.tls.key) {
-        gridx_server::tls::load_pair(cert, key).context("the TLS certificate")?;
-    }
     // Before binding too: a store this user cannot write, or one another coordinator
     // serves, stops `serve` before it says `listening on`.
     let opened = gridx_server::store::open_for_serving(&data_dir)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let tls = config.server.tls.cert.is_some();
     runtime.block_on(async move {
-        // Before `listening on`: from then on a service manager may send SIGHUP.
-        ignore_hangup_without_tls(tls);
-        let listener = tokio::net::TcpListener::bind(&config.server.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-        // The address really bound, so `--listen 127.0.0.1:0` (tests, scripts) learns
-        // the port the system picked (docs/operations.md).
-        print_stdout(&format!("listening on {}", listener.local_addr()?))?;
-        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            gridx_server::signals::shutdown_signal().await;
-            tracing::info!("signal received");
-            let _ = shutdown_tx.send(true);
-        });
+        let listener = bind(&config).await?;
+        let shutdown = shutdown_on_signal();
         tracing::info!(data_dir = %data_dir.display(), "starting");
-        gridx_server::app::launch_on(config.server, data_dir, opened, listener, shutdown_rx)
+        gridx_server::app::launch_on(config.server, data_dir, opened, listener, shutdown)
             .await
             .context("coordinator failed")?;
         Ok::<_, color_eyre::Report>(())
@@ -114,39 +91,26 @@ pub fn serve(config: GridxConfig, data_dir: PathBuf) -> Result<ExitCode> {
 /// (`gridx_server::replicated`). It exits with an error when it led and lost the
 /// leadership; its service manager restarts it as a standby.
 pub fn serve_replicated(config: GridxConfig, url: String) -> Result<ExitCode> {
-    init_logging(config.server.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("gridx-server")
-        .build()
-        .context("starting the async runtime")?;
-    if let (Some(cert), Some(key)) = (&config.server.tls.cert, &config.server.tls.key) {
-        gridx_server::tls::load_pair(cert, key).context("the TLS certificate")?;
-    }
+    let runtime = start(&config)?;
     let shown = gridx_server::store::redact(&url);
     // Before binding: a database that cannot be reached, or holds a newer schema,
     // stops `serve` before it says `listening on`.
     gridx_server::store::postgres::open(&url, None)
         .with_context(|| format!("opening the store {shown}"))?;
-    let tls = config.server.tls.cert.is_some();
     let outcome = runtime.block_on(async move {
-        ignore_hangup_without_tls(tls);
-        let listener = tokio::net::TcpListener::bind(&config.server.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let listener = bind(&config).await?;
         let bound = listener.local_addr()?;
+        let scheme = if config.server.tls.cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let advertise = config
             .store
             .advertise_url
             .clone()
-            .unwrap_or_else(|| format!("{}://{bound}", if tls { "https" } else { "http" }));
-        print_stdout(&format!("listening on {bound}"))?;
-        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            gridx_server::signals::shutdown_signal().await;
-            tracing::info!("signal received");
-            let _ = shutdown_tx.send(true);
-        });
+            .unwrap_or_else(|| format!("{scheme}://{bound}"));
+        let shutdown = shutdown_on_signal();
         tracing::info!(store = %shown, %advertise, "starting on a shared store");
         gridx_server::replicated::launch_replicated(
             config.server,
@@ -154,7 +118,7 @@ pub fn serve_replicated(config: GridxConfig, url: String) -> Result<ExitCode> {
             advertise,
             gridx_server::leadership::Timing::default(),
             listener,
-            shutdown_rx,
+            shutdown,
         )
         .await
         .with_context(|| format!("coordinator on {shown} failed"))?;
@@ -165,4 +129,43 @@ pub fn serve_replicated(config: GridxConfig, url: String) -> Result<ExitCode> {
     runtime.shutdown_timeout(Duration::from_millis(500));
     outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logging and the async runtime; a certificate that does not load stops `serve`
+/// here, before it binds and says `listening on` (`launch` loads it again to serve).
+fn start(config: &GridxConfig) -> Result<tokio::runtime::Runtime> {
+    init_logging(config.server.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("gridx-server")
+        .build()
+        .context("starting the async runtime")?;
+    if let (Some(cert), Some(key)) = (&config.server.tls.cert, &config.server.tls.key) {
+        gridx_server::tls::load_pair(cert, key).context("the TLS certificate")?;
+    }
+    Ok(runtime)
+}
+
+/// Binds the listen address and says `listening on ADDR` with the address really
+/// bound, so `--listen 127.0.0.1:0` (tests, scripts) learns the port the system
+/// picked (docs/operations.md).
+async fn bind(config: &GridxConfig) -> Result<tokio::net::TcpListener> {
+    // Before `listening on`: from then on a service manager may send SIGHUP.
+    ignore_hangup_without_tls(config.server.tls.cert.is_some());
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    print_stdout(&format!("listening on {}", listener.local_addr()?))?;
+    Ok(listener)
+}
+
+/// A flag that turns true at SIGINT or SIGTERM.
+fn shutdown_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        gridx_server::signals::shutdown_signal().await;
+        tracing::info!("signal received");
+        let _ = shutdown_tx.send(true);
+    });
+    shutdown_rx
 }

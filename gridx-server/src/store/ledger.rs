@@ -153,7 +153,11 @@ pub fn post(
 
 /// An account's balance; an unknown account is an error, never an implicit zero.
 pub fn balance(conn: &Db, account: &str) -> StoreResult<Credits> {
-    conn.prepare_cached("SELECT balance FROM accounts WHERE id = ?1")?
+    balance_by(conn, "SELECT balance FROM accounts WHERE id = ?1", account)
+}
+
+fn balance_by(conn: &Db, sql: &str, account: &str) -> StoreResult<Credits> {
+    conn.prepare_cached(sql)?
         .query_row([account], |r| r.get::<i64>(0))
         .optional()?
         .map(Credits::from_millis)
@@ -165,15 +169,14 @@ pub fn balance(conn: &Db, account: &str) -> StoreResult<Credits> {
 /// (`BEGIN IMMEDIATE`); PostgreSQL locks the account's row (`FOR UPDATE`), since an
 /// admin command's debit could otherwise commit between the check and the hold.
 pub fn balance_to_spend(conn: &Db, account: &str) -> StoreResult<Credits> {
-    let sql = match conn.engine() {
-        super::Engine::Sqlite => "SELECT balance FROM accounts WHERE id = ?1",
-        super::Engine::Postgres => "SELECT balance FROM accounts WHERE id = ?1 FOR UPDATE",
-    };
-    conn.prepare_cached(sql)?
-        .query_row([account], |r| r.get::<i64>(0))
-        .optional()?
-        .map(Credits::from_millis)
-        .ok_or_else(|| StoreError::NotFound(format!("no ledger account {account}")))
+    match conn.engine() {
+        super::Engine::Sqlite => balance(conn, account),
+        super::Engine::Postgres => balance_by(
+            conn,
+            "SELECT balance FROM accounts WHERE id = ?1 FOR UPDATE",
+            account,
+        ),
+    }
 }
 
 /// The newest `limit` entries touching a user's account, signed from their side.

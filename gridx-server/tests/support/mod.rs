@@ -58,15 +58,6 @@ pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| scope.spawn(f).join().expect("store thread"))
 }
 
-/// The leadership's timing in tests: takeovers in about a second.
-pub fn fast_timing() -> gridx_server::leadership::Timing {
-    gridx_server::leadership::Timing {
-        lease: Duration::from_millis(1200),
-        renew_every: Duration::from_millis(300),
-        poll_every: Duration::from_millis(100),
-    }
-}
-
 pub fn fast_config() -> ServerConfig {
     ServerConfig {
         heartbeat_s: 1,
