@@ -470,6 +470,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (cpu_before, _) = usage(server.id());
+    let threads_before = threads(server.id());
     eprintln!(
         "{total_workers} workers online; coordinator RSS {:.1} MiB",
         usage(server.id()).1
@@ -621,7 +622,19 @@ async fn main() {
         cpu / elapsed.as_secs_f64() * 100.0,
         rss
     );
-    let breakdown: Vec<String> = threads(server.id())
+    // Only the measured window: the threads' CPU at its end less at its start.
+    let mut window: Vec<(String, f64)> = threads(server.id())
+        .into_iter()
+        .map(|(name, t)| {
+            let before = threads_before
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0.0, |(_, b)| *b);
+            (name, t - before)
+        })
+        .collect();
+    window.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    let breakdown: Vec<String> = window
         .into_iter()
         .take(4)
         .map(|(n, t)| format!("{n} {t:.2}s"))

@@ -339,7 +339,7 @@ pub async fn authenticate(
             let token = token.to_owned();
             state
                 .reader
-                .read(move |conn| users::user_by_token(conn, &token))
+                .read_small(move |conn| users::user_by_token(conn, &token))
                 .await?
         }
         _ => None,

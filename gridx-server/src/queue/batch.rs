@@ -176,16 +176,16 @@ impl State {
             Command::Tick => log_refusal(self.tick(conn, fx)),
             Command::Drain { reply } => {
                 self.draining = true;
-                for (id, w) in &mut self.workers {
+                self.workers.for_each_mut(|id, w| {
                     if let Some(s) = &w.session {
                         w.draining = true;
                         fx.outbound.push((
                             s.outbox.clone(),
                             Outbound::Send(CoordinatorMessage::Drain {}),
                         ));
-                        fx.changed_workers.push(*id);
+                        fx.changed_workers.push(id);
                     }
-                }
+                });
                 fx.replies.push(Box::new(move |_| {
                     let _ = reply.send(());
                 }));
@@ -268,14 +268,14 @@ impl State {
 
     /// On exit: tell every worker the coordinator is going away.
     pub(super) fn close_all_sessions(&mut self) {
-        for w in self.workers.values_mut() {
+        self.workers.for_each_mut(|_, w| {
             if let Some(s) = w.session.take() {
                 let _ = s.outbox.send(Outbound::Close(Some((
                     RejectCode::ShuttingDown,
                     "the coordinator is shutting down".into(),
                 ))));
             }
-        }
+        });
     }
 }
 

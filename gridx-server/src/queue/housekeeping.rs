@@ -46,7 +46,7 @@ impl State {
 
     fn persist_last_seen(&self, conn: &Db) -> Step<()> {
         let mut stmt = conn.prepare_cached("UPDATE workers SET last_seen = ?2 WHERE id = ?1")?;
-        for (id, w) in &self.workers {
+        for (id, w) in self.workers.iter() {
             if w.session.is_some()
                 && let Some(at) = w.last_seen_wall
             {
@@ -147,7 +147,7 @@ impl State {
         let marks = trust::trusted_workers(conn)?;
         let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
         for id in ids {
-            if let Some(w) = self.workers.get_mut(&id) {
+            if let Some(mut w) = self.workers.get_mut(&id) {
                 w.standing.trusted = marks.get(&id).copied().unwrap_or(false);
             }
             self.refresh_standing(id);

@@ -27,6 +27,7 @@ mod refusals;
 mod rules;
 pub mod scheduler;
 mod transitions;
+mod workers;
 
 use crate::events::{EventBus, WorkerBoard};
 use crate::metrics::Metrics;

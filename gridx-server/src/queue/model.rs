@@ -460,7 +460,7 @@ pub(super) struct State {
     pub(super) scheduler: Scheduler,
     pub(super) enqueued_at: HashMap<JobId, Instant>,
     pub(super) running: HashMap<JobId, RunningJob>,
-    pub(super) workers: HashMap<WorkerId, WorkerState>,
+    pub(super) workers: super::workers::Workers,
     /// The workers that refused each live job lately, so that it is not handed
     /// straight back to them (for `refusals::REFUSAL_HOLD`, in memory only).
     pub(super) refusals: Refusals,
@@ -503,7 +503,7 @@ impl State {
             scheduler: Scheduler::default(),
             enqueued_at: HashMap::new(),
             running: HashMap::new(),
-            workers: HashMap::new(),
+            workers: super::workers::Workers::default(),
             refusals: Refusals::default(),
             draining: false,
             events,
@@ -528,7 +528,7 @@ impl State {
     /// Open sessions are kept: their workers are still connected.
     pub(super) fn reload(&mut self, conn: &Db) -> Result<(), StoreError> {
         let now = Instant::now();
-        let mut sessions: HashMap<WorkerId, WorkerState> = std::mem::take(&mut self.workers);
+        let mut sessions: HashMap<WorkerId, WorkerState> = self.workers.take_all();
         self.scheduler = Scheduler::default();
         self.running.clear();
         self.records = trust::all_records(conn)?;
@@ -571,7 +571,7 @@ impl State {
             };
             match (job.status, job.worker) {
                 (JobStatus::Running, Some(worker)) if self.workers.contains_key(&worker) => {
-                    if let Some(w) = self.workers.get_mut(&worker) {
+                    if let Some(mut w) = self.workers.get_mut(&worker) {
                         w.lease(job.id, job.memory_mb, job.gpu_indices.clone());
                     }
                     self.running.insert(
@@ -653,7 +653,7 @@ impl State {
             },
         };
         let changed = w.standing != standing;
-        if let Some(w) = self.workers.get_mut(&id) {
+        if let Some(mut w) = self.workers.get_mut(&id) {
             w.standing = standing;
         }
         if changed {

@@ -103,7 +103,9 @@ impl State {
 
     /// The next job of `language` to place, and where. Usually the language's next
     /// job in scheduling order goes to the ready worker with most free slots that may
-    /// take it, found in one pass over the workers. When no ready worker may take
+    /// take it, found by walking the index of workers with free slots from the most
+    /// free down (`Workers::by_free_slots`) to the first that may take it: a busy
+    /// grid's full workers are not visited at all. When no ready worker may take
     /// that job (only owner-only workers of other users are free, or it is past every
     /// free worker's caps), each ready worker looks for the first job it may take
     /// (`Scheduler::pop_for`), and the highest priority (then oldest) of those is
@@ -130,13 +132,10 @@ impl State {
                         < DISPATCH_BACKLOG_BYTES
                 })
         };
-        let first_choice = self
-            .workers
-            .iter()
-            .filter(|(id, w)| {
-                ready(id, w) && may_take(w, **id, &self.refusals, &self.quorum, head_job, now)
-            })
-            .max_by_key(|(id, w)| (w.free_slots(), Reverse(**id)));
+        // The most free slots first, then the lowest id: the first that may take it.
+        let first_choice = self.workers.by_free_slots().find(|(id, w)| {
+            ready(id, w) && may_take(w, **id, &self.refusals, &self.quorum, head_job, now)
+        });
         if let Some((id, _)) = first_choice {
             return Some(Placement {
                 language,
@@ -145,7 +144,7 @@ impl State {
         }
         let mut looked: HashMap<Option<Reach<'_>>, Option<(i32, JobId)>> = HashMap::new();
         self.workers
-            .iter()
+            .by_free_slots()
             .filter(|(id, w)| ready(id, w))
             .filter_map(|(id, w)| {
                 let kind = *looked.entry(w.reach()).or_insert_with(|| {
@@ -184,7 +183,7 @@ impl State {
     ) -> Result<usize, StoreError> {
         let attempt = job.attempts + 1;
         let spec = jobs::load_spec(conn, job.id)?;
-        let Some(worker) = self.workers.get_mut(&worker_id) else {
+        let Some(mut worker) = self.workers.get_mut(&worker_id) else {
             return Err(StoreError::NotFound(format!("worker {worker_id}")));
         };
         // `may_run` found them free before the pop; nothing ran in between.

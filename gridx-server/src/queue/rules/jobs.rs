@@ -341,7 +341,7 @@ impl State {
             // The worker is draining, so it gets nothing more in this session (it
             // would only hand it back again, burning the job's attempts).
             let worker = job.worker;
-            if let Some(w) = self.workers.get_mut(&worker) {
+            if let Some(mut w) = self.workers.get_mut(&worker) {
                 w.draining = true;
                 fx.changed_workers.push(worker);
             }
@@ -586,7 +586,7 @@ impl State {
         // A lost attempt may still run on its worker, GPUs and all: they stay busy
         // there while it reports the attempt (`WorkerState::lost_gpus`).
         if matches!(how, TakenBack::Lost(_))
-            && let Some(w) = self.workers.get_mut(&worker)
+            && let Some(mut w) = self.workers.get_mut(&worker)
         {
             w.remember_lost_gpus(gridx_proto::protocol::JobAttempt { job_id, attempt });
         }
@@ -597,7 +597,7 @@ impl State {
     /// Forgets a lease in memory once its end or requeue is written.
     pub(super) fn release(&mut self, job_id: JobId, worker: WorkerId, fx: &mut Effects) {
         self.running.remove(&job_id);
-        if let Some(w) = self.workers.get_mut(&worker) {
+        if let Some(mut w) = self.workers.get_mut(&worker) {
             w.release(job_id);
             fx.changed_workers.push(worker);
         }

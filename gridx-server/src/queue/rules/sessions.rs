@@ -62,7 +62,7 @@ impl State {
             )));
         }
         let worker_id = hello.worker_id;
-        if let Some(w) = self.workers.get_mut(&worker_id)
+        if let Some(mut w) = self.workers.get_mut(&worker_id)
             && let Some(live) = &w.session
             && live.since.elapsed() < MIN_SESSION_AGE
             && w.last_replaced_at
@@ -104,10 +104,9 @@ impl State {
                 self.lose_job(conn, job_id, "the worker reconnected without it", fx)?;
             }
         }
-        let worker = self
-            .workers
-            .entry(worker_id)
-            .or_insert_with(|| WorkerState::new(hello.name.clone(), hello.owner.clone(), None));
+        let mut worker = self.workers.get_or_insert_with(worker_id, || {
+            WorkerState::new(hello.name.clone(), hello.owner.clone(), None)
+        });
         if let Some(old) = worker.session.take() {
             worker.note_replacement(worker_id);
             worker.last_replaced_at = Some(Instant::now());
@@ -137,6 +136,7 @@ impl State {
         worker.strays_cancelled.clear();
         worker.forget_lost_gpus(&reported);
         worker.standing.trusted = trusted;
+        drop(worker);
         self.refresh_standing(worker_id);
         // One more online worker may make a quorum possible.
         self.quorum_checked_at = None;
@@ -147,7 +147,7 @@ impl State {
                 Some(cancel_requested) => cancel_requested,
                 None => {
                     // A stray: remembered, so heartbeats do not cancel it again.
-                    if let Some(w) = self.workers.get_mut(&worker_id) {
+                    if let Some(mut w) = self.workers.get_mut(&worker_id) {
                         w.strays_cancelled.insert(*attempt);
                     }
                     true
@@ -175,7 +175,7 @@ impl State {
         message: WorkerMessage,
         fx: &mut Effects,
     ) -> Step<()> {
-        let Some(worker) = self.workers.get_mut(&worker_id) else {
+        let Some(mut worker) = self.workers.get_mut(&worker_id) else {
             return Ok(());
         };
         if worker.session.as_ref().is_none_or(|s| s.id != session_id) {
@@ -184,6 +184,7 @@ impl State {
         }
         worker.last_seen = Instant::now();
         worker.last_seen_wall = Some(now_millis());
+        drop(worker);
         match message {
             // The session closes on a second `hello` before it reaches the queue; this
             // stays so the rule holds whoever sends the queue messages.
@@ -196,9 +197,11 @@ impl State {
                 running,
                 draining,
             } => {
-                worker.metrics = Some(metrics);
-                // A worker that says it is stopping gets nothing more this session.
-                worker.draining |= draining;
+                if let Some(mut worker) = self.workers.get_mut(&worker_id) {
+                    worker.metrics = Some(metrics);
+                    // A worker that says it is stopping gets nothing more this session.
+                    worker.draining |= draining;
+                }
                 fx.changed_workers.push(worker_id);
                 self.reconcile(conn, worker_id, &running, fx)
             }
@@ -300,7 +303,7 @@ impl State {
                 strays.push(*attempt);
             }
         }
-        let Some(worker) = self.workers.get_mut(&worker_id) else {
+        let Some(mut worker) = self.workers.get_mut(&worker_id) else {
             return Ok(());
         };
         for (job_id, attempt) in leased {
@@ -332,6 +335,7 @@ impl State {
                 ));
             }
         }
+        drop(worker);
         for job_id in lost {
             tracing::warn!(job = %job_id, worker = %worker_id, "a leased attempt is missing from the worker's heartbeats; it is lost");
             self.lose_job(conn, job_id, "its worker stopped reporting it", fx)?;
@@ -416,7 +420,7 @@ impl State {
                 )),
                 fx,
             )?;
-            if let Some(w) = self.workers.get_mut(&id) {
+            if let Some(mut w) = self.workers.get_mut(&id) {
                 w.revoked = true;
             }
         }
@@ -437,7 +441,7 @@ impl State {
             self.lose_job(conn, job_id, why, fx)?;
         }
         self.quorum_checked_at = None;
-        if let Some(w) = self.workers.get_mut(&worker_id) {
+        if let Some(mut w) = self.workers.get_mut(&worker_id) {
             if let Some(s) = w.session.take() {
                 fx.outbound.push((s.outbox, Outbound::Close(reject)));
             }
@@ -456,7 +460,7 @@ impl State {
         session_id: u64,
         fx: &mut Effects,
     ) {
-        if let Some(w) = self.workers.get_mut(&worker_id)
+        if let Some(mut w) = self.workers.get_mut(&worker_id)
             && w.session.as_ref().is_some_and(|s| s.id == session_id)
         {
             w.session = None;

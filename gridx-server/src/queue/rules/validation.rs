@@ -135,7 +135,7 @@ impl State {
             compile_output_sha256: compile_digest.as_deref(),
         };
         trust::insert_replica(conn, &replica, now_millis())?;
-        if let Some(w) = self.workers.get_mut(&worker) {
+        if let Some(mut w) = self.workers.get_mut(&worker) {
             w.pending += 1;
         }
         match self.policy.tally(&earlier, &key) {
@@ -285,7 +285,7 @@ impl State {
                 }
                 Verdict::Inconclusive | Verdict::Pending => {}
             }
-            if let Some(w) = self.workers.get_mut(&r.worker_id) {
+            if let Some(mut w) = self.workers.get_mut(&r.worker_id) {
                 w.pending = w.pending.saturating_sub(1);
                 fx.changed_workers.push(r.worker_id);
             }
